@@ -1,0 +1,314 @@
+//! The apalis-board dashboard, mounted at [`BOARD_PATH`] (`/board`) over Faena's apalis backend.
+//!
+//! # Layout
+//!
+//! - `/board/api/v1/...` is apalis-board's JSON API (`/queues`, `/tasks`, `/workers`,
+//!   `/overview`, and per queue `/queues/{queue}/tasks|stats|workers|tasks/{id}`), served by one
+//!   [`FaenaBackend`] per queue.
+//! - every other `/board/...` path is the dashboard (a Leptos/WASM app embedded in the
+//!   apalis-board crate): an asset when one has that name, else its `index.html`.
+//!
+//! # Queues
+//!
+//! apalis-board registers its per-queue routes once, when the app is built. [`Board::load`] reads
+//! the known queues (`Broker::queues`, plus `default`) at startup. A queue first used after
+//! startup still works: the listing routes (`/queues`, `/overview`, `/tasks`, `/workers`) are
+//! queue independent, and per-queue reads of an unregistered queue are answered by a fallback
+//! that builds its backend per request. Pushing a task through the board (`PUT
+//! /queues/{queue}/tasks`) is only available on the queues registered at startup.
+//!
+//! # Mounting under `/board`
+//!
+//! The embedded UI was built to live at `/`: it loads `/<asset>`, calls `/api/v1/...` and routes on
+//! `/`, `/queues/...`, `/tasks/...`. Faena owns those paths, so the served `index.html` is
+//! rewritten: its asset URLs get the `/board` prefix, and a small script that runs before the app
+//! (see [`SHIM`]) sends `/api/v1/...` requests (fetch and EventSource) to `/board/api/v1/...`,
+//! strips `/board` from the address the app's router reads at start, and puts it back on the
+//! addresses the app pushes, so reloading a board page lands on the board again.
+//!
+//! Live task logs (`/api/v1/events`, the `events` feature) are not enabled.
+
+use std::sync::{Arc, OnceLock};
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse, Scope};
+use apalis_board::actix::framework::{ApiBuilder, RegisterRoute};
+use apalis_board::actix::ui::ServeUI;
+use apalis_board::actix::RawTask;
+use apalis_core::backend::Filter;
+use faena_broker::apalis_backend::FaenaBackend;
+use faena_broker::Broker;
+use faena_core::QueueName;
+use serde_json::Value;
+use tokio::sync::RwLock;
+
+use crate::AppState;
+
+/// Where the dashboard is mounted.
+pub const BOARD_PATH: &str = "/board";
+
+/// Where its JSON API is mounted, under [`BOARD_PATH`].
+pub const API_PATH: &str = "/api/v1";
+
+/// The backend the board reads: Faena's apalis backend with raw JSON arguments.
+pub type BoardBackend = FaenaBackend<Value>;
+
+/// What the board needs to build its routes in every actix worker.
+#[derive(Clone, Debug)]
+pub struct Board {
+    broker: Broker,
+    queues: Vec<QueueName>,
+}
+
+impl Board {
+    /// A board over `queues` (`default` is always added).
+    pub fn new(broker: Broker, queues: impl IntoIterator<Item = QueueName>) -> Self {
+        let mut queues: Vec<QueueName> = queues
+            .into_iter()
+            .chain([QueueName::default_queue()])
+            .collect();
+        queues.sort();
+        queues.dedup();
+        Self { broker, queues }
+    }
+
+    /// A board over the queues the broker knows now, plus `default`. When Redis cannot answer,
+    /// only `default` is registered up front (the others are still served by the fallback).
+    pub async fn load(broker: Broker) -> Self {
+        let queues = match broker.queues().await {
+            Ok(q) => q,
+            Err(e) => {
+                tracing::warn!(error = %e, "board: cannot list the queues; registering only `default`");
+                Vec::new()
+            }
+        };
+        Self::new(broker, queues)
+    }
+
+    /// The queues registered up front.
+    pub fn queues(&self) -> &[QueueName] {
+        &self.queues
+    }
+
+    /// The `/board` scope: the API and the UI.
+    pub fn scope(&self) -> Scope {
+        let mut api = ApiBuilder::new(web::scope(API_PATH));
+        for q in &self.queues {
+            api = api.register(
+                q.as_str(),
+                BoardBackend::new(self.broker.clone(), q.clone()),
+            );
+        }
+        // Registered after apalis-board's own `/queues/{name}` scopes, so only queues it does
+        // not know reach it.
+        let api = api.build().service(
+            web::scope("/queues/{queue}")
+                .route("/tasks", web::get().to(fallback_tasks))
+                .route("/stats", web::get().to(fallback_stats))
+                .route("/workers", web::get().to(fallback_workers))
+                .route("/tasks/{id}", web::get().to(fallback_task)),
+        );
+        // Issue 9: the admin check goes here, as a `.wrap(...)` on this scope, so that it covers
+        // both the API and the UI.
+        web::scope(BOARD_PATH)
+            .service(api)
+            .route("", web::get().to(ui))
+            .route("/{tail:.*}", web::get().to(ui))
+    }
+}
+
+/// Runs in the page before the app: see the module documentation.
+pub const SHIM: &str = r#"<script>
+(function () {
+  var board = "/board", api = "/api/v1";
+  var under = function (p, root) { return p === root || p.indexOf(root + "/") === 0; };
+  var toBoard = function (u) {
+    try {
+      var url = new URL(u, location.href);
+      if (url.origin === location.origin && under(url.pathname, api)) {
+        url.pathname = board + url.pathname;
+        return url.href;
+      }
+    } catch (e) {}
+    return u;
+  };
+  var fetch0 = window.fetch;
+  window.fetch = function (input, init) {
+    if (input instanceof Request) {
+      var moved = toBoard(input.url);
+      if (moved !== input.url) input = new Request(moved, input);
+    } else if (typeof input === "string" || input instanceof URL) {
+      input = toBoard(String(input));
+    }
+    return fetch0.call(this, input, init);
+  };
+  if (window.EventSource) {
+    var ES = window.EventSource;
+    var Moved = function (u, c) { return new ES(toBoard(String(u)), c); };
+    Moved.prototype = ES.prototype;
+    Moved.CONNECTING = 0; Moved.OPEN = 1; Moved.CLOSED = 2;
+    window.EventSource = Moved;
+  }
+  var withBoard = function (u) {
+    if (u === undefined || u === null) return u;
+    try {
+      var url = new URL(String(u), location.href);
+      if (url.origin === location.origin && !under(url.pathname, board)) {
+        url.pathname = board + (url.pathname === "/" ? "" : url.pathname);
+        return url.href;
+      }
+    } catch (e) {}
+    return u;
+  };
+  var withoutBoard = function () {
+    var p = location.pathname;
+    if (under(p, board)) {
+      replace0.call(history, history.state, "",
+        (p.slice(board.length) || "/") + location.search + location.hash);
+    }
+  };
+  var push0 = history.pushState, replace0 = history.replaceState;
+  history.pushState = function (s, t, u) { return push0.call(this, s, t, withBoard(u)); };
+  history.replaceState = function (s, t, u) { return replace0.call(this, s, t, withBoard(u)); };
+  // Back/forward: the app reads the address in its own popstate listener, added after this one.
+  window.addEventListener("popstate", function () {
+    withoutBoard();
+    setTimeout(function () {
+      if (!under(location.pathname, board)) {
+        replace0.call(history, history.state, "", withBoard(location.href));
+      }
+    }, 0);
+  });
+  withoutBoard();
+  // Once the app has read its start address, show the `/board` one again.
+  window.addEventListener("TrunkApplicationStarted", function () {
+    setTimeout(function () {
+      if (!under(location.pathname, board)) {
+        replace0.call(history, history.state, "", withBoard(location.href));
+      }
+    }, 0);
+  });
+})();
+</script>"#;
+
+/// The embedded `index.html`, with its asset URLs under `/board` and [`SHIM`] first in `<head>`.
+fn index_html() -> &'static str {
+    static INDEX: OnceLock<String> = OnceLock::new();
+    INDEX.get_or_init(|| {
+        let raw = ServeUI::get_file("index.html")
+            .and_then(|f| f.contents_utf8())
+            .unwrap_or("<!DOCTYPE html><html><head></head><body></body></html>");
+        let prefixed = raw
+            .replace("'/", &format!("'{BOARD_PATH}/"))
+            .replace("\"/", &format!("\"{BOARD_PATH}/"))
+            // The app resolves its own links against `/`.
+            .replace(&format!("<base href=\"{BOARD_PATH}/\""), "<base href=\"/\"");
+        prefixed.replacen("<head>", &format!("<head>\n{SHIM}"), 1)
+    })
+}
+
+/// An embedded asset by name, else the dashboard's `index.html`.
+async fn ui(req: HttpRequest) -> HttpResponse {
+    let tail = req.match_info().query("tail").trim_start_matches('/');
+    if !tail.is_empty() && tail != "index.html" {
+        if let Some(file) = apalis_board::actix::ui::ServeUI::get_file(tail).filter(|f| {
+            f.path()
+                .to_str()
+                .is_some_and(|p| p.trim_start_matches('/') != "index.html")
+        }) {
+            let path = file.path().to_str().unwrap_or_default();
+            let mut res = HttpResponse::Ok();
+            res.insert_header((header::CONTENT_TYPE, ServeUI::content_type(path)));
+            if let Some(cache) = ServeUI::cache_control(path) {
+                res.insert_header((header::CACHE_CONTROL, cache));
+            }
+            return res.body(file.contents().to_vec());
+        }
+        if tail.contains('.') && !tail.contains('/') {
+            return HttpResponse::NotFound().finish();
+        }
+    }
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(index_html())
+}
+
+/// The backend of a queue the broker knows, for the fallback routes.
+async fn backend_of(
+    state: &AppState,
+    queue: &str,
+) -> Result<Arc<RwLock<BoardBackend>>, HttpResponse> {
+    let not_found = || {
+        HttpResponse::NotFound().json(serde_json::json!({
+            "error": { "code": "not_found", "message": format!("no queue named {queue:?}") }
+        }))
+    };
+    let queue = QueueName::parse(queue).map_err(|_| not_found())?;
+    let known = state.broker.queues().await.map_err(|e| {
+        HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "error": { "code": "unavailable", "message": format!("the broker is unavailable: {e}") }
+        }))
+    })?;
+    if !known.contains(&queue) {
+        return Err(not_found());
+    }
+    Ok(Arc::new(RwLock::new(BoardBackend::new(
+        state.broker.clone(),
+        queue,
+    ))))
+}
+
+async fn fallback_tasks(
+    state: web::Data<AppState>,
+    queue: web::Path<String>,
+    filter: web::Query<Filter>,
+) -> HttpResponse {
+    let backend = match backend_of(&state, &queue).await {
+        Ok(b) => b,
+        Err(res) => return res,
+    };
+    match apalis_board::actix::get_tasks::<BoardBackend, Value>(backend, filter.into_inner()).await
+    {
+        Ok(tasks) => HttpResponse::Ok().json(tasks.into_iter().map(RawTask).collect::<Vec<_>>()),
+        Err(e) => HttpResponse::InternalServerError().json(e),
+    }
+}
+
+async fn fallback_stats(state: web::Data<AppState>, queue: web::Path<String>) -> HttpResponse {
+    let backend = match backend_of(&state, &queue).await {
+        Ok(b) => b,
+        Err(res) => return res,
+    };
+    match apalis_board::actix::stats_by_queue(backend).await {
+        Ok(stats) => HttpResponse::Ok().json(stats),
+        Err(e) => HttpResponse::InternalServerError().json(e),
+    }
+}
+
+async fn fallback_workers(state: web::Data<AppState>, queue: web::Path<String>) -> HttpResponse {
+    let backend = match backend_of(&state, &queue).await {
+        Ok(b) => b,
+        Err(res) => return res,
+    };
+    match apalis_board::actix::get_workers(backend).await {
+        Ok(workers) => HttpResponse::Ok().json(workers),
+        Err(e) => HttpResponse::InternalServerError().json(e),
+    }
+}
+
+async fn fallback_task(
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
+    let (queue, id) = path.into_inner();
+    let backend = match backend_of(&state, &queue).await {
+        Ok(b) => b,
+        Err(res) => return res,
+    };
+    match apalis_board::actix::get_task_by_id::<BoardBackend, Value>(id, backend).await {
+        Ok(Some(task)) => HttpResponse::Ok().json(RawTask(task)),
+        Ok(None) => HttpResponse::NotFound().finish(),
+        Err(e) => HttpResponse::InternalServerError().json(e),
+    }
+}

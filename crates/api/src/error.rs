@@ -1,0 +1,145 @@
+//! The api's error type: every error answers JSON `{error:{code,message,field?}}` with a stable code.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use faena_broker::BrokerError;
+use serde::Serialize;
+
+/// An error the api answers with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    BadRequest {
+        code: &'static str,
+        message: String,
+        field: Option<String>,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+    #[error(transparent)]
+    Shop(#[from] faena_core::shop::ShopError),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    error: Detail<'a>,
+}
+
+#[derive(Serialize)]
+struct Detail<'a> {
+    code: &'a str,
+    message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    details: Option<serde_json::Value>,
+}
+
+impl ApiError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. } => code,
+            Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::Unavailable(_) => "service_unavailable",
+            Self::Internal(_) => "internal",
+            Self::Shop(e) => e.code(),
+        }
+    }
+
+    pub fn bad_request(
+        code: &'static str,
+        message: impl Into<String>,
+        field: Option<String>,
+    ) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+            field,
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Shop(e) => {
+                use faena_core::shop::ShopError as S;
+                match e {
+                    S::NotFound { .. } => StatusCode::NOT_FOUND,
+                    S::Invalid { .. } | S::InsufficientStock(_) => StatusCode::BAD_REQUEST,
+                    S::WrongState { .. } | S::SkuExists(_) | S::Contention(_) => {
+                        StatusCode::CONFLICT
+                    }
+                    S::Expired { .. } => StatusCode::GONE,
+                    S::Db(_) => StatusCode::SERVICE_UNAVAILABLE,
+                }
+            }
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        use faena_core::shop::ShopError as S;
+        let field = match self {
+            Self::BadRequest { field, .. } => field.as_deref(),
+            Self::Shop(S::Invalid { field, .. }) => Some(field.as_str()),
+            _ => None,
+        };
+        let details = match self {
+            Self::Shop(S::InsufficientStock(s)) => Some(serde_json::json!({ "shortages": s })),
+            Self::Shop(S::WrongState { status, .. }) => {
+                Some(serde_json::json!({ "status": status }))
+            }
+            Self::Shop(S::Expired { expires_at, .. }) => {
+                Some(serde_json::json!({ "status": "EXPIRED", "expires_at": expires_at }))
+            }
+            _ => None,
+        };
+        HttpResponse::build(self.status_code()).json(Body {
+            error: Detail {
+                code: self.code(),
+                message: self.to_string(),
+                field,
+                details,
+            },
+        })
+    }
+}
+
+impl From<BrokerError> for ApiError {
+    fn from(e: BrokerError) -> Self {
+        match e {
+            BrokerError::Enqueue(e) => Self::bad_request(e.code(), e.to_string(), e.field()),
+            BrokerError::Unavailable(m) => {
+                Self::Unavailable(format!("the queue (Redis) is unavailable: {m}"))
+            }
+            BrokerError::Invalid(m) => Self::bad_request("invalid_request", m, None),
+            BrokerError::Redis(m) => Self::Internal(m),
+        }
+    }
+}
+
+impl From<faena_core::periodic::PeriodicError> for ApiError {
+    fn from(e: faena_core::periodic::PeriodicError) -> Self {
+        use faena_core::periodic::PeriodicError as P;
+        match &e {
+            P::NotFound(_) => Self::NotFound(e.to_string()),
+            P::Exists(_) => Self::Conflict(e.to_string()),
+            P::Invalid { .. } | P::Schedule { .. } => {
+                Self::bad_request(e.code(), e.to_string(), e.field())
+            }
+            P::Db(_) => Self::Unavailable(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! faena-api: the HTTP API. The only crate that knows actix-web.
+//!
+//! [`Application::build`] binds (port 0 in tests) and returns a server that tests can start.
+
+pub mod board;
+pub mod error;
+pub mod routes;
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{web, App, HttpResponse, HttpServer};
+use faena_broker::Broker;
+use faena_core::db::PgPool;
+use faena_core::jobs::Catalog;
+use faena_core::{db, redis_pool, Settings};
+
+use crate::error::ApiError;
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: PgPool,
+    pub broker: Broker,
+    /// How long a checkout holds stock.
+    pub reservation_ttl: std::time::Duration,
+}
+
+impl AppState {
+    /// A database connection, or 503 when PostgreSQL cannot give one.
+    pub async fn db_conn(&self) -> Result<faena_core::db::PooledConnection, ApiError> {
+        self.db
+            .get()
+            .await
+            .map_err(|e| ApiError::Unavailable(format!("the database is unavailable: {e}")))
+    }
+}
+
+/// The largest JSON body accepted.
+pub const MAX_JSON_BYTES: usize = 256 * 1024;
+
+/// A bound, not yet running, api server.
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    /// Checks migrations, builds the pools, binds `settings.api_bind`.
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        db::ensure_migrated(settings.database_url()).await?;
+        let db = db::create_pool(settings.database_url(), settings.db_pool_size)?;
+        let redis = redis_pool::create_pool(settings.redis_url(), settings.redis_pool_size)?;
+        let broker = Broker::new(
+            redis,
+            settings.redis_url(),
+            settings.broker.clone(),
+            Catalog::default(),
+        )?;
+        let listener = TcpListener::bind(settings.api_bind).map_err(|e| {
+            anyhow::anyhow!("cannot listen on FAENA_API_BIND={}: {e}", settings.api_bind)
+        })?;
+        let port = listener.local_addr()?.port();
+        let board = board::Board::load(broker.clone()).await;
+        let server = run(
+            listener,
+            AppState {
+                db,
+                broker,
+                reservation_ttl: settings.reservation_ttl,
+            },
+            board,
+        )?;
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Runs until the server stops; actix drains in-flight requests on SIGTERM/SIGINT.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn json_error(
+    err: actix_web::error::JsonPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    use actix_web::error::JsonPayloadError as E;
+    let (code, message) = match &err {
+        E::OverflowKnownLength { length, limit } => (
+            "body_too_large",
+            format!("the body has {length} bytes; the limit is {limit}"),
+        ),
+        E::Overflow { limit } => (
+            "body_too_large",
+            format!("the body is larger than {limit} bytes"),
+        ),
+        E::ContentType => (
+            "unsupported_media_type",
+            "send JSON with `Content-Type: application/json`".into(),
+        ),
+        E::Deserialize(e) => (
+            "invalid_json",
+            format!("the body is not valid for this endpoint: {e}"),
+        ),
+        other => ("invalid_json", other.to_string()),
+    };
+    let status = match &err {
+        E::OverflowKnownLength { .. } | E::Overflow { .. } => {
+            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE
+        }
+        E::ContentType => actix_web::http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        _ => actix_web::http::StatusCode::BAD_REQUEST,
+    };
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    actix_web::error::InternalError::from_response(err, HttpResponse::build(status).json(body))
+        .into()
+}
+
+fn path_error(err: actix_web::error::PathError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+    let body =
+        serde_json::json!({ "error": { "code": "invalid_path", "message": err.to_string() } });
+    actix_web::error::InternalError::from_response(err, HttpResponse::BadRequest().json(body))
+        .into()
+}
+
+fn query_error(
+    err: actix_web::error::QueryPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
+    let body =
+        serde_json::json!({ "error": { "code": "invalid_query", "message": err.to_string() } });
+    actix_web::error::InternalError::from_response(err, HttpResponse::BadRequest().json(body))
+        .into()
+}
+
+async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    )))
+}
+
+/// Starts the server on a listener, with the apalis-board dashboard at `/board`.
+pub fn run(listener: TcpListener, state: AppState, board: board::Board) -> std::io::Result<Server> {
+    faena_core::metrics::recorder();
+    let state = web::Data::new(state);
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(MAX_JSON_BYTES)
+                    .error_handler(json_error),
+            )
+            .app_data(web::PathConfig::default().error_handler(path_error))
+            .app_data(web::QueryConfig::default().error_handler(query_error))
+            .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("faena_api::http"))
+            .wrap_fn(|req, srv| {
+                use actix_web::dev::Service;
+                let started = std::time::Instant::now();
+                let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+                let method = req.method().to_string();
+                let fut = srv.call(req);
+                async move {
+                    let res = fut.await?;
+                    faena_core::metrics::http_request(
+                        &route,
+                        &method,
+                        res.status().as_u16(),
+                        started.elapsed(),
+                    );
+                    Ok(res)
+                }
+            })
+            .service(routes::health::health)
+            .service(routes::metrics::metrics)
+            .service(routes::tasks::enqueue)
+            .service(routes::tasks::show)
+            .service(routes::periodic::list)
+            .service(routes::periodic::create)
+            .service(routes::periodic::show)
+            .service(routes::periodic::update)
+            .service(routes::periodic::remove)
+            .service(routes::periodic::run_now)
+            .service(routes::shop::create_product)
+            .service(routes::shop::list_products)
+            .service(routes::shop::get_product)
+            .service(routes::shop::update_product)
+            .service(routes::shop::adjust_stock)
+            .service(routes::shop::checkout)
+            .service(routes::shop::get_reservation)
+            .service(routes::shop::confirm)
+            .service(routes::shop::release)
+            // apalis-board; issue 9 puts the admin check on this scope (see `Board::scope`).
+            .service(board.scope())
+            .default_service(web::route().to(not_found))
+    })
+    .shutdown_timeout(30)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}

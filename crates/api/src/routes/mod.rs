@@ -1,0 +1,7 @@
+//! The api's routes, by resource.
+
+pub mod health;
+pub mod metrics;
+pub mod periodic;
+pub mod shop;
+pub mod tasks;

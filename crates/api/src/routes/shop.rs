@@ -1,0 +1,108 @@
+//! Products (admin once authentication lands), checkout and reservations.
+
+use actix_web::{delete, get, patch, post, web, HttpResponse};
+use faena_core::shop::{self, CheckoutRequest, NewProduct, ProductPatch};
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+#[post("/api/products")]
+pub async fn create_product(
+    state: web::Data<AppState>,
+    body: web::Json<NewProduct>,
+) -> Result<HttpResponse, ApiError> {
+    let p = shop::create_product(&mut *state.db_conn().await?, body.into_inner()).await?;
+    Ok(HttpResponse::Created().json(p))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    limit: Option<i64>,
+}
+
+#[get("/api/products")]
+pub async fn list_products(
+    state: web::Data<AppState>,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(HttpResponse::Ok().json(shop::list_products(&mut *state.db_conn().await?, limit).await?))
+}
+
+#[get("/api/products/{id}")]
+pub async fn get_product(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(shop::get_product(&mut *state.db_conn().await?, *id).await?))
+}
+
+#[patch("/api/products/{id}")]
+pub async fn update_product(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<ProductPatch>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok()
+        .json(shop::update_product(&mut *state.db_conn().await?, *id, body.into_inner()).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StockAdjustment {
+    delta: i32,
+}
+
+/// Adds (or with a negative delta removes) stock.
+#[post("/api/products/{id}/stock")]
+pub async fn adjust_stock(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: web::Json<StockAdjustment>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok()
+        .json(shop::adjust_stock(&mut *state.db_conn().await?, *id, body.delta).await?))
+}
+
+/// Reserves every item or none for the reservation TTL.
+#[post("/api/checkout")]
+pub async fn checkout(
+    state: web::Data<AppState>,
+    body: web::Json<CheckoutRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let r = shop::checkout(
+        &mut *state.db_conn().await?,
+        &body,
+        state.reservation_ttl,
+        None,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(r))
+}
+
+#[get("/api/reservations/{id}")]
+pub async fn get_reservation(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(shop::get_reservation(&mut *state.db_conn().await?, *id).await?))
+}
+
+#[post("/api/reservations/{id}/confirm")]
+pub async fn confirm(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(shop::confirm(&mut *state.db_conn().await?, *id).await?))
+}
+
+/// Releases an ACTIVE reservation at once, returning its stock.
+#[delete("/api/reservations/{id}")]
+pub async fn release(
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(shop::release(&mut *state.db_conn().await?, *id).await?))
+}

@@ -1,0 +1,441 @@
+//! Checkout reservations over real PostgreSQL: stock never oversells, multi-item checkouts keep
+//! `stock + held` constant, parallel release jobs return each unit once, confirm racing release.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bigdecimal::BigDecimal;
+use common::spawn_app;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use faena_core::schema::{products, reservation_items, reservations};
+use faena_core::shop;
+use serde_json::{json, Value};
+
+async fn product(app: &common::TestApp, sku: &str, stock: i32) -> anyhow::Result<i64> {
+    let (s, b) = app
+        .post(
+            "/api/products",
+            &json!({"sku": sku, "name": sku, "unit_price": "12.50", "stock": stock}).to_string(),
+        )
+        .await?;
+    anyhow::ensure!(s == 201, "create product: {s} {b}");
+    b["id"]
+        .as_i64()
+        .ok_or_else(|| anyhow::anyhow!("no id in {b}"))
+}
+
+async fn stock_of(app: &common::TestApp, id: i64) -> anyhow::Result<i64> {
+    let (_, b) = app.get(&format!("/api/products/{id}")).await?;
+    b["stock"]
+        .as_i64()
+        .ok_or_else(|| anyhow::anyhow!("no stock in {b}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_checkouts_against_stock_ten() -> anyhow::Result<()> {
+    let app = Arc::new(spawn_app("hot").await?);
+    let id = product(&app, "HOT-1", 10).await?;
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..200 {
+        let app = Arc::clone(&app);
+        set.spawn(async move {
+            app.post(
+                "/api/checkout",
+                &json!({"items": [{"product_id": id, "quantity": 1}]}).to_string(),
+            )
+            .await
+        });
+    }
+    let mut created = 0;
+    let mut refused = 0;
+    while let Some(r) = set.join_next().await {
+        let (s, b) = r??;
+        match s {
+            201 => created += 1,
+            400 => {
+                assert_eq!(b["error"]["code"], json!("insufficient_stock"), "{b}");
+                let available = b["error"]["details"]["shortages"][0]["available"].as_i64();
+                assert!(available.is_some_and(|a| a < 1), "{b}");
+                refused += 1;
+            }
+            other => anyhow::bail!("unexpected {other}: {b}"),
+        }
+    }
+    assert_eq!((created, refused), (10, 190));
+    assert_eq!(stock_of(&app, id).await?, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn checkout_validation() -> anyhow::Result<()> {
+    let app = spawn_app("checkoutval").await?;
+    let a = product(&app, "A", 3).await?;
+    let b = product(&app, "B", 1).await?;
+    let cases: &[(Value, u16, &str)] = &[
+        (json!({"items": []}), 400, "invalid_field"),
+        (
+            json!({"items": [{"product_id": a, "quantity": 0}]}),
+            400,
+            "invalid_field",
+        ),
+        (
+            json!({"items": [{"product_id": a, "quantity": 1}, {"product_id": a, "quantity": 2}]}),
+            400,
+            "invalid_field",
+        ),
+        (
+            json!({"items": [{"product_id": 999_999, "quantity": 1}]}),
+            404,
+            "not_found",
+        ),
+        (
+            json!({"items": [{"product_id": a, "quantity": 1, "extra": 1}]}),
+            400,
+            "invalid_json",
+        ),
+        (
+            json!({"items": [{"product_id": a, "quantity": "x"}]}),
+            400,
+            "invalid_json",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let (s, r) = app.post("/api/checkout", &body.to_string()).await?;
+        assert_eq!(
+            (s, r["error"]["code"].clone()),
+            (*status, json!(code)),
+            "{body} -> {r}"
+        );
+    }
+    let (_, r) = app
+        .post(
+            "/api/checkout",
+            &json!({"items": [{"product_id": a, "quantity": -1}]}).to_string(),
+        )
+        .await?;
+    assert_eq!(r["error"]["field"], json!("items[0].quantity"));
+    // All or nothing: B lacks stock, so A is not reserved either; both shortages are listed.
+    let (s, r) = app
+        .post(
+            "/api/checkout",
+            &json!({"items": [{"product_id": a, "quantity": 4}, {"product_id": b, "quantity": 2}]})
+                .to_string(),
+        )
+        .await?;
+    assert_eq!(s, 400, "{r}");
+    assert_eq!(
+        r["error"]["details"]["shortages"].as_array().map(Vec::len),
+        Some(2),
+        "{r}"
+    );
+    assert_eq!((stock_of(&app, a).await?, stock_of(&app, b).await?), (3, 1));
+    // A good one, then confirm and the states that follow.
+    let (s, r) = app
+        .post(
+            "/api/checkout",
+            &json!({"items": [{"product_id": a, "quantity": 2}]}).to_string(),
+        )
+        .await?;
+    assert_eq!(s, 201, "{r}");
+    let rid = r["reservation_id"].as_i64().unwrap_or_default();
+    assert_eq!(r["items"][0]["sku"], json!("A"));
+    let (s, r) = app
+        .post(&format!("/api/reservations/{rid}/confirm"), "")
+        .await?;
+    assert_eq!((s, r["status"].clone()), (200, json!("CONFIRMED")), "{r}");
+    let (s, r) = app
+        .post(&format!("/api/reservations/{rid}/confirm"), "")
+        .await?;
+    assert_eq!(
+        (s, r["error"]["details"]["status"].clone()),
+        (409, json!("CONFIRMED")),
+        "{r}"
+    );
+    let (s, _) = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/reservations/{rid}"),
+            None,
+        )
+        .await?;
+    assert_eq!(s, 409, "a confirmed reservation is not released");
+    assert_eq!(stock_of(&app, a).await?, 1);
+    let (s, r) = app
+        .post(
+            "/api/checkout",
+            &json!({"items": [{"product_id": a, "quantity": 1}]}).to_string(),
+        )
+        .await?;
+    assert_eq!(s, 201);
+    let rid = r["reservation_id"].as_i64().unwrap_or_default();
+    let (s, r) = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/reservations/{rid}"),
+            None,
+        )
+        .await?;
+    assert_eq!((s, r["status"].clone()), (200, json!("RELEASED")), "{r}");
+    assert_eq!(stock_of(&app, a).await?, 1);
+    let (s, r) = app
+        .post(
+            "/api/products",
+            &json!({"sku": "A", "name": "dup", "unit_price": "1", "stock": 1}).to_string(),
+        )
+        .await?;
+    assert_eq!(
+        (s, r["error"]["code"].clone()),
+        (409, json!("already_exists"))
+    );
+    let (s, r) = app
+        .post(
+            "/api/products",
+            &json!({"sku": "C", "name": "c", "unit_price": "1.005", "stock": 1}).to_string(),
+        )
+        .await?;
+    assert_eq!(
+        (s, r["error"]["field"].clone()),
+        (400, json!("unit_price")),
+        "{r}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_multi_item_checkouts_keep_stock_plus_held_constant() -> anyhow::Result<()> {
+    let app = Arc::new(spawn_app("multi").await?);
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(product(&app, &format!("M-{i}"), 40).await?);
+    }
+    let ids = Arc::new(ids);
+    let mut set = tokio::task::JoinSet::new();
+    for n in 0..120usize {
+        let app = Arc::clone(&app);
+        let ids = Arc::clone(&ids);
+        set.spawn(async move {
+            // Items in varying orders so lock ordering matters.
+            let items: Vec<Value> = (0..3)
+                .map(|k| json!({"product_id": ids[(n + k * 2) % 5], "quantity": 1 + (n + k) % 3}))
+                .collect();
+            let (s, r) = app
+                .post("/api/checkout", &json!({"items": items}).to_string())
+                .await?;
+            if s == 201 && n % 3 == 0 {
+                let rid = r["reservation_id"].as_i64().unwrap_or_default();
+                let (s2, r2) = app
+                    .send(
+                        reqwest::Method::DELETE,
+                        &format!("/api/reservations/{rid}"),
+                        None,
+                    )
+                    .await?;
+                anyhow::ensure!(s2 == 200, "release: {s2} {r2}");
+            }
+            anyhow::ensure!(
+                s == 201 || (s == 400 && r["error"]["code"] == json!("insufficient_stock")),
+                "checkout: {s} {r}"
+            );
+            Ok(())
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r??;
+    }
+    let pool = faena_core::db::create_pool(&app.db.url, 1)?;
+    let mut conn = pool.get().await?;
+    for id in ids.iter() {
+        let held: Option<i64> = reservation_items::table
+            .inner_join(reservations::table)
+            .filter(reservation_items::product_id.eq(id))
+            .filter(reservations::status.eq("ACTIVE"))
+            .select(diesel::dsl::sum(reservation_items::quantity))
+            .first(&mut conn)
+            .await?;
+        let stock = stock_of(&app, *id).await?;
+        assert!(stock >= 0);
+        assert_eq!(
+            stock + held.unwrap_or(0),
+            40,
+            "product {id}: stock {stock} + held {held:?}"
+        );
+    }
+    Ok(())
+}
+
+/// Inserts `n` reservations of one unit each of `product`, expiring at `expires_at`, taking the stock.
+async fn reserve_directly(
+    conn: &mut diesel_async::AsyncPgConnection,
+    product: i64,
+    n: usize,
+    expires_at: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Vec<i64>> {
+    let rows: Vec<_> = (0..n)
+        .map(|_| reservations::expires_at.eq(expires_at))
+        .collect();
+    let ids: Vec<i64> = diesel::insert_into(reservations::table)
+        .values(rows)
+        .returning(reservations::id)
+        .get_results(conn)
+        .await?;
+    let items: Vec<_> = ids
+        .iter()
+        .map(|r| {
+            (
+                reservation_items::reservation_id.eq(r),
+                reservation_items::product_id.eq(product),
+                reservation_items::quantity.eq(1),
+            )
+        })
+        .collect();
+    diesel::insert_into(reservation_items::table)
+        .values(items)
+        .execute(conn)
+        .await?;
+    diesel::update(products::table.find(product))
+        .set(products::stock.eq(products::stock - n as i32))
+        .execute(conn)
+        .await?;
+    Ok(ids)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_release_jobs_in_parallel_return_each_unit_once() -> anyhow::Result<()> {
+    let app = spawn_app("release").await?;
+    let pool = faena_core::db::create_pool(&app.db.url, 4)?;
+    let mut conn = pool.get().await?;
+    let p = shop::create_product(
+        &mut conn,
+        shop::NewProduct {
+            sku: "R".into(),
+            name: "r".into(),
+            unit_price: BigDecimal::from(1),
+            stock: 1500,
+            low_stock_threshold: 5,
+        },
+    )
+    .await?;
+    reserve_directly(
+        &mut conn,
+        p.id,
+        1000,
+        chrono::Utc::now() - chrono::Duration::minutes(1),
+    )
+    .await?;
+    assert_eq!(shop::get_product(&mut conn, p.id).await?.stock, 500);
+    let (p1, p2) = (pool.clone(), pool.clone());
+    let j1 = tokio::spawn(async move {
+        shop::release_expired(&mut *p1.get().await?, 50)
+            .await
+            .map_err(anyhow::Error::from)
+    });
+    let j2 = tokio::spawn(async move {
+        shop::release_expired(&mut *p2.get().await?, 50)
+            .await
+            .map_err(anyhow::Error::from)
+    });
+    let (r1, r2) = (j1.await??, j2.await??);
+    assert_eq!(r1.released + r2.released, 1000, "{r1:?} {r2:?}");
+    assert_eq!(r1.units + r2.units, 1000);
+    assert_eq!(shop::get_product(&mut conn, p.id).await?.stock, 1500);
+    let again = shop::release_expired(&mut conn, 50).await?;
+    assert_eq!(
+        again,
+        shop::ReleaseReport::default(),
+        "a second run changes nothing"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirm_racing_release_ends_in_one_state_and_stock_adds_up() -> anyhow::Result<()> {
+    let app = Arc::new(spawn_app("race").await?);
+    let pool = faena_core::db::create_pool(&app.db.url, 6)?;
+    let mut conn = pool.get().await?;
+    let p = shop::create_product(
+        &mut conn,
+        shop::NewProduct {
+            sku: "Q".into(),
+            name: "q".into(),
+            unit_price: BigDecimal::from(1),
+            stock: 300,
+            low_stock_threshold: 5,
+        },
+    )
+    .await?;
+    let ids = reserve_directly(
+        &mut conn,
+        p.id,
+        200,
+        chrono::Utc::now() + chrono::Duration::hours(1),
+    )
+    .await?;
+    // All expire 300 ms from now; confirms are spread from 150 ms before to 50 ms after that moment,
+    // while two release jobs run, so some confirms win and some lose.
+    let expiry = chrono::Utc::now() + chrono::Duration::milliseconds(300);
+    diesel::update(reservations::table.filter(reservations::id.eq_any(&ids)))
+        .set(reservations::expires_at.eq(expiry))
+        .execute(&mut conn)
+        .await?;
+    let until = (expiry - chrono::Utc::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    tokio::time::sleep(until.saturating_sub(Duration::from_millis(150))).await;
+    let mut set = tokio::task::JoinSet::new();
+    for _ in 0..2 {
+        let pool = pool.clone();
+        set.spawn(async move {
+            let mut total = shop::ReleaseReport::default();
+            for _ in 0..20 {
+                let r = shop::release_expired(&mut *pool.get().await?, 10).await?;
+                total.released += r.released;
+                total.units += r.units;
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Ok::<_, anyhow::Error>(total.released)
+        });
+    }
+    let mut confirms = tokio::task::JoinSet::new();
+    for (i, id) in ids.clone().into_iter().enumerate() {
+        let app = Arc::clone(&app);
+        confirms.spawn(async move {
+            tokio::time::sleep(Duration::from_millis(i as u64)).await;
+            app.post(&format!("/api/reservations/{id}/confirm"), "")
+                .await
+        });
+    }
+    let mut confirmed_ok = 0;
+    while let Some(r) = confirms.join_next().await {
+        let (s, b) = r??;
+        match s {
+            200 => confirmed_ok += 1,
+            410 => assert_eq!(b["error"]["code"], json!("expired"), "{b}"),
+            other => anyhow::bail!("confirm answered {other}: {b}"),
+        }
+    }
+    while let Some(r) = set.join_next().await {
+        r??;
+    }
+    // Anything still ACTIVE and expired is released by a last run.
+    shop::release_expired(&mut conn, 100).await?;
+    let states: Vec<String> = reservations::table
+        .filter(reservations::id.eq_any(&ids))
+        .select(reservations::status)
+        .load(&mut conn)
+        .await?;
+    let confirmed = states.iter().filter(|s| *s == "CONFIRMED").count();
+    let expired = states.iter().filter(|s| *s == "EXPIRED").count();
+    assert_eq!(confirmed + expired, 200, "{states:?}");
+    assert_eq!(
+        confirmed, confirmed_ok,
+        "every 200 answer is a CONFIRMED row and nothing else"
+    );
+    assert_eq!(
+        shop::get_product(&mut conn, p.id).await?.stock as usize,
+        300 - confirmed
+    );
+    Ok(())
+}

@@ -1,0 +1,513 @@
+//! faena-broker: Faena's own Redis queue backend.
+//!
+//! Enqueue (single and batch, with idempotency keys), leased fetch with blocking pickup, batched
+//! acknowledgements, retries, snoozes, promotion of delayed jobs in bounded chunks, lease reaping,
+//! a worker registry, queue statistics in O(1), pause/resume, retry/cancel/purge.
+//! Every Redis key name lives in [`keys`]; every multi-step change is one Lua script in `src/lua/`.
+
+pub mod apalis_backend;
+pub mod keys;
+mod leader;
+pub mod record;
+mod scripts;
+mod worker_api;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use deadpool_redis::Pool;
+use faena_core::jobs::{Catalog, EnqueueError, EnqueueRequest, NewTask};
+use faena_core::settings::BrokerSettings;
+use faena_core::{QueueName, TaskId};
+use redis::AsyncCommands;
+
+pub use keys::{GlobalKeys, QueueKeys};
+pub use record::{QueueStats, TaskRecord, TaskState, WorkerInfo};
+pub use worker_api::{
+    Fetch, LeasedJob, MaintainReport, Outcome, OutcomeKind, Waiter, WorkerRegistration,
+};
+
+/// The dedicated connection of a blocking wait ([`Broker::blocking_connection`]).
+pub type BlockingConnection = redis::aio::MultiplexedConnection;
+
+/// Jobs per enqueue script call; large batches are split so no call blocks Redis for long.
+pub const ENQUEUE_CHUNK: usize = 1000;
+
+/// An error of the broker boundary, with a stable [`BrokerError::code`].
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error(transparent)]
+    Enqueue(#[from] EnqueueError),
+    #[error(
+        "Redis is unavailable: {0}. Check REDIS_URL and that Redis runs (`faena check-infra`)"
+    )]
+    Unavailable(String),
+    #[error("Redis answered an error: {0}")]
+    Redis(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl BrokerError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Enqueue(e) => e.code(),
+            Self::Unavailable(_) => "broker_unavailable",
+            Self::Redis(_) => "broker_error",
+            Self::Invalid(_) => "invalid_request",
+        }
+    }
+}
+
+impl From<redis::RedisError> for BrokerError {
+    fn from(e: redis::RedisError) -> Self {
+        if e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+        {
+            Self::Unavailable(e.to_string())
+        } else {
+            Self::Redis(e.to_string())
+        }
+    }
+}
+
+impl From<redis::ParsingError> for BrokerError {
+    fn from(e: redis::ParsingError) -> Self {
+        Self::Redis(format!("unexpected reply: {e}"))
+    }
+}
+
+impl From<deadpool_redis::PoolError> for BrokerError {
+    fn from(e: deadpool_redis::PoolError) -> Self {
+        Self::Unavailable(e.to_string())
+    }
+}
+
+/// Result alias of the broker.
+pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
+
+/// What `purge` removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PurgeTarget {
+    /// Jobs waiting to run (pending and scheduled).
+    Pending,
+    /// DEAD jobs.
+    Dead,
+}
+
+/// The broker: cheap to clone, shared by every task of a process.
+#[derive(Clone)]
+pub struct Broker {
+    pool: Pool,
+    /// One multiplexed, self-reconnecting connection for every hot-path command: concurrent callers
+    /// are pipelined on it, and unlike a deadpool checkout it costs no PING per use.
+    shared: redis::aio::ConnectionManager,
+    redis_url: Arc<str>,
+    cfg: Arc<BrokerSettings>,
+    catalog: Catalog,
+    global: Arc<GlobalKeys>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker")
+            .field("prefix", &self.cfg.prefix)
+            .finish()
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+impl Broker {
+    /// A broker over a pool. `redis_url` is used for the shared multiplexed connection and the
+    /// dedicated blocking connections of workers; nothing connects until first use.
+    pub fn new(pool: Pool, redis_url: &str, cfg: BrokerSettings, catalog: Catalog) -> Result<Self> {
+        let client = redis::Client::open(redis_url)?;
+        let mcfg = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(faena_core::redis_pool::CONNECT_TIMEOUT))
+            .set_response_timeout(Some(faena_core::redis_pool::RESPONSE_TIMEOUT))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let shared = redis::aio::ConnectionManager::new_lazy_with_config(client, mcfg)?;
+        Ok(Self {
+            pool,
+            shared,
+            redis_url: redis_url.into(),
+            global: Arc::new(GlobalKeys::new(&cfg.prefix)),
+            cfg: Arc::new(cfg),
+            catalog,
+        })
+    }
+
+    pub fn settings(&self) -> &BrokerSettings {
+        &self.cfg
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub fn global_keys(&self) -> &GlobalKeys {
+        &self.global
+    }
+
+    pub fn queue_keys(&self, queue: &QueueName) -> QueueKeys {
+        QueueKeys::new(&self.cfg.prefix, queue)
+    }
+
+    pub(crate) async fn conn(&self) -> Result<redis::aio::ConnectionManager> {
+        Ok(self.shared.clone())
+    }
+
+    /// Validates and enqueues one job; returns its id (or the id of the job that already holds its
+    /// idempotency key).
+    pub async fn enqueue(&self, req: EnqueueRequest) -> Result<String> {
+        let task = self.catalog.prepare(req, Utc::now())?;
+        let mut ids = self.enqueue_prepared(vec![task]).await?;
+        ids.pop()
+            .ok_or_else(|| BrokerError::Redis("the enqueue script returned no id".into()))
+    }
+
+    /// Validates every request first (nothing is enqueued when one is invalid), then enqueues them all.
+    pub async fn enqueue_many(&self, reqs: Vec<EnqueueRequest>) -> Result<Vec<String>> {
+        let now = Utc::now();
+        let tasks = reqs
+            .into_iter()
+            .map(|r| self.catalog.prepare(r, now))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        self.enqueue_prepared(tasks).await
+    }
+
+    /// Enqueues validated tasks, grouped by queue, in chunks of [`ENQUEUE_CHUNK`] pipelined together.
+    /// Returns the ids in the order of `tasks`.
+    pub async fn enqueue_prepared(&self, tasks: Vec<NewTask>) -> Result<Vec<String>> {
+        let now = now_ms();
+        let mut by_queue: HashMap<QueueName, Vec<usize>> = HashMap::new();
+        for (i, t) in tasks.iter().enumerate() {
+            by_queue.entry(t.queue.clone()).or_default().push(i);
+        }
+        let mut pipe = redis::pipe();
+        // Registered on every enqueue, in the same round trip: a cache in the process would miss a
+        // Redis that restarted empty, and lookups by id and new-queue discovery read this set.
+        let names: Vec<&str> = by_queue.keys().map(QueueName::as_str).collect();
+        pipe.sadd(&self.global.queues, names).ignore();
+        let mut order: Vec<&[usize]> = Vec::new();
+        let ttl = self.cfg.idempotency_ttl.as_secs().max(1);
+        for (queue, idxs) in &by_queue {
+            let k = self.queue_keys(queue);
+            for chunk in idxs.chunks(ENQUEUE_CHUNK) {
+                let mut cmd =
+                    scripts::evalsha(&scripts::ENQUEUE, &[&k.pending, &k.scheduled, &k.stats]);
+                cmd.arg(now).arg(&k.base).arg(ttl).arg(queue.as_str());
+                for &i in chunk {
+                    let t = &tasks[i];
+                    let run_at = t.run_at.map_or(0, |d| d.timestamp_millis());
+                    cmd.arg(t.id.to_string())
+                        .arg(t.kind)
+                        .arg(&t.args)
+                        .arg(t.max_attempts)
+                        .arg(run_at)
+                        .arg(t.idempotency_key.as_deref().unwrap_or(""));
+                }
+                pipe.add_command(cmd);
+                order.push(chunk);
+            }
+        }
+        let mut conn = self.conn().await?;
+        let replies: Vec<Vec<String>> = scripts::query_pipe(&mut conn, &pipe).await?;
+        let mut ids = vec![String::new(); tasks.len()];
+        for (chunk, reply) in order.into_iter().zip(replies) {
+            if reply.len() != chunk.len() {
+                return Err(BrokerError::Redis(format!(
+                    "the enqueue script returned {} ids for {} jobs",
+                    reply.len(),
+                    chunk.len()
+                )));
+            }
+            for (&i, id) in chunk.iter().zip(reply) {
+                ids[i] = id;
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Every queue that ever received a job, sorted.
+    pub async fn queues(&self) -> Result<Vec<QueueName>> {
+        let mut conn = self.conn().await?;
+        let names: Vec<String> = conn.smembers(&self.global.queues).await?;
+        let mut queues: Vec<QueueName> = names
+            .iter()
+            .filter_map(|n| QueueName::parse(n).ok())
+            .collect();
+        queues.sort();
+        Ok(queues)
+    }
+
+    /// Looks a task up by id across the known queues.
+    pub async fn task(&self, id: &TaskId) -> Result<Option<TaskRecord>> {
+        let queues = self.queues().await?;
+        if queues.is_empty() {
+            return Ok(None);
+        }
+        let id = id.to_string();
+        let mut pipe = redis::pipe();
+        for q in &queues {
+            pipe.hgetall(self.queue_keys(q).task(&id));
+        }
+        let mut conn = self.conn().await?;
+        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        Ok(hashes.iter().find_map(|h| TaskRecord::from_hash(&id, h)))
+    }
+
+    /// Counters of one queue: a handful of O(1) commands in one round trip.
+    pub async fn stats(&self, queue: &QueueName) -> Result<QueueStats> {
+        let k = self.queue_keys(queue);
+        let mut conn = self.conn().await?;
+        let (pending, scheduled, running, dead, paused, counters): (
+            u64,
+            u64,
+            u64,
+            u64,
+            bool,
+            HashMap<String, u64>,
+        ) = redis::pipe()
+            .llen(&k.pending)
+            .zcard(&k.scheduled)
+            .zcard(&k.leased)
+            .zcard(&k.dead)
+            .exists(&k.paused)
+            .hgetall(&k.stats)
+            .query_async(&mut conn)
+            .await?;
+        let c = |name: &str| counters.get(name).copied().unwrap_or(0);
+        Ok(QueueStats {
+            queue: queue.to_string(),
+            paused,
+            pending,
+            scheduled,
+            running,
+            dead,
+            succeeded: c("succeeded"),
+            failed: c("failed"),
+            retried: c("retried"),
+            enqueued: c("enqueued"),
+        })
+    }
+
+    /// Stats of every known queue.
+    pub async fn all_stats(&self) -> Result<Vec<QueueStats>> {
+        let mut out = Vec::new();
+        for q in self.queues().await? {
+            out.push(self.stats(&q).await?);
+        }
+        Ok(out)
+    }
+
+    /// Pauses a queue: it keeps accepting jobs and starts none until resumed.
+    pub async fn pause(&self, queue: &QueueName) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let _: () = redis::pipe()
+            .sadd(&self.global.queues, queue.as_str())
+            .ignore()
+            .set(self.queue_keys(queue).paused, Utc::now().timestamp_millis())
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Resumes a paused queue.
+    pub async fn resume(&self, queue: &QueueName) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let _: () = conn.del(self.queue_keys(queue).paused).await?;
+        Ok(())
+    }
+
+    async fn admin(&self, action: &str, id: &TaskId) -> Result<Option<TaskState>> {
+        let Some(rec) = self.task(id).await? else {
+            return Ok(None);
+        };
+        let queue =
+            QueueName::parse(&rec.queue).map_err(|e| BrokerError::Invalid(e.to_string()))?;
+        let k = self.queue_keys(&queue);
+        let mut conn = self.conn().await?;
+        let mut cmd = scripts::evalsha(&scripts::ADMIN, &[&k.pending, &k.scheduled, &k.dead]);
+        cmd.arg(action)
+            .arg(id.to_string())
+            .arg(&k.base)
+            .arg(now_ms())
+            .arg(self.cfg.result_ttl.as_secs());
+        let state: String = scripts::run(&mut conn, &cmd).await?;
+        Ok(TaskState::parse(&state))
+    }
+
+    /// Puts a DEAD or CANCELLED task back to PENDING with fresh attempts. Returns the state after
+    /// the call (unchanged when the task was in another state), `None` for an unknown id.
+    pub async fn retry(&self, id: &TaskId) -> Result<Option<TaskState>> {
+        self.admin("retry", id).await
+    }
+
+    /// Cancels a PENDING or SCHEDULED task. Returns the state after the call.
+    pub async fn cancel(&self, id: &TaskId) -> Result<Option<TaskState>> {
+        self.admin("cancel", id).await
+    }
+
+    /// Puts up to `limit` DEAD tasks of a queue back to PENDING (oldest first); returns
+    /// `(looked at, retried)`. Call it again until it looks at 0 to retry them all.
+    pub async fn retry_dead(&self, queue: &QueueName, limit: usize) -> Result<(u64, u64)> {
+        let k = self.queue_keys(queue);
+        let mut conn = self.conn().await?;
+        let ids: Vec<String> = conn.zrange(&k.dead, 0, limit.max(1) as isize - 1).await?;
+        if ids.is_empty() {
+            return Ok((0, 0));
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            let mut cmd = scripts::evalsha(&scripts::ADMIN, &[&k.pending, &k.scheduled, &k.dead]);
+            cmd.arg("retry")
+                .arg(id)
+                .arg(&k.base)
+                .arg(now_ms())
+                .arg(self.cfg.result_ttl.as_secs());
+            pipe.add_command(cmd);
+        }
+        let states: Vec<String> = scripts::query_pipe(&mut conn, &pipe).await?;
+        let retried = states.iter().filter(|s| *s == "PENDING").count() as u64;
+        // Ids whose record already expired are dropped from the dead set so the loop ends.
+        let gone: Vec<&String> = ids
+            .iter()
+            .zip(&states)
+            .filter(|(_, s)| *s == "MISSING")
+            .map(|(id, _)| id)
+            .collect();
+        if !gone.is_empty() {
+            let _: i64 = conn.zrem(&k.dead, gone).await?;
+        }
+        Ok((ids.len() as u64, retried))
+    }
+
+    /// Lists up to `limit` tasks of a queue in a state that has an index (pending, scheduled,
+    /// running, dead), oldest first.
+    pub async fn list(
+        &self,
+        queue: &QueueName,
+        state: TaskState,
+        limit: usize,
+    ) -> Result<Vec<TaskRecord>> {
+        let k = self.queue_keys(queue);
+        let stop = limit.max(1) as isize - 1;
+        let mut conn = self.conn().await?;
+        let ids: Vec<String> = match state {
+            TaskState::Pending => conn.lrange(&k.pending, 0, stop).await?,
+            TaskState::Scheduled => conn.zrange(&k.scheduled, 0, stop).await?,
+            TaskState::Running => conn.zrange(&k.leased, 0, stop).await?,
+            TaskState::Dead => conn.zrange(&k.dead, 0, stop).await?,
+            other => {
+                return Err(BrokerError::Invalid(format!(
+                    "tasks in state {other} are not indexed; list pending, scheduled, running or dead, or show one by id"
+                )))
+            }
+        };
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(k.task(id));
+        }
+        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        Ok(ids
+            .iter()
+            .zip(&hashes)
+            .filter_map(|(id, h)| TaskRecord::from_hash(id, h))
+            .filter(|r| r.state == state)
+            .collect())
+    }
+
+    /// Removes pending and scheduled jobs, or DEAD jobs, of a queue; returns how many.
+    /// Works in chunks of 1000 ids so it never blocks Redis for long.
+    pub async fn purge(&self, queue: &QueueName, target: PurgeTarget) -> Result<u64> {
+        let k = self.queue_keys(queue);
+        let mut conn = self.conn().await?;
+        let mut removed = 0u64;
+        let sources: Vec<&str> = match target {
+            PurgeTarget::Pending => vec![&k.pending, &k.scheduled],
+            PurgeTarget::Dead => vec![&k.dead],
+        };
+        for source in sources {
+            loop {
+                let ids: Vec<String> = if source == k.pending {
+                    redis::cmd("LPOP")
+                        .arg(source)
+                        .arg(1000)
+                        .query_async(&mut conn)
+                        .await?
+                } else {
+                    redis::cmd("ZPOPMIN")
+                        .arg(source)
+                        .arg(1000)
+                        .query_async::<Vec<(String, f64)>>(&mut conn)
+                        .await?
+                        .into_iter()
+                        .map(|(id, _)| id)
+                        .collect()
+                };
+                if ids.is_empty() {
+                    break;
+                }
+                removed += ids.len() as u64;
+                let keys: Vec<String> = ids.iter().map(|id| k.task(id)).collect();
+                let _: () = conn.del(keys).await?;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Deletes every key under this broker's prefix. For tests and `faena` dev resets only.
+    pub async fn destroy_all_keys(&self) -> Result<u64> {
+        let mut conn = self.conn().await?;
+        let pattern = self.global.all_pattern();
+        let mut cursor: u64 = 0;
+        let mut deleted = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut conn)
+                .await?;
+            if !keys.is_empty() {
+                deleted += keys.len() as u64;
+                let _: () = conn.del(keys).await?;
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        Ok(deleted)
+    }
+
+    /// A connection without a response timeout, for blocking commands (one per fetcher).
+    pub async fn blocking_connection(&self) -> Result<BlockingConnection> {
+        let client = redis::Client::open(&*self.redis_url)?;
+        let cfg = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(2)))
+            .set_response_timeout(None);
+        Ok(client
+            .get_multiplexed_async_connection_with_config(&cfg)
+            .await?)
+    }
+}

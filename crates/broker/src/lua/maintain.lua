@@ -1,0 +1,43 @@
+-- Periodic upkeep of one queue, bounded by ARGV[2] items per step so any backlog drains in chunks:
+-- promote due scheduled jobs, take back jobs whose lease expired, trim DEAD ids past retention.
+-- KEYS[1] pending, KEYS[2] scheduled, KEYS[3] leased, KEYS[4] dead, KEYS[5] stats
+-- ARGV[1] now (ms), ARGV[2] limit, ARGV[3] key prefix of the queue, ARGV[4] dead ttl (s)
+-- Returns {promoted, requeued, dead, score of the next scheduled job or -1}
+local now, limit, kp, dttl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
+for _, id in ipairs(due) do
+  redis.call('ZREM', KEYS[2], id)
+  local rk = kp .. 't:' .. id
+  if redis.call('HGET', rk, 'state') == 'SCHEDULED' then
+    redis.call('HSET', rk, 'state', 'PENDING')
+    redis.call('RPUSH', KEYS[1], id)
+  end
+end
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, limit)
+local requeued, dead = 0, 0
+for _, id in ipairs(expired) do
+  redis.call('ZREM', KEYS[3], id)
+  local rk = kp .. 't:' .. id
+  local v = redis.call('HMGET', rk, 'state', 'attempts', 'max_attempts', 'worker')
+  if v[1] == 'RUNNING' then
+    local msg = 'lease expired: worker ' .. tostring(v[4]) .. ' stopped renewing it (killed or stuck)'
+    if tonumber(v[2]) >= tonumber(v[3]) then
+      redis.call('HSET', rk, 'state', 'DEAD', 'finished_at', now, 'error', msg, 'error_class', 'lease_expired')
+      redis.call('ZADD', KEYS[4], now, id)
+      redis.call('EXPIRE', rk, dttl)
+      redis.call('HINCRBY', KEYS[5], 'dead', 1)
+      dead = dead + 1
+    else
+      redis.call('HSET', rk, 'state', 'PENDING', 'error', msg, 'error_class', 'lease_expired')
+      redis.call('RPUSH', KEYS[1], id)
+      requeued = requeued + 1
+    end
+    redis.call('HINCRBY', KEYS[5], 'failed', 1)
+  end
+end
+local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - dttl * 1000, 'LIMIT', 0, limit)
+for _, id in ipairs(old) do redis.call('ZREM', KEYS[4], id) end
+local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+local next_at = -1
+if nxt[2] then next_at = tonumber(nxt[2]) end
+return {#due, requeued, dead, next_at}

@@ -1,0 +1,169 @@
+//! What the broker tells about tasks and queues: task records, states and queue statistics.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::Serialize;
+
+/// The state of a task. See `docs/job-states.md` for the transitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TaskState {
+    Pending,
+    Scheduled,
+    Running,
+    Succeeded,
+    Dead,
+    Cancelled,
+}
+
+impl TaskState {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_uppercase().as_str() {
+            "PENDING" => Self::Pending,
+            "SCHEDULED" => Self::Scheduled,
+            "RUNNING" => Self::Running,
+            "SUCCEEDED" => Self::Succeeded,
+            "DEAD" => Self::Dead,
+            "CANCELLED" => Self::Cancelled,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Scheduled => "SCHEDULED",
+            Self::Running => "RUNNING",
+            Self::Succeeded => "SUCCEEDED",
+            Self::Dead => "DEAD",
+            Self::Cancelled => "CANCELLED",
+        }
+    }
+
+    /// True for states a task never leaves on its own.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Dead | Self::Cancelled)
+    }
+}
+
+impl std::fmt::Display for TaskState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The record of one task, as `GET /api/tasks/{id}` and `faena tasks show` present it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TaskRecord {
+    pub id: String,
+    pub state: TaskState,
+    pub kind: String,
+    pub queue: String,
+    pub args: serde_json::Value,
+    pub attempts: u32,
+    pub max_attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub result: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_class: Option<String>,
+    pub enqueued_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub next_run_at: Option<DateTime<Utc>>,
+    pub worker: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+fn ms(v: Option<&String>) -> Option<DateTime<Utc>> {
+    v.and_then(|s| s.parse::<i64>().ok())
+        .and_then(|ms| Utc.timestamp_millis_opt(ms).single())
+}
+
+fn json(v: Option<&String>) -> Option<serde_json::Value> {
+    v.map(|s| serde_json::from_str(s).unwrap_or_else(|_| serde_json::Value::String(s.clone())))
+}
+
+impl TaskRecord {
+    /// Builds a record from the task's Redis hash; `None` when the hash is empty or unreadable.
+    pub(crate) fn from_hash(id: &str, h: &HashMap<String, String>) -> Option<Self> {
+        let state = TaskState::parse(h.get("state")?)?;
+        let num = |k: &str| h.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+        Some(Self {
+            id: id.to_owned(),
+            state,
+            kind: h.get("kind").cloned().unwrap_or_default(),
+            queue: h.get("queue").cloned().unwrap_or_default(),
+            args: json(h.get("args")).unwrap_or(serde_json::Value::Null),
+            attempts: num("attempts"),
+            max_attempts: num("max_attempts"),
+            result: json(h.get("result")),
+            error: h.get("error").cloned(),
+            error_class: h.get("error_class").cloned(),
+            enqueued_at: ms(h.get("enqueued_at")),
+            started_at: ms(h.get("started_at")),
+            finished_at: ms(h.get("finished_at")),
+            next_run_at: ms(h.get("next_run_at")),
+            worker: h.get("worker").cloned(),
+            idempotency_key: h.get("idempotency_key").cloned(),
+        })
+    }
+}
+
+/// Counters and sizes of one queue; every number is O(1) to read.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct QueueStats {
+    pub queue: String,
+    pub paused: bool,
+    /// Ids waiting in the pending list (cancelled ids still in the list count until a worker drops them).
+    pub pending: u64,
+    pub scheduled: u64,
+    pub running: u64,
+    pub dead: u64,
+    /// Attempts that succeeded, since the queue was created.
+    pub succeeded: u64,
+    /// Attempts that failed (retried or dead), since the queue was created.
+    pub failed: u64,
+    pub retried: u64,
+    pub enqueued: u64,
+}
+
+/// A live worker process, from the registry.
+#[derive(Debug, Clone, Serialize)]
+pub struct WorkerInfo {
+    pub id: String,
+    pub host: String,
+    pub pid: u32,
+    pub queues: Vec<String>,
+    pub concurrency: u32,
+    pub running: u32,
+    pub started_at: Option<DateTime<Utc>>,
+    pub last_heartbeat: Option<DateTime<Utc>>,
+}
+
+impl WorkerInfo {
+    pub(crate) fn from_hash(id: &str, h: &HashMap<String, String>) -> Self {
+        let num = |k: &str| h.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+        Self {
+            id: id.to_owned(),
+            host: h.get("host").cloned().unwrap_or_default(),
+            pid: num("pid"),
+            queues: h
+                .get("queues")
+                .map(|q| {
+                    q.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_owned)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            concurrency: num("concurrency"),
+            running: num("running"),
+            started_at: ms(h.get("started_at")),
+            last_heartbeat: ms(h.get("last_heartbeat")),
+        }
+    }
+}

@@ -1,0 +1,371 @@
+//! The worker's side of the broker: leased fetch, blocking wait, batched outcomes, lease renewal,
+//! upkeep (promotion, reaping), release on shutdown, and the worker registry.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use faena_core::QueueName;
+use redis::AsyncCommands;
+
+use crate::record::WorkerInfo;
+use crate::{now_ms, scripts, Broker, Result};
+
+/// A job leased to this worker.
+#[derive(Debug, Clone)]
+pub struct LeasedJob {
+    pub id: String,
+    pub kind: String,
+    pub queue: QueueName,
+    /// The args as stored (JSON text).
+    pub args: String,
+    /// This attempt's number, from 1.
+    pub attempt: u32,
+    pub max_attempts: u32,
+    /// When it was enqueued (ms since the epoch).
+    pub enqueued_at_ms: i64,
+}
+
+/// The answer of a fetch.
+#[derive(Debug)]
+pub enum Fetch {
+    /// The queue is paused: nothing was leased.
+    Paused,
+    /// Zero or more jobs, now RUNNING and leased to the worker.
+    Jobs(Vec<LeasedJob>),
+}
+
+/// How one attempt ended.
+#[derive(Debug, Clone)]
+pub enum OutcomeKind {
+    Succeeded {
+        result: String,
+    },
+    Retry {
+        error: String,
+        class: String,
+        at: DateTime<Utc>,
+    },
+    Dead {
+        error: String,
+        class: String,
+    },
+    Snooze {
+        until: DateTime<Utc>,
+    },
+}
+
+/// The outcome of one attempt of one job.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub id: String,
+    pub kind: OutcomeKind,
+}
+
+/// What one upkeep pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MaintainReport {
+    pub promoted: u64,
+    pub requeued: u64,
+    pub dead: u64,
+    /// When the next scheduled job is due (ms), if any.
+    pub next_due_ms: Option<i64>,
+}
+
+/// A worker process as it registers itself.
+#[derive(Debug, Clone)]
+pub struct WorkerRegistration {
+    /// `host:pid:random`: unique across restarts, so a restarted worker never collides with its earlier life.
+    pub id: String,
+    pub host: String,
+    pub pid: u32,
+    pub queues: Vec<QueueName>,
+    pub concurrency: u32,
+    pub started_at: DateTime<Utc>,
+}
+
+impl WorkerRegistration {
+    pub fn new(queues: Vec<QueueName>, concurrency: u32) -> Self {
+        let host = hostname::get()
+            .map(|h| h.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| "unknown".into());
+        let pid = std::process::id();
+        let suffix = ulid::Ulid::new().to_string()[20..].to_ascii_lowercase();
+        Self {
+            id: format!("{host}:{pid}:{suffix}"),
+            host,
+            pid,
+            queues,
+            concurrency,
+            started_at: Utc::now(),
+        }
+    }
+}
+
+/// A fetcher's dedicated blocking connection, opened on first use and reopened after an error.
+#[derive(Default)]
+pub struct Waiter {
+    conn: Option<crate::BlockingConnection>,
+}
+
+impl std::fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiter")
+            .field("connected", &self.conn.is_some())
+            .finish()
+    }
+}
+
+/// How long a worker may miss heartbeats before its parked ids are taken back.
+pub const WORKER_STALE_AFTER: Duration = Duration::from_secs(30);
+
+impl Broker {
+    /// Leases up to `n` jobs of `queue` to `worker`.
+    pub async fn fetch(&self, queue: &QueueName, worker: &str, n: usize) -> Result<Fetch> {
+        let k = self.queue_keys(queue);
+        let now = now_ms();
+        let deadline = now + self.cfg.lease.as_millis() as i64;
+        let inflight = k.inflight(worker);
+        let mut cmd = scripts::evalsha(
+            &scripts::FETCH,
+            &[&k.pending, &k.leased, &inflight, &k.paused],
+        );
+        cmd.arg(now)
+            .arg(deadline)
+            .arg(n.max(1))
+            .arg(worker)
+            .arg(&k.base);
+        let mut conn = self.conn().await?;
+        let reply: redis::Value = scripts::run(&mut conn, &cmd).await?;
+        match &reply {
+            redis::Value::SimpleString(s) if s == "PAUSED" => return Ok(Fetch::Paused),
+            redis::Value::Okay => return Ok(Fetch::Paused),
+            _ => {}
+        }
+        let flat: Vec<redis::Value> = redis::from_redis_value(reply)?;
+        let mut jobs = Vec::with_capacity(flat.len() / 6);
+        let text = |v: &redis::Value| -> String {
+            redis::from_redis_value_ref::<String>(v).unwrap_or_default()
+        };
+        let num = |v: &redis::Value| -> i64 { redis::from_redis_value_ref::<i64>(v).unwrap_or(0) };
+        for c in flat.chunks_exact(6) {
+            jobs.push(LeasedJob {
+                id: text(&c[0]),
+                kind: text(&c[1]),
+                queue: queue.clone(),
+                args: text(&c[2]),
+                attempt: num(&c[3]) as u32,
+                max_attempts: num(&c[4]) as u32,
+                enqueued_at_ms: num(&c[5]),
+            });
+        }
+        Ok(Fetch::Jobs(jobs))
+    }
+
+    /// Blocks up to `timeout` until a job is pending, parking its id in the worker's inflight list
+    /// (the next [`Broker::fetch`] leases it). Uses `conn`, a connection from
+    /// [`Broker::blocking_connection`]. Returns true when an id was parked.
+    pub async fn wait_for_job(
+        &self,
+        conn: &mut redis::aio::MultiplexedConnection,
+        queue: &QueueName,
+        worker: &str,
+        timeout: Duration,
+    ) -> Result<bool> {
+        let k = self.queue_keys(queue);
+        let moved: Option<String> = redis::cmd("BLMOVE")
+            .arg(&k.pending)
+            .arg(k.inflight(worker))
+            .arg("LEFT")
+            .arg("RIGHT")
+            .arg(timeout.as_secs_f64())
+            .query_async(conn)
+            .await?;
+        Ok(moved.is_some())
+    }
+
+    /// [`Broker::wait_for_job`] over the connection kept in `waiter`: opens it when needed, and drops
+    /// it after an error so the next call reconnects (the caller pauses a little before that).
+    pub async fn wait_for_job_with(
+        &self,
+        waiter: &mut Waiter,
+        queue: &QueueName,
+        worker: &str,
+        timeout: Duration,
+    ) -> Result<bool> {
+        let conn = match waiter.conn.as_mut() {
+            Some(c) => c,
+            None => waiter.conn.insert(self.blocking_connection().await?),
+        };
+        let parked = self.wait_for_job(conn, queue, worker, timeout).await;
+        if parked.is_err() {
+            waiter.conn = None;
+        }
+        parked
+    }
+
+    /// Records a batch of outcomes of one queue in one script call.
+    pub async fn finish(&self, queue: &QueueName, outcomes: &[Outcome]) -> Result<()> {
+        if outcomes.is_empty() {
+            return Ok(());
+        }
+        let k = self.queue_keys(queue);
+        let mut cmd = scripts::evalsha(
+            &scripts::FINISH,
+            &[&k.leased, &k.scheduled, &k.dead, &k.stats],
+        );
+        cmd.arg(now_ms())
+            .arg(self.cfg.result_ttl.as_secs())
+            .arg(self.cfg.dead_ttl.as_secs())
+            .arg(&k.base);
+        for o in outcomes {
+            let (code, text, class, at): (&str, &str, &str, i64) = match &o.kind {
+                OutcomeKind::Succeeded { result } => ("S", result, "", 0),
+                OutcomeKind::Retry { error, class, at } => {
+                    ("R", error, class, at.timestamp_millis())
+                }
+                OutcomeKind::Dead { error, class } => ("D", error, class, 0),
+                OutcomeKind::Snooze { until } => ("Z", "", "", until.timestamp_millis()),
+            };
+            cmd.arg(&o.id).arg(code).arg(text).arg(class).arg(at);
+        }
+        let mut conn = self.conn().await?;
+        let _: Vec<i64> = scripts::run(&mut conn, &cmd).await?;
+        Ok(())
+    }
+
+    /// Extends the leases of running jobs (only those still leased: `ZADD XX`).
+    pub async fn renew(&self, queue: &QueueName, ids: &[String]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let k = self.queue_keys(queue);
+        let deadline = now_ms() + self.cfg.lease.as_millis() as i64;
+        let mut cmd = redis::cmd("ZADD");
+        cmd.arg(&k.leased).arg("XX");
+        for id in ids {
+            cmd.arg(deadline).arg(id);
+        }
+        let mut conn = self.conn().await?;
+        let _: i64 = cmd.query_async(&mut conn).await?;
+        Ok(())
+    }
+
+    /// One upkeep pass over a queue: promotes due jobs, takes back expired leases, trims old DEAD ids;
+    /// at most `limit` of each, so the caller loops while a pass was full.
+    pub async fn maintain(&self, queue: &QueueName, limit: usize) -> Result<MaintainReport> {
+        let k = self.queue_keys(queue);
+        let mut cmd = scripts::evalsha(
+            &scripts::MAINTAIN,
+            &[&k.pending, &k.scheduled, &k.leased, &k.dead, &k.stats],
+        );
+        cmd.arg(now_ms())
+            .arg(limit.max(1))
+            .arg(&k.base)
+            .arg(self.cfg.dead_ttl.as_secs());
+        let mut conn = self.conn().await?;
+        let (promoted, requeued, dead, next): (u64, u64, u64, i64) =
+            scripts::run(&mut conn, &cmd).await?;
+        Ok(MaintainReport {
+            promoted,
+            requeued,
+            dead,
+            next_due_ms: (next >= 0).then_some(next),
+        })
+    }
+
+    /// Gives back jobs leased to `worker` that it never started, and any id parked for it.
+    pub async fn release(&self, queue: &QueueName, worker: &str, ids: &[String]) -> Result<u64> {
+        let k = self.queue_keys(queue);
+        let inflight = k.inflight(worker);
+        let mut cmd = scripts::evalsha(&scripts::RELEASE, &[&k.pending, &k.leased, &inflight]);
+        cmd.arg(&k.base).arg(ids);
+        let mut conn = self.conn().await?;
+        Ok(scripts::run(&mut conn, &cmd).await?)
+    }
+
+    /// Registers or refreshes a worker in the registry with its running count.
+    pub async fn heartbeat(&self, w: &WorkerRegistration, running: usize) -> Result<()> {
+        let key = self.global.worker(&w.id);
+        let now = now_ms();
+        let queues: Vec<&str> = w.queues.iter().map(QueueName::as_str).collect();
+        let mut conn = self.conn().await?;
+        let _: () = redis::pipe()
+            .hset_multiple(
+                &key,
+                &[
+                    ("host", w.host.clone()),
+                    ("pid", w.pid.to_string()),
+                    ("queues", queues.join(",")),
+                    ("concurrency", w.concurrency.to_string()),
+                    ("running", running.to_string()),
+                    ("started_at", w.started_at.timestamp_millis().to_string()),
+                    ("last_heartbeat", now.to_string()),
+                ],
+            )
+            .ignore()
+            .expire(&key, (WORKER_STALE_AFTER.as_secs() * 2) as i64)
+            .ignore()
+            .zadd(&self.global.workers, &w.id, now)
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Removes a worker from the registry (graceful stop).
+    pub async fn deregister(&self, w: &WorkerRegistration) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let _: () = redis::pipe()
+            .del(self.global.worker(&w.id))
+            .ignore()
+            .zrem(&self.global.workers, &w.id)
+            .ignore()
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Live workers (heartbeat within [`WORKER_STALE_AFTER`]).
+    pub async fn workers(&self) -> Result<Vec<WorkerInfo>> {
+        let min = now_ms() - WORKER_STALE_AFTER.as_millis() as i64;
+        let mut conn = self.conn().await?;
+        let ids: Vec<String> = conn
+            .zrangebyscore(&self.global.workers, min, "+inf")
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            pipe.hgetall(self.global.worker(id));
+        }
+        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
+        Ok(ids
+            .iter()
+            .zip(&hashes)
+            .filter(|(_, h)| !h.is_empty())
+            .map(|(id, h)| WorkerInfo::from_hash(id, h))
+            .collect())
+    }
+
+    /// Takes back what workers that stopped heartbeating had parked, and drops them from the registry.
+    /// (Their leased jobs come back through lease expiry in [`Broker::maintain`].) Returns ids requeued.
+    pub async fn reap_dead_workers(&self) -> Result<u64> {
+        let max = now_ms() - WORKER_STALE_AFTER.as_millis() as i64;
+        let dead: Vec<String> = {
+            let mut conn = self.conn().await?;
+            conn.zrangebyscore(&self.global.workers, "-inf", max)
+                .await?
+        };
+        let mut requeued = 0;
+        for w in dead {
+            for q in self.queues().await? {
+                requeued += self.release(&q, &w, &[]).await?;
+            }
+            let mut conn = self.conn().await?;
+            let _: () = conn.zrem(&self.global.workers, &w).await?;
+        }
+        Ok(requeued)
+    }
+}

@@ -1,0 +1,251 @@
+//! The `faena` binary against real PostgreSQL and Redis, each test with its own database and prefix.
+
+use std::process::{Command, Output};
+
+use faena_testkit::{TestDb, TestRedis};
+
+fn faena(db: &TestDb, r: &TestRedis, args: &[&str]) -> anyhow::Result<Output> {
+    Ok(Command::new(env!("CARGO_BIN_EXE_faena"))
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .env("REDIS_URL", &r.url)
+        .env("FAENA_REDIS_PREFIX", &r.prefix)
+        .env_remove("FAENA_LOG")
+        .output()?)
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[tokio::test]
+async fn migrate_is_idempotent_and_check_infra_reports() -> anyhow::Result<()> {
+    let db = TestDb::empty("climig").await?;
+    let r = TestRedis::new("climig")?;
+    let o = faena(&db, &r, &["migrate"])?;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("migration(s) applied"), "{}", text(&o));
+    let o = faena(&db, &r, &["migrate"])?;
+    assert!(text(&o).contains("up to date"), "{}", text(&o));
+    let o = faena(&db, &r, &["--json", "migrate"])?;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    assert_eq!(v["applied"], serde_json::json!([]), "{v}");
+    let o = faena(&db, &r, &["queue", "pause", "default", "--json"])?;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    assert_eq!(v, serde_json::json!({"queue": "default", "paused": true}));
+    let o = faena(&db, &r, &["check-infra"])?;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("All systems operational"), "{}", text(&o));
+    let o = Command::new(env!("CARGO_BIN_EXE_faena"))
+        .args(["check-infra", "--json"])
+        .env("DATABASE_URL", &db.url)
+        .env("REDIS_URL", "redis://127.0.0.1:1")
+        .output()?;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    assert_eq!(
+        (
+            report["redis"]["ok"].clone(),
+            report["database"]["ok"].clone()
+        ),
+        (serde_json::json!(false), serde_json::json!(true))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn enqueue_show_and_queues() -> anyhow::Result<()> {
+    let db = TestDb::new("clienq").await?;
+    let r = TestRedis::new("clienq")?;
+    let o = faena(
+        &db,
+        &r,
+        &[
+            "enqueue",
+            "sleep",
+            "--args",
+            r#"{"ms":5}"#,
+            "--count",
+            "5",
+            "--queue",
+            "slow",
+        ],
+    )?;
+    assert!(o.status.success(), "{}", text(&o));
+    let ids: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(ids.len(), 5);
+    let o = faena(&db, &r, &["tasks", "show", &ids[0]])?;
+    assert!(
+        text(&o).contains("state:        PENDING") && text(&o).contains("queue:        slow"),
+        "{}",
+        text(&o)
+    );
+    let o = faena(&db, &r, &["queues", "--json"])?;
+    let stats: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    assert_eq!(stats[0]["queue"], serde_json::json!("slow"));
+    assert_eq!(stats[0]["pending"], serde_json::json!(5));
+    let o = faena(&db, &r, &["enqueue", "sleep", "--args", r#"{"ms":"x"}"#])?;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("field `ms`"), "{}", text(&o));
+    let o = faena(&db, &r, &["tasks", "show", "01JD6Z8Y3K0000000000000000"])?;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    Ok(())
+}
+
+#[tokio::test]
+async fn periodic_commands() -> anyhow::Result<()> {
+    let db = TestDb::new("cliper").await?;
+    let r = TestRedis::new("cliper")?;
+    let o = faena(
+        &db,
+        &r,
+        &["periodic", "add", "ping", "--kind", "noop", "--every", "30"],
+    )?;
+    assert!(o.status.success(), "{}", text(&o));
+    let o = faena(
+        &db,
+        &r,
+        &[
+            "periodic",
+            "set",
+            "ping",
+            "--cron",
+            "0 9 * * Mon-Fri",
+            "--tz",
+            "America/Bogota",
+        ],
+    )?;
+    assert!(
+        text(&o).contains("0 0 9 * * Mon-Fri in America/Bogota"),
+        "{}",
+        text(&o)
+    );
+    let o = faena(
+        &db,
+        &r,
+        &["periodic", "set", "ping", "--cron", "0 99 * * *"],
+    )?;
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("`0 99 * * *`"), "{}", text(&o));
+    let o = faena(&db, &r, &["periodic", "list"])?;
+    let listing = text(&o);
+    assert!(
+        listing.contains("ping")
+            && listing.contains("sunat-daily-report")
+            && listing.contains("no kind"),
+        "{listing}"
+    );
+    let o = faena(&db, &r, &["periodic", "disable", "ping"])?;
+    assert!(text(&o).contains("disabled"), "{}", text(&o));
+    let o = faena(&db, &r, &["periodic", "run", "ping"])?;
+    assert!(o.status.success(), "{}", text(&o));
+    let o = faena(&db, &r, &["periodic", "delete", "ping"])?;
+    assert!(o.status.success(), "{}", text(&o));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inspect_purge_retry_all_dead_and_completions() -> anyhow::Result<()> {
+    use faena_core::jobs::EnqueueRequest;
+    use faena_core::QueueName;
+    let db = TestDb::new("cliops").await?;
+    let r = TestRedis::new("cliops")?;
+    let q = QueueName::default_queue();
+    // Three DEAD jobs, made by a real worker.
+    let dead = r
+        .broker
+        .enqueue_many(
+            (0..3)
+                .map(|_| EnqueueRequest {
+                    kind: "fail".into(),
+                    args: serde_json::json!({"fail_times": 9, "permanent": true}),
+                    ..Default::default()
+                })
+                .collect(),
+        )
+        .await?;
+    let worker = faena_worker::spawn(
+        r.broker.clone(),
+        faena_worker::Handlers::builtin(),
+        faena_worker::WorkerConfig {
+            queues: vec![q.clone()],
+            concurrency: 4,
+            stop_timeout: std::time::Duration::from_secs(5),
+            upkeep_interval: std::time::Duration::from_millis(100),
+            heartbeat_interval: std::time::Duration::from_secs(1),
+        },
+    );
+    faena_testkit::wait_for(
+        "3 dead jobs",
+        std::time::Duration::from_secs(10),
+        || async { Ok((r.broker.stats(&q).await?.dead == 3).then_some(())) },
+    )
+    .await?;
+    worker.shutdown().await;
+    let o = faena(
+        &db,
+        &r,
+        &["tasks", "retry", "--all-dead", "--queue", "default"],
+    )?;
+    assert!(
+        text(&o).contains("3 DEAD job(s) of queue default are PENDING again"),
+        "{}",
+        text(&o)
+    );
+    let s = r.broker.stats(&q).await?;
+    assert_eq!((s.dead, s.pending), (0, 3));
+    let rec = r
+        .broker
+        .task(&faena_core::TaskId::parse(&dead[0])?)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("record"))?;
+    assert_eq!(
+        (rec.state, rec.attempts),
+        (faena_broker::TaskState::Pending, 0)
+    );
+
+    let o = faena(&db, &r, &["enqueue", "noop", "--countdown", "600"])?;
+    let delayed = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let o = faena(&db, &r, &["inspect", "scheduled", "--json"])?;
+    let listed: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    assert_eq!(listed[0]["id"], serde_json::json!(delayed), "{listed}");
+    let o = faena(&db, &r, &["inspect", "stats"])?;
+    assert!(
+        text(&o).contains("queue default: pending 3 scheduled 1"),
+        "{}",
+        text(&o)
+    );
+    let o = faena(&db, &r, &["inspect", "active", "--json"])?;
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&o.stdout)?,
+        serde_json::json!([])
+    );
+
+    let o = faena(&db, &r, &["purge", "default", "--yes"])?;
+    assert!(
+        text(&o).contains("removed 4 pending job(s)"),
+        "{}",
+        text(&o)
+    );
+    let s = r.broker.stats(&q).await?;
+    assert_eq!((s.pending, s.scheduled), (0, 0));
+
+    let o = Command::new(env!("CARGO_BIN_EXE_faena"))
+        .args(["completions", "bash"])
+        .env_clear()
+        .output()?;
+    assert!(o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("_faena()"),
+        "{}",
+        text(&o)
+    );
+    Ok(())
+}

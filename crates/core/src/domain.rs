@@ -1,0 +1,152 @@
+//! Domain newtypes that are parsed once at the boundary: task ids and queue names.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A task id: a ULID, so ids sort by creation time and never collide across processes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TaskId(ulid::Ulid);
+
+impl TaskId {
+    /// A fresh id.
+    pub fn new() -> Self {
+        Self(ulid::Ulid::new())
+    }
+
+    /// Parses a task id given by a user (26 characters of Crockford base32).
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        ulid::Ulid::from_string(s.trim())
+            .map(Self)
+            .map_err(|_| DomainError::InvalidTaskId(s.to_owned()))
+    }
+}
+
+impl Default for TaskId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Display for TaskId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for TaskId {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl TryFrom<String> for TaskId {
+    type Error = DomainError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<TaskId> for String {
+    fn from(id: TaskId) -> Self {
+        id.to_string()
+    }
+}
+
+/// A queue name: 1 to 64 characters of `[a-z0-9_-]`, so it is safe inside Redis key names and URLs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct QueueName(String);
+
+impl QueueName {
+    /// The queue used when neither the enqueue nor the job kind names one.
+    pub const DEFAULT: &'static str = "default";
+
+    /// Parses a queue name.
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        let ok = !s.is_empty()
+            && s.len() <= 64
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(DomainError::InvalidQueueName(s.to_owned()))
+        }
+    }
+
+    /// The `default` queue.
+    pub fn default_queue() -> Self {
+        Self(Self::DEFAULT.to_owned())
+    }
+
+    /// The name as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for QueueName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for QueueName {
+    type Err = DomainError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl TryFrom<String> for QueueName {
+    type Error = DomainError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<QueueName> for String {
+    fn from(q: QueueName) -> Self {
+        q.0
+    }
+}
+
+/// A value that does not parse into a domain type.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DomainError {
+    #[error(
+        "`{0}` is not a task id: expected a 26-character ULID such as 01JD6Z8Y3K0000000000000000"
+    )]
+    InvalidTaskId(String),
+    #[error("`{0}` is not a queue name: use 1 to 64 characters of a-z, 0-9, `_` or `-`")]
+    InvalidQueueName(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_names_are_checked() {
+        assert!(QueueName::parse("sunat").is_ok());
+        assert!(QueueName::parse("reports-2").is_ok());
+        assert_eq!(
+            QueueName::parse("Bad Queue"),
+            Err(DomainError::InvalidQueueName("Bad Queue".into()))
+        );
+        assert!(QueueName::parse("").is_err());
+        assert!(QueueName::parse("a{b}").is_err());
+        assert!(QueueName::parse(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn task_ids_round_trip() {
+        let id = TaskId::new();
+        assert_eq!(TaskId::parse(&id.to_string()), Ok(id));
+        assert!(TaskId::parse("not-an-id").is_err());
+    }
+}

@@ -1,0 +1,428 @@
+//! Typed settings read once from the environment (and a `.env` file when present).
+//!
+//! Every variable is documented in `.env.example` and the README. A missing or malformed value stops
+//! the process at start with a [`SettingsError`] that names the variable and says what is expected.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines (the default).
+    Text,
+    /// One JSON object per line, for production log shippers.
+    Json,
+}
+
+/// Every setting of every Faena process.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `DATABASE_URL`: PostgreSQL connection URL.
+    pub database_url: SecretString,
+    /// `REDIS_URL`: `redis://` or `rediss://` URL, with a password when the server needs one.
+    pub redis_url: SecretString,
+    /// `TZ`: the business time zone (default America/Lima).
+    pub tz: chrono_tz::Tz,
+    /// `FAENA_API_BIND`: where the api listens (default 127.0.0.1:8080).
+    pub api_bind: SocketAddr,
+    /// `FAENA_LOG`: a tracing filter such as `info` or `faena_broker=debug,info` (default `info`).
+    pub log_filter: String,
+    /// `LOG_FORMAT`: `text` (default) or `json`.
+    pub log_format: LogFormat,
+    /// Broker tuning and retention.
+    pub broker: BrokerSettings,
+    /// Worker process settings.
+    pub worker: WorkerSettings,
+    /// `FAENA_DB_POOL_SIZE` (default 10).
+    pub db_pool_size: usize,
+    /// `FAENA_RESERVATION_TTL_SECS`: how long a checkout holds stock (default 900, 15 minutes).
+    pub reservation_ttl: Duration,
+    /// `FAENA_METRICS_BIND`: where a worker or beat serves `/metrics` (unset: not served; the api
+    /// serves `/metrics` on its own address).
+    pub metrics_bind: Option<SocketAddr>,
+    /// `FAENA_REDIS_POOL_SIZE` (default 16).
+    pub redis_pool_size: usize,
+}
+
+/// Settings of the Redis broker, shared by every process that enqueues or runs jobs.
+#[derive(Debug, Clone)]
+pub struct BrokerSettings {
+    /// `FAENA_REDIS_PREFIX`: prefix of every Redis key (default `faena`). Tests use their own.
+    pub prefix: String,
+    /// `FAENA_LEASE_SECS`: visibility timeout of a fetched job; renewed while it runs (default 30).
+    pub lease: Duration,
+    /// `FAENA_RESULT_TTL_SECS`: how long finished task records are kept (default 86400).
+    pub result_ttl: Duration,
+    /// `FAENA_DEAD_TTL_SECS`: how long DEAD task records are kept (default 604800).
+    pub dead_ttl: Duration,
+    /// `FAENA_IDEMPOTENCY_TTL_SECS`: how long an idempotency key maps to its first task (default 86400).
+    pub idempotency_ttl: Duration,
+}
+
+/// Settings of the worker process.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// `FAENA_WORKER_QUEUES`: comma-separated queues to consume; empty means every known queue.
+    pub queues: Vec<crate::QueueName>,
+    /// `FAENA_WORKER_CONCURRENCY`: jobs run at once by one worker process (default 32 per core).
+    pub concurrency: usize,
+    /// `FAENA_WORKER_STOP_TIMEOUT_SECS`: how long a stopping worker waits for running jobs (default 30).
+    pub stop_timeout: Duration,
+}
+
+impl Default for BrokerSettings {
+    fn default() -> Self {
+        Self {
+            prefix: "faena".into(),
+            lease: Duration::from_secs(30),
+            result_ttl: Duration::from_secs(86_400),
+            dead_ttl: Duration::from_secs(7 * 86_400),
+            idempotency_ttl: Duration::from_secs(86_400),
+        }
+    }
+}
+
+/// A setting that is missing or does not parse.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SettingsError {
+    #[error(
+        "{name} is not set: {expected}. Set it in the environment or in .env (see .env.example)"
+    )]
+    Missing {
+        name: &'static str,
+        expected: &'static str,
+    },
+    #[error("{name}={value:?} is not valid: {expected}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        expected: String,
+    },
+}
+
+/// Reads variables from a map so the parsing can be tested without touching the process environment.
+struct Env<'a>(&'a HashMap<String, String>);
+
+impl Env<'_> {
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(|s| s.trim()).filter(|s| !s.is_empty())
+    }
+
+    fn required(
+        &self,
+        name: &'static str,
+        expected: &'static str,
+    ) -> Result<String, SettingsError> {
+        self.get(name)
+            .map(str::to_owned)
+            .ok_or(SettingsError::Missing { name, expected })
+    }
+
+    fn parsed<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        default: T,
+        expected: &str,
+    ) -> Result<T, SettingsError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(v) => v.parse().map_err(|_| SettingsError::Invalid {
+                name,
+                value: v.to_owned(),
+                expected: expected.to_owned(),
+            }),
+        }
+    }
+
+    fn secs(&self, name: &'static str, default: u64) -> Result<Duration, SettingsError> {
+        let secs: u64 = self.parsed(name, default, "a whole number of seconds, such as 30")?;
+        if secs == 0 {
+            return Err(SettingsError::Invalid {
+                name,
+                value: "0".into(),
+                expected: "a number of seconds greater than 0".into(),
+            });
+        }
+        Ok(Duration::from_secs(secs))
+    }
+}
+
+fn check_url(name: &'static str, value: &str, schemes: &[&str]) -> Result<(), SettingsError> {
+    let invalid = |why: String| SettingsError::Invalid {
+        name,
+        // Never echo credentials: show the URL with its password masked.
+        value: mask_password(value),
+        expected: why,
+    };
+    let url = url::Url::parse(value).map_err(|e| invalid(format!("a URL ({e})")))?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(invalid(format!(
+            "a URL whose scheme is one of {}",
+            schemes.join(", ")
+        )));
+    }
+    if url.host_str().is_none_or(str::is_empty) && url.scheme() != "unix" {
+        return Err(invalid("a URL with a host, such as 127.0.0.1".into()));
+    }
+    Ok(())
+}
+
+/// Replaces the password of a URL with `***` so it can be logged or shown in an error.
+pub fn mask_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparseable URL>".into(),
+    }
+}
+
+impl Settings {
+    /// Reads `.env` when present, then the process environment.
+    pub fn from_env() -> Result<Self, SettingsError> {
+        let _ = dotenvy::dotenv();
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Self::from_map(&vars)
+    }
+
+    /// Parses settings from a map of variables.
+    pub fn from_map(vars: &HashMap<String, String>) -> Result<Self, SettingsError> {
+        let env = Env(vars);
+        let database_url = env.required(
+            "DATABASE_URL",
+            "a PostgreSQL URL such as postgres://postgres@127.0.0.1:5432/faena",
+        )?;
+        check_url("DATABASE_URL", &database_url, &["postgres", "postgresql"])?;
+        let redis_url = env.required("REDIS_URL", "a Redis URL such as redis://127.0.0.1:6379")?;
+        check_url(
+            "REDIS_URL",
+            &redis_url,
+            &["redis", "rediss", "redis+unix", "unix"],
+        )?;
+
+        let tz_name = env.get("TZ").unwrap_or("America/Lima");
+        let tz: chrono_tz::Tz = tz_name.parse().map_err(|_| SettingsError::Invalid {
+            name: "TZ",
+            value: tz_name.to_owned(),
+            expected: "an IANA time zone name such as America/Lima or America/Bogota".into(),
+        })?;
+        let api_bind = env.parsed(
+            "FAENA_API_BIND",
+            SocketAddr::from(([127, 0, 0, 1], 8080)),
+            "an address and port such as 127.0.0.1:8080 or 0.0.0.0:8080",
+        )?;
+        let log_filter = env.get("FAENA_LOG").unwrap_or("info").to_owned();
+        tracing_subscriber::EnvFilter::try_new(&log_filter).map_err(|e| {
+            SettingsError::Invalid {
+                name: "FAENA_LOG",
+                value: log_filter.clone(),
+                expected: format!(
+                    "a tracing filter such as `info` or `faena_broker=debug,info` ({e})"
+                ),
+            }
+        })?;
+        let log_format = match env
+            .get("LOG_FORMAT")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(SettingsError::Invalid {
+                    name: "LOG_FORMAT",
+                    value: other.to_owned(),
+                    expected: "`text` or `json`".into(),
+                })
+            }
+        };
+
+        let defaults = BrokerSettings::default();
+        let prefix = env.get("FAENA_REDIS_PREFIX").unwrap_or("faena").to_owned();
+        if prefix.is_empty()
+            || !prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        {
+            return Err(SettingsError::Invalid {
+                name: "FAENA_REDIS_PREFIX",
+                value: prefix,
+                expected: "letters, digits, `_`, `-` or `.` (no braces, colons or spaces)".into(),
+            });
+        }
+        let broker = BrokerSettings {
+            prefix,
+            lease: env.secs("FAENA_LEASE_SECS", defaults.lease.as_secs())?,
+            result_ttl: env.secs("FAENA_RESULT_TTL_SECS", defaults.result_ttl.as_secs())?,
+            dead_ttl: env.secs("FAENA_DEAD_TTL_SECS", defaults.dead_ttl.as_secs())?,
+            idempotency_ttl: env.secs(
+                "FAENA_IDEMPOTENCY_TTL_SECS",
+                defaults.idempotency_ttl.as_secs(),
+            )?,
+        };
+
+        let queues = match env.get("FAENA_WORKER_QUEUES") {
+            None => Vec::new(),
+            Some(list) => parse_queue_list(list).map_err(|bad| SettingsError::Invalid {
+                name: "FAENA_WORKER_QUEUES",
+                value: list.to_owned(),
+                expected: format!("comma-separated queue names; {bad}"),
+            })?,
+        };
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let concurrency: usize = env.parsed(
+            "FAENA_WORKER_CONCURRENCY",
+            (cores * 32).max(32),
+            "a whole number of jobs from 1 to 10000",
+        )?;
+        if !(1..=10_000).contains(&concurrency) {
+            return Err(SettingsError::Invalid {
+                name: "FAENA_WORKER_CONCURRENCY",
+                value: concurrency.to_string(),
+                expected: "a whole number of jobs from 1 to 10000".into(),
+            });
+        }
+        let worker = WorkerSettings {
+            queues,
+            concurrency,
+            stop_timeout: env.secs("FAENA_WORKER_STOP_TIMEOUT_SECS", 30)?,
+        };
+
+        Ok(Self {
+            database_url: database_url.into(),
+            redis_url: redis_url.into(),
+            tz,
+            api_bind,
+            log_filter,
+            log_format,
+            broker,
+            worker,
+            db_pool_size: env.parsed("FAENA_DB_POOL_SIZE", 10, "a whole number such as 10")?,
+            reservation_ttl: env.secs("FAENA_RESERVATION_TTL_SECS", 900)?,
+            metrics_bind: match env.get("FAENA_METRICS_BIND") {
+                None => None,
+                Some(v) => Some(v.parse().map_err(|_| SettingsError::Invalid {
+                    name: "FAENA_METRICS_BIND",
+                    value: v.to_owned(),
+                    expected: "an address and port such as 127.0.0.1:9091".into(),
+                })?),
+            },
+            redis_pool_size: env.parsed(
+                "FAENA_REDIS_POOL_SIZE",
+                16,
+                "a whole number such as 16",
+            )?,
+        })
+    }
+
+    /// The database URL, for the pool.
+    pub fn database_url(&self) -> &str {
+        self.database_url.expose_secret()
+    }
+
+    /// The Redis URL, for the pool.
+    pub fn redis_url(&self) -> &str {
+        self.redis_url.expose_secret()
+    }
+}
+
+/// Parses `a,b,c` into queue names; the error names the bad one.
+pub fn parse_queue_list(list: &str) -> Result<Vec<crate::QueueName>, String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|q| crate::QueueName::parse(q).map_err(|e| e.to_string()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const BASE: [(&str, &str); 2] = [
+        ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/faena"),
+        ("REDIS_URL", "redis://127.0.0.1:6379"),
+    ];
+
+    #[test]
+    fn defaults_apply() -> Result<(), SettingsError> {
+        let s = Settings::from_map(&vars(&BASE))?;
+        assert_eq!(s.tz, chrono_tz::America::Lima);
+        assert_eq!(s.api_bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.log_format, LogFormat::Text);
+        assert_eq!(s.broker.prefix, "faena");
+        assert!(s.worker.queues.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn missing_url_is_named() {
+        let err = Settings::from_map(&vars(&BASE[1..]))
+            .map(|_| ())
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            SettingsError::Missing {
+                name: "DATABASE_URL",
+                ..
+            }
+        ));
+        assert!(err.to_string().contains("DATABASE_URL is not set"));
+    }
+
+    #[test]
+    fn malformed_values_are_named_with_what_is_expected() {
+        let mut v = vars(&BASE);
+        v.insert("TZ".into(), "Mars/Olympus".into());
+        let err = Settings::from_map(&v).map(|_| ()).unwrap_err().to_string();
+        assert!(
+            err.contains("TZ=\"Mars/Olympus\"") && err.contains("IANA"),
+            "{err}"
+        );
+
+        let mut v = vars(&BASE);
+        v.insert("FAENA_API_BIND".into(), "localhost".into());
+        let err = Settings::from_map(&v).map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("FAENA_API_BIND"), "{err}");
+
+        let mut v = vars(&BASE);
+        v.insert("REDIS_URL".into(), "http://u:hunter2@h:1".into());
+        let err = Settings::from_map(&v).map(|_| ()).unwrap_err().to_string();
+        assert!(
+            err.contains("REDIS_URL") && !err.contains("hunter2"),
+            "{err}"
+        );
+
+        let mut v = vars(&BASE);
+        v.insert("FAENA_WORKER_QUEUES".into(), "default,Bad".into());
+        let err = Settings::from_map(&v).map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("`Bad` is not a queue name"), "{err}");
+
+        let mut v = vars(&BASE);
+        v.insert("FAENA_LEASE_SECS".into(), "0".into());
+        assert!(Settings::from_map(&v).is_err());
+    }
+
+    #[test]
+    fn secrets_do_not_print() -> Result<(), SettingsError> {
+        let mut v = vars(&BASE);
+        v.insert("DATABASE_URL".into(), "postgres://u:s3cretpw@h/db".into());
+        let s = Settings::from_map(&v)?;
+        assert!(!format!("{s:?}").contains("s3cretpw"));
+        assert_eq!(mask_password("redis://:pw@h:1"), "redis://:***@h:1");
+        Ok(())
+    }
+}

@@ -1,0 +1,721 @@
+//! Products and checkout reservations: stock that never oversells.
+//!
+//! Concurrency (see docs/decisions.md): a checkout takes row locks on its products in product-id order
+//! with `UPDATE ... SET stock = stock - q WHERE stock >= q`, inside one transaction, so two checkouts
+//! never deadlock and stock never goes below zero (the `CHECK (stock >= 0)` backs it). Releases lock the
+//! reservation first, then products in the same order. Lock waits are bounded (`lock_timeout`); a
+//! checkout that still cannot get its locks after a few retries with backoff answers `Contention` (409).
+
+use std::time::Duration;
+
+use bigdecimal::BigDecimal;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
+
+use crate::schema::{products, reservation_items, reservations};
+
+/// A product as stored.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = products, check_for_backend(diesel::pg::Pg))]
+pub struct Product {
+    pub id: i64,
+    pub sku: String,
+    pub name: String,
+    pub unit_price: BigDecimal,
+    pub stock: i32,
+    pub version: i32,
+    pub low_stock_threshold: i32,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A new product. `unit_price` is a decimal string such as `"12.50"` (a JSON number is accepted too).
+#[derive(Debug, Clone, Deserialize, Insertable)]
+#[diesel(table_name = products)]
+#[serde(deny_unknown_fields)]
+pub struct NewProduct {
+    pub sku: String,
+    pub name: String,
+    pub unit_price: BigDecimal,
+    pub stock: i32,
+    #[serde(default = "default_threshold")]
+    pub low_stock_threshold: i32,
+}
+
+fn default_threshold() -> i32 {
+    5
+}
+
+/// Changes to a product's description (stock changes go through [`adjust_stock`]).
+#[derive(Debug, Clone, Default, Deserialize, AsChangeset)]
+#[diesel(table_name = products)]
+#[serde(deny_unknown_fields)]
+pub struct ProductPatch {
+    pub name: Option<String>,
+    pub unit_price: Option<BigDecimal>,
+    pub low_stock_threshold: Option<i32>,
+}
+
+/// One line of a checkout.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutItem {
+    pub product_id: i64,
+    pub quantity: i32,
+}
+
+/// `POST /api/checkout`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutRequest {
+    pub items: Vec<CheckoutItem>,
+}
+
+/// A product that lacks stock for a checkout.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Shortage {
+    pub product_id: i64,
+    pub sku: String,
+    pub requested: i32,
+    pub available: i32,
+}
+
+/// A reservation with its items.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReservationView {
+    pub reservation_id: i64,
+    pub user_id: Option<String>,
+    pub status: String,
+    pub expires_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub confirmed_at: Option<DateTime<Utc>>,
+    pub released_at: Option<DateTime<Utc>>,
+    pub items: Vec<ReservedItem>,
+}
+
+#[derive(Debug, Clone, Serialize, Queryable)]
+pub struct ReservedItem {
+    pub product_id: i64,
+    pub sku: String,
+    pub quantity: i32,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = reservations, check_for_backend(diesel::pg::Pg))]
+struct ReservationRow {
+    id: i64,
+    user_id: Option<String>,
+    status: String,
+    expires_at: DateTime<Utc>,
+    created_at: DateTime<Utc>,
+    confirmed_at: Option<DateTime<Utc>>,
+    released_at: Option<DateTime<Utc>>,
+}
+
+/// What the release job did.
+#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+pub struct ReleaseReport {
+    pub released: u64,
+    pub units: u64,
+}
+
+/// An error of the shop. Every variant has a stable [`ShopError::code`].
+#[derive(Debug, thiserror::Error)]
+pub enum ShopError {
+    #[error("no {what} with id {id}")]
+    NotFound { what: &'static str, id: i64 },
+    #[error("field `{field}`: {message}")]
+    Invalid { field: String, message: String },
+    #[error("not enough stock: {}", describe(.0))]
+    InsufficientStock(Vec<Shortage>),
+    #[error("reservation {id} is {status}: {message}")]
+    WrongState {
+        id: i64,
+        status: String,
+        message: &'static str,
+    },
+    #[error("reservation {id} expired at {expires_at}")]
+    Expired { id: i64, expires_at: DateTime<Utc> },
+    #[error("a product with sku `{0}` already exists")]
+    SkuExists(String),
+    #[error("the products are busy (lock contention persisted after {0} tries); try again")]
+    Contention(u32),
+    #[error("database error: {0}")]
+    Db(String),
+}
+
+fn describe(s: &[Shortage]) -> String {
+    s.iter()
+        .map(|x| {
+            format!(
+                "product {} ({}) has {} available, {} requested",
+                x.product_id, x.sku, x.available, x.requested
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ShopError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotFound { .. } => "not_found",
+            Self::Invalid { .. } => "invalid_field",
+            Self::InsufficientStock(_) => "insufficient_stock",
+            Self::WrongState { .. } => "wrong_state",
+            Self::Expired { .. } => "expired",
+            Self::SkuExists(_) => "already_exists",
+            Self::Contention(_) => "contention",
+            Self::Db(_) => "database_error",
+        }
+    }
+
+    /// True for errors that a retry of the whole transaction may fix.
+    fn is_transient(e: &diesel::result::Error) -> bool {
+        use diesel::result::{DatabaseErrorKind as K, Error};
+        match e {
+            Error::DatabaseError(K::SerializationFailure, _) => true,
+            Error::DatabaseError(_, info) => {
+                let m = info.message();
+                m.contains("deadlock detected") || m.contains("lock timeout")
+            }
+            _ => false,
+        }
+    }
+}
+
+impl From<diesel::result::Error> for ShopError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e.to_string())
+    }
+}
+
+/// Internal outcome of one checkout transaction.
+enum TxError {
+    Shortfall,
+    Diesel(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for TxError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Diesel(e)
+    }
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ShopError {
+    ShopError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+fn check_product(
+    sku: &str,
+    name: &str,
+    price: &BigDecimal,
+    stock: Option<i32>,
+    threshold: i32,
+) -> Result<(), ShopError> {
+    if sku.trim().is_empty() || sku.len() > 64 {
+        return Err(invalid("sku", "give 1 to 64 characters"));
+    }
+    if name.trim().is_empty() || name.len() > 200 {
+        return Err(invalid("name", "give 1 to 200 characters"));
+    }
+    let (zero, max) = (BigDecimal::from(0), BigDecimal::from(10_000_000_000i64));
+    if *price < zero || price.fractional_digit_count() > 2 || *price >= max {
+        return Err(invalid(
+            "unit_price",
+            format!("{price} is not an amount from 0 to 9999999999.99 with at most 2 decimals"),
+        ));
+    }
+    if stock.is_some_and(|s| s < 0) {
+        return Err(invalid("stock", "stock cannot be negative"));
+    }
+    if threshold < 0 {
+        return Err(invalid("low_stock_threshold", "cannot be negative"));
+    }
+    Ok(())
+}
+
+/// Adds a product.
+pub async fn create_product(
+    conn: &mut AsyncPgConnection,
+    new: NewProduct,
+) -> Result<Product, ShopError> {
+    check_product(
+        &new.sku,
+        &new.name,
+        &new.unit_price,
+        Some(new.stock),
+        new.low_stock_threshold,
+    )?;
+    match diesel::insert_into(products::table)
+        .values(&new)
+        .returning(Product::as_returning())
+        .get_result(conn)
+        .await
+    {
+        Err(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        )) => Err(ShopError::SkuExists(new.sku)),
+        other => Ok(other?),
+    }
+}
+
+/// Every product by id (at most `limit`).
+pub async fn list_products(
+    conn: &mut AsyncPgConnection,
+    limit: i64,
+) -> Result<Vec<Product>, ShopError> {
+    Ok(products::table
+        .order(products::id)
+        .limit(limit)
+        .select(Product::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// One product.
+pub async fn get_product(conn: &mut AsyncPgConnection, id: i64) -> Result<Product, ShopError> {
+    products::table
+        .find(id)
+        .select(Product::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(ShopError::NotFound {
+            what: "product",
+            id,
+        })
+}
+
+/// Changes a product's name, price or threshold.
+pub async fn update_product(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    patch: ProductPatch,
+) -> Result<Product, ShopError> {
+    let current = get_product(conn, id).await?;
+    check_product(
+        &current.sku,
+        patch.name.as_deref().unwrap_or(&current.name),
+        patch.unit_price.as_ref().unwrap_or(&current.unit_price),
+        None,
+        patch
+            .low_stock_threshold
+            .unwrap_or(current.low_stock_threshold),
+    )?;
+    if patch.name.is_none() && patch.unit_price.is_none() && patch.low_stock_threshold.is_none() {
+        return Ok(current);
+    }
+    Ok(diesel::update(products::table.find(id))
+        .set((
+            &patch,
+            products::updated_at.eq(Utc::now()),
+            products::version.eq(products::version + 1),
+        ))
+        .returning(Product::as_returning())
+        .get_result(conn)
+        .await?)
+}
+
+/// Adds `delta` (negative to remove) to a product's stock; refuses to go below zero.
+pub async fn adjust_stock(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    delta: i32,
+) -> Result<Product, ShopError> {
+    let updated = diesel::update(
+        products::table
+            .find(id)
+            .filter((products::stock + delta).ge(0)),
+    )
+    .set((
+        products::stock.eq(products::stock + delta),
+        products::version.eq(products::version + 1),
+        products::updated_at.eq(Utc::now()),
+    ))
+    .returning(Product::as_returning())
+    .get_result(conn)
+    .await
+    .optional()?;
+    match updated {
+        Some(p) => Ok(p),
+        None => {
+            let p = get_product(conn, id).await?;
+            Err(invalid(
+                "delta",
+                format!(
+                    "{delta} would leave product {id} with {} units; it has {}",
+                    p.stock + delta,
+                    p.stock
+                ),
+            ))
+        }
+    }
+}
+
+const MAX_TRIES: u32 = 4;
+
+async fn backoff(attempt: u32) {
+    let base = 10u64 << attempt.min(6);
+    let jitter = rand::random::<u64>() % base.max(1);
+    tokio::time::sleep(Duration::from_millis(base + jitter)).await;
+}
+
+/// Reserves every item or none, for `ttl`.
+pub async fn checkout(
+    conn: &mut AsyncPgConnection,
+    req: &CheckoutRequest,
+    ttl: Duration,
+    user_id: Option<&str>,
+) -> Result<ReservationView, ShopError> {
+    if req.items.is_empty() {
+        return Err(invalid("items", "give at least one item"));
+    }
+    if req.items.len() > 100 {
+        return Err(invalid("items", "give at most 100 items"));
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (i, item) in req.items.iter().enumerate() {
+        if item.quantity <= 0 {
+            return Err(invalid(
+                format!("items[{i}].quantity"),
+                format!("{} is not a quantity: give 1 or more", item.quantity),
+            ));
+        }
+        if !seen.insert(item.product_id) {
+            return Err(invalid(
+                format!("items[{i}].product_id"),
+                format!(
+                    "product {} is listed twice: give it once with the total quantity",
+                    item.product_id
+                ),
+            ));
+        }
+    }
+    let mut items = req.items.clone();
+    // One lock order for every transaction that touches several products: no deadlocks.
+    items.sort_by_key(|i| i.product_id);
+    let expires_at = Utc::now()
+        + chrono::Duration::from_std(ttl).unwrap_or_else(|_| chrono::Duration::minutes(15));
+    let user = user_id.map(str::to_owned);
+    for attempt in 0..MAX_TRIES {
+        let items_tx = items.clone();
+        let user_tx = user.clone();
+        let result = conn
+            .transaction::<i64, TxError, _>(async move |conn| {
+                diesel::sql_query("SET LOCAL lock_timeout = '2s'")
+                    .execute(conn)
+                    .await?;
+                for item in &items_tx {
+                    let n = diesel::update(
+                        products::table
+                            .find(item.product_id)
+                            .filter(products::stock.ge(item.quantity)),
+                    )
+                    .set((
+                        products::stock.eq(products::stock - item.quantity),
+                        products::version.eq(products::version + 1),
+                    ))
+                    .execute(conn)
+                    .await?;
+                    if n == 0 {
+                        return Err(TxError::Shortfall);
+                    }
+                }
+                let id: i64 = diesel::insert_into(reservations::table)
+                    .values((
+                        reservations::user_id.eq(user_tx),
+                        reservations::expires_at.eq(expires_at),
+                    ))
+                    .returning(reservations::id)
+                    .get_result(conn)
+                    .await?;
+                let rows: Vec<_> = items_tx
+                    .iter()
+                    .map(|i| {
+                        (
+                            reservation_items::reservation_id.eq(id),
+                            reservation_items::product_id.eq(i.product_id),
+                            reservation_items::quantity.eq(i.quantity),
+                        )
+                    })
+                    .collect();
+                diesel::insert_into(reservation_items::table)
+                    .values(rows)
+                    .execute(conn)
+                    .await?;
+                Ok(id)
+            })
+            .await;
+        match result {
+            Ok(id) => return get_reservation(conn, id).await,
+            Err(TxError::Shortfall) => match shortfall(conn, &items).await {
+                // Stock came back (a release) between the attempt and the look: try again.
+                ShopError::Contention(_) if attempt + 1 < MAX_TRIES => backoff(attempt).await,
+                e => return Err(e),
+            },
+            Err(TxError::Diesel(e)) if ShopError::is_transient(&e) && attempt + 1 < MAX_TRIES => {
+                backoff(attempt).await
+            }
+            Err(TxError::Diesel(e)) if ShopError::is_transient(&e) => {
+                return Err(ShopError::Contention(MAX_TRIES))
+            }
+            Err(TxError::Diesel(e)) => return Err(e.into()),
+        }
+    }
+    Err(ShopError::Contention(MAX_TRIES))
+}
+
+/// Explains why a checkout could not reserve: an unknown product (404) or the shortages (400).
+async fn shortfall(conn: &mut AsyncPgConnection, items: &[CheckoutItem]) -> ShopError {
+    let ids: Vec<i64> = items.iter().map(|i| i.product_id).collect();
+    let found: Vec<(i64, String, i32)> = match products::table
+        .filter(products::id.eq_any(&ids))
+        .select((products::id, products::sku, products::stock))
+        .load(conn)
+        .await
+    {
+        Ok(f) => f,
+        Err(e) => return e.into(),
+    };
+    if let Some(missing) = ids.iter().find(|id| !found.iter().any(|f| f.0 == **id)) {
+        return ShopError::NotFound {
+            what: "product",
+            id: *missing,
+        };
+    }
+    let shortages: Vec<Shortage> = items
+        .iter()
+        .filter_map(|i| {
+            let (_, sku, stock) = found.iter().find(|f| f.0 == i.product_id)?;
+            (*stock < i.quantity).then(|| Shortage {
+                product_id: i.product_id,
+                sku: sku.clone(),
+                requested: i.quantity,
+                available: *stock,
+            })
+        })
+        .collect();
+    if shortages.is_empty() {
+        // Stock came back between the attempt and this look: `checkout` tries again.
+        return ShopError::Contention(MAX_TRIES);
+    }
+    ShopError::InsufficientStock(shortages)
+}
+
+/// A reservation with its items.
+pub async fn get_reservation(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+) -> Result<ReservationView, ShopError> {
+    let row: ReservationRow = reservations::table
+        .find(id)
+        .select(ReservationRow::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(ShopError::NotFound {
+            what: "reservation",
+            id,
+        })?;
+    let items: Vec<ReservedItem> = reservation_items::table
+        .inner_join(products::table)
+        .filter(reservation_items::reservation_id.eq(id))
+        .order(reservation_items::product_id)
+        .select((
+            reservation_items::product_id,
+            products::sku,
+            reservation_items::quantity,
+        ))
+        .load(conn)
+        .await?;
+    Ok(ReservationView {
+        reservation_id: row.id,
+        user_id: row.user_id,
+        status: row.status,
+        expires_at: row.expires_at,
+        created_at: row.created_at,
+        confirmed_at: row.confirmed_at,
+        released_at: row.released_at,
+        items,
+    })
+}
+
+/// ACTIVE and not expired becomes CONFIRMED. Otherwise `Expired` (410) or `WrongState` (409).
+pub async fn confirm(conn: &mut AsyncPgConnection, id: i64) -> Result<ReservationView, ShopError> {
+    let now = Utc::now();
+    let n = diesel::update(
+        reservations::table
+            .find(id)
+            .filter(reservations::status.eq("ACTIVE"))
+            .filter(reservations::expires_at.gt(now)),
+    )
+    .set((
+        reservations::status.eq("CONFIRMED"),
+        reservations::confirmed_at.eq(now),
+    ))
+    .execute(conn)
+    .await?;
+    let view = get_reservation(conn, id).await?;
+    if n == 1 {
+        return Ok(view);
+    }
+    match view.status.as_str() {
+        "ACTIVE" | "EXPIRED" => Err(ShopError::Expired {
+            id,
+            expires_at: view.expires_at,
+        }),
+        other => Err(ShopError::WrongState {
+            id,
+            status: other.to_owned(),
+            message: "only an ACTIVE reservation can be confirmed",
+        }),
+    }
+}
+
+/// Returns the stock of `reservation_ids` (already locked and marked) in product order.
+async fn return_stock(
+    conn: &mut AsyncPgConnection,
+    reservation_ids: &[i64],
+) -> Result<u64, diesel::result::Error> {
+    let sums: Vec<(i64, i64)> = reservation_items::table
+        .filter(reservation_items::reservation_id.eq_any(reservation_ids))
+        .group_by(reservation_items::product_id)
+        .select((
+            reservation_items::product_id,
+            diesel::dsl::sum(reservation_items::quantity),
+        ))
+        .order(reservation_items::product_id)
+        .load::<(i64, Option<i64>)>(conn)
+        .await?
+        .into_iter()
+        .map(|(p, q)| (p, q.unwrap_or(0)))
+        .collect();
+    let mut units = 0u64;
+    for (product, qty) in sums {
+        let q = i32::try_from(qty).unwrap_or(i32::MAX);
+        diesel::update(products::table.find(product))
+            .set((
+                products::stock.eq(products::stock + q),
+                products::version.eq(products::version + 1),
+            ))
+            .execute(conn)
+            .await?;
+        units += qty as u64;
+    }
+    Ok(units)
+}
+
+/// Releases an ACTIVE reservation now (`DELETE /api/reservations/{id}`).
+pub async fn release(conn: &mut AsyncPgConnection, id: i64) -> Result<ReservationView, ShopError> {
+    for attempt in 0..MAX_TRIES {
+        let result = conn
+            .transaction::<Option<String>, diesel::result::Error, _>(async move |conn| {
+                diesel::sql_query("SET LOCAL lock_timeout = '2s'")
+                    .execute(conn)
+                    .await?;
+                let status: Option<String> = reservations::table
+                    .find(id)
+                    .select(reservations::status)
+                    .for_update()
+                    .first(conn)
+                    .await
+                    .optional()?;
+                if status.as_deref() != Some("ACTIVE") {
+                    return Ok(status);
+                }
+                diesel::update(reservations::table.find(id))
+                    .set((
+                        reservations::status.eq("RELEASED"),
+                        reservations::released_at.eq(Utc::now()),
+                    ))
+                    .execute(conn)
+                    .await?;
+                return_stock(conn, &[id]).await?;
+                Ok(Some("RELEASED".into()))
+            })
+            .await;
+        match result {
+            Ok(None) => {
+                return Err(ShopError::NotFound {
+                    what: "reservation",
+                    id,
+                })
+            }
+            Ok(Some(s)) if s == "RELEASED" => return get_reservation(conn, id).await,
+            Ok(Some(s)) => {
+                return Err(ShopError::WrongState {
+                    id,
+                    status: s,
+                    message: "only an ACTIVE reservation can be released",
+                })
+            }
+            Err(e) if ShopError::is_transient(&e) && attempt + 1 < MAX_TRIES => {
+                backoff(attempt).await
+            }
+            Err(e) if ShopError::is_transient(&e) => return Err(ShopError::Contention(MAX_TRIES)),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ShopError::Contention(MAX_TRIES))
+}
+
+/// The job `release_expired_reservations`: marks ACTIVE reservations past their expiry EXPIRED and
+/// returns their stock, `batch` at a time. `FOR UPDATE SKIP LOCKED` lets several runs work side by
+/// side: each reservation is released once, and one being confirmed is skipped, never released.
+pub async fn release_expired(
+    conn: &mut AsyncPgConnection,
+    batch: i64,
+) -> Result<ReleaseReport, ShopError> {
+    let mut report = ReleaseReport::default();
+    let mut failures = 0;
+    loop {
+        let result = conn
+            .transaction::<(u64, u64), diesel::result::Error, _>(async move |conn| {
+                diesel::sql_query("SET LOCAL lock_timeout = '2s'")
+                    .execute(conn)
+                    .await?;
+                let ids: Vec<i64> = reservations::table
+                    .filter(reservations::status.eq("ACTIVE"))
+                    .filter(reservations::expires_at.lt(Utc::now()))
+                    .order(reservations::expires_at)
+                    .limit(batch.max(1))
+                    .select(reservations::id)
+                    .for_update()
+                    .skip_locked()
+                    .load(conn)
+                    .await?;
+                if ids.is_empty() {
+                    return Ok((0, 0));
+                }
+                diesel::update(reservations::table.filter(reservations::id.eq_any(&ids)))
+                    .set((
+                        reservations::status.eq("EXPIRED"),
+                        reservations::released_at.eq(Utc::now()),
+                    ))
+                    .execute(conn)
+                    .await?;
+                let units = return_stock(conn, &ids).await?;
+                Ok((ids.len() as u64, units))
+            })
+            .await;
+        match result {
+            Ok((0, _)) => return Ok(report),
+            Ok((n, units)) => {
+                report.released += n;
+                report.units += units;
+            }
+            Err(e) if ShopError::is_transient(&e) && failures < MAX_TRIES => {
+                failures += 1;
+                backoff(failures).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

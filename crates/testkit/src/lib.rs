@@ -1,0 +1,287 @@
+//! Test harness shared by the integration tests: each test gets its own Redis key prefix and, when
+//! it needs one, its own freshly created and migrated PostgreSQL database; both are removed at the end.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use faena_broker::Broker;
+use faena_core::jobs::Catalog;
+use faena_core::settings::BrokerSettings;
+
+/// The Redis URL tests use: `FAENA_TEST_REDIS_URL`, else `REDIS_URL`, else the loopback default.
+pub fn redis_url() -> String {
+    std::env::var("FAENA_TEST_REDIS_URL")
+        .or_else(|_| std::env::var("REDIS_URL"))
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The PostgreSQL URL tests derive their databases from: `FAENA_TEST_DATABASE_URL`, else
+/// `DATABASE_URL`, else the loopback default.
+pub fn database_url() -> String {
+    std::env::var("FAENA_TEST_DATABASE_URL")
+        .or_else(|_| std::env::var("DATABASE_URL"))
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A unique name for this test's data.
+pub fn unique(label: &str) -> String {
+    format!(
+        "t_{label}_{}",
+        ulid::Ulid::new().to_string().to_ascii_lowercase()
+    )
+}
+
+/// An isolated broker: its own key prefix, deleted on drop.
+pub struct TestRedis {
+    pub broker: Broker,
+    pub prefix: String,
+    pub url: String,
+}
+
+impl TestRedis {
+    /// A broker with default settings under a fresh prefix.
+    pub fn new(label: &str) -> anyhow::Result<Self> {
+        Self::with(label, |_| {})
+    }
+
+    /// A broker whose settings the test adjusts (short leases, short retention...).
+    pub fn with(label: &str, tweak: impl FnOnce(&mut BrokerSettings)) -> anyhow::Result<Self> {
+        let url = redis_url();
+        let prefix = unique(label);
+        let mut cfg = BrokerSettings {
+            prefix: prefix.clone(),
+            ..BrokerSettings::default()
+        };
+        tweak(&mut cfg);
+        let pool = faena_core::redis_pool::create_pool(&url, 32)?;
+        Ok(Self {
+            broker: Broker::new(pool, &url, cfg, Catalog::default())?,
+            prefix,
+            url,
+        })
+    }
+
+    /// A second broker handle over the same prefix and settings (another "process").
+    pub fn same_prefix(&self) -> anyhow::Result<Broker> {
+        let pool = faena_core::redis_pool::create_pool(&self.url, 32)?;
+        Ok(Broker::new(
+            pool,
+            &self.url,
+            self.broker.settings().clone(),
+            Catalog::default(),
+        )?)
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        // Synchronous cleanup so it runs even when the test panicked.
+        let pattern = self.broker.global_keys().all_pattern();
+        if let Ok(client) = redis::Client::open(self.url.as_str()) {
+            if let Ok(mut conn) = client.get_connection() {
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(&pattern)
+                    .query(&mut conn)
+                    .unwrap_or_default();
+                for chunk in keys.chunks(1000) {
+                    let _: redis::RedisResult<()> = redis::cmd("DEL").arg(chunk).query(&mut conn);
+                }
+            }
+        }
+    }
+}
+
+/// A fresh, migrated database, dropped on drop.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+    admin_url: String,
+}
+
+fn with_db(url: &str, db: &str) -> String {
+    match url.rfind('/') {
+        Some(i) if url[..i].contains("://") && url[i + 1..].split('?').count() >= 1 => {
+            let query = url[i + 1..]
+                .split_once('?')
+                .map(|(_, q)| format!("?{q}"))
+                .unwrap_or_default();
+            format!("{}/{db}{query}", &url[..i])
+        }
+        _ => format!("{url}/{db}"),
+    }
+}
+
+impl TestDb {
+    pub async fn new(label: &str) -> anyhow::Result<Self> {
+        let admin_url = with_db(&database_url(), "postgres");
+        let name = unique(label);
+        let mut conn = AsyncPgConnection::establish(&admin_url).await?;
+        diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await?;
+        let url = with_db(&admin_url, &name);
+        faena_core::db::run_migrations(&url).await?;
+        Ok(Self {
+            name,
+            url,
+            admin_url,
+        })
+    }
+
+    /// A database with no migrations applied (for testing the refusal to start).
+    pub async fn empty(label: &str) -> anyhow::Result<Self> {
+        let admin_url = with_db(&database_url(), "postgres");
+        let name = unique(label);
+        let mut conn = AsyncPgConnection::establish(&admin_url).await?;
+        diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+            .execute(&mut conn)
+            .await?;
+        let url = with_db(&admin_url, &name);
+        Ok(Self {
+            name,
+            url,
+            admin_url,
+        })
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let admin = self.admin_url.clone();
+        let name = self.name.clone();
+        // A thread with its own runtime: Drop may run inside a runtime that cannot block.
+        let _ = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            rt.block_on(async move {
+                if let Ok(mut conn) = AsyncPgConnection::establish(&admin).await {
+                    let _ = diesel::sql_query(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    ))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Polls `check` until it returns `Some`, or fails after `deadline` with `what` in the message.
+pub async fn wait_for<T, F, Fut>(what: &str, deadline: Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = check().await? {
+            return Ok(v);
+        }
+        if start.elapsed() > deadline {
+            anyhow::bail!("timed out after {deadline:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A private redis-server on a free loopback port, for tests that stop and start Redis under a
+/// running process. Stopped and its directory removed on drop.
+pub struct OwnRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+    dir: std::path::PathBuf,
+}
+
+impl OwnRedis {
+    /// Starts one and waits until it answers.
+    pub async fn start() -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut r = Self {
+            port,
+            child: None,
+            dir: std::env::temp_dir().join(unique("redis")),
+        };
+        r.restart().await?;
+        Ok(r)
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts it again on the same port (empty: it keeps nothing on disk) and waits until it answers.
+    pub async fn restart(&mut self) -> anyhow::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .map_err(|e| anyhow::anyhow!("cannot run redis-server (install redis-server): {e}"))?;
+        self.child = Some(child);
+        let url = self.url();
+        wait_for(
+            "the private redis to answer",
+            Duration::from_secs(10),
+            || async {
+                Ok(redis::Client::open(url.as_str())?
+                    .get_multiplexed_async_connection()
+                    .await
+                    .is_ok()
+                    .then_some(()))
+            },
+        )
+        .await
+    }
+
+    /// Kills it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_db;
+
+    #[test]
+    fn database_names_are_swapped() {
+        assert_eq!(
+            with_db("postgres://u@h:5432/faena", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            with_db("postgres://u@h/faena?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+    }
+}

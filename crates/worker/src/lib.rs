@@ -1,0 +1,8 @@
+//! faena-worker: runs jobs. The handlers of every kind live here; the broker hands out leased jobs.
+
+pub mod handlers;
+pub mod process;
+pub mod runtime;
+
+pub use handlers::{Handlers, JobContext};
+pub use runtime::{spawn, WorkerConfig, WorkerHandle};

@@ -1,0 +1,44 @@
+//! The worker process: settings, telemetry, checks at start, then the runtime until a signal.
+
+use faena_broker::Broker;
+use faena_core::{db, jobs::Catalog, redis_pool, telemetry, QueueName, Settings};
+
+use crate::{runtime, Handlers, WorkerConfig};
+
+/// Runs the worker process with optional command-line overrides.
+pub async fn run(queues: Option<Vec<QueueName>>, concurrency: Option<usize>) -> anyhow::Result<()> {
+    let settings = Settings::from_env()?;
+    telemetry::init(&settings);
+    if let Some(addr) = settings.metrics_bind {
+        faena_core::metrics::serve(addr).map_err(anyhow::Error::msg)?;
+        tracing::info!(%addr, "serving /metrics");
+    }
+    db::ensure_migrated(settings.database_url()).await?;
+    let pool = redis_pool::create_pool(settings.redis_url(), settings.redis_pool_size)?;
+    let broker = Broker::new(
+        pool,
+        settings.redis_url(),
+        settings.broker.clone(),
+        Catalog::default(),
+    )?;
+    let mut config = WorkerConfig::from_settings(&settings.worker);
+    if let Some(q) = queues {
+        config.queues = q;
+    }
+    if let Some(c) = concurrency {
+        anyhow::ensure!(
+            (1..=10_000).contains(&c),
+            "--concurrency {c} is not from 1 to 10000"
+        );
+        config.concurrency = c;
+    }
+    let pg = db::create_pool(settings.database_url(), settings.db_pool_size)?;
+    let handle = runtime::spawn(broker, Handlers::all(pg), config);
+    let stopper = handle.stopper();
+    tokio::spawn(async move {
+        faena_core::shutdown::signal().await;
+        let _ = stopper.send(true);
+    });
+    handle.join().await;
+    Ok(())
+}

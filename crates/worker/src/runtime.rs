@@ -1,0 +1,491 @@
+//! The worker runtime: one fetcher and one acknowledger per queue, a shared concurrency limit,
+//! lease renewal, upkeep (promotion and reaping), heartbeats and graceful shutdown.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use faena_broker::{Broker, Fetch, LeasedJob, Outcome, OutcomeKind, WorkerRegistration};
+use faena_core::jobs::JobError;
+use faena_core::QueueName;
+use futures::FutureExt;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{debug, error, info, info_span, warn, Instrument};
+
+use crate::handlers::{Handlers, JobContext};
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Queues to consume; empty means every known queue (refreshed while running) plus `default`.
+    pub queues: Vec<QueueName>,
+    /// Jobs run at once.
+    pub concurrency: usize,
+    /// How long a stopping worker waits for running jobs before it gives them back.
+    pub stop_timeout: Duration,
+    /// How often upkeep (promotion of due jobs, lease reaping) runs.
+    pub upkeep_interval: Duration,
+    /// How often the worker refreshes its registry entry.
+    pub heartbeat_interval: Duration,
+}
+
+impl WorkerConfig {
+    pub fn from_settings(s: &faena_core::settings::WorkerSettings) -> Self {
+        Self {
+            queues: s.queues.clone(),
+            concurrency: s.concurrency,
+            stop_timeout: s.stop_timeout,
+            upkeep_interval: Duration::from_millis(200),
+            heartbeat_interval: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Ids of running jobs by queue, for lease renewal and the release at shutdown.
+type Running = Arc<Mutex<HashMap<QueueName, HashSet<String>>>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+struct Shared {
+    broker: Broker,
+    handlers: Handlers,
+    reg: WorkerRegistration,
+    sem: Arc<Semaphore>,
+    running: Running,
+    stop: watch::Receiver<bool>,
+    batch: usize,
+}
+
+/// A handle on a running worker.
+#[derive(Debug)]
+pub struct WorkerHandle {
+    pub id: String,
+    stop: watch::Sender<bool>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+impl WorkerHandle {
+    /// Asks the worker to stop and waits until it has.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.done.await;
+    }
+
+    /// Waits until the worker stops on its own (after a stop request from elsewhere).
+    pub async fn join(self) {
+        let _ = self.done.await;
+    }
+
+    /// A sender that makes the worker stop.
+    pub fn stopper(&self) -> watch::Sender<bool> {
+        self.stop.clone()
+    }
+}
+
+/// Starts a worker in the background.
+pub fn spawn(broker: Broker, handlers: Handlers, config: WorkerConfig) -> WorkerHandle {
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut queues = config.queues.clone();
+    let dynamic = queues.is_empty();
+    if dynamic {
+        queues.push(QueueName::default_queue());
+    }
+    let reg = WorkerRegistration::new(config.queues.clone(), config.concurrency as u32);
+    let id = reg.id.clone();
+    let shared = Arc::new(Shared {
+        broker,
+        handlers,
+        reg,
+        sem: Arc::new(Semaphore::new(config.concurrency.max(1))),
+        running: Default::default(),
+        stop: stop_rx,
+        batch: config.concurrency.clamp(1, 128),
+    });
+    let done = tokio::spawn(run(shared, queues, dynamic, config));
+    WorkerHandle {
+        id,
+        stop: stop_tx,
+        done,
+    }
+}
+
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+async fn run(shared: Arc<Shared>, queues: Vec<QueueName>, dynamic: bool, config: WorkerConfig) {
+    let w = &shared.reg;
+    info!(worker = %w.id, queues = ?queues.iter().map(QueueName::as_str).collect::<Vec<_>>(),
+        concurrency = config.concurrency, kinds = ?shared.handlers.kinds(), "worker started");
+    if let Err(e) = shared.broker.heartbeat(w, 0).await {
+        warn!(error = %e, "first heartbeat failed; retrying in the background");
+    }
+    let mut tasks = JoinSet::new();
+    let mut ackers = JoinSet::new();
+    let mut started: HashSet<QueueName> = HashSet::new();
+    let mut ack_senders = Vec::new();
+    for q in &queues {
+        start_queue(
+            &shared,
+            q.clone(),
+            &mut tasks,
+            &mut ackers,
+            &mut ack_senders,
+        );
+        started.insert(q.clone());
+    }
+    // Upkeep, heartbeats, lease renewal and (when dynamic) discovery of new queues share one loop.
+    let mut stop = shared.stop.clone();
+    // Upkeep runs every `upkeep_interval`, or earlier when a scheduled job falls due before that.
+    let mut next_upkeep = tokio::time::Instant::now();
+    let mut heartbeat = tokio::time::interval(config.heartbeat_interval);
+    let renew_every = (shared.broker.settings().lease / 3).max(Duration::from_millis(100));
+    let mut renew = tokio::time::interval(renew_every);
+    for t in [&mut heartbeat, &mut renew] {
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    }
+    loop {
+        tokio::select! {
+            _ = stopped(&mut stop) => break,
+            _ = tokio::time::sleep_until(next_upkeep) => {
+                let mut earliest: Option<i64> = None;
+                for q in &started {
+                    if let Some(due) = upkeep_queue(&shared.broker, q).await {
+                        earliest = Some(earliest.map_or(due, |e| e.min(due)));
+                    }
+                }
+                let now = tokio::time::Instant::now();
+                let until_due = earliest.map(|due| {
+                    Duration::from_millis((due - Utc::now().timestamp_millis()).max(0) as u64)
+                });
+                next_upkeep = now + until_due.map_or(config.upkeep_interval, |d| d.min(config.upkeep_interval));
+            }
+            _ = renew.tick() => renew_leases(&shared).await,
+            _ = heartbeat.tick() => {
+                let running = config.concurrency - shared.sem.available_permits();
+                if let Err(e) = shared.broker.heartbeat(w, running).await {
+                    warn!(error = %e, "heartbeat failed");
+                }
+                for q in &started {
+                    if let Ok(st) = shared.broker.stats(q).await {
+                        faena_core::metrics::queue_depth(q.as_str(), st.pending, st.scheduled, st.running, st.dead, st.paused);
+                    }
+                }
+                match shared.broker.reap_dead_workers().await {
+                    Ok(n) if n > 0 => info!(requeued = n, "took back ids parked by dead workers"),
+                    Ok(_) => {}
+                    Err(e) => warn!(error = %e, "reaping dead workers failed"),
+                }
+                if dynamic {
+                    if let Ok(all) = shared.broker.queues().await {
+                        for q in all {
+                            if started.insert(q.clone()) {
+                                info!(queue = %q, "consuming a new queue");
+                                start_queue(&shared, q, &mut tasks, &mut ackers, &mut ack_senders);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    info!(worker = %w.id, "stopping: no new jobs; waiting for running jobs");
+    // Fetchers see the stop flag and end, giving back what they parked.
+    while tasks.join_next().await.is_some() {}
+    let all = config.concurrency.max(1) as u32;
+    let drained = tokio::time::timeout(config.stop_timeout, shared.sem.acquire_many(all)).await;
+    if drained.is_err() {
+        let left: Vec<(QueueName, Vec<String>)> = lock(&shared.running)
+            .iter()
+            .map(|(q, ids)| (q.clone(), ids.iter().cloned().collect()))
+            .collect();
+        for (q, ids) in left {
+            if ids.is_empty() {
+                continue;
+            }
+            warn!(queue = %q, jobs = ids.len(), "stop timeout reached: giving running jobs back to the queue");
+            if let Err(e) = shared.broker.release(&q, &w.id, &ids).await {
+                error!(queue = %q, error = %e, "could not give jobs back; their leases will expire instead");
+            }
+        }
+    }
+    drop(ack_senders);
+    while ackers.join_next().await.is_some() {}
+    if let Err(e) = shared.broker.deregister(w).await {
+        warn!(error = %e, "could not deregister");
+    }
+    info!(worker = %w.id, "worker stopped");
+}
+
+fn start_queue(
+    shared: &Arc<Shared>,
+    q: QueueName,
+    tasks: &mut JoinSet<()>,
+    ackers: &mut JoinSet<()>,
+    senders: &mut Vec<mpsc::UnboundedSender<Outcome>>,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    ackers.spawn(acker(shared.broker.clone(), q.clone(), rx));
+    tasks.spawn(fetcher(Arc::clone(shared), q, tx.clone()));
+    senders.push(tx);
+}
+
+/// Runs upkeep passes over one queue; returns when its next scheduled job is due (ms), if any.
+async fn upkeep_queue(broker: &Broker, q: &QueueName) -> Option<i64> {
+    // Bounded chunks: loop while a pass was full so a large backlog of due jobs drains quickly.
+    let mut next_due = None;
+    for _ in 0..50 {
+        match broker.maintain(q, 1000).await {
+            Ok(r) => {
+                next_due = r.next_due_ms;
+                if r.requeued > 0 || r.dead > 0 {
+                    info!(queue = %q, requeued = r.requeued, dead = r.dead, "took back jobs whose lease expired");
+                }
+                if r.promoted < 1000 && r.requeued < 1000 {
+                    break;
+                }
+            }
+            Err(e) => {
+                warn!(queue = %q, error = %e, "upkeep failed");
+                break;
+            }
+        }
+    }
+    next_due
+}
+
+async fn renew_leases(shared: &Shared) {
+    let by_queue: Vec<(QueueName, Vec<String>)> = lock(&shared.running)
+        .iter()
+        .map(|(q, ids)| (q.clone(), ids.iter().cloned().collect()))
+        .collect();
+    for (q, ids) in by_queue {
+        if let Err(e) = shared.broker.renew(&q, &ids).await {
+            warn!(queue = %q, error = %e, "lease renewal failed");
+        }
+    }
+}
+
+async fn acker(broker: Broker, q: QueueName, mut rx: mpsc::UnboundedReceiver<Outcome>) {
+    let mut buf = Vec::with_capacity(512);
+    let mut backoff = Duration::from_millis(50);
+    while rx.recv_many(&mut buf, 512).await > 0 {
+        loop {
+            match broker.finish(&q, &buf).await {
+                Ok(()) => {
+                    backoff = Duration::from_millis(50);
+                    break;
+                }
+                Err(e) => {
+                    // Keep the outcomes and try again: losing them would re-run finished jobs.
+                    warn!(queue = %q, error = %e, pending = buf.len(), "could not record outcomes; retrying");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+        buf.clear();
+    }
+}
+
+async fn fetcher(shared: Arc<Shared>, q: QueueName, acks: mpsc::UnboundedSender<Outcome>) {
+    let mut stop = shared.stop.clone();
+    let mut waiter = faena_broker::Waiter::default();
+    let mut backoff = Duration::from_millis(100);
+    let worker_id = shared.reg.id.clone();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        let first = tokio::select! {
+            _ = stopped(&mut stop) => break,
+            p = Arc::clone(&shared.sem).acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let mut permits = vec![first];
+        // When slots come back one by one (short jobs under load), yield a few times so finishing
+        // jobs can return theirs: one fetch of many jobs costs about what one fetch of one costs.
+        for round in 0..4 {
+            while permits.len() < shared.batch {
+                match Arc::clone(&shared.sem).try_acquire_owned() {
+                    Ok(p) => permits.push(p),
+                    Err(_) => break,
+                }
+            }
+            if round == 3 || permits.len() * 4 >= shared.batch {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        match shared.broker.fetch(&q, &worker_id, permits.len()).await {
+            Ok(Fetch::Paused) => {
+                drop(permits);
+                tokio::select! {
+                    _ = stopped(&mut stop) => break,
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                }
+            }
+            Ok(Fetch::Jobs(jobs)) if jobs.is_empty() => {
+                drop(permits);
+                backoff = Duration::from_millis(100);
+                // BLMOVE wakes as soon as a job is pushed; 1 s bounds how long a stop waits.
+                if let Err(e) = shared
+                    .broker
+                    .wait_for_job_with(&mut waiter, &q, &worker_id, Duration::from_secs(1))
+                    .await
+                {
+                    warn!(queue = %q, error = %e, "blocking wait failed; reconnecting");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+            Ok(Fetch::Jobs(jobs)) => {
+                backoff = Duration::from_millis(100);
+                {
+                    let mut running = lock(&shared.running);
+                    let set = running.entry(q.clone()).or_default();
+                    for j in &jobs {
+                        set.insert(j.id.clone());
+                    }
+                }
+                for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
+                    let shared = Arc::clone(&shared);
+                    let acks = acks.clone();
+                    tokio::spawn(async move {
+                        let id = job.id.clone();
+                        let queue = job.queue.clone();
+                        let outcome = execute(&shared.handlers, &shared.broker, job).await;
+                        let _ = acks.send(outcome);
+                        if let Some(set) = lock(&shared.running).get_mut(&queue) {
+                            set.remove(&id);
+                        }
+                        drop(permit);
+                    });
+                }
+            }
+            Err(e) => {
+                drop(permits);
+                warn!(queue = %q, error = %e, "fetch failed; retrying in {:?}", backoff);
+                tokio::select! {
+                    _ = stopped(&mut stop) => break,
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+    // Give back an id a blocking wait may have parked for us.
+    if let Err(e) = shared.broker.release(&q, &worker_id, &[]).await {
+        warn!(queue = %q, error = %e, "could not give back parked ids; the reaper will");
+    }
+}
+
+/// Runs one attempt and decides its outcome.
+pub(crate) async fn execute(handlers: &Handlers, broker: &Broker, job: LeasedJob) -> Outcome {
+    let span = info_span!("job", task_id = %job.id, kind = %job.kind, queue = %job.queue, attempt = job.attempt);
+    let id = job.id.clone();
+    let (kind_name, queue) = (job.kind.clone(), job.queue.clone());
+    let started = std::time::Instant::now();
+    let kind = outcome_of(handlers, broker, job)
+        .instrument(span.clone())
+        .await;
+    let label = match &kind {
+        OutcomeKind::Succeeded { .. } => "succeeded",
+        OutcomeKind::Retry { .. } => "retry",
+        OutcomeKind::Dead { .. } => "dead",
+        OutcomeKind::Snooze { .. } => "snoozed",
+    };
+    faena_core::metrics::job_finished(&kind_name, queue.as_str(), label, started.elapsed());
+    Outcome { id, kind }
+}
+
+async fn outcome_of(handlers: &Handlers, broker: &Broker, job: LeasedJob) -> OutcomeKind {
+    debug!("started");
+    let spec = broker.catalog().get(&job.kind);
+    let args: serde_json::Value = match serde_json::from_str(&job.args) {
+        Ok(v) => v,
+        Err(e) => {
+            return dead(
+                format!("decode error: stored args are not JSON: {e}"),
+                "decode",
+            )
+        }
+    };
+    let ctx = JobContext {
+        task_id: job.id.clone(),
+        kind: job.kind.clone(),
+        queue: job.queue.to_string(),
+        attempt: job.attempt,
+        max_attempts: job.max_attempts,
+    };
+    let fut = match handlers.start(&job.kind, args, ctx) {
+        None => {
+            return dead(
+                format!("no handler for kind `{}` in this worker", job.kind),
+                "unknown_kind",
+            )
+        }
+        Some(Err(JobError::Permanent(e))) => return dead(format!("{e:#}"), "decode"),
+        Some(Err(other)) => return dead(other.to_string(), "decode"),
+        Some(Ok(f)) => f,
+    };
+    let limit = spec.map_or(Duration::from_secs(300), |s| s.time_limit);
+    let result =
+        match tokio::time::timeout(limit, std::panic::AssertUnwindSafe(fut).catch_unwind()).await {
+            Err(_) => Err(JobError::Retry(anyhow::anyhow!(
+                "time limit of {limit:?} exceeded"
+            ))),
+            Ok(Err(panic)) => {
+                let msg = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".into());
+                Err(JobError::Retry(anyhow::anyhow!("handler panicked: {msg}")))
+            }
+            Ok(Ok(r)) => r,
+        };
+    match result {
+        Ok(value) => {
+            debug!("succeeded");
+            OutcomeKind::Succeeded {
+                result: value.to_string(),
+            }
+        }
+        Err(JobError::Snooze(d)) => {
+            debug!(delay = ?d, "snoozed");
+            OutcomeKind::Snooze {
+                until: Utc::now() + chrono::Duration::from_std(d).unwrap_or_default(),
+            }
+        }
+        Err(JobError::Permanent(e)) => dead(format!("{e:#}"), "permanent"),
+        Err(JobError::Retry(e)) => {
+            let error = format!("{e:#}");
+            if job.attempt >= job.max_attempts {
+                warn!(error = %error, "failed on its last attempt: DEAD");
+                return OutcomeKind::Dead {
+                    error,
+                    class: "retryable".into(),
+                };
+            }
+            let policy = spec.map_or(faena_core::jobs::RetryPolicy::DEFAULT, |s| s.retry);
+            let delay = policy.delay(job.attempt);
+            info!(error = %error, retry_in = ?delay, "failed; will retry");
+            OutcomeKind::Retry {
+                error,
+                class: "retryable".into(),
+                at: Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default(),
+            }
+        }
+    }
+}
+
+fn dead(error: String, class: &str) -> OutcomeKind {
+    warn!(error = %error, class, "DEAD");
+    OutcomeKind::Dead {
+        error,
+        class: class.into(),
+    }
+}

@@ -1,0 +1,66 @@
+# Faena task runner. `just` lists the recipes.
+#
+# Recipes that need Redis and PostgreSQL first run `scripts/services.sh ensure`
+# (machine services if they answer, else project-local ones under ./var; set
+# FAENA_FORCE_LOCAL=1 to always use the local ones) and export REDIS_URL and
+# DATABASE_URL from the var/services.env it writes.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+set dotenv-load := false
+set positional-arguments
+
+# List the recipes
+default:
+    @just --list --unsorted
+
+# Make sure Redis and PostgreSQL answer; writes var/services.env
+services:
+    scripts/services.sh ensure
+
+# Build, migrate, then run api + worker + beat together (Ctrl-C stops them)
+up:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    scripts/services.sh ensure
+    set -a; source var/services.env; set +a
+    cargo build --release --bins
+    target/release/faena migrate
+    exec scripts/run-all.sh
+
+# Format check, clippy, then the whole test suite against real services
+test:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    scripts/services.sh ensure
+    scripts/test-deps.sh
+    scripts/verify-units.sh
+    set -a; source var/services.env; set +a
+    export FAENA_TEST_DATABASE_URL="$DATABASE_URL" FAENA_TEST_REDIS_URL="$REDIS_URL"
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    if cargo nextest --version >/dev/null 2>&1; then
+        cargo nextest run --workspace --no-fail-fast --no-tests=warn
+    else
+        cargo test --workspace --no-fail-fast
+    fi
+
+# Build in release mode and run the benchmark: just bench [ARGS...]
+bench *ARGS:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    scripts/services.sh ensure
+    set -a; source var/services.env; set +a
+    cargo build --release --bins
+    exec target/release/faena-bench "$@"
+
+# Format the code
+fmt:
+    cargo fmt --all
+
+# Clippy with warnings as errors
+lint:
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Stop the project-local Redis/PostgreSQL under ./var (never the machine's)
+stop:
+    scripts/services.sh stop
