@@ -27,6 +27,13 @@
 //! addresses the app pushes, so reloading a board page lands on the board again.
 //!
 //! Live task logs (`/api/v1/events`, the `events` feature) are not enabled.
+//!
+//! # Admins only
+//!
+//! Every `/board` path needs an admin's access token: the `Authorization: Bearer` header, or the
+//! `faena_access` cookie that `GET /board/login?token=<access token>` sets (HttpOnly, SameSite
+//! Strict, path `/board`, for the token's remaining life) before redirecting to the board, since a
+//! browser cannot add a header to the page's own requests.
 
 use std::sync::{Arc, OnceLock};
 
@@ -91,7 +98,19 @@ impl Board {
     }
 
     /// The `/board` scope: the API and the UI.
-    pub fn scope(&self) -> Scope {
+    pub fn scope(
+        &self,
+    ) -> Scope<
+        impl actix_web::dev::ServiceFactory<
+            actix_web::dev::ServiceRequest,
+            Config = (),
+            Response = actix_web::dev::ServiceResponse<
+                actix_web::body::EitherBody<actix_web::body::BoxBody>,
+            >,
+            Error = actix_web::Error,
+            InitError = (),
+        >,
+    > {
         let mut api = ApiBuilder::new(web::scope(API_PATH));
         for q in &self.queues {
             api = api.register(
@@ -108,9 +127,28 @@ impl Board {
                 .route("/workers", web::get().to(fallback_workers))
                 .route("/tasks/{id}", web::get().to(fallback_task)),
         );
-        // Issue 9: the admin check goes here, as a `.wrap(...)` on this scope, so that it covers
-        // both the API and the UI.
         web::scope(BOARD_PATH)
+            .wrap_fn(|req, srv| {
+                use actix_web::dev::Service;
+                let login = req.path() == format!("{BOARD_PATH}/login");
+                let denied = if login {
+                    None
+                } else {
+                    crate::auth::authenticate_admin(req.request()).err()
+                };
+                let fut = denied.is_none().then(|| srv.call(req));
+                async move {
+                    match (fut, denied) {
+                        (Some(fut), _) => fut.await.map(|res| res.map_into_left_body()),
+                        (None, Some(e)) => Err(e.into()),
+                        (None, None) => Err(crate::error::ApiError::Internal(
+                            "board guard reached no decision".into(),
+                        )
+                        .into()),
+                    }
+                }
+            })
+            .route("/login", web::get().to(login))
             .service(api)
             .route("", web::get().to(ui))
             .route("/{tail:.*}", web::get().to(ui))
@@ -205,6 +243,41 @@ fn index_html() -> &'static str {
             .replace(&format!("<base href=\"{BOARD_PATH}/\""), "<base href=\"/\"");
         prefixed.replacen("<head>", &format!("<head>\n{SHIM}"), 1)
     })
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginQuery {
+    token: String,
+}
+
+/// Checks an admin's access token, keeps it in the `faena_access` cookie and goes to the board.
+async fn login(
+    state: web::Data<AppState>,
+    q: web::Query<LoginQuery>,
+) -> Result<HttpResponse, crate::error::ApiError> {
+    let claims = state
+        .keys
+        .verify_access(&q.token)
+        .map_err(crate::error::ApiError::Unauthorized)?;
+    if !claims.is_admin() {
+        return Err(crate::error::ApiError::Forbidden(format!(
+            "the dashboard is for admins; user `{}` is a {}",
+            claims.name,
+            claims.role.as_str()
+        )));
+    }
+    let left = (claims.exp - chrono::Utc::now().timestamp()).max(0);
+    let cookie = actix_web::cookie::Cookie::build(crate::auth::BOARD_COOKIE, q.token.clone())
+        .path(BOARD_PATH)
+        .http_only(true)
+        .same_site(actix_web::cookie::SameSite::Strict)
+        .max_age(actix_web::cookie::time::Duration::seconds(left))
+        .finish();
+    Ok(HttpResponse::SeeOther()
+        .cookie(cookie)
+        .insert_header((header::LOCATION, format!("{BOARD_PATH}/")))
+        .finish())
 }
 
 /// An embedded asset by name, else the dashboard's `index.html`.

@@ -16,6 +16,18 @@ pub enum ApiError {
     },
     #[error("{0}")]
     NotFound(String),
+    /// 401: no token, a bad one or an expired one.
+    #[error(transparent)]
+    Unauthorized(faena_core::auth::AuthError),
+    /// 403: authenticated, but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("the body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{message}")]
+    TooManyRequests { message: String, retry_after: u64 },
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -46,6 +58,11 @@ impl ApiError {
         match self {
             Self::BadRequest { code, .. } => code,
             Self::NotFound(_) => "not_found",
+            Self::Unauthorized(e) => e.code(),
+            Self::Forbidden(_) => "forbidden",
+            Self::TooLarge(_) => "body_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::TooManyRequests { .. } => "too_many_requests",
             Self::Conflict(_) => "conflict",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal",
@@ -71,6 +88,11 @@ impl ResponseError for ApiError {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -106,7 +128,23 @@ impl ResponseError for ApiError {
             }
             _ => None,
         };
-        HttpResponse::build(self.status_code()).json(Body {
+        let mut res = HttpResponse::build(self.status_code());
+        match self {
+            Self::Unauthorized(_) => {
+                res.insert_header((
+                    actix_web::http::header::WWW_AUTHENTICATE,
+                    "Bearer realm=\"faena\"",
+                ));
+            }
+            Self::TooManyRequests { retry_after, .. } => {
+                res.insert_header((
+                    actix_web::http::header::RETRY_AFTER,
+                    retry_after.to_string(),
+                ));
+            }
+            _ => {}
+        }
+        res.json(Body {
             error: Detail {
                 code: self.code(),
                 message: self.to_string(),
@@ -140,6 +178,27 @@ impl From<faena_core::periodic::PeriodicError> for ApiError {
                 Self::bad_request(e.code(), e.to_string(), e.field())
             }
             P::Db(_) => Self::Unavailable(e.to_string()),
+        }
+    }
+}
+
+impl From<faena_core::auth::AuthError> for ApiError {
+    fn from(e: faena_core::auth::AuthError) -> Self {
+        use faena_core::auth::AuthError as A;
+        match e {
+            A::Invalid { field, .. } => {
+                Self::bad_request(e.code(), e.to_string(), Some(field.to_owned()))
+            }
+            A::Exists(_) => Self::Conflict(e.to_string()),
+            A::NoSuchUser(_) => Self::NotFound(e.to_string()),
+            A::Db(_) => Self::Unavailable(e.to_string()),
+            A::Hash(_) => Self::Internal(e.to_string()),
+            A::BadCredentials
+            | A::Disabled
+            | A::MissingToken
+            | A::InvalidToken(_)
+            | A::ExpiredToken
+            | A::InvalidRefresh => Self::Unauthorized(e),
         }
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! [`Application::build`] binds (port 0 in tests) and returns a server that tests can start.
 
+pub mod auth;
 pub mod board;
 pub mod error;
+pub mod json;
 pub mod routes;
 
 use std::net::TcpListener;
@@ -24,6 +26,10 @@ pub struct AppState {
     pub broker: Broker,
     /// How long a checkout holds stock.
     pub reservation_ttl: std::time::Duration,
+    /// Signs and checks access tokens.
+    pub keys: faena_core::auth::TokenKeys,
+    /// Failed logins per user before 429.
+    pub login_max_failures: u32,
 }
 
 impl AppState {
@@ -48,6 +54,12 @@ pub struct Application {
 impl Application {
     /// Checks migrations, builds the pools, binds `settings.api_bind`.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let keys = settings.auth.token_keys()?;
+        if settings.auth.jwt_secret.is_none() {
+            tracing::warn!(
+                "FAENA_ENV=dev and no FAENA_JWT_SECRET: access tokens are signed with a random key and die with this process"
+            );
+        }
         db::ensure_migrated(settings.database_url()).await?;
         let db = db::create_pool(settings.database_url(), settings.db_pool_size)?;
         let redis = redis_pool::create_pool(settings.redis_url(), settings.redis_pool_size)?;
@@ -68,6 +80,8 @@ impl Application {
                 db,
                 broker,
                 reservation_ttl: settings.reservation_ttl,
+                keys,
+                login_max_failures: settings.auth.login_max_failures,
             },
             board,
         )?;
@@ -157,9 +171,15 @@ pub fn run(listener: TcpListener, state: AppState, board: board::Board) -> std::
                     .limit(MAX_JSON_BYTES)
                     .error_handler(json_error),
             )
+            .app_data(web::PayloadConfig::new(MAX_JSON_BYTES))
             .app_data(web::PathConfig::default().error_handler(path_error))
             .app_data(web::QueryConfig::default().error_handler(query_error))
-            .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("faena_api::http"))
+            .wrap(
+                // Method and path only: a query string may carry a token (`/board/login`).
+                actix_web::middleware::Logger::new("%{method}xi %U %s %Dms")
+                    .custom_request_replace("method", |req| req.method().to_string())
+                    .log_target("faena_api::http"),
+            )
             .wrap_fn(|req, srv| {
                 use actix_web::dev::Service;
                 let started = std::time::Instant::now();
@@ -178,6 +198,9 @@ pub fn run(listener: TcpListener, state: AppState, board: board::Board) -> std::
                 }
             })
             .service(routes::health::health)
+            .service(routes::auth::token)
+            .service(routes::auth::refresh)
+            .service(routes::auth::logout)
             .service(routes::metrics::metrics)
             .service(routes::tasks::enqueue)
             .service(routes::tasks::show)
@@ -196,7 +219,7 @@ pub fn run(listener: TcpListener, state: AppState, board: board::Board) -> std::
             .service(routes::shop::get_reservation)
             .service(routes::shop::confirm)
             .service(routes::shop::release)
-            // apalis-board; issue 9 puts the admin check on this scope (see `Board::scope`).
+            // apalis-board, for admins only (see `Board::scope`).
             .service(board.scope())
             .default_service(web::route().to(not_found))
     })

@@ -93,7 +93,19 @@ async fn bad_requests_get_clear_errors_never_500() -> anyhow::Result<()> {
             "invalid_field",
             Some("max_attempts"),
         ),
-        (r#"{"kind":"noop","bogus":1}"#, 400, "invalid_json", None),
+        (
+            r#"{"kind":"noop","bogus":1}"#,
+            400,
+            "unknown_field",
+            Some("bogus"),
+        ),
+        (
+            r#"{"kind":"noop","args":{},"queue":7}"#,
+            400,
+            "invalid_field",
+            Some("queue"),
+        ),
+        (r#"{"args":{}}"#, 400, "missing_field", Some("kind")),
         (r#"{"kind":"noop""#, 400, "invalid_json", None),
         (r#"[]"#, 400, "invalid_json", None),
     ];

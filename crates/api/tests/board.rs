@@ -22,15 +22,8 @@ async fn spawn_with_jobs(label: &str, queue: &str, jobs: usize) -> anyhow::Resul
     for _ in 0..jobs {
         redis.broker.enqueue(noop(queue)).await?;
     }
-    let app = faena_api::Application::build(&settings(&db, &redis.url, &redis.prefix)?).await?;
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    Ok(TestApp {
-        base,
-        client: reqwest::Client::new(),
-        db,
-        redis,
-    })
+    let s = settings(&db, &redis.url, &redis.prefix)?;
+    TestApp::start(db, redis, &s).await
 }
 
 fn noop(queue: &str) -> EnqueueRequest {
@@ -185,7 +178,9 @@ async fn chromium(url: &str, args: &[&str]) -> anyhow::Result<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn board_renders_the_queue_in_chromium() -> anyhow::Result<()> {
     let app = spawn_with_jobs("board_chromium", "boardq", 3).await?;
-    let url = format!("{}/board", app.base);
+    // A browser cannot send a bearer header: /board/login keeps the admin's token in a cookie
+    // and redirects to the board.
+    let url = format!("{}/board/login?token={}", app.base, app.admin_token);
 
     let dom = chromium(&url, &["--dump-dom"]).await?;
     assert!(

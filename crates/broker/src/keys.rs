@@ -79,6 +79,16 @@ impl GlobalKeys {
         format!("{{{}}}:leader:{role}", self.prefix)
     }
 
+    /// A named lock (e.g. one send of a sale at a time).
+    pub fn lock(&self, name: &str) -> String {
+        format!("{{{}}}:lock:{name}", self.prefix)
+    }
+
+    /// A counter of events within a window (failed logins per user or address).
+    pub fn throttle(&self, name: &str) -> String {
+        format!("{{{}}}:throttle:{name}", self.prefix)
+    }
+
     /// Every key under the prefix, for tests' cleanup.
     pub fn all_pattern(&self) -> String {
         format!("{{{}*", self.prefix)

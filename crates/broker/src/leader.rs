@@ -1,4 +1,5 @@
-//! Leader leases in Redis: one holder at a time per role (beat uses the role `beat`).
+//! Leases in Redis: one holder at a time per role (beat uses the role `beat`) or per named lock
+//! (a sale being sent to SUNAT), and counters of events within a window (failed logins).
 
 use std::time::Duration;
 
@@ -19,6 +20,11 @@ const RELEASE: &str = r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0";
 
+const COUNT_IN_WINDOW: &str = r"
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n";
+
 impl Broker {
     /// Takes or renews the lease of `role` for `holder`; false when another holder has it.
     pub async fn acquire_leadership(
@@ -27,9 +33,55 @@ impl Broker {
         holder: &str,
         ttl: Duration,
     ) -> Result<bool> {
+        self.acquire_key(self.global.leader(role), holder, ttl).await
+    }
+
+    /// Takes or renews the lock `name` for `holder` for `ttl`; false when another holder has it.
+    /// The lock expires by itself if its holder dies.
+    pub async fn acquire_lock(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool> {
+        self.acquire_key(self.global.lock(name), holder, ttl).await
+    }
+
+    /// Gives the lock `name` up if `holder` has it.
+    pub async fn release_lock(&self, name: &str, holder: &str) -> Result<()> {
+        self.release_key(self.global.lock(name), holder).await
+    }
+
+    /// Counts one event under `name` in a window that starts with the first event; returns the
+    /// count so far.
+    pub async fn count_event(&self, name: &str, window: Duration) -> Result<u64> {
+        let mut conn = self.conn().await?;
+        Ok(redis::Script::new(COUNT_IN_WINDOW)
+            .key(self.global.throttle(name))
+            .arg(window.as_millis().max(1) as u64)
+            .invoke_async(&mut conn)
+            .await?)
+    }
+
+    /// The events counted under `name` in its current window.
+    pub async fn event_count(&self, name: &str) -> Result<u64> {
+        let mut conn = self.conn().await?;
+        let n: Option<u64> = redis::cmd("GET")
+            .arg(self.global.throttle(name))
+            .query_async(&mut conn)
+            .await?;
+        Ok(n.unwrap_or(0))
+    }
+
+    /// Forgets the events counted under `name`.
+    pub async fn clear_events(&self, name: &str) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let _: i64 = redis::cmd("DEL")
+            .arg(self.global.throttle(name))
+            .query_async(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    async fn acquire_key(&self, key: String, holder: &str, ttl: Duration) -> Result<bool> {
         let mut conn = self.conn().await?;
         let got: i64 = redis::Script::new(ACQUIRE_OR_RENEW)
-            .key(self.global.leader(role))
+            .key(key)
             .arg(holder)
             .arg(ttl.as_millis() as u64)
             .invoke_async(&mut conn)
@@ -39,9 +91,13 @@ impl Broker {
 
     /// Gives the lease up if `holder` has it.
     pub async fn release_leadership(&self, role: &str, holder: &str) -> Result<()> {
+        self.release_key(self.global.leader(role), holder).await
+    }
+
+    async fn release_key(&self, key: String, holder: &str) -> Result<()> {
         let mut conn = self.conn().await?;
         let _: i64 = redis::Script::new(RELEASE)
-            .key(self.global.leader(role))
+            .key(key)
             .arg(holder)
             .invoke_async(&mut conn)
             .await?;

@@ -217,7 +217,8 @@ impl Broker {
                         .arg(&t.args)
                         .arg(t.max_attempts)
                         .arg(run_at)
-                        .arg(t.idempotency_key.as_deref().unwrap_or(""));
+                        .arg(t.idempotency_key.as_deref().unwrap_or(""))
+                        .arg(t.owner.as_deref().unwrap_or(""));
                 }
                 pipe.add_command(cmd);
                 order.push(chunk);

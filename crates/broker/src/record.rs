@@ -76,6 +76,9 @@ pub struct TaskRecord {
     pub worker: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// The user on whose behalf it was enqueued.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 fn ms(v: Option<&String>) -> Option<DateTime<Utc>> {
@@ -109,6 +112,7 @@ impl TaskRecord {
             next_run_at: ms(h.get("next_run_at")),
             worker: h.get("worker").cloned(),
             idempotency_key: h.get("idempotency_key").cloned(),
+            owner: h.get("owner").cloned(),
         })
     }
 }

@@ -252,6 +252,8 @@ pub struct NewTask {
     pub run_at: Option<DateTime<Utc>>,
     pub max_attempts: u32,
     pub idempotency_key: Option<String>,
+    /// The user on whose behalf it was enqueued (the api sets it; sellers see only their own).
+    pub owner: Option<String>,
 }
 
 /// The longest countdown accepted (about a year), so a typo cannot park a job forever.
@@ -422,6 +424,7 @@ impl Catalog {
             run_at,
             max_attempts,
             idempotency_key,
+            owner: None,
         })
     }
 }

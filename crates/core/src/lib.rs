@@ -2,6 +2,7 @@
 //!
 //! Nothing here knows actix or Redis key names; those live in `faena-api` and `faena-broker`.
 
+pub mod auth;
 pub mod db;
 pub mod domain;
 pub mod health;

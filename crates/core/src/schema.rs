@@ -61,5 +61,32 @@ diesel::allow_tables_to_appear_in_same_query!(
     products,
     reservations,
     reservation_items,
-    periodic_tasks
+    periodic_tasks,
+    users,
+    refresh_tokens
 );
+
+diesel::table! {
+    users (id) {
+        id -> Int8,
+        username -> Text,
+        password_hash -> Text,
+        role -> Text,
+        active -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Int8,
+        user_id -> Int8,
+        token_hash -> Text,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(refresh_tokens -> users (user_id));

@@ -46,6 +46,60 @@ pub struct Settings {
     pub metrics_bind: Option<SocketAddr>,
     /// `FAENA_REDIS_POOL_SIZE` (default 16).
     pub redis_pool_size: usize,
+    /// Authentication of the api.
+    pub auth: AuthSettings,
+}
+
+/// Authentication settings (the api's access and refresh tokens).
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// `FAENA_JWT_SECRET`: the HS256 key of access tokens, at least 32 bytes. Required unless
+    /// `FAENA_ENV=dev`, where a missing one is replaced by a random key per process.
+    pub jwt_secret: Option<SecretString>,
+    /// `FAENA_ENV`: `production` (default) or `dev`.
+    pub dev_mode: bool,
+    /// `FAENA_ACCESS_TOKEN_TTL_SECS`: lifetime of an access token (default 900, 15 minutes).
+    pub access_ttl: Duration,
+    /// `FAENA_REFRESH_TOKEN_TTL_SECS`: lifetime of a refresh token (default 2592000, 30 days).
+    pub refresh_ttl: Duration,
+    /// `FAENA_LOGIN_MAX_FAILURES`: failed logins per user or per address within 15 minutes before
+    /// `POST /api/auth/token` answers 429 (default 5 per user, 4x that per address).
+    pub login_max_failures: u32,
+}
+
+impl AuthSettings {
+    /// The token keys, or an error naming `FAENA_JWT_SECRET` when it is missing or short outside
+    /// dev mode. In dev mode a missing secret becomes a random one (tokens die with the process).
+    pub fn token_keys(&self) -> Result<crate::auth::TokenKeys, SettingsError> {
+        let expected = || {
+            format!(
+                "at least {} bytes, e.g. `openssl rand -hex 32`; or set FAENA_ENV=dev for a random one",
+                crate::auth::MIN_SECRET_BYTES
+            )
+        };
+        let secret = match &self.jwt_secret {
+            Some(s) if s.expose_secret().len() >= crate::auth::MIN_SECRET_BYTES => s.clone(),
+            Some(s) if !self.dev_mode => {
+                return Err(SettingsError::Invalid {
+                    name: "FAENA_JWT_SECRET",
+                    value: format!("<{} bytes, hidden>", s.expose_secret().len()),
+                    expected: expected(),
+                })
+            }
+            None if !self.dev_mode => {
+                return Err(SettingsError::Missing {
+                    name: "FAENA_JWT_SECRET",
+                    expected: "the api signs access tokens with it: at least 32 random bytes, e.g. `openssl rand -hex 32` (or FAENA_ENV=dev for a random one)",
+                })
+            }
+            _ => crate::auth::TokenKeys::random_secret(),
+        };
+        Ok(crate::auth::TokenKeys::new(
+            &secret,
+            self.access_ttl,
+            self.refresh_ttl,
+        ))
+    }
 }
 
 /// Settings of the Redis broker, shared by every process that enqueues or runs jobs.
@@ -318,6 +372,30 @@ impl Settings {
                 16,
                 "a whole number such as 16",
             )?,
+            auth: AuthSettings {
+                jwt_secret: env
+                    .get("FAENA_JWT_SECRET")
+                    .filter(|s| !s.is_empty())
+                    .map(|s| SecretString::from(s.to_owned())),
+                dev_mode: match env.get("FAENA_ENV").map(str::to_ascii_lowercase).as_deref() {
+                    None | Some("production") | Some("prod") => false,
+                    Some("dev") | Some("development") => true,
+                    Some(other) => {
+                        return Err(SettingsError::Invalid {
+                            name: "FAENA_ENV",
+                            value: other.to_owned(),
+                            expected: "`production` (the default) or `dev`".into(),
+                        })
+                    }
+                },
+                access_ttl: env.secs("FAENA_ACCESS_TOKEN_TTL_SECS", 900)?,
+                refresh_ttl: env.secs("FAENA_REFRESH_TOKEN_TTL_SECS", 30 * 86_400)?,
+                login_max_failures: env.parsed(
+                    "FAENA_LOGIN_MAX_FAILURES",
+                    5,
+                    "a whole number such as 5",
+                )?,
+            },
         })
     }
 

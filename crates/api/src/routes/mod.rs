@@ -1,5 +1,6 @@
 //! The api's routes, by resource.
 
+pub mod auth;
 pub mod health;
 pub mod metrics;
 pub mod periodic;

@@ -1,12 +1,14 @@
 //! `/api/periodic-tasks`: list, add, edit, delete and run schedules. A running beat applies changes
-//! within a second (it re-reads the table). Admin-only once authentication lands (issue 9).
+//! within a second (it re-reads the table). Admins only.
 
 use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use faena_core::periodic::{self, NewPeriodic, PeriodicPatch, PeriodicTask};
 use serde::Serialize;
 
+use crate::auth::AdminCaller;
 use crate::error::ApiError;
+use crate::json::ApiJson;
 use crate::AppState;
 
 /// A schedule as the api shows it.
@@ -28,7 +30,10 @@ fn view(state: &AppState, task: PeriodicTask) -> PeriodicView {
 }
 
 #[get("/api/periodic-tasks")]
-pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    _admin: AdminCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let rows = periodic::list(&mut *state.db_conn().await?).await?;
     Ok(HttpResponse::Ok().json(
         rows.into_iter()
@@ -39,8 +44,9 @@ pub async fn list(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> 
 
 #[post("/api/periodic-tasks")]
 pub async fn create(
+    _admin: AdminCaller,
     state: web::Data<AppState>,
-    body: web::Json<NewPeriodic>,
+    body: ApiJson<NewPeriodic>,
 ) -> Result<HttpResponse, ApiError> {
     let row = periodic::create(
         &mut *state.db_conn().await?,
@@ -53,6 +59,7 @@ pub async fn create(
 
 #[get("/api/periodic-tasks/{name}")]
 pub async fn show(
+    _admin: AdminCaller,
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -62,9 +69,10 @@ pub async fn show(
 
 #[patch("/api/periodic-tasks/{name}")]
 pub async fn update(
+    _admin: AdminCaller,
     state: web::Data<AppState>,
     name: web::Path<String>,
-    body: web::Json<PeriodicPatch>,
+    body: ApiJson<PeriodicPatch>,
 ) -> Result<HttpResponse, ApiError> {
     let row = periodic::update(
         &mut *state.db_conn().await?,
@@ -78,6 +86,7 @@ pub async fn update(
 
 #[delete("/api/periodic-tasks/{name}")]
 pub async fn remove(
+    _admin: AdminCaller,
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
@@ -91,6 +100,7 @@ pub async fn remove(
 /// Enqueues the schedule's job now, outside its ticks.
 #[post("/api/periodic-tasks/{name}/run")]
 pub async fn run_now(
+    _admin: AdminCaller,
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {

@@ -1,17 +1,51 @@
 //! Shared test harness of the api tests: `spawn_app` starts the real app on port 0 with its own
-//! database and Redis key prefix.
+//! database and Redis key prefix, creates an admin, and logs it in: `client` sends the admin's
+//! bearer token on every request, `anon` sends none, and `user_token` makes more users.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 
+use faena_core::auth::{self, Role, Username};
 use faena_testkit::{TestDb, TestRedis};
+use secrecy::SecretString;
 use serde_json::Value;
+
+/// The JWT secret of test apps (only for tests).
+pub const TEST_JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123456789";
+/// The password of users the harness creates.
+pub const TEST_PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {
     pub base: String,
+    /// Sends the admin's token.
     pub client: reqwest::Client,
+    /// Sends no token.
+    pub anon: reqwest::Client,
+    pub admin_token: String,
     pub db: TestDb,
     pub redis: TestRedis,
+}
+
+pub fn settings_with(
+    db: &TestDb,
+    redis_url: &str,
+    prefix: &str,
+    extra: &[(&str, &str)],
+) -> anyhow::Result<faena_core::Settings> {
+    let mut vars: HashMap<String, String> = [
+        ("DATABASE_URL", db.url.as_str()),
+        ("REDIS_URL", redis_url),
+        ("FAENA_API_BIND", "127.0.0.1:0"),
+        ("FAENA_REDIS_PREFIX", prefix),
+        ("FAENA_JWT_SECRET", TEST_JWT_SECRET),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for (k, v) in extra {
+        vars.insert((*k).to_string(), (*v).to_string());
+    }
+    Ok(faena_core::Settings::from_map(&vars)?)
 }
 
 pub fn settings(
@@ -19,31 +53,92 @@ pub fn settings(
     redis_url: &str,
     prefix: &str,
 ) -> anyhow::Result<faena_core::Settings> {
-    let vars: HashMap<String, String> = [
-        ("DATABASE_URL", db.url.as_str()),
-        ("REDIS_URL", redis_url),
-        ("FAENA_API_BIND", "127.0.0.1:0"),
-        ("FAENA_REDIS_PREFIX", prefix),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect();
-    Ok(faena_core::Settings::from_map(&vars)?)
+    settings_with(db, redis_url, prefix, &[])
+}
+
+/// Creates a user directly in the database.
+pub async fn create_user(db: &TestDb, name: &str, role: Role) -> anyhow::Result<auth::User> {
+    let pool = faena_core::db::create_pool(&db.url, 1)?;
+    let mut conn = pool.get().await?;
+    Ok(auth::create_user(
+        &mut conn,
+        &Username::parse(name)?,
+        SecretString::from(TEST_PASSWORD),
+        role,
+    )
+    .await?)
+}
+
+/// Logs in through the api; returns the whole token response.
+pub async fn login(base: &str, name: &str, password: &str) -> anyhow::Result<(u16, Value)> {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/auth/token"))
+        .json(&serde_json::json!({ "username": name, "password": password }))
+        .send()
+        .await?;
+    let status = r.status().as_u16();
+    Ok((status, r.json().await.unwrap_or(Value::Null)))
+}
+
+fn bearer_client(token: &str) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse()?,
+    );
+    Ok(reqwest::Client::builder()
+        .default_headers(headers)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?)
+}
+
+impl TestApp {
+    /// Starts the app on `settings` over `db` and `redis`, with an admin logged in.
+    pub async fn start(
+        db: TestDb,
+        redis: TestRedis,
+        settings: &faena_core::Settings,
+    ) -> anyhow::Result<Self> {
+        let app = faena_api::Application::build(settings).await?;
+        let base = format!("http://127.0.0.1:{}", app.port());
+        tokio::spawn(app.run_until_stopped());
+        create_user(&db, "admin", Role::Admin).await?;
+        let (status, body) = login(&base, "admin", TEST_PASSWORD).await?;
+        anyhow::ensure!(status == 200, "admin login answered {status}: {body}");
+        let admin_token = body["access_token"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("no access_token in {body}"))?
+            .to_owned();
+        Ok(Self {
+            client: bearer_client(&admin_token)?,
+            anon: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+            admin_token,
+            base,
+            db,
+            redis,
+        })
+    }
+
+    /// Creates a user with `role` and logs it in; returns its access token.
+    pub async fn user_token(&self, name: &str, role: Role) -> anyhow::Result<String> {
+        create_user(&self.db, name, role).await?;
+        let (status, body) = login(&self.base, name, TEST_PASSWORD).await?;
+        anyhow::ensure!(status == 200, "login of {name} answered {status}: {body}");
+        Ok(body["access_token"]
+            .as_str()
+            .ok_or_else(|| anyhow::anyhow!("no access_token in {body}"))?
+            .to_owned())
+    }
 }
 
 pub async fn spawn_app_with(label: &str, redis_url: Option<&str>) -> anyhow::Result<TestApp> {
     let db = TestDb::new(label).await?;
     let redis = TestRedis::new(label)?;
     let url = redis_url.map_or(redis.url.clone(), str::to_owned);
-    let app = faena_api::Application::build(&settings(&db, &url, &redis.prefix)?).await?;
-    let base = format!("http://127.0.0.1:{}", app.port());
-    tokio::spawn(app.run_until_stopped());
-    Ok(TestApp {
-        base,
-        client: reqwest::Client::new(),
-        db,
-        redis,
-    })
+    let s = settings(&db, &url, &redis.prefix)?;
+    TestApp::start(db, redis, &s).await
 }
 
 pub async fn spawn_app(label: &str) -> anyhow::Result<TestApp> {
@@ -52,36 +147,36 @@ pub async fn spawn_app(label: &str) -> anyhow::Result<TestApp> {
 
 impl TestApp {
     pub async fn post(&self, path: &str, body: &str) -> anyhow::Result<(u16, Value)> {
-        let r = self
-            .client
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/json")
-            .body(body.to_owned())
-            .send()
-            .await?;
-        let status = r.status().as_u16();
-        Ok((status, r.json().await.unwrap_or(Value::Null)))
+        self.send(reqwest::Method::POST, path, Some(body)).await
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await?;
-        let status = r.status().as_u16();
-        Ok((status, r.json().await.unwrap_or(Value::Null)))
+        self.send(reqwest::Method::GET, path, None).await
     }
-}
 
-impl TestApp {
+    /// A request with the admin's token.
     pub async fn send(
         &self,
         method: reqwest::Method,
         path: &str,
         body: Option<&str>,
     ) -> anyhow::Result<(u16, Value)> {
-        let mut r = self.client.request(method, format!("{}{path}", self.base));
+        self.send_as(Some(&self.admin_token), method, path, body)
+            .await
+    }
+
+    /// A request with `token` (none: anonymous).
+    pub async fn send_as(
+        &self,
+        token: Option<&str>,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&str>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut r = self.anon.request(method, format!("{}{path}", self.base));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
         if let Some(b) = body {
             r = r
                 .header("content-type", "application/json")

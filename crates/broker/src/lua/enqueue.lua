@@ -1,7 +1,8 @@
 -- Enqueue a batch of jobs into one queue.
 -- KEYS[1] pending list, KEYS[2] scheduled zset, KEYS[3] stats hash
 -- ARGV[1] now (ms), ARGV[2] key prefix of the queue (`{p:q:queue}:`), ARGV[3] idempotency ttl (s),
--- ARGV[4] queue name, then 6 values per job: id, kind, args, max_attempts, run_at (ms, 0 = now), idempotency key ('' = none)
+-- ARGV[4] queue name, then 7 values per job: id, kind, args, max_attempts, run_at (ms, 0 = now), idempotency key ('' = none),
+-- owner ('' = none)
 -- Returns one id per job: the new id, or the id of the earlier job holding the same idempotency key.
 local now = tonumber(ARGV[1])
 local kp = ARGV[2]
@@ -9,8 +10,8 @@ local ttl = tonumber(ARGV[3])
 local queue = ARGV[4]
 local out = {}
 local added = 0
-for i = 5, #ARGV, 6 do
-  local id, kind, args, max, run_at, idem = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], tonumber(ARGV[i+4]), ARGV[i+5]
+for i = 5, #ARGV, 7 do
+  local id, kind, args, max, run_at, idem, owner = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], tonumber(ARGV[i+4]), ARGV[i+5], ARGV[i+6]
   local existing = false
   if idem ~= '' then
     local ik = kp .. 'idem:' .. idem
@@ -34,6 +35,7 @@ for i = 5, #ARGV, 6 do
       redis.call('RPUSH', KEYS[1], id)
     end
     if idem ~= '' then redis.call('HSET', rk, 'idempotency_key', idem) end
+    if owner ~= '' then redis.call('HSET', rk, 'owner', owner) end
     out[#out+1] = id
     added = added + 1
   end

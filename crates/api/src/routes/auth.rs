@@ -1,0 +1,126 @@
+//! `/api/auth`: log in (`token`), rotate a refresh token (`refresh`), log out (`logout`).
+//! Repeated failed logins for one user or one address answer 429 for a while.
+
+use std::time::Duration;
+
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use faena_core::auth::{self, AuthError, Claims, User};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::json::ApiJson;
+use crate::AppState;
+
+/// How long failed logins are remembered.
+pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// An address may fail this many times the per-user limit (it may serve several cashiers).
+const ADDRESS_FACTOR: u64 = 4;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRequest {
+    username: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// The answer of `token` and `refresh`.
+#[derive(Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    pub refresh_token: String,
+    pub username: String,
+    pub role: auth::Role,
+}
+
+fn respond(state: &AppState, user: &User, refresh_token: String) -> Result<HttpResponse, ApiError> {
+    let (access, claims): (String, Claims) = state.keys.issue_access(user)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(TokenResponse {
+            access_token: access,
+            token_type: "Bearer",
+            expires_in: state.keys.access_ttl.as_secs(),
+            refresh_token,
+            username: user.username.clone(),
+            role: claims.role,
+        }))
+}
+
+#[post("/api/auth/token")]
+pub async fn token(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    body: ApiJson<TokenRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let user_key = format!("login:user:{}", body.username.to_lowercase());
+    let addr_key = format!(
+        "login:addr:{}",
+        req.peer_addr()
+            .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
+    );
+    let max = u64::from(state.login_max_failures.max(1));
+    let too_many = || ApiError::TooManyRequests {
+        message: format!(
+            "too many failed logins for this user or address: wait {} minutes and try again",
+            FAILURE_WINDOW.as_secs() / 60
+        ),
+        retry_after: FAILURE_WINDOW.as_secs(),
+    };
+    if state.broker.event_count(&user_key).await? >= max
+        || state.broker.event_count(&addr_key).await? >= max * ADDRESS_FACTOR
+    {
+        return Err(too_many());
+    }
+    let mut conn = state.db_conn().await?;
+    match auth::authenticate(&mut conn, &body.username, SecretString::from(body.password)).await {
+        Ok(user) => {
+            state.broker.clear_events(&user_key).await?;
+            let refresh_token =
+                auth::issue_refresh(&mut conn, user.id, state.keys.refresh_ttl).await?;
+            tracing::info!(user = %user.username, role = user.role().as_str(), "login");
+            respond(&state, &user, refresh_token)
+        }
+        Err(e @ (AuthError::BadCredentials | AuthError::Disabled)) => {
+            state.broker.count_event(&user_key, FAILURE_WINDOW).await?;
+            state.broker.count_event(&addr_key, FAILURE_WINDOW).await?;
+            tracing::warn!(user = %body.username, "failed login");
+            Err(e.into())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Exchanges a refresh token for a new access token and a new refresh token; the old refresh
+/// token stops working.
+#[post("/api/auth/refresh")]
+pub async fn refresh(
+    state: web::Data<AppState>,
+    body: ApiJson<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.db_conn().await?;
+    let (user, new) =
+        auth::rotate_refresh(&mut conn, &body.refresh_token, state.keys.refresh_ttl).await?;
+    respond(&state, &user, new)
+}
+
+/// Revokes a refresh token. Answers 204 whether or not it was still valid.
+#[post("/api/auth/logout")]
+pub async fn logout(
+    state: web::Data<AppState>,
+    body: ApiJson<RefreshRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.db_conn().await?;
+    auth::revoke_refresh(&mut conn, &body.refresh_token).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
