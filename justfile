@@ -25,6 +25,14 @@ up:
     set -a; source var/services.env; set +a
     cargo build --release --bins
     target/release/faena migrate
+    # The api needs a JWT secret: one is generated once for this checkout and kept in var/.
+    if [[ -z ${FAENA_JWT_SECRET:-} ]]; then
+        if [[ ! -s var/jwt-secret ]]; then
+            (umask 077; head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n' > var/jwt-secret)
+        fi
+        export FAENA_JWT_SECRET="$(cat var/jwt-secret)"
+    fi
+    echo "Create an admin (once): target/release/faena users create admin --role admin"
     exec scripts/run-all.sh
 
 # Format check, clippy, then the whole test suite against real services

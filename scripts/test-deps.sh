@@ -5,7 +5,10 @@
 #
 # Today that is supervisord and supervisorctl (Debian package `supervisor`),
 # used by crates/worker/tests/supervisor.rs, and chromium (Debian packages
-# `chromium` and `chromium-driver`), used by crates/api/tests/board.rs.
+# `chromium` and `chromium-driver`), used by crates/api/tests/board.rs,
+# pdftoppm and pdftotext (Debian package `poppler-utils`), used by
+# crates/sunat/tests/printable.rs, and xmllint and xmlsec1 (Debian packages
+# `libxml2-utils` and `xmlsec1`), used by crates/sunat/tests/xml.rs.
 # Nothing is done when they are on PATH already. Otherwise the package is installed with apt-get (Debian/Ubuntu
 # only; `apt-get update` runs once, before the first install; sudo is used
 # only when not root). The test starts its own supervisord with its own
@@ -59,6 +62,15 @@ if ! have supervisord || ! have supervisorctl; then pkgs+=(supervisor); fi
 # crates/api/tests/board.rs to load the apalis-board dashboard and take a screenshot.
 if ! have chromium || ! have chromedriver; then pkgs+=(chromium chromium-driver); fi
 
+# xmllint (Debian package `libxml2-utils`) validates the UBL XML against the UBL 2.1 schema and
+# xmlsec1 (Debian package `xmlsec1`) verifies its XML signature, in crates/sunat/tests/xml.rs.
+have xmllint || pkgs+=(libxml2-utils)
+have xmlsec1 || pkgs+=(xmlsec1)
+
+# pdftoppm and pdftotext (Debian package `poppler-utils`), used by crates/sunat/tests/printable.rs
+# to render the printed receipt's PDF and extract its text.
+if ! have pdftoppm || ! have pdftotext; then pkgs+=(poppler-utils); fi
+
 if ((${#pkgs[@]})); then
   apt_install "${pkgs[@]}"
   if ! have supervisord || ! have supervisorctl; then
@@ -66,6 +78,12 @@ if ((${#pkgs[@]})); then
   fi
   if ! have chromium; then
     die "chromium not found even after installing chromium"
+  fi
+  if ! have xmllint || ! have xmlsec1; then
+    die "xmllint/xmlsec1 not found even after installing libxml2-utils and xmlsec1"
+  fi
+  if ! have pdftoppm || ! have pdftotext; then
+    die "pdftoppm/pdftotext not found even after installing poppler-utils"
   fi
   log "installed: ${pkgs[*]}"
 fi

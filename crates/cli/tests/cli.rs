@@ -249,3 +249,102 @@ async fn inspect_purge_retry_all_dead_and_completions() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Runs `faena` with `stdin` piped in.
+fn faena_stdin(db: &TestDb, r: &TestRedis, args: &[&str], stdin: &str) -> anyhow::Result<Output> {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_faena"))
+        .args(args)
+        .env("DATABASE_URL", &db.url)
+        .env("REDIS_URL", &r.url)
+        .env("FAENA_REDIS_PREFIX", &r.prefix)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    child
+        .stdin
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdin"))?
+        .write_all(stdin.as_bytes())?;
+    Ok(child.wait_with_output()?)
+}
+
+#[tokio::test]
+async fn users_are_created_with_a_password_from_stdin_and_can_log_in() -> anyhow::Result<()> {
+    use faena_core::auth;
+    let db = TestDb::new("cliusers").await?;
+    let r = TestRedis::new("cliusers")?;
+    let pw = "una clave bastante larga";
+    let o = faena_stdin(
+        &db,
+        &r,
+        &["users", "create", "maria", "--role", "seller"],
+        &format!("{pw}\n"),
+    )?;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("user maria"), "{}", text(&o));
+    assert!(
+        !text(&o).contains(pw),
+        "the password is never echoed: {}",
+        text(&o)
+    );
+    let pool = faena_core::db::create_pool(&db.url, 1)?;
+    let mut conn = pool.get().await?;
+    let u = auth::authenticate(&mut conn, "maria", pw.to_owned().into()).await?;
+    assert_eq!(u.role(), auth::Role::Seller);
+
+    // A second create of the same name fails clearly, a short password is refused, an unknown
+    // role names the choices.
+    let o = faena_stdin(
+        &db,
+        &r,
+        &["users", "create", "maria", "--role", "seller"],
+        &format!("{pw}\n"),
+    )?;
+    assert!(
+        !o.status.success() && text(&o).contains("already exists"),
+        "{}",
+        text(&o)
+    );
+    let o = faena_stdin(
+        &db,
+        &r,
+        &["users", "create", "jose", "--role", "seller"],
+        "short\n",
+    )?;
+    assert!(
+        !o.status.success() && text(&o).contains("password"),
+        "{}",
+        text(&o)
+    );
+    let o = faena_stdin(
+        &db,
+        &r,
+        &["users", "create", "jose", "--role", "root"],
+        &format!("{pw}\n"),
+    )?;
+    assert!(
+        !o.status.success() && text(&o).contains("admin or seller"),
+        "{}",
+        text(&o)
+    );
+    let o = faena_stdin(&db, &r, &["users", "create", "jose", "--role", "admin"], "")?;
+    assert!(
+        !o.status.success() && text(&o).contains("stdin"),
+        "{}",
+        text(&o)
+    );
+
+    let o = faena(&db, &r, &["users", "disable", "maria"])?;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(matches!(
+        auth::authenticate(&mut conn, "maria", pw.to_owned().into()).await,
+        Err(auth::AuthError::Disabled)
+    ));
+    let o = faena(&db, &r, &["--json", "users", "list"])?;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    assert_eq!(v[0]["username"], "maria", "{v}");
+    assert_eq!(v[0]["active"], false, "{v}");
+    Ok(())
+}

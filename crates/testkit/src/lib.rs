@@ -196,11 +196,21 @@ pub struct OwnRedis {
     port: u16,
     child: Option<std::process::Child>,
     dir: std::path::PathBuf,
+    password: Option<String>,
 }
 
 impl OwnRedis {
     /// Starts one and waits until it answers.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(None).await
+    }
+
+    /// Starts one that requires `password` (`requirepass`).
+    pub async fn start_with_password(password: &str) -> anyhow::Result<Self> {
+        Self::start_with(Some(password.to_owned())).await
+    }
+
+    async fn start_with(password: Option<String>) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
@@ -208,14 +218,18 @@ impl OwnRedis {
             port,
             child: None,
             dir: std::env::temp_dir().join(unique("redis")),
+            password,
         };
         r.restart().await?;
         Ok(r)
     }
 
-    /// Its URL.
+    /// Its URL (with the password, when it has one).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        match &self.password {
+            Some(p) => format!("redis://:{p}@127.0.0.1:{}", self.port),
+            None => format!("redis://127.0.0.1:{}", self.port),
+        }
     }
 
     /// Starts it again on the same port (empty: it keeps nothing on disk) and waits until it answers.
@@ -234,6 +248,11 @@ impl OwnRedis {
             ])
             .arg("--dir")
             .arg(&self.dir)
+            .args(
+                self.password
+                    .iter()
+                    .flat_map(|p| ["--requirepass".to_owned(), p.clone()]),
+            )
             .stdout(std::process::Stdio::null())
             .spawn()
             .map_err(|e| anyhow::anyhow!("cannot run redis-server (install redis-server): {e}"))?;

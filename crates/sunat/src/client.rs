@@ -1,0 +1,461 @@
+//! The SOAP 1.1 `sendBill` client of SUNAT's billService: WS-Security UsernameToken, the zip in
+//! base64, and every answer (CDR, SOAP fault, empty body, HTML, timeout) turned into an
+//! [`Outcome`] together with the HTTP status and the duration of the call.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::archive;
+use crate::document::Ruc;
+use crate::outcome::{self, Outcome};
+use crate::ubl::{escape_text, NS_CAC, NS_CBC};
+
+pub const NS_SOAP_ENV: &str = "http://schemas.xmlsoap.org/soap/envelope/";
+pub const NS_SER: &str = "http://service.sunat.gob.pe";
+pub const NS_WSSE: &str =
+    "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd";
+pub const PASSWORD_TEXT: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0#PasswordText";
+
+/// SUNAT's beta billService.
+pub const BETA_ENDPOINT: &str = "https://e-beta.sunat.gob.pe/ol-ti-itcpfegem-beta/billService";
+/// SUNAT's production billService.
+pub const PRODUCTION_ENDPOINT: &str = "https://e-factura.sunat.gob.pe/ol-ti-itcpfegem/billService";
+
+/// How to reach SUNAT for one company. The SOAP user is `ruc` + `sol_user`.
+#[derive(Clone)]
+pub struct SunatConfig {
+    /// The billService URL ([`BETA_ENDPOINT`], [`PRODUCTION_ENDPOINT`] or the simulator's).
+    pub endpoint: String,
+    /// The issuing company's RUC.
+    pub ruc: Ruc,
+    /// The SOL user, without the RUC (e.g. `MODDATOS` on beta).
+    pub sol_user: String,
+    pub sol_password: SecretString,
+    /// Time to establish the TCP + TLS connection; failing here is safe to retry.
+    pub connect_timeout: Duration,
+    /// Time to wait for the answer once connected; running out makes the outcome unknown.
+    pub read_timeout: Duration,
+}
+
+impl fmt::Debug for SunatConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SunatConfig")
+            .field("endpoint", &self.endpoint)
+            .field("ruc", &self.ruc)
+            .field("sol_user", &self.sol_user)
+            .field("sol_password", &"[REDACTED]")
+            .field("connect_timeout", &self.connect_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .finish()
+    }
+}
+
+impl SunatConfig {
+    /// SUNAT's beta service with its public test user `MODDATOS` / `moddatos`.
+    pub fn beta(ruc: Ruc) -> Self {
+        Self {
+            endpoint: BETA_ENDPOINT.into(),
+            ruc,
+            sol_user: "MODDATOS".into(),
+            sol_password: SecretString::from("moddatos"),
+            connect_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// The WS-Security user name: RUC + SOL user.
+    pub fn username(&self) -> String {
+        format!("{}{}", self.ruc, self.sol_user)
+    }
+}
+
+/// Why the client could not be built. `code()` is stable.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("invalid SUNAT endpoint {endpoint:?}: {why}")]
+    Endpoint { endpoint: String, why: String },
+    #[error("cannot build the HTTP client: {0}")]
+    Http(String),
+}
+
+impl ClientError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Endpoint { .. } => "client.endpoint",
+            Self::Http(_) => "client.http",
+        }
+    }
+}
+
+/// The CDR (Constancia de Recepción) read from `applicationResponse`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cdr {
+    /// The document the CDR answers (`B001-7`).
+    pub reference_id: String,
+    pub response_code: String,
+    pub description: String,
+    /// The root `cbc:Note`s (observations such as `4287 - ...`).
+    pub notes: Vec<String>,
+}
+
+/// One `sendBill` call: what it means, and what to record about it.
+#[derive(Debug, Clone)]
+pub struct Submission {
+    pub outcome: Outcome,
+    /// The HTTP status, when an answer came.
+    pub http_status: Option<u16>,
+    /// From the start of the request to the end of the answer (or the failure).
+    pub duration: Duration,
+    /// The CDR zip exactly as received, to store.
+    pub cdr_zip: Option<Vec<u8>>,
+    pub cdr: Option<Cdr>,
+}
+
+/// A `sendBill` client for one company.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    config: SunatConfig,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    pub fn new(config: SunatConfig) -> Result<Self, ClientError> {
+        let url = reqwest::Url::parse(&config.endpoint).map_err(|e| ClientError::Endpoint {
+            endpoint: config.endpoint.clone(),
+            why: e.to_string(),
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(ClientError::Endpoint {
+                endpoint: config.endpoint.clone(),
+                why: "expected an http:// or https:// URL".into(),
+            });
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(config.connect_timeout)
+            .read_timeout(config.read_timeout)
+            // A backstop for an answer that trickles in: never wait beyond both timeouts.
+            .timeout(config.connect_timeout + config.read_timeout * 2)
+            .build()
+            .map_err(|e| ClientError::Http(e.to_string()))?;
+        Ok(Self { http, config })
+    }
+
+    pub fn config(&self) -> &SunatConfig {
+        &self.config
+    }
+
+    /// Sends `zip` as `file_name` (`RUC-TT-SERIE-CORRELATIVO.zip`). Never fails: every problem
+    /// is an [`Outcome`].
+    pub async fn send_bill(&self, file_name: &str, zip: &[u8]) -> Submission {
+        let body = send_bill_envelope(
+            &self.config.username(),
+            self.config.sol_password.expose_secret(),
+            file_name,
+            zip,
+        );
+        let started = Instant::now();
+        let response = self
+            .http
+            .post(&self.config.endpoint)
+            .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+            .header("SOAPAction", "urn:sendBill")
+            .body(body)
+            .send()
+            .await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => {
+                return Submission {
+                    outcome: transport_outcome(&e),
+                    http_status: e.status().map(|s| s.as_u16()),
+                    duration: started.elapsed(),
+                    cdr_zip: None,
+                    cdr: None,
+                }
+            }
+        };
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let bytes = match response.bytes().await {
+            Ok(b) => b,
+            Err(e) => {
+                return Submission {
+                    outcome: Outcome::Unknown {
+                        reason: format!("HTTP {status}, then reading the answer failed: {e}"),
+                    },
+                    http_status: Some(status),
+                    duration: started.elapsed(),
+                    cdr_zip: None,
+                    cdr: None,
+                }
+            }
+        };
+        let duration = started.elapsed();
+        let (outcome, cdr_zip, cdr) = read_answer(status, &content_type, &bytes);
+        tracing::debug!(
+            file_name,
+            status,
+            outcome = outcome.name(),
+            code = outcome.code().unwrap_or(""),
+            elapsed_ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX),
+            "sendBill answered"
+        );
+        Submission {
+            outcome,
+            http_status: Some(status),
+            duration,
+            cdr_zip,
+            cdr,
+        }
+    }
+}
+
+/// The `sendBill` SOAP envelope.
+pub fn send_bill_envelope(username: &str, password: &str, file_name: &str, zip: &[u8]) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+<soapenv:Envelope xmlns:soapenv=\"{NS_SOAP_ENV}\" xmlns:ser=\"{NS_SER}\" xmlns:wsse=\"{NS_WSSE}\">\
+<soapenv:Header><wsse:Security><wsse:UsernameToken>\
+<wsse:Username>{}</wsse:Username><wsse:Password Type=\"{PASSWORD_TEXT}\">{}</wsse:Password>\
+</wsse:UsernameToken></wsse:Security></soapenv:Header>\
+<soapenv:Body><ser:sendBill><fileName>{}</fileName><contentFile>{}</contentFile></ser:sendBill>\
+</soapenv:Body></soapenv:Envelope>",
+        escape_text(username),
+        escape_text(password),
+        escape_text(file_name),
+        B64.encode(zip)
+    )
+}
+
+/// A failure before any HTTP answer: connecting (DNS, TCP, TLS, connect timeout) is safe to
+/// retry; anything after the request may have been sent is unknown.
+fn transport_outcome(e: &reqwest::Error) -> Outcome {
+    if e.is_connect() {
+        outcome::classify_transport(outcome::Transport::ConnectFailed, &e.to_string())
+    } else if e.is_builder() {
+        Outcome::PermanentConfig {
+            code: "client".into(),
+            description: e.to_string(),
+        }
+    } else if e.is_timeout() {
+        outcome::classify_transport(outcome::Transport::ReadTimeout, &e.to_string())
+    } else {
+        outcome::classify_transport(outcome::Transport::AfterUpload, &e.to_string())
+    }
+}
+
+/// Classifies an HTTP answer and extracts the CDR when there is one.
+pub fn read_answer(
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+) -> (Outcome, Option<Vec<u8>>, Option<Cdr>) {
+    let text = String::from_utf8_lossy(body);
+    let trimmed = text.trim_start_matches('\u{feff}').trim();
+    let looks_html = content_type.to_ascii_lowercase().contains("text/html")
+        || trimmed
+            .get(..14)
+            .is_some_and(|s| s.eq_ignore_ascii_case("<!doctype html"))
+        || trimmed
+            .get(..5)
+            .is_some_and(|s| s.eq_ignore_ascii_case("<html"));
+    if trimmed.is_empty() || looks_html {
+        let body = if looks_html {
+            outcome::HttpBody::Html
+        } else {
+            outcome::HttpBody::Empty
+        };
+        return (outcome::classify_http(status, body), None, None);
+    }
+    let doc = match roxmltree::Document::parse(trimmed) {
+        Ok(d) => d,
+        Err(e) => {
+            return (
+                outcome::classify_unreadable(status, &e.to_string()),
+                None,
+                None,
+            )
+        }
+    };
+    let body_el = doc
+        .descendants()
+        .find(|n| n.has_tag_name((NS_SOAP_ENV, "Body")));
+    let Some(body_el) = body_el else {
+        return (
+            outcome::classify_unreadable(status, "the answer has no SOAP Body"),
+            None,
+            None,
+        );
+    };
+    if let Some(fault) = body_el
+        .children()
+        .find(|n| n.has_tag_name((NS_SOAP_ENV, "Fault")))
+    {
+        let child_text = |name: &str| {
+            fault
+                .children()
+                .find(|n| n.tag_name().name() == name)
+                .and_then(|n| n.text())
+                .unwrap_or("")
+                .trim()
+                .to_owned()
+        };
+        let faultcode = child_text("faultcode");
+        let faultstring = child_text("faultstring");
+        return (
+            outcome::classify_fault(&faultcode, &faultstring),
+            None,
+            None,
+        );
+    }
+    let app_response = body_el
+        .descendants()
+        .find(|n| n.tag_name().name() == "applicationResponse")
+        .and_then(|n| n.text())
+        .map(|t| t.chars().filter(|c| !c.is_whitespace()).collect::<String>());
+    let Some(app_response) = app_response.filter(|s| !s.is_empty()) else {
+        return (
+            Outcome::Unknown {
+                reason: format!("HTTP {status} without a CDR (no applicationResponse)"),
+            },
+            None,
+            None,
+        );
+    };
+    let zip = match B64.decode(app_response) {
+        Ok(z) => z,
+        Err(e) => {
+            return (
+                Outcome::Unknown {
+                    reason: format!("the CDR is not valid base64: {e}"),
+                },
+                None,
+                None,
+            )
+        }
+    };
+    match parse_cdr_zip(&zip) {
+        Ok(cdr) => (
+            outcome::classify_cdr(&cdr.response_code, &cdr.description, &cdr.notes),
+            Some(zip),
+            Some(cdr),
+        ),
+        Err(reason) => (Outcome::Unknown { reason }, Some(zip), None),
+    }
+}
+
+/// Reads a CDR zip: the first `*.xml` entry, UTF-8 or ISO-8859-1.
+pub fn parse_cdr_zip(zip: &[u8]) -> Result<Cdr, String> {
+    let (name, xml) =
+        archive::first_xml(zip).map_err(|e| format!("the CDR zip cannot be read: {e}"))?;
+    parse_cdr_xml(&xml).map_err(|e| format!("the CDR {name} cannot be read: {e}"))
+}
+
+/// Reads a CDR `ApplicationResponse`, decoding ISO-8859-1 when its declaration says so.
+pub fn parse_cdr_xml(xml: &[u8]) -> Result<Cdr, String> {
+    let xml = xml.strip_prefix(&[0xEF, 0xBB, 0xBF]).unwrap_or(xml);
+    let head = String::from_utf8_lossy(&xml[..xml.len().min(100)]).to_ascii_lowercase();
+    let text: String = if head.starts_with("<?xml")
+        && ["iso-8859-1", "latin1", "latin-1", "windows-1252"]
+            .iter()
+            .any(|enc| head.contains(enc))
+    {
+        encoding_rs::WINDOWS_1252.decode(xml).0.into_owned()
+    } else {
+        String::from_utf8(xml.to_vec()).map_err(|e| format!("not UTF-8: {e}"))?
+    };
+    let doc = roxmltree::Document::parse(&text).map_err(|e| e.to_string())?;
+    let root = doc.root_element();
+    let response = root
+        .children()
+        .find(|n| n.has_tag_name((NS_CAC, "DocumentResponse")))
+        .and_then(|d| d.children().find(|n| n.has_tag_name((NS_CAC, "Response"))))
+        .ok_or("no cac:DocumentResponse/cac:Response")?;
+    let field = |name: &str| {
+        response
+            .children()
+            .find(|n| n.has_tag_name((NS_CBC, name)))
+            .and_then(|n| n.text())
+            .map(|t| t.trim().to_owned())
+    };
+    let response_code = field("ResponseCode").ok_or("no cbc:ResponseCode")?;
+    Ok(Cdr {
+        reference_id: field("ReferenceID").unwrap_or_default(),
+        response_code,
+        description: field("Description").unwrap_or_default(),
+        notes: root
+            .children()
+            .filter(|n| n.has_tag_name((NS_CBC, "Note")))
+            .filter_map(|n| n.text())
+            .map(|t| t.trim().to_owned())
+            .collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_escapes_and_carries_the_zip() {
+        let env = send_bill_envelope("20100066603MODDATOS", "a<b&c", "x.zip", b"zip");
+        assert!(env.contains("<wsse:Password Type=\""));
+        assert!(env.contains(">a&lt;b&amp;c</wsse:Password>"));
+        assert!(env.contains("<contentFile>emlw</contentFile>"));
+        roxmltree::Document::parse(&env).unwrap();
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let mut c = SunatConfig::beta(Ruc::parse("20100066603").unwrap());
+        c.sol_password = SecretString::from("s3cr3t-pw");
+        assert!(!format!("{c:?}").contains("s3cr3t-pw"));
+    }
+
+    #[test]
+    fn answers_without_soap() {
+        assert_eq!(read_answer(200, "text/xml", b"").0.name(), "unknown");
+        assert_eq!(
+            read_answer(503, "text/html", b"<html>busy</html>").0.name(),
+            "retryable"
+        );
+        assert_eq!(
+            read_answer(200, "", b"<!DOCTYPE html><html/>").0.name(),
+            "retryable"
+        );
+        let fault = br#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><s:Fault><faultcode>s:Client.0102</faultcode><faultstring>Usuario o contrasena incorrectos</faultstring></s:Fault></s:Body></s:Envelope>"#;
+        let (o, _, _) = read_answer(500, "text/xml", fault);
+        assert_eq!((o.name(), o.code()), ("config_error", Some("0102")));
+        let no_cdr = br#"<s:Envelope xmlns:s="http://schemas.xmlsoap.org/soap/envelope/"><s:Body><x:sendBillResponse xmlns:x="http://service.sunat.gob.pe"/></s:Body></s:Envelope>"#;
+        assert_eq!(read_answer(200, "text/xml", no_cdr).0.name(), "unknown");
+    }
+
+    #[test]
+    fn latin1_cdr_is_decoded() {
+        let xml = "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?><ar:ApplicationResponse xmlns:ar=\"urn:oasis:names:specification:ubl:schema:xsd:ApplicationResponse-2\" xmlns:cac=\"urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2\" xmlns:cbc=\"urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2\"><cbc:Note>4287 - precio inválido</cbc:Note><cac:DocumentResponse><cac:Response><cbc:ReferenceID>B001-1</cbc:ReferenceID><cbc:ResponseCode>0</cbc:ResponseCode><cbc:Description>La Boleta número B001-1, ha sido aceptada</cbc:Description></cac:Response></cac:DocumentResponse></ar:ApplicationResponse>";
+        let latin1: Vec<u8> = xml.chars().map(|c| c as u32 as u8).collect();
+        let cdr = parse_cdr_xml(&latin1).unwrap();
+        assert_eq!(cdr.response_code, "0");
+        assert_eq!(cdr.reference_id, "B001-1");
+        assert_eq!(cdr.notes, vec!["4287 - precio inválido".to_string()]);
+        assert!(cdr.description.contains("número"));
+    }
+}

@@ -1,0 +1,495 @@
+//! The receipt as SUNAT sees it: company, customer, lines and totals, built from validated
+//! newtypes (RUC, series) so that the XML, the PDF and the QR code all read the same values.
+
+use std::fmt;
+
+use bigdecimal::{BigDecimal, RoundingMode};
+use chrono::{NaiveDate, NaiveTime};
+use serde::{Deserialize, Serialize};
+
+/// What is wrong with a document value, with the value and what is expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DocumentError {
+    #[error("invalid RUC {0:?}: expected 11 digits with a valid check digit, starting with 10, 15, 16, 17 or 20")]
+    InvalidRuc(String),
+    #[error("invalid series {0:?}: expected 4 characters, B or F then 3 digits or letters (e.g. B001, F001)")]
+    InvalidSeries(String),
+    #[error("series {series} does not fit a {doc}: boletas use a B series, facturas an F series")]
+    SeriesMismatch { series: String, doc: &'static str },
+    #[error("invalid document type {0:?}: expected 01 (factura) or 03 (boleta)")]
+    InvalidDocumentType(String),
+    #[error("invalid customer document {0}")]
+    InvalidCustomer(String),
+    #[error("invalid line {index}: {why}")]
+    InvalidLine { index: usize, why: String },
+    #[error("a receipt needs at least one line")]
+    NoLines,
+}
+
+/// A RUC (Registro Único de Contribuyentes): 11 digits whose last one is a mod-11 check digit.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Ruc(String);
+
+impl Ruc {
+    pub fn parse(s: &str) -> Result<Self, DocumentError> {
+        let s = s.trim();
+        let bad = || DocumentError::InvalidRuc(s.to_owned());
+        if s.len() != 11 || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        if !["10", "15", "16", "17", "20"].contains(&&s[..2]) {
+            return Err(bad());
+        }
+        const WEIGHTS: [u32; 10] = [5, 4, 3, 2, 7, 6, 5, 4, 3, 2];
+        let digits: Vec<u32> = s.bytes().map(|b| u32::from(b - b'0')).collect();
+        let sum: u32 = digits[..10].iter().zip(WEIGHTS).map(|(d, w)| d * w).sum();
+        let check = (11 - sum % 11) % 10;
+        if check != digits[10] {
+            return Err(bad());
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Ruc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for Ruc {
+    type Error = DocumentError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<Ruc> for String {
+    fn from(r: Ruc) -> Self {
+        r.0
+    }
+}
+
+/// The kind of receipt, with SUNAT's catalog 01 code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DocumentType {
+    /// Factura, code 01: to a buyer with a RUC.
+    Factura,
+    /// Boleta de venta, code 03: to a final consumer.
+    Boleta,
+}
+
+impl DocumentType {
+    /// SUNAT's code: "01" or "03".
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Factura => "01",
+            Self::Boleta => "03",
+        }
+    }
+
+    /// Parses "01"/"03" or "factura"/"boleta".
+    pub fn parse(s: &str) -> Result<Self, DocumentError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "01" | "factura" => Ok(Self::Factura),
+            "03" | "boleta" => Ok(Self::Boleta),
+            _ => Err(DocumentError::InvalidDocumentType(s.to_owned())),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Factura => "factura",
+            Self::Boleta => "boleta",
+        }
+    }
+
+    /// The first letter of its series.
+    pub fn series_letter(self) -> char {
+        match self {
+            Self::Factura => 'F',
+            Self::Boleta => 'B',
+        }
+    }
+}
+
+/// A series such as `B001` or `F001`: 4 characters, the letter of the document type then 3 digits
+/// or uppercase letters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Series(String);
+
+impl Series {
+    pub fn parse(s: &str) -> Result<Self, DocumentError> {
+        let s = s.trim().to_ascii_uppercase();
+        let b = s.as_bytes();
+        if b.len() != 4
+            || !(b[0] == b'B' || b[0] == b'F')
+            || !b[1..]
+                .iter()
+                .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+        {
+            return Err(DocumentError::InvalidSeries(s));
+        }
+        Ok(Self(s))
+    }
+
+    /// Parses a series and checks it fits the document type.
+    pub fn parse_for(s: &str, doc: DocumentType) -> Result<Self, DocumentError> {
+        let series = Self::parse(s)?;
+        if !series.0.starts_with(doc.series_letter()) {
+            return Err(DocumentError::SeriesMismatch {
+                series: series.0,
+                doc: doc.name(),
+            });
+        }
+        Ok(series)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The document type the series belongs to.
+    pub fn document_type(&self) -> DocumentType {
+        if self.0.starts_with('F') {
+            DocumentType::Factura
+        } else {
+            DocumentType::Boleta
+        }
+    }
+}
+
+impl fmt::Display for Series {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl TryFrom<String> for Series {
+    type Error = DocumentError;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Self::parse(&s)
+    }
+}
+
+impl From<Series> for String {
+    fn from(s: Series) -> Self {
+        s.0
+    }
+}
+
+/// The customer's identity document type (SUNAT catalog 06).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CustomerDocType {
+    /// No document ("0", allowed on boletas up to S/ 700). The number is "-".
+    None,
+    /// DNI, code "1": 8 digits.
+    Dni,
+    /// RUC, code "6".
+    Ruc,
+    /// Carné de extranjería, code "4".
+    Ce,
+    /// Pasaporte, code "7".
+    Passport,
+}
+
+impl CustomerDocType {
+    /// SUNAT's catalog 06 code, used as `schemeID`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::None => "0",
+            Self::Dni => "1",
+            Self::Ce => "4",
+            Self::Ruc => "6",
+            Self::Passport => "7",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Self, DocumentError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "0" | "none" | "-" => Ok(Self::None),
+            "1" | "dni" => Ok(Self::Dni),
+            "4" | "ce" => Ok(Self::Ce),
+            "6" | "ruc" => Ok(Self::Ruc),
+            "7" | "passport" | "pasaporte" => Ok(Self::Passport),
+            other => Err(DocumentError::InvalidCustomer(format!(
+                "document type {other:?}: expected none, dni, ce, ruc or passport"
+            ))),
+        }
+    }
+}
+
+/// The buyer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Customer {
+    pub doc_type: CustomerDocType,
+    /// The document number ("-" when `doc_type` is `None`).
+    pub doc_number: String,
+    pub name: String,
+}
+
+impl Customer {
+    /// An anonymous final consumer (boletas up to S/ 700).
+    pub fn anonymous() -> Self {
+        Self {
+            doc_type: CustomerDocType::None,
+            doc_number: "-".into(),
+            name: "CLIENTES VARIOS".into(),
+        }
+    }
+
+    /// Checks the number against its type: DNI 8 digits, RUC a valid RUC, CE/passport up to 12
+    /// alphanumerics, none "-".
+    pub fn new(
+        doc_type: CustomerDocType,
+        doc_number: &str,
+        name: &str,
+    ) -> Result<Self, DocumentError> {
+        let n = doc_number.trim();
+        let ok = match doc_type {
+            CustomerDocType::None => n == "-" || n.is_empty(),
+            CustomerDocType::Dni => n.len() == 8 && n.bytes().all(|b| b.is_ascii_digit()),
+            CustomerDocType::Ruc => Ruc::parse(n).is_ok(),
+            CustomerDocType::Ce | CustomerDocType::Passport => {
+                !n.is_empty() && n.len() <= 12 && n.bytes().all(|b| b.is_ascii_alphanumeric())
+            }
+        };
+        if !ok {
+            return Err(DocumentError::InvalidCustomer(format!(
+                "number {n:?} does not fit document type {:?}",
+                doc_type
+            )));
+        }
+        let name = name.trim();
+        if doc_type != CustomerDocType::None && name.is_empty() {
+            return Err(DocumentError::InvalidCustomer("name is empty".into()));
+        }
+        Ok(Self {
+            doc_type,
+            doc_number: if doc_type == CustomerDocType::None {
+                "-".into()
+            } else {
+                n.into()
+            },
+            name: if name.is_empty() {
+                "CLIENTES VARIOS".into()
+            } else {
+                name.into()
+            },
+        })
+    }
+}
+
+/// The issuing company (the emisor).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Company {
+    pub ruc: Ruc,
+    pub legal_name: String,
+    /// Street address printed on the receipt.
+    pub address: String,
+    /// SUNAT's establishment code (`AddressTypeCode`), "0000" for the main office.
+    pub establishment_code: String,
+}
+
+/// One line of the receipt. Prices include IGV (18%), as a POS shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Line {
+    /// The product's code (SKU).
+    pub code: String,
+    pub description: String,
+    pub quantity: i64,
+    /// Unit price with IGV, 2 decimals.
+    pub unit_price: BigDecimal,
+}
+
+/// The IGV rate: 18%.
+pub fn igv_rate() -> BigDecimal {
+    BigDecimal::new(18.into(), 2)
+}
+
+fn round2(v: &BigDecimal) -> BigDecimal {
+    v.with_scale_round(2, RoundingMode::HalfUp)
+}
+
+impl Line {
+    /// Price with IGV times quantity.
+    pub fn total(&self) -> BigDecimal {
+        round2(&(&self.unit_price * BigDecimal::from(self.quantity)))
+    }
+
+    /// The line's value without IGV (`LineExtensionAmount`): total / 1.18, 2 decimals.
+    pub fn value(&self) -> BigDecimal {
+        round2(&(self.total() / (BigDecimal::from(1) + igv_rate())))
+    }
+
+    /// The line's IGV: total - value, so value + IGV is the total to the cent.
+    pub fn igv(&self) -> BigDecimal {
+        self.total() - self.value()
+    }
+
+    /// Unit value without IGV (`Price/PriceAmount`), up to 10 decimals as SUNAT allows.
+    pub fn unit_value(&self) -> BigDecimal {
+        (&self.unit_price / (BigDecimal::from(1) + igv_rate()))
+            .with_scale_round(10, RoundingMode::HalfUp)
+            .normalized()
+    }
+}
+
+/// Totals of a receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Totals {
+    /// Sum of the lines' values without IGV (`LineExtensionAmount`, gravada).
+    pub subtotal: BigDecimal,
+    /// Sum of the lines' IGV.
+    pub igv: BigDecimal,
+    /// subtotal + igv (`PayableAmount`).
+    pub total: BigDecimal,
+}
+
+/// A receipt to send: everything the XML, the PDF and the QR need.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    pub company: Company,
+    pub doc_type: DocumentType,
+    pub series: Series,
+    /// The correlative number, 1 to 99999999.
+    pub correlative: i64,
+    pub issue_date: NaiveDate,
+    pub issue_time: NaiveTime,
+    pub customer: Customer,
+    /// ISO 4217 currency, "PEN".
+    pub currency: String,
+    pub lines: Vec<Line>,
+}
+
+impl Receipt {
+    /// Checks what the XML builder relies on: series fits the type, a factura has a RUC buyer,
+    /// at least one line, quantities > 0, prices > 0.
+    pub fn validate(&self) -> Result<(), DocumentError> {
+        Series::parse_for(self.series.as_str(), self.doc_type)?;
+        if self.doc_type == DocumentType::Factura && self.customer.doc_type != CustomerDocType::Ruc
+        {
+            return Err(DocumentError::InvalidCustomer(
+                "a factura needs a buyer with a RUC".into(),
+            ));
+        }
+        if self.lines.is_empty() {
+            return Err(DocumentError::NoLines);
+        }
+        let zero = BigDecimal::from(0);
+        for (index, l) in self.lines.iter().enumerate() {
+            if l.quantity <= 0 {
+                return Err(DocumentError::InvalidLine {
+                    index,
+                    why: format!("quantity {} must be > 0", l.quantity),
+                });
+            }
+            if l.unit_price <= zero {
+                return Err(DocumentError::InvalidLine {
+                    index,
+                    why: format!("unit price {} must be > 0", l.unit_price),
+                });
+            }
+        }
+        if !(1..=99_999_999).contains(&self.correlative) {
+            return Err(DocumentError::InvalidLine {
+                index: 0,
+                why: format!("correlative {} out of 1..=99999999", self.correlative),
+            });
+        }
+        Ok(())
+    }
+
+    /// `SERIE-CORRELATIVO`, the XML's `cbc:ID` (e.g. `B001-1`).
+    pub fn id(&self) -> String {
+        format!("{}-{}", self.series, self.correlative)
+    }
+
+    /// `RUC-TT-SERIE-CORRELATIVO`, the file name without extension.
+    pub fn file_stem(&self) -> String {
+        format!(
+            "{}-{}-{}",
+            self.company.ruc,
+            self.doc_type.code(),
+            self.id()
+        )
+    }
+
+    pub fn totals(&self) -> Totals {
+        let zero = BigDecimal::from(0);
+        let subtotal = self.lines.iter().fold(zero.clone(), |a, l| a + l.value());
+        let igv = self.lines.iter().fold(zero, |a, l| a + l.igv());
+        let total = &subtotal + &igv;
+        Totals {
+            subtotal: round2(&subtotal),
+            igv: round2(&igv),
+            total: round2(&total),
+        }
+    }
+
+    /// The QR content of `sunat.md`: `RUC|TIPO|SERIE|NUMERO|IGV|TOTAL|YYYY-MM-DD|TIPO_DOC_ADQ|NUM_DOC_ADQ|DIGEST_VALUE|`.
+    pub fn qr_content(&self, digest_value: &str) -> String {
+        let t = self.totals();
+        format!(
+            "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|",
+            self.company.ruc,
+            self.doc_type.code(),
+            self.series,
+            self.correlative,
+            t.igv,
+            t.total,
+            self.issue_date.format("%Y-%m-%d"),
+            self.customer.doc_type.code(),
+            self.customer.doc_number,
+            digest_value
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ruc_check_digit() {
+        assert!(Ruc::parse("20100066603").is_ok());
+        assert!(Ruc::parse("20100066604").is_err());
+        assert!(Ruc::parse("2010006660").is_err());
+        assert!(Ruc::parse("30100066603").is_err());
+    }
+
+    #[test]
+    fn series_fits_type() {
+        assert!(Series::parse_for("B001", DocumentType::Boleta).is_ok());
+        assert!(Series::parse_for("f001", DocumentType::Factura).is_ok());
+        assert!(Series::parse_for("F001", DocumentType::Boleta).is_err());
+        assert!(Series::parse("B01").is_err());
+    }
+
+    #[test]
+    fn totals_add_up_to_the_cent() {
+        let line = |p: &str, q| Line {
+            code: "X".into(),
+            description: "x".into(),
+            quantity: q,
+            unit_price: p.parse().unwrap(),
+        };
+        let lines = vec![line("10.00", 3), line("2.50", 1), line("0.10", 7)];
+        let total: BigDecimal = lines.iter().map(Line::total).sum();
+        assert_eq!(total, "33.20".parse::<BigDecimal>().unwrap());
+        for l in &lines {
+            assert_eq!(l.value() + l.igv(), l.total());
+        }
+        // 30.00 / 1.18 = 25.42; 2.50 / 1.18 = 2.12; 0.70 / 1.18 = 0.59
+        let value: BigDecimal = lines.iter().map(Line::value).sum();
+        assert_eq!(value, "28.13".parse::<BigDecimal>().unwrap());
+    }
+}

@@ -1,0 +1,28 @@
+//! Peru's SUNAT electronic receipts: the document model, UBL 2.1 XML, signature, SOAP client,
+//! outcome classification, a local simulator, and the printable PDF with its QR code.
+//!
+//! The path of a receipt: [`prepare`] turns a [`Receipt`] into the signed XML, its zip and the
+//! digest value (`ubl` -> `sign` -> `archive`); the caller stores those bytes, then
+//! [`Client::send_bill`] sends the zip and answers a [`Submission`] whose [`Outcome`] says what to
+//! do next. A resend after an unknown outcome sends the *stored* zip again, never a new one.
+
+pub mod archive;
+mod c14n;
+pub mod client;
+pub mod document;
+pub mod outcome;
+pub mod prepare;
+pub mod printable;
+pub mod sign;
+pub mod sim;
+pub mod testcert;
+pub mod ubl;
+
+pub use client::{Cdr, Client, ClientError, Submission, SunatConfig};
+pub use document::{
+    Company, Customer, CustomerDocType, DocumentError, DocumentType, Line, Receipt, Ruc, Series,
+};
+
+pub use outcome::Outcome;
+pub use prepare::{prepare, PrepareError, Prepared};
+pub use sign::{verify, SignError, Signed, Signer, Verified, VerifyError};

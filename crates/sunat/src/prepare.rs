@@ -1,0 +1,68 @@
+//! From a receipt to the bytes to store and send: the signed XML, its zip, the file name and the
+//! digest value. Store all of them before the first send: a resend uses these bytes, never new ones.
+
+use std::fmt;
+
+use crate::archive::{self, ArchiveError};
+use crate::document::{DocumentError, Receipt};
+use crate::sign::{SignError, Signer};
+use crate::ubl;
+
+/// A signed, zipped receipt ready for `sendBill`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Prepared {
+    /// `RUC-TT-SERIE-CORRELATIVO.zip`, the `fileName` of `sendBill`.
+    pub file_name: String,
+    /// The signed XML, byte for byte what was signed.
+    pub xml: Vec<u8>,
+    /// The zip holding `RUC-TT-SERIE-CORRELATIVO.xml`.
+    pub zip: Vec<u8>,
+    /// `ds:DigestValue`, the "valor resumen" printed on the receipt and in its QR code.
+    pub digest_value: String,
+}
+
+impl fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared")
+            .field("file_name", &self.file_name)
+            .field("xml_len", &self.xml.len())
+            .field("zip_len", &self.zip.len())
+            .field("digest_value", &self.digest_value)
+            .finish()
+    }
+}
+
+/// Why a receipt could not be prepared. `code()` is stable.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error(transparent)]
+    Document(#[from] DocumentError),
+    #[error(transparent)]
+    Sign(#[from] SignError),
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+}
+
+impl PrepareError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Document(_) => "prepare.document",
+            Self::Sign(e) => e.code(),
+            Self::Archive(e) => e.code(),
+        }
+    }
+}
+
+/// Builds, signs and zips the receipt.
+pub fn prepare(receipt: &Receipt, signer: &Signer) -> Result<Prepared, PrepareError> {
+    let xml = ubl::invoice_xml(receipt)?;
+    let signed = signer.sign(&xml)?;
+    let stem = receipt.file_stem();
+    let zip = archive::zip_single(&format!("{stem}.xml"), &signed.xml)?;
+    Ok(Prepared {
+        file_name: format!("{stem}.zip"),
+        xml: signed.xml,
+        zip,
+        digest_value: signed.digest_value,
+    })
+}

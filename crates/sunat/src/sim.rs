@@ -1,0 +1,806 @@
+//! A local SUNAT billService for tests and development: the same SOAP `sendBill` protocol, the
+//! checks SUNAT makes (credentials, zip, file name vs XML, structure, signature), a CDR or a SOAP
+//! fault in answer, and scenarios to reproduce every outcome on demand.
+//!
+//! # Scenarios
+//! A scenario is chosen per document (series + correlative), first by the control endpoint, then
+//! by the correlative convention, else `accepted`:
+//!
+//! | scenario | correlative | answer |
+//! |---|---|---|
+//! | `accepted` | any other | CDR ResponseCode 0 |
+//! | `observations` | 99999901 | CDR 0 with a `4287 - ...` note |
+//! | `rejection` | 99999902 | CDR 2800 (rejected) |
+//! | `fault_0109` | 99999903 | fault `soap-env:Client.0109`, HTTP 500 |
+//! | `fault_0130` | 99999904 | fault `soap-env:Server` with faultstring `0130`, HTTP 500 |
+//! | `http_503` | 99999905 | HTTP 503 with an HTML page |
+//! | `timeout` | 99999906 | waits `timeout_delay`, then fault 0109 (not registered) |
+//! | `empty_200` | 99999907 | HTTP 200 with an empty body (not registered) |
+//! | `already_registered` | 99999908 | fault 1033 |
+//! | `unknown_then_1033` | 99999909 | registers the document, waits `timeout_delay`, then the CDR; a resend gets 1033 |
+//!
+//! A convention scenario applies to the first send of that document only; a control scenario to
+//! the next `times` sends. A document once registered (accepted, observed, rejected) answers
+//! fault 1033 on every later send, like SUNAT.
+//!
+//! # Faults the checks answer (HTTP 500)
+//! 0101 no WS-Security header · 0102 wrong user or password · 0151 bad zip file name ·
+//! 0154 file RUC is not the user's RUC · 0155 empty zip · 0156 corrupt zip or base64 ·
+//! 0157 more than one file · 0160 empty XML · 0161 XML name differs from the zip name ·
+//! 0305 a required element is missing · 0306 unreadable SOAP or XML, or the root is not an
+//! Invoice · 1003 InvoiceTypeCode differs from the name · 1034 RUC differs · 1035 series differs ·
+//! 1036 number differs · 2335 altered document (digest or signature mismatch) · 2336 signature
+//! missing or unusable.
+//!
+//! # Control endpoints
+//! `POST /control/scenario {"series":"B001","correlative":7,"scenario":"http_503","times":2}`,
+//! `GET /control/calls` (`{"total":3,"calls":{"20100066603-03-B001-7.zip":3}}`),
+//! `POST /control/reset`, `GET /health`.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine as _;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::archive;
+use crate::client::{NS_SOAP_ENV, NS_WSSE};
+use crate::document::{DocumentType, Ruc, Series};
+use crate::sign;
+use crate::ubl::{escape_text, NS_CAC, NS_CBC, NS_INVOICE};
+
+/// The simulator's settings.
+#[derive(Clone)]
+pub struct SimConfig {
+    /// Where to listen; port 0 picks a free port.
+    pub bind: SocketAddr,
+    /// The SOL user expected after the RUC in the WS-Security user name.
+    pub sol_user: String,
+    pub sol_password: SecretString,
+    /// How long the `timeout` and `unknown_then_1033` scenarios wait before answering: make it
+    /// longer than the client's read timeout.
+    pub timeout_delay: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8099)),
+            sol_user: "MODDATOS".into(),
+            sol_password: SecretString::from("moddatos"),
+            timeout_delay: Duration::from_secs(90),
+        }
+    }
+}
+
+impl fmt::Debug for SimConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimConfig")
+            .field("bind", &self.bind)
+            .field("sol_user", &self.sol_user)
+            .field("sol_password", &"[REDACTED]")
+            .field("timeout_delay", &self.timeout_delay)
+            .finish()
+    }
+}
+
+/// How the simulator answers a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scenario {
+    Accepted,
+    Observations,
+    Rejection,
+    #[serde(rename = "fault_0109")]
+    Fault0109,
+    #[serde(rename = "fault_0130")]
+    Fault0130,
+    #[serde(rename = "http_503")]
+    Http503,
+    Timeout,
+    #[serde(rename = "empty_200")]
+    Empty200,
+    AlreadyRegistered,
+    #[serde(rename = "unknown_then_1033")]
+    UnknownThen1033,
+}
+
+impl Scenario {
+    /// The correlative that selects a scenario by convention.
+    pub fn by_correlative(correlative: i64) -> Option<Self> {
+        Some(match correlative {
+            99_999_901 => Self::Observations,
+            99_999_902 => Self::Rejection,
+            99_999_903 => Self::Fault0109,
+            99_999_904 => Self::Fault0130,
+            99_999_905 => Self::Http503,
+            99_999_906 => Self::Timeout,
+            99_999_907 => Self::Empty200,
+            99_999_908 => Self::AlreadyRegistered,
+            99_999_909 => Self::UnknownThen1033,
+            _ => return None,
+        })
+    }
+}
+
+/// A scenario for the next `times` sends of one document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScenarioRequest {
+    pub series: String,
+    pub correlative: i64,
+    pub scenario: Scenario,
+    #[serde(default = "one")]
+    pub times: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// The `GET /control/calls` answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Calls {
+    pub total: u64,
+    /// sendBill calls per `fileName` (a request too broken to name its file counts under "").
+    pub calls: BTreeMap<String, u64>,
+}
+
+#[derive(Default)]
+struct State {
+    scenarios: HashMap<(String, i64), (Scenario, u32)>,
+    calls: Calls,
+    registered: HashSet<String>,
+}
+
+/// The simulator's shared state, for tests that run it in-process.
+#[derive(Clone, Default)]
+pub struct SimState(Arc<Mutex<State>>);
+
+impl fmt::Debug for SimState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SimState").finish_non_exhaustive()
+    }
+}
+
+impl SimState {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock leaves plain data behind: keep serving.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn set_scenario(&self, req: ScenarioRequest) {
+        let key = (req.series.to_ascii_uppercase(), req.correlative);
+        let mut s = self.lock();
+        if req.times == 0 {
+            s.scenarios.remove(&key);
+        } else {
+            s.scenarios.insert(key, (req.scenario, req.times));
+        }
+    }
+
+    pub fn calls(&self) -> Calls {
+        self.lock().calls.clone()
+    }
+
+    /// sendBill calls received for one `fileName`.
+    pub fn calls_for(&self, file_name: &str) -> u64 {
+        self.lock().calls.calls.get(file_name).copied().unwrap_or(0)
+    }
+
+    pub fn reset(&self) {
+        *self.lock() = State::default();
+    }
+
+    /// The scenario of this send: a control one (used up one at a time), else the convention's
+    /// on the first send, else accepted.
+    fn take_scenario(&self, series: &str, correlative: i64, file_name: &str) -> Scenario {
+        let mut s = self.lock();
+        let key = (series.to_owned(), correlative);
+        if let Some((scenario, left)) = s.scenarios.get_mut(&key) {
+            let scenario = *scenario;
+            *left -= 1;
+            if *left == 0 {
+                s.scenarios.remove(&key);
+            }
+            return scenario;
+        }
+        let first = s.calls.calls.get(file_name).copied().unwrap_or(0) <= 1;
+        match Scenario::by_correlative(correlative) {
+            Some(scenario) if first => scenario,
+            _ => Scenario::Accepted,
+        }
+    }
+
+    fn count_call(&self, file_name: &str) {
+        let mut s = self.lock();
+        s.calls.total += 1;
+        *s.calls.calls.entry(file_name.to_owned()).or_default() += 1;
+    }
+
+    /// Registers the document; false when it was registered before.
+    fn register(&self, file_name: &str) -> bool {
+        self.lock().registered.insert(file_name.to_owned())
+    }
+
+    fn is_registered(&self, file_name: &str) -> bool {
+        self.lock().registered.contains(file_name)
+    }
+}
+
+/// Why the simulator could not start. `code()` is stable.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error(
+        "cannot listen on {addr}: {source} (is another sunat-sim running? use --bind 127.0.0.1:0)"
+    )]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the simulator's server failed: {0}")]
+    Server(std::io::Error),
+}
+
+impl SimError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Bind { .. } => "sim.bind",
+            Self::Server(_) => "sim.server",
+        }
+    }
+}
+
+/// A running simulator.
+#[derive(Debug, Clone)]
+pub struct SimHandle {
+    server: ServerHandle,
+    pub state: SimState,
+    pub addr: SocketAddr,
+}
+
+impl SimHandle {
+    /// The billService URL to give the client.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}/ol-ti-itcpfegem-beta/billService", self.addr)
+    }
+
+    /// Stops the server, letting answers in progress finish.
+    pub async fn stop(&self) {
+        self.server.stop(false).await;
+    }
+}
+
+struct Shared {
+    config: SimConfig,
+    state: SimState,
+}
+
+/// Whether the server stops itself on SIGINT/SIGTERM (the binary) or is stopped by its handle
+/// (in-process tests, whose runtime owns the signals).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signals {
+    Handle,
+    Ignore,
+}
+
+fn server(
+    config: SimConfig,
+    state: SimState,
+    signals: Signals,
+) -> Result<(SocketAddr, actix_web::dev::Server), SimError> {
+    let listener = TcpListener::bind(config.bind).map_err(|source| SimError::Bind {
+        addr: config.bind,
+        source,
+    })?;
+    let addr = listener.local_addr().map_err(SimError::Server)?;
+    let shared = web::Data::new(Shared { config, state });
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(shared.clone())
+            .app_data(web::PayloadConfig::new(16 * 1024 * 1024))
+            .route("/health", web::get().to(|| async { "ok" }))
+            .route("/control/scenario", web::post().to(control_scenario))
+            .route("/control/calls", web::get().to(control_calls))
+            .route("/control/reset", web::post().to(control_reset))
+            .default_service(web::post().to(send_bill))
+    })
+    .workers(2);
+    let server = match signals {
+        Signals::Handle => server,
+        Signals::Ignore => server.disable_signals(),
+    };
+    let server = server.listen(listener).map_err(SimError::Server)?.run();
+    Ok((addr, server))
+}
+
+/// Starts the simulator on the current tokio runtime and returns its address (`bind` may use
+/// port 0) and a handle to control and stop it.
+pub async fn spawn(config: SimConfig) -> Result<(SocketAddr, SimHandle), SimError> {
+    let state = SimState::default();
+    let (addr, server) = server(config, state.clone(), Signals::Ignore)?;
+    let handle = SimHandle {
+        server: server.handle(),
+        state,
+        addr,
+    };
+    tokio::spawn(server);
+    Ok((addr, handle))
+}
+
+/// Runs the simulator until the process is stopped (the `sunat-sim` binary).
+pub async fn run(config: SimConfig) -> Result<(), SimError> {
+    let (addr, server) = server(config, SimState::default(), Signals::Handle)?;
+    tracing::info!(%addr, "sunat-sim listening");
+    server.await.map_err(SimError::Server)
+}
+
+async fn control_scenario(
+    shared: web::Data<Shared>,
+    req: web::Json<ScenarioRequest>,
+) -> HttpResponse {
+    let req = req.into_inner();
+    if Series::parse(&req.series).is_err() {
+        return HttpResponse::BadRequest().json(serde_json::json!({
+            "error": format!("invalid series {:?}: expected e.g. B001 or F001", req.series)
+        }));
+    }
+    shared.state.set_scenario(req);
+    HttpResponse::Ok().json(serde_json::json!({ "ok": true }))
+}
+
+async fn control_calls(shared: web::Data<Shared>) -> HttpResponse {
+    HttpResponse::Ok().json(shared.state.calls())
+}
+
+async fn control_reset(shared: web::Data<Shared>) -> HttpResponse {
+    shared.state.reset();
+    HttpResponse::Ok().json(serde_json::json!({ "ok": true }))
+}
+
+/// A SOAP fault with HTTP 500, as SUNAT answers.
+fn fault(faultcode: &str, faultstring: &str) -> HttpResponse {
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soap-env:Envelope xmlns:soap-env=\"{NS_SOAP_ENV}\">\
+<soap-env:Body><soap-env:Fault><faultcode>{}</faultcode><faultstring>{}</faultstring>\
+</soap-env:Fault></soap-env:Body></soap-env:Envelope>",
+        escape_text(faultcode),
+        escape_text(faultstring)
+    );
+    HttpResponse::InternalServerError()
+        .content_type("text/xml; charset=utf-8")
+        .body(body)
+}
+
+fn client_fault(code: &str, message: &str) -> HttpResponse {
+    Fault::client(code, message).into_response()
+}
+
+/// A failed check: the SOAP fault to answer.
+#[derive(Debug)]
+struct Fault {
+    faultcode: String,
+    faultstring: String,
+}
+
+impl Fault {
+    fn client(code: &str, message: &str) -> Self {
+        Self {
+            faultcode: format!("soap-env:Client.{code}"),
+            faultstring: message.to_owned(),
+        }
+    }
+
+    fn into_response(self) -> HttpResponse {
+        fault(&self.faultcode, &self.faultstring)
+    }
+}
+
+/// The parts of a sendBill request.
+struct Request {
+    username: String,
+    password: String,
+    file_name: String,
+    content: String,
+}
+
+fn parse_envelope(body: &str) -> Result<Request, Fault> {
+    let unreadable =
+        |why: &str| Fault::client("0306", &format!("No se pudo leer el mensaje SOAP: {why}"));
+    let doc = roxmltree::Document::parse(body).map_err(|e| unreadable(&e.to_string()))?;
+    let root = doc.root_element();
+    if !root.has_tag_name((NS_SOAP_ENV, "Envelope")) {
+        return Err(unreadable("the root is not soapenv:Envelope"));
+    }
+    let send_bill = root
+        .children()
+        .find(|n| n.has_tag_name((NS_SOAP_ENV, "Body")))
+        .and_then(|b| b.children().find(|n| n.tag_name().name() == "sendBill"))
+        .ok_or_else(|| unreadable("no Body/sendBill"))?;
+    let child = |parent: roxmltree::Node<'_, '_>, name: &str| {
+        parent
+            .children()
+            .find(|n| n.tag_name().name() == name)
+            .map(|n| n.text().unwrap_or("").trim().to_owned())
+    };
+    let file_name = child(send_bill, "fileName").ok_or_else(|| unreadable("no fileName"))?;
+    let content = child(send_bill, "contentFile").ok_or_else(|| unreadable("no contentFile"))?;
+    let token = root
+        .children()
+        .find(|n| n.has_tag_name((NS_SOAP_ENV, "Header")))
+        .and_then(|h| h.children().find(|n| n.has_tag_name((NS_WSSE, "Security"))))
+        .and_then(|s| {
+            s.children()
+                .find(|n| n.has_tag_name((NS_WSSE, "UsernameToken")))
+        });
+    let Some(token) = token else {
+        return Err(Fault::client(
+            "0101",
+            "El encabezado de seguridad es incorrecto",
+        ));
+    };
+    Ok(Request {
+        username: child(token, "Username").unwrap_or_default(),
+        password: child(token, "Password").unwrap_or_default(),
+        file_name,
+        content,
+    })
+}
+
+/// `RUC-TT-SERIE-CORRELATIVO.zip`.
+struct FileName {
+    ruc: String,
+    doc_type: DocumentType,
+    series: String,
+    correlative: i64,
+    stem: String,
+}
+
+fn parse_file_name(name: &str) -> Option<FileName> {
+    let stem = name.strip_suffix(".zip")?;
+    let mut parts = stem.split('-');
+    let (ruc, tt, series, number) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let ruc = Ruc::parse(ruc).ok()?;
+    let doc_type = DocumentType::parse(tt).ok().filter(|_| tt.len() == 2)?;
+    let series = Series::parse_for(series, doc_type).ok()?;
+    if number.starts_with('0') || !number.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let correlative: i64 = number.parse().ok()?;
+    Some(FileName {
+        ruc: ruc.to_string(),
+        doc_type,
+        series: series.to_string(),
+        correlative,
+        stem: stem.to_owned(),
+    })
+}
+
+async fn send_bill(shared: web::Data<Shared>, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let soap_action = req
+        .headers()
+        .get("SOAPAction")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim_matches('"')
+        .to_owned();
+    let Ok(text) = std::str::from_utf8(&body) else {
+        shared.state.count_call("");
+        return client_fault("0306", "No se pudo leer el mensaje SOAP: not UTF-8");
+    };
+    let request = match parse_envelope(text) {
+        Ok(r) => r,
+        Err(fault) => {
+            shared.state.count_call("");
+            return fault.into_response();
+        }
+    };
+    shared.state.count_call(&request.file_name);
+    if !soap_action.is_empty() && soap_action != "urn:sendBill" {
+        return client_fault("0306", &format!("Operacion no soportada: {soap_action}"));
+    }
+    handle(&shared, request).await
+}
+
+async fn handle(shared: &Shared, request: Request) -> HttpResponse {
+    let config = &shared.config;
+    let state = &shared.state;
+    let Some(name) = parse_file_name(&request.file_name) else {
+        return client_fault(
+            "0151",
+            &format!(
+                "El nombre del archivo ZIP es incorrecto: {}",
+                request.file_name
+            ),
+        );
+    };
+    // Credentials: RUC + SOL user, and the password.
+    let user_ok = request.username.len() > 11
+        && request.username.is_char_boundary(11)
+        && request.username[11..] == config.sol_user
+        && request.password == *config.sol_password.expose_secret();
+    if !user_ok {
+        return client_fault("0102", "Usuario o contraseña incorrectos");
+    }
+    if request.username[..11] != name.ruc {
+        return client_fault(
+            "0154",
+            "El RUC del archivo no corresponde al RUC del usuario",
+        );
+    }
+
+    let scenario = state.take_scenario(&name.series, name.correlative, &request.file_name);
+    tracing::info!(file_name = %request.file_name, ?scenario, "sendBill");
+    match scenario {
+        Scenario::Fault0109 => {
+            return client_fault("0109", "El sistema no puede responder su solicitud. (El servicio de autenticación no está disponible)")
+        }
+        Scenario::Fault0130 => return fault("soap-env:Server", "0130"),
+        Scenario::Http503 => {
+            return HttpResponse::ServiceUnavailable()
+                .content_type("text/html")
+                .body("<html><body><h1>503 Service Unavailable</h1></body></html>")
+        }
+        Scenario::Empty200 => return HttpResponse::Ok().content_type("text/xml").finish(),
+        Scenario::Timeout => {
+            tokio::time::sleep(config.timeout_delay).await;
+            return client_fault("0109", "El sistema no puede responder su solicitud");
+        }
+        _ => {}
+    }
+
+    if state.is_registered(&request.file_name) {
+        return client_fault(
+            "1033",
+            "El comprobante fue registrado previamente con otros datos",
+        );
+    }
+    if let Err(fault) = check_document(&name, &request) {
+        return fault.into_response();
+    }
+    let (code, description, notes) = match scenario {
+        Scenario::AlreadyRegistered => {
+            state.register(&request.file_name);
+            return client_fault("1033", "El comprobante fue registrado previamente con otros datos");
+        }
+        Scenario::Observations => (
+            "0",
+            accepted_text(&name),
+            vec!["4287 - El precio unitario de la operación que está informando difiere de los cálculos realizados en base a la cantidad y el valor unitario".to_owned()],
+        ),
+        Scenario::Rejection => (
+            "2800",
+            "El dato ingresado en el tipo de documento de identidad del receptor no esta permitido."
+                .to_owned(),
+            Vec::new(),
+        ),
+        _ => ("0", accepted_text(&name), Vec::new()),
+    };
+    if !state.register(&request.file_name) {
+        return client_fault(
+            "1033",
+            "El comprobante fue registrado previamente con otros datos",
+        );
+    }
+    let answer = cdr_response(&name, code, &description, &notes);
+    if scenario == Scenario::UnknownThen1033 {
+        tokio::time::sleep(config.timeout_delay).await;
+    }
+    answer
+}
+
+fn accepted_text(name: &FileName) -> String {
+    let kind = match name.doc_type {
+        DocumentType::Factura => "Factura",
+        DocumentType::Boleta => "Boleta",
+    };
+    format!(
+        "La {kind} numero {}-{}, ha sido aceptada",
+        name.series, name.correlative
+    )
+}
+
+/// The zip, the file names, the XML's identity and structure, and the signature.
+fn check_document(name: &FileName, request: &Request) -> Result<(), Fault> {
+    let zip = B64
+        .decode(request.content.as_bytes())
+        .map_err(|_| Fault::client("0156", "El archivo ZIP esta corrupto (base64)"))?;
+    let (entry, xml) = archive::read_single(&zip)
+        .map_err(|e| Fault::client(e.sunat_code(), &format!("El archivo ZIP no es valido: {e}")))?;
+    if entry != format!("{}.xml", name.stem) {
+        return Err(Fault::client(
+            "0161",
+            &format!("El nombre del archivo XML {entry} no coincide con el nombre del archivo ZIP"),
+        ));
+    }
+    if xml.is_empty() {
+        return Err(Fault::client("0160", "El archivo XML esta vacio"));
+    }
+    let unreadable = |why: &str| {
+        Fault::client(
+            "0306",
+            &format!("No se puede leer (parsear) el archivo XML: {why}"),
+        )
+    };
+    let text = std::str::from_utf8(&xml).map_err(|e| unreadable(&e.to_string()))?;
+    let doc = roxmltree::Document::parse(text).map_err(|e| unreadable(&e.to_string()))?;
+    let root = doc.root_element();
+    if !root.has_tag_name((NS_INVOICE, "Invoice")) {
+        return Err(unreadable("the root element is not an UBL Invoice"));
+    }
+    let cbc = cbc_text;
+    let missing = |what: &str| {
+        Fault::client(
+            "0305",
+            &format!("El XML no contiene el tag o no existe informacion de {what}"),
+        )
+    };
+    for required in [
+        "UBLVersionID",
+        "CustomizationID",
+        "ID",
+        "IssueDate",
+        "InvoiceTypeCode",
+        "DocumentCurrencyCode",
+    ] {
+        cbc(root, required).ok_or_else(|| missing(required))?;
+    }
+    for required in [
+        "AccountingSupplierParty",
+        "AccountingCustomerParty",
+        "TaxTotal",
+        "LegalMonetaryTotal",
+        "InvoiceLine",
+    ] {
+        root.children()
+            .find(|n| n.has_tag_name((NS_CAC, required)))
+            .ok_or_else(|| missing(required))?;
+    }
+    let supplier_ruc = root
+        .children()
+        .find(|n| n.has_tag_name((NS_CAC, "AccountingSupplierParty")))
+        .and_then(|p| {
+            p.descendants()
+                .find(|n| n.has_tag_name((NS_CAC, "PartyIdentification")))
+        })
+        .and_then(|pi| cbc(pi, "ID"))
+        .ok_or_else(|| missing("AccountingSupplierParty/Party/PartyIdentification/ID"))?;
+    if supplier_ruc != name.ruc {
+        return Err(Fault::client(
+            "1034",
+            "Número de RUC del nombre del archivo no coincide con el consignado en el contenido del archivo XML",
+        ));
+    }
+    let id = cbc(root, "ID").unwrap_or("");
+    let (series, number) = id.split_once('-').unwrap_or((id, ""));
+    if series != name.series {
+        return Err(Fault::client(
+            "1035",
+            "Numero de Serie del nombre del archivo no coincide con el consignado en el contenido del archivo XML",
+        ));
+    }
+    if number.parse::<i64>().ok() != Some(name.correlative) {
+        return Err(Fault::client(
+            "1036",
+            "Número de documento en el nombre del archivo no coincide con el consignado en el contenido del XML",
+        ));
+    }
+    if cbc(root, "InvoiceTypeCode") != Some(name.doc_type.code()) {
+        return Err(Fault::client(
+            "1003",
+            "InvoiceTypeCode - El valor del tipo de documento es invalido o no coincide con el nombre del archivo",
+        ));
+    }
+    sign::verify(&xml).map_err(|e| {
+        let text = match e.sunat_code() {
+            "2335" => "El documento electrónico ingresado ha sido alterado".to_owned(),
+            _ => format!("Ocurrió un error en el proceso de validación de la firma digital: {e}"),
+        };
+        Fault::client(e.sunat_code(), &text)
+    })?;
+    Ok(())
+}
+
+/// The trimmed text of the `cbc:<local>` child of `parent`.
+fn cbc_text<'a>(parent: roxmltree::Node<'a, '_>, local: &str) -> Option<&'a str> {
+    parent
+        .children()
+        .find(|n| n.has_tag_name((NS_CBC, local)))
+        .and_then(|n| n.text())
+        .map(str::trim)
+}
+
+/// The success answer: `applicationResponse` holding the CDR zip (`dummy/` then
+/// `R-<name>.xml`, ISO-8859-1 like SUNAT's).
+fn cdr_response(name: &FileName, code: &str, description: &str, notes: &[String]) -> HttpResponse {
+    let xml = cdr_xml(name, code, description, notes);
+    let latin1: Vec<u8> = xml
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+        .collect();
+    let zip = match archive::zip_entries(&[
+        ("dummy/", b""),
+        (&format!("R-{}.xml", name.stem), &latin1),
+    ]) {
+        Ok(z) => z,
+        Err(e) => return fault("soap-env:Server", &format!("0200 - {e}")),
+    };
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soap-env:Envelope xmlns:soap-env=\"{NS_SOAP_ENV}\">\
+<soap-env:Header/><soap-env:Body><br:sendBillResponse xmlns:br=\"http://service.sunat.gob.pe\">\
+<applicationResponse>{}</applicationResponse></br:sendBillResponse></soap-env:Body></soap-env:Envelope>",
+        B64.encode(zip)
+    );
+    HttpResponse::Ok()
+        .content_type("text/xml; charset=utf-8")
+        .body(body)
+}
+
+/// The CDR, an UBL 2.1 `ApplicationResponse` (unsigned: the simulator has no SUNAT key).
+fn cdr_xml(name: &FileName, code: &str, description: &str, notes: &[String]) -> String {
+    let utc = chrono::Utc::now();
+    // Lima is UTC-5 all year.
+    let now = chrono::FixedOffset::west_opt(5 * 3600)
+        .map(|lima| utc.with_timezone(&lima).naive_local())
+        .unwrap_or_else(|| utc.naive_utc());
+    let date = now.format("%Y-%m-%d").to_string();
+    let time = now.format("%H:%M:%S").to_string();
+    let mut notes_xml = String::new();
+    for n in notes {
+        notes_xml.push_str(&format!("<cbc:Note>{}</cbc:Note>", escape_text(n)));
+    }
+    let id = format!("{}-{}", name.series, name.correlative);
+    format!(
+        "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n\
+<ar:ApplicationResponse xmlns:ar=\"urn:oasis:names:specification:ubl:schema:xsd:ApplicationResponse-2\" xmlns:cac=\"{NS_CAC}\" xmlns:cbc=\"{NS_CBC}\">\
+<cbc:UBLVersionID>2.0</cbc:UBLVersionID><cbc:CustomizationID>1.0</cbc:CustomizationID>\
+<cbc:ID>{}</cbc:ID><cbc:IssueDate>{date}</cbc:IssueDate><cbc:IssueTime>{time}</cbc:IssueTime>\
+<cbc:ResponseDate>{date}</cbc:ResponseDate><cbc:ResponseTime>{time}</cbc:ResponseTime>{notes_xml}\
+<cac:SenderParty><cac:PartyIdentification><cbc:ID>20131312955</cbc:ID></cac:PartyIdentification></cac:SenderParty>\
+<cac:ReceiverParty><cac:PartyIdentification><cbc:ID>{}</cbc:ID></cac:PartyIdentification></cac:ReceiverParty>\
+<cac:DocumentResponse><cac:Response><cbc:ReferenceID>{id}</cbc:ReferenceID><cbc:ResponseCode>{}</cbc:ResponseCode>\
+<cbc:Description>{}</cbc:Description></cac:Response>\
+<cac:DocumentReference><cbc:ID>{id}</cbc:ID></cac:DocumentReference></cac:DocumentResponse></ar:ApplicationResponse>\n",
+        utc.timestamp_millis(),
+        name.ruc,
+        escape_text(code),
+        escape_text(description),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_parse() {
+        let n = parse_file_name("20100066603-03-B001-7.zip").unwrap();
+        assert_eq!((n.series.as_str(), n.correlative), ("B001", 7));
+        assert!(parse_file_name("20100066603-03-F001-7.zip").is_none());
+        assert!(parse_file_name("20100066603-03-B001-07.zip").is_none());
+        assert!(parse_file_name("20100066603-03-B001-7.xml").is_none());
+    }
+
+    #[test]
+    fn scenario_names_are_the_documented_ones() {
+        let s: Scenario = serde_json::from_str("\"unknown_then_1033\"").unwrap();
+        assert_eq!(s, Scenario::UnknownThen1033);
+        assert_eq!(
+            serde_json::to_string(&Scenario::Http503).unwrap(),
+            "\"http_503\""
+        );
+        assert_eq!(
+            Scenario::by_correlative(99_999_906),
+            Some(Scenario::Timeout)
+        );
+    }
+}

@@ -1,0 +1,312 @@
+//! The UBL 2.1 `Invoice` XML of a boleta (03) or factura (01), in the element order SUNAT and the
+//! OASIS schema expect, with an empty `ext:ExtensionContent` where the signature goes.
+
+use std::fmt::Write as _;
+
+use bigdecimal::{BigDecimal, RoundingMode};
+
+use crate::document::{DocumentError, DocumentType, Receipt};
+
+pub const NS_INVOICE: &str = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2";
+pub const NS_CAC: &str = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2";
+pub const NS_CBC: &str = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2";
+pub const NS_EXT: &str = "urn:oasis:names:specification:ubl:schema:xsd:CommonExtensionComponents-2";
+pub const NS_DS: &str = "http://www.w3.org/2000/09/xmldsig#";
+
+/// The `Id` of `ds:Signature`, referenced from `cac:Signature`.
+pub const SIGNATURE_ID: &str = "SignatureSP";
+
+/// Builds the unsigned `Invoice` XML (UTF-8, no BOM) after checking the receipt.
+pub fn invoice_xml(receipt: &Receipt) -> Result<String, DocumentError> {
+    receipt.validate()?;
+    let mut w = Xml::default();
+    let cur = receipt.currency.as_str();
+    let totals = receipt.totals();
+    let company = &receipt.company;
+
+    w.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    w.raw(&format!(
+        "<Invoice xmlns=\"{NS_INVOICE}\" xmlns:cac=\"{NS_CAC}\" xmlns:cbc=\"{NS_CBC}\" xmlns:ds=\"{NS_DS}\" xmlns:ext=\"{NS_EXT}\">\n"
+    ));
+    w.open("ext:UBLExtensions");
+    w.open("ext:UBLExtension");
+    w.indent();
+    w.raw("<ext:ExtensionContent></ext:ExtensionContent>\n");
+    w.close("ext:UBLExtension");
+    w.close("ext:UBLExtensions");
+
+    w.leaf("cbc:UBLVersionID", &[], "2.1");
+    w.leaf("cbc:CustomizationID", &[], "2.0");
+    w.leaf("cbc:ID", &[], &receipt.id());
+    w.leaf(
+        "cbc:IssueDate",
+        &[],
+        &receipt.issue_date.format("%Y-%m-%d").to_string(),
+    );
+    w.leaf(
+        "cbc:IssueTime",
+        &[],
+        &receipt.issue_time.format("%H:%M:%S").to_string(),
+    );
+    w.leaf(
+        "cbc:InvoiceTypeCode",
+        &[("listID", "0101")],
+        receipt.doc_type.code(),
+    );
+    w.leaf("cbc:DocumentCurrencyCode", &[], cur);
+
+    // cac:Signature: who signed and where the ds:Signature is.
+    w.open("cac:Signature");
+    w.leaf("cbc:ID", &[], SIGNATURE_ID);
+    w.open("cac:SignatoryParty");
+    w.open("cac:PartyIdentification");
+    w.leaf("cbc:ID", &[], company.ruc.as_str());
+    w.close("cac:PartyIdentification");
+    w.open("cac:PartyName");
+    w.leaf("cbc:Name", &[], &company.legal_name);
+    w.close("cac:PartyName");
+    w.close("cac:SignatoryParty");
+    w.open("cac:DigitalSignatureAttachment");
+    w.open("cac:ExternalReference");
+    w.leaf("cbc:URI", &[], &format!("#{SIGNATURE_ID}"));
+    w.close("cac:ExternalReference");
+    w.close("cac:DigitalSignatureAttachment");
+    w.close("cac:Signature");
+
+    // Supplier.
+    w.open("cac:AccountingSupplierParty");
+    w.open("cac:Party");
+    w.open("cac:PartyIdentification");
+    w.leaf("cbc:ID", &[("schemeID", "6")], company.ruc.as_str());
+    w.close("cac:PartyIdentification");
+    w.open("cac:PartyLegalEntity");
+    w.leaf("cbc:RegistrationName", &[], &company.legal_name);
+    w.open("cac:RegistrationAddress");
+    let establishment = if company.establishment_code.trim().is_empty() {
+        "0000"
+    } else {
+        company.establishment_code.trim()
+    };
+    w.leaf("cbc:AddressTypeCode", &[], establishment);
+    if !company.address.trim().is_empty() {
+        w.open("cac:AddressLine");
+        w.leaf("cbc:Line", &[], company.address.trim());
+        w.close("cac:AddressLine");
+    }
+    w.close("cac:RegistrationAddress");
+    w.close("cac:PartyLegalEntity");
+    w.close("cac:Party");
+    w.close("cac:AccountingSupplierParty");
+
+    // Customer.
+    let customer = &receipt.customer;
+    w.open("cac:AccountingCustomerParty");
+    w.open("cac:Party");
+    w.open("cac:PartyIdentification");
+    w.leaf(
+        "cbc:ID",
+        &[("schemeID", customer.doc_type.code())],
+        &customer.doc_number,
+    );
+    w.close("cac:PartyIdentification");
+    w.open("cac:PartyLegalEntity");
+    w.leaf("cbc:RegistrationName", &[], &customer.name);
+    w.close("cac:PartyLegalEntity");
+    w.close("cac:Party");
+    w.close("cac:AccountingCustomerParty");
+
+    if receipt.doc_type == DocumentType::Factura {
+        w.open("cac:PaymentTerms");
+        w.leaf("cbc:ID", &[], "FormaPago");
+        w.leaf("cbc:PaymentMeansID", &[], "Contado");
+        w.close("cac:PaymentTerms");
+    }
+
+    // Document taxes.
+    w.open("cac:TaxTotal");
+    w.amount("cbc:TaxAmount", cur, &totals.igv);
+    w.open("cac:TaxSubtotal");
+    w.amount("cbc:TaxableAmount", cur, &totals.subtotal);
+    w.amount("cbc:TaxAmount", cur, &totals.igv);
+    w.open("cac:TaxCategory");
+    igv_scheme(&mut w);
+    w.close("cac:TaxCategory");
+    w.close("cac:TaxSubtotal");
+    w.close("cac:TaxTotal");
+
+    w.open("cac:LegalMonetaryTotal");
+    w.amount("cbc:LineExtensionAmount", cur, &totals.subtotal);
+    w.amount("cbc:TaxInclusiveAmount", cur, &totals.total);
+    w.amount("cbc:PayableAmount", cur, &totals.total);
+    w.close("cac:LegalMonetaryTotal");
+
+    for (i, line) in receipt.lines.iter().enumerate() {
+        w.open("cac:InvoiceLine");
+        w.leaf("cbc:ID", &[], &(i + 1).to_string());
+        w.leaf(
+            "cbc:InvoicedQuantity",
+            &[("unitCode", "NIU")],
+            &line.quantity.to_string(),
+        );
+        w.amount("cbc:LineExtensionAmount", cur, &line.value());
+        w.open("cac:PricingReference");
+        w.open("cac:AlternativeConditionPrice");
+        w.leaf(
+            "cbc:PriceAmount",
+            &[("currencyID", cur)],
+            &decimal(&line.unit_price, 2, 10),
+        );
+        w.leaf("cbc:PriceTypeCode", &[], "01");
+        w.close("cac:AlternativeConditionPrice");
+        w.close("cac:PricingReference");
+        w.open("cac:TaxTotal");
+        w.amount("cbc:TaxAmount", cur, &line.igv());
+        w.open("cac:TaxSubtotal");
+        w.amount("cbc:TaxableAmount", cur, &line.value());
+        w.amount("cbc:TaxAmount", cur, &line.igv());
+        w.open("cac:TaxCategory");
+        w.leaf("cbc:ID", &[], "S");
+        w.leaf("cbc:Percent", &[], "18");
+        w.leaf("cbc:TaxExemptionReasonCode", &[], "10");
+        igv_scheme(&mut w);
+        w.close("cac:TaxCategory");
+        w.close("cac:TaxSubtotal");
+        w.close("cac:TaxTotal");
+        w.open("cac:Item");
+        w.leaf("cbc:Description", &[], &line.description);
+        if !line.code.trim().is_empty() {
+            w.open("cac:SellersItemIdentification");
+            w.leaf("cbc:ID", &[], line.code.trim());
+            w.close("cac:SellersItemIdentification");
+        }
+        w.close("cac:Item");
+        w.open("cac:Price");
+        w.leaf(
+            "cbc:PriceAmount",
+            &[("currencyID", cur)],
+            &decimal(&line.unit_value(), 2, 10),
+        );
+        w.close("cac:Price");
+        w.close("cac:InvoiceLine");
+    }
+    w.raw("</Invoice>\n");
+    Ok(w.out)
+}
+
+fn igv_scheme(w: &mut Xml) {
+    w.open("cac:TaxScheme");
+    w.leaf("cbc:ID", &[], "1000");
+    w.leaf("cbc:Name", &[], "IGV");
+    w.leaf("cbc:TaxTypeCode", &[], "VAT");
+    w.close("cac:TaxScheme");
+}
+
+/// A decimal in plain notation with at least `min` and at most `max` decimals (`12.50`,
+/// `8.4745762712`).
+pub fn decimal(v: &BigDecimal, min: i64, max: i64) -> String {
+    let s = v.with_scale_round(max, RoundingMode::HalfUp).to_string();
+    let Some(dot) = s.find('.') else {
+        return s;
+    };
+    let keep_at_least = dot + 1 + usize::try_from(min).unwrap_or(0);
+    let trimmed = s.trim_end_matches('0');
+    let end = trimmed.len().max(keep_at_least).min(s.len());
+    s[..end].trim_end_matches('.').to_owned()
+}
+
+/// Escapes text for element content. Characters XML 1.0 does not allow are dropped.
+pub fn escape_text(s: &str) -> String {
+    escape(s, false)
+}
+
+/// Escapes text for a double-quoted attribute value.
+pub fn escape_attr(s: &str) -> String {
+    escape(s, true)
+}
+
+fn escape(s: &str, attr: bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' if attr => out.push_str("&quot;"),
+            '\t' if attr => out.push_str("&#x9;"),
+            '\n' if attr => out.push_str("&#xA;"),
+            '\r' => out.push_str("&#xD;"),
+            c if is_xml_char(c) => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// A tiny indenting writer: every text value goes through [`escape_text`], every attribute
+/// through [`escape_attr`].
+#[derive(Default)]
+struct Xml {
+    out: String,
+    depth: usize,
+}
+
+impl Xml {
+    fn raw(&mut self, s: &str) {
+        self.out.push_str(s);
+    }
+
+    fn indent(&mut self) {
+        for _ in 0..=self.depth {
+            self.out.push_str("  ");
+        }
+    }
+
+    fn open(&mut self, name: &str) {
+        self.indent();
+        let _ = writeln!(self.out, "<{name}>");
+        self.depth += 1;
+    }
+
+    fn close(&mut self, name: &str) {
+        self.depth = self.depth.saturating_sub(1);
+        self.indent();
+        let _ = writeln!(self.out, "</{name}>");
+    }
+
+    fn leaf(&mut self, name: &str, attrs: &[(&str, &str)], text: &str) {
+        self.indent();
+        let _ = write!(self.out, "<{name}");
+        for (k, v) in attrs {
+            let _ = write!(self.out, " {k}=\"{}\"", escape_attr(v));
+        }
+        let _ = writeln!(self.out, ">{}</{name}>", escape_text(text));
+    }
+
+    fn amount(&mut self, name: &str, currency: &str, v: &BigDecimal) {
+        self.leaf(name, &[("currencyID", currency)], &decimal(v, 2, 2));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decimals_are_plain() {
+        let d = |s: &str| s.parse::<BigDecimal>().unwrap();
+        assert_eq!(decimal(&d("12.5"), 2, 2), "12.50");
+        assert_eq!(decimal(&d("10"), 2, 10), "10.00");
+        assert_eq!(decimal(&d("8.47457627118"), 2, 10), "8.4745762712");
+        assert_eq!(decimal(&d("1000000"), 2, 2), "1000000.00");
+    }
+
+    #[test]
+    fn text_is_escaped() {
+        assert_eq!(escape_text("A&B <x> \u{1}"), "A&amp;B &lt;x&gt; ");
+        assert_eq!(escape_attr("a\"b\n"), "a&quot;b&#xA;");
+    }
+}

@@ -1,0 +1,84 @@
+//! Helpers shared by the integration tests: sample receipts and a test certificate.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use chrono::{NaiveDate, NaiveTime};
+use faena_sunat::{Company, Customer, CustomerDocType, DocumentType, Line, Receipt, Ruc, Series};
+
+pub const CERT_PASSWORD: &str = "clave de prueba";
+
+pub fn company() -> Company {
+    Company {
+        ruc: Ruc::parse("20100066603").expect("valid test fixture"),
+        legal_name: "Bodega Doña Rosa & Hijos S.A.C.".into(),
+        address: "Av. Los Próceres 123 <Lima>".into(),
+        establishment_code: "0000".into(),
+    }
+}
+
+pub fn boleta(correlative: i64) -> Receipt {
+    Receipt {
+        company: company(),
+        doc_type: DocumentType::Boleta,
+        series: Series::parse("B001").expect("valid test fixture"),
+        correlative,
+        issue_date: NaiveDate::from_ymd_opt(2025, 3, 14).expect("valid test fixture"),
+        issue_time: NaiveTime::from_hms_opt(10, 30, 0).expect("valid test fixture"),
+        customer: Customer::new(CustomerDocType::Dni, "46027897", "José Pérez \"Pepe\"")
+            .expect("valid test fixture"),
+        currency: "PEN".into(),
+        lines: vec![
+            Line {
+                code: "INKA-500".into(),
+                description: "Inca Kola 500 ml".into(),
+                quantity: 3,
+                unit_price: "2.50".parse().expect("valid test fixture"),
+            },
+            Line {
+                code: "PAN-01".into(),
+                description: "Pan francés <unidad> & más".into(),
+                quantity: 10,
+                unit_price: "0.30".parse().expect("valid test fixture"),
+            },
+        ],
+    }
+}
+
+pub fn factura(correlative: i64) -> Receipt {
+    Receipt {
+        doc_type: DocumentType::Factura,
+        series: Series::parse("F001").expect("valid test fixture"),
+        customer: Customer::new(CustomerDocType::Ruc, "20131312955", "SUNAT")
+            .expect("valid test fixture"),
+        ..boleta(correlative)
+    }
+}
+
+/// A fresh test certificate in `dir`.
+pub fn cert(dir: &Path) -> faena_sunat::testcert::TestCert {
+    faena_sunat::testcert::generate(dir, CERT_PASSWORD).expect("valid test fixture")
+}
+
+pub fn signer(cert: &faena_sunat::testcert::TestCert) -> faena_sunat::Signer {
+    faena_sunat::Signer::from_pkcs12(&cert.p12_path, &CERT_PASSWORD.to_string().into())
+        .expect("valid test fixture")
+}
+
+pub fn xsd() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/xsd/2.1/maindoc/UBL-Invoice-2.1.xsd")
+}
+
+/// Runs a command and returns (success, stdout + stderr).
+pub fn run(cmd: &mut Command) -> (bool, String) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e} (run scripts/test-deps.sh)"));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
