@@ -23,8 +23,26 @@ up:
     set -euo pipefail
     scripts/services.sh ensure
     set -a; source var/services.env; set +a
-    cargo build --release --bins
+    cargo build --release --bins --features faena-sunat/sim
     target/release/faena migrate
+    # SUNAT: unless SUNAT_ENDPOINT points elsewhere (see the README for SUNAT's beta service), the
+    # worker sends to the local simulator with a test company and a throwaway test certificate.
+    if [[ -z ${SUNAT_ENDPOINT:-} ]]; then
+        export FAENA_RUN_SUNAT_SIM=1
+        export SUNAT_ENDPOINT=http://127.0.0.1:8099/ol-ti-itcpfegem-beta/billService
+        export FAENA_COMPANY_RUC=${FAENA_COMPANY_RUC:-20100066603}
+        export FAENA_COMPANY_NAME=${FAENA_COMPANY_NAME:-"Faena Demo S.A.C."}
+        export FAENA_COMPANY_ADDRESS=${FAENA_COMPANY_ADDRESS:-"Av. Demo 123, Lima"}
+        export SUNAT_SOL_USER=${SUNAT_SOL_USER:-MODDATOS} SUNAT_SOL_PASSWORD=${SUNAT_SOL_PASSWORD:-moddatos}
+        if [[ -z ${SUNAT_CERT_PATH:-} ]]; then
+            export SUNAT_CERT_PASSWORD=${SUNAT_CERT_PASSWORD:-faena-dev-cert}
+            if [[ ! -s var/sunat/faena-test-cert.p12 ]]; then
+                mkdir -p var/sunat
+                target/release/sunat-sim cert --dir var/sunat --password "$SUNAT_CERT_PASSWORD" >/dev/null
+            fi
+            export SUNAT_CERT_PATH=var/sunat/faena-test-cert.p12
+        fi
+    fi
     # The api needs a JWT secret: one is generated once for this checkout and kept in var/.
     if [[ -z ${FAENA_JWT_SECRET:-} ]]; then
         if [[ ! -s var/jwt-secret ]]; then

@@ -20,11 +20,16 @@ if ((BASH_VERSINFO[0] < 5 || (BASH_VERSINFO[0] == 5 && BASH_VERSINFO[1] < 1))); 
 fi
 
 BIN_DIR=${FAENA_BIN_DIR:-target/release}
+# FAENA_RUN_SUNAT_SIM=1 (set by `just up` when SUNAT_ENDPOINT is not given) also runs the local
+# SUNAT simulator, as [sunat-sim].
 NAMES=(api worker beat)
+if [[ ${FAENA_RUN_SUNAT_SIM:-} == 1 ]]; then NAMES+=(sunat-sim); fi
+
+binary() { if [[ $1 == sunat-sim ]]; then echo "$BIN_DIR/sunat-sim"; else echo "$BIN_DIR/faena-$1"; fi; }
 
 for name in "${NAMES[@]}"; do
-  if [[ ! -x $BIN_DIR/faena-$name ]]; then
-    echo "run-all: $BIN_DIR/faena-$name not found; build it first: cargo build --release --bins" >&2
+  if [[ ! -x $(binary "$name") ]]; then
+    echo "run-all: $(binary "$name") not found; build it first: cargo build --release --bins --features faena-sunat/sim" >&2
     exit 1
   fi
 done
@@ -41,7 +46,7 @@ for name in "${NAMES[@]}"; do
   mkfifo "$FIFO_DIR/$name"
   sed -u "s/^/[$name] /" <"$FIFO_DIR/$name" &
   PREFIX_PIDS+=($!)
-  "$BIN_DIR/faena-$name" >"$FIFO_DIR/$name" 2>&1 &
+  "$(binary "$name")" >"$FIFO_DIR/$name" 2>&1 &
   PIDS+=($!)
   PID_NAME[$!]=$name
 done
@@ -85,7 +90,7 @@ wait -n -p died "${PIDS[@]}" || status=$?
 # A signal interrupts `wait`; its trap exits. Getting here means a child ended.
 if [[ -z $STOPPING ]]; then
   STOPPING=1
-  echo "run-all: faena-${PID_NAME[$died]:-?} exited on its own (status $status); stopping the others" >&2
+  echo "run-all: ${PID_NAME[$died]:-?} exited on its own (status $status); stopping the others" >&2
   stop_all
   exit 1
 fi

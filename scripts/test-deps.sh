@@ -87,3 +87,29 @@ if ((${#pkgs[@]})); then
   fi
   log "installed: ${pkgs[*]}"
 fi
+
+# schemathesis (PyPI package `schemathesis`, its CLI is `st`), used by
+# crates/api/tests/openapi_fuzz.rs to fuzz the running api against GET /api/openapi.json.
+# Installed with pip into python3's environment; the test finds `st` on PATH, in python3's
+# scripts directory, or runs `python3 -m schemathesis.cli`.
+py_scripts() { python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'; }
+has_schemathesis() { have st || python3 -m schemathesis.cli --version >/dev/null 2>&1; }
+if ! has_schemathesis; then
+  have python3 || apt_install python3
+  python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+  log "installing from PyPI: schemathesis"
+  # Debian's python3 refuses pip installs outside a venv (PEP 668) unless told otherwise.
+  python3 -m pip install --quiet schemathesis >&2 ||
+    python3 -m pip install --quiet --break-system-packages schemathesis >&2 ||
+    die "pip install schemathesis failed" "see pip's output above; install it yourself, then re-run: $0"
+  scripts=$(py_scripts)
+  case ":$PATH:" in
+    *":$scripts:"*) ;;
+    *)
+      export PATH="$scripts:$PATH"
+      log "schemathesis's \`st\` is in $scripts, which is not on PATH (the test finds it there anyway)"
+      ;;
+  esac
+  has_schemathesis || die "schemathesis not found even after pip install schemathesis"
+  log "installed: schemathesis"
+fi

@@ -15,7 +15,11 @@
 //! startup still works: the listing routes (`/queues`, `/overview`, `/tasks`, `/workers`) are
 //! queue independent, and per-queue reads of an unregistered queue are answered by a fallback
 //! that builds its backend per request. Pushing a task through the board (`PUT
-//! /queues/{queue}/tasks`) is only available on the queues registered at startup.
+//! /queues/{queue}/tasks`, the arguments as the JSON body) is Faena's own handler ([`push_task`],
+//! registered ahead of apalis-board's): it works on any queue, takes the job kind from the
+//! `x-task-meta-faena.kind` header, and answers like `POST /api/tasks` (201 with the task id, or
+//! the api's errors: 400 for a missing kind or arguments the kind refuses, 503 when Redis is
+//! down). apalis-board's own push answered every failure, a missing kind included, with a 500.
 //!
 //! # Mounting under `/board`
 //!
@@ -139,7 +143,7 @@ impl Board {
                 let fut = denied.is_none().then(|| srv.call(req));
                 async move {
                     match (fut, denied) {
-                        (Some(fut), _) => fut.await.map(|res| res.map_into_left_body()),
+                        (Some(fut), _) => fut.await.map(json_not_found),
                         (None, Some(e)) => Err(e.into()),
                         (None, None) => Err(crate::error::ApiError::Internal(
                             "board guard reached no decision".into(),
@@ -149,10 +153,37 @@ impl Board {
                 }
             })
             .route("/login", web::get().to(login))
+            .service(
+                web::resource(format!("{API_PATH}/queues/{{queue}}/tasks"))
+                    .guard(actix_web::guard::Put())
+                    .to(push_task),
+            )
             .service(api)
             .route("", web::get().to(ui))
             .route("/{tail:.*}", web::get().to(ui))
     }
+}
+
+/// apalis-board answers an unknown task with an empty 404: give it the api's error body instead.
+fn json_not_found<B>(
+    res: actix_web::dev::ServiceResponse<B>,
+) -> actix_web::dev::ServiceResponse<actix_web::body::EitherBody<B>>
+where
+    B: actix_web::body::MessageBody,
+{
+    use actix_web::body::BodySize;
+    let empty = matches!(
+        res.response().body().size(),
+        BodySize::None | BodySize::Sized(0)
+    );
+    if res.status() != actix_web::http::StatusCode::NOT_FOUND || !empty {
+        return res.map_into_left_body();
+    }
+    let (req, _) = res.into_parts();
+    let answer = actix_web::ResponseError::error_response(&crate::error::ApiError::NotFound(
+        format!("nothing at {}: no such task or queue", req.path()),
+    ));
+    actix_web::dev::ServiceResponse::new(req, answer).map_into_right_body()
 }
 
 /// Runs in the page before the app: see the module documentation.
@@ -298,13 +329,90 @@ async fn ui(req: HttpRequest) -> HttpResponse {
             return res.body(file.contents().to_vec());
         }
         if tail.contains('.') && !tail.contains('/') {
-            return HttpResponse::NotFound().finish();
+            return actix_web::ResponseError::error_response(&crate::error::ApiError::NotFound(
+                format!("the dashboard has no asset named {tail:?}"),
+            ));
         }
     }
     HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
         .insert_header((header::CACHE_CONTROL, "no-cache"))
         .body(index_html())
+}
+
+/// The header that names a pushed task's job kind (apalis-board's task metadata `faena.kind`).
+pub const PUSH_KIND_HEADER: &str = "x-task-meta-faena.kind";
+
+/// `PUT /board/api/v1/queues/{queue}/tasks`: enqueues the body (the job's arguments) on `queue`.
+/// Optional headers, as apalis-board sends them: `x-task-idempotency-key`,
+/// `x-task-max-attempts`, `x-task-run-at` (Unix seconds).
+async fn push_task(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    queue: web::Path<String>,
+    args: crate::json::ApiJson<Value>,
+) -> Result<HttpResponse, crate::error::ApiError> {
+    use crate::error::ApiError;
+    let text = |name: &str| -> Result<Option<String>, ApiError> {
+        req.headers()
+            .get(name)
+            .map(|v| {
+                v.to_str().map(str::to_owned).map_err(|_| {
+                    ApiError::bad_request(
+                        "invalid_header",
+                        format!("header `{name}` is not visible ASCII text"),
+                        Some(name.to_owned()),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let number = |name: &str| -> Result<Option<u64>, ApiError> {
+        text(name)?
+            .map(|v| {
+                v.trim().parse::<u64>().map_err(|_| {
+                    ApiError::bad_request(
+                        "invalid_header",
+                        format!("header `{name}`: `{v}` is not a whole number"),
+                        Some(name.to_owned()),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let kind = text(PUSH_KIND_HEADER)?.ok_or_else(|| {
+        ApiError::bad_request(
+            "missing_header",
+            format!("a pushed task needs a job kind: send it in the `{PUSH_KIND_HEADER}` header"),
+            Some(PUSH_KIND_HEADER.to_owned()),
+        )
+    })?;
+    let max_attempts = number("x-task-max-attempts")?
+        .map(|n| {
+            u32::try_from(n).map_err(|_| {
+                ApiError::bad_request(
+                    "invalid_header",
+                    format!("header `x-task-max-attempts`: {n} is too large"),
+                    Some("x-task-max-attempts".to_owned()),
+                )
+            })
+        })
+        .transpose()?;
+    let eta = number("x-task-run-at")?
+        .and_then(|s| i64::try_from(s).ok())
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .filter(|t| *t > chrono::Utc::now());
+    let request = faena_core::jobs::EnqueueRequest {
+        kind,
+        args: args.into_inner(),
+        queue: Some(queue.into_inner()),
+        eta,
+        max_attempts,
+        idempotency_key: text("x-task-idempotency-key")?,
+        ..Default::default()
+    };
+    let id = state.broker.enqueue(request).await?;
+    Ok(HttpResponse::Created().json(crate::routes::tasks::Enqueued { task_id: id }))
 }
 
 /// The backend of a queue the broker knows, for the fallback routes.

@@ -30,6 +30,12 @@ pub enum ApiError {
     TooManyRequests { message: String, retry_after: u64 },
     #[error("{0}")]
     Conflict(String),
+    /// 409 with machine-readable details (e.g. the current `status`).
+    #[error("{message}")]
+    ConflictWith {
+        message: String,
+        details: serde_json::Value,
+    },
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -38,19 +44,29 @@ pub enum ApiError {
     Shop(#[from] faena_core::shop::ShopError),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Detail<'a>,
+/// The body of every error answer (`components.schemas.ErrorBody` in the OpenAPI document).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    pub error: ErrorDetail<'a>,
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
-    code: &'a str,
-    message: String,
+/// What went wrong.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// A stable code: `invalid_json`, `unknown_field`, `missing_field`, `invalid_field`,
+    /// `invalid_path`, `invalid_query`, `missing_token`, `invalid_token`, `token_expired`,
+    /// `forbidden`, `not_found`, `conflict`, `expired`, `body_too_large`,
+    /// `unsupported_media_type`, `too_many_requests`, `service_unavailable`...
+    #[schema(example = "invalid_field")]
+    pub code: &'a str,
+    /// What was wrong, with what value, and what to do.
+    pub message: String,
+    /// The path of the request body's field at fault (`items[2].quantity`), when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    pub field: Option<&'a str>,
+    /// Machine-readable particulars: `shortages` of a checkout, the `status` of a reservation.
     #[serde(skip_serializing_if = "Option::is_none")]
-    details: Option<serde_json::Value>,
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -63,7 +79,7 @@ impl ApiError {
             Self::TooLarge(_) => "body_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::TooManyRequests { .. } => "too_many_requests",
-            Self::Conflict(_) => "conflict",
+            Self::Conflict(_) | Self::ConflictWith { .. } => "conflict",
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal",
             Self::Shop(e) => e.code(),
@@ -93,7 +109,7 @@ impl ResponseError for ApiError {
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::ConflictWith { .. } => StatusCode::CONFLICT,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Shop(e) => {
@@ -126,6 +142,7 @@ impl ResponseError for ApiError {
             Self::Shop(S::Expired { expires_at, .. }) => {
                 Some(serde_json::json!({ "status": "EXPIRED", "expires_at": expires_at }))
             }
+            Self::ConflictWith { details, .. } => Some(details.clone()),
             _ => None,
         };
         let mut res = HttpResponse::build(self.status_code());
@@ -144,8 +161,8 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        res.json(Body {
-            error: Detail {
+        res.json(ErrorBody {
+            error: ErrorDetail {
                 code: self.code(),
                 message: self.to_string(),
                 field,
@@ -199,6 +216,24 @@ impl From<faena_core::auth::AuthError> for ApiError {
             | A::InvalidToken(_)
             | A::ExpiredToken
             | A::InvalidRefresh => Self::Unauthorized(e),
+        }
+    }
+}
+
+impl From<faena_core::sales::SaleError> for ApiError {
+    fn from(e: faena_core::sales::SaleError) -> Self {
+        use faena_core::sales::SaleError as S;
+        match &e {
+            S::Invalid { field, .. } => {
+                Self::bad_request(e.code(), e.to_string(), Some(field.clone()))
+            }
+            S::NotFound { .. } => Self::NotFound(e.to_string()),
+            S::InsufficientStock { .. } => {
+                Self::bad_request(e.code(), e.to_string(), Some("items".into()))
+            }
+            S::Conflict(_) => Self::Conflict(e.to_string()),
+            S::Forbidden(m) => Self::Forbidden(m.clone()),
+            S::Db(_) => Self::Unavailable(e.to_string()),
         }
     }
 }

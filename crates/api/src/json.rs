@@ -53,6 +53,9 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
                     None,
                 )
             })?;
+            if has_nul_escape(body) {
+                return Err(nul_error(body));
+            }
             Ok(v)
         }
         Err(e) => {
@@ -97,6 +100,64 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
             ))
         }
     }
+}
+
+/// True when a JSON text has a `\u0000` escape: PostgreSQL can store U+0000 neither in text nor in
+/// jsonb, so no string of any body may have it. (A raw NUL byte is not valid JSON already.)
+fn has_nul_escape(body: &[u8]) -> bool {
+    let mut i = 0;
+    while i < body.len() {
+        if body[i] == b'\\' {
+            if body.get(i + 1..i + 6) == Some(b"u0000".as_slice()) {
+                return true;
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    false
+}
+
+/// The path (`items[2].name`) of the first string, or object key, with U+0000.
+fn nul_path(v: &serde_json::Value, path: &str) -> Option<String> {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match v {
+        serde_json::Value::String(s) if s.contains('\0') => Some(path.to_owned()),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_path(item, &format!("{path}[{i}]"))),
+        serde_json::Value::Object(map) => map.iter().find_map(|(k, item)| {
+            if k.contains('\0') {
+                Some(join(k))
+            } else {
+                nul_path(item, &join(k))
+            }
+        }),
+        _ => None,
+    }
+}
+
+fn nul_error(body: &[u8]) -> ApiError {
+    let field = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| nul_path(&v, ""))
+        .filter(|f| !f.is_empty());
+    let at = field
+        .as_deref()
+        .map_or_else(|| "the body".to_owned(), |f| format!("field `{f}`"));
+    ApiError::bad_request(
+        "invalid_field",
+        format!("{at}: has the NUL character (\\u0000), which cannot be stored: remove it"),
+        field,
+    )
 }
 
 impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
@@ -179,5 +240,24 @@ mod tests {
         assert_eq!(field(r#"{}"#).as_deref(), Some("items"));
         assert_eq!(field(r#"{"items": [}"#), None);
         assert!(parse::<Body>(br#"{"items":[]} trailing"#).is_err());
+    }
+
+    #[test]
+    fn a_nul_character_is_refused_with_its_field() {
+        let args = |body: &str| match parse::<serde_json::Value>(body.as_bytes()) {
+            Err(ApiError::BadRequest { code, field, .. }) => (code, field),
+            other => panic!("expected a bad request, got {other:?}"),
+        };
+        assert_eq!(
+            args(r#"{"a":{"b":["x","y\u0000"]}}"#),
+            ("invalid_field", Some("a.b[1]".to_owned()))
+        );
+        assert_eq!(
+            args(r#"{"k\u0000":1}"#),
+            ("invalid_field", Some("k\u{0}".to_owned()))
+        );
+        assert_eq!(args(r#""\u0000""#), ("invalid_field", None));
+        // An escaped backslash followed by `u0000` is text, not a NUL.
+        assert!(parse::<serde_json::Value>(br#"{"a":"\\u0000"}"#).is_ok());
     }
 }

@@ -5,7 +5,9 @@
 pub mod auth;
 pub mod board;
 pub mod error;
+pub mod input;
 pub mod json;
+pub mod openapi;
 pub mod routes;
 
 use std::net::TcpListener;
@@ -30,6 +32,8 @@ pub struct AppState {
     pub keys: faena_core::auth::TokenKeys,
     /// Failed logins per user before 429.
     pub login_max_failures: u32,
+    /// Series and time zone of new sales.
+    pub sale_defaults: faena_core::sales::SaleDefaults,
 }
 
 impl AppState {
@@ -82,6 +86,11 @@ impl Application {
                 reservation_ttl: settings.reservation_ttl,
                 keys,
                 login_max_failures: settings.auth.login_max_failures,
+                sale_defaults: faena_core::sales::SaleDefaults {
+                    boleta_series: settings.sunat.boleta_series.clone(),
+                    factura_series: settings.sunat.factura_series.clone(),
+                    tz: settings.tz,
+                },
             },
             board,
         )?;
@@ -152,6 +161,9 @@ fn query_error(
 }
 
 async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
+    if let Some(res) = openapi::method_not_allowed(&req) {
+        return Ok(res);
+    }
     Err(ApiError::NotFound(format!(
         "no route for {} {}",
         req.method(),
@@ -197,7 +209,9 @@ pub fn run(listener: TcpListener, state: AppState, board: board::Board) -> std::
                     Ok(res)
                 }
             })
+            .wrap(actix_web::middleware::from_fn(input::reject_nul))
             .service(routes::health::health)
+            .service(openapi::openapi_json)
             .service(routes::auth::token)
             .service(routes::auth::refresh)
             .service(routes::auth::logout)
@@ -216,6 +230,11 @@ pub fn run(listener: TcpListener, state: AppState, board: board::Board) -> std::
             .service(routes::shop::update_product)
             .service(routes::shop::adjust_stock)
             .service(routes::shop::checkout)
+            .service(routes::sales::create)
+            .service(routes::sales::show)
+            .service(routes::sales::send_to_sunat)
+            .service(routes::reports::daily)
+            .service(routes::reports::list_insights)
             .service(routes::shop::get_reservation)
             .service(routes::shop::confirm)
             .service(routes::shop::release)

@@ -216,8 +216,8 @@ async fn periodic_tasks_crud_with_clear_errors() -> anyhow::Result<()> {
         .unwrap_or_default();
     assert_eq!(
         seeded["kind_registered"],
-        json!(false),
-        "its kind arrives with its own issue"
+        json!(true),
+        "the reports issue registered its kind"
     );
     assert_eq!(seeded["cron"], json!("0 0 23 * * *"));
 

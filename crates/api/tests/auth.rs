@@ -43,6 +43,16 @@ async fn role_by_endpoint_matrix() -> anyhow::Result<()> {
         .await?;
     assert_eq!(s, 201, "{r}");
     let rid = r["reservation_id"].as_i64().unwrap_or_default();
+    let (s, sale) = app
+        .send_as(
+            Some(&seller),
+            Method::POST,
+            "/api/sales",
+            Some(&json!({"items":[{"product_id": pid, "quantity": 1}]}).to_string()),
+        )
+        .await?;
+    assert_eq!(s, 201, "{sale}");
+    let sale_id = sale["id"].as_i64().unwrap_or_default();
     let (s, t) = app.post("/api/tasks", r#"{"kind":"noop"}"#).await?;
     assert_eq!(s, 202, "{t}");
     let tid = t["task_id"].as_str().unwrap_or_default().to_owned();
@@ -135,6 +145,18 @@ async fn role_by_endpoint_matrix() -> anyhow::Result<()> {
         (
             Method::GET,
             format!("/api/reservations/{rid}"),
+            None,
+            Access::Seller,
+        ),
+        (
+            Method::POST,
+            "/api/sales".into(),
+            Some(json!({"items":[{"product_id": pid, "quantity": 1}]}).to_string()),
+            Access::Seller,
+        ),
+        (
+            Method::GET,
+            format!("/api/sales/{sale_id}"),
             None,
             Access::Seller,
         ),

@@ -33,7 +33,8 @@ impl Broker {
         holder: &str,
         ttl: Duration,
     ) -> Result<bool> {
-        self.acquire_key(self.global.leader(role), holder, ttl).await
+        self.acquire_key(self.global.leader(role), holder, ttl)
+            .await
     }
 
     /// Takes or renews the lock `name` for `holder` for `ttl`; false when another holder has it.

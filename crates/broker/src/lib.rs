@@ -172,7 +172,14 @@ impl Broker {
     /// Validates and enqueues one job; returns its id (or the id of the job that already holds its
     /// idempotency key).
     pub async fn enqueue(&self, req: EnqueueRequest) -> Result<String> {
-        let task = self.catalog.prepare(req, Utc::now())?;
+        self.enqueue_for(req, None).await
+    }
+
+    /// Like [`Broker::enqueue`], recording the user on whose behalf the job is enqueued (the
+    /// api's owner checks read it).
+    pub async fn enqueue_for(&self, req: EnqueueRequest, owner: Option<String>) -> Result<String> {
+        let mut task = self.catalog.prepare(req, Utc::now())?;
+        task.owner = owner;
         let mut ids = self.enqueue_prepared(vec![task]).await?;
         ids.pop()
             .ok_or_else(|| BrokerError::Redis("the enqueue script returned no id".into()))

@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::Serialize;
 
 /// The state of a task. See `docs/job-states.md` for the transitions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum TaskState {
     Pending,
@@ -54,7 +54,7 @@ impl std::fmt::Display for TaskState {
 }
 
 /// The record of one task, as `GET /api/tasks/{id}` and `faena tasks show` present it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct TaskRecord {
     pub id: String,
     pub state: TaskState,

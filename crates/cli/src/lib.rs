@@ -85,12 +85,43 @@ pub enum Command {
         #[command(subcommand)]
         command: PeriodicCommand,
     },
+    /// Sales and their SUNAT receipts.
+    Sales {
+        #[command(subcommand)]
+        command: SalesCommand,
+    },
     /// Users of the api. Passwords are read from a prompt, or from the first line of stdin when
     /// it is not a terminal; never from the command line.
     Users {
         #[command(subcommand)]
         command: UsersCommand,
     },
+    /// Stored reports (the worker's report jobs make them).
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReportCommand {
+    /// The daily report of SUNAT sends of a date, as a table.
+    Daily {
+        /// The business date, YYYY-MM-DD (default: today in TZ).
+        #[arg(long)]
+        date: Option<String>,
+        /// Generate (or regenerate) it now instead of reading the stored one.
+        #[arg(long)]
+        generate: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SalesCommand {
+    /// A sale with its items, SUNAT state and every attempt.
+    Show { id: i64 },
+    /// Queue the sale's send to SUNAT (the worker's `sunat` queue).
+    Send { id: i64 },
 }
 
 #[derive(Debug, Subcommand)]
@@ -549,6 +580,8 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> anyhow::Result<u8> 
         }
         Command::Periodic { command } => periodic_cmd(&settings, command, json, out).await,
         Command::Users { command } => users_cmd(&settings, command, json, out).await,
+        Command::Sales { command } => sales_cmd(&settings, command, json, out).await,
+        Command::Report { command } => report_cmd(&settings, command, json, out).await,
         Command::Inspect { what } => inspect(&settings, what, json, out).await,
         Command::Purge {
             queue: q,
@@ -773,6 +806,217 @@ async fn check_infra(
         }
     }
     Ok(if report.ok() { exit::OK } else { exit::FAILED })
+}
+
+async fn sales_cmd(
+    settings: &Settings,
+    command: SalesCommand,
+    json: bool,
+    out: &mut (impl Write + Send),
+) -> anyhow::Result<u8> {
+    use faena_core::sales;
+    let pool = db::create_pool(settings.database_url(), 1)?;
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {e}"))?;
+    match command {
+        SalesCommand::Show { id } => {
+            let sale = match sales::get_sale(&mut conn, id).await {
+                Ok(s) => s,
+                Err(e @ sales::SaleError::NotFound { .. }) => {
+                    eprintln!("faena: {e}");
+                    return Ok(exit::FAILED);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if json {
+                print_json(out, &sale)?;
+                return Ok(exit::OK);
+            }
+            writeln!(out, "sale:         {} ({})", sale.id, sale.number)?;
+            writeln!(
+                out,
+                "document:     {} {} issued {}",
+                if sale.doc_type == "01" {
+                    "factura"
+                } else {
+                    "boleta"
+                },
+                sale.number,
+                sale.issue_date
+            )?;
+            writeln!(
+                out,
+                "customer:     {} {} {}",
+                sale.customer_doc_type, sale.customer_doc_number, sale.customer_name
+            )?;
+            for i in &sale.items {
+                writeln!(
+                    out,
+                    "  {:>4} x {:<30} {:>10} {:>10}",
+                    i.quantity, i.description, i.unit_price, i.line_total
+                )?;
+            }
+            writeln!(
+                out,
+                "totals:       subtotal {} IGV {} total {} {}",
+                sale.subtotal, sale.igv, sale.total, sale.currency
+            )?;
+            writeln!(
+                out,
+                "SUNAT:        {} ({}) code {} {}",
+                sale.sunat.status,
+                sale.sunat.outcome.as_deref().unwrap_or("-"),
+                sale.sunat.code.as_deref().unwrap_or("-"),
+                sale.sunat.description.as_deref().unwrap_or("")
+            )?;
+            for s in &sale.sunat.submissions {
+                writeln!(
+                    out,
+                    "  attempt {} at {}: {} {} ({} ms, HTTP {})",
+                    s.attempt,
+                    fmt_time(Some(s.started_at)),
+                    s.outcome,
+                    s.code.as_deref().unwrap_or("-"),
+                    s.duration_ms,
+                    s.http_status.map_or("-".into(), |h| h.to_string())
+                )?;
+            }
+            if let Some(pdf) = &sale.files.pdf {
+                writeln!(
+                    out,
+                    "pdf:          {}",
+                    settings.files_dir.join(pdf).display()
+                )?;
+            }
+            Ok(exit::OK)
+        }
+        SalesCommand::Send { id } => {
+            let row = match sales::sale_row(&mut conn, id).await {
+                Ok(r) => r,
+                Err(e @ sales::SaleError::NotFound { .. }) => {
+                    eprintln!("faena: {e}");
+                    return Ok(exit::FAILED);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if let Err(why) = sales::check_sendable(&row) {
+                eprintln!("faena: {why}");
+                return Ok(exit::FAILED);
+            }
+            let task_id = broker(settings)?
+                .enqueue(EnqueueRequest {
+                    kind: "send_sale_to_sunat".into(),
+                    args: serde_json::json!({ "sale_id": id }),
+                    ..Default::default()
+                })
+                .await?;
+            say(
+                out,
+                json,
+                format!(
+                    "queued the send of sale {id} ({}-{}) to SUNAT: task {task_id}",
+                    row.series, row.correlative
+                ),
+                serde_json::json!({
+                    "task_id": task_id, "sale_id": id, "correlative": row.correlative,
+                }),
+            )?;
+            Ok(exit::OK)
+        }
+    }
+}
+
+async fn report_cmd(
+    settings: &Settings,
+    command: ReportCommand,
+    json: bool,
+    out: &mut (impl Write + Send),
+) -> anyhow::Result<u8> {
+    use faena_core::reports::{self, ReceiptCounts};
+    let ReportCommand::Daily { date, generate } = command;
+    let date = match date {
+        Some(d) => reports::parse_date("--date", &d)?,
+        None => Utc::now().with_timezone(&settings.tz).date_naive(),
+    };
+    let pool = db::create_pool(settings.database_url(), 1)?;
+    let mut conn = pool
+        .get()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {e}"))?;
+    let view = if generate {
+        reports::generate_daily_report(&mut conn, date, settings.tz, &settings.files_dir).await?
+    } else {
+        match reports::get_daily_report(&mut conn, date).await? {
+            Some(v) => v,
+            None => {
+                eprintln!(
+                    "faena: no daily SUNAT report for {date} yet. Generate it with \
+                     `faena report daily --date {date} --generate`, or let a worker do it: \
+                     `faena enqueue sunat_daily_report --args '{{\"date\":\"{date}\"}}'`"
+                );
+                return Ok(exit::FAILED);
+            }
+        }
+    };
+    if json {
+        print_json(out, &view)?;
+        return Ok(exit::OK);
+    }
+    let r = &view.report;
+    writeln!(
+        out,
+        "SUNAT daily report {} ({}), generated {}",
+        r.date,
+        r.timezone,
+        fmt_time(Some(view.generated_at))
+    )?;
+    writeln!(
+        out,
+        "{:<28} {:>6} {:>8} {:>8} {:>6} {:>7} {:>9} {:>9} {:>14} {:>14}",
+        "",
+        "issued",
+        "accepted",
+        "rejected",
+        "error",
+        "pending",
+        "cancelled",
+        "success%",
+        "billed PEN",
+        "accepted PEN"
+    )?;
+    let mut line = |label: &str, c: &ReceiptCounts| {
+        writeln!(
+            out,
+            "{:<28} {:>6} {:>8} {:>8} {:>6} {:>7} {:>9} {:>9} {:>14} {:>14}",
+            label,
+            c.issued,
+            c.accepted,
+            c.rejected,
+            c.error,
+            c.pending,
+            c.cancelled,
+            c.success_pct,
+            c.total_billed,
+            c.total_accepted
+        )
+    };
+    line("all", &r.totals)?;
+    for s in &r.by_seller {
+        let label = match &s.seller_name {
+            Some(n) => format!("seller {} ({n})", s.seller_id),
+            None => format!("seller {}", s.seller_id),
+        };
+        line(&label, &s.counts)?;
+    }
+    for d in &r.by_doc_type {
+        line(&format!("{} ({})", d.name, d.doc_type), &d.counts)?;
+    }
+    if let Some(csv) = &view.csv_path {
+        writeln!(out, "csv: {}", settings.files_dir.join(csv).display())?;
+    }
+    Ok(exit::OK)
 }
 
 /// A password from a prompt (twice) on a terminal, else the first line of stdin.

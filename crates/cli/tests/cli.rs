@@ -348,3 +348,183 @@ async fn users_are_created_with_a_password_from_stdin_and_can_log_in() -> anyhow
     assert_eq!(v[0]["active"], false, "{v}");
     Ok(())
 }
+
+#[tokio::test]
+async fn sales_show_and_send() -> anyhow::Result<()> {
+    use faena_core::{sales, shop};
+    let db = TestDb::new("clisales").await?;
+    let r = TestRedis::new("clisales")?;
+    let pool = faena_core::db::create_pool(&db.url, 1)?;
+    let mut conn = pool.get().await?;
+    let p = shop::create_product(
+        &mut conn,
+        shop::NewProduct {
+            sku: "CAFE".into(),
+            name: "Café pasado".into(),
+            unit_price: "4.50".parse()?,
+            stock: 10,
+            low_stock_threshold: 1,
+        },
+    )
+    .await?;
+    let sale = sales::create_sale(
+        &mut conn,
+        &sales::Seller {
+            user_id: "1".into(),
+            is_admin: true,
+        },
+        &sales::NewSale {
+            items: Some(vec![sales::SaleItemInput {
+                product_id: p.id,
+                quantity: 2,
+            }]),
+            ..Default::default()
+        },
+        &sales::SaleDefaults {
+            boleta_series: "B001".into(),
+            factura_series: "F001".into(),
+            tz: chrono_tz::America::Lima,
+        },
+    )
+    .await?;
+    let id = sale.id.to_string();
+    let o = faena(&db, &r, &["sales", "show", &id])?;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("B001-1") && text(&o).contains("9.00") && text(&o).contains("PENDING"),
+        "{}",
+        text(&o)
+    );
+    let o = faena(&db, &r, &["--json", "sales", "send", &id])?;
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    let task = faena_core::TaskId::parse(v["task_id"].as_str().unwrap_or_default())?;
+    let rec = r
+        .broker
+        .task(&task)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("no task"))?;
+    assert_eq!(
+        (rec.kind.as_str(), rec.queue.as_str()),
+        ("send_sale_to_sunat", "sunat")
+    );
+    let o = faena(&db, &r, &["sales", "show", "424242"])?;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("no sale with id 424242"), "{}", text(&o));
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(format!(
+            "UPDATE sales SET sunat_status = 'ACCEPTED' WHERE id = {id}"
+        )),
+        &mut conn,
+    )
+    .await?;
+    let o = faena(&db, &r, &["sales", "send", &id])?;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("already decided"), "{}", text(&o));
+    Ok(())
+}
+
+#[tokio::test]
+async fn report_daily_says_what_to_do_then_prints_the_table() -> anyhow::Result<()> {
+    use faena_core::{sales, shop};
+    let db = TestDb::new("clireport").await?;
+    let r = TestRedis::new("clireport")?;
+    let files = std::env::temp_dir().join(faena_testkit::unique("clireport-files"));
+    let run = |args: &[&str]| -> anyhow::Result<Output> {
+        Ok(Command::new(env!("CARGO_BIN_EXE_faena"))
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .env("REDIS_URL", &r.url)
+            .env("FAENA_REDIS_PREFIX", &r.prefix)
+            .env("FAENA_FILES_DIR", &files)
+            .env_remove("FAENA_LOG")
+            .output()?)
+    };
+    let pool = faena_core::db::create_pool(&db.url, 1)?;
+    let mut conn = pool.get().await?;
+    let p = shop::create_product(
+        &mut conn,
+        shop::NewProduct {
+            sku: "TAMAL".into(),
+            name: "Tamal".into(),
+            unit_price: "3.50".parse()?,
+            stock: 10,
+            low_stock_threshold: 1,
+        },
+    )
+    .await?;
+    for status in ["ACCEPTED", "ERROR"] {
+        let sale = sales::create_sale(
+            &mut conn,
+            &sales::Seller {
+                user_id: "1".into(),
+                is_admin: true,
+            },
+            &sales::NewSale {
+                items: Some(vec![sales::SaleItemInput {
+                    product_id: p.id,
+                    quantity: 2,
+                }]),
+                ..Default::default()
+            },
+            &sales::SaleDefaults {
+                boleta_series: "B001".into(),
+                factura_series: "F001".into(),
+                tz: chrono_tz::America::Lima,
+            },
+        )
+        .await?;
+        diesel_async::RunQueryDsl::execute(
+            diesel::sql_query(format!(
+                "UPDATE sales SET sunat_status = '{status}', issue_date = '2026-11-20' WHERE id = {}",
+                sale.id
+            )),
+            &mut conn,
+        )
+        .await?;
+    }
+    let o = run(&["report", "daily", "--date", "2026-11-20"])?;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains(r#"faena enqueue sunat_daily_report --args '{"date":"2026-11-20"}'"#),
+        "{}",
+        text(&o)
+    );
+    let o = run(&["report", "daily", "--date", "2026-11-20", "--generate"])?;
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(
+        out.contains("SUNAT daily report 2026-11-20 (America/Lima)"),
+        "{out}"
+    );
+    let all = out
+        .lines()
+        .find(|l| l.starts_with("all "))
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>();
+    // issued accepted rejected error pending cancelled success% billed accepted
+    assert_eq!(
+        all,
+        ["all", "2", "1", "0", "1", "0", "0", "50.00", "14.00", "7.00"],
+        "{out}"
+    );
+    assert!(
+        out.contains("boleta (03)") && out.contains("seller 1"),
+        "{out}"
+    );
+    assert!(files.join("reports/sunat-daily-2026-11-20.csv").exists());
+    // Stored now: read back without --generate, also as JSON.
+    let o = run(&["report", "daily", "--date", "2026-11-20"])?;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("50.00"), "{}", text(&o));
+    let o = run(&["--json", "report", "daily", "--date", "2026-11-20"])?;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    assert_eq!(v["totals"]["issued"], 2, "{v}");
+    assert_eq!(v["totals"]["total_billed"], "14.00", "{v}");
+    let o = run(&["report", "daily", "--date", "20/11/2026"])?;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--date"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&files);
+    Ok(())
+}

@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::schema::{refresh_tokens, users};
 
 /// What a user may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything: products, tasks, queues, schedules, every sale, the dashboard.

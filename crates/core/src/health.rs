@@ -11,7 +11,7 @@ use crate::db::PgPool;
 pub const CHECK_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// The state of one dependency.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct DependencyHealth {
     pub ok: bool,
     pub latency_ms: f64,
@@ -20,7 +20,7 @@ pub struct DependencyHealth {
 }
 
 /// The state of every dependency.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct HealthReport {
     pub database: DependencyHealth,
     pub redis: DependencyHealth,

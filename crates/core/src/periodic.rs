@@ -12,7 +12,7 @@ use crate::schedule::{parse_tz, Schedule, ScheduleError};
 use crate::schema::periodic_tasks;
 
 /// One schedule as stored.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = periodic_tasks, check_for_backend(diesel::pg::Pg))]
 pub struct PeriodicTask {
     pub id: i64,
@@ -75,7 +75,7 @@ impl PeriodicTask {
 }
 
 /// A new schedule, from the api's JSON or the CLI's flags.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPeriodic {
     pub name: String,
@@ -102,7 +102,7 @@ pub struct NewPeriodic {
 
 /// Changes to a schedule; absent fields stay as they are. Setting `cron` clears `interval_secs`
 /// and the other way round.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PeriodicPatch {
     #[serde(default)]

@@ -48,6 +48,66 @@ pub struct Settings {
     pub redis_pool_size: usize,
     /// Authentication of the api.
     pub auth: AuthSettings,
+    /// The company and its SUNAT connection.
+    pub sunat: SunatSettings,
+    /// `FAENA_FILES_DIR`: where signed XML, CDR, PDF and QR files go (default `./var/files`).
+    pub files_dir: std::path::PathBuf,
+    /// How long `cleanup_old_files` keeps receipt files.
+    pub retention: RetentionSettings,
+}
+
+/// Ages after which `cleanup_old_files` deletes receipt files (only of sales SUNAT has decided).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionSettings {
+    /// `FAENA_XML_RETENTION_DAYS` (default 180): XML, CDR and QR files of ACCEPTED or REJECTED
+    /// sales issued longer ago than this.
+    pub xml_days: u32,
+    /// `FAENA_CANCELLED_PDF_RETENTION_DAYS` (default 90): PDFs of cancelled sales cancelled
+    /// longer ago than this.
+    pub cancelled_pdf_days: u32,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            xml_days: 180,
+            cancelled_pdf_days: 90,
+        }
+    }
+}
+
+/// The issuing company and how the worker reaches SUNAT. The company fields are optional so that
+/// a worker without them still runs every other job; `send_sale_to_sunat` then fails with a
+/// message naming what is missing.
+#[derive(Debug, Clone)]
+pub struct SunatSettings {
+    /// `SUNAT_ENDPOINT`: the billService URL (default: the local simulator,
+    /// `http://127.0.0.1:8099/ol-ti-itcpfegem-beta/billService`).
+    pub endpoint: String,
+    /// `FAENA_COMPANY_RUC`: the company's RUC (11 digits).
+    pub company_ruc: Option<String>,
+    /// `FAENA_COMPANY_NAME`: its legal name.
+    pub company_name: Option<String>,
+    /// `FAENA_COMPANY_ADDRESS`: the address printed on receipts.
+    pub company_address: String,
+    /// `SUNAT_SOL_USER`: the SOL user (without the RUC).
+    pub sol_user: Option<String>,
+    /// `SUNAT_SOL_PASSWORD`.
+    pub sol_password: Option<SecretString>,
+    /// `SUNAT_CERT_PATH`: the PKCS#12 (.p12/.pfx) signing certificate.
+    pub cert_path: Option<std::path::PathBuf>,
+    /// `SUNAT_CERT_PASSWORD`.
+    pub cert_password: Option<SecretString>,
+    /// `FAENA_BOLETA_SERIES` (default B001) and `FAENA_FACTURA_SERIES` (default F001).
+    pub boleta_series: String,
+    pub factura_series: String,
+    /// `SUNAT_CONNECT_TIMEOUT_SECS` (default 10) and `SUNAT_READ_TIMEOUT_SECS` (default 60).
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    /// `SUNAT_MAX_RETRIES` (default 3): retries of a temporary failure before the sale is ERROR.
+    pub max_retries: u32,
+    /// `SUNAT_RETRY_DELAY_SECS` (default 300): the wait between those retries.
+    pub retry_delay: Duration,
 }
 
 /// Authentication settings (the api's access and refresh tokens).
@@ -190,6 +250,19 @@ impl Env<'_> {
                 expected: expected.to_owned(),
             }),
         }
+    }
+
+    fn days(&self, name: &'static str, default: u32) -> Result<u32, SettingsError> {
+        let expected = "a whole number of days from 1 to 36500, such as 180";
+        let days: u32 = self.parsed(name, default, expected)?;
+        if !(1..=36_500).contains(&days) {
+            return Err(SettingsError::Invalid {
+                name,
+                value: days.to_string(),
+                expected: expected.into(),
+            });
+        }
+        Ok(days)
     }
 
     fn secs(&self, name: &'static str, default: u64) -> Result<Duration, SettingsError> {
@@ -372,6 +445,40 @@ impl Settings {
                 16,
                 "a whole number such as 16",
             )?,
+            sunat: SunatSettings {
+                endpoint: {
+                    let v = env
+                        .get("SUNAT_ENDPOINT")
+                        .unwrap_or("http://127.0.0.1:8099/ol-ti-itcpfegem-beta/billService")
+                        .to_owned();
+                    check_url("SUNAT_ENDPOINT", &v, &["http", "https"])?;
+                    v
+                },
+                company_ruc: env.get("FAENA_COMPANY_RUC").map(str::to_owned),
+                company_name: env.get("FAENA_COMPANY_NAME").map(str::to_owned),
+                company_address: env.get("FAENA_COMPANY_ADDRESS").unwrap_or("-").to_owned(),
+                sol_user: env.get("SUNAT_SOL_USER").map(str::to_owned),
+                sol_password: env
+                    .get("SUNAT_SOL_PASSWORD")
+                    .map(|s| SecretString::from(s.to_owned())),
+                cert_path: env.get("SUNAT_CERT_PATH").map(std::path::PathBuf::from),
+                cert_password: env
+                    .get("SUNAT_CERT_PASSWORD")
+                    .map(|s| SecretString::from(s.to_owned())),
+                boleta_series: env.get("FAENA_BOLETA_SERIES").unwrap_or("B001").to_owned(),
+                factura_series: env.get("FAENA_FACTURA_SERIES").unwrap_or("F001").to_owned(),
+                connect_timeout: env.secs("SUNAT_CONNECT_TIMEOUT_SECS", 10)?,
+                read_timeout: env.secs("SUNAT_READ_TIMEOUT_SECS", 60)?,
+                max_retries: env.parsed("SUNAT_MAX_RETRIES", 3, "a whole number such as 3")?,
+                retry_delay: env.secs("SUNAT_RETRY_DELAY_SECS", 300)?,
+            },
+            files_dir: std::path::PathBuf::from(
+                env.get("FAENA_FILES_DIR").unwrap_or("./var/files"),
+            ),
+            retention: RetentionSettings {
+                xml_days: env.days("FAENA_XML_RETENTION_DAYS", 180)?,
+                cancelled_pdf_days: env.days("FAENA_CANCELLED_PDF_RETENTION_DAYS", 90)?,
+            },
             auth: AuthSettings {
                 jwt_secret: env
                     .get("FAENA_JWT_SECRET")
@@ -443,6 +550,14 @@ mod tests {
         assert_eq!(s.log_format, LogFormat::Text);
         assert_eq!(s.broker.prefix, "faena");
         assert!(s.worker.queues.is_empty());
+        assert_eq!(s.retention, RetentionSettings::default());
+        let mut v = vars(&BASE);
+        v.insert("FAENA_XML_RETENTION_DAYS".into(), "0".into());
+        let err = Settings::from_map(&v).map(|_| ()).unwrap_err().to_string();
+        assert!(
+            err.contains("FAENA_XML_RETENTION_DAYS") && err.contains("days"),
+            "{err}"
+        );
         Ok(())
     }
 

@@ -17,12 +17,13 @@ use serde::{Deserialize, Serialize};
 use crate::schema::{products, reservation_items, reservations};
 
 /// A product as stored.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
 #[diesel(table_name = products, check_for_backend(diesel::pg::Pg))]
 pub struct Product {
     pub id: i64,
     pub sku: String,
     pub name: String,
+    #[schema(value_type = String, pattern = r"^-?[0-9]+(\.[0-9]+)?$", example = "12.50")]
     pub unit_price: BigDecimal,
     pub stock: i32,
     pub version: i32,
@@ -32,15 +33,18 @@ pub struct Product {
 }
 
 /// A new product. `unit_price` is a decimal string such as `"12.50"` (a JSON number is accepted too).
-#[derive(Debug, Clone, Deserialize, Insertable)]
+#[derive(Debug, Clone, Deserialize, Insertable, utoipa::ToSchema)]
 #[diesel(table_name = products)]
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
     pub sku: String,
     pub name: String,
+    #[schema(value_type = String, pattern = r"^[0-9]{1,10}(\.[0-9]{1,2})?$", example = "12.50")]
     pub unit_price: BigDecimal,
+    #[schema(minimum = 0)]
     pub stock: i32,
     #[serde(default = "default_threshold")]
+    #[schema(minimum = 0, default = 5)]
     pub low_stock_threshold: i32,
 }
 
@@ -49,32 +53,37 @@ fn default_threshold() -> i32 {
 }
 
 /// Changes to a product's description (stock changes go through [`adjust_stock`]).
-#[derive(Debug, Clone, Default, Deserialize, AsChangeset)]
+#[derive(Debug, Clone, Default, Deserialize, AsChangeset, utoipa::ToSchema)]
 #[diesel(table_name = products)]
 #[serde(deny_unknown_fields)]
 pub struct ProductPatch {
     pub name: Option<String>,
+    #[schema(value_type = Option<String>, pattern = r"^[0-9]{1,10}(\.[0-9]{1,2})?$", example = "12.50")]
     pub unit_price: Option<BigDecimal>,
+    #[schema(minimum = 0)]
     pub low_stock_threshold: Option<i32>,
 }
 
 /// One line of a checkout.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckoutItem {
     pub product_id: i64,
+    #[schema(minimum = 1)]
     pub quantity: i32,
 }
 
 /// `POST /api/checkout`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckoutRequest {
+    /// 1 to 100 items, each product once.
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<CheckoutItem>,
 }
 
 /// A product that lacks stock for a checkout.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct Shortage {
     pub product_id: i64,
     pub sku: String,
@@ -83,7 +92,7 @@ pub struct Shortage {
 }
 
 /// A reservation with its items.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReservationView {
     pub reservation_id: i64,
     pub user_id: Option<String>,
@@ -95,7 +104,7 @@ pub struct ReservationView {
     pub items: Vec<ReservedItem>,
 }
 
-#[derive(Debug, Clone, Serialize, Queryable)]
+#[derive(Debug, Clone, Serialize, Queryable, utoipa::ToSchema)]
 pub struct ReservedItem {
     pub product_id: i64,
     pub sku: String,
@@ -323,40 +332,71 @@ pub async fn update_product(
         .await?)
 }
 
-/// Adds `delta` (negative to remove) to a product's stock; refuses to go below zero.
+/// Adds `delta` (negative to remove) to a product's stock; refuses to go below zero, and refuses a
+/// stock that, with the units its ACTIVE reservations hold, exceeds `i32::MAX`: releasing those
+/// reservations must always be able to give their units back (an int4 overflow there would leave
+/// a reservation that can never be released).
 pub async fn adjust_stock(
     conn: &mut AsyncPgConnection,
     id: i64,
     delta: i32,
 ) -> Result<Product, ShopError> {
-    let updated = diesel::update(
-        products::table
+    conn.transaction::<Product, ShopError, _>(async move |conn| {
+        diesel::sql_query("SET LOCAL lock_timeout = '2s'")
+            .execute(conn)
+            .await?;
+        // The row lock keeps checkouts and releases of this product out until the change is in.
+        let p: Product = products::table
             .find(id)
-            .filter((products::stock + delta).ge(0)),
-    )
-    .set((
-        products::stock.eq(products::stock + delta),
-        products::version.eq(products::version + 1),
-        products::updated_at.eq(Utc::now()),
-    ))
-    .returning(Product::as_returning())
-    .get_result(conn)
-    .await
-    .optional()?;
-    match updated {
-        Some(p) => Ok(p),
-        None => {
-            let p = get_product(conn, id).await?;
-            Err(invalid(
-                "delta",
-                format!(
-                    "{delta} would leave product {id} with {} units; it has {}",
-                    p.stock + delta,
-                    p.stock
-                ),
+            .select(Product::as_select())
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?
+            .ok_or(ShopError::NotFound {
+                what: "product",
+                id,
+            })?;
+        let reserved: i64 = reservation_items::table
+            .inner_join(reservations::table)
+            .filter(reservations::status.eq("ACTIVE"))
+            .filter(reservation_items::product_id.eq(id))
+            .select(diesel::dsl::sum(reservation_items::quantity))
+            .first::<Option<i64>>(conn)
+            .await?
+            .unwrap_or(0);
+        let after = i64::from(p.stock) + i64::from(delta);
+        let stock = i32::try_from(after)
+            .ok()
+            .filter(|s| *s >= 0 && after + reserved <= i64::from(i32::MAX))
+            .ok_or_else(|| {
+                invalid(
+                    "delta",
+                    if after < 0 {
+                        format!(
+                            "{delta} would leave product {id} with {after} units; it has {}",
+                            p.stock
+                        )
+                    } else {
+                        format!(
+                            "{delta} would give product {id} {after} units, plus {reserved} held by \
+                             reservations: at most {} in all",
+                            i32::MAX
+                        )
+                    },
+                )
+            })?;
+        Ok(diesel::update(products::table.find(id))
+            .set((
+                products::stock.eq(stock),
+                products::version.eq(products::version + 1),
+                products::updated_at.eq(Utc::now()),
             ))
-        }
-    }
+            .returning(Product::as_returning())
+            .get_result(conn)
+            .await?)
+    })
+    .await
 }
 
 const MAX_TRIES: u32 = 4;

@@ -14,6 +14,7 @@ pub mod outcome;
 pub mod prepare;
 pub mod printable;
 pub mod sign;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod testcert;
 pub mod ubl;

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use faena_core::db::PgPool;
 use faena_core::jobs::{
-    parse_args, FailArgs, JobArgs, JobError, NoopArgs, ReleaseExpiredArgs, SleepArgs,
+    parse_args, CleanupTokensArgs, FailArgs, JobArgs, JobError, NoopArgs, ReleaseExpiredArgs,
+    SleepArgs,
 };
 use serde_json::Value;
 
@@ -81,9 +82,40 @@ impl Handlers {
         k
     }
 
-    /// The built-in kinds plus the shop's jobs, which need the database.
+    /// Every kind the worker process runs: [`Handlers::all`] plus the SUNAT, report and cleanup jobs.
+    pub fn production(
+        db: PgPool,
+        broker: faena_broker::Broker,
+        settings: &faena_core::Settings,
+    ) -> Self {
+        let mut h = Self::all(db.clone());
+        Arc::new(crate::sunat_job::SunatJobs::from_settings(
+            db.clone(),
+            broker,
+            settings,
+        ))
+        .register(&mut h);
+        Arc::new(crate::report_jobs::ReportJobs::from_settings(db, settings)).register(&mut h);
+        h
+    }
+
+    /// The built-in kinds plus the jobs that need only the database (shop, tokens).
     pub fn all(db: PgPool) -> Self {
         let mut h = Self::builtin();
+        let tokens_db = db.clone();
+        h.register(move |_: CleanupTokensArgs, _ctx| {
+            let db = tokens_db.clone();
+            async move {
+                let mut conn = db.get().await.map_err(|e| {
+                    JobError::Retry(anyhow::anyhow!("the database is unavailable: {e}"))
+                })?;
+                let deleted = faena_core::auth::cleanup_expired_tokens(&mut conn)
+                    .await
+                    .map_err(|e| JobError::Retry(anyhow::anyhow!(e)))?;
+                tracing::info!(deleted, "deleted expired and revoked refresh tokens");
+                Ok(serde_json::json!({ "deleted": deleted }))
+            }
+        });
         h.register(move |a: ReleaseExpiredArgs, _ctx| {
             let db = db.clone();
             async move {

@@ -2,7 +2,9 @@
 
 pub mod handlers;
 pub mod process;
+pub mod report_jobs;
 pub mod runtime;
+pub mod sunat_job;
 
 pub use handlers::{Handlers, JobContext};
 pub use runtime::{spawn, WorkerConfig, WorkerHandle};

@@ -33,7 +33,8 @@ pub async fn run(queues: Option<Vec<QueueName>>, concurrency: Option<usize>) -> 
         config.concurrency = c;
     }
     let pg = db::create_pool(settings.database_url(), settings.db_pool_size)?;
-    let handle = runtime::spawn(broker, Handlers::all(pg), config);
+    let handlers = Handlers::production(pg, broker.clone(), &settings);
+    let handle = runtime::spawn(broker, handlers, config);
     let stopper = handle.stopper();
     tokio::spawn(async move {
         faena_core::shutdown::signal().await;

@@ -8,8 +8,9 @@ use faena_core::auth::{self, AuthError, Claims, User};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::json::ApiJson;
+use crate::openapi::{JsonBody, Unavailable};
 use crate::AppState;
 
 /// How long failed logins are remembered.
@@ -17,23 +18,27 @@ pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 /// An address may fail this many times the per-user limit (it may serve several cashiers).
 const ADDRESS_FACTOR: u64 = 4;
 
-#[derive(Deserialize)]
+/// A login.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
     username: String,
     password: String,
 }
 
-#[derive(Deserialize)]
+/// A refresh token to rotate or revoke.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     refresh_token: String,
 }
 
 /// The answer of `token` and `refresh`.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TokenResponse {
     pub access_token: String,
+    /// Always `Bearer`.
+    #[schema(example = "Bearer")]
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: u64,
@@ -56,6 +61,20 @@ fn respond(state: &AppState, user: &User, refresh_token: String) -> Result<HttpR
         }))
 }
 
+/// Logs in: an access token and a refresh token.
+#[utoipa::path(
+    tag = "auth",
+    request_body = TokenRequest,
+    responses(
+        (status = 200, description = "Logged in", body = TokenResponse),
+        JsonBody,
+        (status = 401, description = "Wrong username or password, or a disabled user \
+            (`bad_credentials`, `user_disabled`)", body = ErrorBody),
+        (status = 429, description = "Too many failed logins for this user or address \
+            (`too_many_requests`); `Retry-After` says how many seconds to wait", body = ErrorBody),
+        Unavailable,
+    )
+)]
 #[post("/api/auth/token")]
 pub async fn token(
     state: web::Data<AppState>,
@@ -103,6 +122,17 @@ pub async fn token(
 
 /// Exchanges a refresh token for a new access token and a new refresh token; the old refresh
 /// token stops working.
+#[utoipa::path(
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "A new access token and a new refresh token", body = TokenResponse),
+        JsonBody,
+        (status = 401, description = "The refresh token is unknown, used, revoked or expired \
+            (`invalid_refresh_token`)", body = ErrorBody),
+        Unavailable,
+    )
+)]
 #[post("/api/auth/refresh")]
 pub async fn refresh(
     state: web::Data<AppState>,
@@ -115,6 +145,15 @@ pub async fn refresh(
 }
 
 /// Revokes a refresh token. Answers 204 whether or not it was still valid.
+#[utoipa::path(
+    tag = "auth",
+    request_body = RefreshRequest,
+    responses(
+        (status = 204, description = "The refresh token no longer works"),
+        JsonBody,
+        Unavailable,
+    )
+)]
 #[post("/api/auth/logout")]
 pub async fn logout(
     state: web::Data<AppState>,

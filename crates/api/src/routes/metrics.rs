@@ -4,6 +4,14 @@ use actix_web::{get, web, HttpResponse};
 
 use crate::AppState;
 
+/// Prometheus metrics.
+#[utoipa::path(
+    tag = "health",
+    responses(
+        (status = 200, description = "Prometheus text exposition format", body = String,
+            content_type = "text/plain"),
+    )
+)]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     let stats =

@@ -4,5 +4,7 @@ pub mod auth;
 pub mod health;
 pub mod metrics;
 pub mod periodic;
+pub mod reports;
+pub mod sales;
 pub mod shop;
 pub mod tasks;

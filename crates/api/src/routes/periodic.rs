@@ -7,12 +7,13 @@ use faena_core::periodic::{self, NewPeriodic, PeriodicPatch, PeriodicTask};
 use serde::Serialize;
 
 use crate::auth::AdminCaller;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::json::ApiJson;
+use crate::openapi::{BadInput, JsonBody, NeedsAdmin, Unavailable};
 use crate::AppState;
 
 /// A schedule as the api shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PeriodicView {
     #[serde(flatten)]
     pub task: PeriodicTask,
@@ -29,6 +30,16 @@ fn view(state: &AppState, task: PeriodicTask) -> PeriodicView {
     }
 }
 
+/// Every schedule.
+#[utoipa::path(
+    tag = "periodic",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Every schedule", body = Vec<PeriodicView>),
+        NeedsAdmin,
+        Unavailable,
+    )
+)]
 #[get("/api/periodic-tasks")]
 pub async fn list(
     _admin: AdminCaller,
@@ -42,6 +53,19 @@ pub async fn list(
     ))
 }
 
+/// Adds a schedule: `cron` or `interval_secs`, one of them.
+#[utoipa::path(
+    tag = "periodic",
+    security(("bearer" = [])),
+    request_body = NewPeriodic,
+    responses(
+        (status = 201, description = "Added", body = PeriodicView),
+        JsonBody,
+        NeedsAdmin,
+        (status = 409, description = "A schedule has that name (`conflict`)", body = ErrorBody),
+        Unavailable,
+    )
+)]
 #[post("/api/periodic-tasks")]
 pub async fn create(
     _admin: AdminCaller,
@@ -57,6 +81,19 @@ pub async fn create(
     Ok(HttpResponse::Created().json(view(&state, row)))
 }
 
+/// One schedule.
+#[utoipa::path(
+    tag = "periodic",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "The schedule's name")),
+    responses(
+        (status = 200, description = "The schedule", body = PeriodicView),
+        BadInput,
+        NeedsAdmin,
+        (status = 404, description = "No such schedule (`not_found`)", body = ErrorBody),
+        Unavailable,
+    )
+)]
 #[get("/api/periodic-tasks/{name}")]
 pub async fn show(
     _admin: AdminCaller,
@@ -67,6 +104,20 @@ pub async fn show(
     Ok(HttpResponse::Ok().json(view(&state, row)))
 }
 
+/// Changes a schedule; absent fields stay as they are.
+#[utoipa::path(
+    tag = "periodic",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "The schedule's name")),
+    request_body = PeriodicPatch,
+    responses(
+        (status = 200, description = "The changed schedule", body = PeriodicView),
+        JsonBody,
+        NeedsAdmin,
+        (status = 404, description = "No such schedule (`not_found`)", body = ErrorBody),
+        Unavailable,
+    )
+)]
 #[patch("/api/periodic-tasks/{name}")]
 pub async fn update(
     _admin: AdminCaller,
@@ -84,6 +135,19 @@ pub async fn update(
     Ok(HttpResponse::Ok().json(view(&state, row)))
 }
 
+/// Deletes a schedule.
+#[utoipa::path(
+    tag = "periodic",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "The schedule's name")),
+    responses(
+        (status = 204, description = "Deleted"),
+        BadInput,
+        NeedsAdmin,
+        (status = 404, description = "No such schedule (`not_found`)", body = ErrorBody),
+        Unavailable,
+    )
+)]
 #[delete("/api/periodic-tasks/{name}")]
 pub async fn remove(
     _admin: AdminCaller,
@@ -97,7 +161,29 @@ pub async fn remove(
     }
 }
 
+/// The answer of a run now.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct RunNow {
+    /// The enqueued task's id.
+    pub task_id: String,
+    /// The schedule's name.
+    pub periodic_task: String,
+}
+
 /// Enqueues the schedule's job now, outside its ticks.
+#[utoipa::path(
+    tag = "periodic",
+    security(("bearer" = [])),
+    params(("name" = String, Path, description = "The schedule's name")),
+    responses(
+        (status = 202, description = "Enqueued", body = RunNow),
+        (status = 400, description = "The schedule's job does not validate any more (an \
+            unknown kind, bad args...)", body = ErrorBody),
+        NeedsAdmin,
+        (status = 404, description = "No such schedule (`not_found`)", body = ErrorBody),
+        Unavailable,
+    )
+)]
 #[post("/api/periodic-tasks/{name}/run")]
 pub async fn run_now(
     _admin: AdminCaller,
@@ -108,6 +194,8 @@ pub async fn run_now(
     let mut req = row.request(Utc::now());
     req.idempotency_key = None;
     let id = state.broker.enqueue(req).await?;
-    Ok(HttpResponse::Accepted()
-        .json(serde_json::json!({ "task_id": id, "periodic_task": row.name })))
+    Ok(HttpResponse::Accepted().json(RunNow {
+        task_id: id,
+        periodic_task: row.name,
+    }))
 }

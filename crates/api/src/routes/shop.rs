@@ -2,14 +2,28 @@
 //! an admin).
 
 use actix_web::{delete, get, patch, post, web, HttpResponse};
-use faena_core::shop::{self, CheckoutRequest, NewProduct, ProductPatch};
+use faena_core::shop::{self, CheckoutRequest, NewProduct, Product, ProductPatch, ReservationView};
 use serde::Deserialize;
 
 use crate::auth::{AdminCaller, Caller};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::json::ApiJson;
+use crate::openapi::{BadInput, JsonBody, NeedsAdmin, NeedsOwner, NeedsToken, Unavailable};
 use crate::AppState;
 
+/// Adds a product.
+#[utoipa::path(
+    tag = "shop",
+    security(("bearer" = [])),
+    request_body = NewProduct,
+    responses(
+        (status = 201, description = "Added", body = Product),
+        JsonBody,
+        NeedsAdmin,
+        (status = 409, description = "A product has that sku (`already_exists`)", body = ErrorBody),
+        Unavailable,
+    )
+)]
 #[post("/api/products")]
 pub async fn create_product(
     _admin: AdminCaller,
@@ -20,12 +34,26 @@ pub async fn create_product(
     Ok(HttpResponse::Created().json(p))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
+    /// At most this many products (1 to 1000, default 100; out-of-range values are clamped).
     limit: Option<i64>,
 }
 
+/// Products by id.
+#[utoipa::path(
+    tag = "shop",
+    security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "Products by id", body = Vec<Product>),
+        BadInput,
+        NeedsToken,
+        Unavailable,
+    )
+)]
 #[get("/api/products")]
 pub async fn list_products(
     _caller: Caller,
@@ -36,6 +64,19 @@ pub async fn list_products(
     Ok(HttpResponse::Ok().json(shop::list_products(&mut *state.db_conn().await?, limit).await?))
 }
 
+/// One product.
+#[utoipa::path(
+    tag = "shop",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The product's id")),
+    responses(
+        (status = 200, description = "The product", body = Product),
+        BadInput,
+        NeedsToken,
+        (status = 404, description = "No such product (`not_found`)", body = ErrorBody),
+        Unavailable,
+    )
+)]
 #[get("/api/products/{id}")]
 pub async fn get_product(
     _caller: Caller,
@@ -45,6 +86,20 @@ pub async fn get_product(
     Ok(HttpResponse::Ok().json(shop::get_product(&mut *state.db_conn().await?, *id).await?))
 }
 
+/// Changes a product's name, price or threshold; absent fields stay as they are.
+#[utoipa::path(
+    tag = "shop",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The product's id")),
+    request_body = ProductPatch,
+    responses(
+        (status = 200, description = "The changed product", body = Product),
+        JsonBody,
+        NeedsAdmin,
+        (status = 404, description = "No such product (`not_found`)", body = ErrorBody),
+        Unavailable,
+    )
+)]
 #[patch("/api/products/{id}")]
 pub async fn update_product(
     _admin: AdminCaller,
@@ -56,13 +111,28 @@ pub async fn update_product(
         .json(shop::update_product(&mut *state.db_conn().await?, *id, body.into_inner()).await?))
 }
 
-#[derive(Deserialize)]
+/// A change of stock.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StockAdjustment {
+    /// Units to add, or with a minus sign to remove.
     delta: i32,
 }
 
 /// Adds (or with a negative delta removes) stock.
+#[utoipa::path(
+    tag = "shop",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The product's id")),
+    request_body = StockAdjustment,
+    responses(
+        (status = 200, description = "The product with its new stock", body = Product),
+        JsonBody,
+        NeedsAdmin,
+        (status = 404, description = "No such product (`not_found`)", body = ErrorBody),
+        Unavailable,
+    )
+)]
 #[post("/api/products/{id}/stock")]
 pub async fn adjust_stock(
     _admin: AdminCaller,
@@ -75,6 +145,25 @@ pub async fn adjust_stock(
 }
 
 /// Reserves every item or none for the reservation TTL.
+#[utoipa::path(
+    tag = "shop",
+    security(("bearer" = [])),
+    request_body = CheckoutRequest,
+    responses(
+        (status = 201, description = "Reserved", body = ReservationView),
+        (status = 400, description = "The body does not fit (see `JsonBody`), or not enough \
+            stock (`insufficient_stock`, with `details.shortages`)", body = ErrorBody),
+        (status = 413, description = "The body is larger than 256 KiB (`body_too_large`).",
+            body = ErrorBody),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json` \
+            (`unsupported_media_type`).", body = ErrorBody),
+        NeedsToken,
+        (status = 404, description = "No such product (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The products stayed locked by other checkouts \
+            (`contention`); try again", body = ErrorBody),
+        Unavailable,
+    )
+)]
 #[post("/api/checkout")]
 pub async fn checkout(
     caller: Caller,
@@ -91,6 +180,19 @@ pub async fn checkout(
     Ok(HttpResponse::Created().json(r))
 }
 
+/// One reservation (its owner's or, for an admin, anyone's).
+#[utoipa::path(
+    tag = "shop",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The reservation's id")),
+    responses(
+        (status = 200, description = "The reservation", body = ReservationView),
+        BadInput,
+        NeedsOwner,
+        (status = 404, description = "No such reservation (`not_found`)", body = ErrorBody),
+        Unavailable,
+    )
+)]
 #[get("/api/reservations/{id}")]
 pub async fn get_reservation(
     caller: Caller,
@@ -102,6 +204,23 @@ pub async fn get_reservation(
     Ok(HttpResponse::Ok().json(r))
 }
 
+/// Confirms an ACTIVE reservation: its stock is sold.
+#[utoipa::path(
+    tag = "shop",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The reservation's id")),
+    responses(
+        (status = 200, description = "Confirmed", body = ReservationView),
+        BadInput,
+        NeedsOwner,
+        (status = 404, description = "No such reservation (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The reservation is not ACTIVE (`wrong_state`, with \
+            `details.status`)", body = ErrorBody),
+        (status = 410, description = "The reservation expired (`expired`, with \
+            `details.expires_at`)", body = ErrorBody),
+        Unavailable,
+    )
+)]
 #[post("/api/reservations/{id}/confirm")]
 pub async fn confirm(
     caller: Caller,
@@ -115,6 +234,20 @@ pub async fn confirm(
 }
 
 /// Releases an ACTIVE reservation at once, returning its stock.
+#[utoipa::path(
+    tag = "shop",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The reservation's id")),
+    responses(
+        (status = 200, description = "Released", body = ReservationView),
+        BadInput,
+        NeedsOwner,
+        (status = 404, description = "No such reservation (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The reservation is not ACTIVE (`wrong_state`, with \
+            `details.status`), or it stayed locked (`contention`)", body = ErrorBody),
+        Unavailable,
+    )
+)]
 #[delete("/api/reservations/{id}")]
 pub async fn release(
     caller: Caller,

@@ -1,0 +1,141 @@
+//! `/api/reports` and `/api/insights`: the stored daily SUNAT report (JSON, or CSV with
+//! `Accept: text/csv`) and the insights (stock alerts, sales summaries). Admins only; the worker's
+//! jobs make them (`sunat_daily_report`, `stock_alerts`, `sales_summary`).
+
+use actix_web::http::header;
+use actix_web::{get, web, HttpRequest, HttpResponse};
+use faena_core::insights::{self, Insight, InsightFilter, InsightKind, InsightStatus};
+use faena_core::reports::{self, DailyReportView, ReportError};
+use serde::Deserialize;
+
+use crate::auth::AdminCaller;
+use crate::error::{ApiError, ErrorBody};
+use crate::openapi::{BadInput, NeedsAdmin, Unavailable};
+use crate::AppState;
+
+impl From<ReportError> for ApiError {
+    fn from(e: ReportError) -> Self {
+        match &e {
+            ReportError::Invalid { field, .. } => {
+                Self::bad_request(e.code(), e.to_string(), Some((*field).to_owned()))
+            }
+            ReportError::NotFound(m) => Self::NotFound(m.clone()),
+            ReportError::Db(_) => Self::Unavailable(e.to_string()),
+            ReportError::Io { .. } | ReportError::Corrupt { .. } => Self::Internal(e.to_string()),
+        }
+    }
+}
+
+/// Whether the request asks for CSV (`Accept: text/csv`, also within a list).
+fn wants_csv(req: &HttpRequest) -> bool {
+    req.headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("text/csv"))
+        })
+}
+
+/// The daily report of SUNAT sends of one Lima date.
+#[utoipa::path(
+    tag = "reports",
+    security(("bearer" = [])),
+    params(
+        ("date" = String, Path, description = "The business date, YYYY-MM-DD", example = "2026-11-24"),
+        ("Accept" = Option<String>, Header, description = "`text/csv` for the CSV copy"),
+    ),
+    responses(
+        (status = 200, description = "The report: totals, by seller, by document type", content(
+            (DailyReportView = "application/json"),
+            (String = "text/csv"),
+        )),
+        (status = 400, description = "Not a date like 2026-11-24 (`invalid_field`, field `date`)",
+            body = ErrorBody),
+        NeedsAdmin,
+        (status = 404, description = "Not generated yet for that date (`not_found`): run the \
+            `sunat_daily_report` job with `{\"date\": ...}`", body = ErrorBody),
+        Unavailable,
+    )
+)]
+#[get("/api/reports/daily/{date}")]
+pub async fn daily(
+    _admin: AdminCaller,
+    state: web::Data<AppState>,
+    date: web::Path<String>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    let date = reports::parse_date("date", &date)?;
+    let Some(view) = reports::get_daily_report(&mut *state.db_conn().await?, date).await? else {
+        return Err(ApiError::NotFound(format!(
+            "no daily SUNAT report for {date} yet: enqueue the job `sunat_daily_report` with \
+             args {{\"date\": \"{date}\"}} (`faena enqueue sunat_daily_report --args '{{\"date\":\"{date}\"}}'`)"
+        )));
+    };
+    if wants_csv(&req) {
+        return Ok(HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .insert_header((
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"sunat-daily-{date}.csv\""),
+            ))
+            .body(view.report.to_csv()?));
+    }
+    Ok(HttpResponse::Ok().json(view))
+}
+
+/// Filters of `GET /api/insights`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct InsightsQuery {
+    /// open or closed; both when absent.
+    pub status: Option<String>,
+    /// low_stock, out_of_stock or sales_summary; all when absent.
+    pub kind: Option<String>,
+    /// At most this many, newest first (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+}
+
+/// Insights, newest first: stock alerts (one open per product) and sales summaries.
+#[utoipa::path(
+    tag = "reports",
+    security(("bearer" = [])),
+    params(InsightsQuery),
+    responses(
+        (status = 200, description = "The insights", body = Vec<Insight>),
+        BadInput,
+        NeedsAdmin,
+        Unavailable,
+    )
+)]
+#[get("/api/insights")]
+pub async fn list_insights(
+    _admin: AdminCaller,
+    state: web::Data<AppState>,
+    query: web::Query<InsightsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let filter = InsightFilter {
+        status: query
+            .status
+            .as_deref()
+            .map(InsightStatus::parse)
+            .transpose()?,
+        kind: query.kind.as_deref().map(InsightKind::parse).transpose()?,
+        limit: match query.limit {
+            Some(n) if !(1..=1000).contains(&n) => {
+                return Err(ApiError::bad_request(
+                    "invalid_query",
+                    format!("limit {n} is not from 1 to 1000"),
+                    Some("limit".into()),
+                ))
+            }
+            n => n,
+        },
+    };
+    let list = insights::list_insights(&mut *state.db_conn().await?, &filter).await?;
+    Ok(HttpResponse::Ok().json(list))
+}

@@ -1,0 +1,356 @@
+//! Insights: stock alerts (`low_stock`, `out_of_stock`) and sales summaries (`sales_summary`),
+//! stored in the `insights` table.
+//!
+//! A product has at most one open alert, whatever its kind: the partial unique index
+//! `insights_one_open_per_product` guarantees it even when two workers run `stock_alerts` at once
+//! (inserts use `ON CONFLICT DO NOTHING` on it). An alert stays open while its condition lasts,
+//! is closed when the stock recovers, and a low-stock alert is closed and an out-of-stock one
+//! opened when the product runs out. A summary is stored once per period (a re-run replaces it);
+//! only the newest summary stays open.
+
+use bigdecimal::BigDecimal;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Jsonb, Numeric, Text, Timestamptz};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
+
+use crate::reports::ReportError;
+use crate::schema::insights;
+
+/// The kind of an insight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InsightKind {
+    LowStock,
+    OutOfStock,
+    SalesSummary,
+}
+
+impl InsightKind {
+    pub const ALL: [Self; 3] = [Self::LowStock, Self::OutOfStock, Self::SalesSummary];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LowStock => "low_stock",
+            Self::OutOfStock => "out_of_stock",
+            Self::SalesSummary => "sales_summary",
+        }
+    }
+
+    /// Parses a kind name; the error lists the valid ones.
+    pub fn parse(s: &str) -> Result<Self, ReportError> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| ReportError::Invalid {
+                field: "kind",
+                message: format!(
+                    "`{s}` is not an insight kind: give low_stock, out_of_stock or sales_summary"
+                ),
+            })
+    }
+}
+
+/// Whether an insight is still current.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InsightStatus {
+    Open,
+    Closed,
+}
+
+impl InsightStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Closed => "closed",
+        }
+    }
+
+    /// Parses `open` or `closed`.
+    pub fn parse(s: &str) -> Result<Self, ReportError> {
+        match s {
+            "open" => Ok(Self::Open),
+            "closed" => Ok(Self::Closed),
+            _ => Err(ReportError::Invalid {
+                field: "status",
+                message: format!("`{s}` is not an insight status: give open or closed"),
+            }),
+        }
+    }
+}
+
+/// An insight as stored.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
+#[diesel(table_name = insights, check_for_backend(diesel::pg::Pg))]
+pub struct Insight {
+    pub id: i64,
+    /// low_stock, out_of_stock or sales_summary.
+    pub kind: String,
+    /// The product of an alert.
+    pub product_id: Option<i64>,
+    /// The period of a summary, e.g. `2026-11-25T01:00:00Z/24h`.
+    pub period: Option<String>,
+    /// open or closed.
+    pub status: String,
+    /// An alert: sku, name, stock, threshold (and closed_stock once closed). A summary: see
+    /// [`SalesSummary`].
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+    pub opened_at: DateTime<Utc>,
+    pub closed_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Which insights to list.
+#[derive(Debug, Clone, Default)]
+pub struct InsightFilter {
+    pub status: Option<InsightStatus>,
+    pub kind: Option<InsightKind>,
+    /// At most this many, newest first (default 100, at most 1000).
+    pub limit: Option<i64>,
+}
+
+/// Insights matching `filter`, newest first.
+pub async fn list_insights(
+    conn: &mut AsyncPgConnection,
+    filter: &InsightFilter,
+) -> Result<Vec<Insight>, ReportError> {
+    let mut q = insights::table.into_boxed();
+    if let Some(s) = filter.status {
+        q = q.filter(insights::status.eq(s.as_str()));
+    }
+    if let Some(k) = filter.kind {
+        q = q.filter(insights::kind.eq(k.as_str()));
+    }
+    Ok(q.order((insights::opened_at.desc(), insights::id.desc()))
+        .limit(filter.limit.unwrap_or(100).clamp(1, 1000))
+        .select(Insight::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// What a `stock_alerts` run changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StockAlertsReport {
+    /// Alerts opened by this run.
+    pub opened: u64,
+    /// Alerts closed by this run (stock recovered, or a low-stock alert became out-of-stock).
+    pub closed: u64,
+    /// Open alerts whose recorded stock changed.
+    pub updated: u64,
+    /// Open alerts after the run.
+    pub open: i64,
+}
+
+/// The alert a product's stock calls for, in SQL (`p` is the product).
+const WANTED: &str = "CASE WHEN p.stock = 0 THEN 'out_of_stock' \
+    WHEN p.stock <= p.low_stock_threshold THEN 'low_stock' END";
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Opens an alert for each product at or below its threshold (out of stock when at 0), closes
+/// alerts whose product recovered, and refreshes the stock recorded in open ones. Running it
+/// again without stock changes changes nothing.
+pub async fn refresh_stock_alerts(
+    conn: &mut AsyncPgConnection,
+) -> Result<StockAlertsReport, ReportError> {
+    conn.transaction::<_, ReportError, _>(async |conn| {
+        let closed = diesel::sql_query(format!(
+            "UPDATE insights i SET status = 'closed', closed_at = now(), updated_at = now(), \
+                 data = i.data || jsonb_build_object('closed_stock', p.stock) \
+             FROM products p \
+             WHERE i.product_id = p.id AND i.status = 'open' \
+               AND i.kind IN ('low_stock', 'out_of_stock') \
+               AND i.kind IS DISTINCT FROM ({WANTED})"
+        ))
+        .execute(conn)
+        .await? as u64;
+        let updated = diesel::sql_query(
+            "UPDATE insights i SET data = jsonb_set(i.data, '{stock}', to_jsonb(p.stock)), \
+                 updated_at = now() \
+             FROM products p \
+             WHERE i.product_id = p.id AND i.status = 'open' \
+               AND i.data -> 'stock' IS DISTINCT FROM to_jsonb(p.stock)",
+        )
+        .execute(conn)
+        .await? as u64;
+        let opened = diesel::sql_query(format!(
+            "INSERT INTO insights (kind, product_id, status, data) \
+             SELECT {WANTED}, p.id, 'open', jsonb_build_object('sku', p.sku, 'name', p.name, \
+                 'stock', p.stock, 'threshold', p.low_stock_threshold) \
+             FROM products p WHERE p.stock <= p.low_stock_threshold \
+             ORDER BY p.id \
+             ON CONFLICT (product_id) WHERE status = 'open' AND product_id IS NOT NULL DO NOTHING"
+        ))
+        .execute(conn)
+        .await? as u64;
+        let open: Vec<Count> = diesel::sql_query(
+            "SELECT count(*)::int8 AS n FROM insights \
+             WHERE status = 'open' AND kind IN ('low_stock', 'out_of_stock')",
+        )
+        .load(conn)
+        .await?;
+        Ok(StockAlertsReport {
+            opened,
+            closed,
+            updated,
+            open: open.into_iter().next().map_or(0, |c| c.n),
+        })
+    })
+    .await
+}
+
+/// A product among the best sellers of a summary.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, QueryableByName, utoipa::ToSchema,
+)]
+pub struct TopProduct {
+    #[diesel(sql_type = Text)]
+    pub sku: String,
+    #[diesel(sql_type = Text)]
+    pub description: String,
+    #[diesel(sql_type = BigInt)]
+    pub units: i64,
+    #[diesel(sql_type = Numeric)]
+    #[schema(value_type = String, example = "125.00")]
+    pub revenue: BigDecimal,
+}
+
+/// The sales of a window of hours (the `data` of a `sales_summary` insight).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SalesSummary {
+    /// The window is `[from, until)`, by the time each sale was issued.
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub hours: u32,
+    /// Sales that are not cancelled.
+    pub sales: i64,
+    /// Cancelled sales (not counted in `sales` or `revenue`).
+    pub cancelled: i64,
+    /// Sum of the sales' totals, in PEN.
+    #[schema(value_type = String, example = "1234.50")]
+    pub revenue: BigDecimal,
+    pub currency: String,
+    /// Up to 5 products by units sold (then revenue, then sku).
+    pub top_products: Vec<TopProduct>,
+}
+
+#[derive(QueryableByName)]
+struct Totals {
+    #[diesel(sql_type = BigInt)]
+    sales: i64,
+    #[diesel(sql_type = BigInt)]
+    cancelled: i64,
+    #[diesel(sql_type = Numeric)]
+    revenue: BigDecimal,
+}
+
+/// The period key of a summary window.
+pub fn summary_period(until: DateTime<Utc>, hours: u32) -> String {
+    format!(
+        "{}/{hours}h",
+        until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    )
+}
+
+/// Computes the summary of the `hours` before `until`.
+pub async fn compute_sales_summary(
+    conn: &mut AsyncPgConnection,
+    until: DateTime<Utc>,
+    hours: u32,
+) -> Result<SalesSummary, ReportError> {
+    let from = until - chrono::Duration::hours(i64::from(hours));
+    let totals: Vec<Totals> = diesel::sql_query(
+        "SELECT count(*) FILTER (WHERE NOT is_cancelled)::int8 AS sales, \
+                count(*) FILTER (WHERE is_cancelled)::int8 AS cancelled, \
+                COALESCE(sum(total) FILTER (WHERE NOT is_cancelled), 0) AS revenue \
+         FROM sales WHERE issued_at >= $1 AND issued_at < $2",
+    )
+    .bind::<Timestamptz, _>(from)
+    .bind::<Timestamptz, _>(until)
+    .load(conn)
+    .await?;
+    let top_products: Vec<TopProduct> = diesel::sql_query(
+        "SELECT i.sku, max(i.description) AS description, sum(i.quantity)::int8 AS units, \
+                sum(i.line_total) AS revenue \
+         FROM sale_items i JOIN sales s ON s.id = i.sale_id \
+         WHERE NOT s.is_cancelled AND s.issued_at >= $1 AND s.issued_at < $2 \
+         GROUP BY i.sku ORDER BY units DESC, revenue DESC, i.sku LIMIT $3",
+    )
+    .bind::<Timestamptz, _>(from)
+    .bind::<Timestamptz, _>(until)
+    .bind::<Integer, _>(5)
+    .load(conn)
+    .await?;
+    let t = totals.into_iter().next().unwrap_or(Totals {
+        sales: 0,
+        cancelled: 0,
+        revenue: BigDecimal::from(0),
+    });
+    Ok(SalesSummary {
+        from,
+        until,
+        hours,
+        sales: t.sales,
+        cancelled: t.cancelled,
+        revenue: t.revenue.with_scale(2),
+        currency: "PEN".into(),
+        top_products: top_products
+            .into_iter()
+            .map(|p| TopProduct {
+                revenue: p.revenue.with_scale(2),
+                ..p
+            })
+            .collect(),
+    })
+}
+
+/// Computes and stores the summary of the `hours` before `until` as a `sales_summary` insight:
+/// one per period (a re-run replaces its data), and only the newest period's stays open.
+pub async fn store_sales_summary(
+    conn: &mut AsyncPgConnection,
+    until: DateTime<Utc>,
+    hours: u32,
+) -> Result<Insight, ReportError> {
+    let summary = compute_sales_summary(conn, until, hours).await?;
+    let data = serde_json::to_value(&summary).map_err(|e| ReportError::Corrupt {
+        what: "sales summary".into(),
+        message: e.to_string(),
+    })?;
+    let period = summary_period(until, hours);
+    conn.transaction::<_, ReportError, _>(async move |conn| {
+        diesel::sql_query(
+            "INSERT INTO insights (kind, period, status, data) \
+             VALUES ('sales_summary', $1, 'open', $2) \
+             ON CONFLICT (kind, period) WHERE period IS NOT NULL \
+             DO UPDATE SET data = EXCLUDED.data, updated_at = now() \
+             WHERE insights.data IS DISTINCT FROM EXCLUDED.data",
+        )
+        .bind::<Text, _>(&period)
+        .bind::<Jsonb, _>(&data)
+        .execute(conn)
+        .await?;
+        // Only the summary of the latest window stays open.
+        diesel::sql_query(
+            "UPDATE insights SET status = 'closed', closed_at = now(), updated_at = now() \
+             WHERE kind = 'sales_summary' AND status = 'open' AND id <> ( \
+                 SELECT id FROM insights WHERE kind = 'sales_summary' AND status = 'open' \
+                 ORDER BY (data ->> 'until')::timestamptz DESC, id DESC LIMIT 1)",
+        )
+        .execute(conn)
+        .await?;
+        Ok(insights::table
+            .filter(insights::kind.eq("sales_summary"))
+            .filter(insights::period.eq(&period))
+            .select(Insight::as_select())
+            .first(conn)
+            .await?)
+    })
+    .await
+}

@@ -1,0 +1,432 @@
+//! Reports stored in the `reports` table: the daily report of SUNAT sends (one per Lima date,
+//! replaced when generated again) with its CSV copy under the files directory.
+//!
+//! Definitions (also in `docs/operations.md`): the receipts of a day are its sales (by
+//! `issue_date`, the business date) that are not cancelled; each is in exactly one of accepted,
+//! rejected, error or pending (PENDING or SENDING). `cancelled` counts the day's cancelled sales
+//! apart. `total_billed` sums the receipts' totals, `total_accepted` only the ACCEPTED ones;
+//! money is exact (`NUMERIC` to [`BigDecimal`]). `success_pct` is accepted / receipts * 100,
+//! rounded half up to 2 decimals ("0.00" for a day without receipts).
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+
+use bigdecimal::{BigDecimal, RoundingMode};
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Date, Nullable, Numeric, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
+
+use crate::schema::reports;
+
+/// The `kind` of the daily SUNAT report in the `reports` table.
+pub const SUNAT_DAILY: &str = "sunat_daily";
+
+/// A report that cannot be made, stored or found. Each variant has a stable [`ReportError::code`].
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("field `{field}`: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    #[error("cannot write or delete {path}: {message}")]
+    Io { path: String, message: String },
+    #[error("the stored {what} cannot be read: {message}")]
+    Corrupt { what: String, message: String },
+    #[error("database error: {0}")]
+    Db(String),
+}
+
+impl ReportError {
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid { .. } => "invalid_field",
+            Self::NotFound(_) => "not_found",
+            Self::Io { .. } => "io_error",
+            Self::Corrupt { .. } => "internal",
+            Self::Db(_) => "database_unavailable",
+        }
+    }
+}
+
+impl From<diesel::result::Error> for ReportError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e.to_string())
+    }
+}
+
+/// Parses a `YYYY-MM-DD` date; the error names `field` and shows the value.
+pub fn parse_date(field: &'static str, value: &str) -> Result<NaiveDate, ReportError> {
+    NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|e| ReportError::Invalid {
+        field,
+        message: format!("`{value}` is not a date like 2026-11-24 ({e})"),
+    })
+}
+
+/// Counts and totals of a set of receipts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ReceiptCounts {
+    /// Receipts issued: sales of the day that are not cancelled.
+    pub issued: i64,
+    pub accepted: i64,
+    pub rejected: i64,
+    /// In ERROR: retries used up or a problem that needs a person.
+    pub error: i64,
+    /// Not decided yet: PENDING or SENDING.
+    pub pending: i64,
+    /// Cancelled sales of the day (not counted in `issued`).
+    pub cancelled: i64,
+    /// accepted / issued * 100, 2 decimals.
+    #[schema(example = "66.67")]
+    pub success_pct: String,
+    /// Sum of the receipts' totals, in PEN.
+    #[schema(value_type = String, example = "1234.50")]
+    pub total_billed: BigDecimal,
+    /// Sum of the ACCEPTED receipts' totals, in PEN.
+    #[schema(value_type = String, example = "1000.00")]
+    pub total_accepted: BigDecimal,
+}
+
+impl ReceiptCounts {
+    fn add(&mut self, g: &Group) {
+        if g.is_cancelled {
+            self.cancelled += g.n;
+            return;
+        }
+        self.issued += g.n;
+        match g.sunat_status.as_str() {
+            "ACCEPTED" => {
+                self.accepted += g.n;
+                self.total_accepted += &g.total;
+            }
+            "REJECTED" => self.rejected += g.n,
+            "ERROR" => self.error += g.n,
+            _ => self.pending += g.n,
+        }
+        self.total_billed += &g.total;
+    }
+
+    fn finish(mut self) -> Self {
+        self.success_pct = if self.issued == 0 {
+            "0.00".into()
+        } else {
+            (BigDecimal::from(self.accepted * 100) / BigDecimal::from(self.issued))
+                .with_scale_round(2, RoundingMode::HalfUp)
+                .to_string()
+        };
+        self.total_billed = self.total_billed.with_scale(2);
+        self.total_accepted = self.total_accepted.with_scale(2);
+        self
+    }
+}
+
+/// One seller's receipts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SellerLine {
+    pub seller_id: String,
+    /// The seller's username, when the user still exists.
+    pub seller_name: Option<String>,
+    #[serde(flatten)]
+    pub counts: ReceiptCounts,
+}
+
+/// One document type's receipts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DocTypeLine {
+    /// SUNAT's code: 01 (factura) or 03 (boleta).
+    pub doc_type: String,
+    /// factura or boleta.
+    pub name: String,
+    #[serde(flatten)]
+    pub counts: ReceiptCounts,
+}
+
+/// The report of one day's SUNAT sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DailyReport {
+    /// The business date (in `timezone`).
+    pub date: NaiveDate,
+    pub timezone: String,
+    pub currency: String,
+    pub totals: ReceiptCounts,
+    /// By seller, in seller id order.
+    pub by_seller: Vec<SellerLine>,
+    /// Facturas (01) and boletas (03), both always present.
+    pub by_doc_type: Vec<DocTypeLine>,
+}
+
+/// A stored daily report.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct DailyReportView {
+    #[serde(flatten)]
+    pub report: DailyReport,
+    /// The CSV copy, relative to the files directory.
+    pub csv_path: Option<String>,
+    /// When it was (last) generated.
+    pub generated_at: DateTime<Utc>,
+}
+
+#[derive(QueryableByName)]
+struct Group {
+    #[diesel(sql_type = Text)]
+    seller_id: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    seller_name: Option<String>,
+    #[diesel(sql_type = Text)]
+    doc_type: String,
+    #[diesel(sql_type = Text)]
+    sunat_status: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    is_cancelled: bool,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = Numeric)]
+    total: BigDecimal,
+}
+
+fn doc_type_name(code: &str) -> &'static str {
+    match code {
+        "01" => "factura",
+        "03" => "boleta",
+        _ => "other",
+    }
+}
+
+/// Computes the report of `date` from the sales table (nothing is stored).
+pub async fn compute_daily_report(
+    conn: &mut AsyncPgConnection,
+    date: NaiveDate,
+    tz: chrono_tz::Tz,
+) -> Result<DailyReport, ReportError> {
+    let groups: Vec<Group> = diesel::sql_query(
+        "SELECT s.seller_id, u.username AS seller_name, s.doc_type, s.sunat_status, \
+                s.is_cancelled, count(*)::int8 AS n, COALESCE(sum(s.total), 0) AS total \
+         FROM sales s LEFT JOIN users u ON u.id::text = s.seller_id \
+         WHERE s.issue_date = $1 \
+         GROUP BY 1, 2, 3, 4, 5",
+    )
+    .bind::<Date, _>(date)
+    .load(conn)
+    .await?;
+    let mut totals = ReceiptCounts::default();
+    let mut sellers: BTreeMap<(usize, String), (Option<String>, ReceiptCounts)> = BTreeMap::new();
+    let mut docs: BTreeMap<String, ReceiptCounts> = ["01", "03"]
+        .into_iter()
+        .map(|d| (d.to_owned(), ReceiptCounts::default()))
+        .collect();
+    for g in &groups {
+        totals.add(g);
+        // Numeric ids sort as numbers: shorter first, then by text.
+        let seller = sellers
+            .entry((g.seller_id.len(), g.seller_id.clone()))
+            .or_default();
+        seller.0 = seller.0.take().or_else(|| g.seller_name.clone());
+        seller.1.add(g);
+        docs.entry(g.doc_type.clone()).or_default().add(g);
+    }
+    Ok(DailyReport {
+        date,
+        timezone: tz.name().to_owned(),
+        currency: "PEN".into(),
+        totals: totals.finish(),
+        by_seller: sellers
+            .into_iter()
+            .map(|((_, seller_id), (seller_name, counts))| SellerLine {
+                seller_id,
+                seller_name,
+                counts: counts.finish(),
+            })
+            .collect(),
+        by_doc_type: docs
+            .into_iter()
+            .map(|(doc_type, counts)| DocTypeLine {
+                name: doc_type_name(&doc_type).into(),
+                doc_type,
+                counts: counts.finish(),
+            })
+            .collect(),
+    })
+}
+
+impl DailyReport {
+    /// The report as CSV: a header, then one row for the day, one per seller, one per
+    /// document type.
+    pub fn to_csv(&self) -> Result<String, ReportError> {
+        let corrupt = |e: csv::Error| ReportError::Corrupt {
+            what: format!("CSV of the report of {}", self.date),
+            message: e.to_string(),
+        };
+        let mut w = csv::Writer::from_writer(Vec::new());
+        w.write_record([
+            "section",
+            "key",
+            "name",
+            "issued",
+            "accepted",
+            "rejected",
+            "error",
+            "pending",
+            "cancelled",
+            "success_pct",
+            "total_billed",
+            "total_accepted",
+        ])
+        .map_err(corrupt)?;
+        let mut row = |section: &str, key: &str, name: &str, c: &ReceiptCounts| {
+            w.write_record([
+                section,
+                key,
+                name,
+                &c.issued.to_string(),
+                &c.accepted.to_string(),
+                &c.rejected.to_string(),
+                &c.error.to_string(),
+                &c.pending.to_string(),
+                &c.cancelled.to_string(),
+                &c.success_pct,
+                &c.total_billed.to_string(),
+                &c.total_accepted.to_string(),
+            ])
+        };
+        row("total", &self.date.to_string(), "", &self.totals).map_err(corrupt)?;
+        for s in &self.by_seller {
+            row(
+                "seller",
+                &s.seller_id,
+                s.seller_name.as_deref().unwrap_or(""),
+                &s.counts,
+            )
+            .map_err(corrupt)?;
+        }
+        for d in &self.by_doc_type {
+            row("doc_type", &d.doc_type, &d.name, &d.counts).map_err(corrupt)?;
+        }
+        let bytes = w.into_inner().map_err(|e| ReportError::Corrupt {
+            what: format!("CSV of the report of {}", self.date),
+            message: e.to_string(),
+        })?;
+        String::from_utf8(bytes).map_err(|e| ReportError::Corrupt {
+            what: format!("CSV of the report of {}", self.date),
+            message: e.to_string(),
+        })
+    }
+}
+
+/// The CSV copy's path, relative to the files directory.
+pub fn daily_csv_path(date: NaiveDate) -> String {
+    format!("reports/sunat-daily-{date}.csv")
+}
+
+/// `rel` under `dir`, or `None` when `rel` is absolute or climbs out (`..`).
+pub fn under(dir: &Path, rel: &str) -> Option<PathBuf> {
+    let p = Path::new(rel);
+    if rel.is_empty() || !p.components().all(|c| matches!(c, Component::Normal(_))) {
+        return None;
+    }
+    Some(dir.join(p))
+}
+
+/// Writes a file atomically: a temporary file beside it, then a rename.
+pub async fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    let io = |e: std::io::Error| ReportError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let dir = path.parent().ok_or_else(|| ReportError::Io {
+        path: path.display().to_string(),
+        message: "no parent directory".into(),
+    })?;
+    tokio::fs::create_dir_all(dir).await.map_err(io)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        ulid::Ulid::new()
+    ));
+    tokio::fs::write(&tmp, bytes).await.map_err(io)?;
+    tokio::fs::rename(&tmp, path).await.map_err(io)
+}
+
+/// Computes the report of `date`, writes its CSV under `files_dir` and stores both, replacing a
+/// report of the same date.
+pub async fn generate_daily_report(
+    conn: &mut AsyncPgConnection,
+    date: NaiveDate,
+    tz: chrono_tz::Tz,
+    files_dir: &Path,
+) -> Result<DailyReportView, ReportError> {
+    let report = compute_daily_report(conn, date, tz).await?;
+    let csv_rel = daily_csv_path(date);
+    let csv_file = under(files_dir, &csv_rel).ok_or_else(|| ReportError::Io {
+        path: csv_rel.clone(),
+        message: "not a relative path".into(),
+    })?;
+    write_atomic(&csv_file, report.to_csv()?.as_bytes()).await?;
+    let data = serde_json::to_value(&report).map_err(|e| ReportError::Corrupt {
+        what: format!("report of {date}"),
+        message: e.to_string(),
+    })?;
+    let generated_at: DateTime<Utc> = diesel::insert_into(reports::table)
+        .values((
+            reports::kind.eq(SUNAT_DAILY),
+            reports::period.eq(date.to_string()),
+            reports::data.eq(&data),
+            reports::csv_path.eq(&csv_rel),
+        ))
+        .on_conflict((reports::kind, reports::period))
+        .do_update()
+        .set((
+            reports::data.eq(&data),
+            reports::csv_path.eq(&csv_rel),
+            reports::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(reports::updated_at)
+        .get_result(conn)
+        .await?;
+    Ok(DailyReportView {
+        report,
+        csv_path: Some(csv_rel),
+        generated_at,
+    })
+}
+
+/// The stored report of `date`, or `None` when it was not generated yet.
+pub async fn get_daily_report(
+    conn: &mut AsyncPgConnection,
+    date: NaiveDate,
+) -> Result<Option<DailyReportView>, ReportError> {
+    let row: Option<(serde_json::Value, Option<String>, DateTime<Utc>)> = reports::table
+        .filter(reports::kind.eq(SUNAT_DAILY))
+        .filter(reports::period.eq(date.to_string()))
+        .select((reports::data, reports::csv_path, reports::updated_at))
+        .first(conn)
+        .await
+        .optional()?;
+    let Some((data, csv_path, generated_at)) = row else {
+        return Ok(None);
+    };
+    let report = serde_json::from_value(data).map_err(|e| ReportError::Corrupt {
+        what: format!("report of {date}"),
+        message: e.to_string(),
+    })?;
+    Ok(Some(DailyReportView {
+        report,
+        csv_path,
+        generated_at,
+    }))
+}
+
+/// How many reports of `kind` are stored (for tests and the CLI).
+pub async fn count_reports(conn: &mut AsyncPgConnection, kind: &str) -> Result<i64, ReportError> {
+    Ok(reports::table
+        .filter(reports::kind.eq(kind))
+        .count()
+        .get_result(conn)
+        .await?)
+}

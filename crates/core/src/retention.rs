@@ -1,0 +1,223 @@
+//! `cleanup_old_files`: deletes receipt files past their retention and clears their paths in
+//! the sale rows.
+//!
+//! Rules: only sales SUNAT has decided (ACCEPTED or REJECTED) are touched, never one that may
+//! still be sent. The XML (with the zip beside it), the CDR and the QR of a sale issued more than
+//! `xml_days` ago go; the PDF of a cancelled sale cancelled (or, without a cancellation time,
+//! issued) more than `cancelled_pdf_days` ago goes. A file is deleted before its path is
+//! cleared, so a crash in between leaves a path to a missing file, which the next run clears
+//! (counted as `missing`). A dry run deletes and clears nothing and reports what it would free.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+
+use crate::reports::{under, ReportError};
+use crate::schema::sales;
+use crate::settings::RetentionSettings;
+
+/// Sales looked at per query.
+const PAGE: i64 = 500;
+
+/// Files and bytes of one kind of file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FileTally {
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// What a cleanup did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct CleanupReport {
+    pub dry_run: bool,
+    /// Sales whose paths were (would be) cleared.
+    pub sales: u64,
+    /// Files deleted (that would be deleted).
+    pub files: u64,
+    /// Bytes freed (that would be freed).
+    pub bytes: u64,
+    /// Paths whose file was already gone (cleared all the same).
+    pub missing: u64,
+    /// Paths left alone because they point outside the files directory.
+    pub unsafe_paths: u64,
+    /// By kind of file: xml (with its zip), cdr, qr, pdf.
+    pub by_kind: BTreeMap<&'static str, FileTally>,
+}
+
+type Candidate = (
+    i64,
+    DateTime<Utc>,
+    bool,
+    Option<DateTime<Utc>>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// Deletes (or counts, with `dry_run`) one file; `Ok(false)` when it was missing.
+async fn remove(
+    files_dir: &Path,
+    rel: &str,
+    kind: &'static str,
+    dry_run: bool,
+    report: &mut CleanupReport,
+) -> Result<bool, ReportError> {
+    let Some(path) = under(files_dir, rel) else {
+        tracing::warn!(
+            path = rel,
+            "a sale's file path points outside the files directory; left alone"
+        );
+        report.unsafe_paths += 1;
+        return Ok(false);
+    };
+    let io = |e: std::io::Error| ReportError::Io {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    };
+    let size = match tokio::fs::metadata(&path).await {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            report.missing += 1;
+            return Ok(false);
+        }
+        Err(e) => return Err(io(e)),
+    };
+    if !dry_run {
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                report.missing += 1;
+                return Ok(false);
+            }
+            Err(e) => return Err(io(e)),
+        }
+    }
+    report.files += 1;
+    report.bytes += size;
+    let t = report.by_kind.entry(kind).or_default();
+    t.files += 1;
+    t.bytes += size;
+    Ok(true)
+}
+
+/// Runs the cleanup at `now` (see the module's rules).
+pub async fn cleanup_old_files(
+    conn: &mut AsyncPgConnection,
+    files_dir: &Path,
+    retention: RetentionSettings,
+    dry_run: bool,
+    now: DateTime<Utc>,
+) -> Result<CleanupReport, ReportError> {
+    let xml_before = now - chrono::Duration::days(i64::from(retention.xml_days));
+    let pdf_before = now - chrono::Duration::days(i64::from(retention.cancelled_pdf_days));
+    let mut report = CleanupReport {
+        dry_run,
+        by_kind: ["xml", "cdr", "qr", "pdf"]
+            .into_iter()
+            .map(|k| (k, FileTally::default()))
+            .collect(),
+        ..Default::default()
+    };
+    let mut last_id = 0i64;
+    loop {
+        let xml_due = sales::issued_at.lt(xml_before).and(
+            sales::xml_path
+                .is_not_null()
+                .or(sales::cdr_path.is_not_null())
+                .or(sales::qr_path.is_not_null()),
+        );
+        let pdf_due = sales::is_cancelled
+            .eq(true)
+            .and(sales::pdf_path.is_not_null())
+            .and(
+                sales::cancelled_at.lt(pdf_before).or(sales::cancelled_at
+                    .is_null()
+                    .and(sales::issued_at.lt(pdf_before))),
+            );
+        let page: Vec<Candidate> = sales::table
+            .filter(sales::sunat_status.eq_any(["ACCEPTED", "REJECTED"]))
+            .filter(sales::id.gt(last_id))
+            .filter(xml_due.or(pdf_due))
+            .order(sales::id.asc())
+            .limit(PAGE)
+            .select((
+                sales::id,
+                sales::issued_at,
+                sales::is_cancelled,
+                sales::cancelled_at,
+                sales::xml_path,
+                sales::cdr_path,
+                sales::qr_path,
+                sales::pdf_path,
+            ))
+            .load(conn)
+            .await?;
+        let Some(last) = page.last() else { break };
+        last_id = last.0;
+        for (id, issued_at, is_cancelled, cancelled_at, xml, cdr, qr, pdf) in page {
+            let mut touched = false;
+            if issued_at < xml_before && (xml.is_some() || cdr.is_some() || qr.is_some()) {
+                if let Some(xml) = &xml {
+                    remove(files_dir, xml, "xml", dry_run, &mut report).await?;
+                    if let Some(zip) = xml.strip_suffix(".xml").map(|s| format!("{s}.zip")) {
+                        // The zip sent to SUNAT; a missing one is not worth counting.
+                        let before = report.missing;
+                        remove(files_dir, &zip, "xml", dry_run, &mut report).await?;
+                        report.missing = before;
+                    }
+                }
+                if let Some(cdr) = &cdr {
+                    remove(files_dir, cdr, "cdr", dry_run, &mut report).await?;
+                }
+                if let Some(qr) = &qr {
+                    remove(files_dir, qr, "qr", dry_run, &mut report).await?;
+                }
+                if !dry_run {
+                    diesel::update(
+                        sales::table
+                            .find(id)
+                            .filter(sales::sunat_status.eq_any(["ACCEPTED", "REJECTED"])),
+                    )
+                    .set((
+                        sales::xml_path.eq(None::<String>),
+                        sales::cdr_path.eq(None::<String>),
+                        sales::qr_path.eq(None::<String>),
+                        sales::updated_at.eq(diesel::dsl::now),
+                    ))
+                    .execute(conn)
+                    .await?;
+                }
+                touched = true;
+            }
+            let pdf_old = cancelled_at.map_or(issued_at < pdf_before, |c| c < pdf_before);
+            if is_cancelled && pdf_old {
+                if let Some(pdf) = &pdf {
+                    remove(files_dir, pdf, "pdf", dry_run, &mut report).await?;
+                    if !dry_run {
+                        diesel::update(
+                            sales::table
+                                .find(id)
+                                .filter(sales::sunat_status.eq_any(["ACCEPTED", "REJECTED"])),
+                        )
+                        .set((
+                            sales::pdf_path.eq(None::<String>),
+                            sales::updated_at.eq(diesel::dsl::now),
+                        ))
+                        .execute(conn)
+                        .await?;
+                    }
+                    touched = true;
+                }
+            }
+            if touched {
+                report.sales += 1;
+            }
+        }
+    }
+    Ok(report)
+}

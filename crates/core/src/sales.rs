@@ -1,0 +1,819 @@
+//! Sales and their SUNAT state in PostgreSQL: creation with the next correlative of the series
+//! (atomic: no gaps, no duplicates), IGV with exact decimals, the conditional state changes the
+//! `send_sale_to_sunat` job makes, one row per SUNAT attempt, and the ERROR sales to retry.
+//!
+//! States of `sunat_status`: PENDING (not sent, or a retry is due) -> SENDING (a worker holds it)
+//! -> ACCEPTED | REJECTED | ERROR (retries used up or a permanent problem); ERROR -> SENDING again
+//! on a retry. See `docs/job-states.md`.
+
+use bigdecimal::BigDecimal;
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use faena_sunat::document::{Customer, CustomerDocType, DocumentType, Line, Series};
+use serde::{Deserialize, Serialize};
+
+use crate::schema::{
+    products, reservation_items, reservations, sale_items, sales, sunat_submissions,
+};
+
+/// Above this total a boleta needs the buyer's identity document (SUNAT error 2396).
+pub const ANONYMOUS_BOLETA_LIMIT: i64 = 700;
+
+/// A sale that cannot be made or changed. Each variant has a stable [`SaleError::code`].
+#[derive(Debug, thiserror::Error)]
+pub enum SaleError {
+    #[error("field `{field}`: {message}")]
+    Invalid { field: String, message: String },
+    #[error("no {what} with id {id}")]
+    NotFound { what: &'static str, id: i64 },
+    #[error("not enough stock of product {product_id} ({sku}): {available} available, {requested} requested")]
+    InsufficientStock {
+        product_id: i64,
+        sku: String,
+        available: i32,
+        requested: i32,
+    },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("database error: {0}")]
+    Db(String),
+}
+
+impl SaleError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid { .. } => "invalid_field",
+            Self::NotFound { .. } => "not_found",
+            Self::InsufficientStock { .. } => "insufficient_stock",
+            Self::Conflict(_) => "conflict",
+            Self::Forbidden(_) => "forbidden",
+            Self::Db(_) => "database_unavailable",
+        }
+    }
+}
+
+impl From<diesel::result::Error> for SaleError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e.to_string())
+    }
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> SaleError {
+    SaleError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// The buyer, as a request gives it.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerInput {
+    /// none, dni, ce, ruc or passport (or SUNAT's code 0, 1, 4, 6, 7).
+    pub doc_type: String,
+    /// The document number; "-" or empty for none.
+    #[serde(default)]
+    pub doc_number: String,
+    #[serde(default)]
+    pub name: String,
+}
+
+/// One line of a new sale.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SaleItemInput {
+    pub product_id: i64,
+    pub quantity: i32,
+}
+
+/// `POST /api/sales`: from `items` (stock is taken now) or from a CONFIRMED `reservation_id`
+/// (its stock was taken at checkout); exactly one of the two.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewSale {
+    /// boleta (default) or factura.
+    #[serde(default)]
+    pub doc_type: Option<String>,
+    /// The series; the configured one of the document type when absent.
+    #[serde(default)]
+    pub series: Option<String>,
+    /// The buyer; an anonymous consumer when absent (boletas up to S/ 700 only).
+    #[serde(default)]
+    pub customer: Option<CustomerInput>,
+    #[serde(default)]
+    pub items: Option<Vec<SaleItemInput>>,
+    #[serde(default)]
+    pub reservation_id: Option<i64>,
+}
+
+/// Where a new sale takes its defaults.
+#[derive(Debug, Clone)]
+pub struct SaleDefaults {
+    pub boleta_series: String,
+    pub factura_series: String,
+    /// The business time zone: the issue date is today there.
+    pub tz: chrono_tz::Tz,
+}
+
+/// Who makes the sale.
+#[derive(Debug, Clone)]
+pub struct Seller {
+    pub user_id: String,
+    pub is_admin: bool,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize)]
+#[diesel(table_name = sales, check_for_backend(diesel::pg::Pg))]
+pub struct SaleRow {
+    pub id: i64,
+    pub seller_id: String,
+    pub reservation_id: Option<i64>,
+    pub doc_type: String,
+    pub series: String,
+    pub correlative: i64,
+    pub issue_date: NaiveDate,
+    pub issued_at: DateTime<Utc>,
+    pub customer_doc_type: String,
+    pub customer_doc_number: String,
+    pub customer_name: String,
+    pub currency: String,
+    pub subtotal: BigDecimal,
+    pub igv: BigDecimal,
+    pub total: BigDecimal,
+    pub is_cancelled: bool,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub sunat_status: String,
+    pub sunat_outcome: Option<String>,
+    pub sunat_code: Option<String>,
+    pub sunat_description: Option<String>,
+    pub sunat_notes: serde_json::Value,
+    pub sunat_attempts: i32,
+    pub sunat_sent_at: Option<DateTime<Utc>>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub digest_value: Option<String>,
+    pub xml_path: Option<String>,
+    pub cdr_path: Option<String>,
+    pub pdf_path: Option<String>,
+    pub qr_path: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
+#[diesel(table_name = sale_items, check_for_backend(diesel::pg::Pg))]
+pub struct SaleItem {
+    #[serde(skip)]
+    pub id: i64,
+    #[serde(skip)]
+    pub sale_id: i64,
+    pub product_id: Option<i64>,
+    pub sku: String,
+    pub description: String,
+    pub quantity: i32,
+    #[schema(value_type = String, example = "12.50")]
+    pub unit_price: BigDecimal,
+    #[schema(value_type = String, example = "25.00")]
+    pub line_total: BigDecimal,
+}
+
+/// One attempt to send a sale to SUNAT.
+#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
+#[diesel(table_name = sunat_submissions, check_for_backend(diesel::pg::Pg))]
+pub struct Submission {
+    #[serde(skip)]
+    pub id: i64,
+    #[serde(skip)]
+    pub sale_id: i64,
+    pub attempt: i32,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: i32,
+    /// The outcome class: accepted, observed, rejected, retryable, unknown, ...
+    pub outcome: String,
+    pub code: Option<String>,
+    pub description: Option<String>,
+    pub http_status: Option<i32>,
+    pub task_id: Option<String>,
+}
+
+/// A sale's SUNAT state, as the api shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SunatView {
+    /// PENDING, SENDING, ACCEPTED, REJECTED or ERROR.
+    pub status: String,
+    pub outcome: Option<String>,
+    pub code: Option<String>,
+    pub description: Option<String>,
+    #[schema(value_type = Vec<String>)]
+    pub notes: serde_json::Value,
+    pub attempts: i32,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    /// The signature's digest ("valor resumen").
+    pub digest_value: Option<String>,
+    pub submissions: Vec<Submission>,
+}
+
+/// Paths of a sale's files, relative to the files directory.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SaleFiles {
+    pub xml: Option<String>,
+    pub cdr: Option<String>,
+    pub pdf: Option<String>,
+    pub qr: Option<String>,
+}
+
+/// A sale as the api shows it.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SaleView {
+    pub id: i64,
+    pub seller_id: String,
+    pub reservation_id: Option<i64>,
+    /// 01 (factura) or 03 (boleta).
+    pub doc_type: String,
+    pub series: String,
+    pub correlative: i64,
+    /// SERIES-CORRELATIVE, as printed (e.g. B001-42).
+    pub number: String,
+    pub issue_date: NaiveDate,
+    pub issued_at: DateTime<Utc>,
+    pub customer_doc_type: String,
+    pub customer_doc_number: String,
+    pub customer_name: String,
+    pub currency: String,
+    #[schema(value_type = String, example = "100.00")]
+    pub subtotal: BigDecimal,
+    #[schema(value_type = String, example = "18.00")]
+    pub igv: BigDecimal,
+    #[schema(value_type = String, example = "118.00")]
+    pub total: BigDecimal,
+    pub is_cancelled: bool,
+    pub items: Vec<SaleItem>,
+    pub sunat: SunatView,
+    pub files: SaleFiles,
+}
+
+fn view(row: SaleRow, items: Vec<SaleItem>, submissions: Vec<Submission>) -> SaleView {
+    SaleView {
+        number: format!("{}-{}", row.series, row.correlative),
+        id: row.id,
+        seller_id: row.seller_id,
+        reservation_id: row.reservation_id,
+        doc_type: row.doc_type,
+        series: row.series,
+        correlative: row.correlative,
+        issue_date: row.issue_date,
+        issued_at: row.issued_at,
+        customer_doc_type: row.customer_doc_type,
+        customer_doc_number: row.customer_doc_number,
+        customer_name: row.customer_name,
+        currency: row.currency,
+        subtotal: row.subtotal,
+        igv: row.igv,
+        total: row.total,
+        is_cancelled: row.is_cancelled,
+        items,
+        sunat: SunatView {
+            status: row.sunat_status,
+            outcome: row.sunat_outcome,
+            code: row.sunat_code,
+            description: row.sunat_description,
+            notes: row.sunat_notes,
+            attempts: row.sunat_attempts,
+            sent_at: row.sunat_sent_at,
+            accepted_at: row.accepted_at,
+            digest_value: row.digest_value,
+            submissions,
+        },
+        files: SaleFiles {
+            xml: row.xml_path,
+            cdr: row.cdr_path,
+            pdf: row.pdf_path,
+            qr: row.qr_path,
+        },
+    }
+}
+
+/// A line before it is stored: what the product says now.
+struct DraftLine {
+    product_id: i64,
+    sku: String,
+    name: String,
+    quantity: i32,
+    unit_price: BigDecimal,
+}
+
+impl DraftLine {
+    fn line(&self) -> Line {
+        Line {
+            code: self.sku.clone(),
+            description: self.name.clone(),
+            quantity: i64::from(self.quantity),
+            unit_price: self.unit_price.clone(),
+        }
+    }
+}
+
+fn parse_customer(input: Option<&CustomerInput>, doc: DocumentType) -> Result<Customer, SaleError> {
+    let customer = match input {
+        None => Customer::anonymous(),
+        Some(c) => {
+            let t = CustomerDocType::parse(&c.doc_type)
+                .map_err(|e| invalid("customer.doc_type", e.to_string()))?;
+            Customer::new(t, &c.doc_number, &c.name)
+                .map_err(|e| invalid("customer.doc_number", e.to_string()))?
+        }
+    };
+    if doc == DocumentType::Factura && customer.doc_type != CustomerDocType::Ruc {
+        return Err(invalid(
+            "customer.doc_type",
+            "a factura needs a buyer with a RUC (doc_type ruc)",
+        ));
+    }
+    Ok(customer)
+}
+
+#[derive(QueryableByName)]
+struct Next {
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    last_correlative: i64,
+}
+
+/// Creates a sale: validates, takes stock (from `items`) or uses a CONFIRMED reservation, takes
+/// the next correlative of the series, all in one transaction.
+pub async fn create_sale(
+    conn: &mut AsyncPgConnection,
+    seller: &Seller,
+    req: &NewSale,
+    defaults: &SaleDefaults,
+) -> Result<SaleView, SaleError> {
+    let doc = match req.doc_type.as_deref() {
+        None => DocumentType::Boleta,
+        Some(d) => DocumentType::parse(d).map_err(|e| invalid("doc_type", e.to_string()))?,
+    };
+    let series_name = req.series.clone().unwrap_or_else(|| match doc {
+        DocumentType::Boleta => defaults.boleta_series.clone(),
+        DocumentType::Factura => defaults.factura_series.clone(),
+    });
+    let series =
+        Series::parse_for(&series_name, doc).map_err(|e| invalid("series", e.to_string()))?;
+    let customer = parse_customer(req.customer.as_ref(), doc)?;
+    let from_items = match (&req.items, req.reservation_id) {
+        (Some(items), None) => {
+            if items.is_empty() || items.len() > 100 {
+                return Err(invalid("items", "give 1 to 100 items"));
+            }
+            let mut seen = std::collections::HashSet::new();
+            for (i, it) in items.iter().enumerate() {
+                if it.quantity <= 0 {
+                    return Err(invalid(format!("items[{i}].quantity"), "must be greater than 0"));
+                }
+                if !seen.insert(it.product_id) {
+                    return Err(invalid(
+                        format!("items[{i}].product_id"),
+                        format!("product {} is listed twice; give it once with the total quantity", it.product_id),
+                    ));
+                }
+            }
+            true
+        }
+        (None, Some(_)) => false,
+        _ => {
+            return Err(invalid(
+                "items",
+                "give either `items` or `reservation_id` (a CONFIRMED reservation), not both or neither",
+            ))
+        }
+    };
+    let now = Utc::now();
+    let issue_date = now.with_timezone(&defaults.tz).date_naive();
+    let req = req.clone();
+    let seller = seller.clone();
+    let id = conn
+        .transaction::<i64, SaleError, _>(async move |conn| {
+            let mut draft: Vec<DraftLine> = Vec::new();
+            if from_items {
+                let mut items = req.items.clone().unwrap_or_default();
+                // One lock order for every transaction that touches several products.
+                items.sort_by_key(|i| i.product_id);
+                for it in &items {
+                    let p: Option<(i64, String, String, BigDecimal, i32)> = products::table
+                        .find(it.product_id)
+                        .select((
+                            products::id,
+                            products::sku,
+                            products::name,
+                            products::unit_price,
+                            products::stock,
+                        ))
+                        .for_update()
+                        .first(conn)
+                        .await
+                        .optional()?;
+                    let Some((pid, sku, name, price, stock)) = p else {
+                        return Err(SaleError::NotFound {
+                            what: "product",
+                            id: it.product_id,
+                        });
+                    };
+                    if stock < it.quantity {
+                        return Err(SaleError::InsufficientStock {
+                            product_id: pid,
+                            sku,
+                            available: stock,
+                            requested: it.quantity,
+                        });
+                    }
+                    diesel::update(products::table.find(pid))
+                        .set((
+                            products::stock.eq(products::stock - it.quantity),
+                            products::version.eq(products::version + 1),
+                        ))
+                        .execute(conn)
+                        .await?;
+                    draft.push(DraftLine {
+                        product_id: pid,
+                        sku,
+                        name,
+                        quantity: it.quantity,
+                        unit_price: price,
+                    });
+                }
+            } else {
+                let rid = req.reservation_id.unwrap_or_default();
+                let r: Option<(Option<String>, String)> = reservations::table
+                    .find(rid)
+                    .select((reservations::user_id, reservations::status))
+                    .for_update()
+                    .first(conn)
+                    .await
+                    .optional()?;
+                let Some((owner, status)) = r else {
+                    return Err(SaleError::NotFound {
+                        what: "reservation",
+                        id: rid,
+                    });
+                };
+                if !seller.is_admin && owner.as_deref() != Some(seller.user_id.as_str()) {
+                    return Err(SaleError::Forbidden(format!(
+                        "reservation {rid} belongs to another user"
+                    )));
+                }
+                if status != "CONFIRMED" {
+                    return Err(SaleError::Conflict(format!(
+                        "reservation {rid} is {status}: only a CONFIRMED reservation becomes a sale (POST /api/reservations/{rid}/confirm)"
+                    )));
+                }
+                let taken: i64 = sales::table
+                    .filter(sales::reservation_id.eq(rid))
+                    .count()
+                    .get_result(conn)
+                    .await?;
+                if taken > 0 {
+                    return Err(SaleError::Conflict(format!(
+                        "reservation {rid} already became a sale"
+                    )));
+                }
+                let rows: Vec<(i64, String, String, BigDecimal, i32)> = reservation_items::table
+                    .inner_join(products::table)
+                    .filter(reservation_items::reservation_id.eq(rid))
+                    .order(products::id.asc())
+                    .select((
+                        products::id,
+                        products::sku,
+                        products::name,
+                        products::unit_price,
+                        reservation_items::quantity,
+                    ))
+                    .load(conn)
+                    .await?;
+                draft.extend(rows.into_iter().map(|(product_id, sku, name, unit_price, quantity)| {
+                    DraftLine {
+                        product_id,
+                        sku,
+                        name,
+                        quantity,
+                        unit_price,
+                    }
+                }));
+            }
+            let lines: Vec<Line> = draft.iter().map(DraftLine::line).collect();
+            let zero = BigDecimal::from(0);
+            let subtotal = lines.iter().fold(zero.clone(), |a, l| a + l.value());
+            let igv = lines.iter().fold(zero, |a, l| a + l.igv());
+            let total = &subtotal + &igv;
+            let limit = BigDecimal::from(ANONYMOUS_BOLETA_LIMIT);
+            if doc == DocumentType::Boleta
+                && customer.doc_type == CustomerDocType::None
+                && total > limit
+            {
+                return Err(invalid(
+                    "customer",
+                    format!(
+                        "a boleta above S/ {ANONYMOUS_BOLETA_LIMIT} needs the buyer's document (total {total})"
+                    ),
+                ));
+            }
+            let next: Next = diesel::sql_query(
+                "INSERT INTO series_counters (series, last_correlative) VALUES ($1, 1) \
+                 ON CONFLICT (series) DO UPDATE SET last_correlative = series_counters.last_correlative + 1 \
+                 RETURNING last_correlative",
+            )
+            .bind::<diesel::sql_types::Text, _>(series.as_str())
+            .get_result(conn)
+            .await?;
+            let id: i64 = diesel::insert_into(sales::table)
+                .values((
+                    sales::seller_id.eq(&seller.user_id),
+                    sales::reservation_id.eq(req.reservation_id),
+                    sales::doc_type.eq(doc.code()),
+                    sales::series.eq(series.as_str()),
+                    sales::correlative.eq(next.last_correlative),
+                    sales::issue_date.eq(issue_date),
+                    sales::issued_at.eq(now),
+                    sales::customer_doc_type.eq(customer.doc_type.code()),
+                    sales::customer_doc_number.eq(&customer.doc_number),
+                    sales::customer_name.eq(&customer.name),
+                    sales::subtotal.eq(&subtotal),
+                    sales::igv.eq(&igv),
+                    sales::total.eq(&total),
+                ))
+                .returning(sales::id)
+                .get_result(conn)
+                .await?;
+            let rows: Vec<_> = draft
+                .iter()
+                .zip(&lines)
+                .map(|(d, l)| {
+                    (
+                        sale_items::sale_id.eq(id),
+                        sale_items::product_id.eq(Some(d.product_id)),
+                        sale_items::sku.eq(d.sku.clone()),
+                        sale_items::description.eq(d.name.clone()),
+                        sale_items::quantity.eq(d.quantity),
+                        sale_items::unit_price.eq(d.unit_price.clone()),
+                        sale_items::line_total.eq(l.total()),
+                    )
+                })
+                .collect();
+            diesel::insert_into(sale_items::table)
+                .values(rows)
+                .execute(conn)
+                .await?;
+            Ok(id)
+        })
+        .await?;
+    get_sale(conn, id).await
+}
+
+/// The sale's row.
+pub async fn sale_row(conn: &mut AsyncPgConnection, id: i64) -> Result<SaleRow, SaleError> {
+    sales::table
+        .find(id)
+        .select(SaleRow::as_select())
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(SaleError::NotFound { what: "sale", id })
+}
+
+/// The sale's items, in line order.
+pub async fn sale_items(conn: &mut AsyncPgConnection, id: i64) -> Result<Vec<SaleItem>, SaleError> {
+    Ok(sale_items::table
+        .filter(sale_items::sale_id.eq(id))
+        .order(sale_items::id.asc())
+        .select(SaleItem::as_select())
+        .load(conn)
+        .await?)
+}
+
+/// A sale with its items and SUNAT attempts.
+pub async fn get_sale(conn: &mut AsyncPgConnection, id: i64) -> Result<SaleView, SaleError> {
+    let row = sale_row(conn, id).await?;
+    let items = sale_items(conn, id).await?;
+    let subs = sunat_submissions::table
+        .filter(sunat_submissions::sale_id.eq(id))
+        .order(sunat_submissions::id.asc())
+        .select(Submission::as_select())
+        .load(conn)
+        .await?;
+    Ok(view(row, items, subs))
+}
+
+/// Whether a send may be queued now: not cancelled, not decided by SUNAT, not being sent. The
+/// error says why, for a 409 or the CLI.
+pub fn check_sendable(row: &SaleRow) -> Result<(), String> {
+    if row.is_cancelled {
+        return Err(format!("sale {} is cancelled: it is not sent", row.id));
+    }
+    match row.sunat_status.as_str() {
+        "SENDING" => Err(format!(
+            "sale {} is SENDING: a worker is sending it now",
+            row.id
+        )),
+        "ACCEPTED" | "REJECTED" => Err(format!(
+            "sale {} is {}: SUNAT has already decided",
+            row.id, row.sunat_status
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// Why a sale cannot be sent now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotSendable {
+    /// ACCEPTED or REJECTED: SUNAT has decided.
+    Done(String),
+    Cancelled,
+}
+
+/// Marks the sale SENDING and counts the attempt, if it may be sent: not cancelled and PENDING,
+/// ERROR, or SENDING left behind by a worker that died (the caller holds the sale's lock, so no
+/// one else is sending it). Returns the attempt number.
+pub async fn begin_send(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+) -> Result<Result<i32, NotSendable>, SaleError> {
+    let n: Option<i32> = diesel::update(
+        sales::table
+            .find(id)
+            .filter(sales::is_cancelled.eq(false))
+            .filter(sales::sunat_status.eq_any(["PENDING", "ERROR", "SENDING"])),
+    )
+    .set((
+        sales::sunat_status.eq("SENDING"),
+        sales::sunat_attempts.eq(sales::sunat_attempts + 1),
+        sales::sunat_sent_at.eq(diesel::dsl::now),
+        sales::updated_at.eq(diesel::dsl::now),
+    ))
+    .returning(sales::sunat_attempts)
+    .get_result(conn)
+    .await
+    .optional()?;
+    if let Some(n) = n {
+        return Ok(Ok(n));
+    }
+    let row = sale_row(conn, id).await?;
+    Ok(Err(if row.is_cancelled {
+        NotSendable::Cancelled
+    } else {
+        NotSendable::Done(row.sunat_status)
+    }))
+}
+
+/// Stores the signed document's digest and path, once: a later call keeps the first.
+pub async fn store_signed(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    digest_value: &str,
+    xml_path: &str,
+) -> Result<(), SaleError> {
+    diesel::update(sales::table.find(id).filter(sales::xml_path.is_null()))
+        .set((
+            sales::digest_value.eq(digest_value),
+            sales::xml_path.eq(xml_path),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// One attempt, as recorded in `sunat_submissions`.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = sunat_submissions)]
+pub struct NewSubmission {
+    pub sale_id: i64,
+    pub attempt: i32,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: i32,
+    pub outcome: String,
+    pub code: Option<String>,
+    pub description: Option<String>,
+    pub http_status: Option<i32>,
+    pub task_id: Option<String>,
+}
+
+/// Records one attempt.
+pub async fn record_submission(
+    conn: &mut AsyncPgConnection,
+    s: &NewSubmission,
+) -> Result<(), SaleError> {
+    diesel::insert_into(sunat_submissions::table)
+        .values(s)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// The state a send leaves the sale in.
+#[derive(Debug, Clone, Default)]
+pub struct SendResult {
+    /// PENDING (a retry is due), ACCEPTED, REJECTED or ERROR.
+    pub status: String,
+    pub outcome: String,
+    pub code: Option<String>,
+    pub description: Option<String>,
+    pub notes: Vec<String>,
+    pub cdr_path: Option<String>,
+    pub pdf_path: Option<String>,
+    pub qr_path: Option<String>,
+}
+
+/// Leaves SENDING for the result's state, in one statement: a reader never sees ACCEPTED
+/// without its files.
+pub async fn finish_send(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    r: &SendResult,
+) -> Result<(), SaleError> {
+    let notes = serde_json::json!(r.notes);
+    let common = (
+        sales::sunat_status.eq(&r.status),
+        sales::sunat_outcome.eq(&r.outcome),
+        sales::sunat_code.eq(&r.code),
+        sales::sunat_description.eq(&r.description),
+        sales::sunat_notes.eq(&notes),
+        sales::updated_at.eq(diesel::dsl::now),
+    );
+    if r.status == "ACCEPTED" {
+        diesel::update(sales::table.find(id))
+            .set((
+                common,
+                sales::accepted_at.eq(Some(Utc::now())),
+                sales::cdr_path.eq(&r.cdr_path),
+                sales::pdf_path.eq(&r.pdf_path),
+                sales::qr_path.eq(&r.qr_path),
+            ))
+            .execute(conn)
+            .await?;
+    } else {
+        diesel::update(sales::table.find(id))
+            .set(common)
+            .execute(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// The outcome of the sale's last submission, if any.
+pub async fn last_outcome(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+) -> Result<Option<String>, SaleError> {
+    Ok(sunat_submissions::table
+        .filter(sunat_submissions::sale_id.eq(id))
+        .order(sunat_submissions::id.desc())
+        .select(sunat_submissions::outcome)
+        .first(conn)
+        .await
+        .optional()?)
+}
+
+/// Outcome classes that a retry cannot fix without a person: the document must change, or it
+/// must go in a Resumen Diario.
+pub const NOT_AUTO_RETRIED: [&str; 2] = ["document_error", "needs_summary"];
+
+/// Sales in ERROR whose last attempt is older than `older_than`, not cancelled and not needing a
+/// person, oldest first, at most `limit`.
+pub async fn failed_sales_to_retry(
+    conn: &mut AsyncPgConnection,
+    older_than: chrono::Duration,
+    limit: i64,
+) -> Result<Vec<(i64, i32)>, SaleError> {
+    let before = Utc::now() - older_than;
+    Ok(sales::table
+        .filter(sales::sunat_status.eq("ERROR"))
+        .filter(sales::is_cancelled.eq(false))
+        .filter(sales::sunat_sent_at.lt(before))
+        .filter(
+            sales::sunat_outcome
+                .is_null()
+                .or(sales::sunat_outcome.ne_all(NOT_AUTO_RETRIED)),
+        )
+        .order(sales::sunat_sent_at.asc())
+        .limit(limit)
+        .select((sales::id, sales::sunat_attempts))
+        .load(conn)
+        .await?)
+}
+
+/// Gives an ERROR sale a new round of retries: its attempt count (the temporary failures the job
+/// allows) restarts; every attempt stays in `sunat_submissions`. It stays ERROR until the job
+/// takes it, so a failed enqueue leaves it for the next sweep.
+pub async fn requeue_failed(conn: &mut AsyncPgConnection, id: i64) -> Result<bool, SaleError> {
+    let n = diesel::update(
+        sales::table
+            .find(id)
+            .filter(sales::sunat_status.eq("ERROR"))
+            .filter(sales::is_cancelled.eq(false)),
+    )
+    .set((
+        sales::sunat_attempts.eq(0),
+        sales::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(n == 1)
+}

@@ -1,0 +1,478 @@
+//! The SUNAT jobs: `send_sale_to_sunat` (sign once, send, classify, retry what is temporary,
+//! store CDR, PDF and QR) and `retry_failed_sunat_sends` (beat's half-hourly sweep of ERROR sales).
+//!
+//! At most one send of a sale is in flight anywhere: the job holds the broker lock `sale:<id>`
+//! while it sends, and moves the sale to SENDING with a conditional update; a second job that
+//! finds the lock taken or the sale decided returns at once without calling SUNAT. The signed XML
+//! and its zip are written once under the files directory; every retry sends those same bytes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use faena_broker::Broker;
+use faena_core::db::PgPool;
+use faena_core::jobs::{EnqueueRequest, JobError, RetryFailedSendsArgs, SendSaleArgs};
+use faena_core::sales::{self, NewSubmission, NotSendable, SaleRow, SendResult};
+use faena_core::Settings;
+use faena_sunat::document::{Company, Customer, CustomerDocType, DocumentType, Line, Receipt};
+use faena_sunat::{printable, Client, Outcome, Ruc, Series, Signer, SunatConfig};
+use serde_json::{json, Value};
+
+use crate::handlers::{Handlers, JobContext};
+
+/// What sending needs once the settings are complete.
+struct Ready {
+    client: Client,
+    signer: Signer,
+    company: Company,
+}
+
+/// The SUNAT jobs and what they share.
+pub struct SunatJobs {
+    db: PgPool,
+    broker: Broker,
+    /// The client, signer and company, or what is missing from the settings.
+    ready: Result<Ready, String>,
+    files_dir: PathBuf,
+    tz: chrono_tz::Tz,
+    max_retries: u32,
+    retry_delay: Duration,
+    lock_ttl: Duration,
+}
+
+impl std::fmt::Debug for SunatJobs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SunatJobs")
+            .field("ready", &self.ready.as_ref().map(|_| "ready"))
+            .field("files_dir", &self.files_dir)
+            .finish()
+    }
+}
+
+fn build(settings: &Settings) -> Result<Ready, String> {
+    let s = &settings.sunat;
+    let need = |v: &Option<String>, name: &str| {
+        v.clone()
+            .filter(|x| !x.trim().is_empty())
+            .ok_or_else(|| format!("{name} is not set"))
+    };
+    let ruc = Ruc::parse(&need(&s.company_ruc, "FAENA_COMPANY_RUC")?)
+        .map_err(|e| format!("FAENA_COMPANY_RUC: {e}"))?;
+    let legal_name = need(&s.company_name, "FAENA_COMPANY_NAME")?;
+    let sol_user = need(&s.sol_user, "SUNAT_SOL_USER")?;
+    let sol_password = s
+        .sol_password
+        .clone()
+        .ok_or("SUNAT_SOL_PASSWORD is not set")?;
+    let cert_path = s.cert_path.clone().ok_or("SUNAT_CERT_PATH is not set")?;
+    let cert_password = s
+        .cert_password
+        .clone()
+        .ok_or("SUNAT_CERT_PASSWORD is not set")?;
+    let signer = Signer::from_pkcs12(&cert_path, &cert_password)
+        .map_err(|e| format!("SUNAT_CERT_PATH / SUNAT_CERT_PASSWORD: {e}"))?;
+    let client = Client::new(SunatConfig {
+        endpoint: s.endpoint.clone(),
+        ruc: ruc.clone(),
+        sol_user,
+        sol_password,
+        connect_timeout: s.connect_timeout,
+        read_timeout: s.read_timeout,
+    })
+    .map_err(|e| format!("SUNAT client: {e}"))?;
+    Ok(Ready {
+        client,
+        signer,
+        company: Company {
+            ruc,
+            legal_name,
+            address: s.company_address.clone(),
+            establishment_code: "0000".into(),
+        },
+    })
+}
+
+fn db_err(e: impl std::fmt::Display) -> JobError {
+    JobError::Retry(anyhow::anyhow!("database: {e}"))
+}
+
+/// A path under the files directory, as stored in the sale row (relative, `/`-separated).
+fn rel(kind: &str, name: &str) -> String {
+    format!("{kind}/{name}")
+}
+
+/// Writes a file atomically (temp file in the same directory, then rename).
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("no parent directory"))?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+impl SunatJobs {
+    /// Reads the company and SUNAT settings. Missing ones do not stop the worker: the other jobs
+    /// run, and `send_sale_to_sunat` ends each sale in ERROR with a message naming them.
+    pub fn from_settings(db: PgPool, broker: Broker, settings: &Settings) -> Self {
+        let ready = build(settings);
+        if let Err(why) = &ready {
+            tracing::warn!(problem = %why, "SUNAT sending is not configured: send_sale_to_sunat will fail until it is");
+        }
+        let s = &settings.sunat;
+        Self {
+            db,
+            broker,
+            ready,
+            files_dir: settings.files_dir.clone(),
+            tz: settings.tz,
+            max_retries: s.max_retries,
+            retry_delay: s.retry_delay,
+            lock_ttl: s.connect_timeout + s.read_timeout + Duration::from_secs(60),
+        }
+    }
+
+    /// Registers `send_sale_to_sunat` and `retry_failed_sunat_sends`.
+    pub fn register(self: Arc<Self>, h: &mut Handlers) {
+        let jobs = Arc::clone(&self);
+        h.register(move |a: SendSaleArgs, ctx: JobContext| {
+            let jobs = Arc::clone(&jobs);
+            async move { jobs.send(a.sale_id, &ctx).await }
+        });
+        let jobs = self;
+        h.register(move |a: RetryFailedSendsArgs, _ctx: JobContext| {
+            let jobs = Arc::clone(&jobs);
+            async move { jobs.retry_failed(a).await }
+        });
+    }
+
+    async fn send(&self, sale_id: i64, ctx: &JobContext) -> Result<Value, JobError> {
+        let lock = format!("sale:{sale_id}");
+        let got = self
+            .broker
+            .acquire_lock(&lock, &ctx.task_id, self.lock_ttl)
+            .await
+            .map_err(|e| JobError::Retry(anyhow::anyhow!("redis: {e}")))?;
+        if !got {
+            tracing::info!(
+                sale_id,
+                "another worker is sending this sale; nothing to do"
+            );
+            return Ok(
+                json!({ "sale_id": sale_id, "skipped": "another send of this sale is in flight" }),
+            );
+        }
+        let result = self.send_locked(sale_id, ctx).await;
+        if let Err(e) = self.broker.release_lock(&lock, &ctx.task_id).await {
+            tracing::warn!(sale_id, error = %e, "could not release the sale's lock; it expires by itself");
+        }
+        result
+    }
+
+    async fn send_locked(&self, sale_id: i64, ctx: &JobContext) -> Result<Value, JobError> {
+        let mut conn = self.db.get().await.map_err(db_err)?;
+        let attempt = match sales::begin_send(&mut conn, sale_id).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(NotSendable::Done(status))) => {
+                return Ok(
+                    json!({ "sale_id": sale_id, "skipped": format!("the sale is {status}") }),
+                )
+            }
+            Ok(Err(NotSendable::Cancelled)) => {
+                return Ok(json!({ "sale_id": sale_id, "skipped": "the sale is cancelled" }))
+            }
+            Err(sales::SaleError::NotFound { .. }) => {
+                return Err(JobError::Permanent(anyhow::anyhow!("no sale {sale_id}")))
+            }
+            Err(e) => return Err(db_err(e)),
+        };
+        let started_at = Utc::now();
+        let ready = match &self.ready {
+            Ok(r) => r,
+            Err(why) => {
+                let r = SendResult {
+                    status: "ERROR".into(),
+                    outcome: "config_error".into(),
+                    description: Some(format!("SUNAT sending is not configured: {why}")),
+                    ..Default::default()
+                };
+                self.record(
+                    &mut conn,
+                    sale_id,
+                    attempt,
+                    started_at,
+                    Duration::ZERO,
+                    &r,
+                    None,
+                    ctx,
+                )
+                .await?;
+                return Err(JobError::Permanent(anyhow::anyhow!(
+                    "sale {sale_id}: SUNAT sending is not configured: {why}"
+                )));
+            }
+        };
+        let row = sales::sale_row(&mut conn, sale_id).await.map_err(db_err)?;
+        let items = sales::sale_items(&mut conn, sale_id)
+            .await
+            .map_err(db_err)?;
+        let receipt = self
+            .receipt(&ready.company, &row, &items)
+            .map_err(|e| JobError::Permanent(anyhow::anyhow!("sale {sale_id}: {e}")))?;
+        let stem = receipt.file_stem();
+        let file_name = format!("{stem}.zip");
+        let xml_file = self.files_dir.join("xml").join(format!("{stem}.xml"));
+        let zip_file = self.files_dir.join("xml").join(&file_name);
+        // Sign once; every later attempt sends the stored bytes.
+        let (zip, digest) = match &row.digest_value {
+            Some(digest) if row.xml_path.is_some() => {
+                let zip = match std::fs::read(&zip_file) {
+                    Ok(z) => z,
+                    Err(_) => {
+                        let xml = std::fs::read(&xml_file).map_err(|e| {
+                            JobError::Permanent(anyhow::anyhow!(
+                                "sale {sale_id}: the signed XML {} is gone ({e}); it is never regenerated after a send",
+                                xml_file.display()
+                            ))
+                        })?;
+                        faena_sunat::archive::zip_single(&format!("{stem}.xml"), &xml)
+                            .map_err(|e| JobError::Permanent(anyhow::anyhow!("zip: {e}")))?
+                    }
+                };
+                (zip, digest.clone())
+            }
+            _ => {
+                let prepared = faena_sunat::prepare(&receipt, &ready.signer).map_err(|e| {
+                    JobError::Permanent(anyhow::anyhow!("sale {sale_id}: cannot sign: {e}"))
+                })?;
+                write_atomic(&xml_file, &prepared.xml)
+                    .and_then(|()| write_atomic(&zip_file, &prepared.zip))
+                    .map_err(|e| {
+                        JobError::Retry(anyhow::anyhow!(
+                            "cannot write under {}: {e}",
+                            self.files_dir.display()
+                        ))
+                    })?;
+                sales::store_signed(
+                    &mut conn,
+                    sale_id,
+                    &prepared.digest_value,
+                    &rel("xml", &format!("{stem}.xml")),
+                )
+                .await
+                .map_err(db_err)?;
+                (prepared.zip, prepared.digest_value)
+            }
+        };
+
+        let previous = sales::last_outcome(&mut conn, sale_id)
+            .await
+            .map_err(db_err)?;
+        let clock = Instant::now();
+        let submission = ready.client.send_bill(&file_name, &zip).await;
+        let took = clock.elapsed();
+        // After an unknown outcome, "already registered" answers mean the first send got there.
+        let outcome = if matches!(previous.as_deref(), Some("unknown") | Some("in_process")) {
+            submission.outcome.clone().on_resend()
+        } else {
+            submission.outcome.clone()
+        };
+        tracing::info!(
+            sale_id,
+            attempt,
+            outcome = outcome.name(),
+            code = outcome.code().unwrap_or("-"),
+            ms = took.as_millis() as u64,
+            "sendBill"
+        );
+        let mut r = SendResult {
+            outcome: outcome.name().into(),
+            code: outcome.code().map(str::to_owned),
+            description: Some(outcome.description().to_owned()),
+            ..Default::default()
+        };
+        let http = submission.http_status.map(i32::from);
+        let answer = json!({
+            "sale_id": sale_id, "number": receipt.id(), "attempt": attempt,
+            "outcome": outcome.name(), "code": outcome.code(),
+        });
+        match &outcome {
+            Outcome::Accepted { notes, .. } | Outcome::AcceptedWithObservations { notes, .. } => {
+                r.notes = notes.clone();
+                self.accept(&receipt, &digest, &submission.cdr_zip, &mut r)?;
+            }
+            Outcome::AlreadyRegistered { .. } => {
+                self.accept(&receipt, &digest, &submission.cdr_zip, &mut r)?;
+            }
+            Outcome::Rejected { notes, .. } => {
+                r.status = "REJECTED".into();
+                r.notes = notes.clone();
+            }
+            Outcome::Retryable { .. }
+            | Outcome::Unknown { .. }
+            | Outcome::AlreadyInProcess { .. } => {
+                if attempt <= i32::try_from(self.max_retries).unwrap_or(i32::MAX) {
+                    r.status = "PENDING".into();
+                    self.record(&mut conn, sale_id, attempt, started_at, took, &r, http, ctx)
+                        .await?;
+                    return Err(JobError::Snooze(self.retry_delay));
+                }
+                r.status = "ERROR".into();
+            }
+            Outcome::PermanentConfig { .. }
+            | Outcome::PermanentDocument { .. }
+            | Outcome::NeedsSummary { .. } => {
+                r.status = "ERROR".into();
+                self.record(&mut conn, sale_id, attempt, started_at, took, &r, http, ctx)
+                    .await?;
+                return Err(JobError::Permanent(anyhow::anyhow!(
+                    "sale {sale_id} ({}): {} {}: {} (needs a person; not retried)",
+                    receipt.id(),
+                    outcome.name(),
+                    outcome.code().unwrap_or("-"),
+                    outcome.description()
+                )));
+            }
+        }
+        self.record(&mut conn, sale_id, attempt, started_at, took, &r, http, ctx)
+            .await?;
+        let mut answer = answer;
+        answer["status"] = json!(r.status);
+        Ok(answer)
+    }
+
+    /// Stores the CDR and prints the PDF and QR; the result becomes ACCEPTED.
+    fn accept(
+        &self,
+        receipt: &Receipt,
+        digest: &str,
+        cdr_zip: &Option<Vec<u8>>,
+        r: &mut SendResult,
+    ) -> Result<(), JobError> {
+        let stem = receipt.file_stem();
+        if let Some(cdr) = cdr_zip {
+            let name = format!("R-{stem}.zip");
+            write_atomic(&self.files_dir.join("cdr").join(&name), cdr)
+                .map_err(|e| JobError::Retry(anyhow::anyhow!("cannot store the CDR: {e}")))?;
+            r.cdr_path = Some(rel("cdr", &name));
+        }
+        printable::write_files(self.files_dir.join("pdf"), receipt, digest, &r.notes)
+            .map_err(|e| JobError::Retry(anyhow::anyhow!("cannot print the receipt: {e}")))?;
+        r.pdf_path = Some(rel("pdf", &format!("{stem}.pdf")));
+        r.qr_path = Some(rel("pdf", &format!("{stem}.png")));
+        r.status = "ACCEPTED".into();
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record(
+        &self,
+        conn: &mut faena_core::db::PooledConnection,
+        sale_id: i64,
+        attempt: i32,
+        started_at: chrono::DateTime<Utc>,
+        took: Duration,
+        r: &SendResult,
+        http_status: Option<i32>,
+        ctx: &JobContext,
+    ) -> Result<(), JobError> {
+        sales::record_submission(
+            conn,
+            &NewSubmission {
+                sale_id,
+                attempt,
+                started_at,
+                duration_ms: i32::try_from(took.as_millis()).unwrap_or(i32::MAX),
+                outcome: r.outcome.clone(),
+                code: r.code.clone(),
+                description: r.description.clone(),
+                http_status,
+                task_id: Some(ctx.task_id.clone()),
+            },
+        )
+        .await
+        .map_err(db_err)?;
+        sales::finish_send(conn, sale_id, r).await.map_err(db_err)
+    }
+
+    /// The receipt of a stored sale.
+    fn receipt(
+        &self,
+        company: &Company,
+        row: &SaleRow,
+        items: &[sales::SaleItem],
+    ) -> Result<Receipt, faena_sunat::DocumentError> {
+        let doc_type = DocumentType::parse(&row.doc_type)?;
+        let customer = Customer::new(
+            CustomerDocType::parse(&row.customer_doc_type)?,
+            &row.customer_doc_number,
+            &row.customer_name,
+        )?;
+        let receipt = Receipt {
+            company: company.clone(),
+            doc_type,
+            series: Series::parse_for(&row.series, doc_type)?,
+            correlative: row.correlative,
+            issue_date: row.issue_date,
+            issue_time: row.issued_at.with_timezone(&self.tz).time(),
+            customer,
+            currency: row.currency.clone(),
+            lines: items
+                .iter()
+                .map(|i| Line {
+                    code: i.sku.clone(),
+                    description: i.description.clone(),
+                    quantity: i64::from(i.quantity),
+                    unit_price: i.unit_price.clone(),
+                })
+                .collect(),
+        };
+        receipt.validate()?;
+        Ok(receipt)
+    }
+
+    async fn retry_failed(&self, a: RetryFailedSendsArgs) -> Result<Value, JobError> {
+        let limit = i64::from(a.limit.unwrap_or(50).clamp(1, 1000));
+        let older = chrono::Duration::seconds(
+            i64::try_from(a.older_than_secs.unwrap_or(3600)).unwrap_or(3600),
+        );
+        let mut conn = self.db.get().await.map_err(db_err)?;
+        let due = sales::failed_sales_to_retry(&mut conn, older, limit)
+            .await
+            .map_err(db_err)?;
+        let mut requeued = Vec::new();
+        let mut reqs = Vec::new();
+        for (id, _) in due {
+            if sales::requeue_failed(&mut conn, id).await.map_err(db_err)? {
+                requeued.push(id);
+                reqs.push(EnqueueRequest {
+                    kind: "send_sale_to_sunat".into(),
+                    args: json!({ "sale_id": id }),
+                    // One retry per sale per sweep, even if the sweep itself runs twice.
+                    idempotency_key: Some(format!(
+                        "retry-sunat:{id}:{}",
+                        Utc::now().timestamp() / 1800
+                    )),
+                    ..Default::default()
+                });
+            }
+        }
+        if !reqs.is_empty() {
+            self.broker
+                .enqueue_many(reqs)
+                .await
+                .map_err(|e| JobError::Retry(anyhow::anyhow!("enqueue: {e}")))?;
+        }
+        tracing::info!(count = requeued.len(), "re-enqueued sales in ERROR");
+        Ok(json!({ "requeued": requeued.len(), "sale_ids": requeued }))
+    }
+}

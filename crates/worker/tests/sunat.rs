@@ -1,0 +1,418 @@
+//! `send_sale_to_sunat` through a real worker, PostgreSQL, Redis and the SUNAT simulator: every
+//! simulator scenario ends in the expected sale state with the expected attempts and submission
+//! rows; two workers and two enqueues make one sendBill call; an unknown outcome followed by 1033
+//! ends ACCEPTED; `retry_failed_sunat_sends` picks up old ERROR sales only.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use faena_broker::{Broker, TaskState};
+use faena_core::db::PgPool;
+use faena_core::jobs::EnqueueRequest;
+use faena_core::sales::{self, NewSale, SaleItemInput, SaleView, Seller};
+use faena_core::{shop, QueueName, Settings, TaskId};
+use faena_sunat::sim::{self, Scenario, ScenarioRequest, SimConfig, SimHandle};
+use faena_testkit::{wait_for, TestDb, TestRedis};
+use faena_worker::{spawn, Handlers, WorkerConfig, WorkerHandle};
+use serde_json::json;
+
+const CERT_PASSWORD: &str = "clave-de-prueba";
+
+struct Env {
+    _db: TestDb,
+    redis: TestRedis,
+    pool: PgPool,
+    sim: SimHandle,
+    settings: Settings,
+    files: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+async fn env(label: &str, sol_password: &str) -> anyhow::Result<Env> {
+    let db = TestDb::new(label).await?;
+    let redis = TestRedis::new(label)?;
+    let (_, sim) = sim::spawn(SimConfig {
+        bind: "127.0.0.1:0".parse()?,
+        timeout_delay: Duration::from_secs(8),
+        ..SimConfig::default()
+    })
+    .await?;
+    let dir = tempfile::tempdir()?;
+    let cert = faena_sunat::testcert::generate(dir.path(), CERT_PASSWORD)?;
+    let files = dir.path().join("files");
+    let vars: HashMap<String, String> = [
+        ("DATABASE_URL", db.url.clone()),
+        ("REDIS_URL", redis.url.clone()),
+        ("FAENA_REDIS_PREFIX", redis.prefix.clone()),
+        ("FAENA_COMPANY_RUC", "20100066603".into()),
+        ("FAENA_COMPANY_NAME", "Bodega Doña Rosa S.A.C.".into()),
+        ("FAENA_COMPANY_ADDRESS", "Av. Los Próceres 123, Lima".into()),
+        ("SUNAT_SOL_USER", "MODDATOS".into()),
+        ("SUNAT_SOL_PASSWORD", sol_password.into()),
+        ("SUNAT_CERT_PATH", cert.p12_path.display().to_string()),
+        ("SUNAT_CERT_PASSWORD", CERT_PASSWORD.into()),
+        ("SUNAT_ENDPOINT", sim.endpoint()),
+        ("SUNAT_READ_TIMEOUT_SECS", "1".into()),
+        ("SUNAT_RETRY_DELAY_SECS", "1".into()),
+        ("FAENA_FILES_DIR", files.display().to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let settings = Settings::from_map(&vars)?;
+    let pool = faena_core::db::create_pool(&db.url, 8)?;
+    Ok(Env {
+        _db: db,
+        redis,
+        pool,
+        sim,
+        settings,
+        files,
+        _dir: dir,
+    })
+}
+
+fn worker(e: &Env, broker: Broker) -> WorkerHandle {
+    spawn(
+        broker.clone(),
+        Handlers::production(e.pool.clone(), broker, &e.settings),
+        WorkerConfig {
+            queues: vec![
+                QueueName::parse("sunat").expect("valid"),
+                QueueName::default_queue(),
+            ],
+            concurrency: 8,
+            stop_timeout: Duration::from_secs(10),
+            upkeep_interval: Duration::from_millis(100),
+            heartbeat_interval: Duration::from_secs(1),
+        },
+    )
+}
+
+/// A product with plenty of stock, and `n` boletas of one unit of it (correlatives 1..=n).
+async fn sales_of(e: &Env, n: usize) -> anyhow::Result<Vec<SaleView>> {
+    let mut conn = e.pool.get().await?;
+    let p = shop::create_product(
+        &mut conn,
+        shop::NewProduct {
+            sku: "INKA-500".into(),
+            name: "Inca Kola 500 ml".into(),
+            unit_price: "2.50".parse()?,
+            stock: 10_000,
+            low_stock_threshold: 1,
+        },
+    )
+    .await?;
+    let seller = Seller {
+        user_id: "7".into(),
+        is_admin: false,
+    };
+    let defaults = sales::SaleDefaults {
+        boleta_series: "B001".into(),
+        factura_series: "F001".into(),
+        tz: chrono_tz::America::Lima,
+    };
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let req = NewSale {
+            items: Some(vec![SaleItemInput {
+                product_id: p.id,
+                quantity: 4,
+            }]),
+            ..Default::default()
+        };
+        out.push(sales::create_sale(&mut conn, &seller, &req, &defaults).await?);
+    }
+    Ok(out)
+}
+
+async fn send(broker: &Broker, sale_id: i64) -> anyhow::Result<TaskId> {
+    let id = broker
+        .enqueue(EnqueueRequest {
+            kind: "send_sale_to_sunat".into(),
+            args: json!({ "sale_id": sale_id }),
+            ..Default::default()
+        })
+        .await?;
+    Ok(TaskId::parse(&id)?)
+}
+
+async fn sale(e: &Env, id: i64) -> anyhow::Result<SaleView> {
+    Ok(sales::get_sale(&mut *e.pool.get().await?, id).await?)
+}
+
+/// Waits until the sale leaves PENDING/SENDING.
+async fn settled(e: &Env, id: i64) -> anyhow::Result<SaleView> {
+    wait_for("the sale to settle", Duration::from_secs(40), || async {
+        let s = sale(e, id).await?;
+        Ok(matches!(s.sunat.status.as_str(), "ACCEPTED" | "REJECTED" | "ERROR").then_some(s))
+    })
+    .await
+}
+
+fn outcomes(s: &SaleView) -> Vec<String> {
+    s.sunat
+        .submissions
+        .iter()
+        .map(|x| x.outcome.clone())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_simulator_scenario_ends_in_its_state() -> anyhow::Result<()> {
+    let e = env("sunatscen", "moddatos").await?;
+    // (scenario, times, final status, outcomes of the submissions in order)
+    let cases: Vec<(Option<Scenario>, u32, &str, Vec<&str>)> = vec![
+        (None, 0, "ACCEPTED", vec!["accepted"]),
+        (
+            Some(Scenario::Observations),
+            1,
+            "ACCEPTED",
+            vec!["observed"],
+        ),
+        (Some(Scenario::Rejection), 1, "REJECTED", vec!["rejected"]),
+        (
+            Some(Scenario::Fault0109),
+            1,
+            "ACCEPTED",
+            vec!["retryable", "accepted"],
+        ),
+        (
+            Some(Scenario::Fault0130),
+            2,
+            "ACCEPTED",
+            vec!["retryable", "retryable", "accepted"],
+        ),
+        (
+            Some(Scenario::Http503),
+            1,
+            "ACCEPTED",
+            vec!["retryable", "accepted"],
+        ),
+        // 3 retries by default: 4 attempts, then ERROR.
+        (Some(Scenario::Http503), 9, "ERROR", vec!["retryable"; 4]),
+        (
+            Some(Scenario::Empty200),
+            1,
+            "ACCEPTED",
+            vec!["unknown", "accepted"],
+        ),
+        (
+            Some(Scenario::AlreadyRegistered),
+            1,
+            "ACCEPTED",
+            vec!["already_registered"],
+        ),
+        (
+            Some(Scenario::UnknownThen1033),
+            1,
+            "ACCEPTED",
+            vec!["unknown", "already_registered"],
+        ),
+        (Some(Scenario::Timeout), 1, "ACCEPTED", vec!["unknown"]),
+    ];
+    let made = sales_of(&e, cases.len()).await?;
+    for (s, (scenario, times, _, _)) in made.iter().zip(&cases) {
+        if let Some(sc) = scenario {
+            e.sim.state.set_scenario(ScenarioRequest {
+                series: s.series.clone(),
+                correlative: s.correlative,
+                scenario: *sc,
+                times: *times,
+            });
+        }
+    }
+    let w = worker(&e, e.redis.broker.clone());
+    for s in &made {
+        send(&e.redis.broker, s.id).await?;
+    }
+    for (s, (scenario, _, status, expected)) in made.iter().zip(&cases) {
+        let done = settled(&e, s.id).await?;
+        let got = outcomes(&done);
+        assert_eq!(
+            done.sunat.status, *status,
+            "{scenario:?}: {got:?} {:?}",
+            done.sunat
+        );
+        if *scenario == Some(Scenario::Timeout) {
+            // A timed-out first send is unknown; the resend of the same bytes settles it (the
+            // simulator registered it, so 1033, or it accepts it now).
+            assert_eq!(got.len(), 2, "{got:?}");
+            assert_eq!(got[0], "unknown");
+            assert!(
+                got[1] == "already_registered" || got[1] == "accepted",
+                "{got:?}"
+            );
+        } else {
+            assert_eq!(got, *expected, "{scenario:?}");
+        }
+        assert_eq!(done.sunat.attempts as usize, got.len(), "{scenario:?}");
+        let file = format!("20100066603-03-{}.zip", done.number);
+        assert_eq!(
+            e.sim.state.calls_for(&file) as usize,
+            got.len(),
+            "{scenario:?}: one sendBill per submission row"
+        );
+        if done.sunat.status == "ACCEPTED" {
+            let pdf = e.files.join(done.files.pdf.as_deref().unwrap_or("-"));
+            let bytes = std::fs::read(&pdf)
+                .map_err(|err| anyhow::anyhow!("{scenario:?}: {}: {err}", pdf.display()))?;
+            assert!(bytes.starts_with(b"%PDF"), "{}", pdf.display());
+            let qr = e.files.join(done.files.qr.as_deref().unwrap_or("-"));
+            let len = std::fs::metadata(&qr)
+                .map_err(|err| anyhow::anyhow!("{scenario:?}: {}: {err}", qr.display()))?
+                .len();
+            assert!(len > 0);
+            assert!(done.sunat.digest_value.is_some());
+            assert!(done.sunat.accepted_at.is_some());
+        } else {
+            assert!(done.files.pdf.is_none(), "no PDF unless accepted");
+        }
+        if *scenario == Some(Scenario::Observations) {
+            assert!(
+                done.sunat.notes.as_array().is_some_and(|n| !n.is_empty()),
+                "{:?}",
+                done.sunat
+            );
+        }
+    }
+    // The first sale's PDF shows its number and total (pdftotext, from poppler-utils).
+    let first = sale(&e, made[0].id).await?;
+    let out = std::process::Command::new("pdftotext")
+        .arg(e.files.join(first.files.pdf.as_deref().unwrap_or("-")))
+        .arg("-")
+        .output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&first.number), "{text}");
+    assert!(text.contains("10.00"), "total S/ 10.00: {text}");
+    stop(w).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_and_two_enqueues_make_one_send_bill_call() -> anyhow::Result<()> {
+    let e = env("sunatonce", "moddatos").await?;
+    let made = sales_of(&e, 3).await?;
+    let w1 = worker(&e, e.redis.broker.clone());
+    let w2 = worker(&e, e.redis.same_prefix()?);
+    let mut tasks = Vec::new();
+    for s in &made {
+        tasks.push(send(&e.redis.broker, s.id).await?);
+        tasks.push(send(&e.redis.broker, s.id).await?);
+    }
+    for t in &tasks {
+        wait_for("both tasks to finish", Duration::from_secs(30), || async {
+            Ok(e.redis
+                .broker
+                .task(t)
+                .await?
+                .filter(|r| r.state == TaskState::Succeeded))
+        })
+        .await?;
+    }
+    for s in &made {
+        let done = sale(&e, s.id).await?;
+        assert_eq!(done.sunat.status, "ACCEPTED");
+        let file = format!("20100066603-03-{}.zip", done.number);
+        assert_eq!(e.sim.state.calls_for(&file), 1, "{file}");
+        assert_eq!(done.sunat.submissions.len(), 1);
+    }
+    stop(w1).await;
+    stop(w2).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_credentials_are_a_permanent_config_error_and_the_sweep_retries_only_old_errors(
+) -> anyhow::Result<()> {
+    let e = env("sunatcfg", "wrong-password").await?;
+    let made = sales_of(&e, 2).await?;
+    let w = worker(&e, e.redis.broker.clone());
+    let t = send(&e.redis.broker, made[0].id).await?;
+    let done = settled(&e, made[0].id).await?;
+    assert_eq!(done.sunat.status, "ERROR");
+    assert_eq!(outcomes(&done), vec!["config_error"]);
+    let rec = wait_for("the task to be DEAD", Duration::from_secs(10), || async {
+        Ok(e.redis
+            .broker
+            .task(&t)
+            .await?
+            .filter(|r| r.state == TaskState::Dead))
+    })
+    .await?;
+    assert!(rec.error.unwrap_or_default().contains("config_error"));
+    stop(w).await;
+
+    // The password is fixed; the sweep re-sends ERROR sales whose last attempt is over an hour
+    // old, and leaves recent ones alone.
+    let pool = &e.pool;
+    let mut conn = pool.get().await?;
+    diesel::update(faena_core::schema::sales::table.find(made[0].id))
+        .set(
+            faena_core::schema::sales::sunat_sent_at
+                .eq(chrono::Utc::now() - chrono::Duration::hours(2)),
+        )
+        .execute(&mut conn)
+        .await?;
+    let w = spawn(
+        e.redis.broker.clone(),
+        Handlers::production(e.pool.clone(), e.redis.broker.clone(), &fixed_settings(&e)),
+        WorkerConfig {
+            queues: vec![QueueName::parse("sunat")?, QueueName::default_queue()],
+            concurrency: 4,
+            stop_timeout: Duration::from_secs(10),
+            upkeep_interval: Duration::from_millis(100),
+            heartbeat_interval: Duration::from_secs(1),
+        },
+    );
+    // A recent ERROR that the sweep must not touch.
+    send(&e.redis.broker, made[1].id).await?;
+    let recent = settled(&e, made[1].id).await?;
+    assert_eq!(
+        recent.sunat.status, "ACCEPTED",
+        "sent with the fixed password"
+    );
+    let sweep = e
+        .redis
+        .broker
+        .enqueue(EnqueueRequest {
+            kind: "retry_failed_sunat_sends".into(),
+            ..Default::default()
+        })
+        .await?;
+    let rec = wait_for("the sweep", Duration::from_secs(10), || async {
+        Ok(e.redis
+            .broker
+            .task(&TaskId::parse(&sweep)?)
+            .await?
+            .filter(|r| r.state == TaskState::Succeeded))
+    })
+    .await?;
+    assert_eq!(
+        rec.result.as_ref().map(|r| r["requeued"].clone()),
+        Some(json!(1))
+    );
+    let done = wait_for("the re-sent sale", Duration::from_secs(20), || async {
+        let s = sale(&e, made[0].id).await?;
+        Ok((s.sunat.status == "ACCEPTED").then_some(s))
+    })
+    .await?;
+    assert_eq!(outcomes(&done), vec!["config_error", "accepted"]);
+    stop(w).await;
+    Ok(())
+}
+
+/// The environment's settings with the right SOL password.
+fn fixed_settings(e: &Env) -> Settings {
+    let mut s = e.settings.clone();
+    s.sunat.sol_password = Some("moddatos".to_owned().into());
+    s
+}
+
+async fn stop(w: WorkerHandle) {
+    let _ = w.stopper().send(true);
+    w.join().await;
+}

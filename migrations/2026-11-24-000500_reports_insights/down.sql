@@ -1,0 +1,2 @@
+DROP TABLE insights;
+DROP TABLE reports;
