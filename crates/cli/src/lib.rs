@@ -261,6 +261,17 @@ fn broker(settings: &Settings) -> anyhow::Result<Broker> {
     )?)
 }
 
+/// One PostgreSQL connection for a command, with an error that says what to check.
+async fn pg(settings: &Settings) -> anyhow::Result<db::PooledConnection> {
+    let pool = db::create_pool(settings.database_url(), 1)?;
+    pool.get().await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot connect to PostgreSQL at {}: {e}. Is it running? `faena check-infra` checks both dependencies",
+            faena_core::settings::mask_password(settings.database_url())
+        )
+    })
+}
+
 /// Writes `text`, or `value` as JSON when `--json` was given.
 fn say(
     out: &mut (impl Write + ?Sized),
@@ -815,11 +826,7 @@ async fn sales_cmd(
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
     use faena_core::sales;
-    let pool = db::create_pool(settings.database_url(), 1)?;
-    let mut conn = pool
-        .get()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {e}"))?;
+    let mut conn = pg(settings).await?;
     match command {
         SalesCommand::Show { id } => {
             let sale = match sales::get_sale(&mut conn, id).await {
@@ -940,11 +947,7 @@ async fn report_cmd(
         Some(d) => reports::parse_date("--date", &d)?,
         None => Utc::now().with_timezone(&settings.tz).date_naive(),
     };
-    let pool = db::create_pool(settings.database_url(), 1)?;
-    let mut conn = pool
-        .get()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {e}"))?;
+    let mut conn = pg(settings).await?;
     let view = if generate {
         reports::generate_daily_report(&mut conn, date, settings.tz, &settings.files_dir).await?
     } else {
@@ -1048,11 +1051,7 @@ async fn users_cmd(
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
     use faena_core::auth::{self, Role, Username};
-    let pool = db::create_pool(settings.database_url(), 1)?;
-    let mut conn = pool
-        .get()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {e}"))?;
+    let mut conn = pg(settings).await?;
     let show = |u: &auth::User| {
         serde_json::json!({
             "id": u.id, "username": u.username, "role": u.role().as_str(), "active": u.active,
@@ -1127,11 +1126,7 @@ async fn periodic_cmd(
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
     use faena_core::periodic::{self, NewPeriodic, PeriodicPatch};
-    let pool = db::create_pool(settings.database_url(), 1)?;
-    let mut conn = pool
-        .get()
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL: {e}"))?;
+    let mut conn = pg(settings).await?;
     let catalog = Catalog::default();
     let changed =
         |out: &mut (dyn Write + Send), t: &periodic::PeriodicTask| -> anyhow::Result<u8> {

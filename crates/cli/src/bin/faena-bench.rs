@@ -35,6 +35,12 @@ struct Args {
     /// Checkouts per checkout measurement (0 skips them).
     #[arg(long, default_value_t = 4000)]
     checkouts: usize,
+    /// Sales for the sales measurement, 16 callers on one series (0 skips it).
+    #[arg(long, default_value_t = 2000)]
+    sales: usize,
+    /// Receipts for the signing measurement (0 skips it).
+    #[arg(long, default_value_t = 200)]
+    receipts: usize,
     /// The worker binary (default: next to this one).
     #[arg(long)]
     worker_bin: Option<std::path::PathBuf>,
@@ -224,7 +230,144 @@ async fn run(
     );
     let _ = Utc::now();
     checkouts(args).await?;
+    sales(args).await?;
+    signing(args)?;
     beat_delay(args, settings).await
+}
+
+/// Prints a latency histogram (microseconds) as a rate and percentiles.
+fn report(label: &str, hist: &hdrhistogram::Histogram<u64>, secs: f64, what: &str) {
+    println!(
+        "{label}: {:>6.0} {what}/s, p50 {:.2} ms, p99 {:.2} ms  ({} {what})",
+        hist.len() as f64 / secs,
+        hist.value_at_quantile(0.5) as f64 / 1000.0,
+        hist.value_at_quantile(0.99) as f64 / 1000.0,
+        hist.len()
+    );
+}
+
+/// Sales per second through `faena_core::sales::create_sale` (the api's code without HTTP): 16
+/// callers on one series, so every sale waits for the series' counter row of the previous one.
+async fn sales(args: &Args) -> anyhow::Result<()> {
+    if args.sales == 0 {
+        return Ok(());
+    }
+    let db = faena_testkit::TestDb::new("benchsales").await?;
+    let pool = faena_core::db::create_pool(&db.url, 17)?;
+    let mut ids = Vec::new();
+    {
+        let mut conn = pool.get().await?;
+        for i in 0..100 {
+            let p = faena_core::shop::create_product(
+                &mut conn,
+                faena_core::shop::NewProduct {
+                    sku: format!("S-{i}"),
+                    name: format!("bench {i}"),
+                    unit_price: "2.50".parse()?,
+                    stock: 1_000_000_000,
+                    low_stock_threshold: 0,
+                },
+            )
+            .await?;
+            ids.push(p.id);
+        }
+    }
+    let per_task = args.sales / 16;
+    let t = Instant::now();
+    let mut set = tokio::task::JoinSet::new();
+    for task in 0..16usize {
+        let pool = pool.clone();
+        let ids = ids.clone();
+        set.spawn(async move {
+            let mut conn = pool.get().await?;
+            let seller = faena_core::sales::Seller {
+                user_id: format!("{task}"),
+                is_admin: false,
+            };
+            let defaults = faena_core::sales::SaleDefaults {
+                boleta_series: "B001".into(),
+                factura_series: "F001".into(),
+                tz: chrono_tz::America::Lima,
+            };
+            let mut lat = Vec::with_capacity(per_task);
+            for n in 0..per_task {
+                let req = faena_core::sales::NewSale {
+                    items: Some(vec![faena_core::sales::SaleItemInput {
+                        product_id: ids[(task * 13 + n) % ids.len()],
+                        quantity: 2,
+                    }]),
+                    ..Default::default()
+                };
+                let s = Instant::now();
+                faena_core::sales::create_sale(&mut conn, &seller, &req, &defaults).await?;
+                lat.push(s.elapsed().as_micros() as u64);
+            }
+            Ok::<_, anyhow::Error>(lat)
+        });
+    }
+    let mut hist = hdrhistogram::Histogram::<u64>::new(3)?;
+    while let Some(r) = set.join_next().await {
+        for l in r?? {
+            hist.record(l)?;
+        }
+    }
+    report(
+        "sales (one series, 16 callers)",
+        &hist,
+        t.elapsed().as_secs_f64(),
+        "sales",
+    );
+    Ok(())
+}
+
+/// Time to build, sign (RSA-2048, SHA-1) and zip one boleta's UBL XML, on one core.
+fn signing(args: &Args) -> anyhow::Result<()> {
+    use faena_sunat::document::{Company, Customer, DocumentType, Line, Receipt, Ruc, Series};
+    if args.receipts == 0 {
+        return Ok(());
+    }
+    let dir = std::env::temp_dir().join(format!("faena-bench-cert-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let cert = faena_sunat::testcert::generate(&dir, "bench")?;
+    let signer = faena_sunat::Signer::from_pkcs12(&cert.p12_path, &"bench".to_owned().into())?;
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut hist = hdrhistogram::Histogram::<u64>::new(3)?;
+    let t = Instant::now();
+    for n in 0..args.receipts {
+        let receipt = Receipt {
+            company: Company {
+                ruc: Ruc::parse("20100066603")?,
+                legal_name: "Bench S.A.C.".into(),
+                address: "Lima".into(),
+                establishment_code: "0000".into(),
+            },
+            doc_type: DocumentType::Boleta,
+            series: Series::parse("B001")?,
+            correlative: n as i64 + 1,
+            issue_date: Utc::now().date_naive(),
+            issue_time: Utc::now().time(),
+            customer: Customer::anonymous(),
+            currency: "PEN".into(),
+            lines: (0..5)
+                .map(|i| Line {
+                    code: format!("P-{i}"),
+                    description: format!("Producto {i}"),
+                    quantity: i + 1,
+                    unit_price: "3.50".parse().unwrap_or_default(),
+                })
+                .collect(),
+        };
+        let s = Instant::now();
+        faena_sunat::prepare(&receipt, &signer)?;
+        hist.record(s.elapsed().as_micros() as u64)?;
+    }
+    report(
+        "sign + zip a 5-line boleta (one core)",
+        &hist,
+        t.elapsed().as_secs_f64(),
+        "receipts",
+    );
+    Ok(())
 }
 
 /// Checkouts per second and latency, through `faena_core::shop::checkout` (the api's code without
