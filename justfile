@@ -76,7 +76,8 @@ bench *ARGS:
     set -euo pipefail
     scripts/services.sh ensure
     set -a; source var/services.env; set +a
-    cargo build --release --bins
+    # Same features as `just up`, so the two share one release build.
+    cargo build --release --bins --features faena-sunat/sim
     exec target/release/faena-bench "$@"
 
 # Format the code

@@ -92,7 +92,18 @@ pub fn spawn(broker: Broker, handlers: Handlers, config: WorkerConfig) -> Worker
     let mut queues = config.queues.clone();
     let dynamic = queues.is_empty();
     if dynamic {
+        // The default queues of the kinds this worker runs, from the start: a job on a queue that
+        // no one has used yet (the first sale sent to `sunat`) must not wait for discovery.
         queues.push(QueueName::default_queue());
+        for kind in handlers.kinds() {
+            let q = broker
+                .catalog()
+                .get(kind)
+                .and_then(|spec| QueueName::parse(spec.queue).ok());
+            if let Some(q) = q.filter(|q| !queues.contains(q)) {
+                queues.push(q);
+            }
+        }
     }
     let reg = WorkerRegistration::new(config.queues.clone(), config.concurrency as u32);
     let id = reg.id.clone();
