@@ -380,11 +380,7 @@ async fn sales_show_and_send() -> anyhow::Result<()> {
             }]),
             ..Default::default()
         },
-        &sales::SaleDefaults {
-            boleta_series: "B001".into(),
-            factura_series: "F001".into(),
-            tz: chrono_tz::America::Lima,
-        },
+        &sales::SaleDefaults::default(),
     )
     .await?;
     let id = sale.id.to_string();
@@ -467,11 +463,7 @@ async fn report_daily_says_what_to_do_then_prints_the_table() -> anyhow::Result<
                 }]),
                 ..Default::default()
             },
-            &sales::SaleDefaults {
-                boleta_series: "B001".into(),
-                factura_series: "F001".into(),
-                tz: chrono_tz::America::Lima,
-            },
+            &sales::SaleDefaults::default(),
         )
         .await?;
         diesel_async::RunQueryDsl::execute(

@@ -118,6 +118,17 @@ pub struct SaleDefaults {
     pub tz: chrono_tz::Tz,
 }
 
+impl Default for SaleDefaults {
+    /// B001, F001 and America/Lima: the settings' defaults.
+    fn default() -> Self {
+        Self {
+            boleta_series: "B001".into(),
+            factura_series: "F001".into(),
+            tz: chrono_tz::America::Lima,
+        }
+    }
+}
+
 /// Who makes the sale.
 #[derive(Debug, Clone)]
 pub struct Seller {

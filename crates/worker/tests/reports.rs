@@ -167,11 +167,7 @@ async fn sale(
             is_admin: false,
         },
         &req,
-        &sales::SaleDefaults {
-            boleta_series: "B001".into(),
-            factura_series: "F001".into(),
-            tz: chrono_tz::America::Lima,
-        },
+        &sales::SaleDefaults::default(),
     )
     .await?)
 }

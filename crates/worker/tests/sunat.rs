@@ -110,11 +110,7 @@ async fn sales_of(e: &Env, n: usize) -> anyhow::Result<Vec<SaleView>> {
         user_id: "7".into(),
         is_admin: false,
     };
-    let defaults = sales::SaleDefaults {
-        boleta_series: "B001".into(),
-        factura_series: "F001".into(),
-        tz: chrono_tz::America::Lima,
-    };
+    let defaults = sales::SaleDefaults::default();
     let mut out = Vec::new();
     for _ in 0..n {
         let req = NewSale {

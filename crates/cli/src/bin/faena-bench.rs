@@ -235,6 +235,31 @@ async fn run(
     beat_delay(args, settings).await
 }
 
+/// `n` products with practically endless stock at `price`; their ids.
+async fn seed_products(
+    pool: &faena_core::db::PgPool,
+    n: usize,
+    price: &str,
+) -> anyhow::Result<Vec<i64>> {
+    let mut conn = pool.get().await?;
+    let mut ids = Vec::with_capacity(n);
+    for i in 0..n {
+        let p = faena_core::shop::create_product(
+            &mut conn,
+            faena_core::shop::NewProduct {
+                sku: format!("B-{i}"),
+                name: format!("bench {i}"),
+                unit_price: price.parse()?,
+                stock: 1_000_000_000,
+                low_stock_threshold: 0,
+            },
+        )
+        .await?;
+        ids.push(p.id);
+    }
+    Ok(ids)
+}
+
 /// Prints a latency histogram (microseconds) as a rate and percentiles.
 fn report(label: &str, hist: &hdrhistogram::Histogram<u64>, secs: f64, what: &str) {
     println!(
@@ -254,24 +279,7 @@ async fn sales(args: &Args) -> anyhow::Result<()> {
     }
     let db = faena_testkit::TestDb::new("benchsales").await?;
     let pool = faena_core::db::create_pool(&db.url, 17)?;
-    let mut ids = Vec::new();
-    {
-        let mut conn = pool.get().await?;
-        for i in 0..100 {
-            let p = faena_core::shop::create_product(
-                &mut conn,
-                faena_core::shop::NewProduct {
-                    sku: format!("S-{i}"),
-                    name: format!("bench {i}"),
-                    unit_price: "2.50".parse()?,
-                    stock: 1_000_000_000,
-                    low_stock_threshold: 0,
-                },
-            )
-            .await?;
-            ids.push(p.id);
-        }
-    }
+    let ids = seed_products(&pool, 100, "2.50").await?;
     let per_task = args.sales / 16;
     let t = Instant::now();
     let mut set = tokio::task::JoinSet::new();
@@ -284,11 +292,7 @@ async fn sales(args: &Args) -> anyhow::Result<()> {
                 user_id: format!("{task}"),
                 is_admin: false,
             };
-            let defaults = faena_core::sales::SaleDefaults {
-                boleta_series: "B001".into(),
-                factura_series: "F001".into(),
-                tz: chrono_tz::America::Lima,
-            };
+            let defaults = faena_core::sales::SaleDefaults::default();
             let mut lat = Vec::with_capacity(per_task);
             for n in 0..per_task {
                 let req = faena_core::sales::NewSale {
@@ -378,24 +382,7 @@ async fn checkouts(args: &Args) -> anyhow::Result<()> {
     }
     let db = faena_testkit::TestDb::new("benchshop").await?;
     let pool = faena_core::db::create_pool(&db.url, 17)?;
-    let mut ids = Vec::new();
-    {
-        let mut conn = pool.get().await?;
-        for i in 0..1001 {
-            let p = faena_core::shop::create_product(
-                &mut conn,
-                faena_core::shop::NewProduct {
-                    sku: format!("B-{i}"),
-                    name: format!("bench {i}"),
-                    unit_price: bigdecimal::BigDecimal::from(10),
-                    stock: 1_000_000_000,
-                    low_stock_threshold: 0,
-                },
-            )
-            .await?;
-            ids.push(p.id);
-        }
-    }
+    let ids = seed_products(&pool, 1001, "10.00").await?;
     for (label, spread) in [("one hot product", 1usize), ("1,000 products", 1000)] {
         let per_task = args.checkouts / 16;
         let t = Instant::now();
@@ -432,13 +419,11 @@ async fn checkouts(args: &Args) -> anyhow::Result<()> {
                 hist.record(l)?;
             }
         }
-        let secs = t.elapsed().as_secs_f64();
-        println!(
-            "checkout ({label}): {:>6.0} checkouts/s, p50 {:.2} ms, p99 {:.2} ms  ({} checkouts, 16 callers)",
-            hist.len() as f64 / secs,
-            hist.value_at_quantile(0.5) as f64 / 1000.0,
-            hist.value_at_quantile(0.99) as f64 / 1000.0,
-            hist.len()
+        report(
+            &format!("checkout ({label}, 16 callers)"),
+            &hist,
+            t.elapsed().as_secs_f64(),
+            "checkouts",
         );
     }
     Ok(())
