@@ -18,7 +18,13 @@ impl TaskId {
 
     /// Parses a task id given by a user (26 characters of Crockford base32).
     pub fn parse(s: &str) -> Result<Self, DomainError> {
-        ulid::Ulid::from_string(s.trim())
+        let t = s.trim();
+        // 26 base32 characters hold 130 bits; a ULID has 128, so the first one is at most 7.
+        // (The ulid crate would silently drop the excess bits: `Z...` would read as `7...`.)
+        if t.as_bytes().first().is_some_and(|c| *c > b'7') {
+            return Err(DomainError::InvalidTaskId(s.to_owned()));
+        }
+        ulid::Ulid::from_string(t)
             .map(Self)
             .map_err(|_| DomainError::InvalidTaskId(s.to_owned()))
     }
@@ -141,6 +147,14 @@ mod tests {
         assert!(QueueName::parse("").is_err());
         assert!(QueueName::parse("a{b}").is_err());
         assert!(QueueName::parse(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn out_of_range_task_ids_are_refused() {
+        assert!(TaskId::parse("7ZZZZZZZZZZZZZZZZZZZZZZZZZ").is_ok());
+        assert!(TaskId::parse("8ZZZZZZZZZZZZZZZZZZZZZZZZZ").is_err());
+        assert!(TaskId::parse("ZZZZZZZZZZZZZZZZZZZZZZZZZZ").is_err());
+        assert!(TaskId::parse("zzzzzzzzzzzzzzzzzzzzzzzzzz").is_err());
     }
 
     #[test]
