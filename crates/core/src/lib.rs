@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod db;
 pub mod domain;
+pub mod files;
 pub mod health;
 pub mod insights;
 pub mod jobs;

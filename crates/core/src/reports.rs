@@ -333,24 +333,15 @@ pub fn under(dir: &Path, rel: &str) -> Option<PathBuf> {
 
 /// Writes a file atomically: a temporary file beside it, then a rename.
 pub async fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let io = |e: std::io::Error| ReportError::Io {
+    let (owned, data) = (path.to_owned(), bytes.to_owned());
+    let res = tokio::task::spawn_blocking(move || crate::files::write_atomic(&owned, &data))
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))
+        .and_then(|r| r);
+    res.map_err(|e| ReportError::Io {
         path: path.display().to_string(),
         message: e.to_string(),
-    };
-    let dir = path.parent().ok_or_else(|| ReportError::Io {
-        path: path.display().to_string(),
-        message: "no parent directory".into(),
-    })?;
-    tokio::fs::create_dir_all(dir).await.map_err(io)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        ulid::Ulid::new()
-    ));
-    tokio::fs::write(&tmp, bytes).await.map_err(io)?;
-    tokio::fs::rename(&tmp, path).await.map_err(io)
+    })
 }
 
 /// Computes the report of `date`, writes its CSV under `files_dir` and stores both, replacing a

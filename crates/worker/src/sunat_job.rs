@@ -6,13 +6,14 @@
 //! finds the lock taken or the sale decided returns at once without calling SUNAT. The signed XML
 //! and its zip are written once under the files directory; every retry sends those same bytes.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use faena_broker::Broker;
 use faena_core::db::PgPool;
+use faena_core::files::write_atomic;
 use faena_core::jobs::{EnqueueRequest, JobError, RetryFailedSendsArgs, SendSaleArgs};
 use faena_core::sales::{self, NewSubmission, NotSendable, SaleRow, SendResult};
 use faena_core::Settings;
@@ -101,23 +102,6 @@ fn db_err(e: impl std::fmt::Display) -> JobError {
 /// A path under the files directory, as stored in the sale row (relative, `/`-separated).
 fn rel(kind: &str, name: &str) -> String {
     format!("{kind}/{name}")
-}
-
-/// Writes a file atomically (temp file in the same directory, then rename).
-fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| std::io::Error::other("no parent directory"))?;
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
 }
 
 impl SunatJobs {
