@@ -351,38 +351,12 @@ async fn users_are_created_with_a_password_from_stdin_and_can_log_in() -> anyhow
 
 #[tokio::test]
 async fn sales_show_and_send() -> anyhow::Result<()> {
-    use faena_core::{sales, shop};
     let db = TestDb::new("clisales").await?;
     let r = TestRedis::new("clisales")?;
     let pool = faena_core::db::create_pool(&db.url, 1)?;
     let mut conn = pool.get().await?;
-    let p = shop::create_product(
-        &mut conn,
-        shop::NewProduct {
-            sku: "CAFE".into(),
-            name: "Café pasado".into(),
-            unit_price: "4.50".parse()?,
-            stock: 10,
-            low_stock_threshold: 1,
-        },
-    )
-    .await?;
-    let sale = sales::create_sale(
-        &mut conn,
-        &sales::Seller {
-            user_id: "1".into(),
-            is_admin: true,
-        },
-        &sales::NewSale {
-            items: Some(vec![sales::SaleItemInput {
-                product_id: p.id,
-                quantity: 2,
-            }]),
-            ..Default::default()
-        },
-        &sales::SaleDefaults::default(),
-    )
-    .await?;
+    let p = product(&mut conn, "CAFE", "Café pasado", "4.50").await?;
+    let sale = sale_of_two(&mut conn, p.id).await?;
     let id = sale.id.to_string();
     let o = faena(&db, &r, &["sales", "show", &id])?;
     assert!(o.status.success(), "{}", text(&o));
@@ -422,7 +396,6 @@ async fn sales_show_and_send() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn report_daily_says_what_to_do_then_prints_the_table() -> anyhow::Result<()> {
-    use faena_core::{sales, shop};
     let db = TestDb::new("clireport").await?;
     let r = TestRedis::new("clireport")?;
     let files = std::env::temp_dir().join(faena_testkit::unique("clireport-files"));
@@ -438,34 +411,9 @@ async fn report_daily_says_what_to_do_then_prints_the_table() -> anyhow::Result<
     };
     let pool = faena_core::db::create_pool(&db.url, 1)?;
     let mut conn = pool.get().await?;
-    let p = shop::create_product(
-        &mut conn,
-        shop::NewProduct {
-            sku: "TAMAL".into(),
-            name: "Tamal".into(),
-            unit_price: "3.50".parse()?,
-            stock: 10,
-            low_stock_threshold: 1,
-        },
-    )
-    .await?;
+    let p = product(&mut conn, "TAMAL", "Tamal", "3.50").await?;
     for status in ["ACCEPTED", "ERROR"] {
-        let sale = sales::create_sale(
-            &mut conn,
-            &sales::Seller {
-                user_id: "1".into(),
-                is_admin: true,
-            },
-            &sales::NewSale {
-                items: Some(vec![sales::SaleItemInput {
-                    product_id: p.id,
-                    quantity: 2,
-                }]),
-                ..Default::default()
-            },
-            &sales::SaleDefaults::default(),
-        )
-        .await?;
+        let sale = sale_of_two(&mut conn, p.id).await?;
         diesel_async::RunQueryDsl::execute(
             diesel::sql_query(format!(
                 "UPDATE sales SET sunat_status = '{status}', issue_date = '2026-11-20' WHERE id = {}",
@@ -519,4 +467,48 @@ async fn report_daily_says_what_to_do_then_prints_the_table() -> anyhow::Result<
     assert!(text(&o).contains("--date"), "{}", text(&o));
     let _ = std::fs::remove_dir_all(&files);
     Ok(())
+}
+
+/// A product with 10 units at `price`, for the sale tests.
+async fn product(
+    conn: &mut faena_core::db::PooledConnection,
+    sku: &str,
+    name: &str,
+    price: &str,
+) -> anyhow::Result<faena_core::shop::Product> {
+    Ok(faena_core::shop::create_product(
+        conn,
+        faena_core::shop::NewProduct {
+            sku: sku.into(),
+            name: name.into(),
+            unit_price: price.parse()?,
+            stock: 10,
+            low_stock_threshold: 1,
+        },
+    )
+    .await?)
+}
+
+/// A boleta of 2 units of `product_id`, made by admin user 1 with the default series.
+async fn sale_of_two(
+    conn: &mut faena_core::db::PooledConnection,
+    product_id: i64,
+) -> anyhow::Result<faena_core::sales::SaleView> {
+    use faena_core::sales;
+    Ok(sales::create_sale(
+        conn,
+        &sales::Seller {
+            user_id: "1".into(),
+            is_admin: true,
+        },
+        &sales::NewSale {
+            items: Some(vec![sales::SaleItemInput {
+                product_id,
+                quantity: 2,
+            }]),
+            ..Default::default()
+        },
+        &sales::SaleDefaults::default(),
+    )
+    .await?)
 }

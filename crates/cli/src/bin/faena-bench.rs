@@ -260,6 +260,19 @@ async fn seed_products(
     Ok(ids)
 }
 
+/// The latencies (microseconds) of every caller of a measurement, in one histogram.
+async fn collect(
+    mut set: tokio::task::JoinSet<anyhow::Result<Vec<u64>>>,
+) -> anyhow::Result<hdrhistogram::Histogram<u64>> {
+    let mut hist = hdrhistogram::Histogram::<u64>::new(3)?;
+    while let Some(r) = set.join_next().await {
+        for l in r?? {
+            hist.record(l)?;
+        }
+    }
+    Ok(hist)
+}
+
 /// Prints a latency histogram (microseconds) as a rate and percentiles.
 fn report(label: &str, hist: &hdrhistogram::Histogram<u64>, secs: f64, what: &str) {
     println!(
@@ -309,12 +322,7 @@ async fn sales(args: &Args) -> anyhow::Result<()> {
             Ok::<_, anyhow::Error>(lat)
         });
     }
-    let mut hist = hdrhistogram::Histogram::<u64>::new(3)?;
-    while let Some(r) = set.join_next().await {
-        for l in r?? {
-            hist.record(l)?;
-        }
-    }
+    let hist = collect(set).await?;
     report(
         "sales (one series, 16 callers)",
         &hist,
@@ -413,12 +421,7 @@ async fn checkouts(args: &Args) -> anyhow::Result<()> {
                 Ok::<_, anyhow::Error>(lat)
             });
         }
-        let mut hist = hdrhistogram::Histogram::<u64>::new(3)?;
-        while let Some(r) = set.join_next().await {
-            for l in r?? {
-                hist.record(l)?;
-            }
-        }
+        let hist = collect(set).await?;
         report(
             &format!("checkout ({label}, 16 callers)"),
             &hist,
