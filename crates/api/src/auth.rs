@@ -9,7 +9,7 @@ use std::future::{ready, Ready};
 use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpRequest};
-use faena_core::auth::{AuthError, Claims};
+use faena_shop::auth::{AuthError, Claims};
 
 use crate::error::ApiError;
 use crate::AppState;

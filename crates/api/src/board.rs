@@ -47,7 +47,7 @@ use apalis_board::actix::framework::{ApiBuilder, RegisterRoute};
 use apalis_board::actix::ui::ServeUI;
 use apalis_board::actix::RawTask;
 use apalis_core::backend::Filter;
-use faena_broker::apalis_backend::FaenaBackend;
+use faena_apalis::FaenaBackend;
 use faena_broker::Broker;
 use faena_core::QueueName;
 use serde_json::Value;

@@ -18,7 +18,7 @@ pub enum ApiError {
     NotFound(String),
     /// 401: no token, a bad one or an expired one.
     #[error(transparent)]
-    Unauthorized(faena_core::auth::AuthError),
+    Unauthorized(faena_shop::auth::AuthError),
     /// 403: authenticated, but not allowed.
     #[error("{0}")]
     Forbidden(String),
@@ -41,7 +41,7 @@ pub enum ApiError {
     #[error("internal error: {0}")]
     Internal(String),
     #[error(transparent)]
-    Shop(#[from] faena_core::shop::ShopError),
+    Shop(#[from] faena_shop::shop::ShopError),
 }
 
 /// The body of every error answer (`components.schemas.ErrorBody` in the OpenAPI document).
@@ -113,7 +113,7 @@ impl ResponseError for ApiError {
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Shop(e) => {
-                use faena_core::shop::ShopError as S;
+                use faena_shop::shop::ShopError as S;
                 match e {
                     S::NotFound { .. } => StatusCode::NOT_FOUND,
                     S::Invalid { .. } | S::InsufficientStock(_) => StatusCode::BAD_REQUEST,
@@ -128,7 +128,7 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        use faena_core::shop::ShopError as S;
+        use faena_shop::shop::ShopError as S;
         let field = match self {
             Self::BadRequest { field, .. } => field.as_deref(),
             Self::Shop(S::Invalid { field, .. }) => Some(field.as_str()),
@@ -199,9 +199,9 @@ impl From<faena_core::periodic::PeriodicError> for ApiError {
     }
 }
 
-impl From<faena_core::auth::AuthError> for ApiError {
-    fn from(e: faena_core::auth::AuthError) -> Self {
-        use faena_core::auth::AuthError as A;
+impl From<faena_shop::auth::AuthError> for ApiError {
+    fn from(e: faena_shop::auth::AuthError) -> Self {
+        use faena_shop::auth::AuthError as A;
         match e {
             A::Invalid { field, .. } => {
                 Self::bad_request(e.code(), e.to_string(), Some(field.to_owned()))
@@ -220,9 +220,9 @@ impl From<faena_core::auth::AuthError> for ApiError {
     }
 }
 
-impl From<faena_core::sales::SaleError> for ApiError {
-    fn from(e: faena_core::sales::SaleError) -> Self {
-        use faena_core::sales::SaleError as S;
+impl From<faena_shop::sales::SaleError> for ApiError {
+    fn from(e: faena_shop::sales::SaleError) -> Self {
+        use faena_shop::sales::SaleError as S;
         match &e {
             S::Invalid { field, .. } => {
                 Self::bad_request(e.code(), e.to_string(), Some(field.clone()))

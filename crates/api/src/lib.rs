@@ -16,7 +16,6 @@ use actix_web::dev::Server;
 use actix_web::{web, App, HttpResponse, HttpServer};
 use faena_broker::Broker;
 use faena_core::db::PgPool;
-use faena_core::jobs::Catalog;
 use faena_core::{db, redis_pool, Settings};
 
 use crate::error::ApiError;
@@ -29,11 +28,11 @@ pub struct AppState {
     /// How long a checkout holds stock.
     pub reservation_ttl: std::time::Duration,
     /// Signs and checks access tokens.
-    pub keys: faena_core::auth::TokenKeys,
+    pub keys: faena_shop::auth::TokenKeys,
     /// Failed logins per user before 429.
     pub login_max_failures: u32,
     /// Series and time zone of new sales.
-    pub sale_defaults: faena_core::sales::SaleDefaults,
+    pub sale_defaults: faena_shop::sales::SaleDefaults,
 }
 
 impl AppState {
@@ -58,7 +57,7 @@ pub struct Application {
 impl Application {
     /// Checks migrations, builds the pools, binds `settings.api_bind`.
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let keys = settings.auth.token_keys()?;
+        let keys = faena_shop::auth::token_keys(&settings.auth)?;
         if settings.auth.jwt_secret.is_none() {
             tracing::warn!(
                 "FAENA_ENV=dev and no FAENA_JWT_SECRET: access tokens are signed with a random key and die with this process"
@@ -71,7 +70,7 @@ impl Application {
             redis,
             settings.redis_url(),
             settings.broker.clone(),
-            Catalog::default(),
+            faena_shop::jobs::catalog(),
         )?;
         let listener = TcpListener::bind(settings.api_bind).map_err(|e| {
             anyhow::anyhow!("cannot listen on FAENA_API_BIND={}: {e}", settings.api_bind)
@@ -86,7 +85,7 @@ impl Application {
                 reservation_ttl: settings.reservation_ttl,
                 keys,
                 login_max_failures: settings.auth.login_max_failures,
-                sale_defaults: faena_core::sales::SaleDefaults {
+                sale_defaults: faena_shop::sales::SaleDefaults {
                     boleta_series: settings.sunat.boleta_series.clone(),
                     factura_series: settings.sunat.factura_series.clone(),
                     tz: settings.tz,

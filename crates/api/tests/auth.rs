@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{login, settings_with, spawn_app, TestApp, TEST_PASSWORD};
-use faena_core::auth::Role;
+use faena_shop::auth::Role;
 use faena_testkit::{wait_for, TestDb, TestRedis};
 use reqwest::Method;
 use serde_json::{json, Value};

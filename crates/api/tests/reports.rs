@@ -6,8 +6,8 @@ mod common;
 use common::spawn_app;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use faena_core::auth::Role;
-use faena_core::schema::sales;
+use faena_shop::auth::Role;
+use faena_shop::schema::sales;
 use reqwest::Method;
 use serde_json::json;
 
@@ -63,7 +63,7 @@ async fn daily_report_as_json_and_csv_and_insights_for_admins_only() -> anyhow::
     assert_eq!(e["error"]["field"], "date");
 
     let files = tempfile::tempdir()?;
-    faena_core::reports::generate_daily_report(
+    faena_shop::reports::generate_daily_report(
         &mut conn,
         day,
         chrono_tz::America::Lima,
@@ -114,7 +114,7 @@ async fn daily_report_as_json_and_csv_and_insights_for_admins_only() -> anyhow::
     assert!(lines[2].contains(",caja,2,1,1,"), "{csv}");
 
     // Insights: the product is at 7, under its threshold of 8.
-    faena_core::insights::refresh_stock_alerts(&mut conn).await?;
+    faena_shop::insights::refresh_stock_alerts(&mut conn).await?;
     let (s, list) = app.get("/api/insights?status=open").await?;
     assert_eq!(s, 200, "{list}");
     assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");

@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 
 use common::spawn_app;
-use faena_core::auth::Role;
+use faena_shop::auth::Role;
 use reqwest::Method;
 use serde_json::{json, Value};
 

@@ -7,7 +7,7 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use faena_core::auth::Role;
+use faena_shop::auth::Role;
 use faena_testkit::{wait_for, OwnRedis, TestDb};
 use serde_json::{json, Value};
 

@@ -10,8 +10,8 @@ use bigdecimal::BigDecimal;
 use common::spawn_app;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use faena_core::schema::{products, reservation_items, reservations};
-use faena_core::shop;
+use faena_shop::schema::{products, reservation_items, reservations};
+use faena_shop::shop;
 use serde_json::{json, Value};
 
 async fn product(app: &common::TestApp, sku: &str, stock: i32) -> anyhow::Result<i64> {

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use faena_broker::Broker;
-use faena_core::{db, jobs::Catalog, redis_pool, telemetry, Settings};
+use faena_core::{db, redis_pool, telemetry, Settings};
 
 async fn start() -> anyhow::Result<()> {
     let settings = Settings::from_env()?;
@@ -18,7 +18,7 @@ async fn start() -> anyhow::Result<()> {
         pool,
         settings.redis_url(),
         settings.broker.clone(),
-        Catalog::default(),
+        faena_catalog::catalog(),
     )?;
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {

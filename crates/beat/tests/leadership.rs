@@ -7,7 +7,6 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use faena_beat::{BeatConfig, ROLE};
 use faena_broker::{Broker, TaskState};
-use faena_core::jobs::Catalog;
 use faena_core::periodic::{self, NewPeriodic};
 use faena_core::QueueName;
 use faena_testkit::{wait_for, TestDb, TestRedis};
@@ -27,7 +26,7 @@ async fn every(db: &TestDb, name: &str, secs: i64) -> anyhow::Result<()> {
     for row in periodic::list(&mut conn).await? {
         periodic::update(
             &mut conn,
-            &Catalog::default(),
+            &faena_catalog::catalog(),
             &row.name,
             periodic::PeriodicPatch {
                 enabled: Some(false),
@@ -38,7 +37,7 @@ async fn every(db: &TestDb, name: &str, secs: i64) -> anyhow::Result<()> {
     }
     periodic::create(
         &mut conn,
-        &Catalog::default(),
+        &faena_catalog::catalog(),
         NewPeriodic {
             name: name.into(),
             kind: "noop".into(),

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use faena_core::jobs::ErrorClass;
 use faena_core::QueueName;
 use redis::AsyncCommands;
 
@@ -43,12 +44,12 @@ pub enum OutcomeKind {
     },
     Retry {
         error: String,
-        class: String,
+        class: ErrorClass,
         at: DateTime<Utc>,
     },
     Dead {
         error: String,
-        class: String,
+        class: ErrorClass,
     },
     Snooze {
         until: DateTime<Utc>,
@@ -222,9 +223,9 @@ impl Broker {
             let (code, text, class, at): (&str, &str, &str, i64) = match &o.kind {
                 OutcomeKind::Succeeded { result } => ("S", result, "", 0),
                 OutcomeKind::Retry { error, class, at } => {
-                    ("R", error, class, at.timestamp_millis())
+                    ("R", error, class.as_str(), at.timestamp_millis())
                 }
-                OutcomeKind::Dead { error, class } => ("D", error, class, 0),
+                OutcomeKind::Dead { error, class } => ("D", error, class.as_str(), 0),
                 OutcomeKind::Snooze { until } => ("Z", "", "", until.timestamp_millis()),
             };
             cmd.arg(&o.id).arg(code).arg(text).arg(class).arg(at);

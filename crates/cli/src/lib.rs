@@ -6,7 +6,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand};
 use faena_broker::{Broker, TaskRecord, TaskState};
-use faena_core::jobs::{Catalog, EnqueueRequest};
+use faena_core::jobs::EnqueueRequest;
 use faena_core::{db, health, redis_pool, QueueName, Settings, TaskId};
 
 /// Faena's operator CLI: migrate, check infrastructure, enqueue and inspect jobs.
@@ -257,7 +257,7 @@ fn broker(settings: &Settings) -> anyhow::Result<Broker> {
         pool,
         settings.redis_url(),
         settings.broker.clone(),
-        Catalog::default(),
+        faena_shop::jobs::catalog(),
     )?)
 }
 
@@ -632,7 +632,7 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> anyhow::Result<u8> 
         }
         Command::Completions { .. } => unreachable_completions(),
         Command::Kinds if json => {
-            let kinds: Vec<_> = Catalog::default()
+            let kinds: Vec<_> = faena_shop::jobs::catalog()
                 .kinds()
                 .iter()
                 .map(|k| serde_json::json!({ "name": k.name, "queue": k.queue, "max_attempts": k.max_attempts,
@@ -642,7 +642,7 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> anyhow::Result<u8> 
             Ok(exit::OK)
         }
         Command::Kinds => {
-            for k in Catalog::default().kinds() {
+            for k in faena_shop::jobs::catalog().kinds() {
                 writeln!(
                     out,
                     "{:<12} queue={:<10} max_attempts={:<3} {}",
@@ -825,7 +825,7 @@ async fn sales_cmd(
     json: bool,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
-    use faena_core::sales;
+    use faena_shop::sales;
     let mut conn = pg(settings).await?;
     match command {
         SalesCommand::Show { id } => {
@@ -941,7 +941,7 @@ async fn report_cmd(
     json: bool,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
-    use faena_core::reports::{self, ReceiptCounts};
+    use faena_shop::reports::{self, ReceiptCounts};
     let ReportCommand::Daily { date, generate } = command;
     let date = match date {
         Some(d) => reports::parse_date("--date", &d)?,
@@ -1050,7 +1050,7 @@ async fn users_cmd(
     json: bool,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
-    use faena_core::auth::{self, Role, Username};
+    use faena_shop::auth::{self, Role, Username};
     let mut conn = pg(settings).await?;
     let show = |u: &auth::User| {
         serde_json::json!({
@@ -1127,7 +1127,7 @@ async fn periodic_cmd(
 ) -> anyhow::Result<u8> {
     use faena_core::periodic::{self, NewPeriodic, PeriodicPatch};
     let mut conn = pg(settings).await?;
-    let catalog = Catalog::default();
+    let catalog = faena_shop::jobs::catalog();
     let changed =
         |out: &mut (dyn Write + Send), t: &periodic::PeriodicTask| -> anyhow::Result<u8> {
             let text = format!(

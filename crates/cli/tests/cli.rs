@@ -272,7 +272,7 @@ fn faena_stdin(db: &TestDb, r: &TestRedis, args: &[&str], stdin: &str) -> anyhow
 
 #[tokio::test]
 async fn users_are_created_with_a_password_from_stdin_and_can_log_in() -> anyhow::Result<()> {
-    use faena_core::auth;
+    use faena_shop::auth;
     let db = TestDb::new("cliusers").await?;
     let r = TestRedis::new("cliusers")?;
     let pw = "una clave bastante larga";
@@ -475,10 +475,10 @@ async fn product(
     sku: &str,
     name: &str,
     price: &str,
-) -> anyhow::Result<faena_core::shop::Product> {
-    Ok(faena_core::shop::create_product(
+) -> anyhow::Result<faena_shop::shop::Product> {
+    Ok(faena_shop::shop::create_product(
         conn,
-        faena_core::shop::NewProduct {
+        faena_shop::shop::NewProduct {
             sku: sku.into(),
             name: name.into(),
             unit_price: price.parse()?,
@@ -493,8 +493,8 @@ async fn product(
 async fn sale_of_two(
     conn: &mut faena_core::db::PooledConnection,
     product_id: i64,
-) -> anyhow::Result<faena_core::sales::SaleView> {
-    use faena_core::sales;
+) -> anyhow::Result<faena_shop::sales::SaleView> {
+    use faena_shop::sales;
     Ok(sales::create_sale(
         conn,
         &sales::Seller {

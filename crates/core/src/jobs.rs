@@ -84,13 +84,26 @@ pub trait JobArgs: Serialize + DeserializeOwned {
 
 /// Parses args into their type, naming the offending field on failure.
 pub fn parse_args<T: DeserializeOwned>(value: &serde_json::Value) -> Result<T, ArgsError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        ArgsError {
-            field: if path == "." { None } else { Some(path) },
-            message: e.into_inner().to_string(),
+    serde_path_to_error::deserialize(value).map_err(ArgsError::from_path)
+}
+
+/// Parses args straight from their stored JSON text into their type (no intermediate
+/// `serde_json::Value`), naming the offending field on failure.
+pub fn parse_args_str<T: DeserializeOwned>(text: &str) -> Result<T, ArgsError> {
+    let not_json = |e: &serde_json::Error| ArgsError {
+        field: None,
+        message: format!("the stored args are not JSON: {e}"),
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        if e.inner().is_syntax() || e.inner().is_eof() {
+            not_json(e.inner())
+        } else {
+            ArgsError::from_path(e)
         }
-    })
+    })?;
+    de.end().map_err(|e| not_json(&e))?;
+    Ok(value)
 }
 
 fn validate_as<T: DeserializeOwned>(value: &serde_json::Value) -> Result<(), ArgsError> {
@@ -148,6 +161,33 @@ pub struct ArgsError {
     pub message: String,
 }
 
+impl ArgsError {
+    fn from_path(e: serde_path_to_error::Error<serde_json::Error>) -> Self {
+        let path = e.path().to_string();
+        Self {
+            field: if path == "." { None } else { Some(path) },
+            message: e.into_inner().to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::*;
+
+    #[test]
+    fn stored_text_decodes_once_and_errors_say_which_kind_of_wrong() {
+        let ok: SleepArgs = parse_args_str(r#"{"ms": 5}"#).expect("valid args");
+        assert_eq!(ok.ms, 5);
+        let wrong = parse_args_str::<SleepArgs>(r#"{"ms": "x"}"#).expect_err("a string");
+        assert_eq!(wrong.field.as_deref(), Some("ms"));
+        let garbage = parse_args_str::<SleepArgs>("{not json").expect_err("not JSON");
+        assert!(garbage.message.contains("not JSON"), "{garbage}");
+        let trailing = parse_args_str::<SleepArgs>(r#"{"ms": 5} x"#).expect_err("trailing");
+        assert!(trailing.message.contains("not JSON"), "{trailing}");
+    }
+}
+
 /// `noop`: returns its args. Any JSON value.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -179,208 +219,29 @@ impl JobArgs for FailArgs {
     const KIND: &'static str = "fail";
 }
 
-/// `release_expired_reservations {batch_size?}`: returns the stock of expired checkout reservations.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ReleaseExpiredArgs {
-    #[serde(default)]
-    pub batch_size: Option<u32>,
-}
-impl JobArgs for ReleaseExpiredArgs {
-    const KIND: &'static str = "release_expired_reservations";
-}
+/// The diagnostic kinds: every Faena process knows them, whatever its application.
+pub const NOOP: KindSpec = KindSpec::new::<NoopArgs>(
+    "default",
+    "Returns its args. For tests, benchmarks and smoke checks.",
+);
+/// `sleep {ms}`.
+pub const SLEEP: KindSpec =
+    KindSpec::new::<SleepArgs>("default", "Sleeps `ms` milliseconds, then succeeds.");
+/// `fail {fail_times, permanent?}`.
+pub const FAIL: KindSpec = KindSpec::new::<FailArgs>(
+    "default",
+    "Fails its first `fail_times` attempts (permanently with `permanent: true`), then succeeds.",
+);
 
-/// `send_sale_to_sunat {sale_id}`: signs (once), sends and records a sale's receipt at SUNAT.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SendSaleArgs {
-    pub sale_id: i64,
-}
-impl JobArgs for SendSaleArgs {
-    const KIND: &'static str = "send_sale_to_sunat";
-}
+/// The kernel's own kinds. An application's catalog lists them with its own (see
+/// `faena_shop::jobs::KINDS`).
+pub const DIAGNOSTIC_KINDS: &[KindSpec] = &[NOOP, SLEEP, FAIL];
 
-/// `retry_failed_sunat_sends {limit?, older_than_secs?}`: re-enqueues sales in ERROR.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RetryFailedSendsArgs {
-    /// At most this many sales per run (default 50).
-    #[serde(default)]
-    pub limit: Option<u32>,
-    /// Only sales whose last attempt is older than this (default 3600).
-    #[serde(default)]
-    pub older_than_secs: Option<u64>,
-}
-impl JobArgs for RetryFailedSendsArgs {
-    const KIND: &'static str = "retry_failed_sunat_sends";
-}
-
-/// `cleanup_expired_tokens {}`: deletes expired and revoked refresh tokens.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CleanupTokensArgs {}
-impl JobArgs for CleanupTokensArgs {
-    const KIND: &'static str = "cleanup_expired_tokens";
-}
-
-/// `sunat_daily_report {date?}`: the report of one day's SUNAT sends (default: today in the
-/// business time zone), stored in `reports` and as CSV; a re-run for a date replaces it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SunatDailyReportArgs {
-    /// A `YYYY-MM-DD` date.
-    #[serde(default)]
-    pub date: Option<chrono::NaiveDate>,
-}
-impl JobArgs for SunatDailyReportArgs {
-    const KIND: &'static str = "sunat_daily_report";
-}
-
-/// A number of hours from 1 to 8784 (a leap year).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "u32", into = "u32")]
-pub struct Hours(u32);
-
-impl Hours {
-    pub const MAX: u32 = 8784;
-
-    pub fn get(self) -> u32 {
-        self.0
-    }
-}
-
-impl Default for Hours {
-    fn default() -> Self {
-        Self(24)
-    }
-}
-
-impl TryFrom<u32> for Hours {
-    type Error = String;
-
-    fn try_from(h: u32) -> Result<Self, String> {
-        if (1..=Self::MAX).contains(&h) {
-            Ok(Self(h))
-        } else {
-            Err(format!(
-                "{h} is not a number of hours from 1 to {}",
-                Self::MAX
-            ))
-        }
-    }
-}
-
-impl From<Hours> for u32 {
-    fn from(h: Hours) -> u32 {
-        h.0
-    }
-}
-
-/// `sales_summary {hours?, until?}`: sales of the `hours` (default 24) before `until` (default:
-/// the start of the current hour), stored as a `sales_summary` insight; a re-run replaces it.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SalesSummaryArgs {
-    #[serde(default)]
-    pub hours: Hours,
-    /// The end of the window (RFC 3339).
-    #[serde(default)]
-    pub until: Option<DateTime<Utc>>,
-}
-impl JobArgs for SalesSummaryArgs {
-    const KIND: &'static str = "sales_summary";
-}
-
-/// `stock_alerts {}`: one open alert per product at or below its threshold; closes recovered ones.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StockAlertsArgs {}
-impl JobArgs for StockAlertsArgs {
-    const KIND: &'static str = "stock_alerts";
-}
-
-/// `cleanup_old_files {dry_run?}`: deletes receipt files past their retention.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CleanupOldFilesArgs {
-    /// Count what would be deleted without deleting anything.
-    #[serde(default)]
-    pub dry_run: bool,
-}
-impl JobArgs for CleanupOldFilesArgs {
-    const KIND: &'static str = "cleanup_old_files";
-}
-
-/// The kinds every Faena knows. Later kinds (reservations, SUNAT, reports) are added here.
-pub const BUILTIN_KINDS: &[KindSpec] = &[
-    KindSpec::new::<NoopArgs>("default", "Returns its args. For tests, benchmarks and smoke checks."),
-    KindSpec::new::<SleepArgs>("default", "Sleeps `ms` milliseconds, then succeeds."),
-    KindSpec::new::<FailArgs>(
-        "default",
-        "Fails its first `fail_times` attempts (permanently with `permanent: true`), then succeeds.",
-    ),
-    KindSpec::new::<ReleaseExpiredArgs>(
-        "default",
-        "Releases ACTIVE checkout reservations past their expiry and returns their stock: {released, units}.",
-    )
-    .max_attempts(5)
-    .time_limit(Duration::from_secs(120)),
-    // SUNAT's own retries (3, 5 minutes apart by default) are counted on the sale and done with
-    // snoozes; the task's attempts only cover crashes and database trouble.
-    KindSpec::new::<SendSaleArgs>(
-        "sunat",
-        "Sends a sale's signed receipt to SUNAT, retrying what SUNAT says is temporary; stores CDR, PDF and QR.",
-    )
-    .max_attempts(10)
-    .time_limit(Duration::from_secs(600)),
-    KindSpec::new::<RetryFailedSendsArgs>(
-        "default",
-        "Re-enqueues sales in ERROR whose last attempt is older than an hour (50 per run).",
-    )
-    .max_attempts(5)
-    .time_limit(Duration::from_secs(120)),
-    KindSpec::new::<CleanupTokensArgs>(
-        "default",
-        "Deletes expired and revoked refresh tokens: {deleted}.",
-    )
-    .max_attempts(5)
-    .time_limit(Duration::from_secs(120)),
-    KindSpec::new::<SunatDailyReportArgs>(
-        "default",
-        "Report of a day's SUNAT sends (default today, Lima): stored in `reports` and as CSV; replaces the day's report.",
-    )
-    .max_attempts(5),
-    KindSpec::new::<SalesSummaryArgs>(
-        "default",
-        "Sales, revenue and top products of the last `hours` (default 24), stored as a sales_summary insight.",
-    )
-    .max_attempts(5),
-    KindSpec::new::<StockAlertsArgs>(
-        "default",
-        "Opens one alert per product at or below its threshold (or out of stock), closes recovered ones.",
-    )
-    .max_attempts(5)
-    .time_limit(Duration::from_secs(120)),
-    KindSpec::new::<CleanupOldFilesArgs>(
-        "default",
-        "Deletes old XML/CDR/QR files and cancelled sales' PDFs of decided sales: {files, bytes, ...}.",
-    )
-    .max_attempts(3)
-    .time_limit(Duration::from_secs(1800)),
-];
-
-/// The set of job kinds a process knows.
+/// The set of job kinds a process knows. A process builds its own and hands it to whoever needs it
+/// (the broker, beat, the api), the way River registers kinds; there is no global default.
 #[derive(Debug, Clone, Copy)]
 pub struct Catalog {
     kinds: &'static [KindSpec],
-}
-
-impl Default for Catalog {
-    fn default() -> Self {
-        Self {
-            kinds: BUILTIN_KINDS,
-        }
-    }
 }
 
 /// A request to enqueue one job, as it arrives from the api, beat or the CLI.
@@ -606,14 +467,35 @@ pub enum JobError {
     Snooze(Duration),
 }
 
-impl JobError {
-    /// The class stored with the task record.
-    pub fn class(&self) -> &'static str {
+/// Why an attempt did not succeed, as stored with the task record (`error_class`) and shown by the
+/// CLI and the api. The broker's upkeep writes one more, `lease_expired`, from Lua.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// A failure worth another attempt (the handler's `Retry`, a panic, a time limit).
+    Retryable,
+    /// A failure no retry can fix (the handler's `Permanent`, apalis' `AbortError`).
+    Permanent,
+    /// The stored args do not decode into the handler's type.
+    Decode,
+    /// No handler for the job's kind in the worker that leased it.
+    UnknownKind,
+}
+
+impl ErrorClass {
+    /// The stable name on the wire and in Redis.
+    pub const fn as_str(self) -> &'static str {
         match self {
-            Self::Retry(_) => "retryable",
-            Self::Permanent(_) => "permanent",
-            Self::Snooze(_) => "snooze",
+            Self::Retryable => "retryable",
+            Self::Permanent => "permanent",
+            Self::Decode => "decode",
+            Self::UnknownKind => "unknown_kind",
         }
+    }
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -641,7 +523,7 @@ mod tests {
 
     #[test]
     fn unknown_kind_lists_the_known_ones() {
-        let err = Catalog::default()
+        let err = Catalog::new(DIAGNOSTIC_KINDS)
             .prepare(req("nope", json!({})), Utc::now())
             .unwrap_err();
         assert_eq!(err.code(), "unknown_kind");
@@ -650,16 +532,16 @@ mod tests {
 
     #[test]
     fn bad_args_name_the_field() {
-        let err = Catalog::default()
+        let err = Catalog::new(DIAGNOSTIC_KINDS)
             .prepare(req("sleep", json!({"ms": "x"})), Utc::now())
             .unwrap_err();
         assert_eq!(err.code(), "invalid_args");
         assert_eq!(err.field().as_deref(), Some("args.ms"));
-        let err = Catalog::default()
+        let err = Catalog::new(DIAGNOSTIC_KINDS)
             .prepare(req("sleep", json!({})), Utc::now())
             .unwrap_err();
         assert!(err.to_string().contains("missing field `ms`"), "{err}");
-        let err = Catalog::default()
+        let err = Catalog::new(DIAGNOSTIC_KINDS)
             .prepare(
                 req("fail", json!({"fail_times": 1, "extra": 2})),
                 Utc::now(),
@@ -671,7 +553,7 @@ mod tests {
     #[test]
     fn defaults_and_overrides() -> Result<(), EnqueueError> {
         let now = Utc::now();
-        let t = Catalog::default().prepare(req("noop", json!([1, 2])), now)?;
+        let t = Catalog::new(DIAGNOSTIC_KINDS).prepare(req("noop", json!([1, 2])), now)?;
         assert_eq!(
             (t.kind, t.queue.as_str(), t.max_attempts),
             ("noop", "default", 3)
@@ -682,7 +564,7 @@ mod tests {
         r.queue = Some("slow".into());
         r.countdown = Some(2.5);
         r.max_attempts = Some(7);
-        let t = Catalog::default().prepare(r, now)?;
+        let t = Catalog::new(DIAGNOSTIC_KINDS).prepare(r, now)?;
         assert_eq!(t.queue.as_str(), "slow");
         assert_eq!(t.max_attempts, 7);
         assert_eq!(t.run_at, Some(now + chrono::Duration::milliseconds(2500)));
@@ -694,11 +576,15 @@ mod tests {
         let mut r = req("noop", json!({}));
         r.countdown = Some(1.0);
         r.eta = Some(Utc::now());
-        let err = Catalog::default().prepare(r, Utc::now()).unwrap_err();
+        let err = Catalog::new(DIAGNOSTIC_KINDS)
+            .prepare(r, Utc::now())
+            .unwrap_err();
         assert_eq!(err.field().as_deref(), Some("countdown"));
         let mut r = req("noop", json!({}));
         r.max_attempts = Some(0);
-        assert!(Catalog::default().prepare(r, Utc::now()).is_err());
+        assert!(Catalog::new(DIAGNOSTIC_KINDS)
+            .prepare(r, Utc::now())
+            .is_err());
     }
 
     #[test]

@@ -1,24 +1,20 @@
-//! faena-core: settings, domain types, the job contract, database and Redis pools shared by every process.
+//! faena-core: the queue kernel's shared ground: ids, queue names, the job contract, schedules and
+//! the `periodic_tasks` model, settings, database and Redis pools, migrations, telemetry, metrics,
+//! health and shutdown.
 //!
-//! Nothing here knows actix or Redis key names; those live in `faena-api` and `faena-broker`.
+//! Nothing here knows actix, Redis key names or the back office (SUNAT, users, sales): those live
+//! in `faena-api`, `faena-broker` and `faena-shop`.
 
-pub mod auth;
 pub mod db;
 pub mod domain;
-pub mod files;
 pub mod health;
-pub mod insights;
 pub mod jobs;
 pub mod metrics;
 pub mod periodic;
 pub mod redis_pool;
-pub mod reports;
-pub mod retention;
-pub mod sales;
 pub mod schedule;
 pub mod schema;
 pub mod settings;
-pub mod shop;
 pub mod shutdown;
 pub mod telemetry;
 

@@ -127,41 +127,6 @@ pub struct AuthSettings {
     pub login_max_failures: u32,
 }
 
-impl AuthSettings {
-    /// The token keys, or an error naming `FAENA_JWT_SECRET` when it is missing or short outside
-    /// dev mode. In dev mode a missing secret becomes a random one (tokens die with the process).
-    pub fn token_keys(&self) -> Result<crate::auth::TokenKeys, SettingsError> {
-        let expected = || {
-            format!(
-                "at least {} bytes, e.g. `openssl rand -hex 32`; or set FAENA_ENV=dev for a random one",
-                crate::auth::MIN_SECRET_BYTES
-            )
-        };
-        let secret = match &self.jwt_secret {
-            Some(s) if s.expose_secret().len() >= crate::auth::MIN_SECRET_BYTES => s.clone(),
-            Some(s) if !self.dev_mode => {
-                return Err(SettingsError::Invalid {
-                    name: "FAENA_JWT_SECRET",
-                    value: format!("<{} bytes, hidden>", s.expose_secret().len()),
-                    expected: expected(),
-                })
-            }
-            None if !self.dev_mode => {
-                return Err(SettingsError::Missing {
-                    name: "FAENA_JWT_SECRET",
-                    expected: "the api signs access tokens with it: at least 32 random bytes, e.g. `openssl rand -hex 32` (or FAENA_ENV=dev for a random one)",
-                })
-            }
-            _ => crate::auth::TokenKeys::random_secret(),
-        };
-        Ok(crate::auth::TokenKeys::new(
-            &secret,
-            self.access_ttl,
-            self.refresh_ttl,
-        ))
-    }
-}
-
 /// Settings of the Redis broker, shared by every process that enqueues or runs jobs.
 #[derive(Debug, Clone)]
 pub struct BrokerSettings {

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use faena_broker::Broker;
-use faena_core::jobs::Catalog;
 use faena_core::settings::BrokerSettings;
 
 /// The Redis URL tests use: `FAENA_TEST_REDIS_URL`, else `REDIS_URL`, else the loopback default.
@@ -56,7 +55,7 @@ impl TestRedis {
         tweak(&mut cfg);
         let pool = faena_core::redis_pool::create_pool(&url, 32)?;
         Ok(Self {
-            broker: Broker::new(pool, &url, cfg, Catalog::default())?,
+            broker: Broker::new(pool, &url, cfg, faena_catalog::catalog())?,
             prefix,
             url,
         })
@@ -69,7 +68,7 @@ impl TestRedis {
             pool,
             &self.url,
             self.broker.settings().clone(),
-            Catalog::default(),
+            faena_catalog::catalog(),
         )?)
     }
 }

@@ -1,16 +1,12 @@
-//! Job handlers by kind name, and the built-in diagnostic kinds (`noop`, `sleep`, `fail`).
+//! The registry of job handlers by kind name. It knows no job: the handlers live in `jobs/`, which
+//! registers them here (`Handlers::production`, `all`, `builtin` are defined there).
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
 
-use faena_core::db::PgPool;
-use faena_core::jobs::{
-    parse_args, CleanupTokensArgs, FailArgs, JobArgs, JobError, NoopArgs, ReleaseExpiredArgs,
-    SleepArgs,
-};
+use faena_core::jobs::{parse_args_str, JobArgs, JobError};
 use serde_json::Value;
 
 /// What a handler learns about the attempt it runs.
@@ -25,7 +21,7 @@ pub struct JobContext {
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Value, JobError>> + Send>>;
-type ErasedHandler = Arc<dyn Fn(Value, JobContext) -> Result<BoxFuture, JobError> + Send + Sync>;
+type ErasedHandler = Arc<dyn Fn(&str, JobContext) -> Result<BoxFuture, JobError> + Send + Sync>;
 
 /// The handlers a worker runs, by kind name.
 #[derive(Clone, Default)]
@@ -51,8 +47,9 @@ impl Handlers {
         Fut: Future<Output = Result<Value, JobError>> + Send + 'static,
     {
         let handler = Arc::new(handler);
-        let erased: ErasedHandler = Arc::new(move |value, ctx| {
-            let args: A = parse_args(&value).map_err(|e| {
+        let erased: ErasedHandler = Arc::new(move |text: &str, ctx| {
+            // Decoded once, from the stored text straight into the handler's type.
+            let args: A = parse_args_str(text).map_err(|e| {
                 JobError::Permanent(anyhow::anyhow!(
                     "decode error: args do not match kind `{}`: {e}",
                     A::KIND
@@ -65,11 +62,12 @@ impl Handlers {
         self
     }
 
-    /// Starts the handler of `kind` with raw args; `None` when no handler is registered for it.
+    /// Starts the handler of `kind` with its args as stored (JSON text); `None` when no handler is
+    /// registered for it, `Some(Err)` when the args do not decode into its type.
     pub(crate) fn start(
         &self,
         kind: &str,
-        args: Value,
+        args: &str,
         ctx: JobContext,
     ) -> Option<Result<BoxFuture, JobError>> {
         self.map.get(kind).map(|h| h(args, ctx))
@@ -80,86 +78,5 @@ impl Handlers {
         let mut k: Vec<_> = self.map.keys().copied().collect();
         k.sort_unstable();
         k
-    }
-
-    /// Every kind the worker process runs: [`Handlers::all`] plus the SUNAT, report and cleanup jobs.
-    pub fn production(
-        db: PgPool,
-        broker: faena_broker::Broker,
-        settings: &faena_core::Settings,
-    ) -> Self {
-        let mut h = Self::all(db.clone());
-        Arc::new(crate::sunat_job::SunatJobs::from_settings(
-            db.clone(),
-            broker,
-            settings,
-        ))
-        .register(&mut h);
-        Arc::new(crate::report_jobs::ReportJobs::from_settings(db, settings)).register(&mut h);
-        h
-    }
-
-    /// The built-in kinds plus the jobs that need only the database (shop, tokens).
-    pub fn all(db: PgPool) -> Self {
-        let mut h = Self::builtin();
-        let tokens_db = db.clone();
-        h.register(move |_: CleanupTokensArgs, _ctx| {
-            let db = tokens_db.clone();
-            async move {
-                let mut conn = db.get().await.map_err(|e| {
-                    JobError::Retry(anyhow::anyhow!("the database is unavailable: {e}"))
-                })?;
-                let deleted = faena_core::auth::cleanup_expired_tokens(&mut conn)
-                    .await
-                    .map_err(|e| JobError::Retry(anyhow::anyhow!(e)))?;
-                tracing::info!(deleted, "deleted expired and revoked refresh tokens");
-                Ok(serde_json::json!({ "deleted": deleted }))
-            }
-        });
-        h.register(move |a: ReleaseExpiredArgs, _ctx| {
-            let db = db.clone();
-            async move {
-                let mut conn = db.get().await.map_err(|e| {
-                    JobError::Retry(anyhow::anyhow!("the database is unavailable: {e}"))
-                })?;
-                let batch = i64::from(a.batch_size.unwrap_or(500).clamp(1, 10_000));
-                let report = faena_core::shop::release_expired(&mut conn, batch)
-                    .await
-                    .map_err(|e| JobError::Retry(anyhow::anyhow!(e)))?;
-                tracing::info!(
-                    released = report.released,
-                    units = report.units,
-                    "released expired reservations"
-                );
-                serde_json::to_value(report).map_err(|e| JobError::Permanent(e.into()))
-            }
-        });
-        h
-    }
-
-    /// The built-in diagnostic kinds.
-    pub fn builtin() -> Self {
-        let mut h = Self::default();
-        h.register(|NoopArgs(v): NoopArgs, _ctx| async move { Ok(v) });
-        h.register(|a: SleepArgs, _ctx| async move {
-            tokio::time::sleep(Duration::from_millis(a.ms)).await;
-            Ok(serde_json::json!({ "slept_ms": a.ms }))
-        });
-        h.register(|a: FailArgs, ctx: JobContext| async move {
-            if ctx.attempt <= a.fail_times {
-                let err = anyhow::anyhow!(
-                    "fail: attempt {} of the first {} that fail",
-                    ctx.attempt,
-                    a.fail_times
-                );
-                return Err(if a.permanent {
-                    JobError::Permanent(err)
-                } else {
-                    JobError::Retry(err)
-                });
-            }
-            Ok(serde_json::json!({ "succeeded_on_attempt": ctx.attempt }))
-        });
-        h
     }
 }

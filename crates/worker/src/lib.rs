@@ -1,10 +1,10 @@
-//! faena-worker: runs jobs. The handlers of every kind live here; the broker hands out leased jobs.
+//! faena-worker: runs jobs. The handlers of every kind live in `jobs/`; `handlers.rs` is the
+//! registry they go into; `runtime.rs` fetches leased jobs from the broker and runs them.
 
 pub mod handlers;
+pub mod jobs;
 pub mod process;
-pub mod report_jobs;
 pub mod runtime;
-pub mod sunat_job;
 
 pub use handlers::{Handlers, JobContext};
 pub use runtime::{spawn, WorkerConfig, WorkerHandle};

@@ -1,7 +1,7 @@
 //! The worker process: settings, telemetry, checks at start, then the runtime until a signal.
 
 use faena_broker::Broker;
-use faena_core::{db, jobs::Catalog, redis_pool, telemetry, QueueName, Settings};
+use faena_core::{db, redis_pool, telemetry, QueueName, Settings};
 
 use crate::{runtime, Handlers, WorkerConfig};
 
@@ -19,7 +19,7 @@ pub async fn run(queues: Option<Vec<QueueName>>, concurrency: Option<usize>) -> 
         pool,
         settings.redis_url(),
         settings.broker.clone(),
-        Catalog::default(),
+        faena_shop::jobs::catalog(),
     )?;
     let mut config = WorkerConfig::from_settings(&settings.worker);
     if let Some(q) = queues {

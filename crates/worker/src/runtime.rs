@@ -6,10 +6,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
-use faena_broker::{Broker, Fetch, LeasedJob, Outcome, OutcomeKind, WorkerRegistration};
-use faena_core::jobs::JobError;
+use faena_broker::consume::{self, AttemptEnd, FetchLoop, Fetched};
+use faena_broker::{Broker, LeasedJob, Outcome, OutcomeKind, WorkerRegistration};
+use faena_core::jobs::{ErrorClass, JobError};
 use faena_core::QueueName;
-use futures::FutureExt;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, info_span, warn, Instrument};
@@ -154,8 +154,7 @@ async fn run(shared: Arc<Shared>, queues: Vec<QueueName>, dynamic: bool, config:
     // Upkeep runs every `upkeep_interval`, or earlier when a scheduled job falls due before that.
     let mut next_upkeep = tokio::time::Instant::now();
     let mut heartbeat = tokio::time::interval(config.heartbeat_interval);
-    let renew_every = (shared.broker.settings().lease / 3).max(Duration::from_millis(100));
-    let mut renew = tokio::time::interval(renew_every);
+    let mut renew = tokio::time::interval(consume::renew_interval(&shared.broker));
     for t in [&mut heartbeat, &mut renew] {
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     }
@@ -165,7 +164,7 @@ async fn run(shared: Arc<Shared>, queues: Vec<QueueName>, dynamic: bool, config:
             _ = tokio::time::sleep_until(next_upkeep) => {
                 let mut earliest: Option<i64> = None;
                 for q in &started {
-                    if let Some(due) = upkeep_queue(&shared.broker, q).await {
+                    if let Some(due) = consume::upkeep_queue(&shared.broker, q).await {
                         earliest = Some(earliest.map_or(due, |e| e.min(due)));
                     }
                 }
@@ -178,18 +177,11 @@ async fn run(shared: Arc<Shared>, queues: Vec<QueueName>, dynamic: bool, config:
             _ = renew.tick() => renew_leases(&shared).await,
             _ = heartbeat.tick() => {
                 let running = config.concurrency - shared.sem.available_permits();
-                if let Err(e) = shared.broker.heartbeat(w, running).await {
-                    warn!(error = %e, "heartbeat failed");
-                }
+                consume::heartbeat_and_reap(&shared.broker, w, running).await;
                 for q in &started {
                     if let Ok(st) = shared.broker.stats(q).await {
                         faena_core::metrics::queue_depth(q.as_str(), st.pending, st.scheduled, st.running, st.dead, st.paused);
                     }
-                }
-                match shared.broker.reap_dead_workers().await {
-                    Ok(n) if n > 0 => info!(requeued = n, "took back ids parked by dead workers"),
-                    Ok(_) => {}
-                    Err(e) => warn!(error = %e, "reaping dead workers failed"),
                 }
                 if dynamic {
                     if let Ok(all) = shared.broker.queues().await {
@@ -245,68 +237,28 @@ fn start_queue(
     senders.push(tx);
 }
 
-/// Runs upkeep passes over one queue; returns when its next scheduled job is due (ms), if any.
-async fn upkeep_queue(broker: &Broker, q: &QueueName) -> Option<i64> {
-    // Bounded chunks: loop while a pass was full so a large backlog of due jobs drains quickly.
-    let mut next_due = None;
-    for _ in 0..50 {
-        match broker.maintain(q, 1000).await {
-            Ok(r) => {
-                next_due = r.next_due_ms;
-                if r.requeued > 0 || r.dead > 0 {
-                    info!(queue = %q, requeued = r.requeued, dead = r.dead, "took back jobs whose lease expired");
-                }
-                if r.promoted < 1000 && r.requeued < 1000 {
-                    break;
-                }
-            }
-            Err(e) => {
-                warn!(queue = %q, error = %e, "upkeep failed");
-                break;
-            }
-        }
-    }
-    next_due
-}
-
 async fn renew_leases(shared: &Shared) {
     let by_queue: Vec<(QueueName, Vec<String>)> = lock(&shared.running)
         .iter()
         .map(|(q, ids)| (q.clone(), ids.iter().cloned().collect()))
         .collect();
     for (q, ids) in by_queue {
-        if let Err(e) = shared.broker.renew(&q, &ids).await {
-            warn!(queue = %q, error = %e, "lease renewal failed");
-        }
+        consume::renew_leases(&shared.broker, &q, &ids).await;
     }
 }
 
 async fn acker(broker: Broker, q: QueueName, mut rx: mpsc::UnboundedReceiver<Outcome>) {
     let mut buf = Vec::with_capacity(512);
-    let mut backoff = Duration::from_millis(50);
     while rx.recv_many(&mut buf, 512).await > 0 {
-        loop {
-            match broker.finish(&q, &buf).await {
-                Ok(()) => {
-                    backoff = Duration::from_millis(50);
-                    break;
-                }
-                Err(e) => {
-                    // Keep the outcomes and try again: losing them would re-run finished jobs.
-                    warn!(queue = %q, error = %e, pending = buf.len(), "could not record outcomes; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-            }
-        }
+        consume::record_outcomes(&broker, &q, &buf, None).await;
         buf.clear();
     }
 }
 
 async fn fetcher(shared: Arc<Shared>, q: QueueName, acks: mpsc::UnboundedSender<Outcome>) {
     let mut stop = shared.stop.clone();
-    let mut waiter = faena_broker::Waiter::default();
-    let mut backoff = Duration::from_millis(100);
+    // BLMOVE wakes as soon as a job is pushed; 1 s bounds how long a stop waits.
+    let mut fetch = FetchLoop::new(Duration::from_secs(1));
     let worker_id = shared.reg.id.clone();
     loop {
         if *stop.borrow() {
@@ -331,29 +283,13 @@ async fn fetcher(shared: Arc<Shared>, q: QueueName, acks: mpsc::UnboundedSender<
             }
             tokio::task::yield_now().await;
         }
-        match shared.broker.fetch(&q, &worker_id, permits.len()).await {
-            Ok(Fetch::Paused) => {
-                drop(permits);
-                tokio::select! {
-                    _ = stopped(&mut stop) => break,
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                }
-            }
-            Ok(Fetch::Jobs(jobs)) if jobs.is_empty() => {
-                drop(permits);
-                backoff = Duration::from_millis(100);
-                // BLMOVE wakes as soon as a job is pushed; 1 s bounds how long a stop waits.
-                if let Err(e) = shared
-                    .broker
-                    .wait_for_job_with(&mut waiter, &q, &worker_id, Duration::from_secs(1))
-                    .await
-                {
-                    warn!(queue = %q, error = %e, "blocking wait failed; reconnecting");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-            Ok(Fetch::Jobs(jobs)) => {
-                backoff = Duration::from_millis(100);
+        match fetch
+            .step(&shared.broker, &q, &worker_id, permits.len(), &mut stop)
+            .await
+        {
+            Fetched::Stop => break,
+            Fetched::Nothing => drop(permits),
+            Fetched::Jobs(jobs) => {
                 {
                     let mut running = lock(&shared.running);
                     let set = running.entry(q.clone()).or_default();
@@ -375,15 +311,6 @@ async fn fetcher(shared: Arc<Shared>, q: QueueName, acks: mpsc::UnboundedSender<
                         drop(permit);
                     });
                 }
-            }
-            Err(e) => {
-                drop(permits);
-                warn!(queue = %q, error = %e, "fetch failed; retrying in {:?}", backoff);
-                tokio::select! {
-                    _ = stopped(&mut stop) => break,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
@@ -415,15 +342,6 @@ pub(crate) async fn execute(handlers: &Handlers, broker: &Broker, job: LeasedJob
 async fn outcome_of(handlers: &Handlers, broker: &Broker, job: LeasedJob) -> OutcomeKind {
     debug!("started");
     let spec = broker.catalog().get(&job.kind);
-    let args: serde_json::Value = match serde_json::from_str(&job.args) {
-        Ok(v) => v,
-        Err(e) => {
-            return dead(
-                format!("decode error: stored args are not JSON: {e}"),
-                "decode",
-            )
-        }
-    };
     let ctx = JobContext {
         task_id: job.id.clone(),
         kind: job.kind.clone(),
@@ -431,72 +349,31 @@ async fn outcome_of(handlers: &Handlers, broker: &Broker, job: LeasedJob) -> Out
         attempt: job.attempt,
         max_attempts: job.max_attempts,
     };
-    let fut = match handlers.start(&job.kind, args, ctx) {
-        None => {
-            return dead(
-                format!("no handler for kind `{}` in this worker", job.kind),
-                "unknown_kind",
-            )
-        }
-        Some(Err(JobError::Permanent(e))) => return dead(format!("{e:#}"), "decode"),
-        Some(Err(other)) => return dead(other.to_string(), "decode"),
-        Some(Ok(f)) => f,
-    };
-    let limit = spec.map_or(Duration::from_secs(300), |s| s.time_limit);
-    let result =
-        match tokio::time::timeout(limit, std::panic::AssertUnwindSafe(fut).catch_unwind()).await {
-            Err(_) => Err(JobError::Retry(anyhow::anyhow!(
-                "time limit of {limit:?} exceeded"
-            ))),
-            Ok(Err(panic)) => {
-                let msg = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "panic".into());
-                Err(JobError::Retry(anyhow::anyhow!("handler panicked: {msg}")))
-            }
-            Ok(Ok(r)) => r,
-        };
-    match result {
-        Ok(value) => {
-            debug!("succeeded");
-            OutcomeKind::Succeeded {
-                result: value.to_string(),
-            }
-        }
-        Err(JobError::Snooze(d)) => {
-            debug!(delay = ?d, "snoozed");
-            OutcomeKind::Snooze {
-                until: Utc::now() + chrono::Duration::from_std(d).unwrap_or_default(),
-            }
-        }
-        Err(JobError::Permanent(e)) => dead(format!("{e:#}"), "permanent"),
-        Err(JobError::Retry(e)) => {
-            let error = format!("{e:#}");
-            if job.attempt >= job.max_attempts {
-                warn!(error = %error, "failed on its last attempt: DEAD");
-                return OutcomeKind::Dead {
-                    error,
-                    class: "retryable".into(),
-                };
-            }
-            let policy = spec.map_or(faena_core::jobs::RetryPolicy::DEFAULT, |s| s.retry);
-            let delay = policy.delay(job.attempt);
-            info!(error = %error, retry_in = ?delay, "failed; will retry");
-            OutcomeKind::Retry {
+    let end = match handlers.start(&job.kind, &job.args, ctx) {
+        None => AttemptEnd::Fatal {
+            error: format!("no handler for kind `{}` in this worker", job.kind),
+            class: ErrorClass::UnknownKind,
+        },
+        Some(Err(e)) => AttemptEnd::Fatal {
+            error: e.to_string(),
+            class: ErrorClass::Decode,
+        },
+        Some(Ok(fut)) => match consume::guard_attempt(spec, fut).await {
+            Err(error) => AttemptEnd::Failed {
                 error,
-                class: "retryable".into(),
-                at: Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default(),
-            }
-        }
-    }
-}
-
-fn dead(error: String, class: &str) -> OutcomeKind {
-    warn!(error = %error, class, "DEAD");
-    OutcomeKind::Dead {
-        error,
-        class: class.into(),
-    }
+                retry_after: None,
+            },
+            Ok(Ok(value)) => AttemptEnd::Succeeded(value.to_string()),
+            Ok(Err(JobError::Snooze(d))) => AttemptEnd::Snooze(d),
+            Ok(Err(JobError::Permanent(e))) => AttemptEnd::Fatal {
+                error: format!("{e:#}"),
+                class: ErrorClass::Permanent,
+            },
+            Ok(Err(JobError::Retry(e))) => AttemptEnd::Failed {
+                error: format!("{e:#}"),
+                retry_after: None,
+            },
+        },
+    };
+    consume::decide_outcome(spec, job.attempt, job.max_attempts, end)
 }

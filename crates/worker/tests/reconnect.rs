@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use faena_broker::{Broker, TaskState};
-use faena_core::jobs::{Catalog, EnqueueRequest};
+use faena_core::jobs::EnqueueRequest;
 use faena_core::settings::BrokerSettings;
 use faena_core::{QueueName, TaskId};
 use faena_testkit::wait_for;
@@ -41,7 +41,7 @@ async fn worker_recovers_after_redis_restarts() -> anyhow::Result<()> {
         prefix: faena_testkit::unique("reconnect"),
         ..BrokerSettings::default()
     };
-    let broker = Broker::new(pool, &url, cfg, Catalog::default())?;
+    let broker = Broker::new(pool, &url, cfg, faena_shop::jobs::catalog())?;
     let worker = spawn(
         broker.clone(),
         Handlers::builtin(),

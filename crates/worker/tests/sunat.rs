@@ -12,8 +12,9 @@ use diesel_async::RunQueryDsl;
 use faena_broker::{Broker, TaskState};
 use faena_core::db::PgPool;
 use faena_core::jobs::EnqueueRequest;
-use faena_core::sales::{self, NewSale, SaleItemInput, SaleView, Seller};
-use faena_core::{shop, QueueName, Settings, TaskId};
+use faena_core::{QueueName, Settings, TaskId};
+use faena_shop::sales::{self, NewSale, SaleItemInput, SaleView, Seller};
+use faena_shop::shop;
 use faena_sunat::sim::{self, Scenario, ScenarioRequest, SimConfig, SimHandle};
 use faena_testkit::{wait_for, TestDb, TestRedis};
 use faena_worker::{spawn, Handlers, WorkerConfig, WorkerHandle};
@@ -346,9 +347,9 @@ async fn bad_credentials_are_a_permanent_config_error_and_the_sweep_retries_only
     // old, and leaves recent ones alone.
     let pool = &e.pool;
     let mut conn = pool.get().await?;
-    diesel::update(faena_core::schema::sales::table.find(made[0].id))
+    diesel::update(faena_shop::schema::sales::table.find(made[0].id))
         .set(
-            faena_core::schema::sales::sunat_sent_at
+            faena_shop::schema::sales::sunat_sent_at
                 .eq(chrono::Utc::now() - chrono::Duration::hours(2)),
         )
         .execute(&mut conn)

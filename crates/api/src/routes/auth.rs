@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use actix_web::{post, web, HttpRequest, HttpResponse};
-use faena_core::auth::{self, AuthError, Claims, User};
+use faena_shop::auth::{self, AuthError, Claims, User};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 

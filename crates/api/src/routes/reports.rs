@@ -4,8 +4,8 @@
 
 use actix_web::http::header;
 use actix_web::{get, web, HttpRequest, HttpResponse};
-use faena_core::insights::{self, Insight, InsightFilter, InsightKind, InsightStatus};
-use faena_core::reports::{self, DailyReportView, ReportError};
+use faena_shop::insights::{self, Insight, InsightFilter, InsightKind, InsightStatus};
+use faena_shop::reports::{self, DailyReportView, ReportError};
 use serde::Deserialize;
 
 use crate::auth::AdminCaller;

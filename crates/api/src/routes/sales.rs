@@ -3,8 +3,8 @@
 //! admins every sale.
 
 use actix_web::{get, post, web, HttpResponse};
-use faena_core::jobs::SendSaleArgs;
-use faena_core::sales::{self, NewSale, SaleView, Seller};
+use faena_shop::jobs::SendSaleArgs;
+use faena_shop::sales::{self, NewSale, SaleView, Seller};
 use serde::Serialize;
 
 use crate::auth::Caller;

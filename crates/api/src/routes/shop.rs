@@ -2,7 +2,7 @@
 //! an admin).
 
 use actix_web::{delete, get, patch, post, web, HttpResponse};
-use faena_core::shop::{self, CheckoutRequest, NewProduct, Product, ProductPatch, ReservationView};
+use faena_shop::shop::{self, CheckoutRequest, NewProduct, Product, ProductPatch, ReservationView};
 use serde::Deserialize;
 
 use crate::auth::{AdminCaller, Caller};

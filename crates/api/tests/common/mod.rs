@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use faena_core::auth::{self, Role, Username};
+use faena_shop::auth::{self, Role, Username};
 use faena_testkit::{TestDb, TestRedis};
 use secrecy::SecretString;
 use serde_json::Value;

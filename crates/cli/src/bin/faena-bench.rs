@@ -8,7 +8,7 @@ use anyhow::Context;
 use chrono::Utc;
 use clap::Parser;
 use faena_broker::Broker;
-use faena_core::jobs::{Catalog, EnqueueRequest};
+use faena_core::jobs::EnqueueRequest;
 use faena_core::settings::BrokerSettings;
 use faena_core::{QueueName, Settings, TaskId};
 
@@ -95,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
         ..settings.broker.clone()
     };
     let pool = faena_core::redis_pool::create_pool(settings.redis_url(), 64)?;
-    let b = Broker::new(pool, settings.redis_url(), cfg, Catalog::default())?;
+    let b = Broker::new(pool, settings.redis_url(), cfg, faena_shop::jobs::catalog())?;
     let q = QueueName::default_queue();
     let result = run(&args, &settings, &b, &q, &prefix).await;
     b.destroy_all_keys().await?;
@@ -244,9 +244,9 @@ async fn seed_products(
     let mut conn = pool.get().await?;
     let mut ids = Vec::with_capacity(n);
     for i in 0..n {
-        let p = faena_core::shop::create_product(
+        let p = faena_shop::shop::create_product(
             &mut conn,
-            faena_core::shop::NewProduct {
+            faena_shop::shop::NewProduct {
                 sku: format!("B-{i}"),
                 name: format!("bench {i}"),
                 unit_price: price.parse()?,
@@ -284,7 +284,7 @@ fn report(label: &str, hist: &hdrhistogram::Histogram<u64>, secs: f64, what: &st
     );
 }
 
-/// Sales per second through `faena_core::sales::create_sale` (the api's code without HTTP): 16
+/// Sales per second through `faena_shop::sales::create_sale` (the api's code without HTTP): 16
 /// callers on one series, so every sale waits for the series' counter row of the previous one.
 async fn sales(args: &Args) -> anyhow::Result<()> {
     if args.sales == 0 {
@@ -301,22 +301,22 @@ async fn sales(args: &Args) -> anyhow::Result<()> {
         let ids = ids.clone();
         set.spawn(async move {
             let mut conn = pool.get().await?;
-            let seller = faena_core::sales::Seller {
+            let seller = faena_shop::sales::Seller {
                 user_id: format!("{task}"),
                 is_admin: false,
             };
-            let defaults = faena_core::sales::SaleDefaults::default();
+            let defaults = faena_shop::sales::SaleDefaults::default();
             let mut lat = Vec::with_capacity(per_task);
             for n in 0..per_task {
-                let req = faena_core::sales::NewSale {
-                    items: Some(vec![faena_core::sales::SaleItemInput {
+                let req = faena_shop::sales::NewSale {
+                    items: Some(vec![faena_shop::sales::SaleItemInput {
                         product_id: ids[(task * 13 + n) % ids.len()],
                         quantity: 2,
                     }]),
                     ..Default::default()
                 };
                 let s = Instant::now();
-                faena_core::sales::create_sale(&mut conn, &seller, &req, &defaults).await?;
+                faena_shop::sales::create_sale(&mut conn, &seller, &req, &defaults).await?;
                 lat.push(s.elapsed().as_micros() as u64);
             }
             Ok::<_, anyhow::Error>(lat)
@@ -382,7 +382,7 @@ fn signing(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Checkouts per second and latency, through `faena_core::shop::checkout` (the api's code without
+/// Checkouts per second and latency, through `faena_shop::shop::checkout` (the api's code without
 /// HTTP), from 16 concurrent callers each with its own connection: one hot product, then 1,000 products.
 async fn checkouts(args: &Args) -> anyhow::Result<()> {
     if args.checkouts == 0 {
@@ -407,14 +407,14 @@ async fn checkouts(args: &Args) -> anyhow::Result<()> {
                     } else {
                         1 + (task * 7919 + n * 31) % 1000
                     }];
-                    let req = faena_core::shop::CheckoutRequest {
-                        items: vec![faena_core::shop::CheckoutItem {
+                    let req = faena_shop::shop::CheckoutRequest {
+                        items: vec![faena_shop::shop::CheckoutItem {
                             product_id,
                             quantity: 1,
                         }],
                     };
                     let s = Instant::now();
-                    faena_core::shop::checkout(&mut conn, &req, Duration::from_secs(900), None)
+                    faena_shop::shop::checkout(&mut conn, &req, Duration::from_secs(900), None)
                         .await?;
                     lat.push(s.elapsed().as_micros() as u64);
                 }
@@ -448,7 +448,7 @@ async fn beat_delay(args: &Args, settings: &Settings) -> anyhow::Result<()> {
             interval_secs: Some(1),
             ..Default::default()
         };
-        faena_core::periodic::create(&mut conn, &Catalog::default(), new).await?;
+        faena_core::periodic::create(&mut conn, &faena_shop::jobs::catalog(), new).await?;
     }
     let prefix = format!(
         "bench_{}",
@@ -459,7 +459,12 @@ async fn beat_delay(args: &Args, settings: &Settings) -> anyhow::Result<()> {
         ..settings.broker.clone()
     };
     let redis = faena_core::redis_pool::create_pool(settings.redis_url(), 4)?;
-    let b = Broker::new(redis, settings.redis_url(), cfg, Catalog::default())?;
+    let b = Broker::new(
+        redis,
+        settings.redis_url(),
+        cfg,
+        faena_shop::jobs::catalog(),
+    )?;
     let (stop, rx) = tokio::sync::watch::channel(false);
     let beat = tokio::spawn(faena_beat::run(
         b.clone(),

@@ -1,4 +1,4 @@
-//! Integration tests of `faena_broker::apalis_backend` against a real Redis: an apalis worker drains a
+//! Integration tests of `faena_apalis` against a real Redis: an apalis worker drains a
 //! Faena queue exactly once, failures end DEAD after max_attempts, bad args are DEAD without stopping
 //! the worker, unstarted jobs go back to the queue on stop, and the listing and metrics traits that
 //! apalis-board uses report the queue.
@@ -20,7 +20,7 @@ use apalis_core::task::data::Data;
 use apalis_core::task::status::Status;
 use apalis_core::task::task_id::TaskId as ApalisTaskId;
 use apalis_core::worker::builder::WorkerBuilder;
-use faena_broker::apalis_backend::{FaenaBackend, FaenaConfig, FaenaJob};
+use faena_apalis::{FaenaBackend, FaenaConfig, FaenaJob};
 use faena_broker::{Broker, Fetch, Outcome, OutcomeKind, TaskState, WorkerRegistration};
 use faena_core::jobs::EnqueueRequest;
 use faena_core::{QueueName, TaskId};
@@ -410,7 +410,7 @@ async fn listing_and_metrics_report_the_queue() -> anyhow::Result<()> {
                 id: dead_id.clone(),
                 kind: OutcomeKind::Dead {
                     error: "broken".into(),
-                    class: "permanent".into(),
+                    class: faena_core::jobs::ErrorClass::Permanent,
                 },
             }],
         )

@@ -1,4 +1,4 @@
-//! apalis-core 1.0 over Faena's broker: an apalis `WorkerBuilder` runs the jobs of one Faena queue
+//! faena-apalis: apalis-core 1.0 over Faena's broker: an apalis `WorkerBuilder` runs the jobs of one Faena queue
 //! through [`FaenaBackend`], and apalis-board lists queues, tasks, workers and metrics through the
 //! same type.
 //!
@@ -88,7 +88,7 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use apalis_core::backend::codec::Codec;
 use apalis_core::backend::finalize::Durable;
@@ -107,19 +107,19 @@ use apalis_core::task::task_id::TaskId as ApalisTaskId;
 use apalis_core::task::Task;
 use apalis_core::worker::context::WorkerContext;
 use chrono::{DateTime, TimeZone, Utc};
-use faena_core::jobs::{EnqueueRequest, KindSpec, RetryPolicy};
+use faena_broker::consume::{self, AttemptEnd, FetchLoop, Fetched};
+use faena_core::jobs::{EnqueueRequest, ErrorClass, KindSpec};
 use faena_core::{QueueName, TaskId};
 use futures::future::BoxFuture;
-use futures::FutureExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
-use crate::{
-    Broker, BrokerError, Fetch, LeasedJob, Outcome, OutcomeKind, QueueStats, TaskRecord, TaskState,
+use faena_broker::{
+    Broker, BrokerError, LeasedJob, Outcome, OutcomeKind, QueueStats, TaskRecord, TaskState,
     WorkerInfo, WorkerRegistration, ENQUEUE_CHUNK,
 };
 
@@ -127,7 +127,7 @@ use crate::{
 pub const BACKEND_NAME: &str = "faena";
 
 /// How long an attempt of a kind the catalog does not know may run (the native runtime's default).
-pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(300);
+pub use faena_broker::consume::DEFAULT_TIME_LIMIT;
 
 const META_ID: &str = "faena.task_id";
 const META_KIND: &str = "faena.kind";
@@ -153,10 +153,6 @@ fn secs(t: Option<DateTime<Utc>>) -> Option<u64> {
 
 fn ms_to_secs(ms: i64) -> Option<u64> {
     u64::try_from(ms / 1000).ok()
-}
-
-fn in_future(d: Duration) -> DateTime<Utc> {
-    Utc::now() + chrono::Duration::from_std(d).unwrap_or_default()
 }
 
 /// Faena's facts about one attempt of a job, available to the handler.
@@ -304,25 +300,15 @@ impl Shared {
         lock(&self.leased).iter().cloned().collect()
     }
 
-    /// Records outcomes, retrying while Redis refuses them (losing them would run finished jobs again).
+    /// Records outcomes (retrying for `ack_retry_for`), then forgets their leases.
     async fn record(&self, outcomes: Vec<Outcome>) {
-        let start = Instant::now();
-        let mut backoff = Duration::from_millis(50);
-        loop {
-            match self.broker.finish(&self.queue, &outcomes).await {
-                Ok(()) => break,
-                Err(e) if start.elapsed() < self.ack_retry_for => {
-                    warn!(queue = %self.queue, error = %e, jobs = outcomes.len(), "could not record outcomes; retrying");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-                Err(e) => {
-                    error!(queue = %self.queue, error = %e, jobs = outcomes.len(),
-                        "giving up recording outcomes; the leases will expire and the jobs run again");
-                    break;
-                }
-            }
-        }
+        consume::record_outcomes(
+            &self.broker,
+            &self.queue,
+            &outcomes,
+            Some(self.ack_retry_for),
+        )
+        .await;
         let mut leased = lock(&self.leased);
         for o in &outcomes {
             leased.remove(&o.id);
@@ -581,31 +567,25 @@ async fn close(shared: Arc<Shared>, mut running: Running) -> Result<(), BrokerEr
     deregistered
 }
 
-fn dead(id: &str, error: String, class: &str) -> Outcome {
-    warn!(task_id = id, error = %error, class, "DEAD");
+fn undecodable(job: &LeasedJob, error: String) -> Outcome {
+    let end = AttemptEnd::Fatal {
+        error,
+        class: ErrorClass::Decode,
+    };
     Outcome {
-        id: id.to_owned(),
-        kind: OutcomeKind::Dead {
-            error,
-            class: class.into(),
-        },
+        id: job.id.clone(),
+        kind: consume::decide_outcome(None, job.attempt, job.max_attempts, end),
     }
 }
 
 /// Builds the apalis task of a leased job, or the DEAD outcome of a job whose args cannot be used.
 fn to_task(job: &LeasedJob, worker_id: &str, validate: Validator) -> Result<Task<Value>, Outcome> {
-    let args: Value = serde_json::from_str(&job.args).map_err(|e| {
-        dead(
-            &job.id,
-            format!("decode error: stored args are not JSON: {e}"),
-            "decode",
-        )
-    })?;
+    let args: Value = serde_json::from_str(&job.args)
+        .map_err(|e| undecodable(job, format!("decode error: stored args are not JSON: {e}")))?;
     validate(&args).map_err(|e| {
-        dead(
-            &job.id,
+        undecodable(
+            job,
             format!("decode error: args do not fit the handler's type: {e}"),
-            "decode",
         )
     })?;
     let meta = FaenaJob::from(job);
@@ -638,8 +618,7 @@ async fn fetcher(
     wait_timeout: Duration,
 ) {
     let q = &shared.queue;
-    let mut waiter = crate::Waiter::default();
-    let mut backoff = Duration::from_millis(100);
+    let mut fetch = FetchLoop::new(wait_timeout);
     loop {
         if *stop.borrow() {
             break;
@@ -652,33 +631,13 @@ async fn fetcher(
         while let Ok(p) = tx.try_reserve() {
             permits.push(p);
         }
-        match shared.broker.fetch(q, &worker_id, permits.len()).await {
-            Ok(Fetch::Paused) => {
-                drop(permits);
-                tokio::select! {
-                    _ = stopped(&mut stop) => break,
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                }
-            }
-            Ok(Fetch::Jobs(jobs)) if jobs.is_empty() => {
-                drop(permits);
-                backoff = Duration::from_millis(100);
-                // Not raced against the stop signal: an abandoned BLMOVE could still park an id
-                // after the release at close. `wait_timeout` bounds how long a stop waits.
-                if let Err(e) = shared
-                    .broker
-                    .wait_for_job_with(&mut waiter, q, &worker_id, wait_timeout)
-                    .await
-                {
-                    warn!(queue = %q, error = %e, "blocking wait failed; reconnecting");
-                    tokio::select! {
-                        _ = stopped(&mut stop) => break,
-                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
-                    }
-                }
-            }
-            Ok(Fetch::Jobs(jobs)) => {
-                backoff = Duration::from_millis(100);
+        match fetch
+            .step(&shared.broker, q, &worker_id, permits.len(), &mut stop)
+            .await
+        {
+            Fetched::Stop => break,
+            Fetched::Nothing => drop(permits),
+            Fetched::Jobs(jobs) => {
                 lock(&shared.leased).extend(jobs.iter().map(|j| j.id.clone()));
                 let mut bad = Vec::new();
                 for (job, permit) in jobs.iter().zip(permits) {
@@ -690,15 +649,6 @@ async fn fetcher(
                 if !bad.is_empty() {
                     shared.record(bad).await;
                 }
-            }
-            Err(e) => {
-                drop(permits);
-                warn!(queue = %q, error = %e, "fetch failed; retrying in {:?}", backoff);
-                tokio::select! {
-                    _ = stopped(&mut stop) => break,
-                    _ = tokio::time::sleep(backoff) => {}
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
     }
@@ -714,8 +664,7 @@ async fn keeper(
 ) {
     let broker = &shared.broker;
     let q = &shared.queue;
-    let renew_every = (broker.settings().lease / 3).max(Duration::from_millis(100));
-    let mut renew = tokio::time::interval(renew_every);
+    let mut renew = tokio::time::interval(consume::renew_interval(broker));
     let mut upkeep = tokio::time::interval(cfg.upkeep_interval.max(Duration::from_millis(10)));
     let mut heartbeat =
         tokio::time::interval(cfg.heartbeat_interval.max(Duration::from_millis(100)));
@@ -725,41 +674,13 @@ async fn keeper(
     loop {
         tokio::select! {
             _ = stopped(&mut stop) => break,
-            _ = renew.tick() => {
-                let ids = shared.leased_ids();
-                if let Err(e) = broker.renew(q, &ids).await {
-                    warn!(queue = %q, error = %e, "lease renewal failed");
-                }
-            }
+            _ = renew.tick() => consume::renew_leases(broker, q, &shared.leased_ids()).await,
             _ = upkeep.tick() => {
-                // Bounded chunks: loop while a pass was full so a backlog of due jobs drains quickly.
-                for _ in 0..50 {
-                    match broker.maintain(q, 1000).await {
-                        Ok(r) => {
-                            if r.requeued > 0 || r.dead > 0 {
-                                info!(queue = %q, requeued = r.requeued, dead = r.dead, "took back jobs whose lease expired");
-                            }
-                            if r.promoted < 1000 && r.requeued < 1000 {
-                                break;
-                            }
-                        }
-                        Err(e) => {
-                            warn!(queue = %q, error = %e, "upkeep failed");
-                            break;
-                        }
-                    }
-                }
+                consume::upkeep_queue(broker, q).await;
             }
             _ = heartbeat.tick() => {
                 let running = lock(&shared.leased).len();
-                if let Err(e) = broker.heartbeat(&reg, running).await {
-                    warn!(error = %e, "heartbeat failed");
-                }
-                match broker.reap_dead_workers().await {
-                    Ok(n) if n > 0 => info!(requeued = n, "took back ids parked by dead workers"),
-                    Ok(_) => {}
-                    Err(e) => warn!(error = %e, "reaping dead workers failed"),
-                }
+                consume::heartbeat_and_reap(broker, &reg, running).await;
             }
         }
     }
@@ -937,21 +858,10 @@ where
                 return fut.await.map_err(Into::into);
             };
             let spec = shared.broker.catalog().get(&job.kind);
-            let limit = spec.map_or(DEFAULT_TIME_LIMIT, |s| s.time_limit);
             let res: Result<S::Response, BoxDynError> =
-                match tokio::time::timeout(limit, std::panic::AssertUnwindSafe(fut).catch_unwind())
-                    .await
-                {
-                    Err(_) => Err(format!("time limit of {limit:?} exceeded").into()),
-                    Ok(Err(panic)) => {
-                        let msg = panic
-                            .downcast_ref::<&str>()
-                            .map(|s| (*s).to_owned())
-                            .or_else(|| panic.downcast_ref::<String>().cloned())
-                            .unwrap_or_else(|| "panic".into());
-                        Err(format!("handler panicked: {msg}").into())
-                    }
-                    Ok(Ok(r)) => r.map_err(Into::into),
+                match consume::guard_attempt(spec, fut).await {
+                    Err(e) => Err(e.into()),
+                    Ok(r) => r.map_err(Into::into),
                 };
             let kind = outcome_of(&job, spec, &res);
             shared
@@ -965,49 +875,32 @@ where
     }
 }
 
-/// Decides how an attempt ended, as the native runtime does.
+/// Turns an apalis result into an [`AttemptEnd`]; [`consume::decide_outcome`] does the rest, as
+/// for the native runtime.
 fn outcome_of<R: Serialize>(
     job: &FaenaJob,
     spec: Option<&KindSpec>,
     res: &Result<R, BoxDynError>,
 ) -> OutcomeKind {
-    let e = match res {
-        Ok(value) => {
-            let result = serde_json::to_string(value).unwrap_or_else(|e| {
-                warn!(task_id = %job.id, error = %e, "the handler's result is not JSON; storing null");
-                "null".into()
-            });
-            return OutcomeKind::Succeeded { result };
-        }
-        Err(e) => e,
+    let end = match res {
+        Ok(value) => AttemptEnd::Succeeded(serde_json::to_string(value).unwrap_or_else(|e| {
+            warn!(task_id = %job.id, error = %e, "the handler's result is not JSON; storing null");
+            "null".into()
+        })),
+        Err(e) if e.downcast_ref::<AbortError>().is_some() => AttemptEnd::Fatal {
+            error: e.to_string(),
+            class: ErrorClass::Permanent,
+        },
+        Err(e) => AttemptEnd::Failed {
+            error: e.to_string(),
+            retry_after: e
+                .downcast_ref::<RetryAfterError>()
+                .map(|r| r.get_duration()),
+        },
     };
-    let error = e.to_string();
-    if e.downcast_ref::<AbortError>().is_some() {
-        warn!(task_id = %job.id, error = %error, "aborted: DEAD");
-        return OutcomeKind::Dead {
-            error,
-            class: "permanent".into(),
-        };
-    }
-    if job.is_last_attempt() {
-        warn!(task_id = %job.id, error = %error, "failed on its last attempt: DEAD");
-        return OutcomeKind::Dead {
-            error,
-            class: "retryable".into(),
-        };
-    }
-    let delay = match e.downcast_ref::<RetryAfterError>() {
-        Some(r) => r.get_duration(),
-        None => spec
-            .map_or(RetryPolicy::DEFAULT, |s| s.retry)
-            .delay(job.attempt),
-    };
-    info!(task_id = %job.id, error = %error, retry_in = ?delay, "failed; will retry");
-    OutcomeKind::Retry {
-        error,
-        class: "retryable".into(),
-        at: in_future(delay),
-    }
+    let span =
+        tracing::info_span!("job", task_id = %job.id, kind = %job.kind, attempt = job.attempt);
+    span.in_scope(|| consume::decide_outcome(spec, job.attempt, job.max_attempts, end))
 }
 
 /// apalis' status of a Faena state.

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 use crate::reports::{under, ReportError};
 use crate::schema::sales;
-use crate::settings::RetentionSettings;
+use faena_core::settings::RetentionSettings;
 
 /// Sales looked at per query.
 const PAGE: i64 = 500;

@@ -1,5 +1,5 @@
 //! The report and cleanup jobs: `sunat_daily_report`, `sales_summary`, `stock_alerts` and
-//! `cleanup_old_files`. Each is idempotent (see `faena_core::reports`, `insights`, `retention`);
+//! `cleanup_old_files`. Each is idempotent (see `faena_shop::reports`, `insights`, `retention`);
 //! beat schedules them (seeded in the periodic_tasks migration) and `faena enqueue KIND` starts
 //! one by hand.
 
@@ -8,12 +8,14 @@ use std::sync::Arc;
 
 use chrono::{DurationRound, Utc};
 use faena_core::db::PgPool;
-use faena_core::jobs::{
-    CleanupOldFilesArgs, JobError, SalesSummaryArgs, StockAlertsArgs, SunatDailyReportArgs,
-};
-use faena_core::reports::ReportError;
+use faena_core::jobs::JobError;
 use faena_core::settings::RetentionSettings;
-use faena_core::{insights, reports, retention, Settings};
+use faena_core::Settings;
+use faena_shop::jobs::{
+    CleanupOldFilesArgs, SalesSummaryArgs, StockAlertsArgs, SunatDailyReportArgs,
+};
+use faena_shop::reports::ReportError;
+use faena_shop::{insights, reports, retention};
 use serde_json::Value;
 
 use crate::handlers::{Handlers, JobContext};
@@ -86,10 +88,7 @@ impl ReportJobs {
     }
 
     async fn conn(&self) -> Result<faena_core::db::PooledConnection, JobError> {
-        self.db
-            .get()
-            .await
-            .map_err(|e| JobError::Retry(anyhow::anyhow!("the database is unavailable: {e}")))
+        super::shop::connection(&self.db).await
     }
 
     async fn daily_report(&self, a: SunatDailyReportArgs) -> Result<Value, JobError> {

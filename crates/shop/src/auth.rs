@@ -14,6 +14,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use faena_core::settings::{AuthSettings, SettingsError};
+
 use crate::schema::{refresh_tokens, users};
 
 /// What a user may do.
@@ -544,6 +546,39 @@ pub async fn cleanup_expired_tokens(conn: &mut AsyncPgConnection) -> Result<usiz
     )
     .execute(conn)
     .await?)
+}
+
+/// The token keys, or an error naming `FAENA_JWT_SECRET` when it is missing or short outside
+/// dev mode. In dev mode a missing secret becomes a random one (tokens die with the process).
+pub fn token_keys(settings: &AuthSettings) -> Result<TokenKeys, SettingsError> {
+    let expected = || {
+        format!(
+            "at least {} bytes, e.g. `openssl rand -hex 32`; or set FAENA_ENV=dev for a random one",
+            MIN_SECRET_BYTES
+        )
+    };
+    let secret = match &settings.jwt_secret {
+        Some(s) if s.expose_secret().len() >= MIN_SECRET_BYTES => s.clone(),
+        Some(s) if !settings.dev_mode => {
+            return Err(SettingsError::Invalid {
+                name: "FAENA_JWT_SECRET",
+                value: format!("<{} bytes, hidden>", s.expose_secret().len()),
+                expected: expected(),
+            })
+        }
+        None if !settings.dev_mode => {
+            return Err(SettingsError::Missing {
+                name: "FAENA_JWT_SECRET",
+                expected: "the api signs access tokens with it: at least 32 random bytes, e.g. `openssl rand -hex 32` (or FAENA_ENV=dev for a random one)",
+            })
+        }
+        _ => TokenKeys::random_secret(),
+    };
+    Ok(TokenKeys::new(
+        &secret,
+        settings.access_ttl,
+        settings.refresh_ttl,
+    ))
 }
 
 #[cfg(test)]

@@ -1,0 +1,205 @@
+//! faena-catalog: the application's job kinds: their typed args and the catalog ([`KINDS`]).
+//!
+//! A crate of its own, depending only on the kernel, so that beat and the broker's users can know
+//! every kind without linking the back office (SUNAT, PDF, RSA). `faena-shop` re-exports it as
+//! `faena_shop::jobs`. The contract the kinds follow (`KindSpec`, `JobArgs`, `Catalog`) is the
+//! kernel's, in `faena_core::jobs`; the handlers that run them are in `faena-worker`'s `jobs/`.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use faena_core::jobs::{Catalog, JobArgs, KindSpec, FAIL, NOOP, SLEEP};
+use serde::{Deserialize, Serialize};
+
+/// `release_expired_reservations {batch_size?}`: returns the stock of expired checkout reservations.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseExpiredArgs {
+    #[serde(default)]
+    pub batch_size: Option<u32>,
+}
+impl JobArgs for ReleaseExpiredArgs {
+    const KIND: &'static str = "release_expired_reservations";
+}
+
+/// `send_sale_to_sunat {sale_id}`: signs (once), sends and records a sale's receipt at SUNAT.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendSaleArgs {
+    pub sale_id: i64,
+}
+impl JobArgs for SendSaleArgs {
+    const KIND: &'static str = "send_sale_to_sunat";
+}
+
+/// `retry_failed_sunat_sends {limit?, older_than_secs?}`: re-enqueues sales in ERROR.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryFailedSendsArgs {
+    /// At most this many sales per run (default 50).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    /// Only sales whose last attempt is older than this (default 3600).
+    #[serde(default)]
+    pub older_than_secs: Option<u64>,
+}
+impl JobArgs for RetryFailedSendsArgs {
+    const KIND: &'static str = "retry_failed_sunat_sends";
+}
+
+/// `cleanup_expired_tokens {}`: deletes expired and revoked refresh tokens.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupTokensArgs {}
+impl JobArgs for CleanupTokensArgs {
+    const KIND: &'static str = "cleanup_expired_tokens";
+}
+
+/// `sunat_daily_report {date?}`: the report of one day's SUNAT sends (default: today in the
+/// business time zone), stored in `reports` and as CSV; a re-run for a date replaces it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SunatDailyReportArgs {
+    /// A `YYYY-MM-DD` date.
+    #[serde(default)]
+    pub date: Option<chrono::NaiveDate>,
+}
+impl JobArgs for SunatDailyReportArgs {
+    const KIND: &'static str = "sunat_daily_report";
+}
+
+/// A number of hours from 1 to 8784 (a leap year).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "u32", into = "u32")]
+pub struct Hours(u32);
+
+impl Hours {
+    pub const MAX: u32 = 8784;
+
+    pub fn get(self) -> u32 {
+        self.0
+    }
+}
+
+impl Default for Hours {
+    fn default() -> Self {
+        Self(24)
+    }
+}
+
+impl TryFrom<u32> for Hours {
+    type Error = String;
+
+    fn try_from(h: u32) -> Result<Self, String> {
+        if (1..=Self::MAX).contains(&h) {
+            Ok(Self(h))
+        } else {
+            Err(format!(
+                "{h} is not a number of hours from 1 to {}",
+                Self::MAX
+            ))
+        }
+    }
+}
+
+impl From<Hours> for u32 {
+    fn from(h: Hours) -> u32 {
+        h.0
+    }
+}
+
+/// `sales_summary {hours?, until?}`: sales of the `hours` (default 24) before `until` (default:
+/// the start of the current hour), stored as a `sales_summary` insight; a re-run replaces it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SalesSummaryArgs {
+    #[serde(default)]
+    pub hours: Hours,
+    /// The end of the window (RFC 3339).
+    #[serde(default)]
+    pub until: Option<DateTime<Utc>>,
+}
+impl JobArgs for SalesSummaryArgs {
+    const KIND: &'static str = "sales_summary";
+}
+
+/// `stock_alerts {}`: one open alert per product at or below its threshold; closes recovered ones.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StockAlertsArgs {}
+impl JobArgs for StockAlertsArgs {
+    const KIND: &'static str = "stock_alerts";
+}
+
+/// `cleanup_old_files {dry_run?}`: deletes receipt files past their retention.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CleanupOldFilesArgs {
+    /// Count what would be deleted without deleting anything.
+    #[serde(default)]
+    pub dry_run: bool,
+}
+impl JobArgs for CleanupOldFilesArgs {
+    const KIND: &'static str = "cleanup_old_files";
+}
+
+/// The application's kinds: the kernel's diagnostic kinds and the back office's jobs. The
+/// worker's handlers register exactly these (a test checks both sets are equal).
+pub const KINDS: &[KindSpec] = &[
+    NOOP,
+    SLEEP,
+    FAIL,
+    KindSpec::new::<ReleaseExpiredArgs>(
+        "default",
+        "Releases ACTIVE checkout reservations past their expiry and returns their stock: {released, units}.",
+    )
+    .max_attempts(5)
+    .time_limit(Duration::from_secs(120)),
+    // SUNAT's own retries (3, 5 minutes apart by default) are counted on the sale and done with
+    // snoozes; the task's attempts only cover crashes and database trouble.
+    KindSpec::new::<SendSaleArgs>(
+        "sunat",
+        "Sends a sale's signed receipt to SUNAT, retrying what SUNAT says is temporary; stores CDR, PDF and QR.",
+    )
+    .max_attempts(10)
+    .time_limit(Duration::from_secs(600)),
+    KindSpec::new::<RetryFailedSendsArgs>(
+        "default",
+        "Re-enqueues sales in ERROR whose last attempt is older than an hour (50 per run).",
+    )
+    .max_attempts(5)
+    .time_limit(Duration::from_secs(120)),
+    KindSpec::new::<CleanupTokensArgs>(
+        "default",
+        "Deletes expired and revoked refresh tokens: {deleted}.",
+    )
+    .max_attempts(5)
+    .time_limit(Duration::from_secs(120)),
+    KindSpec::new::<SunatDailyReportArgs>(
+        "default",
+        "Report of a day's SUNAT sends (default today, Lima): stored in `reports` and as CSV; replaces the day's report.",
+    )
+    .max_attempts(5),
+    KindSpec::new::<SalesSummaryArgs>(
+        "default",
+        "Sales, revenue and top products of the last `hours` (default 24), stored as a sales_summary insight.",
+    )
+    .max_attempts(5),
+    KindSpec::new::<StockAlertsArgs>(
+        "default",
+        "Opens one alert per product at or below its threshold (or out of stock), closes recovered ones.",
+    )
+    .max_attempts(5)
+    .time_limit(Duration::from_secs(120)),
+    KindSpec::new::<CleanupOldFilesArgs>(
+        "default",
+        "Deletes old XML/CDR/QR files and cancelled sales' PDFs of decided sales: {files, bytes, ...}.",
+    )
+    .max_attempts(3)
+    .time_limit(Duration::from_secs(1800)),
+];
+
+/// The application's catalog, for the processes to hand to the broker, beat and the api.
+pub const fn catalog() -> Catalog {
+    Catalog::new(KINDS)
+}

@@ -1,0 +1,179 @@
+//! Diesel table definitions of the back office (kept by hand in step with `migrations/`).
+
+diesel::table! {
+    products (id) {
+        id -> Int8,
+        sku -> Text,
+        name -> Text,
+        unit_price -> Numeric,
+        stock -> Int4,
+        version -> Int4,
+        low_stock_threshold -> Int4,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    reservations (id) {
+        id -> Int8,
+        user_id -> Nullable<Text>,
+        status -> Text,
+        expires_at -> Timestamptz,
+        created_at -> Timestamptz,
+        confirmed_at -> Nullable<Timestamptz>,
+        released_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    reservation_items (reservation_id, product_id) {
+        reservation_id -> Int8,
+        product_id -> Int8,
+        quantity -> Int4,
+    }
+}
+
+diesel::joinable!(reservation_items -> products (product_id));
+diesel::joinable!(reservation_items -> reservations (reservation_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    products,
+    reservations,
+    reservation_items,
+    users,
+    refresh_tokens,
+    series_counters,
+    sales,
+    sale_items,
+    sunat_submissions
+);
+
+diesel::table! {
+    users (id) {
+        id -> Int8,
+        username -> Text,
+        password_hash -> Text,
+        role -> Text,
+        active -> Bool,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Int8,
+        user_id -> Int8,
+        token_hash -> Text,
+        expires_at -> Timestamptz,
+        revoked_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(refresh_tokens -> users (user_id));
+
+diesel::table! {
+    series_counters (series) {
+        series -> Text,
+        last_correlative -> Int8,
+    }
+}
+
+diesel::table! {
+    sales (id) {
+        id -> Int8,
+        seller_id -> Text,
+        reservation_id -> Nullable<Int8>,
+        doc_type -> Text,
+        series -> Text,
+        correlative -> Int8,
+        issue_date -> Date,
+        issued_at -> Timestamptz,
+        customer_doc_type -> Text,
+        customer_doc_number -> Text,
+        customer_name -> Text,
+        currency -> Text,
+        subtotal -> Numeric,
+        igv -> Numeric,
+        total -> Numeric,
+        is_cancelled -> Bool,
+        cancelled_at -> Nullable<Timestamptz>,
+        sunat_status -> Text,
+        sunat_outcome -> Nullable<Text>,
+        sunat_code -> Nullable<Text>,
+        sunat_description -> Nullable<Text>,
+        sunat_notes -> Jsonb,
+        sunat_attempts -> Int4,
+        sunat_sent_at -> Nullable<Timestamptz>,
+        accepted_at -> Nullable<Timestamptz>,
+        digest_value -> Nullable<Text>,
+        xml_path -> Nullable<Text>,
+        cdr_path -> Nullable<Text>,
+        pdf_path -> Nullable<Text>,
+        qr_path -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sale_items (id) {
+        id -> Int8,
+        sale_id -> Int8,
+        product_id -> Nullable<Int8>,
+        sku -> Text,
+        description -> Text,
+        quantity -> Int4,
+        unit_price -> Numeric,
+        line_total -> Numeric,
+    }
+}
+
+diesel::table! {
+    sunat_submissions (id) {
+        id -> Int8,
+        sale_id -> Int8,
+        attempt -> Int4,
+        started_at -> Timestamptz,
+        duration_ms -> Int4,
+        outcome -> Text,
+        code -> Nullable<Text>,
+        description -> Nullable<Text>,
+        http_status -> Nullable<Int4>,
+        task_id -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(sale_items -> sales (sale_id));
+diesel::joinable!(sunat_submissions -> sales (sale_id));
+diesel::joinable!(sales -> reservations (reservation_id));
+
+diesel::table! {
+    reports (id) {
+        id -> Int8,
+        kind -> Text,
+        period -> Text,
+        data -> Jsonb,
+        csv_path -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    insights (id) {
+        id -> Int8,
+        kind -> Text,
+        product_id -> Nullable<Int8>,
+        period -> Nullable<Text>,
+        status -> Text,
+        data -> Jsonb,
+        opened_at -> Timestamptz,
+        closed_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(insights -> products (product_id));
+diesel::allow_tables_to_appear_in_same_query!(insights, products);
