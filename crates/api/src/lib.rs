@@ -8,6 +8,7 @@ pub mod error;
 pub mod input;
 pub mod json;
 pub mod openapi;
+pub mod responses;
 pub mod routes;
 
 use std::net::TcpListener;

@@ -5,11 +5,9 @@
 //! # Shared error answers
 //!
 //! Most errors come from extractors rather than from a handler's own code, so they are grouped in
-//! the `IntoResponses` types below and listed in every `responses(...)` they apply to:
-//! [`NeedsToken`] / [`NeedsAdmin`] / [`NeedsOwner`] ([`Caller`](crate::auth::Caller) and
-//! [`AdminCaller`](crate::auth::AdminCaller)), [`JsonBody`] ([`ApiJson`](crate::json::ApiJson):
-//! 400, 413, 415), [`BadInput`] (a path or query parameter that does not parse) and
-//! [`Unavailable`] (PostgreSQL or Redis down). Every error answer has the [`ErrorBody`] schema.
+//! the `IntoResponses` types of [`crate::responses`], which the routes list in their
+//! `responses(...)`; routes import them from there, never from this module, so routes and this
+//! document do not import each other both ways.
 //!
 //! # The dashboard
 //!
@@ -17,12 +15,9 @@
 //! pages and the JSON API's routes, whose answers are apalis-board's own types (given as free-form
 //! JSON here). Every `/board` path but `/board/login` needs an admin.
 
-use std::collections::BTreeMap;
-
 use actix_web::{get, HttpResponse};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
-use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
-use utoipa::{IntoResponses, Modify, OpenApi};
+use utoipa::{Modify, OpenApi};
 
 use crate::error::{ErrorBody, ErrorDetail};
 use crate::routes;
@@ -215,112 +210,15 @@ pub async fn openapi_json() -> HttpResponse {
         .body(document())
 }
 
-/// An error answer with the [`ErrorBody`] schema.
-fn error(description: &str) -> RefOr<Response> {
-    ResponseBuilder::new()
-        .description(description)
-        .content(
-            "application/json",
-            ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build(),
-        )
-        .build()
-        .into()
-}
-
-fn responses(list: &[(&str, &str)]) -> BTreeMap<String, RefOr<Response>> {
-    list.iter()
-        .map(|(status, description)| ((*status).to_owned(), error(description)))
-        .collect()
-}
-
-const UNAUTHORIZED: &str = "No bearer token, or an invalid or expired one (`missing_token`, \
-    `invalid_token`, `token_expired`); the answer has `WWW-Authenticate: Bearer`.";
-
-/// 401 of [`Caller`](crate::auth::Caller).
-pub struct NeedsToken;
-
-impl IntoResponses for NeedsToken {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        responses(&[("401", UNAUTHORIZED)])
-    }
-}
-
-/// 401 and 403 of [`AdminCaller`](crate::auth::AdminCaller).
-pub struct NeedsAdmin;
-
-impl IntoResponses for NeedsAdmin {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        responses(&[
-            ("401", UNAUTHORIZED),
-            ("403", "The token's user is not an admin (`forbidden`)."),
-        ])
-    }
-}
-
-/// 401 of [`Caller`](crate::auth::Caller) and 403 of its owner check.
-pub struct NeedsOwner;
-
-impl IntoResponses for NeedsOwner {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        responses(&[
-            ("401", UNAUTHORIZED),
-            (
-                "403",
-                "It belongs to another user: only its owner or an admin may use it (`forbidden`).",
-            ),
-        ])
-    }
-}
-
-const BAD_REQUEST: &str = "The request does not fit: `error.code` says how (`invalid_json`, \
-    `unknown_field`, `missing_field`, `invalid_field` with `error.field`, `invalid_path`, \
-    `invalid_query`...).";
-
-/// 400, 413 and 415 of [`ApiJson`](crate::json::ApiJson).
-pub struct JsonBody;
-
-impl IntoResponses for JsonBody {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        responses(&[
-            ("400", BAD_REQUEST),
-            ("413", "The body is larger than 256 KiB (`body_too_large`)."),
-            (
-                "415",
-                "The body is not sent as `Content-Type: application/json` (`unsupported_media_type`).",
-            ),
-        ])
-    }
-}
-
-/// 400 of a path or query parameter that does not parse.
-pub struct BadInput;
-
-impl IntoResponses for BadInput {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        responses(&[("400", BAD_REQUEST)])
-    }
-}
-
-/// 503 when PostgreSQL or Redis cannot answer.
-pub struct Unavailable;
-
-impl IntoResponses for Unavailable {
-    fn responses() -> BTreeMap<String, RefOr<Response>> {
-        responses(&[(
-            "503",
-            "PostgreSQL or Redis is unavailable (`service_unavailable`); try again later.",
-        )])
-    }
-}
-
 /// The dashboard's routes, which `crate::board` registers and apalis-board serves; these
 /// functions only carry their documentation.
 pub mod board {
     #![allow(dead_code)]
 
-    use super::{BadInput, JsonBody, NeedsAdmin, Unavailable};
+    use crate::error::ErrorBody;
+    use crate::responses::{
+        BadInput, JsonBody, NeedsAdmin, Unavailable, BAD_REQUEST, UNAUTHORIZED,
+    };
     use crate::routes::tasks::Enqueued;
 
     /// An admin's access token, kept in the `faena_access` cookie, then a redirect to the board.
@@ -332,10 +230,10 @@ pub mod board {
         responses(
             (status = 303, description = "The token is an admin's: the `faena_access` cookie is set \
                 (HttpOnly, SameSite Strict, path `/board`) and `Location` is `/board/`"),
-            (status = 400, description = super::BAD_REQUEST, body = super::ErrorBody),
-            (status = 401, description = super::UNAUTHORIZED, body = super::ErrorBody),
+            (status = 400, description = BAD_REQUEST, body = ErrorBody),
+            (status = 401, description = UNAUTHORIZED, body = ErrorBody),
             (status = 403, description = "The token's user is not an admin (`forbidden`).",
-                body = super::ErrorBody),
+                body = ErrorBody),
         )
     )]
     pub fn login() {}
@@ -368,7 +266,7 @@ pub mod board {
                 (String = "*/*"),
             )),
             (status = 404, description = "A name with a dot that is no asset (`not_found`)",
-                body = super::ErrorBody),
+                body = ErrorBody),
             BadInput,
             NeedsAdmin,
         )
@@ -437,7 +335,7 @@ pub mod board {
         params(("queue" = String, Path, description = "A queue name")),
         responses(
             (status = 200, description = "apalis-board's task list", body = serde_json::Value),
-            (status = 404, description = "No such queue (`not_found`)", body = super::ErrorBody),
+            (status = 404, description = "No such queue (`not_found`)", body = ErrorBody),
             BadInput,
             NeedsAdmin,
             Unavailable,
@@ -479,7 +377,7 @@ pub mod board {
         params(("queue" = String, Path, description = "A queue name")),
         responses(
             (status = 200, description = "apalis-board's queue statistics", body = serde_json::Value),
-            (status = 404, description = "No such queue (`not_found`)", body = super::ErrorBody),
+            (status = 404, description = "No such queue (`not_found`)", body = ErrorBody),
             BadInput,
             NeedsAdmin,
             Unavailable,
@@ -496,7 +394,7 @@ pub mod board {
         params(("queue" = String, Path, description = "A queue name")),
         responses(
             (status = 200, description = "apalis-board's worker list", body = serde_json::Value),
-            (status = 404, description = "No such queue (`not_found`)", body = super::ErrorBody),
+            (status = 404, description = "No such queue (`not_found`)", body = ErrorBody),
             BadInput,
             NeedsAdmin,
             Unavailable,
@@ -517,7 +415,7 @@ pub mod board {
         responses(
             (status = 200, description = "apalis-board's task", body = serde_json::Value),
             (status = 404, description = "No such queue or task (`not_found`)",
-                body = super::ErrorBody),
+                body = ErrorBody),
             BadInput,
             NeedsAdmin,
             Unavailable,

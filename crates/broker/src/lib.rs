@@ -7,7 +7,7 @@
 
 pub mod consume;
 pub mod keys;
-mod leader;
+mod leases;
 pub mod record;
 mod scripts;
 mod worker_api;

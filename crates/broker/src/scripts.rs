@@ -16,6 +16,12 @@ pub(crate) static ADMIN: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/admin.lua")));
 pub(crate) static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/release.lua")));
+pub(crate) static LEASE_ACQUIRE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/lease_acquire.lua")));
+pub(crate) static LEASE_RELEASE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/lease_release.lua")));
+pub(crate) static COUNT_IN_WINDOW: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/count_in_window.lua")));
 
 /// An `EVALSHA` of `script` with its keys; add args with `.arg(..)`, run it with [`run`] or in a
 /// pipeline with [`query_pipe`].
@@ -59,7 +65,17 @@ pub(crate) async fn query_pipe<T: redis::FromRedisValue>(
 
 /// Loads every script into Redis's script cache.
 pub(crate) async fn load_all(conn: &mut impl redis::aio::ConnectionLike) -> redis::RedisResult<()> {
-    for s in [&*ENQUEUE, &*FETCH, &*FINISH, &*MAINTAIN, &*ADMIN, &*RELEASE] {
+    for s in [
+        &*ENQUEUE,
+        &*FETCH,
+        &*FINISH,
+        &*MAINTAIN,
+        &*ADMIN,
+        &*RELEASE,
+        &*LEASE_ACQUIRE,
+        &*LEASE_RELEASE,
+        &*COUNT_IN_WINDOW,
+    ] {
         let _: String = s.prepare_invoke().load_async(conn).await?;
     }
     Ok(())

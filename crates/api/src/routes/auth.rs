@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ErrorBody};
 use crate::json::ApiJson;
-use crate::openapi::{JsonBody, Unavailable};
+use crate::responses::{JsonBody, Unavailable};
 use crate::AppState;
 
 /// How long failed logins are remembered.

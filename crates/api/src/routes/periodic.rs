@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::auth::AdminCaller;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::ApiJson;
-use crate::openapi::{BadInput, JsonBody, NeedsAdmin, Unavailable};
+use crate::responses::{BadInput, JsonBody, NeedsAdmin, Unavailable};
 use crate::AppState;
 
 /// A schedule as the api shows it.

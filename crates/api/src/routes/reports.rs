@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::auth::AdminCaller;
 use crate::error::{ApiError, ErrorBody};
-use crate::openapi::{BadInput, NeedsAdmin, Unavailable};
+use crate::responses::{BadInput, NeedsAdmin, Unavailable};
 use crate::AppState;
 
 impl From<ReportError> for ApiError {

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::ApiJson;
-use crate::openapi::{JsonBody, NeedsOwner, NeedsToken, Unavailable};
+use crate::responses::{JsonBody, NeedsOwner, NeedsToken, Unavailable};
 use crate::AppState;
 
 /// Makes a sale from items (their stock is taken now) or from a CONFIRMED reservation.

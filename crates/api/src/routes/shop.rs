@@ -8,7 +8,7 @@ use serde::Deserialize;
 use crate::auth::{AdminCaller, Caller};
 use crate::error::{ApiError, ErrorBody};
 use crate::json::ApiJson;
-use crate::openapi::{BadInput, JsonBody, NeedsAdmin, NeedsOwner, NeedsToken, Unavailable};
+use crate::responses::{BadInput, JsonBody, NeedsAdmin, NeedsOwner, NeedsToken, Unavailable};
 use crate::AppState;
 
 /// Adds a product.

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::auth::{AdminCaller, Caller};
 use crate::error::{ApiError, ErrorBody};
 use crate::json::ApiJson;
-use crate::openapi::{JsonBody, NeedsAdmin, NeedsOwner, Unavailable};
+use crate::responses::{JsonBody, NeedsAdmin, NeedsOwner, Unavailable};
 use crate::AppState;
 
 /// The answer of an enqueue.

@@ -1,29 +1,10 @@
-//! Leases in Redis: one holder at a time per role (beat uses the role `beat`) or per named lock
-//! (a sale being sent to SUNAT), and counters of events within a window (failed logins).
+//! Leases in Redis: one holder at a time per role (beat's leadership uses the role `beat`) or per
+//! named lock (a sale being sent to SUNAT), and counters of events within a window (failed logins).
+//! Their Lua is in `src/lua/lease_*.lua` and `count_in_window.lua`.
 
 use std::time::Duration;
 
-use crate::{Broker, Result};
-
-const ACQUIRE_OR_RENEW: &str = r"
-local cur = redis.call('GET', KEYS[1])
-if cur == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-elseif not cur then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0";
-
-const RELEASE: &str = r"
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0";
-
-const COUNT_IN_WINDOW: &str = r"
-local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n";
+use crate::{scripts, Broker, Result};
 
 impl Broker {
     /// Takes or renews the lease of `role` for `holder`; false when another holder has it.
@@ -52,11 +33,10 @@ impl Broker {
     /// count so far.
     pub async fn count_event(&self, name: &str, window: Duration) -> Result<u64> {
         let mut conn = self.conn().await?;
-        Ok(redis::Script::new(COUNT_IN_WINDOW)
-            .key(self.global.throttle(name))
-            .arg(window.as_millis().max(1) as u64)
-            .invoke_async(&mut conn)
-            .await?)
+        let key = self.global.throttle(name);
+        let mut cmd = scripts::evalsha(&scripts::COUNT_IN_WINDOW, &[&key]);
+        cmd.arg(window.as_millis().max(1) as u64);
+        Ok(scripts::run(&mut conn, &cmd).await?)
     }
 
     /// The events counted under `name` in its current window.
@@ -81,12 +61,9 @@ impl Broker {
 
     async fn acquire_key(&self, key: String, holder: &str, ttl: Duration) -> Result<bool> {
         let mut conn = self.conn().await?;
-        let got: i64 = redis::Script::new(ACQUIRE_OR_RENEW)
-            .key(key)
-            .arg(holder)
-            .arg(ttl.as_millis() as u64)
-            .invoke_async(&mut conn)
-            .await?;
+        let mut cmd = scripts::evalsha(&scripts::LEASE_ACQUIRE, &[&key]);
+        cmd.arg(holder).arg(ttl.as_millis() as u64);
+        let got: i64 = scripts::run(&mut conn, &cmd).await?;
         Ok(got == 1)
     }
 
@@ -97,11 +74,9 @@ impl Broker {
 
     async fn release_key(&self, key: String, holder: &str) -> Result<()> {
         let mut conn = self.conn().await?;
-        let _: i64 = redis::Script::new(RELEASE)
-            .key(key)
-            .arg(holder)
-            .invoke_async(&mut conn)
-            .await?;
+        let mut cmd = scripts::evalsha(&scripts::LEASE_RELEASE, &[&key]);
+        cmd.arg(holder);
+        let _: i64 = scripts::run(&mut conn, &cmd).await?;
         Ok(())
     }
 
