@@ -159,10 +159,10 @@ fn ms_to_secs(ms: i64) -> Option<u64> {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FaenaJob {
     /// The Faena task id (a ULID).
-    pub id: String,
+    pub id: TaskId,
     /// The job kind.
     pub kind: String,
-    pub queue: String,
+    pub queue: QueueName,
     /// This attempt's number, from 1.
     pub attempt: u32,
     pub max_attempts: u32,
@@ -180,9 +180,9 @@ impl FaenaJob {
 impl From<&LeasedJob> for FaenaJob {
     fn from(j: &LeasedJob) -> Self {
         Self {
-            id: j.id.clone(),
+            id: j.id,
             kind: j.kind.clone(),
-            queue: j.queue.to_string(),
+            queue: j.queue.clone(),
             attempt: j.attempt,
             max_attempts: j.max_attempts,
             enqueued_at_ms: j.enqueued_at_ms,
@@ -207,9 +207,9 @@ impl Metadata for FaenaJob {
                 .ok_or(MissingFaenaJob)
         };
         Ok(Self {
-            id: text(META_ID)?,
+            id: TaskId::parse(&text(META_ID)?).map_err(|_| MissingFaenaJob)?,
             kind: text(META_KIND)?,
-            queue: text(META_QUEUE)?,
+            queue: QueueName::parse(&text(META_QUEUE)?).map_err(|_| MissingFaenaJob)?,
             attempt: u32::try_from(num(META_ATTEMPT)?).map_err(|_| MissingFaenaJob)?,
             max_attempts: u32::try_from(num(META_MAX_ATTEMPTS)?).map_err(|_| MissingFaenaJob)?,
             enqueued_at_ms: num(META_ENQUEUED_AT)?,
@@ -217,9 +217,9 @@ impl Metadata for FaenaJob {
     }
 
     fn inject(&self, store: &mut MetadataStore) -> Result<(), Self::Error> {
-        store.replace(META_ID, self.id.clone());
+        store.replace(META_ID, self.id.to_string());
         store.replace(META_KIND, self.kind.clone());
-        store.replace(META_QUEUE, self.queue.clone());
+        store.replace(META_QUEUE, self.queue.to_string());
         store.replace(META_ATTEMPT, self.attempt.to_string());
         store.replace(META_MAX_ATTEMPTS, self.max_attempts.to_string());
         store.replace(META_ENQUEUED_AT, self.enqueued_at_ms.to_string());
@@ -291,12 +291,12 @@ struct Shared {
     broker: Broker,
     queue: QueueName,
     /// Ids leased to this worker and not yet finished (buffered or running).
-    leased: Mutex<HashSet<String>>,
+    leased: Mutex<HashSet<TaskId>>,
     ack_retry_for: Duration,
 }
 
 impl Shared {
-    fn leased_ids(&self) -> Vec<String> {
+    fn leased_ids(&self) -> Vec<TaskId> {
         lock(&self.leased).iter().cloned().collect()
     }
 
@@ -638,7 +638,7 @@ async fn fetcher(
             Fetched::Stop => break,
             Fetched::Nothing => drop(permits),
             Fetched::Jobs(jobs) => {
-                lock(&shared.leased).extend(jobs.iter().map(|j| j.id.clone()));
+                lock(&shared.leased).extend(jobs.iter().map(|j| j.id));
                 let mut bad = Vec::new();
                 for (job, permit) in jobs.iter().zip(permits) {
                     match to_task(job, &worker_id, validate) {
@@ -864,12 +864,7 @@ where
                     Ok(r) => r.map_err(Into::into),
                 };
             let kind = outcome_of(&job, spec, &res);
-            shared
-                .record(vec![Outcome {
-                    id: job.id.clone(),
-                    kind,
-                }])
-                .await;
+            shared.record(vec![Outcome { id: job.id, kind }]).await;
             res
         })
     }

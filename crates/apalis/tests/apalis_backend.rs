@@ -23,7 +23,7 @@ use apalis_core::worker::builder::WorkerBuilder;
 use faena_apalis::{FaenaBackend, FaenaConfig, FaenaJob};
 use faena_broker::{Broker, Fetch, Outcome, OutcomeKind, TaskState, WorkerRegistration};
 use faena_core::jobs::EnqueueRequest;
-use faena_core::{QueueName, TaskId};
+use faena_core::QueueName;
 use faena_testkit::{wait_for, TestRedis};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -96,7 +96,7 @@ async fn echo(
     attempt: Attempt,
     calls: Data<Calls>,
 ) -> Result<Value, BoxDynError> {
-    calls.hit(&job.id);
+    calls.hit(&job.id.to_string());
     if attempt.current() != job.attempt as usize {
         return Err(format!(
             "apalis attempt {} != Faena attempt {}",
@@ -149,7 +149,7 @@ async fn apalis_worker_runs_every_job_exactly_once() -> anyhow::Result<()> {
     );
     for (i, id) in ids.iter().enumerate() {
         let rec = broker
-            .task(&TaskId::parse(id)?)
+            .task(id)
             .await?
             .with_context(|| format!("record of {id}"))?;
         assert_eq!(rec.state, TaskState::Succeeded, "{id}");
@@ -174,7 +174,7 @@ async fn apalis_worker_runs_every_job_exactly_once() -> anyhow::Result<()> {
 }
 
 async fn always_fails(job: FaenaJob, calls: Data<Calls>) -> Result<Value, BoxDynError> {
-    calls.hit(&job.id);
+    calls.hit(&job.id.to_string());
     Err(format!("boom on attempt {}", job.attempt).into())
 }
 
@@ -211,7 +211,7 @@ async fn failing_handler_ends_dead_after_max_attempts() -> anyhow::Result<()> {
 
     for id in &ids {
         let rec = broker
-            .task(&TaskId::parse(id)?)
+            .task(id)
             .await?
             .with_context(|| format!("record of {id}"))?;
         assert_eq!(rec.state, TaskState::Dead);
@@ -268,7 +268,7 @@ async fn typed_args_decode_and_bad_args_are_dead_without_stopping_the_worker() -
     for id in &ids {
         recs.push(
             broker
-                .task(&TaskId::parse(id)?)
+                .task(id)
                 .await?
                 .with_context(|| format!("record of {id}"))?,
         );
@@ -331,7 +331,7 @@ async fn unstarted_jobs_go_back_to_the_queue_on_stop() -> anyhow::Result<()> {
     let mut back = 0;
     for id in &ids {
         let rec = broker
-            .task(&TaskId::parse(id)?)
+            .task(id)
             .await?
             .with_context(|| format!("record of {id}"))?;
         match rec.state {
@@ -462,7 +462,7 @@ async fn listing_and_metrics_report_the_queue() -> anyhow::Result<()> {
     assert_eq!(running.len(), 1);
     assert_eq!(
         running[0].task_id().map(ToString::to_string),
-        Some(running_id.clone())
+        Some(running_id.to_string())
     );
     assert_eq!(running[0].status(), Status::Running);
     assert_eq!(running[0].lock_by(), Some("fake-worker"));

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use faena_core::jobs::{ErrorClass, KindSpec, RetryPolicy};
-use faena_core::QueueName;
+use faena_core::{QueueName, TaskId};
 use futures::FutureExt;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
@@ -219,7 +219,7 @@ pub async fn heartbeat_and_reap(broker: &Broker, reg: &WorkerRegistration, runni
 }
 
 /// Extends the leases of the jobs a worker holds on `q`.
-pub async fn renew_leases(broker: &Broker, q: &QueueName, ids: &[String]) {
+pub async fn renew_leases(broker: &Broker, q: &QueueName, ids: &[TaskId]) {
     if let Err(e) = broker.renew(q, ids).await {
         warn!(queue = %q, error = %e, "lease renewal failed");
     }

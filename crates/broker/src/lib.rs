@@ -171,13 +171,13 @@ impl Broker {
 
     /// Validates and enqueues one job; returns its id (or the id of the job that already holds its
     /// idempotency key).
-    pub async fn enqueue(&self, req: EnqueueRequest) -> Result<String> {
+    pub async fn enqueue(&self, req: EnqueueRequest) -> Result<TaskId> {
         self.enqueue_for(req, None).await
     }
 
     /// Like [`Broker::enqueue`], recording the user on whose behalf the job is enqueued (the
     /// api's owner checks read it).
-    pub async fn enqueue_for(&self, req: EnqueueRequest, owner: Option<String>) -> Result<String> {
+    pub async fn enqueue_for(&self, req: EnqueueRequest, owner: Option<String>) -> Result<TaskId> {
         let mut task = self.catalog.prepare(req, Utc::now())?;
         task.owner = owner;
         let mut ids = self.enqueue_prepared(vec![task]).await?;
@@ -186,7 +186,7 @@ impl Broker {
     }
 
     /// Validates every request first (nothing is enqueued when one is invalid), then enqueues them all.
-    pub async fn enqueue_many(&self, reqs: Vec<EnqueueRequest>) -> Result<Vec<String>> {
+    pub async fn enqueue_many(&self, reqs: Vec<EnqueueRequest>) -> Result<Vec<TaskId>> {
         let now = Utc::now();
         let tasks = reqs
             .into_iter()
@@ -197,7 +197,7 @@ impl Broker {
 
     /// Enqueues validated tasks, grouped by queue, in chunks of [`ENQUEUE_CHUNK`] pipelined together.
     /// Returns the ids in the order of `tasks`.
-    pub async fn enqueue_prepared(&self, tasks: Vec<NewTask>) -> Result<Vec<String>> {
+    pub async fn enqueue_prepared(&self, tasks: Vec<NewTask>) -> Result<Vec<TaskId>> {
         let now = now_ms();
         let mut by_queue: HashMap<QueueName, Vec<usize>> = HashMap::new();
         for (i, t) in tasks.iter().enumerate() {
@@ -233,7 +233,7 @@ impl Broker {
         }
         let mut conn = self.conn().await?;
         let replies: Vec<Vec<String>> = scripts::query_pipe(&mut conn, &pipe).await?;
-        let mut ids = vec![String::new(); tasks.len()];
+        let mut ids: Vec<TaskId> = tasks.iter().map(|t| t.id).collect();
         for (chunk, reply) in order.into_iter().zip(replies) {
             if reply.len() != chunk.len() {
                 return Err(BrokerError::Redis(format!(
@@ -243,7 +243,10 @@ impl Broker {
                 )));
             }
             for (&i, id) in chunk.iter().zip(reply) {
-                ids[i] = id;
+                // The script answers the id of the job that already holds the idempotency key,
+                // or the new one: both were written by an enqueue, so both parse.
+                ids[i] = TaskId::parse(&id)
+                    .map_err(|e| BrokerError::Redis(format!("the enqueue script returned {e}")))?;
             }
         }
         Ok(ids)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use faena_core::jobs::ErrorClass;
-use faena_core::QueueName;
+use faena_core::{QueueName, TaskId};
 use redis::AsyncCommands;
 
 use crate::record::WorkerInfo;
@@ -15,7 +15,7 @@ use crate::{now_ms, scripts, Broker, Result};
 /// A job leased to this worker.
 #[derive(Debug, Clone)]
 pub struct LeasedJob {
-    pub id: String,
+    pub id: TaskId,
     pub kind: String,
     pub queue: QueueName,
     /// The args as stored (JSON text).
@@ -59,7 +59,7 @@ pub enum OutcomeKind {
 /// The outcome of one attempt of one job.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    pub id: String,
+    pub id: TaskId,
     pub kind: OutcomeKind,
 }
 
@@ -150,8 +150,15 @@ impl Broker {
         };
         let num = |v: &redis::Value| -> i64 { redis::from_redis_value_ref::<i64>(v).unwrap_or(0) };
         for c in flat.chunks_exact(6) {
+            let raw = text(&c[0]);
+            let Ok(id) = TaskId::parse(&raw) else {
+                // Only an enqueue writes ids; one that does not parse is foreign data. Its lease
+                // expires and upkeep deals with it like any lost job.
+                tracing::error!(queue = %queue, id = %raw, "a leased id is not a task id; skipped");
+                continue;
+            };
             jobs.push(LeasedJob {
-                id: text(&c[0]),
+                id,
                 kind: text(&c[1]),
                 queue: queue.clone(),
                 args: text(&c[2]),
@@ -236,7 +243,7 @@ impl Broker {
     }
 
     /// Extends the leases of running jobs (only those still leased: `ZADD XX`).
-    pub async fn renew(&self, queue: &QueueName, ids: &[String]) -> Result<()> {
+    pub async fn renew(&self, queue: &QueueName, ids: &[TaskId]) -> Result<()> {
         if ids.is_empty() {
             return Ok(());
         }
@@ -276,7 +283,7 @@ impl Broker {
     }
 
     /// Gives back jobs leased to `worker` that it never started, and any id parked for it.
-    pub async fn release(&self, queue: &QueueName, worker: &str, ids: &[String]) -> Result<u64> {
+    pub async fn release(&self, queue: &QueueName, worker: &str, ids: &[TaskId]) -> Result<u64> {
         let k = self.queue_keys(queue);
         let inflight = k.inflight(worker);
         let mut cmd = scripts::evalsha(&scripts::RELEASE, &[&k.pending, &k.leased, &inflight]);

@@ -203,7 +203,7 @@ async fn inspect_purge_retry_all_dead_and_completions() -> anyhow::Result<()> {
     assert_eq!((s.dead, s.pending), (0, 3));
     let rec = r
         .broker
-        .task(&faena_core::TaskId::parse(&dead[0])?)
+        .task(&dead[0])
         .await?
         .ok_or_else(|| anyhow::anyhow!("record"))?;
     assert_eq!(

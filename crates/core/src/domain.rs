@@ -42,6 +42,16 @@ impl fmt::Display for TaskId {
     }
 }
 
+/// A task id goes to Redis as its 26-character text, the form every script and record uses.
+impl redis::ToRedisArgs for TaskId {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + redis::RedisWrite,
+    {
+        out.write_arg_fmt(self.0);
+    }
+}
+
 impl FromStr for TaskId {
     type Err = DomainError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -12,7 +12,7 @@ use serde_json::Value;
 /// What a handler learns about the attempt it runs.
 #[derive(Debug, Clone)]
 pub struct JobContext {
-    pub task_id: String,
+    pub task_id: faena_core::TaskId,
     pub kind: String,
     pub queue: String,
     /// This attempt's number, from 1.

@@ -9,7 +9,7 @@ use chrono::Utc;
 use faena_broker::consume::{self, AttemptEnd, FetchLoop, Fetched};
 use faena_broker::{Broker, LeasedJob, Outcome, OutcomeKind, WorkerRegistration};
 use faena_core::jobs::{ErrorClass, JobError};
-use faena_core::QueueName;
+use faena_core::{QueueName, TaskId};
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::{debug, error, info, info_span, warn, Instrument};
@@ -44,7 +44,7 @@ impl WorkerConfig {
 }
 
 /// Ids of running jobs by queue, for lease renewal and the release at shutdown.
-type Running = Arc<Mutex<HashMap<QueueName, HashSet<String>>>>;
+type Running = Arc<Mutex<HashMap<QueueName, HashSet<TaskId>>>>;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -202,7 +202,7 @@ async fn run(shared: Arc<Shared>, queues: Vec<QueueName>, dynamic: bool, config:
     let all = config.concurrency.max(1) as u32;
     let drained = tokio::time::timeout(config.stop_timeout, shared.sem.acquire_many(all)).await;
     if drained.is_err() {
-        let left: Vec<(QueueName, Vec<String>)> = lock(&shared.running)
+        let left: Vec<(QueueName, Vec<TaskId>)> = lock(&shared.running)
             .iter()
             .map(|(q, ids)| (q.clone(), ids.iter().cloned().collect()))
             .collect();
@@ -238,7 +238,7 @@ fn start_queue(
 }
 
 async fn renew_leases(shared: &Shared) {
-    let by_queue: Vec<(QueueName, Vec<String>)> = lock(&shared.running)
+    let by_queue: Vec<(QueueName, Vec<TaskId>)> = lock(&shared.running)
         .iter()
         .map(|(q, ids)| (q.clone(), ids.iter().cloned().collect()))
         .collect();
@@ -294,7 +294,7 @@ async fn fetcher(shared: Arc<Shared>, q: QueueName, acks: mpsc::UnboundedSender<
                     let mut running = lock(&shared.running);
                     let set = running.entry(q.clone()).or_default();
                     for j in &jobs {
-                        set.insert(j.id.clone());
+                        set.insert(j.id);
                     }
                 }
                 for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
@@ -343,7 +343,7 @@ async fn outcome_of(handlers: &Handlers, broker: &Broker, job: LeasedJob) -> Out
     debug!("started");
     let spec = broker.catalog().get(&job.kind);
     let ctx = JobContext {
-        task_id: job.id.clone(),
+        task_id: job.id,
         kind: job.kind.clone(),
         queue: job.queue.to_string(),
         attempt: job.attempt,

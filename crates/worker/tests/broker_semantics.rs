@@ -33,13 +33,13 @@ fn req(kind: &str, args: serde_json::Value) -> EnqueueRequest {
     }
 }
 
-async fn state_of(r: &TestRedis, id: &str) -> anyhow::Result<Option<faena_broker::TaskRecord>> {
-    Ok(r.broker.task(&TaskId::parse(id)?).await?)
+async fn state_of(r: &TestRedis, id: &TaskId) -> anyhow::Result<Option<faena_broker::TaskRecord>> {
+    Ok(r.broker.task(id).await?)
 }
 
 async fn wait_state(
     r: &TestRedis,
-    id: &str,
+    id: &TaskId,
     state: TaskState,
     deadline: Duration,
 ) -> anyhow::Result<faena_broker::TaskRecord> {
@@ -218,19 +218,19 @@ async fn undecodable_payload_goes_dead_and_others_run() -> anyhow::Result<()> {
     let keys = r.broker.queue_keys(&q);
     let mut conn = r.broker.pool().get().await?;
     let _: () = redis::cmd("HSET")
-        .arg(keys.task(&bad))
+        .arg(keys.task(&bad.to_string()))
         .arg("args")
         .arg(r#"{"ms":"abc"}"#)
         .query_async(&mut *conn)
         .await?;
     let garbage = r.broker.enqueue(req("noop", json!({}))).await?;
     let _: () = redis::cmd("HSET")
-        .arg(keys.task(&garbage))
+        .arg(keys.task(&garbage.to_string()))
         .arg("args")
         .arg("{not json")
         .query_async(&mut *conn)
         .await?;
-    let good: Vec<String> = r
+    let good: Vec<TaskId> = r
         .broker
         .enqueue_many((0..10).map(|i| req("noop", json!(i))).collect())
         .await?;
@@ -329,10 +329,7 @@ async fn finished_records_expire_after_the_retention() -> anyhow::Result<()> {
     // DEAD records are kept longer, and can be retried.
     let rec = state_of(&r, &dead).await?.context("dead record kept")?;
     assert_eq!(rec.state, TaskState::Dead);
-    assert_eq!(
-        r.broker.retry(&TaskId::parse(&dead)?).await?,
-        Some(TaskState::Pending)
-    );
+    assert_eq!(r.broker.retry(&dead).await?, Some(TaskState::Pending));
     let rec = wait_state(&r, &dead, TaskState::Dead, Duration::from_secs(10)).await?;
     assert_eq!(rec.attempts, 1, "a retried job starts its attempts again");
     worker.shutdown().await;
@@ -394,10 +391,7 @@ async fn cancelled_job_never_runs() -> anyhow::Result<()> {
     let r = TestRedis::new("cancel")?;
     let id = r.broker.enqueue(req("noop", json!({}))).await?;
     let later = r.broker.enqueue(req("noop", json!({}))).await?;
-    assert_eq!(
-        r.broker.cancel(&TaskId::parse(&id)?).await?,
-        Some(TaskState::Cancelled)
-    );
+    assert_eq!(r.broker.cancel(&id).await?, Some(TaskState::Cancelled));
     let worker = spawn(r.broker.clone(), Handlers::builtin(), config(2));
     wait_state(&r, &later, TaskState::Succeeded, Duration::from_secs(10)).await?;
     let rec = state_of(&r, &id).await?.context("record")?;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use faena_broker::TaskState;
 use faena_core::jobs::EnqueueRequest;
-use faena_core::{QueueName, TaskId};
+use faena_core::QueueName;
 use faena_testkit::{wait_for, TestDb, TestRedis};
 use faena_worker::{spawn, Handlers, WorkerConfig};
 use serde_json::json;
@@ -83,7 +83,7 @@ async fn jobs_of_a_killed_worker_complete_on_another_within_the_lease() -> anyho
     for id in &ids {
         let rec = r
             .broker
-            .task(&TaskId::parse(id)?)
+            .task(id)
             .await?
             .ok_or_else(|| anyhow::anyhow!("record {id}"))?;
         assert_eq!(rec.state, TaskState::Succeeded);
@@ -106,7 +106,7 @@ async fn a_job_that_kills_its_worker_every_time_ends_dead() -> anyhow::Result<()
             ..Default::default()
         })
         .await?;
-    let tid = TaskId::parse(&id)?;
+    let tid = id;
     for attempt in 1..=2u32 {
         let mut w = start_worker_process(&db, &r)?;
         // Attempt 2 starts only after the lease of attempt 1 expired and a worker's upkeep took it back.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use faena_broker::{Broker, TaskState};
 use faena_core::jobs::EnqueueRequest;
 use faena_core::settings::BrokerSettings;
-use faena_core::{QueueName, TaskId};
+use faena_core::QueueName;
 use faena_testkit::wait_for;
 use faena_worker::{spawn, Handlers, WorkerConfig};
 use serde_json::json;
@@ -19,7 +19,7 @@ async fn run_one(broker: &Broker) -> anyhow::Result<()> {
             ..Default::default()
         })
         .await?;
-    let tid = TaskId::parse(&id)?;
+    let tid = id;
     wait_for("the job to succeed", Duration::from_secs(20), || async {
         Ok(broker
             .task(&tid)

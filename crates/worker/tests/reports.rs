@@ -81,7 +81,7 @@ impl Env {
                 ..Default::default()
             })
             .await?;
-        Ok(TaskId::parse(&id)?)
+        Ok(id)
     }
 
     /// Waits for the task to succeed and returns its result; fails at once if it dies.

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use faena_broker::TaskState;
 use faena_core::jobs::EnqueueRequest;
-use faena_core::{QueueName, TaskId};
+use faena_core::QueueName;
 use faena_shop::schema::reservations;
 use faena_shop::shop;
 use faena_testkit::{wait_for, TestDb, TestRedis};
@@ -65,7 +65,7 @@ async fn release_job_runs_in_the_worker() -> anyhow::Result<()> {
                 ..Default::default()
             })
             .await?;
-        let tid = TaskId::parse(&id)?;
+        let tid = id;
         let rec = wait_for(
             "the release job to succeed",
             Duration::from_secs(10),

@@ -134,7 +134,7 @@ async fn send(broker: &Broker, sale_id: i64) -> anyhow::Result<TaskId> {
             ..Default::default()
         })
         .await?;
-    Ok(TaskId::parse(&id)?)
+    Ok(id)
 }
 
 async fn sale(e: &Env, id: i64) -> anyhow::Result<SaleView> {
@@ -383,7 +383,7 @@ async fn bad_credentials_are_a_permanent_config_error_and_the_sweep_retries_only
     let rec = wait_for("the sweep", Duration::from_secs(10), || async {
         Ok(e.redis
             .broker
-            .task(&TaskId::parse(&sweep)?)
+            .task(&sweep)
             .await?
             .filter(|r| r.state == TaskState::Succeeded))
     })

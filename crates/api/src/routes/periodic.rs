@@ -165,7 +165,8 @@ pub async fn remove(
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct RunNow {
     /// The enqueued task's id.
-    pub task_id: String,
+    #[schema(value_type = String)]
+    pub task_id: faena_core::TaskId,
     /// The schedule's name.
     pub periodic_task: String,
 }

@@ -76,7 +76,8 @@ pub async fn show(
 /// The answer of `send-to-sunat`.
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct SendQueued {
-    pub task_id: String,
+    #[schema(value_type = String)]
+    pub task_id: faena_core::TaskId,
     pub sale_id: i64,
     pub correlative: i64,
     /// SERIES-CORRELATIVE.

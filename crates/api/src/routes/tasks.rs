@@ -17,8 +17,8 @@ use crate::AppState;
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct Enqueued {
     /// The task's id (a ULID).
-    #[schema(example = "01JD0000000000000000000000")]
-    pub task_id: String,
+    #[schema(value_type = String, example = "01JD0000000000000000000000")]
+    pub task_id: faena_core::TaskId,
 }
 
 /// Enqueues a job of any kind.

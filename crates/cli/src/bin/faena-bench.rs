@@ -10,7 +10,7 @@ use clap::Parser;
 use faena_broker::Broker;
 use faena_core::jobs::EnqueueRequest;
 use faena_core::settings::BrokerSettings;
-use faena_core::{QueueName, Settings, TaskId};
+use faena_core::{QueueName, Settings};
 
 /// Measures enqueue, drain and latency of the broker and one worker process.
 #[derive(Debug, Parser)]
@@ -177,7 +177,7 @@ async fn run(
     wait_succeeded(b, q, (args.jobs + n) as u64, Duration::from_secs(120)).await?;
     let mut hist = hdrhistogram::Histogram::<u64>::new(3)?;
     for id in &ids {
-        if let Some(rec) = b.task(&TaskId::parse(id)?).await? {
+        if let Some(rec) = b.task(id).await? {
             if let (Some(e), Some(s)) = (rec.enqueued_at, rec.started_at) {
                 hist.record((s - e).num_milliseconds().max(0) as u64)?;
             }

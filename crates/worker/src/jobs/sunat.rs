@@ -144,7 +144,7 @@ impl SunatJobs {
         let lock = format!("sale:{sale_id}");
         let got = self
             .broker
-            .acquire_lock(&lock, &ctx.task_id, self.lock_ttl)
+            .acquire_lock(&lock, &ctx.task_id.to_string(), self.lock_ttl)
             .await
             .map_err(|e| JobError::Retry(anyhow::anyhow!("redis: {e}")))?;
         if !got {
@@ -157,7 +157,11 @@ impl SunatJobs {
             );
         }
         let result = self.send_locked(sale_id, ctx).await;
-        if let Err(e) = self.broker.release_lock(&lock, &ctx.task_id).await {
+        if let Err(e) = self
+            .broker
+            .release_lock(&lock, &ctx.task_id.to_string())
+            .await
+        {
             tracing::warn!(sale_id, error = %e, "could not release the sale's lock; it expires by itself");
         }
         result
@@ -381,7 +385,7 @@ impl SunatJobs {
                 code: r.code.clone(),
                 description: r.description.clone(),
                 http_status,
-                task_id: Some(ctx.task_id.clone()),
+                task_id: Some(ctx.task_id.to_string()),
             },
         )
         .await
