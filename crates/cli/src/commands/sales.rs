@@ -1,0 +1,135 @@
+//! Sales: `faena sales show|send` (a sale with its SUNAT state; queue its send).
+
+use std::io::Write;
+
+use clap::Subcommand;
+use faena_core::jobs::EnqueueRequest;
+use faena_core::Settings;
+
+use super::common::{broker, fmt_time, pg, print_json, say};
+use crate::exit;
+
+#[derive(Debug, Subcommand)]
+pub enum SalesCommand {
+    /// A sale with its items, SUNAT state and every attempt.
+    Show { id: i64 },
+    /// Queue the sale's send to SUNAT (the worker's `sunat` queue).
+    Send { id: i64 },
+}
+
+/// `faena sales ...`.
+pub(crate) async fn run(
+    settings: &Settings,
+    command: SalesCommand,
+    json: bool,
+    out: &mut (impl Write + Send),
+) -> anyhow::Result<u8> {
+    use faena_shop::sales;
+    let mut conn = pg(settings).await?;
+    match command {
+        SalesCommand::Show { id } => {
+            let sale = match sales::get_sale(&mut conn, id).await {
+                Ok(s) => s,
+                Err(e @ sales::SaleError::NotFound { .. }) => {
+                    eprintln!("faena: {e}");
+                    return Ok(exit::FAILED);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if json {
+                print_json(out, &sale)?;
+                return Ok(exit::OK);
+            }
+            writeln!(out, "sale:         {} ({})", sale.id, sale.number)?;
+            writeln!(
+                out,
+                "document:     {} {} issued {}",
+                if sale.doc_type == "01" {
+                    "factura"
+                } else {
+                    "boleta"
+                },
+                sale.number,
+                sale.issue_date
+            )?;
+            writeln!(
+                out,
+                "customer:     {} {} {}",
+                sale.customer_doc_type, sale.customer_doc_number, sale.customer_name
+            )?;
+            for i in &sale.items {
+                writeln!(
+                    out,
+                    "  {:>4} x {:<30} {:>10} {:>10}",
+                    i.quantity, i.description, i.unit_price, i.line_total
+                )?;
+            }
+            writeln!(
+                out,
+                "totals:       subtotal {} IGV {} total {} {}",
+                sale.subtotal, sale.igv, sale.total, sale.currency
+            )?;
+            writeln!(
+                out,
+                "SUNAT:        {} ({}) code {} {}",
+                sale.sunat.status,
+                sale.sunat.outcome.as_deref().unwrap_or("-"),
+                sale.sunat.code.as_deref().unwrap_or("-"),
+                sale.sunat.description.as_deref().unwrap_or("")
+            )?;
+            for s in &sale.sunat.submissions {
+                writeln!(
+                    out,
+                    "  attempt {} at {}: {} {} ({} ms, HTTP {})",
+                    s.attempt,
+                    fmt_time(Some(s.started_at)),
+                    s.outcome,
+                    s.code.as_deref().unwrap_or("-"),
+                    s.duration_ms,
+                    s.http_status.map_or("-".into(), |h| h.to_string())
+                )?;
+            }
+            if let Some(pdf) = &sale.files.pdf {
+                writeln!(
+                    out,
+                    "pdf:          {}",
+                    settings.files_dir.join(pdf).display()
+                )?;
+            }
+            Ok(exit::OK)
+        }
+        SalesCommand::Send { id } => {
+            let row = match sales::sale_row(&mut conn, id).await {
+                Ok(r) => r,
+                Err(e @ sales::SaleError::NotFound { .. }) => {
+                    eprintln!("faena: {e}");
+                    return Ok(exit::FAILED);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if let Err(why) = sales::check_sendable(&row) {
+                eprintln!("faena: {why}");
+                return Ok(exit::FAILED);
+            }
+            let task_id = broker(settings)?
+                .enqueue(EnqueueRequest {
+                    kind: "send_sale_to_sunat".into(),
+                    args: serde_json::json!({ "sale_id": id }),
+                    ..Default::default()
+                })
+                .await?;
+            say(
+                out,
+                json,
+                format!(
+                    "queued the send of sale {id} ({}-{}) to SUNAT: task {task_id}",
+                    row.series, row.correlative
+                ),
+                serde_json::json!({
+                    "task_id": task_id, "sale_id": id, "correlative": row.correlative,
+                }),
+            )?;
+            Ok(exit::OK)
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Users of the api: `faena users create|list|set-password|set-role|disable|enable`.
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::Subcommand;
+use faena_core::Settings;
+
+use super::common::{fmt_time, pg, print_json, say};
+use crate::exit;
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user: `faena users create ana --role seller`.
+    Create {
+        username: String,
+        /// admin or seller.
+        #[arg(long)]
+        role: String,
+    },
+    /// Every user with role and state.
+    List,
+    /// Set a new password (revokes the user's refresh tokens).
+    SetPassword { username: String },
+    /// Change a user's role.
+    SetRole {
+        username: String,
+        #[arg(long)]
+        role: String,
+    },
+    /// Disable a user: logins and refreshes fail, refresh tokens are revoked.
+    Disable { username: String },
+    /// Enable a disabled user.
+    Enable { username: String },
+}
+
+/// `faena users ...`.
+pub(crate) async fn run(
+    settings: &Settings,
+    command: UsersCommand,
+    json: bool,
+    out: &mut (impl Write + Send),
+) -> anyhow::Result<u8> {
+    use faena_shop::auth::{self, Role, Username};
+    let mut conn = pg(settings).await?;
+    let show = |u: &auth::User| {
+        serde_json::json!({
+            "id": u.id, "username": u.username, "role": u.role().as_str(), "active": u.active,
+            "created_at": u.created_at,
+        })
+    };
+    let user = match command {
+        UsersCommand::List => {
+            let users = auth::list_users(&mut conn).await?;
+            if json {
+                print_json(out, &users.iter().map(show).collect::<Vec<_>>())?;
+            } else {
+                writeln!(
+                    out,
+                    "{:<6} {:<24} {:<8} {:<8} CREATED",
+                    "ID", "USERNAME", "ROLE", "ACTIVE"
+                )?;
+                for u in &users {
+                    writeln!(
+                        out,
+                        "{:<6} {:<24} {:<8} {:<8} {}",
+                        u.id,
+                        u.username,
+                        u.role().as_str(),
+                        if u.active { "yes" } else { "no" },
+                        fmt_time(Some(u.created_at))
+                    )?;
+                }
+            }
+            return Ok(exit::OK);
+        }
+        UsersCommand::Create { username, role } => {
+            let name = Username::parse(&username)?;
+            let role = Role::parse(&role)?;
+            let pw = read_password(&username)?;
+            auth::create_user(&mut conn, &name, pw, role).await?
+        }
+        UsersCommand::SetPassword { username } => {
+            let pw = read_password(&username)?;
+            auth::update_user(&mut conn, &username, Some(pw), None, None).await?
+        }
+        UsersCommand::SetRole { username, role } => {
+            let role = Role::parse(&role)?;
+            auth::update_user(&mut conn, &username, None, Some(role), None).await?
+        }
+        UsersCommand::Disable { username } => {
+            auth::update_user(&mut conn, &username, None, None, Some(false)).await?
+        }
+        UsersCommand::Enable { username } => {
+            auth::update_user(&mut conn, &username, None, None, Some(true)).await?
+        }
+    };
+    say(
+        out,
+        json,
+        format!(
+            "user {} (id {}): role {}, {}",
+            user.username,
+            user.id,
+            user.role().as_str(),
+            if user.active { "active" } else { "disabled" }
+        ),
+        show(&user),
+    )?;
+    Ok(exit::OK)
+}
+
+/// A password from a prompt (twice) on a terminal, else the first line of stdin.
+fn read_password(username: &str) -> anyhow::Result<secrecy::SecretString> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let first = rpassword::prompt_password(format!("password for {username}: "))?;
+        let again = rpassword::prompt_password("again: ")?;
+        anyhow::ensure!(first == again, "the two passwords differ; nothing changed");
+        Ok(first.into())
+    } else {
+        let mut line = String::new();
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the password from stdin")?;
+        let pw = line.trim_end_matches(['\n', '\r']).to_owned();
+        anyhow::ensure!(
+            !pw.is_empty(),
+            "no password on stdin: pipe it in (`printf '%s\\n' \"$PW\" | faena users create ...`) or run in a terminal to be prompted"
+        );
+        Ok(pw.into())
+    }
+}
