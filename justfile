@@ -60,6 +60,7 @@ test:
     scripts/services.sh ensure
     scripts/test-deps.sh
     scripts/verify-units.sh
+    scripts/check-module-cycles.py
     set -a; source var/services.env; set +a
     export FAENA_TEST_DATABASE_URL="$DATABASE_URL" FAENA_TEST_REDIS_URL="$REDIS_URL"
     cargo fmt --all -- --check

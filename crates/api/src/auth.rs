@@ -14,6 +14,9 @@ use faena_shop::auth::{AuthError, Claims};
 use crate::error::ApiError;
 use crate::AppState;
 
+/// Where the apalis-board dashboard is mounted; its requests may authenticate with [`BOARD_COOKIE`].
+pub const BOARD_PATH: &str = "/board";
+
 /// The cookie that carries an admin's access token for the dashboard.
 pub const BOARD_COOKIE: &str = "faena_access";
 
@@ -55,7 +58,7 @@ fn token(req: &HttpRequest) -> Option<String> {
             .eq_ignore_ascii_case("bearer")
             .then(|| rest.trim().to_owned());
     }
-    if req.path().starts_with(crate::board::BOARD_PATH) {
+    if req.path().starts_with(BOARD_PATH) {
         return req.cookie(BOARD_COOKIE).map(|c| c.value().to_owned());
     }
     None

@@ -55,8 +55,8 @@ use tokio::sync::RwLock;
 
 use crate::AppState;
 
-/// Where the dashboard is mounted.
-pub const BOARD_PATH: &str = "/board";
+/// Where the dashboard is mounted (defined with its cookie in `crate::auth`).
+pub use crate::auth::BOARD_PATH;
 
 /// Where its JSON API is mounted, under [`BOARD_PATH`].
 pub const API_PATH: &str = "/api/v1";
