@@ -83,7 +83,7 @@
 //! * apalis' own retry middleware is not needed (and would run attempts Faena does not count):
 //!   retries are Faena's, with its policy and its `max_attempts`.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -119,7 +119,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use faena_broker::{
-    Broker, BrokerError, LeasedJob, Outcome, OutcomeKind, QueueStats, TaskRecord, TaskState,
+    Broker, BrokerError, Lease, LeaseToken, LeasedJob, Outcome, OutcomeKind, QueueStats, TaskRecord, TaskState,
     WorkerInfo, WorkerRegistration, ENQUEUE_CHUNK,
 };
 
@@ -131,6 +131,7 @@ pub use faena_broker::consume::DEFAULT_TIME_LIMIT;
 
 const META_ID: &str = "faena.task_id";
 const META_KIND: &str = "faena.kind";
+const META_TOKEN: &str = "faena.lease_token";
 const META_QUEUE: &str = "faena.queue";
 const META_ATTEMPT: &str = "faena.attempt";
 const META_MAX_ATTEMPTS: &str = "faena.max_attempts";
@@ -160,6 +161,8 @@ fn ms_to_secs(ms: i64) -> Option<u64> {
 pub struct FaenaJob {
     /// The Faena task id (a ULID).
     pub id: TaskId,
+    /// This attempt's lease token (fencing): the outcome of an attempt that lost its lease is ignored.
+    pub token: LeaseToken,
     /// The job kind.
     pub kind: String,
     pub queue: QueueName,
@@ -181,6 +184,7 @@ impl From<&LeasedJob> for FaenaJob {
     fn from(j: &LeasedJob) -> Self {
         Self {
             id: j.id,
+            token: j.token,
             kind: j.kind.clone(),
             queue: j.queue.clone(),
             attempt: j.attempt,
@@ -208,6 +212,7 @@ impl Metadata for FaenaJob {
         };
         Ok(Self {
             id: TaskId::parse(&text(META_ID)?).map_err(|_| MissingFaenaJob)?,
+            token: LeaseToken(u64::try_from(num(META_TOKEN)?).map_err(|_| MissingFaenaJob)?),
             kind: text(META_KIND)?,
             queue: QueueName::parse(&text(META_QUEUE)?).map_err(|_| MissingFaenaJob)?,
             attempt: u32::try_from(num(META_ATTEMPT)?).map_err(|_| MissingFaenaJob)?,
@@ -218,6 +223,7 @@ impl Metadata for FaenaJob {
 
     fn inject(&self, store: &mut MetadataStore) -> Result<(), Self::Error> {
         store.replace(META_ID, self.id.to_string());
+        store.replace(META_TOKEN, self.token.to_string());
         store.replace(META_KIND, self.kind.clone());
         store.replace(META_QUEUE, self.queue.to_string());
         store.replace(META_ATTEMPT, self.attempt.to_string());
@@ -291,13 +297,19 @@ struct Shared {
     broker: Broker,
     queue: QueueName,
     /// Ids leased to this worker and not yet finished (buffered or running).
-    leased: Mutex<HashSet<TaskId>>,
+    leased: Mutex<HashMap<TaskId, LeaseToken>>,
     ack_retry_for: Duration,
 }
 
 impl Shared {
-    fn leased_ids(&self) -> Vec<TaskId> {
-        lock(&self.leased).iter().cloned().collect()
+    fn leases(&self) -> Vec<Lease> {
+        lock(&self.leased)
+            .iter()
+            .map(|(id, token)| Lease {
+                id: *id,
+                token: *token,
+            })
+            .collect()
     }
 
     /// Records outcomes (retrying for `ack_retry_for`), then forgets their leases.
@@ -311,7 +323,9 @@ impl Shared {
         .await;
         let mut leased = lock(&self.leased);
         for o in &outcomes {
-            leased.remove(&o.id);
+            if leased.get(&o.id) == Some(&o.token) {
+                leased.remove(&o.id);
+            }
         }
     }
 }
@@ -550,10 +564,10 @@ async fn close(shared: Arc<Shared>, mut running: Running) -> Result<(), BrokerEr
     if let Some(k) = running.keeper.take() {
         let _ = k.await;
     }
-    let ids = shared.leased_ids();
+    let leases = shared.leases();
     let released = shared
         .broker
-        .release(&shared.queue, &running.reg.id, &ids)
+        .release(&shared.queue, &running.reg.id, &leases)
         .await;
     if let Ok(n) = &released {
         lock(&shared.leased).clear();
@@ -573,7 +587,8 @@ fn undecodable(job: &LeasedJob, error: String) -> Outcome {
         class: ErrorClass::Decode,
     };
     Outcome {
-        id: job.id.clone(),
+        id: job.id,
+        token: job.token,
         kind: consume::decide_outcome(None, job.attempt, job.max_attempts, end),
     }
 }
@@ -638,7 +653,7 @@ async fn fetcher(
             Fetched::Stop => break,
             Fetched::Nothing => drop(permits),
             Fetched::Jobs(jobs) => {
-                lock(&shared.leased).extend(jobs.iter().map(|j| j.id));
+                lock(&shared.leased).extend(jobs.iter().map(|j| (j.id, j.token)));
                 let mut bad = Vec::new();
                 for (job, permit) in jobs.iter().zip(permits) {
                     match to_task(job, &worker_id, validate) {
@@ -674,7 +689,15 @@ async fn keeper(
     loop {
         tokio::select! {
             _ = stopped(&mut stop) => break,
-            _ = renew.tick() => consume::renew_leases(broker, q, &shared.leased_ids()).await,
+            _ = renew.tick() => {
+                // An apalis attempt cannot be stopped from here: one whose lease is lost runs on,
+                // and its outcome is ignored as stale (the job's new attempt decides).
+                let lost = consume::renew_leases(broker, q, &shared.leases()).await;
+                let mut leased = lock(&shared.leased);
+                for id in lost {
+                    leased.remove(&id);
+                }
+            }
             _ = upkeep.tick() => {
                 consume::upkeep_queue(broker, q).await;
             }
@@ -864,7 +887,13 @@ where
                     Ok(r) => r.map_err(Into::into),
                 };
             let kind = outcome_of(&job, spec, &res);
-            shared.record(vec![Outcome { id: job.id, kind }]).await;
+            shared
+                .record(vec![Outcome {
+                    id: job.id,
+                    token: job.token,
+                    kind,
+                }])
+                .await;
             res
         })
     }

@@ -407,7 +407,8 @@ async fn listing_and_metrics_report_the_queue() -> anyhow::Result<()> {
         .finish(
             &queue,
             &[Outcome {
-                id: dead_id.clone(),
+                id: dead_id,
+                token: doomed[0].token,
                 kind: OutcomeKind::Dead {
                     error: "broken".into(),
                     class: faena_core::jobs::ErrorClass::Permanent,

@@ -17,7 +17,9 @@ use futures::FutureExt;
 use tokio::sync::watch;
 use tracing::{error, info, warn};
 
-use crate::{Broker, Fetch, LeasedJob, Outcome, OutcomeKind, Waiter, WorkerRegistration};
+use crate::{
+    Broker, Fetch, Lease, LeasedJob, Outcome, OutcomeKind, Waiter, WorkerRegistration,
+};
 
 /// The time limit of an attempt of a kind the catalog does not know.
 pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(300);
@@ -218,10 +220,22 @@ pub async fn heartbeat_and_reap(broker: &Broker, reg: &WorkerRegistration, runni
     }
 }
 
-/// Extends the leases of the jobs a worker holds on `q`.
-pub async fn renew_leases(broker: &Broker, q: &QueueName, ids: &[TaskId]) {
-    if let Err(e) = broker.renew(q, ids).await {
-        warn!(queue = %q, error = %e, "lease renewal failed");
+/// Extends the leases a worker holds on `q`; returns the ids whose lease is lost (expired and taken
+/// back, or leased again): the caller stops their attempts and acknowledges none of them. A failed
+/// renewal loses nothing yet (the leases run until their deadline) and returns no id.
+pub async fn renew_leases(broker: &Broker, q: &QueueName, leases: &[Lease]) -> Vec<TaskId> {
+    match broker.renew(q, leases).await {
+        Ok(lost) => {
+            if !lost.is_empty() {
+                faena_core::metrics::stale_outcomes(q.as_str(), lost.len() as u64);
+                warn!(queue = %q, jobs = ?lost, "lost the lease of running jobs (expired or leased again): stopping them without an acknowledgement");
+            }
+            lost
+        }
+        Err(e) => {
+            warn!(queue = %q, error = %e, "lease renewal failed");
+            Vec::new()
+        }
     }
 }
 
@@ -243,7 +257,17 @@ pub async fn record_outcomes(
     let mut backoff = Duration::from_millis(50);
     loop {
         match broker.finish(q, outcomes).await {
-            Ok(()) => return true,
+            Ok(report) => {
+                if !report.stale.is_empty() {
+                    faena_core::metrics::stale_outcomes(q.as_str(), report.stale.len() as u64);
+                    for (id, current) in &report.stale {
+                        let ours = outcomes.iter().find(|o| o.id == *id).map(|o| o.token);
+                        warn!(queue = %q, task_id = %id, token = ?ours, current = ?current,
+                            "ignored the outcome of an attempt that lost its lease (stale token)");
+                    }
+                }
+                return true;
+            }
             Err(e) if give_up_after.is_none_or(|limit| start.elapsed() < limit) => {
                 warn!(queue = %q, error = %e, jobs = outcomes.len(), "could not record outcomes; retrying");
                 tokio::time::sleep(backoff).await;

@@ -16,6 +16,8 @@ pub(crate) static ADMIN: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/admin.lua")));
 pub(crate) static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/release.lua")));
+pub(crate) static RENEW: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
 pub(crate) static LEASE_ACQUIRE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/lease_acquire.lua")));
 pub(crate) static LEASE_RELEASE: LazyLock<Script> =
@@ -72,6 +74,7 @@ pub(crate) async fn load_all(conn: &mut impl redis::aio::ConnectionLike) -> redi
         &*MAINTAIN,
         &*ADMIN,
         &*RELEASE,
+        &*RENEW,
         &*LEASE_ACQUIRE,
         &*LEASE_RELEASE,
         &*COUNT_IN_WINDOW,

@@ -12,10 +12,42 @@ use redis::AsyncCommands;
 use crate::record::WorkerInfo;
 use crate::{now_ms, scripts, Broker, Result};
 
+/// The fencing token of one lease: unique in its queue for ever, so an attempt that lost its lease
+/// (paused past it, then leased again elsewhere) cannot finish, renew or give back the new one.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct LeaseToken(pub u64);
+
+impl std::fmt::Display for LeaseToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl redis::ToRedisArgs for LeaseToken {
+    fn write_redis_args<W>(&self, out: &mut W)
+    where
+        W: ?Sized + redis::RedisWrite,
+    {
+        out.write_arg_fmt(self.0);
+    }
+}
+
+/// One lease a worker holds: the job and the token of this attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Lease {
+    pub id: TaskId,
+    pub token: LeaseToken,
+}
+
 /// A job leased to this worker.
 #[derive(Debug, Clone)]
 pub struct LeasedJob {
     pub id: TaskId,
+    /// This attempt's fencing token: its outcome, renewals and give-back must carry it.
+    pub token: LeaseToken,
     pub kind: String,
     pub queue: QueueName,
     /// The args as stored (JSON text).
@@ -60,7 +92,30 @@ pub enum OutcomeKind {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub id: TaskId,
+    /// The token of the lease the attempt ran under; a stale one is not recorded.
+    pub token: LeaseToken,
     pub kind: OutcomeKind,
+}
+
+/// What [`Broker::finish`] recorded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FinishReport {
+    pub succeeded: u64,
+    pub retried: u64,
+    pub dead: u64,
+    /// Outcomes of attempts that no longer held their job's latest lease: ignored. Each with the
+    /// token the job has now (`None` when its record is gone).
+    pub stale: Vec<(TaskId, Option<LeaseToken>)>,
+}
+
+impl LeasedJob {
+    /// The lease this attempt holds.
+    pub fn lease(&self) -> Lease {
+        Lease {
+            id: self.id,
+            token: self.token,
+        }
+    }
 }
 
 /// What one upkeep pass did.
@@ -129,7 +184,7 @@ impl Broker {
         let inflight = k.inflight(worker);
         let mut cmd = scripts::evalsha(
             &scripts::FETCH,
-            &[&k.pending, &k.leased, &inflight, &k.paused],
+            &[&k.pending, &k.leased, &inflight, &k.paused, &k.stats],
         );
         cmd.arg(now)
             .arg(deadline)
@@ -144,12 +199,12 @@ impl Broker {
             _ => {}
         }
         let flat: Vec<redis::Value> = redis::from_redis_value(reply)?;
-        let mut jobs = Vec::with_capacity(flat.len() / 6);
+        let mut jobs = Vec::with_capacity(flat.len() / 7);
         let text = |v: &redis::Value| -> String {
             redis::from_redis_value_ref::<String>(v).unwrap_or_default()
         };
         let num = |v: &redis::Value| -> i64 { redis::from_redis_value_ref::<i64>(v).unwrap_or(0) };
-        for c in flat.chunks_exact(6) {
+        for c in flat.chunks_exact(7) {
             let raw = text(&c[0]);
             let Ok(id) = TaskId::parse(&raw) else {
                 // Only an enqueue writes ids; one that does not parse is foreign data. Its lease
@@ -165,6 +220,7 @@ impl Broker {
                 attempt: num(&c[3]) as u32,
                 max_attempts: num(&c[4]) as u32,
                 enqueued_at_ms: num(&c[5]),
+                token: LeaseToken(num(&c[6]) as u64),
             });
         }
         Ok(Fetch::Jobs(jobs))
@@ -212,10 +268,11 @@ impl Broker {
         parked
     }
 
-    /// Records a batch of outcomes of one queue in one script call.
-    pub async fn finish(&self, queue: &QueueName, outcomes: &[Outcome]) -> Result<()> {
+    /// Records a batch of outcomes of one queue in one script call. Outcomes whose token is not
+    /// their job's latest lease change nothing; the report lists them.
+    pub async fn finish(&self, queue: &QueueName, outcomes: &[Outcome]) -> Result<FinishReport> {
         if outcomes.is_empty() {
-            return Ok(());
+            return Ok(FinishReport::default());
         }
         let k = self.queue_keys(queue);
         let mut cmd = scripts::evalsha(
@@ -235,28 +292,50 @@ impl Broker {
                 OutcomeKind::Dead { error, class } => ("D", error, class.as_str(), 0),
                 OutcomeKind::Snooze { until } => ("Z", "", "", until.timestamp_millis()),
             };
-            cmd.arg(&o.id).arg(code).arg(text).arg(class).arg(at);
+            cmd.arg(o.id)
+                .arg(o.token)
+                .arg(code)
+                .arg(text)
+                .arg(class)
+                .arg(at);
         }
         let mut conn = self.conn().await?;
-        let _: Vec<i64> = scripts::run(&mut conn, &cmd).await?;
-        Ok(())
+        let reply: Vec<String> = scripts::run(&mut conn, &cmd).await?;
+        let num = |i: usize| reply.get(i).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let stale = reply
+            .get(3..)
+            .unwrap_or_default()
+            .chunks_exact(2)
+            .filter_map(|p| {
+                let id = TaskId::parse(&p[0]).ok()?;
+                Some((id, p[1].parse().ok().map(LeaseToken)))
+            })
+            .collect();
+        Ok(FinishReport {
+            succeeded: num(0),
+            retried: num(1),
+            dead: num(2),
+            stale,
+        })
     }
 
-    /// Extends the leases of running jobs (only those still leased: `ZADD XX`).
-    pub async fn renew(&self, queue: &QueueName, ids: &[TaskId]) -> Result<()> {
-        if ids.is_empty() {
-            return Ok(());
+    /// Extends the leases a worker holds, each only while it is its job's latest lease and still
+    /// leased. Returns the ids whose lease is lost (expired and taken back, or leased again): their
+    /// runners must stop without acknowledging.
+    pub async fn renew(&self, queue: &QueueName, leases: &[Lease]) -> Result<Vec<TaskId>> {
+        if leases.is_empty() {
+            return Ok(Vec::new());
         }
         let k = self.queue_keys(queue);
         let deadline = now_ms() + self.cfg.lease.as_millis() as i64;
-        let mut cmd = redis::cmd("ZADD");
-        cmd.arg(&k.leased).arg("XX");
-        for id in ids {
-            cmd.arg(deadline).arg(id);
+        let mut cmd = scripts::evalsha(&scripts::RENEW, &[&k.leased, &k.stats]);
+        cmd.arg(deadline).arg(&k.base);
+        for l in leases {
+            cmd.arg(l.id).arg(l.token);
         }
         let mut conn = self.conn().await?;
-        let _: i64 = cmd.query_async(&mut conn).await?;
-        Ok(())
+        let lost: Vec<String> = scripts::run(&mut conn, &cmd).await?;
+        Ok(lost.iter().filter_map(|id| TaskId::parse(id).ok()).collect())
     }
 
     /// One upkeep pass over a queue: promotes due jobs, takes back expired leases, trims old DEAD ids;
@@ -282,12 +361,21 @@ impl Broker {
         })
     }
 
-    /// Gives back jobs leased to `worker` that it never started, and any id parked for it.
-    pub async fn release(&self, queue: &QueueName, worker: &str, ids: &[TaskId]) -> Result<u64> {
+    /// Gives back the leases `worker` holds and will not finish (never started, or aborted at its
+    /// stop timeout), each only while it is its job's latest lease, and any id parked for it.
+    pub async fn release(
+        &self,
+        queue: &QueueName,
+        worker: &str,
+        leases: &[Lease],
+    ) -> Result<u64> {
         let k = self.queue_keys(queue);
         let inflight = k.inflight(worker);
         let mut cmd = scripts::evalsha(&scripts::RELEASE, &[&k.pending, &k.leased, &inflight]);
-        cmd.arg(&k.base).arg(ids);
+        cmd.arg(&k.base);
+        for l in leases {
+            cmd.arg(l.id).arg(l.token);
+        }
         let mut conn = self.conn().await?;
         Ok(scripts::run(&mut conn, &cmd).await?)
     }

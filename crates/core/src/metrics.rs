@@ -128,3 +128,9 @@ pub fn http_request(route: &str, method: &str, status: u16, took: Duration) {
     metrics::histogram!("faena_http_request_duration_seconds", "route" => route.to_owned())
         .record(took.as_secs_f64());
 }
+
+/// Outcomes, renewals or give-backs of attempts that no longer held their job's latest lease
+/// (fencing): ignored by the broker, counted here.
+pub fn stale_outcomes(queue: &str, n: u64) {
+    metrics::counter!("faena_stale_outcomes_total", "queue" => queue.to_owned()).increment(n);
+}

@@ -13,6 +13,9 @@ use serde_json::Value;
 #[derive(Debug, Clone)]
 pub struct JobContext {
     pub task_id: faena_core::TaskId,
+    /// This attempt's lease token: with the task id it names the attempt (e.g. as a lock holder,
+    /// so a later attempt of the same task cannot take over the lock of an earlier one).
+    pub token: faena_broker::LeaseToken,
     pub kind: String,
     pub queue: String,
     /// This attempt's number, from 1.

@@ -2,12 +2,14 @@
 //! lease renewal, upkeep (promotion and reaping), heartbeats and graceful shutdown.
 
 use std::collections::{HashMap, HashSet};
+
+use tokio::task::AbortHandle;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
 use faena_broker::consume::{self, AttemptEnd, FetchLoop, Fetched};
-use faena_broker::{Broker, LeasedJob, Outcome, OutcomeKind, WorkerRegistration};
+use faena_broker::{Broker, Lease, LeaseToken, LeasedJob, Outcome, OutcomeKind, WorkerRegistration};
 use faena_core::jobs::{ErrorClass, JobError};
 use faena_core::{QueueName, TaskId};
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -15,6 +17,9 @@ use tokio::task::JoinSet;
 use tracing::{debug, error, info, info_span, warn, Instrument};
 
 use crate::handlers::{Handlers, JobContext};
+
+/// How long a stopping worker waits for its acknowledgers after its jobs ended or were stopped.
+const ACK_DRAIN: Duration = Duration::from_secs(5);
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -43,8 +48,33 @@ impl WorkerConfig {
     }
 }
 
-/// Ids of running jobs by queue, for lease renewal and the release at shutdown.
-type Running = Arc<Mutex<HashMap<QueueName, HashSet<TaskId>>>>;
+/// A running attempt: its lease token and the handle that stops it without an acknowledgement.
+struct RunningJob {
+    token: LeaseToken,
+    abort: AbortHandle,
+}
+
+/// Running attempts by queue and id, for lease renewal, for stopping the ones whose lease is lost,
+/// and for the give-back at the stop timeout.
+type Running = Arc<Mutex<HashMap<QueueName, HashMap<TaskId, RunningJob>>>>;
+
+/// The leases of the running attempts, by queue.
+fn leases_by_queue(running: &Running) -> Vec<(QueueName, Vec<Lease>)> {
+    lock(running)
+        .iter()
+        .filter(|(_, jobs)| !jobs.is_empty())
+        .map(|(q, jobs)| {
+            let leases = jobs
+                .iter()
+                .map(|(id, j)| Lease {
+                    id: *id,
+                    token: j.token,
+                })
+                .collect();
+            (q.clone(), leases)
+        })
+        .collect()
+}
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -199,25 +229,44 @@ async fn run(shared: Arc<Shared>, queues: Vec<QueueName>, dynamic: bool, config:
     info!(worker = %w.id, "stopping: no new jobs; waiting for running jobs");
     // Fetchers see the stop flag and end, giving back what they parked.
     while tasks.join_next().await.is_some() {}
+    // Running jobs keep their leases while they finish: a lease that lapsed here would hand the job to
+    // another worker while this one still runs it.
     let all = config.concurrency.max(1) as u32;
-    let drained = tokio::time::timeout(config.stop_timeout, shared.sem.acquire_many(all)).await;
-    if drained.is_err() {
-        let left: Vec<(QueueName, Vec<TaskId>)> = lock(&shared.running)
-            .iter()
-            .map(|(q, ids)| (q.clone(), ids.iter().cloned().collect()))
-            .collect();
-        for (q, ids) in left {
-            if ids.is_empty() {
-                continue;
+    let deadline = tokio::time::Instant::now() + config.stop_timeout;
+    let drained = {
+        let all_back = shared.sem.acquire_many(all);
+        tokio::pin!(all_back);
+        loop {
+            tokio::select! {
+                _ = &mut all_back => break true,
+                _ = tokio::time::sleep_until(deadline) => break false,
+                _ = renew.tick() => renew_leases(&shared).await,
             }
-            warn!(queue = %q, jobs = ids.len(), "stop timeout reached: giving running jobs back to the queue");
-            if let Err(e) = shared.broker.release(&q, &w.id, &ids).await {
+        }
+    };
+    if !drained {
+        // Stop the attempts (no acknowledgement is sent for them), then give their leases back.
+        let left = leases_by_queue(&shared.running);
+        for jobs in lock(&shared.running).values_mut() {
+            for (_, job) in jobs.drain() {
+                job.abort.abort();
+            }
+        }
+        for (q, leases) in left {
+            warn!(queue = %q, jobs = leases.len(), "stop timeout reached: stopped running jobs and gave them back to the queue");
+            if let Err(e) = shared.broker.release(&q, &w.id, &leases).await {
                 error!(queue = %q, error = %e, "could not give jobs back; their leases will expire instead");
             }
         }
     }
     drop(ack_senders);
-    while ackers.join_next().await.is_some() {}
+    // Every sender left was held by a job that has ended or was stopped: the acknowledgers finish
+    // what they hold; a Redis that does not answer cannot hold the stop for longer than this.
+    let acks_done = async { while ackers.join_next().await.is_some() {} };
+    if tokio::time::timeout(ACK_DRAIN, acks_done).await.is_err() {
+        error!(worker = %w.id, "outcomes not recorded within {ACK_DRAIN:?}; their leases will expire and the jobs run again");
+        ackers.abort_all();
+    }
     if let Err(e) = shared.broker.deregister(w).await {
         warn!(error = %e, "could not deregister");
     }
@@ -237,13 +286,25 @@ fn start_queue(
     senders.push(tx);
 }
 
+/// Renews the leases of the running attempts; stops those whose lease is lost (expired and taken
+/// back, or leased again): they must not acknowledge, the job's new attempt decides.
 async fn renew_leases(shared: &Shared) {
-    let by_queue: Vec<(QueueName, Vec<TaskId>)> = lock(&shared.running)
-        .iter()
-        .map(|(q, ids)| (q.clone(), ids.iter().cloned().collect()))
-        .collect();
-    for (q, ids) in by_queue {
-        consume::renew_leases(&shared.broker, &q, &ids).await;
+    for (q, leases) in leases_by_queue(&shared.running) {
+        let lost = consume::renew_leases(&shared.broker, &q, &leases).await;
+        if lost.is_empty() {
+            continue;
+        }
+        let mut running = lock(&shared.running);
+        let Some(jobs) = running.get_mut(&q) else {
+            continue;
+        };
+        for lease in leases.iter().filter(|l| lost.contains(&l.id)) {
+            if jobs.get(&lease.id).is_some_and(|j| j.token == lease.token) {
+                if let Some(job) = jobs.remove(&lease.id) {
+                    job.abort.abort();
+                }
+            }
+        }
     }
 }
 
@@ -290,26 +351,34 @@ async fn fetcher(shared: Arc<Shared>, q: QueueName, acks: mpsc::UnboundedSender<
             Fetched::Stop => break,
             Fetched::Nothing => drop(permits),
             Fetched::Jobs(jobs) => {
-                {
-                    let mut running = lock(&shared.running);
-                    let set = running.entry(q.clone()).or_default();
-                    for j in &jobs {
-                        set.insert(j.id);
-                    }
-                }
+                // Spawned under the lock, so a job that ends at once finds its entry to remove.
+                let mut running = lock(&shared.running);
+                let entries = running.entry(q.clone()).or_default();
                 for (job, permit) in jobs.into_iter().zip(permits.drain(..)) {
-                    let shared = Arc::clone(&shared);
-                    let acks = acks.clone();
-                    tokio::spawn(async move {
-                        let id = job.id.clone();
-                        let queue = job.queue.clone();
-                        let outcome = execute(&shared.handlers, &shared.broker, job).await;
-                        let _ = acks.send(outcome);
-                        if let Some(set) = lock(&shared.running).get_mut(&queue) {
-                            set.remove(&id);
-                        }
-                        drop(permit);
-                    });
+                    let lease = job.lease();
+                    let task = {
+                        let shared = Arc::clone(&shared);
+                        let acks = acks.clone();
+                        tokio::spawn(async move {
+                            let queue = job.queue.clone();
+                            let outcome = execute(&shared.handlers, &shared.broker, job).await;
+                            let _ = acks.send(outcome);
+                            if let Some(jobs) = lock(&shared.running).get_mut(&queue) {
+                                if jobs.get(&lease.id).is_some_and(|j| j.token == lease.token) {
+                                    jobs.remove(&lease.id);
+                                }
+                            }
+                            drop(permit);
+                        })
+                    };
+                    let abort = task.abort_handle();
+                    entries.insert(
+                        lease.id,
+                        RunningJob {
+                            token: lease.token,
+                            abort,
+                        },
+                    );
                 }
             }
         }
@@ -323,7 +392,7 @@ async fn fetcher(shared: Arc<Shared>, q: QueueName, acks: mpsc::UnboundedSender<
 /// Runs one attempt and decides its outcome.
 pub(crate) async fn execute(handlers: &Handlers, broker: &Broker, job: LeasedJob) -> Outcome {
     let span = info_span!("job", task_id = %job.id, kind = %job.kind, queue = %job.queue, attempt = job.attempt);
-    let id = job.id.clone();
+    let (id, token) = (job.id, job.token);
     let (kind_name, queue) = (job.kind.clone(), job.queue.clone());
     let started = std::time::Instant::now();
     let kind = outcome_of(handlers, broker, job)
@@ -336,7 +405,7 @@ pub(crate) async fn execute(handlers: &Handlers, broker: &Broker, job: LeasedJob
         OutcomeKind::Snooze { .. } => "snoozed",
     };
     faena_core::metrics::job_finished(&kind_name, queue.as_str(), label, started.elapsed());
-    Outcome { id, kind }
+    Outcome { id, token, kind }
 }
 
 async fn outcome_of(handlers: &Handlers, broker: &Broker, job: LeasedJob) -> OutcomeKind {
@@ -344,6 +413,7 @@ async fn outcome_of(handlers: &Handlers, broker: &Broker, job: LeasedJob) -> Out
     let spec = broker.catalog().get(&job.kind);
     let ctx = JobContext {
         task_id: job.id,
+        token: job.token,
         kind: job.kind.clone(),
         queue: job.queue.to_string(),
         attempt: job.attempt,

@@ -9,9 +9,12 @@ if action == 'retry' then
   if st ~= 'DEAD' and st ~= 'CANCELLED' then return st end
   redis.call('ZREM', KEYS[3], id)
   redis.call('PERSIST', rk)
-  redis.call('HSET', rk, 'state', 'PENDING', 'attempts', 0)
+  -- A job cancelled while PENDING still has its id in the pending list (`queued` = 1): making it
+  -- PENDING again is enough; pushing it again would run it twice.
+  local queued = redis.call('HGET', rk, 'queued') == '1'
+  redis.call('HSET', rk, 'state', 'PENDING', 'attempts', 0, 'queued', 1)
   redis.call('HDEL', rk, 'finished_at', 'next_run_at')
-  redis.call('RPUSH', KEYS[1], id)
+  if not queued then redis.call('RPUSH', KEYS[1], id) end
   return 'PENDING'
 elseif action == 'cancel' then
   if st ~= 'PENDING' and st ~= 'SCHEDULED' then return st end

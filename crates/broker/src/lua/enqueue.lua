@@ -3,6 +3,8 @@
 -- ARGV[1] now (ms), ARGV[2] key prefix of the queue (`{p:q:queue}:`), ARGV[3] idempotency ttl (s),
 -- ARGV[4] queue name, then 7 values per job: id, kind, args, max_attempts, run_at (ms, 0 = now), idempotency key ('' = none),
 -- owner ('' = none)
+-- `queued` = 1 marks a record whose id sits in the pending list (fetch clears it), so a retry after a
+-- cancel never pushes the id a second time.
 -- Returns one id per job: the new id, or the id of the earlier job holding the same idempotency key.
 local now = tonumber(ARGV[1])
 local kp = ARGV[2]
@@ -20,7 +22,10 @@ for i = 5, #ARGV, 7 do
       out[#out+1] = prev
       existing = true
     else
-      redis.call('SET', ik, id, 'EX', ttl)
+      -- The key outlives the job's own time: a job a year away stays deduplicated until then + ttl.
+      local wait = 0
+      if run_at > now then wait = math.ceil((run_at - now) / 1000) end
+      redis.call('SET', ik, id, 'EX', ttl + wait)
     end
   end
   if not existing then
@@ -31,7 +36,7 @@ for i = 5, #ARGV, 7 do
       redis.call('ZADD', KEYS[2], run_at, id)
     else
       redis.call('HSET', rk, 'kind', kind, 'queue', queue, 'args', args, 'state', 'PENDING',
-        'attempts', 0, 'max_attempts', max, 'enqueued_at', now)
+        'attempts', 0, 'max_attempts', max, 'enqueued_at', now, 'queued', 1)
       redis.call('RPUSH', KEYS[1], id)
     end
     if idem ~= '' then redis.call('HSET', rk, 'idempotency_key', idem) end

@@ -1,45 +1,55 @@
 -- Record the outcomes of a batch of attempts.
 -- KEYS[1] leased zset, KEYS[2] scheduled zset, KEYS[3] dead zset, KEYS[4] stats hash
 -- ARGV[1] now (ms), ARGV[2] result ttl (s), ARGV[3] dead ttl (s), ARGV[4] key prefix of the queue,
--- then 5 values per outcome: id, code, text, class, at (ms)
+-- then 6 values per outcome: id, token, code, text, class, at (ms)
 --   code S = succeeded (text = result), R = retry at `at`, D = dead, Z = snooze until `at` (attempt given back)
--- An outcome whose lease was lost (reaped after expiry) is ignored unless it is a success, so a late
--- failure never overrides what the job's new attempt decides.
+-- Fencing: an outcome applies only when its token is the record's, i.e. it comes from the job's latest
+-- lease. A stale one (a paused worker whose job was leased again) changes nothing and is counted
+-- (`stale` in the stats). A failure whose lease expired but was not leased again is ignored too (the
+-- requeued job runs again); a late success of the latest lease still counts.
+-- Returns {succeeded, retried, dead, then id and current token of each stale outcome}
 local now, rttl, dttl, kp = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local s, r, d = 0, 0, 0
-for i = 5, #ARGV, 5 do
-  local id, code, text, class, at = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4]
+local stale = {}
+for i = 5, #ARGV, 6 do
+  local id, token, code, text, class, at = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5]
   local rk = kp .. 't:' .. id
-  local held = redis.call('ZREM', KEYS[1], id)
-  if code == 'S' then
-    -- Holding the lease means the job is RUNNING: skip the read on this hot path.
-    local st = 'RUNNING'
-    if held == 0 then st = redis.call('HGET', rk, 'state') end
-    if st == 'RUNNING' or st == 'PENDING' or st == 'SCHEDULED' then
-      if st == 'SCHEDULED' then redis.call('ZREM', KEYS[2], id) end
-      -- An empty next_run_at reads as "none" (cheaper than an HDEL).
-      redis.call('HSET', rk, 'state', 'SUCCEEDED', 'finished_at', now, 'result', text, 'next_run_at', '')
-      redis.call('EXPIRE', rk, rttl)
-      s = s + 1
-    end
-  elseif held == 1 then
-    if code == 'R' then
-      redis.call('HSET', rk, 'state', 'SCHEDULED', 'next_run_at', at, 'error', text, 'error_class', class)
-      redis.call('ZADD', KEYS[2], at, id)
-      r = r + 1
-    elseif code == 'Z' then
-      redis.call('HSET', rk, 'state', 'SCHEDULED', 'next_run_at', at)
-      redis.call('HINCRBY', rk, 'attempts', -1)
-      redis.call('ZADD', KEYS[2], at, id)
-    else
-      redis.call('HSET', rk, 'state', 'DEAD', 'finished_at', now, 'error', text, 'error_class', class, 'next_run_at', '')
-      redis.call('ZADD', KEYS[3], now, id)
-      redis.call('EXPIRE', rk, dttl)
-      d = d + 1
+  local v = redis.call('HMGET', rk, 'token', 'state')
+  if v[1] ~= token then
+    stale[#stale+1] = id; stale[#stale+1] = v[1] or ''
+  else
+    local held = redis.call('ZREM', KEYS[1], id)
+    local st = v[2]
+    if code == 'S' then
+      if st == 'RUNNING' or st == 'PENDING' or st == 'SCHEDULED' then
+        if st == 'SCHEDULED' then redis.call('ZREM', KEYS[2], id) end
+        -- An empty next_run_at reads as "none" (cheaper than an HDEL).
+        redis.call('HSET', rk, 'state', 'SUCCEEDED', 'finished_at', now, 'result', text, 'next_run_at', '')
+        redis.call('EXPIRE', rk, rttl)
+        s = s + 1
+      end
+    elseif held == 1 then
+      if code == 'R' then
+        redis.call('HSET', rk, 'state', 'SCHEDULED', 'next_run_at', at, 'error', text, 'error_class', class)
+        redis.call('ZADD', KEYS[2], at, id)
+        r = r + 1
+      elseif code == 'Z' then
+        redis.call('HSET', rk, 'state', 'SCHEDULED', 'next_run_at', at)
+        redis.call('HINCRBY', rk, 'attempts', -1)
+        redis.call('ZADD', KEYS[2], at, id)
+      else
+        redis.call('HSET', rk, 'state', 'DEAD', 'finished_at', now, 'error', text, 'error_class', class, 'next_run_at', '')
+        redis.call('ZADD', KEYS[3], now, id)
+        redis.call('EXPIRE', rk, dttl)
+        d = d + 1
+      end
     end
   end
 end
 if s > 0 then redis.call('HINCRBY', KEYS[4], 'succeeded', s) end
 if r > 0 then redis.call('HINCRBY', KEYS[4], 'retried', r); redis.call('HINCRBY', KEYS[4], 'failed', r) end
 if d > 0 then redis.call('HINCRBY', KEYS[4], 'dead', d); redis.call('HINCRBY', KEYS[4], 'failed', d) end
-return {s, r, d}
+if #stale > 0 then redis.call('HINCRBY', KEYS[4], 'stale', #stale / 2) end
+local out = {s, r, d}
+for _, x in ipairs(stale) do out[#out+1] = x end
+return out

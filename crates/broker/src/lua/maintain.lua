@@ -9,7 +9,7 @@ for _, id in ipairs(due) do
   redis.call('ZREM', KEYS[2], id)
   local rk = kp .. 't:' .. id
   if redis.call('HGET', rk, 'state') == 'SCHEDULED' then
-    redis.call('HSET', rk, 'state', 'PENDING')
+    redis.call('HSET', rk, 'state', 'PENDING', 'queued', 1)
     redis.call('RPUSH', KEYS[1], id)
   end
 end
@@ -28,7 +28,7 @@ for _, id in ipairs(expired) do
       redis.call('HINCRBY', KEYS[5], 'dead', 1)
       dead = dead + 1
     else
-      redis.call('HSET', rk, 'state', 'PENDING', 'error', msg, 'error_class', 'lease_expired')
+      redis.call('HSET', rk, 'state', 'PENDING', 'error', msg, 'error_class', 'lease_expired', 'queued', 1)
       redis.call('RPUSH', KEYS[1], id)
       requeued = requeued + 1
     end
