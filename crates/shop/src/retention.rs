@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use crate::reports::{under, ReportError};
 use crate::schema::sales;
+use crate::states::SunatStatus;
 use faena_core::settings::RetentionSettings;
 
 /// Sales looked at per query.
@@ -140,7 +141,7 @@ pub async fn cleanup_old_files(
                     .and(sales::issued_at.lt(pdf_before))),
             );
         let page: Vec<Candidate> = sales::table
-            .filter(sales::sunat_status.eq_any(["ACCEPTED", "REJECTED"]))
+            .filter(sales::sunat_status.eq_any(SunatStatus::DECIDED))
             .filter(sales::id.gt(last_id))
             .filter(xml_due.or(pdf_due))
             .order(sales::id.asc())
@@ -181,7 +182,7 @@ pub async fn cleanup_old_files(
                     diesel::update(
                         sales::table
                             .find(id)
-                            .filter(sales::sunat_status.eq_any(["ACCEPTED", "REJECTED"])),
+                            .filter(sales::sunat_status.eq_any(SunatStatus::DECIDED)),
                     )
                     .set((
                         sales::xml_path.eq(None::<String>),
@@ -202,7 +203,7 @@ pub async fn cleanup_old_files(
                         diesel::update(
                             sales::table
                                 .find(id)
-                                .filter(sales::sunat_status.eq_any(["ACCEPTED", "REJECTED"])),
+                                .filter(sales::sunat_status.eq_any(SunatStatus::DECIDED)),
                         )
                         .set((
                             sales::pdf_path.eq(None::<String>),

@@ -16,6 +16,8 @@ use serde::{Deserialize, Serialize};
 use crate::schema::{
     products, reservation_items, reservations, sale_items, sales, sunat_submissions,
 };
+use crate::states::ReservationStatus;
+pub use crate::states::SunatStatus;
 
 /// Above this total a boleta needs the buyer's identity document (SUNAT error 2396).
 pub const ANONYMOUS_BOLETA_LIMIT: i64 = 700;
@@ -156,7 +158,7 @@ pub struct SaleRow {
     pub total: BigDecimal,
     pub is_cancelled: bool,
     pub cancelled_at: Option<DateTime<Utc>>,
-    pub sunat_status: String,
+    pub sunat_status: SunatStatus,
     pub sunat_outcome: Option<String>,
     pub sunat_code: Option<String>,
     pub sunat_description: Option<String>,
@@ -212,8 +214,7 @@ pub struct Submission {
 /// A sale's SUNAT state, as the api shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SunatView {
-    /// PENDING, SENDING, ACCEPTED, REJECTED or ERROR.
-    pub status: String,
+    pub status: SunatStatus,
     pub outcome: Option<String>,
     pub code: Option<String>,
     pub description: Option<String>,
@@ -454,7 +455,7 @@ pub async fn create_sale(
                 }
             } else {
                 let rid = req.reservation_id.unwrap_or_default();
-                let r: Option<(Option<String>, String)> = reservations::table
+                let r: Option<(Option<String>, ReservationStatus)> = reservations::table
                     .find(rid)
                     .select((reservations::user_id, reservations::status))
                     .for_update()
@@ -472,7 +473,7 @@ pub async fn create_sale(
                         "reservation {rid} belongs to another user"
                     )));
                 }
-                if status != "CONFIRMED" {
+                if status != ReservationStatus::Confirmed {
                     return Err(SaleError::Conflict(format!(
                         "reservation {rid} is {status}: only a CONFIRMED reservation becomes a sale (POST /api/reservations/{rid}/confirm)"
                     )));
@@ -619,15 +620,12 @@ pub fn check_sendable(row: &SaleRow) -> Result<(), String> {
     if row.is_cancelled {
         return Err(format!("sale {} is cancelled: it is not sent", row.id));
     }
-    match row.sunat_status.as_str() {
-        "SENDING" => Err(format!(
+    match row.sunat_status {
+        SunatStatus::Sending => Err(format!(
             "sale {} is SENDING: a worker is sending it now",
             row.id
         )),
-        "ACCEPTED" | "REJECTED" => Err(format!(
-            "sale {} is {}: SUNAT has already decided",
-            row.id, row.sunat_status
-        )),
+        s if s.is_decided() => Err(format!("sale {} is {s}: SUNAT has already decided", row.id)),
         _ => Ok(()),
     }
 }
@@ -636,7 +634,7 @@ pub fn check_sendable(row: &SaleRow) -> Result<(), String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotSendable {
     /// ACCEPTED or REJECTED: SUNAT has decided.
-    Done(String),
+    Done(SunatStatus),
     Cancelled,
 }
 
@@ -651,10 +649,14 @@ pub async fn begin_send(
         sales::table
             .find(id)
             .filter(sales::is_cancelled.eq(false))
-            .filter(sales::sunat_status.eq_any(["PENDING", "ERROR", "SENDING"])),
+            .filter(sales::sunat_status.eq_any([
+                SunatStatus::Pending,
+                SunatStatus::Error,
+                SunatStatus::Sending,
+            ])),
     )
     .set((
-        sales::sunat_status.eq("SENDING"),
+        sales::sunat_status.eq(SunatStatus::Sending),
         sales::sunat_attempts.eq(sales::sunat_attempts + 1),
         sales::sunat_sent_at.eq(diesel::dsl::now),
         sales::updated_at.eq(diesel::dsl::now),
@@ -722,7 +724,7 @@ pub async fn record_submission(
 #[derive(Debug, Clone, Default)]
 pub struct SendResult {
     /// PENDING (a retry is due), ACCEPTED, REJECTED or ERROR.
-    pub status: String,
+    pub status: SunatStatus,
     pub outcome: String,
     pub code: Option<String>,
     pub description: Option<String>,
@@ -741,14 +743,14 @@ pub async fn finish_send(
 ) -> Result<(), SaleError> {
     let notes = serde_json::json!(r.notes);
     let common = (
-        sales::sunat_status.eq(&r.status),
+        sales::sunat_status.eq(r.status),
         sales::sunat_outcome.eq(&r.outcome),
         sales::sunat_code.eq(&r.code),
         sales::sunat_description.eq(&r.description),
         sales::sunat_notes.eq(&notes),
         sales::updated_at.eq(diesel::dsl::now),
     );
-    if r.status == "ACCEPTED" {
+    if r.status == SunatStatus::Accepted {
         diesel::update(sales::table.find(id))
             .set((
                 common,
@@ -795,7 +797,7 @@ pub async fn failed_sales_to_retry(
 ) -> Result<Vec<(i64, i32)>, SaleError> {
     let before = Utc::now() - older_than;
     Ok(sales::table
-        .filter(sales::sunat_status.eq("ERROR"))
+        .filter(sales::sunat_status.eq(SunatStatus::Error))
         .filter(sales::is_cancelled.eq(false))
         .filter(sales::sunat_sent_at.lt(before))
         .filter(
@@ -817,7 +819,7 @@ pub async fn requeue_failed(conn: &mut AsyncPgConnection, id: i64) -> Result<boo
     let n = diesel::update(
         sales::table
             .find(id)
-            .filter(sales::sunat_status.eq("ERROR"))
+            .filter(sales::sunat_status.eq(SunatStatus::Error))
             .filter(sales::is_cancelled.eq(false)),
     )
     .set((

@@ -15,6 +15,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
 use crate::schema::{products, reservation_items, reservations};
+pub use crate::states::ReservationStatus;
 
 /// A product as stored.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
@@ -96,7 +97,7 @@ pub struct Shortage {
 pub struct ReservationView {
     pub reservation_id: i64,
     pub user_id: Option<String>,
-    pub status: String,
+    pub status: ReservationStatus,
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub confirmed_at: Option<DateTime<Utc>>,
@@ -116,7 +117,7 @@ pub struct ReservedItem {
 struct ReservationRow {
     id: i64,
     user_id: Option<String>,
-    status: String,
+    status: ReservationStatus,
     expires_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
     confirmed_at: Option<DateTime<Utc>>,
@@ -142,7 +143,7 @@ pub enum ShopError {
     #[error("reservation {id} is {status}: {message}")]
     WrongState {
         id: i64,
-        status: String,
+        status: ReservationStatus,
         message: &'static str,
     },
     #[error("reservation {id} expired at {expires_at}")]
@@ -359,7 +360,7 @@ pub async fn adjust_stock(
             })?;
         let reserved: i64 = reservation_items::table
             .inner_join(reservations::table)
-            .filter(reservations::status.eq("ACTIVE"))
+            .filter(reservations::status.eq(ReservationStatus::Active))
             .filter(reservation_items::product_id.eq(id))
             .select(diesel::dsl::sum(reservation_items::quantity))
             .first::<Option<i64>>(conn)
@@ -593,11 +594,11 @@ pub async fn confirm(conn: &mut AsyncPgConnection, id: i64) -> Result<Reservatio
     let n = diesel::update(
         reservations::table
             .find(id)
-            .filter(reservations::status.eq("ACTIVE"))
+            .filter(reservations::status.eq(ReservationStatus::Active))
             .filter(reservations::expires_at.gt(now)),
     )
     .set((
-        reservations::status.eq("CONFIRMED"),
+        reservations::status.eq(ReservationStatus::Confirmed),
         reservations::confirmed_at.eq(now),
     ))
     .execute(conn)
@@ -606,14 +607,14 @@ pub async fn confirm(conn: &mut AsyncPgConnection, id: i64) -> Result<Reservatio
     if n == 1 {
         return Ok(view);
     }
-    match view.status.as_str() {
-        "ACTIVE" | "EXPIRED" => Err(ShopError::Expired {
+    match view.status {
+        ReservationStatus::Active | ReservationStatus::Expired => Err(ShopError::Expired {
             id,
             expires_at: view.expires_at,
         }),
         other => Err(ShopError::WrongState {
             id,
-            status: other.to_owned(),
+            status: other,
             message: "only an ACTIVE reservation can be confirmed",
         }),
     }
@@ -656,29 +657,29 @@ async fn return_stock(
 pub async fn release(conn: &mut AsyncPgConnection, id: i64) -> Result<ReservationView, ShopError> {
     for attempt in 0..MAX_TRIES {
         let result = conn
-            .transaction::<Option<String>, diesel::result::Error, _>(async move |conn| {
+            .transaction::<Option<ReservationStatus>, diesel::result::Error, _>(async move |conn| {
                 diesel::sql_query("SET LOCAL lock_timeout = '2s'")
                     .execute(conn)
                     .await?;
-                let status: Option<String> = reservations::table
+                let status: Option<ReservationStatus> = reservations::table
                     .find(id)
                     .select(reservations::status)
                     .for_update()
                     .first(conn)
                     .await
                     .optional()?;
-                if status.as_deref() != Some("ACTIVE") {
+                if status != Some(ReservationStatus::Active) {
                     return Ok(status);
                 }
                 diesel::update(reservations::table.find(id))
                     .set((
-                        reservations::status.eq("RELEASED"),
+                        reservations::status.eq(ReservationStatus::Released),
                         reservations::released_at.eq(Utc::now()),
                     ))
                     .execute(conn)
                     .await?;
                 return_stock(conn, &[id]).await?;
-                Ok(Some("RELEASED".into()))
+                Ok(Some(ReservationStatus::Released))
             })
             .await;
         match result {
@@ -688,7 +689,7 @@ pub async fn release(conn: &mut AsyncPgConnection, id: i64) -> Result<Reservatio
                     id,
                 })
             }
-            Ok(Some(s)) if s == "RELEASED" => return get_reservation(conn, id).await,
+            Ok(Some(ReservationStatus::Released)) => return get_reservation(conn, id).await,
             Ok(Some(s)) => {
                 return Err(ShopError::WrongState {
                     id,
@@ -722,7 +723,7 @@ pub async fn release_expired(
                     .execute(conn)
                     .await?;
                 let ids: Vec<i64> = reservations::table
-                    .filter(reservations::status.eq("ACTIVE"))
+                    .filter(reservations::status.eq(ReservationStatus::Active))
                     .filter(reservations::expires_at.lt(Utc::now()))
                     .order(reservations::expires_at)
                     .limit(batch.max(1))
@@ -736,7 +737,7 @@ pub async fn release_expired(
                 }
                 diesel::update(reservations::table.filter(reservations::id.eq_any(&ids)))
                     .set((
-                        reservations::status.eq("EXPIRED"),
+                        reservations::status.eq(ReservationStatus::Expired),
                         reservations::released_at.eq(Utc::now()),
                     ))
                     .execute(conn)

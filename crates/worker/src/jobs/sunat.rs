@@ -17,7 +17,7 @@ use faena_core::jobs::{EnqueueRequest, JobError};
 use faena_core::Settings;
 use faena_shop::files::write_atomic;
 use faena_shop::jobs::{RetryFailedSendsArgs, SendSaleArgs};
-use faena_shop::sales::{self, NewSubmission, NotSendable, SaleRow, SendResult};
+use faena_shop::sales::{self, NewSubmission, NotSendable, SaleRow, SendResult, SunatStatus};
 use faena_sunat::document::{Company, Customer, CustomerDocType, DocumentType, Line, Receipt};
 use faena_sunat::{printable, Client, Outcome, Ruc, Series, Signer, SunatConfig};
 use serde_json::{json, Value};
@@ -185,7 +185,7 @@ impl SunatJobs {
             Ok(r) => r,
             Err(why) => {
                 let r = SendResult {
-                    status: "ERROR".into(),
+                    status: SunatStatus::Error,
                     outcome: "config_error".into(),
                     description: Some(format!("SUNAT sending is not configured: {why}")),
                     ..Default::default()
@@ -299,24 +299,24 @@ impl SunatJobs {
                 self.accept(&receipt, &digest, &submission.cdr_zip, &mut r)?;
             }
             Outcome::Rejected { notes, .. } => {
-                r.status = "REJECTED".into();
+                r.status = SunatStatus::Rejected;
                 r.notes = notes.clone();
             }
             Outcome::Retryable { .. }
             | Outcome::Unknown { .. }
             | Outcome::AlreadyInProcess { .. } => {
                 if attempt <= i32::try_from(self.max_retries).unwrap_or(i32::MAX) {
-                    r.status = "PENDING".into();
+                    r.status = SunatStatus::Pending;
                     self.record(&mut conn, sale_id, attempt, started_at, took, &r, http, ctx)
                         .await?;
                     return Err(JobError::Snooze(self.retry_delay));
                 }
-                r.status = "ERROR".into();
+                r.status = SunatStatus::Error;
             }
             Outcome::PermanentConfig { .. }
             | Outcome::PermanentDocument { .. }
             | Outcome::NeedsSummary { .. } => {
-                r.status = "ERROR".into();
+                r.status = SunatStatus::Error;
                 self.record(&mut conn, sale_id, attempt, started_at, took, &r, http, ctx)
                     .await?;
                 return Err(JobError::Permanent(anyhow::anyhow!(
@@ -354,7 +354,7 @@ impl SunatJobs {
             .map_err(|e| JobError::Retry(anyhow::anyhow!("cannot print the receipt: {e}")))?;
         r.pdf_path = Some(rel("pdf", &format!("{stem}.pdf")));
         r.qr_path = Some(rel("pdf", &format!("{stem}.png")));
-        r.status = "ACCEPTED".into();
+        r.status = SunatStatus::Accepted;
         Ok(())
     }
 
