@@ -18,6 +18,7 @@ use crate::schema::{
 };
 use crate::states::ReservationStatus;
 pub use crate::states::SunatStatus;
+use crate::stock::{take_stock, BadLines, Fault, StockError, StockRequest, Taken};
 
 /// Above this total a boleta needs the buyer's identity document (SUNAT error 2396).
 pub const ANONYMOUS_BOLETA_LIMIT: i64 = 700;
@@ -60,6 +61,27 @@ impl SaleError {
 impl From<diesel::result::Error> for SaleError {
     fn from(e: diesel::result::Error) -> Self {
         Self::Db(e.to_string())
+    }
+}
+
+impl From<StockError> for SaleError {
+    /// The first line at fault, in product-id order.
+    fn from(e: StockError) -> Self {
+        match e {
+            StockError::Db(e) => e.into(),
+            StockError::Refused { first, .. } => match first {
+                Fault::Unknown(id) => Self::NotFound {
+                    what: "product",
+                    id,
+                },
+                Fault::Short(s) => Self::InsufficientStock {
+                    product_id: s.product_id,
+                    sku: s.sku,
+                    available: s.available,
+                    requested: s.requested,
+                },
+            },
+        }
     }
 }
 
@@ -317,6 +339,18 @@ struct DraftLine {
     unit_price: BigDecimal,
 }
 
+impl From<Taken> for DraftLine {
+    fn from(t: Taken) -> Self {
+        Self {
+            product_id: t.product_id,
+            sku: t.sku,
+            name: t.name,
+            quantity: t.quantity,
+            unit_price: t.unit_price,
+        }
+    }
+}
+
 impl DraftLine {
     fn line(&self) -> Line {
         Line {
@@ -372,26 +406,9 @@ pub async fn create_sale(
     let series =
         Series::parse_for(&series_name, doc).map_err(|e| invalid("series", e.to_string()))?;
     let customer = parse_customer(req.customer.as_ref(), doc)?;
-    let from_items = match (&req.items, req.reservation_id) {
-        (Some(items), None) => {
-            if items.is_empty() || items.len() > 100 {
-                return Err(invalid("items", "give 1 to 100 items"));
-            }
-            let mut seen = std::collections::HashSet::new();
-            for (i, it) in items.iter().enumerate() {
-                if it.quantity <= 0 {
-                    return Err(invalid(format!("items[{i}].quantity"), "must be greater than 0"));
-                }
-                if !seen.insert(it.product_id) {
-                    return Err(invalid(
-                        format!("items[{i}].product_id"),
-                        format!("product {} is listed twice; give it once with the total quantity", it.product_id),
-                    ));
-                }
-            }
-            true
-        }
-        (None, Some(_)) => false,
+    let stock = match (&req.items, req.reservation_id) {
+        (Some(items), None) => Some(parse_items(items)?),
+        (None, Some(_)) => None,
         _ => {
             return Err(invalid(
                 "items",
@@ -406,53 +423,8 @@ pub async fn create_sale(
     let id = conn
         .transaction::<i64, SaleError, _>(async move |conn| {
             let mut draft: Vec<DraftLine> = Vec::new();
-            if from_items {
-                let mut items = req.items.clone().unwrap_or_default();
-                // One lock order for every transaction that touches several products.
-                items.sort_by_key(|i| i.product_id);
-                for it in &items {
-                    let p: Option<(i64, String, String, BigDecimal, i32)> = products::table
-                        .find(it.product_id)
-                        .select((
-                            products::id,
-                            products::sku,
-                            products::name,
-                            products::unit_price,
-                            products::stock,
-                        ))
-                        .for_update()
-                        .first(conn)
-                        .await
-                        .optional()?;
-                    let Some((pid, sku, name, price, stock)) = p else {
-                        return Err(SaleError::NotFound {
-                            what: "product",
-                            id: it.product_id,
-                        });
-                    };
-                    if stock < it.quantity {
-                        return Err(SaleError::InsufficientStock {
-                            product_id: pid,
-                            sku,
-                            available: stock,
-                            requested: it.quantity,
-                        });
-                    }
-                    diesel::update(products::table.find(pid))
-                        .set((
-                            products::stock.eq(products::stock - it.quantity),
-                            products::version.eq(products::version + 1),
-                        ))
-                        .execute(conn)
-                        .await?;
-                    draft.push(DraftLine {
-                        product_id: pid,
-                        sku,
-                        name,
-                        quantity: it.quantity,
-                        unit_price: price,
-                    });
-                }
+            if let Some(stock) = &stock {
+                draft.extend(take_stock(conn, stock).await?.into_iter().map(DraftLine::from));
             } else {
                 let rid = req.reservation_id.unwrap_or_default();
                 let r: Option<(Option<String>, ReservationStatus)> = reservations::table
@@ -578,6 +550,21 @@ pub async fn create_sale(
         })
         .await?;
     get_sale(conn, id).await
+}
+
+/// The items of a new sale, as stock to take; the error names the first line at fault.
+fn parse_items(items: &[SaleItemInput]) -> Result<StockRequest, SaleError> {
+    let lines = items.iter().map(|i| (i.product_id, i.quantity));
+    StockRequest::parse(lines).map_err(|bad| match bad {
+        BadLines::Count(_) => invalid("items", "give 1 to 100 items"),
+        BadLines::Quantity { index, .. } => {
+            invalid(format!("items[{index}].quantity"), "must be greater than 0")
+        }
+        BadLines::Repeated { index, product_id } => invalid(
+            format!("items[{index}].product_id"),
+            format!("product {product_id} is listed twice; give it once with the total quantity"),
+        ),
+    })
 }
 
 /// The sale's row.
