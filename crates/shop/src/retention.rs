@@ -16,6 +16,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
+use crate::files::ReceiptFiles;
 use crate::reports::{under, ReportError};
 use crate::schema::sales;
 use crate::states::SunatStatus;
@@ -165,7 +166,7 @@ pub async fn cleanup_old_files(
             if issued_at < xml_before && (xml.is_some() || cdr.is_some() || qr.is_some()) {
                 if let Some(xml) = &xml {
                     remove(files_dir, xml, "xml", dry_run, &mut report).await?;
-                    if let Some(zip) = xml.strip_suffix(".xml").map(|s| format!("{s}.zip")) {
+                    if let Some(zip) = ReceiptFiles::zip_beside(xml) {
                         // The zip sent to SUNAT; a missing one is not worth counting.
                         let before = report.missing;
                         remove(files_dir, &zip, "xml", dry_run, &mut report).await?;
