@@ -128,7 +128,7 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        use faena_shop::shop::ShopError as S;
+        use faena_shop::shop::{ReservationStatus, ShopError as S};
         let field = match self {
             Self::BadRequest { field, .. } => field.as_deref(),
             Self::Shop(S::Invalid { field, .. }) => Some(field.as_str()),
@@ -139,9 +139,9 @@ impl ResponseError for ApiError {
             Self::Shop(S::WrongState { status, .. }) => {
                 Some(serde_json::json!({ "status": status }))
             }
-            Self::Shop(S::Expired { expires_at, .. }) => {
-                Some(serde_json::json!({ "status": "EXPIRED", "expires_at": expires_at }))
-            }
+            Self::Shop(S::Expired { expires_at, .. }) => Some(
+                serde_json::json!({ "status": ReservationStatus::Expired, "expires_at": expires_at }),
+            ),
             Self::ConflictWith { details, .. } => Some(details.clone()),
             _ => None,
         };

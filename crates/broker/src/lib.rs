@@ -394,7 +394,10 @@ impl Broker {
             pipe.add_command(cmd);
         }
         let states: Vec<String> = scripts::query_pipe(&mut conn, &pipe).await?;
-        let retried = states.iter().filter(|s| *s == "PENDING").count() as u64;
+        let retried = states
+            .iter()
+            .filter(|s| *s == TaskState::Pending.as_str())
+            .count() as u64;
         // Ids whose record already expired are dropped from the dead set so the loop ends.
         let gone: Vec<&String> = ids
             .iter()

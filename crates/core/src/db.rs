@@ -10,6 +10,9 @@ use diesel_async::pooled_connection::AsyncDieselConnectionManager;
 use diesel_async::AsyncPgConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
+/// How long a caller waits for a free connection before the pool answers "unavailable".
+pub const POOL_WAIT: Duration = Duration::from_secs(10);
+
 /// The pool every process uses.
 pub type PgPool = Pool<AsyncPgConnection>;
 
@@ -42,7 +45,10 @@ pub fn create_pool(url: &str, size: usize) -> Result<PgPool, DbError> {
     Pool::builder(manager)
         .max_size(size.max(1))
         .runtime(deadpool::Runtime::Tokio1)
-        .wait_timeout(Some(Duration::from_secs(2)))
+        // A burst (a hundred sales at one till opening) queues for a connection rather than failing
+        // at once: transactions on one hot row run one at a time, so the queue drains at their pace.
+        // Health checks bound their own wait (`health::CHECK_TIMEOUT`).
+        .wait_timeout(Some(POOL_WAIT))
         .create_timeout(Some(Duration::from_secs(2)))
         .recycle_timeout(Some(Duration::from_secs(1)))
         .build()

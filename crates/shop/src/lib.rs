@@ -1,6 +1,7 @@
 //! faena-shop: the back office of a Peruvian shop on top of the queue kernel: users and tokens,
-//! products and checkout reservations, sales and their SUNAT state, reports, insights, file
-//! retention, receipt files, and the application's jobs (their args and the kind catalog).
+//! products and checkout reservations (one way to take stock, [`stock`]), sales and their SUNAT
+//! state (states as types, [`states`]), reports, insights, file retention, receipt files, and the
+//! application's jobs (their args and the kind catalog).
 //!
 //! It knows PostgreSQL (its own tables in [`schema`]) and `faena-sunat`; it knows no Redis key,
 //! no HTTP framework and runs no job loop: the worker's handlers call into it.
@@ -13,6 +14,8 @@ pub mod retention;
 pub mod sales;
 pub mod schema;
 pub mod shop;
+pub mod states;
+pub mod stock;
 
 /// The application's jobs: their args and the kind catalog (crate `faena-catalog`).
 pub use faena_catalog as jobs;

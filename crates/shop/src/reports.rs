@@ -19,6 +19,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
 use crate::schema::reports;
+use crate::states::SunatStatus;
 
 /// The `kind` of the daily SUNAT report in the `reports` table.
 pub const SUNAT_DAILY: &str = "sunat_daily";
@@ -99,14 +100,14 @@ impl ReceiptCounts {
             return;
         }
         self.issued += g.n;
-        match g.sunat_status.as_str() {
-            "ACCEPTED" => {
+        match g.sunat_status {
+            SunatStatus::Accepted => {
                 self.accepted += g.n;
                 self.total_accepted += &g.total;
             }
-            "REJECTED" => self.rejected += g.n,
-            "ERROR" => self.error += g.n,
-            _ => self.pending += g.n,
+            SunatStatus::Rejected => self.rejected += g.n,
+            SunatStatus::Error => self.error += g.n,
+            SunatStatus::Pending | SunatStatus::Sending => self.pending += g.n,
         }
         self.total_billed += &g.total;
     }
@@ -180,7 +181,7 @@ struct Group {
     #[diesel(sql_type = Text)]
     doc_type: String,
     #[diesel(sql_type = Text)]
-    sunat_status: String,
+    sunat_status: SunatStatus,
     #[diesel(sql_type = diesel::sql_types::Bool)]
     is_cancelled: bool,
     #[diesel(sql_type = BigInt)]

@@ -16,8 +16,10 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
+use crate::files::ReceiptFiles;
 use crate::reports::{under, ReportError};
 use crate::schema::sales;
+use crate::states::SunatStatus;
 use faena_core::settings::RetentionSettings;
 
 /// Sales looked at per query.
@@ -140,7 +142,7 @@ pub async fn cleanup_old_files(
                     .and(sales::issued_at.lt(pdf_before))),
             );
         let page: Vec<Candidate> = sales::table
-            .filter(sales::sunat_status.eq_any(["ACCEPTED", "REJECTED"]))
+            .filter(sales::sunat_status.eq_any(SunatStatus::DECIDED))
             .filter(sales::id.gt(last_id))
             .filter(xml_due.or(pdf_due))
             .order(sales::id.asc())
@@ -164,7 +166,7 @@ pub async fn cleanup_old_files(
             if issued_at < xml_before && (xml.is_some() || cdr.is_some() || qr.is_some()) {
                 if let Some(xml) = &xml {
                     remove(files_dir, xml, "xml", dry_run, &mut report).await?;
-                    if let Some(zip) = xml.strip_suffix(".xml").map(|s| format!("{s}.zip")) {
+                    if let Some(zip) = ReceiptFiles::zip_beside(xml) {
                         // The zip sent to SUNAT; a missing one is not worth counting.
                         let before = report.missing;
                         remove(files_dir, &zip, "xml", dry_run, &mut report).await?;
@@ -181,7 +183,7 @@ pub async fn cleanup_old_files(
                     diesel::update(
                         sales::table
                             .find(id)
-                            .filter(sales::sunat_status.eq_any(["ACCEPTED", "REJECTED"])),
+                            .filter(sales::sunat_status.eq_any(SunatStatus::DECIDED)),
                     )
                     .set((
                         sales::xml_path.eq(None::<String>),
@@ -202,7 +204,7 @@ pub async fn cleanup_old_files(
                         diesel::update(
                             sales::table
                                 .find(id)
-                                .filter(sales::sunat_status.eq_any(["ACCEPTED", "REJECTED"])),
+                                .filter(sales::sunat_status.eq_any(SunatStatus::DECIDED)),
                         )
                         .set((
                             sales::pdf_path.eq(None::<String>),

@@ -16,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use crate::schema::{
     products, reservation_items, reservations, sale_items, sales, sunat_submissions,
 };
+use crate::states::ReservationStatus;
+pub use crate::states::SunatStatus;
+use crate::stock::{take_stock, BadLines, Fault, StockError, StockRequest, Taken};
 
 /// Above this total a boleta needs the buyer's identity document (SUNAT error 2396).
 pub const ANONYMOUS_BOLETA_LIMIT: i64 = 700;
@@ -58,6 +61,27 @@ impl SaleError {
 impl From<diesel::result::Error> for SaleError {
     fn from(e: diesel::result::Error) -> Self {
         Self::Db(e.to_string())
+    }
+}
+
+impl From<StockError> for SaleError {
+    /// The first line at fault, in product-id order.
+    fn from(e: StockError) -> Self {
+        match e {
+            StockError::Db(e) => e.into(),
+            StockError::Refused { first, .. } => match first {
+                Fault::Unknown(id) => Self::NotFound {
+                    what: "product",
+                    id,
+                },
+                Fault::Short(s) => Self::InsufficientStock {
+                    product_id: s.product_id,
+                    sku: s.sku,
+                    available: s.available,
+                    requested: s.requested,
+                },
+            },
+        }
     }
 }
 
@@ -156,7 +180,7 @@ pub struct SaleRow {
     pub total: BigDecimal,
     pub is_cancelled: bool,
     pub cancelled_at: Option<DateTime<Utc>>,
-    pub sunat_status: String,
+    pub sunat_status: SunatStatus,
     pub sunat_outcome: Option<String>,
     pub sunat_code: Option<String>,
     pub sunat_description: Option<String>,
@@ -212,8 +236,7 @@ pub struct Submission {
 /// A sale's SUNAT state, as the api shows it.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SunatView {
-    /// PENDING, SENDING, ACCEPTED, REJECTED or ERROR.
-    pub status: String,
+    pub status: SunatStatus,
     pub outcome: Option<String>,
     pub code: Option<String>,
     pub description: Option<String>,
@@ -316,6 +339,18 @@ struct DraftLine {
     unit_price: BigDecimal,
 }
 
+impl From<Taken> for DraftLine {
+    fn from(t: Taken) -> Self {
+        Self {
+            product_id: t.product_id,
+            sku: t.sku,
+            name: t.name,
+            quantity: t.quantity,
+            unit_price: t.unit_price,
+        }
+    }
+}
+
 impl DraftLine {
     fn line(&self) -> Line {
         Line {
@@ -371,26 +406,9 @@ pub async fn create_sale(
     let series =
         Series::parse_for(&series_name, doc).map_err(|e| invalid("series", e.to_string()))?;
     let customer = parse_customer(req.customer.as_ref(), doc)?;
-    let from_items = match (&req.items, req.reservation_id) {
-        (Some(items), None) => {
-            if items.is_empty() || items.len() > 100 {
-                return Err(invalid("items", "give 1 to 100 items"));
-            }
-            let mut seen = std::collections::HashSet::new();
-            for (i, it) in items.iter().enumerate() {
-                if it.quantity <= 0 {
-                    return Err(invalid(format!("items[{i}].quantity"), "must be greater than 0"));
-                }
-                if !seen.insert(it.product_id) {
-                    return Err(invalid(
-                        format!("items[{i}].product_id"),
-                        format!("product {} is listed twice; give it once with the total quantity", it.product_id),
-                    ));
-                }
-            }
-            true
-        }
-        (None, Some(_)) => false,
+    let stock = match (&req.items, req.reservation_id) {
+        (Some(items), None) => Some(parse_items(items)?),
+        (None, Some(_)) => None,
         _ => {
             return Err(invalid(
                 "items",
@@ -405,56 +423,11 @@ pub async fn create_sale(
     let id = conn
         .transaction::<i64, SaleError, _>(async move |conn| {
             let mut draft: Vec<DraftLine> = Vec::new();
-            if from_items {
-                let mut items = req.items.clone().unwrap_or_default();
-                // One lock order for every transaction that touches several products.
-                items.sort_by_key(|i| i.product_id);
-                for it in &items {
-                    let p: Option<(i64, String, String, BigDecimal, i32)> = products::table
-                        .find(it.product_id)
-                        .select((
-                            products::id,
-                            products::sku,
-                            products::name,
-                            products::unit_price,
-                            products::stock,
-                        ))
-                        .for_update()
-                        .first(conn)
-                        .await
-                        .optional()?;
-                    let Some((pid, sku, name, price, stock)) = p else {
-                        return Err(SaleError::NotFound {
-                            what: "product",
-                            id: it.product_id,
-                        });
-                    };
-                    if stock < it.quantity {
-                        return Err(SaleError::InsufficientStock {
-                            product_id: pid,
-                            sku,
-                            available: stock,
-                            requested: it.quantity,
-                        });
-                    }
-                    diesel::update(products::table.find(pid))
-                        .set((
-                            products::stock.eq(products::stock - it.quantity),
-                            products::version.eq(products::version + 1),
-                        ))
-                        .execute(conn)
-                        .await?;
-                    draft.push(DraftLine {
-                        product_id: pid,
-                        sku,
-                        name,
-                        quantity: it.quantity,
-                        unit_price: price,
-                    });
-                }
+            if let Some(stock) = &stock {
+                draft.extend(take_stock(conn, stock).await?.into_iter().map(DraftLine::from));
             } else {
                 let rid = req.reservation_id.unwrap_or_default();
-                let r: Option<(Option<String>, String)> = reservations::table
+                let r: Option<(Option<String>, ReservationStatus)> = reservations::table
                     .find(rid)
                     .select((reservations::user_id, reservations::status))
                     .for_update()
@@ -472,7 +445,7 @@ pub async fn create_sale(
                         "reservation {rid} belongs to another user"
                     )));
                 }
-                if status != "CONFIRMED" {
+                if status != ReservationStatus::Confirmed {
                     return Err(SaleError::Conflict(format!(
                         "reservation {rid} is {status}: only a CONFIRMED reservation becomes a sale (POST /api/reservations/{rid}/confirm)"
                     )));
@@ -579,6 +552,21 @@ pub async fn create_sale(
     get_sale(conn, id).await
 }
 
+/// The items of a new sale, as stock to take; the error names the first line at fault.
+fn parse_items(items: &[SaleItemInput]) -> Result<StockRequest, SaleError> {
+    let lines = items.iter().map(|i| (i.product_id, i.quantity));
+    StockRequest::parse(lines).map_err(|bad| match bad {
+        BadLines::Count(_) => invalid("items", "give 1 to 100 items"),
+        BadLines::Quantity { index, .. } => {
+            invalid(format!("items[{index}].quantity"), "must be greater than 0")
+        }
+        BadLines::Repeated { index, product_id } => invalid(
+            format!("items[{index}].product_id"),
+            format!("product {product_id} is listed twice; give it once with the total quantity"),
+        ),
+    })
+}
+
 /// The sale's row.
 pub async fn sale_row(conn: &mut AsyncPgConnection, id: i64) -> Result<SaleRow, SaleError> {
     sales::table
@@ -619,15 +607,12 @@ pub fn check_sendable(row: &SaleRow) -> Result<(), String> {
     if row.is_cancelled {
         return Err(format!("sale {} is cancelled: it is not sent", row.id));
     }
-    match row.sunat_status.as_str() {
-        "SENDING" => Err(format!(
+    match row.sunat_status {
+        SunatStatus::Sending => Err(format!(
             "sale {} is SENDING: a worker is sending it now",
             row.id
         )),
-        "ACCEPTED" | "REJECTED" => Err(format!(
-            "sale {} is {}: SUNAT has already decided",
-            row.id, row.sunat_status
-        )),
+        s if s.is_decided() => Err(format!("sale {} is {s}: SUNAT has already decided", row.id)),
         _ => Ok(()),
     }
 }
@@ -636,7 +621,7 @@ pub fn check_sendable(row: &SaleRow) -> Result<(), String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotSendable {
     /// ACCEPTED or REJECTED: SUNAT has decided.
-    Done(String),
+    Done(SunatStatus),
     Cancelled,
 }
 
@@ -651,10 +636,14 @@ pub async fn begin_send(
         sales::table
             .find(id)
             .filter(sales::is_cancelled.eq(false))
-            .filter(sales::sunat_status.eq_any(["PENDING", "ERROR", "SENDING"])),
+            .filter(sales::sunat_status.eq_any([
+                SunatStatus::Pending,
+                SunatStatus::Error,
+                SunatStatus::Sending,
+            ])),
     )
     .set((
-        sales::sunat_status.eq("SENDING"),
+        sales::sunat_status.eq(SunatStatus::Sending),
         sales::sunat_attempts.eq(sales::sunat_attempts + 1),
         sales::sunat_sent_at.eq(diesel::dsl::now),
         sales::updated_at.eq(diesel::dsl::now),
@@ -722,7 +711,7 @@ pub async fn record_submission(
 #[derive(Debug, Clone, Default)]
 pub struct SendResult {
     /// PENDING (a retry is due), ACCEPTED, REJECTED or ERROR.
-    pub status: String,
+    pub status: SunatStatus,
     pub outcome: String,
     pub code: Option<String>,
     pub description: Option<String>,
@@ -741,14 +730,14 @@ pub async fn finish_send(
 ) -> Result<(), SaleError> {
     let notes = serde_json::json!(r.notes);
     let common = (
-        sales::sunat_status.eq(&r.status),
+        sales::sunat_status.eq(r.status),
         sales::sunat_outcome.eq(&r.outcome),
         sales::sunat_code.eq(&r.code),
         sales::sunat_description.eq(&r.description),
         sales::sunat_notes.eq(&notes),
         sales::updated_at.eq(diesel::dsl::now),
     );
-    if r.status == "ACCEPTED" {
+    if r.status == SunatStatus::Accepted {
         diesel::update(sales::table.find(id))
             .set((
                 common,
@@ -795,7 +784,7 @@ pub async fn failed_sales_to_retry(
 ) -> Result<Vec<(i64, i32)>, SaleError> {
     let before = Utc::now() - older_than;
     Ok(sales::table
-        .filter(sales::sunat_status.eq("ERROR"))
+        .filter(sales::sunat_status.eq(SunatStatus::Error))
         .filter(sales::is_cancelled.eq(false))
         .filter(sales::sunat_sent_at.lt(before))
         .filter(
@@ -817,7 +806,7 @@ pub async fn requeue_failed(conn: &mut AsyncPgConnection, id: i64) -> Result<boo
     let n = diesel::update(
         sales::table
             .find(id)
-            .filter(sales::sunat_status.eq("ERROR"))
+            .filter(sales::sunat_status.eq(SunatStatus::Error))
             .filter(sales::is_cancelled.eq(false)),
     )
     .set((

@@ -1,10 +1,11 @@
 //! Products and checkout reservations: stock that never oversells.
 //!
-//! Concurrency (see docs/decisions.md): a checkout takes row locks on its products in product-id order
-//! with `UPDATE ... SET stock = stock - q WHERE stock >= q`, inside one transaction, so two checkouts
-//! never deadlock and stock never goes below zero (the `CHECK (stock >= 0)` backs it). Releases lock the
-//! reservation first, then products in the same order. Lock waits are bounded (`lock_timeout`); a
-//! checkout that still cannot get its locks after a few retries with backoff answers `Contention` (409).
+//! Concurrency (see docs/decisions.md): a checkout takes its stock with [`take_stock`], as a sale
+//! from items does: row locks on its products in product-id order, inside one transaction, so two
+//! checkouts never deadlock and stock never goes below zero (the `CHECK (stock >= 0)` backs it).
+//! Releases lock the reservation first, then products in the same order. Lock waits are bounded
+//! (`lock_timeout`); a checkout that still cannot get its locks after a few retries with backoff
+//! answers `Contention` (409).
 
 use std::time::Duration;
 
@@ -15,6 +16,9 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
 use crate::schema::{products, reservation_items, reservations};
+pub use crate::states::ReservationStatus;
+pub use crate::stock::Shortage;
+use crate::stock::{take_stock, BadLines, Fault, StockError, StockRequest};
 
 /// A product as stored.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
@@ -82,21 +86,12 @@ pub struct CheckoutRequest {
     pub items: Vec<CheckoutItem>,
 }
 
-/// A product that lacks stock for a checkout.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
-pub struct Shortage {
-    pub product_id: i64,
-    pub sku: String,
-    pub requested: i32,
-    pub available: i32,
-}
-
 /// A reservation with its items.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReservationView {
     pub reservation_id: i64,
     pub user_id: Option<String>,
-    pub status: String,
+    pub status: ReservationStatus,
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
     pub confirmed_at: Option<DateTime<Utc>>,
@@ -116,7 +111,7 @@ pub struct ReservedItem {
 struct ReservationRow {
     id: i64,
     user_id: Option<String>,
-    status: String,
+    status: ReservationStatus,
     expires_at: DateTime<Utc>,
     created_at: DateTime<Utc>,
     confirmed_at: Option<DateTime<Utc>>,
@@ -142,7 +137,7 @@ pub enum ShopError {
     #[error("reservation {id} is {status}: {message}")]
     WrongState {
         id: i64,
-        status: String,
+        status: ReservationStatus,
         message: &'static str,
     },
     #[error("reservation {id} expired at {expires_at}")]
@@ -198,18 +193,6 @@ impl ShopError {
 impl From<diesel::result::Error> for ShopError {
     fn from(e: diesel::result::Error) -> Self {
         Self::Db(e.to_string())
-    }
-}
-
-/// Internal outcome of one checkout transaction.
-enum TxError {
-    Shortfall,
-    Diesel(diesel::result::Error),
-}
-
-impl From<diesel::result::Error> for TxError {
-    fn from(e: diesel::result::Error) -> Self {
-        Self::Diesel(e)
     }
 }
 
@@ -359,7 +342,7 @@ pub async fn adjust_stock(
             })?;
         let reserved: i64 = reservation_items::table
             .inner_join(reservations::table)
-            .filter(reservations::status.eq("ACTIVE"))
+            .filter(reservations::status.eq(ReservationStatus::Active))
             .filter(reservation_items::product_id.eq(id))
             .select(diesel::dsl::sum(reservation_items::quantity))
             .first::<Option<i64>>(conn)
@@ -414,60 +397,31 @@ pub async fn checkout(
     ttl: Duration,
     user_id: Option<&str>,
 ) -> Result<ReservationView, ShopError> {
-    if req.items.is_empty() {
-        return Err(invalid("items", "give at least one item"));
-    }
-    if req.items.len() > 100 {
-        return Err(invalid("items", "give at most 100 items"));
-    }
-    let mut seen = std::collections::HashSet::new();
-    for (i, item) in req.items.iter().enumerate() {
-        if item.quantity <= 0 {
-            return Err(invalid(
-                format!("items[{i}].quantity"),
-                format!("{} is not a quantity: give 1 or more", item.quantity),
-            ));
-        }
-        if !seen.insert(item.product_id) {
-            return Err(invalid(
-                format!("items[{i}].product_id"),
-                format!(
-                    "product {} is listed twice: give it once with the total quantity",
-                    item.product_id
-                ),
-            ));
-        }
-    }
-    let mut items = req.items.clone();
-    // One lock order for every transaction that touches several products: no deadlocks.
-    items.sort_by_key(|i| i.product_id);
+    let lines = req.items.iter().map(|i| (i.product_id, i.quantity));
+    let request = StockRequest::parse(lines).map_err(|bad| match bad {
+        BadLines::Count(0) => invalid("items", "give at least one item"),
+        BadLines::Count(_) => invalid("items", "give at most 100 items"),
+        BadLines::Quantity { index, quantity } => invalid(
+            format!("items[{index}].quantity"),
+            format!("{quantity} is not a quantity: give 1 or more"),
+        ),
+        BadLines::Repeated { index, product_id } => invalid(
+            format!("items[{index}].product_id"),
+            format!("product {product_id} is listed twice: give it once with the total quantity"),
+        ),
+    })?;
     let expires_at = Utc::now()
         + chrono::Duration::from_std(ttl).unwrap_or_else(|_| chrono::Duration::minutes(15));
     let user = user_id.map(str::to_owned);
     for attempt in 0..MAX_TRIES {
-        let items_tx = items.clone();
+        let request_tx = request.clone();
         let user_tx = user.clone();
         let result = conn
-            .transaction::<i64, TxError, _>(async move |conn| {
+            .transaction::<i64, StockError, _>(async move |conn| {
                 diesel::sql_query("SET LOCAL lock_timeout = '2s'")
                     .execute(conn)
                     .await?;
-                for item in &items_tx {
-                    let n = diesel::update(
-                        products::table
-                            .find(item.product_id)
-                            .filter(products::stock.ge(item.quantity)),
-                    )
-                    .set((
-                        products::stock.eq(products::stock - item.quantity),
-                        products::version.eq(products::version + 1),
-                    ))
-                    .execute(conn)
-                    .await?;
-                    if n == 0 {
-                        return Err(TxError::Shortfall);
-                    }
-                }
+                take_stock(conn, &request_tx).await?;
                 let id: i64 = diesel::insert_into(reservations::table)
                     .values((
                         reservations::user_id.eq(user_tx),
@@ -476,7 +430,8 @@ pub async fn checkout(
                     .returning(reservations::id)
                     .get_result(conn)
                     .await?;
-                let rows: Vec<_> = items_tx
+                let rows: Vec<_> = request_tx
+                    .lines()
                     .iter()
                     .map(|i| {
                         (
@@ -495,56 +450,34 @@ pub async fn checkout(
             .await;
         match result {
             Ok(id) => return get_reservation(conn, id).await,
-            Err(TxError::Shortfall) => match shortfall(conn, &items).await {
-                // Stock came back (a release) between the attempt and the look: try again.
-                ShopError::Contention(_) if attempt + 1 < MAX_TRIES => backoff(attempt).await,
-                e => return Err(e),
-            },
-            Err(TxError::Diesel(e)) if ShopError::is_transient(&e) && attempt + 1 < MAX_TRIES => {
+            Err(StockError::Refused { first, rest }) => {
+                return Err(refused(std::iter::once(first).chain(rest)))
+            }
+            Err(StockError::Db(e)) if ShopError::is_transient(&e) && attempt + 1 < MAX_TRIES => {
                 backoff(attempt).await
             }
-            Err(TxError::Diesel(e)) if ShopError::is_transient(&e) => {
+            Err(StockError::Db(e)) if ShopError::is_transient(&e) => {
                 return Err(ShopError::Contention(MAX_TRIES))
             }
-            Err(TxError::Diesel(e)) => return Err(e.into()),
+            Err(StockError::Db(e)) => return Err(e.into()),
         }
     }
     Err(ShopError::Contention(MAX_TRIES))
 }
 
-/// Explains why a checkout could not reserve: an unknown product (404) or the shortages (400).
-async fn shortfall(conn: &mut AsyncPgConnection, items: &[CheckoutItem]) -> ShopError {
-    let ids: Vec<i64> = items.iter().map(|i| i.product_id).collect();
-    let found: Vec<(i64, String, i32)> = match products::table
-        .filter(products::id.eq_any(&ids))
-        .select((products::id, products::sku, products::stock))
-        .load(conn)
-        .await
-    {
-        Ok(f) => f,
-        Err(e) => return e.into(),
-    };
-    if let Some(missing) = ids.iter().find(|id| !found.iter().any(|f| f.0 == **id)) {
-        return ShopError::NotFound {
-            what: "product",
-            id: *missing,
-        };
-    }
-    let shortages: Vec<Shortage> = items
-        .iter()
-        .filter_map(|i| {
-            let (_, sku, stock) = found.iter().find(|f| f.0 == i.product_id)?;
-            (*stock < i.quantity).then(|| Shortage {
-                product_id: i.product_id,
-                sku: sku.clone(),
-                requested: i.quantity,
-                available: *stock,
-            })
-        })
-        .collect();
-    if shortages.is_empty() {
-        // Stock came back between the attempt and this look: `checkout` tries again.
-        return ShopError::Contention(MAX_TRIES);
+/// Why a checkout could not reserve: an unknown product (404) before the shortages (400).
+fn refused(faults: impl Iterator<Item = Fault>) -> ShopError {
+    let mut shortages = Vec::new();
+    for fault in faults {
+        match fault {
+            Fault::Unknown(id) => {
+                return ShopError::NotFound {
+                    what: "product",
+                    id,
+                }
+            }
+            Fault::Short(s) => shortages.push(s),
+        }
     }
     ShopError::InsufficientStock(shortages)
 }
@@ -593,11 +526,11 @@ pub async fn confirm(conn: &mut AsyncPgConnection, id: i64) -> Result<Reservatio
     let n = diesel::update(
         reservations::table
             .find(id)
-            .filter(reservations::status.eq("ACTIVE"))
+            .filter(reservations::status.eq(ReservationStatus::Active))
             .filter(reservations::expires_at.gt(now)),
     )
     .set((
-        reservations::status.eq("CONFIRMED"),
+        reservations::status.eq(ReservationStatus::Confirmed),
         reservations::confirmed_at.eq(now),
     ))
     .execute(conn)
@@ -606,14 +539,14 @@ pub async fn confirm(conn: &mut AsyncPgConnection, id: i64) -> Result<Reservatio
     if n == 1 {
         return Ok(view);
     }
-    match view.status.as_str() {
-        "ACTIVE" | "EXPIRED" => Err(ShopError::Expired {
+    match view.status {
+        ReservationStatus::Active | ReservationStatus::Expired => Err(ShopError::Expired {
             id,
             expires_at: view.expires_at,
         }),
         other => Err(ShopError::WrongState {
             id,
-            status: other.to_owned(),
+            status: other,
             message: "only an ACTIVE reservation can be confirmed",
         }),
     }
@@ -656,29 +589,29 @@ async fn return_stock(
 pub async fn release(conn: &mut AsyncPgConnection, id: i64) -> Result<ReservationView, ShopError> {
     for attempt in 0..MAX_TRIES {
         let result = conn
-            .transaction::<Option<String>, diesel::result::Error, _>(async move |conn| {
+            .transaction::<Option<ReservationStatus>, diesel::result::Error, _>(async move |conn| {
                 diesel::sql_query("SET LOCAL lock_timeout = '2s'")
                     .execute(conn)
                     .await?;
-                let status: Option<String> = reservations::table
+                let status: Option<ReservationStatus> = reservations::table
                     .find(id)
                     .select(reservations::status)
                     .for_update()
                     .first(conn)
                     .await
                     .optional()?;
-                if status.as_deref() != Some("ACTIVE") {
+                if status != Some(ReservationStatus::Active) {
                     return Ok(status);
                 }
                 diesel::update(reservations::table.find(id))
                     .set((
-                        reservations::status.eq("RELEASED"),
+                        reservations::status.eq(ReservationStatus::Released),
                         reservations::released_at.eq(Utc::now()),
                     ))
                     .execute(conn)
                     .await?;
                 return_stock(conn, &[id]).await?;
-                Ok(Some("RELEASED".into()))
+                Ok(Some(ReservationStatus::Released))
             })
             .await;
         match result {
@@ -688,7 +621,7 @@ pub async fn release(conn: &mut AsyncPgConnection, id: i64) -> Result<Reservatio
                     id,
                 })
             }
-            Ok(Some(s)) if s == "RELEASED" => return get_reservation(conn, id).await,
+            Ok(Some(ReservationStatus::Released)) => return get_reservation(conn, id).await,
             Ok(Some(s)) => {
                 return Err(ShopError::WrongState {
                     id,
@@ -722,7 +655,7 @@ pub async fn release_expired(
                     .execute(conn)
                     .await?;
                 let ids: Vec<i64> = reservations::table
-                    .filter(reservations::status.eq("ACTIVE"))
+                    .filter(reservations::status.eq(ReservationStatus::Active))
                     .filter(reservations::expires_at.lt(Utc::now()))
                     .order(reservations::expires_at)
                     .limit(batch.max(1))
@@ -736,7 +669,7 @@ pub async fn release_expired(
                 }
                 diesel::update(reservations::table.filter(reservations::id.eq_any(&ids)))
                     .set((
-                        reservations::status.eq("EXPIRED"),
+                        reservations::status.eq(ReservationStatus::Expired),
                         reservations::released_at.eq(Utc::now()),
                     ))
                     .execute(conn)

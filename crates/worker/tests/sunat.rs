@@ -230,7 +230,8 @@ async fn every_simulator_scenario_ends_in_its_state() -> anyhow::Result<()> {
         let done = settled(&e, s.id).await?;
         let got = outcomes(&done);
         assert_eq!(
-            done.sunat.status, *status,
+            done.sunat.status.as_str(),
+            *status,
             "{scenario:?}: {got:?} {:?}",
             done.sunat
         );
@@ -253,7 +254,7 @@ async fn every_simulator_scenario_ends_in_its_state() -> anyhow::Result<()> {
             got.len(),
             "{scenario:?}: one sendBill per submission row"
         );
-        if done.sunat.status == "ACCEPTED" {
+        if done.sunat.status.as_str() == "ACCEPTED" {
             let pdf = e.files.join(done.files.pdf.as_deref().unwrap_or("-"));
             let bytes = std::fs::read(&pdf)
                 .map_err(|err| anyhow::anyhow!("{scenario:?}: {}: {err}", pdf.display()))?;
@@ -312,7 +313,7 @@ async fn two_workers_and_two_enqueues_make_one_send_bill_call() -> anyhow::Resul
     }
     for s in &made {
         let done = sale(&e, s.id).await?;
-        assert_eq!(done.sunat.status, "ACCEPTED");
+        assert_eq!(done.sunat.status.as_str(), "ACCEPTED");
         let file = format!("20100066603-03-{}.zip", done.number);
         assert_eq!(e.sim.state.calls_for(&file), 1, "{file}");
         assert_eq!(done.sunat.submissions.len(), 1);
@@ -330,7 +331,7 @@ async fn bad_credentials_are_a_permanent_config_error_and_the_sweep_retries_only
     let w = worker(&e, e.redis.broker.clone());
     let t = send(&e.redis.broker, made[0].id).await?;
     let done = settled(&e, made[0].id).await?;
-    assert_eq!(done.sunat.status, "ERROR");
+    assert_eq!(done.sunat.status.as_str(), "ERROR");
     assert_eq!(outcomes(&done), vec!["config_error"]);
     let rec = wait_for("the task to be DEAD", Duration::from_secs(10), || async {
         Ok(e.redis
@@ -369,7 +370,8 @@ async fn bad_credentials_are_a_permanent_config_error_and_the_sweep_retries_only
     send(&e.redis.broker, made[1].id).await?;
     let recent = settled(&e, made[1].id).await?;
     assert_eq!(
-        recent.sunat.status, "ACCEPTED",
+        recent.sunat.status.as_str(),
+        "ACCEPTED",
         "sent with the fixed password"
     );
     let sweep = e
@@ -394,7 +396,7 @@ async fn bad_credentials_are_a_permanent_config_error_and_the_sweep_retries_only
     );
     let done = wait_for("the re-sent sale", Duration::from_secs(20), || async {
         let s = sale(&e, made[0].id).await?;
-        Ok((s.sunat.status == "ACCEPTED").then_some(s))
+        Ok((s.sunat.status.as_str() == "ACCEPTED").then_some(s))
     })
     .await?;
     assert_eq!(outcomes(&done), vec!["config_error", "accepted"]);

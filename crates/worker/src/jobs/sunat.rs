@@ -15,9 +15,9 @@ use faena_broker::Broker;
 use faena_core::db::PgPool;
 use faena_core::jobs::{EnqueueRequest, JobError};
 use faena_core::Settings;
-use faena_shop::files::write_atomic;
+use faena_shop::files::{write_atomic, ReceiptFiles};
 use faena_shop::jobs::{RetryFailedSendsArgs, SendSaleArgs};
-use faena_shop::sales::{self, NewSubmission, NotSendable, SaleRow, SendResult};
+use faena_shop::sales::{self, NewSubmission, NotSendable, SaleRow, SendResult, SunatStatus};
 use faena_sunat::document::{Company, Customer, CustomerDocType, DocumentType, Line, Receipt};
 use faena_sunat::{printable, Client, Outcome, Ruc, Series, Signer, SunatConfig};
 use serde_json::{json, Value};
@@ -98,11 +98,6 @@ fn build(settings: &Settings) -> Result<Ready, String> {
 
 fn db_err(e: impl std::fmt::Display) -> JobError {
     JobError::Retry(anyhow::anyhow!("database: {e}"))
-}
-
-/// A path under the files directory, as stored in the sale row (relative, `/`-separated).
-fn rel(kind: &str, name: &str) -> String {
-    format!("{kind}/{name}")
 }
 
 impl SunatJobs {
@@ -189,7 +184,7 @@ impl SunatJobs {
             Ok(r) => r,
             Err(why) => {
                 let r = SendResult {
-                    status: "ERROR".into(),
+                    status: SunatStatus::Error,
                     outcome: "config_error".into(),
                     description: Some(format!("SUNAT sending is not configured: {why}")),
                     ..Default::default()
@@ -217,10 +212,9 @@ impl SunatJobs {
         let receipt = self
             .receipt(&ready.company, &row, &items)
             .map_err(|e| JobError::Permanent(anyhow::anyhow!("sale {sale_id}: {e}")))?;
-        let stem = receipt.file_stem();
-        let file_name = format!("{stem}.zip");
-        let xml_file = self.files_dir.join("xml").join(format!("{stem}.xml"));
-        let zip_file = self.files_dir.join("xml").join(&file_name);
+        let files = ReceiptFiles::of(&receipt);
+        let xml_file = self.files_dir.join(files.xml());
+        let zip_file = self.files_dir.join(files.zip());
         // Sign once; every later attempt sends the stored bytes.
         let (zip, digest) = match &row.digest_value {
             Some(digest) if row.xml_path.is_some() => {
@@ -233,7 +227,7 @@ impl SunatJobs {
                                 xml_file.display()
                             ))
                         })?;
-                        faena_sunat::archive::zip_single(&format!("{stem}.xml"), &xml)
+                        faena_sunat::archive::zip_single(&files.xml_name(), &xml)
                             .map_err(|e| JobError::Permanent(anyhow::anyhow!("zip: {e}")))?
                     }
                 };
@@ -251,14 +245,9 @@ impl SunatJobs {
                             self.files_dir.display()
                         ))
                     })?;
-                sales::store_signed(
-                    &mut conn,
-                    sale_id,
-                    &prepared.digest_value,
-                    &rel("xml", &format!("{stem}.xml")),
-                )
-                .await
-                .map_err(db_err)?;
+                sales::store_signed(&mut conn, sale_id, &prepared.digest_value, &files.xml())
+                    .await
+                    .map_err(db_err)?;
                 (prepared.zip, prepared.digest_value)
             }
         };
@@ -267,7 +256,7 @@ impl SunatJobs {
             .await
             .map_err(db_err)?;
         let clock = Instant::now();
-        let submission = ready.client.send_bill(&file_name, &zip).await;
+        let submission = ready.client.send_bill(&files.zip_name(), &zip).await;
         let took = clock.elapsed();
         // After an unknown outcome, "already registered" answers mean the first send got there.
         let outcome = if matches!(previous.as_deref(), Some("unknown") | Some("in_process")) {
@@ -303,24 +292,24 @@ impl SunatJobs {
                 self.accept(&receipt, &digest, &submission.cdr_zip, &mut r)?;
             }
             Outcome::Rejected { notes, .. } => {
-                r.status = "REJECTED".into();
+                r.status = SunatStatus::Rejected;
                 r.notes = notes.clone();
             }
             Outcome::Retryable { .. }
             | Outcome::Unknown { .. }
             | Outcome::AlreadyInProcess { .. } => {
                 if attempt <= i32::try_from(self.max_retries).unwrap_or(i32::MAX) {
-                    r.status = "PENDING".into();
+                    r.status = SunatStatus::Pending;
                     self.record(&mut conn, sale_id, attempt, started_at, took, &r, http, ctx)
                         .await?;
                     return Err(JobError::Snooze(self.retry_delay));
                 }
-                r.status = "ERROR".into();
+                r.status = SunatStatus::Error;
             }
             Outcome::PermanentConfig { .. }
             | Outcome::PermanentDocument { .. }
             | Outcome::NeedsSummary { .. } => {
-                r.status = "ERROR".into();
+                r.status = SunatStatus::Error;
                 self.record(&mut conn, sale_id, attempt, started_at, took, &r, http, ctx)
                     .await?;
                 return Err(JobError::Permanent(anyhow::anyhow!(
@@ -347,18 +336,29 @@ impl SunatJobs {
         cdr_zip: &Option<Vec<u8>>,
         r: &mut SendResult,
     ) -> Result<(), JobError> {
-        let stem = receipt.file_stem();
+        let files = ReceiptFiles::of(receipt);
         if let Some(cdr) = cdr_zip {
-            let name = format!("R-{stem}.zip");
-            write_atomic(&self.files_dir.join("cdr").join(&name), cdr)
+            write_atomic(&self.files_dir.join(files.cdr()), cdr)
                 .map_err(|e| JobError::Retry(anyhow::anyhow!("cannot store the CDR: {e}")))?;
-            r.cdr_path = Some(rel("cdr", &name));
+            r.cdr_path = Some(files.cdr());
         }
-        printable::write_files(self.files_dir.join("pdf"), receipt, digest, &r.notes)
+        let printed = printable::receipt_pdf(receipt, digest, &r.notes)
+            .and_then(|pdf| {
+                let qr = printable::qr_png(&receipt.qr_content(digest))?;
+                Ok([(files.pdf(), pdf), (files.qr(), qr)])
+            })
             .map_err(|e| JobError::Retry(anyhow::anyhow!("cannot print the receipt: {e}")))?;
-        r.pdf_path = Some(rel("pdf", &format!("{stem}.pdf")));
-        r.qr_path = Some(rel("pdf", &format!("{stem}.png")));
-        r.status = "ACCEPTED".into();
+        for (rel, bytes) in printed {
+            write_atomic(&self.files_dir.join(&rel), &bytes).map_err(|e| {
+                JobError::Retry(anyhow::anyhow!(
+                    "cannot print the receipt: cannot write {rel} under {}: {e}",
+                    self.files_dir.display()
+                ))
+            })?;
+        }
+        r.pdf_path = Some(files.pdf());
+        r.qr_path = Some(files.qr());
+        r.status = SunatStatus::Accepted;
         Ok(())
     }
 

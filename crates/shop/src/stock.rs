@@ -1,0 +1,231 @@
+//! Taking stock, the one way both a checkout and a sale from items do it: the request is parsed
+//! into a [`StockRequest`] (1 to 100 lines, each product once, each quantity 1 or more), then
+//! [`take_stock`] locks the products' rows in product-id order, checks every line and takes the
+//! units, or takes nothing and answers every line at fault.
+//!
+//! One lock order for every transaction that touches several products means two of them never
+//! deadlock; the lock is held until the caller's transaction ends, so what was checked is what is
+//! taken, and `CHECK (stock >= 0)` backs it. Lock waits are the caller's to bound
+//! (`SET LOCAL lock_timeout`), and so are retries.
+
+use bigdecimal::BigDecimal;
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::Serialize;
+
+use crate::schema::products;
+
+/// The most lines one request may take.
+pub const MAX_LINES: usize = 100;
+
+/// `quantity` units of product `product_id`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StockLine {
+    pub product_id: i64,
+    pub quantity: i32,
+}
+
+/// Lines that may take stock: 1 to [`MAX_LINES`], each product once, each quantity 1 or more,
+/// kept in product-id order (the lock order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StockRequest(Vec<StockLine>);
+
+/// Why lines cannot make a [`StockRequest`]; `index` is the line's position as given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BadLines {
+    /// No lines, or more than [`MAX_LINES`]: how many there were.
+    Count(usize),
+    /// A quantity below 1.
+    Quantity { index: usize, quantity: i32 },
+    /// A product given a second time.
+    Repeated { index: usize, product_id: i64 },
+}
+
+impl StockRequest {
+    /// Checks `(product_id, quantity)` lines in the order given: first their number, then each
+    /// line's quantity and product, so the first line at fault is the one named.
+    pub fn parse(lines: impl IntoIterator<Item = (i64, i32)>) -> Result<Self, BadLines> {
+        let mut lines: Vec<StockLine> = lines
+            .into_iter()
+            .map(|(product_id, quantity)| StockLine {
+                product_id,
+                quantity,
+            })
+            .collect();
+        if lines.is_empty() || lines.len() > MAX_LINES {
+            return Err(BadLines::Count(lines.len()));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (index, line) in lines.iter().enumerate() {
+            if line.quantity <= 0 {
+                return Err(BadLines::Quantity {
+                    index,
+                    quantity: line.quantity,
+                });
+            }
+            if !seen.insert(line.product_id) {
+                return Err(BadLines::Repeated {
+                    index,
+                    product_id: line.product_id,
+                });
+            }
+        }
+        lines.sort_by_key(|l| l.product_id);
+        Ok(Self(lines))
+    }
+
+    /// The lines in product-id order.
+    pub fn lines(&self) -> &[StockLine] {
+        &self.0
+    }
+}
+
+/// A product that lacks stock for a request.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, utoipa::ToSchema)]
+pub struct Shortage {
+    pub product_id: i64,
+    pub sku: String,
+    pub requested: i32,
+    pub available: i32,
+}
+
+/// A line that cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// No product has this id.
+    Unknown(i64),
+    /// The product has fewer units than the line asks for.
+    Short(Shortage),
+}
+
+/// Why [`take_stock`] took nothing.
+#[derive(Debug)]
+pub enum StockError {
+    /// The lines at fault, in product-id order: `first`, then the `rest`.
+    Refused {
+        first: Fault,
+        rest: Vec<Fault>,
+    },
+    Db(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for StockError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e)
+    }
+}
+
+/// A line as taken, with what its product says now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Taken {
+    pub product_id: i64,
+    pub sku: String,
+    pub name: String,
+    pub unit_price: BigDecimal,
+    pub quantity: i32,
+}
+
+/// Takes every line's units from stock, inside the caller's transaction, or none (see the
+/// module's doc). Answers the lines taken in product-id order.
+pub async fn take_stock(
+    conn: &mut AsyncPgConnection,
+    request: &StockRequest,
+) -> Result<Vec<Taken>, StockError> {
+    let ids: Vec<i64> = request.lines().iter().map(|l| l.product_id).collect();
+    // PostgreSQL locks the rows as the sort hands them out: in product-id order.
+    let found: Vec<(i64, String, String, BigDecimal, i32)> = products::table
+        .filter(products::id.eq_any(&ids))
+        .order(products::id)
+        .select((
+            products::id,
+            products::sku,
+            products::name,
+            products::unit_price,
+            products::stock,
+        ))
+        .for_update()
+        .load(conn)
+        .await?;
+    let mut faults = Vec::new();
+    let mut taken = Vec::with_capacity(found.len());
+    for line in request.lines() {
+        let Some((_, sku, name, unit_price, stock)) = found.iter().find(|f| f.0 == line.product_id)
+        else {
+            faults.push(Fault::Unknown(line.product_id));
+            continue;
+        };
+        if *stock < line.quantity {
+            faults.push(Fault::Short(Shortage {
+                product_id: line.product_id,
+                sku: sku.clone(),
+                requested: line.quantity,
+                available: *stock,
+            }));
+            continue;
+        }
+        taken.push(Taken {
+            product_id: line.product_id,
+            sku: sku.clone(),
+            name: name.clone(),
+            unit_price: unit_price.clone(),
+            quantity: line.quantity,
+        });
+    }
+    let mut faults = faults.into_iter();
+    if let Some(first) = faults.next() {
+        return Err(StockError::Refused {
+            first,
+            rest: faults.collect(),
+        });
+    }
+    for t in &taken {
+        diesel::update(products::table.find(t.product_id))
+            .set((
+                products::stock.eq(products::stock - t.quantity),
+                products::version.eq(products::version + 1),
+            ))
+            .execute(conn)
+            .await?;
+    }
+    Ok(taken)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(product_id: i64, quantity: i32) -> (i64, i32) {
+        (product_id, quantity)
+    }
+
+    #[test]
+    fn a_request_keeps_product_id_order() {
+        let r = StockRequest::parse([line(9, 1), line(2, 3), line(5, 1)]).expect("valid lines");
+        let ids: Vec<i64> = r.lines().iter().map(|l| l.product_id).collect();
+        assert_eq!(ids, [2, 5, 9]);
+    }
+
+    #[test]
+    fn the_first_line_at_fault_is_named() {
+        assert_eq!(StockRequest::parse([]), Err(BadLines::Count(0)));
+        let many = (0..=MAX_LINES as i64).map(|id| line(id, 1));
+        assert_eq!(
+            StockRequest::parse(many),
+            Err(BadLines::Count(MAX_LINES + 1))
+        );
+        assert_eq!(
+            StockRequest::parse([line(1, 1), line(1, 0)]),
+            Err(BadLines::Quantity {
+                index: 1,
+                quantity: 0
+            })
+        );
+        assert_eq!(
+            StockRequest::parse([line(1, 1), line(2, 1), line(1, 2), line(3, -1)]),
+            Err(BadLines::Repeated {
+                index: 2,
+                product_id: 1
+            })
+        );
+    }
+}
