@@ -119,8 +119,8 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use faena_broker::{
-    Broker, BrokerError, Lease, LeaseToken, LeasedJob, Outcome, OutcomeKind, QueueStats, TaskRecord, TaskState,
-    WorkerInfo, WorkerRegistration, ENQUEUE_CHUNK,
+    Broker, BrokerError, Lease, LeaseToken, LeasedJob, Outcome, OutcomeKind, QueueStats,
+    TaskRecord, TaskState, WorkerInfo, WorkerRegistration, ENQUEUE_CHUNK,
 };
 
 /// The `backend` a [`RunningWorker`] reports.
@@ -646,13 +646,14 @@ async fn fetcher(
         while let Ok(p) = tx.try_reserve() {
             permits.push(p);
         }
+        let n = permits.len();
         match fetch
-            .step(&shared.broker, q, &worker_id, permits.len(), &mut stop)
+            .step(&shared.broker, q, &worker_id, permits, n, &mut stop)
             .await
         {
             Fetched::Stop => break,
-            Fetched::Nothing => drop(permits),
-            Fetched::Jobs(jobs) => {
+            Fetched::Nothing => {}
+            Fetched::Jobs(jobs, permits) => {
                 lock(&shared.leased).extend(jobs.iter().map(|j| (j.id, j.token)));
                 let mut bad = Vec::new();
                 for (job, permit) in jobs.iter().zip(permits) {

@@ -26,8 +26,8 @@ use redis::AsyncCommands;
 pub use keys::{GlobalKeys, QueueKeys};
 pub use record::{QueueStats, TaskRecord, TaskState, WorkerInfo};
 pub use worker_api::{
-    Fetch, FinishReport, Lease, LeaseToken, LeasedJob, MaintainReport, Outcome, OutcomeKind, Waiter,
-    WorkerRegistration,
+    Fetch, FinishReport, Lease, LeaseToken, LeasedJob, MaintainReport, Outcome, OutcomeKind,
+    Waiter, WorkerRegistration,
 };
 
 /// The dedicated connection of a blocking wait ([`Broker::blocking_connection`]).

@@ -335,7 +335,10 @@ impl Broker {
         }
         let mut conn = self.conn().await?;
         let lost: Vec<String> = scripts::run(&mut conn, &cmd).await?;
-        Ok(lost.iter().filter_map(|id| TaskId::parse(id).ok()).collect())
+        Ok(lost
+            .iter()
+            .filter_map(|id| TaskId::parse(id).ok())
+            .collect())
     }
 
     /// One upkeep pass over a queue: promotes due jobs, takes back expired leases, trims old DEAD ids;
@@ -363,12 +366,7 @@ impl Broker {
 
     /// Gives back the leases `worker` holds and will not finish (never started, or aborted at its
     /// stop timeout), each only while it is its job's latest lease, and any id parked for it.
-    pub async fn release(
-        &self,
-        queue: &QueueName,
-        worker: &str,
-        leases: &[Lease],
-    ) -> Result<u64> {
+    pub async fn release(&self, queue: &QueueName, worker: &str, leases: &[Lease]) -> Result<u64> {
         let k = self.queue_keys(queue);
         let inflight = k.inflight(worker);
         let mut cmd = scripts::evalsha(&scripts::RELEASE, &[&k.pending, &k.leased, &inflight]);

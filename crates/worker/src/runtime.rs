@@ -3,13 +3,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use tokio::task::AbortHandle;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::task::AbortHandle;
 
 use chrono::Utc;
 use faena_broker::consume::{self, AttemptEnd, FetchLoop, Fetched};
-use faena_broker::{Broker, Lease, LeaseToken, LeasedJob, Outcome, OutcomeKind, WorkerRegistration};
+use faena_broker::{
+    Broker, Lease, LeaseToken, LeasedJob, Outcome, OutcomeKind, WorkerRegistration,
+};
 use faena_core::jobs::{ErrorClass, JobError};
 use faena_core::{QueueName, TaskId};
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -344,13 +346,14 @@ async fn fetcher(shared: Arc<Shared>, q: QueueName, acks: mpsc::UnboundedSender<
             }
             tokio::task::yield_now().await;
         }
+        let n = permits.len();
         match fetch
-            .step(&shared.broker, &q, &worker_id, permits.len(), &mut stop)
+            .step(&shared.broker, &q, &worker_id, permits, n, &mut stop)
             .await
         {
             Fetched::Stop => break,
-            Fetched::Nothing => drop(permits),
-            Fetched::Jobs(jobs) => {
+            Fetched::Nothing => {}
+            Fetched::Jobs(jobs, mut permits) => {
                 // Spawned under the lock, so a job that ends at once finds its entry to remove.
                 let mut running = lock(&shared.running);
                 let entries = running.entry(q.clone()).or_default();

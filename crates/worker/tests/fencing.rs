@@ -15,34 +15,45 @@ use faena_testkit::{wait_for, TestRedis};
 use faena_worker::{spawn, Handlers, JobContext, WorkerConfig, WorkerHandle};
 use serde_json::json;
 
-/// Starts and ends of executions, by task id.
+/// Starts and ends of executions, by task id and attempt.
 #[derive(Clone, Default)]
-struct Probe(Arc<Mutex<HashMap<TaskId, (u32, u32)>>>);
+struct Probe(Arc<Mutex<HashMap<(TaskId, u32), (u32, u32)>>>);
 
 impl Probe {
+    /// Starts and ends of every attempt of `id`, added up.
     fn get(&self, id: &TaskId) -> (u32, u32) {
         let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        m.get(id).copied().unwrap_or_default()
+        m.iter()
+            .filter(|((t, _), _)| t == id)
+            .fold((0, 0), |acc, (_, v)| (acc.0 + v.0, acc.1 + v.1))
     }
 
-    fn bump(&self, id: TaskId, start: u32, end: u32) {
+    /// Starts and ends of attempt `attempt` of `id`.
+    fn attempt(&self, id: &TaskId, attempt: u32) -> (u32, u32) {
+        let m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(&(*id, attempt)).copied().unwrap_or_default()
+    }
+
+    fn bump(&self, ctx: &JobContext, start: u32, end: u32) {
         let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let e = m.entry(id).or_default();
+        let e = m.entry((ctx.task_id, ctx.attempt)).or_default();
         e.0 += start;
         e.1 += end;
     }
 
-    /// `sleep {ms}` that records its start and, if it gets there, its end.
+    /// `sleep {ms}` that records its start and, if it gets there, its end. Attempts after the
+    /// first sleep 10 ms, so a test can see a re-run end.
     fn handlers(&self) -> Handlers {
         let mut h = Handlers::default();
         let probe = self.clone();
         h.register(move |a: SleepArgs, ctx: JobContext| {
             let probe = probe.clone();
             async move {
-                probe.bump(ctx.task_id, 1, 0);
-                tokio::time::sleep(Duration::from_millis(a.ms)).await;
-                probe.bump(ctx.task_id, 0, 1);
-                Ok(json!({ "slept_ms": a.ms, "attempt": ctx.attempt }))
+                probe.bump(&ctx, 1, 0);
+                let ms = if ctx.attempt == 1 { a.ms } else { 10 };
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                probe.bump(&ctx, 0, 1);
+                Ok(json!({ "slept_ms": ms, "attempt": ctx.attempt }))
             }
         });
         h
@@ -90,19 +101,23 @@ async fn stale_count(r: &TestRedis) -> anyhow::Result<u64> {
 async fn expire_lease(r: &TestRedis, id: &TaskId) -> anyhow::Result<()> {
     let q = QueueName::default_queue();
     let keys = r.broker.queue_keys(&q);
-    wait_for("upkeep to take the lease back", Duration::from_secs(10), || async {
-        let mut conn = r.broker.pool().get().await?;
-        // A renewal between these two calls puts the deadline back: then try again.
-        let _: i64 = redis::cmd("ZADD")
-            .arg(&keys.leased)
-            .arg("XX")
-            .arg(0)
-            .arg(id)
-            .query_async(&mut *conn)
-            .await?;
-        let report = r.broker.maintain(&q, 100).await?;
-        Ok((report.requeued == 1).then_some(()))
-    })
+    wait_for(
+        "upkeep to take the lease back",
+        Duration::from_secs(10),
+        || async {
+            let mut conn = r.broker.pool().get().await?;
+            // A renewal between these two calls puts the deadline back: then try again.
+            let _: i64 = redis::cmd("ZADD")
+                .arg(&keys.leased)
+                .arg("XX")
+                .arg(0)
+                .arg(id)
+                .query_async(&mut *conn)
+                .await?;
+            let report = r.broker.maintain(&q, 100).await?;
+            Ok((report.requeued == 1).then_some(()))
+        },
+    )
     .await
 }
 
@@ -147,7 +162,11 @@ async fn a_stale_attempt_can_neither_finish_renew_nor_give_back() -> anyhow::Res
     assert_eq!(r.broker.release(&q, "worker-a", &[a.lease()]).await?, 0);
     let rec = record(&r.broker, &id).await?;
     assert_eq!((rec.state, rec.attempts), (TaskState::Running, 2));
-    assert_eq!(r.broker.stats(&q).await?.running, 1, "B still holds its lease");
+    assert_eq!(
+        r.broker.stats(&q).await?.running,
+        1,
+        "B still holds its lease"
+    );
 
     // B's attempt is the live one.
     assert!(r.broker.renew(&q, &[b.lease()]).await?.is_empty());
@@ -162,12 +181,17 @@ async fn a_stale_attempt_can_neither_finish_renew_nor_give_back() -> anyhow::Res
     let rec = record(&r.broker, &id).await?;
     assert_eq!(rec.state, TaskState::Succeeded);
     assert_eq!(rec.result, Some(json!("from B")));
-    assert_eq!(stale_count(&r).await?, 3, "one renewal and two outcomes were stale");
+    assert_eq!(
+        stale_count(&r).await?,
+        3,
+        "one renewal and two outcomes were stale"
+    );
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_worker_whose_lease_was_taken_stops_that_job_without_acknowledging() -> anyhow::Result<()> {
+async fn a_worker_whose_lease_was_taken_stops_that_job_without_acknowledging() -> anyhow::Result<()>
+{
     let r = short_lease("taken")?;
     let q = QueueName::default_queue();
     let probe = Probe::default();
@@ -175,46 +199,67 @@ async fn a_worker_whose_lease_was_taken_stops_that_job_without_acknowledging() -
     let worker = spawn(
         r.broker.clone(),
         probe.handlers(),
-        config(2, Duration::from_secs(5)),
+        config(1, Duration::from_secs(5)),
     );
     wait_for("the job to start", Duration::from_secs(10), || async {
         Ok((probe.get(&id).0 == 1).then_some(()))
     })
     .await?;
-    // As if the worker had been paused past its lease and another worker leased the job again.
+    // As if the worker had been paused past its lease and the job was leased again: by another
+    // worker (the fetch below), or by this one once it has stopped the attempt it lost.
     expire_lease(&r, &id).await?;
     let Fetch::Jobs(thief) = r.broker.fetch(&q, "worker-b", 1).await? else {
         anyhow::bail!("paused");
     };
-    let thief = thief.into_iter().next().context("leased again")?;
-    // The worker's next renewal finds the lease lost and stops the job long before its 30 s.
-    wait_for(
-        "the worker to stop the job it lost",
-        Duration::from_secs(10),
-        || async {
-            let workers = r.broker.workers().await?;
-            Ok(workers
-                .iter()
-                .any(|w| w.id == worker.id && w.running == 0)
-                .then_some(()))
-        },
-    )
-    .await?;
-    assert_eq!(probe.get(&id), (1, 0), "started once, never ended");
-    let rec = record(&r.broker, &id).await?;
-    assert_eq!((rec.state, rec.attempts), (TaskState::Running, 2));
-    let done = Outcome {
-        id,
-        token: thief.token,
-        kind: OutcomeKind::Succeeded {
-            result: "\"thief\"".into(),
-        },
-    };
-    assert_eq!(r.broker.finish(&q, &[done]).await?.succeeded, 1);
+    match thief.into_iter().next() {
+        Some(thief) => {
+            // The worker's next renewal finds the lease lost and stops the job long before its 30 s.
+            wait_for(
+                "the worker to stop the job it lost",
+                Duration::from_secs(10),
+                || async {
+                    let workers = r.broker.workers().await?;
+                    Ok(workers
+                        .iter()
+                        .any(|w| w.id == worker.id && w.running == 0)
+                        .then_some(()))
+                },
+            )
+            .await?;
+            let rec = record(&r.broker, &id).await?;
+            assert_eq!((rec.state, rec.attempts), (TaskState::Running, 2));
+            let done = Outcome {
+                id,
+                token: thief.token,
+                kind: OutcomeKind::Succeeded {
+                    result: "\"thief\"".into(),
+                },
+            };
+            assert_eq!(r.broker.finish(&q, &[done]).await?.succeeded, 1);
+            let rec = record(&r.broker, &id).await?;
+            assert_eq!(rec.result, Some(json!("thief")));
+        }
+        None => {
+            // The worker stopped its first attempt and leased the job again itself.
+            wait_for(
+                "the second attempt to succeed",
+                Duration::from_secs(10),
+                || async {
+                    Ok((record(&r.broker, &id).await?.state == TaskState::Succeeded).then_some(()))
+                },
+            )
+            .await?;
+            assert_eq!(probe.attempt(&id, 2), (1, 1));
+        }
+    }
     worker.shutdown().await;
+    assert_eq!(
+        probe.attempt(&id, 1),
+        (1, 0),
+        "the first attempt started once, never ended"
+    );
     let rec = record(&r.broker, &id).await?;
-    assert_eq!(rec.state, TaskState::Succeeded);
-    assert_eq!(rec.result, Some(json!("thief")));
+    assert_eq!((rec.state, rec.attempts), (TaskState::Succeeded, 2));
     Ok(())
 }
 
@@ -324,18 +369,28 @@ async fn a_cancelled_job_retried_runs_exactly_once() -> anyhow::Result<()> {
         probe.handlers(),
         config(2, Duration::from_secs(5)),
     );
-    wait_for("the first job to succeed", Duration::from_secs(10), || async {
-        Ok((record(&r.broker, &kept).await?.state == TaskState::Succeeded).then_some(()))
-    })
+    wait_for(
+        "the first job to succeed",
+        Duration::from_secs(10),
+        || async {
+            Ok((record(&r.broker, &kept).await?.state == TaskState::Succeeded).then_some(()))
+        },
+    )
     .await?;
-    wait_for("the cancelled id to leave the list", Duration::from_secs(10), || async {
-        Ok((r.broker.stats(&q).await?.pending == 0).then_some(()))
-    })
+    wait_for(
+        "the cancelled id to leave the list",
+        Duration::from_secs(10),
+        || async { Ok((r.broker.stats(&q).await?.pending == 0).then_some(())) },
+    )
     .await?;
     assert_eq!(r.broker.retry(&dropped).await?, Some(TaskState::Pending));
-    wait_for("the retried job to succeed", Duration::from_secs(10), || async {
-        Ok((record(&r.broker, &dropped).await?.state == TaskState::Succeeded).then_some(()))
-    })
+    wait_for(
+        "the retried job to succeed",
+        Duration::from_secs(10),
+        || async {
+            Ok((record(&r.broker, &dropped).await?.state == TaskState::Succeeded).then_some(()))
+        },
+    )
     .await?;
     worker.shutdown().await;
     assert_eq!(probe.get(&kept), (1, 1));

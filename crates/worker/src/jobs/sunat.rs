@@ -137,9 +137,12 @@ impl SunatJobs {
 
     async fn send(&self, sale_id: i64, ctx: &JobContext) -> Result<Value, JobError> {
         let lock = format!("sale:{sale_id}");
+        // Held by this attempt, not by the task: a later attempt of the same task (after this one
+        // lost its lease) must not take over a lock an earlier attempt may still be sending under.
+        let holder = format!("{}:{}", ctx.task_id, ctx.token);
         let got = self
             .broker
-            .acquire_lock(&lock, &ctx.task_id.to_string(), self.lock_ttl)
+            .acquire_lock(&lock, &holder, self.lock_ttl)
             .await
             .map_err(|e| JobError::Retry(anyhow::anyhow!("redis: {e}")))?;
         if !got {
@@ -152,11 +155,7 @@ impl SunatJobs {
             );
         }
         let result = self.send_locked(sale_id, ctx).await;
-        if let Err(e) = self
-            .broker
-            .release_lock(&lock, &ctx.task_id.to_string())
-            .await
-        {
+        if let Err(e) = self.broker.release_lock(&lock, &holder).await {
             tracing::warn!(sale_id, error = %e, "could not release the sale's lock; it expires by itself");
         }
         result
