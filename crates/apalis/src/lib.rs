@@ -631,13 +631,14 @@ async fn fetcher(
         while let Ok(p) = tx.try_reserve() {
             permits.push(p);
         }
+        let n = permits.len();
         match fetch
-            .step(&shared.broker, q, &worker_id, permits.len(), &mut stop)
+            .step(&shared.broker, q, &worker_id, permits, n, &mut stop)
             .await
         {
             Fetched::Stop => break,
-            Fetched::Nothing => drop(permits),
-            Fetched::Jobs(jobs) => {
+            Fetched::Nothing => {}
+            Fetched::Jobs(jobs, permits) => {
                 lock(&shared.leased).extend(jobs.iter().map(|j| j.id));
                 let mut bad = Vec::new();
                 for (job, permit) in jobs.iter().zip(permits) {

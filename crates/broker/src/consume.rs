@@ -109,9 +109,9 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 
 /// What one step of a [`FetchLoop`] gave.
 #[derive(Debug)]
-pub enum Fetched {
-    /// Jobs now leased to the worker (never empty).
-    Jobs(Vec<LeasedJob>),
+pub enum Fetched<P> {
+    /// Jobs now leased to the worker (never empty), with the permits they run under.
+    Jobs(Vec<LeasedJob>, P),
     /// Nothing this time (the queue was empty, paused, or Redis failed): take permits again.
     Nothing,
     /// The stop flag was raised.
@@ -136,21 +136,32 @@ impl FetchLoop {
         }
     }
 
-    /// Leases up to `n` jobs of `q`. On an empty queue it blocks in `BLMOVE` (a job pushed meanwhile
-    /// is parked for the next step); on a paused queue it waits 500 ms; after an error it backs off.
-    pub async fn step(
+    /// Leases up to `n` jobs of `q`, holding `permits` (the caller's free slots) for them. When none
+    /// is leased the permits are given up first, so an idle worker holds no slot while it waits: on an
+    /// empty queue it blocks in `BLMOVE` (a job pushed meanwhile is parked for the next step); on a
+    /// paused queue it waits 500 ms; after an error it backs off.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn step<P>(
         &mut self,
         broker: &Broker,
         q: &QueueName,
         worker_id: &str,
+        permits: P,
         n: usize,
         stop: &mut watch::Receiver<bool>,
-    ) -> Fetched {
-        let pause = match broker.fetch(q, worker_id, n).await {
+    ) -> Fetched<P> {
+        let fetched = broker.fetch(q, worker_id, n).await;
+        let permits_or = match fetched {
             Ok(Fetch::Jobs(jobs)) if !jobs.is_empty() => {
                 self.backoff = Duration::from_millis(100);
-                return Fetched::Jobs(jobs);
+                return Fetched::Jobs(jobs, permits);
             }
+            other => {
+                drop(permits);
+                other
+            }
+        };
+        let pause = match permits_or {
             Ok(Fetch::Jobs(_)) => {
                 self.backoff = Duration::from_millis(100);
                 // Not raced against the stop signal: an abandoned BLMOVE could still park an id

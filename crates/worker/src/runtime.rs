@@ -283,13 +283,14 @@ async fn fetcher(shared: Arc<Shared>, q: QueueName, acks: mpsc::UnboundedSender<
             }
             tokio::task::yield_now().await;
         }
+        let n = permits.len();
         match fetch
-            .step(&shared.broker, &q, &worker_id, permits.len(), &mut stop)
+            .step(&shared.broker, &q, &worker_id, permits, n, &mut stop)
             .await
         {
             Fetched::Stop => break,
-            Fetched::Nothing => drop(permits),
-            Fetched::Jobs(jobs) => {
+            Fetched::Nothing => {}
+            Fetched::Jobs(jobs, mut permits) => {
                 {
                     let mut running = lock(&shared.running);
                     let set = running.entry(q.clone()).or_default();
