@@ -607,7 +607,7 @@ fn to_task(job: &LeasedJob, worker_id: &str, validate: Validator) -> Result<Task
     let mut store = MetadataStore::new();
     let _ = meta.inject(&mut store);
     let mut b = TaskBuilder::new(args)
-        .task_id(ApalisTaskId::from_string(job.id.clone()))
+        .task_id(ApalisTaskId::from_string(job.id))
         // apalis counts the attempt when the handler starts, so it starts from the previous ones.
         .attempt(job.attempt.saturating_sub(1) as usize)
         .max_attempts(job.max_attempts as usize)

@@ -402,7 +402,7 @@ async fn listing_and_metrics_report_the_queue() -> anyhow::Result<()> {
     let Fetch::Jobs(doomed) = broker.fetch(&queue, "fake-worker", 1).await? else {
         anyhow::bail!("the queue is not paused");
     };
-    let (running_id, dead_id) = (running[0].id.clone(), doomed[0].id.clone());
+    let (running_id, dead_id) = (running[0].id, doomed[0].id);
     broker
         .finish(
             &queue,
@@ -496,13 +496,13 @@ async fn listing_and_metrics_report_the_queue() -> anyhow::Result<()> {
 
     // By id: this queue's tasks only.
     let dead = backend
-        .fetch_by_id(&ApalisTaskId::from_string(dead_id.clone()))
+        .fetch_by_id(&ApalisTaskId::from_string(dead_id))
         .await?
         .context("the DEAD task is found by id")?;
     assert_eq!(dead.status(), Status::Failed);
     assert_eq!(dead.args, json!({"i": 1}));
     assert!(backend
-        .fetch_by_id(&ApalisTaskId::from_string(ids[6].clone()))
+        .fetch_by_id(&ApalisTaskId::from_string(ids[6]))
         .await?
         .is_none());
     assert!(backend

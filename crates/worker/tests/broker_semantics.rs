@@ -265,7 +265,7 @@ async fn idempotency_key_returns_the_first_id_and_enqueues_nothing() -> anyhow::
     let second = r.broker.enqueue(a.clone()).await?;
     assert_eq!(first, second);
     let in_batch = r.broker.enqueue_many(vec![a.clone(), a]).await?;
-    assert_eq!(in_batch, vec![first.clone(), first.clone()]);
+    assert_eq!(in_batch, vec![first, first]);
     let s = r.broker.stats(&QueueName::default_queue()).await?;
     assert_eq!((s.pending, s.enqueued), (1, 1));
     Ok(())

@@ -15,9 +15,12 @@ use faena_testkit::{wait_for, TestRedis};
 use faena_worker::{spawn, Handlers, JobContext, WorkerConfig, WorkerHandle};
 use serde_json::json;
 
+/// How many times an attempt started and ended.
+type StartsEnds = (u32, u32);
+
 /// Starts and ends of executions, by task id and attempt.
 #[derive(Clone, Default)]
-struct Probe(Arc<Mutex<HashMap<(TaskId, u32), (u32, u32)>>>);
+struct Probe(Arc<Mutex<HashMap<(TaskId, u32), StartsEnds>>>);
 
 impl Probe {
     /// Starts and ends of every attempt of `id`, added up.

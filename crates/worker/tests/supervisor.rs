@@ -369,7 +369,7 @@ async fn scenario(sup: &mut Supervisord, r: &TestRedis) -> anyhow::Result<()> {
 
     // The restarted worker runs the rest, and the jobs the killed one held once their lease
     // expires. Beat may enqueue a periodic job of its own, so check our ids, not only counters.
-    let ids = ids.iter().copied().collect::<Vec<_>>();
+    let ids = ids.to_vec();
     wait_for(
         "all jobs to succeed after the restart",
         Duration::from_secs(LEASE_SECS * 3 + 30),

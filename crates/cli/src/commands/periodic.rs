@@ -223,7 +223,7 @@ pub(crate) async fn run(
             say(
                 out,
                 json,
-                &id,
+                id,
                 serde_json::json!({ "task_id": id, "periodic_task": name }),
             )?;
             Ok(exit::OK)
