@@ -180,6 +180,7 @@ async fn inspect_purge_retry_all_dead_and_completions() -> anyhow::Result<()> {
             stop_timeout: std::time::Duration::from_secs(5),
             upkeep_interval: std::time::Duration::from_millis(100),
             heartbeat_interval: std::time::Duration::from_secs(1),
+            unknown_kind_grace: std::time::Duration::from_secs(900),
         },
     );
     faena_testkit::wait_for(

@@ -151,6 +151,10 @@ pub struct WorkerSettings {
     pub concurrency: usize,
     /// `FAENA_WORKER_STOP_TIMEOUT_SECS`: how long a stopping worker waits for running jobs (default 30).
     pub stop_timeout: Duration,
+    /// `FAENA_UNKNOWN_KIND_GRACE_SECS`: how long after its enqueue a job of a kind this worker has no
+    /// handler for is snoozed (a newer worker may know it: a rolling deploy) before it is DEAD with
+    /// `unknown_kind` (default 900, 15 minutes).
+    pub unknown_kind_grace: Duration,
 }
 
 impl Default for BrokerSettings {
@@ -384,6 +388,7 @@ impl Settings {
             queues,
             concurrency,
             stop_timeout: env.secs("FAENA_WORKER_STOP_TIMEOUT_SECS", 30)?,
+            unknown_kind_grace: env.secs("FAENA_UNKNOWN_KIND_GRACE_SECS", 900)?,
         };
 
         Ok(Self {

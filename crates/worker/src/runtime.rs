@@ -36,6 +36,9 @@ pub struct WorkerConfig {
     pub upkeep_interval: Duration,
     /// How often the worker refreshes its registry entry.
     pub heartbeat_interval: Duration,
+    /// How long after its enqueue a job of a kind without a handler here is snoozed before it is
+    /// DEAD (`unknown_kind`): during a rolling deploy a newer worker may know the kind.
+    pub unknown_kind_grace: Duration,
 }
 
 impl WorkerConfig {
@@ -46,6 +49,7 @@ impl WorkerConfig {
             stop_timeout: s.stop_timeout,
             upkeep_interval: Duration::from_millis(200),
             heartbeat_interval: Duration::from_secs(5),
+            unknown_kind_grace: s.unknown_kind_grace,
         }
     }
 }
@@ -85,6 +89,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct Shared {
     broker: Broker,
     handlers: Handlers,
+    unknown_kind_grace: Duration,
+    /// Kinds without a handler here that were logged already (once per kind).
+    unknown_kinds: Mutex<HashSet<String>>,
     reg: WorkerRegistration,
     sem: Arc<Semaphore>,
     running: Running,
@@ -142,6 +149,8 @@ pub fn spawn(broker: Broker, handlers: Handlers, config: WorkerConfig) -> Worker
     let shared = Arc::new(Shared {
         broker,
         handlers,
+        unknown_kind_grace: config.unknown_kind_grace,
+        unknown_kinds: Default::default(),
         reg,
         sem: Arc::new(Semaphore::new(config.concurrency.max(1))),
         running: Default::default(),
@@ -364,7 +373,7 @@ async fn fetcher(shared: Arc<Shared>, q: QueueName, acks: mpsc::UnboundedSender<
                         let acks = acks.clone();
                         tokio::spawn(async move {
                             let queue = job.queue.clone();
-                            let outcome = execute(&shared.handlers, &shared.broker, job).await;
+                            let outcome = execute(&shared, job).await;
                             let _ = acks.send(outcome);
                             if let Some(jobs) = lock(&shared.running).get_mut(&queue) {
                                 if jobs.get(&lease.id).is_some_and(|j| j.token == lease.token) {
@@ -393,14 +402,12 @@ async fn fetcher(shared: Arc<Shared>, q: QueueName, acks: mpsc::UnboundedSender<
 }
 
 /// Runs one attempt and decides its outcome.
-pub(crate) async fn execute(handlers: &Handlers, broker: &Broker, job: LeasedJob) -> Outcome {
+async fn execute(shared: &Shared, job: LeasedJob) -> Outcome {
     let span = info_span!("job", task_id = %job.id, kind = %job.kind, queue = %job.queue, attempt = job.attempt);
     let (id, token) = (job.id, job.token);
     let (kind_name, queue) = (job.kind.clone(), job.queue.clone());
     let started = std::time::Instant::now();
-    let kind = outcome_of(handlers, broker, job)
-        .instrument(span.clone())
-        .await;
+    let kind = outcome_of(shared, job).instrument(span.clone()).await;
     let label = match &kind {
         OutcomeKind::Succeeded { .. } => "succeeded",
         OutcomeKind::Retry { .. } => "retry",
@@ -411,9 +418,9 @@ pub(crate) async fn execute(handlers: &Handlers, broker: &Broker, job: LeasedJob
     Outcome { id, token, kind }
 }
 
-async fn outcome_of(handlers: &Handlers, broker: &Broker, job: LeasedJob) -> OutcomeKind {
+async fn outcome_of(shared: &Shared, job: LeasedJob) -> OutcomeKind {
     debug!("started");
-    let spec = broker.catalog().get(&job.kind);
+    let spec = shared.broker.catalog().get(&job.kind);
     let ctx = JobContext {
         task_id: job.id,
         token: job.token,
@@ -422,11 +429,8 @@ async fn outcome_of(handlers: &Handlers, broker: &Broker, job: LeasedJob) -> Out
         attempt: job.attempt,
         max_attempts: job.max_attempts,
     };
-    let end = match handlers.start(&job.kind, &job.args, ctx) {
-        None => AttemptEnd::Fatal {
-            error: format!("no handler for kind `{}` in this worker", job.kind),
-            class: ErrorClass::UnknownKind,
-        },
+    let end = match shared.handlers.start(&job.kind, &job.args, ctx) {
+        None => unknown_kind(shared, &job),
         Some(Err(e)) => AttemptEnd::Fatal {
             error: e.to_string(),
             class: ErrorClass::Decode,
@@ -449,4 +453,29 @@ async fn outcome_of(handlers: &Handlers, broker: &Broker, job: LeasedJob) -> Out
         },
     };
     consume::decide_outcome(spec, job.attempt, job.max_attempts, end)
+}
+
+/// A job of a kind this worker has no handler for: snoozed (no attempt used) while it is younger
+/// than the grace, since a newer worker may know the kind (a rolling deploy); DEAD after that.
+fn unknown_kind(shared: &Shared, job: &LeasedJob) -> AttemptEnd {
+    let age =
+        Duration::from_millis((Utc::now().timestamp_millis() - job.enqueued_at_ms).max(0) as u64);
+    let Some(left) = shared
+        .unknown_kind_grace
+        .checked_sub(age)
+        .filter(|d| !d.is_zero())
+    else {
+        return AttemptEnd::Fatal {
+            error: format!(
+                "no handler for kind `{}` in this worker, {:?} after its enqueue",
+                job.kind, shared.unknown_kind_grace
+            ),
+            class: ErrorClass::UnknownKind,
+        };
+    };
+    if lock(&shared.unknown_kinds).insert(job.kind.clone()) {
+        warn!(kind = %job.kind, grace = ?shared.unknown_kind_grace,
+            "no handler for this kind here: its jobs are snoozed for a worker that knows it, DEAD after the grace");
+    }
+    AttemptEnd::Snooze(left.clamp(Duration::from_secs(1), Duration::from_secs(30)))
 }

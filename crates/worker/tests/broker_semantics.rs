@@ -22,6 +22,7 @@ fn config(concurrency: usize) -> WorkerConfig {
         stop_timeout: Duration::from_secs(10),
         upkeep_interval: Duration::from_millis(100),
         heartbeat_interval: Duration::from_secs(1),
+        unknown_kind_grace: Duration::from_secs(900),
     }
 }
 

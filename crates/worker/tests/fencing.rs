@@ -70,6 +70,7 @@ fn config(concurrency: usize, stop_timeout: Duration) -> WorkerConfig {
         stop_timeout,
         upkeep_interval: Duration::from_millis(100),
         heartbeat_interval: Duration::from_millis(300),
+        unknown_kind_grace: Duration::from_secs(900),
     }
 }
 
@@ -398,5 +399,70 @@ async fn a_cancelled_job_retried_runs_exactly_once() -> anyhow::Result<()> {
     worker.shutdown().await;
     assert_eq!(probe.get(&kept), (1, 1));
     assert_eq!(probe.get(&dropped), (1, 1));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kind_this_worker_does_not_know_waits_for_one_that_does() -> anyhow::Result<()> {
+    let r = TestRedis::new("unknown_kind")?;
+    let stock_alerts = || EnqueueRequest {
+        kind: "stock_alerts".into(),
+        args: json!({}),
+        ..Default::default()
+    };
+    // An old worker, without the kind: it snoozes the job, using no attempt.
+    let waiting = r.broker.enqueue(stock_alerts()).await?;
+    let old = spawn(
+        r.broker.clone(),
+        Handlers::builtin(),
+        WorkerConfig {
+            unknown_kind_grace: Duration::from_secs(3),
+            ..config(2, Duration::from_secs(5))
+        },
+    );
+    wait_for(
+        "the old worker to snooze it",
+        Duration::from_secs(10),
+        || async {
+            let rec = record(&r.broker, &waiting).await?;
+            Ok((rec.state == TaskState::Scheduled && rec.attempts == 0).then_some(()))
+        },
+    )
+    .await?;
+    old.shutdown().await;
+    // A new worker that knows the kind runs it.
+    let mut h = Handlers::default();
+    h.register(|_: faena_catalog::StockAlertsArgs, _ctx: JobContext| async move {
+        Ok(json!({ "ran": true }))
+    });
+    let new = spawn(r.same_prefix()?, h, config(2, Duration::from_secs(5)));
+    wait_for(
+        "the new worker to run it",
+        Duration::from_secs(15),
+        || async {
+            Ok((record(&r.broker, &waiting).await?.state == TaskState::Succeeded).then_some(()))
+        },
+    )
+    .await?;
+    new.shutdown().await;
+    assert_eq!(record(&r.broker, &waiting).await?.attempts, 1);
+
+    // Past the grace, nobody will: DEAD with `unknown_kind`.
+    let lost = r.broker.enqueue(stock_alerts()).await?;
+    let strict = spawn(
+        r.broker.clone(),
+        Handlers::builtin(),
+        WorkerConfig {
+            unknown_kind_grace: Duration::ZERO,
+            ..config(2, Duration::from_secs(5))
+        },
+    );
+    wait_for("the job to be DEAD", Duration::from_secs(10), || async {
+        Ok((record(&r.broker, &lost).await?.state == TaskState::Dead).then_some(()))
+    })
+    .await?;
+    strict.shutdown().await;
+    let rec = record(&r.broker, &lost).await?;
+    assert_eq!(rec.error_class.as_deref(), Some("unknown_kind"));
     Ok(())
 }

@@ -42,6 +42,7 @@ fn in_process_worker_config() -> WorkerConfig {
         stop_timeout: Duration::from_secs(10),
         upkeep_interval: Duration::from_millis(100),
         heartbeat_interval: Duration::from_secs(1),
+        unknown_kind_grace: Duration::from_secs(900),
     }
 }
 

@@ -51,6 +51,7 @@ async fn worker_recovers_after_redis_restarts() -> anyhow::Result<()> {
             stop_timeout: Duration::from_secs(5),
             upkeep_interval: Duration::from_millis(100),
             heartbeat_interval: Duration::from_secs(1),
+            unknown_kind_grace: Duration::from_secs(900),
         },
     );
     run_one(&broker).await?;

@@ -53,6 +53,7 @@ async fn release_job_runs_in_the_worker() -> anyhow::Result<()> {
             stop_timeout: Duration::from_secs(10),
             upkeep_interval: Duration::from_millis(100),
             heartbeat_interval: Duration::from_secs(1),
+            unknown_kind_grace: Duration::from_secs(900),
         },
     );
     let mut results = Vec::new();

@@ -89,6 +89,7 @@ fn worker(e: &Env, broker: Broker) -> WorkerHandle {
             stop_timeout: Duration::from_secs(10),
             upkeep_interval: Duration::from_millis(100),
             heartbeat_interval: Duration::from_secs(1),
+            unknown_kind_grace: Duration::from_secs(900),
         },
     )
 }
@@ -364,6 +365,7 @@ async fn bad_credentials_are_a_permanent_config_error_and_the_sweep_retries_only
             stop_timeout: Duration::from_secs(10),
             upkeep_interval: Duration::from_millis(100),
             heartbeat_interval: Duration::from_secs(1),
+            unknown_kind_grace: Duration::from_secs(900),
         },
     );
     // A recent ERROR that the sweep must not touch.
