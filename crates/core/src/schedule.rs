@@ -96,13 +96,18 @@ impl Schedule {
     }
 
     /// The first tick strictly after `after`.
+    ///
+    /// In the hour a daylight-saving change repeats, the cron crate may yield the earlier of two
+    /// ambiguous times, which can be at or before `after`: such ticks are skipped, so ticks always
+    /// move forward (a beat never fires one twice).
     pub fn next_after(&self, tz: Tz, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self {
             Self::Cron(c) => c
                 .schedule
                 .after(&after.with_timezone(&tz))
-                .next()
-                .map(|t| t.with_timezone(&Utc)),
+                .take(1_000)
+                .map(|t| t.with_timezone(&Utc))
+                .find(|t| *t > after),
             Self::Every(d) => {
                 let step = d.as_millis() as i64;
                 let next = (after.timestamp_millis().div_euclid(step) + 1) * step;
@@ -193,6 +198,38 @@ mod tests {
             at_9.next_after(ny, utc("2026-03-06T15:00:00Z")).unwrap(),
             utc("2026-03-07T14:00:00Z")
         );
+    }
+
+    #[test]
+    fn cron_ticks_move_strictly_forward_across_both_dst_changes() {
+        let every_quarter = Schedule::from_parts(Some("0 */15 * * * *"), None).unwrap();
+        let at_0130 = Schedule::from_parts(Some("0 30 1 * * *"), None).unwrap();
+        let cases = [
+            // New York: spring forward 2026-03-08 02:00 -> 03:00; fall back 2026-11-01 02:00 -> 01:00.
+            (chrono_tz::America::New_York, "2026-03-08T05:00:00Z"),
+            (chrono_tz::America::New_York, "2026-11-01T04:00:00Z"),
+            // Madrid: spring forward 2026-03-29 02:00 -> 03:00; fall back 2026-10-25 03:00 -> 02:00.
+            (chrono_tz::Europe::Madrid, "2026-03-28T23:00:00Z"),
+            (chrono_tz::Europe::Madrid, "2026-10-24T23:00:00Z"),
+        ];
+        for (tz, start) in cases {
+            for schedule in [&every_quarter, &at_0130] {
+                let mut t = utc(start);
+                for step in 0..24 {
+                    let next = schedule.next_after(tz, t).unwrap();
+                    assert!(
+                        next > t,
+                        "{tz} {schedule}: step {step}: {next} is not after {t}"
+                    );
+                    assert!(
+                        next - t <= chrono::Duration::hours(25),
+                        "{tz} {schedule}: step {step}: a gap of {}",
+                        next - t
+                    );
+                    t = next;
+                }
+            }
+        }
     }
 
     #[test]
