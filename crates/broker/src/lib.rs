@@ -455,34 +455,23 @@ impl Broker {
         let k = self.queue_keys(queue);
         let mut conn = self.conn().await?;
         let mut removed = 0u64;
-        let sources: Vec<&str> = match target {
-            PurgeTarget::Pending => vec![&k.pending, &k.scheduled],
-            PurgeTarget::Dead => vec![&k.dead],
+        // (source, how it pops, the states whose records go with it)
+        let sources: Vec<(&str, &str, &[&str])> = match target {
+            PurgeTarget::Pending => vec![
+                (&k.pending, "list", &["PENDING"]),
+                (&k.scheduled, "zset", &["SCHEDULED"]),
+            ],
+            PurgeTarget::Dead => vec![(&k.dead, "zset", &["DEAD"])],
         };
-        for source in sources {
+        for (source, how, states) in sources {
             loop {
-                let ids: Vec<String> = if source == k.pending {
-                    redis::cmd("LPOP")
-                        .arg(source)
-                        .arg(1000)
-                        .query_async(&mut conn)
-                        .await?
-                } else {
-                    redis::cmd("ZPOPMIN")
-                        .arg(source)
-                        .arg(1000)
-                        .query_async::<Vec<(String, f64)>>(&mut conn)
-                        .await?
-                        .into_iter()
-                        .map(|(id, _)| id)
-                        .collect()
-                };
-                if ids.is_empty() {
+                let mut cmd = scripts::evalsha(&scripts::PURGE, &[source]);
+                cmd.arg(how).arg(&k.base).arg(1000).arg(states);
+                let (taken, deleted): (u64, u64) = scripts::run(&mut conn, &cmd).await?;
+                removed += deleted;
+                if taken == 0 {
                     break;
                 }
-                removed += ids.len() as u64;
-                let keys: Vec<String> = ids.iter().map(|id| k.task(id)).collect();
-                let _: () = conn.del(keys).await?;
             }
         }
         Ok(removed)

@@ -16,6 +16,8 @@ pub(crate) static ADMIN: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/admin.lua")));
 pub(crate) static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/release.lua")));
+pub(crate) static PURGE: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/purge.lua")));
 pub(crate) static RENEW: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/renew.lua")));
 pub(crate) static LEASE_ACQUIRE: LazyLock<Script> =
@@ -75,6 +77,7 @@ pub(crate) async fn load_all(conn: &mut impl redis::aio::ConnectionLike) -> redi
         &*ADMIN,
         &*RELEASE,
         &*RENEW,
+        &*PURGE,
         &*LEASE_ACQUIRE,
         &*LEASE_RELEASE,
         &*COUNT_IN_WINDOW,

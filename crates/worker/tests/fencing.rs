@@ -466,3 +466,45 @@ async fn a_kind_this_worker_does_not_know_waits_for_one_that_does() -> anyhow::R
     assert_eq!(rec.error_class.as_deref(), Some("unknown_kind"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purge_never_removes_a_running_job() -> anyhow::Result<()> {
+    let r = TestRedis::new("purge_running")?;
+    let q = QueueName::default_queue();
+    let keys = r.broker.queue_keys(&q);
+    let running = r.broker.enqueue(sleep_req(1)).await?;
+    let Fetch::Jobs(leased) = r.broker.fetch(&q, "worker-a", 1).await? else {
+        anyhow::bail!("paused");
+    };
+    assert_eq!(leased.len(), 1);
+    let waiting = r.broker.enqueue(sleep_req(1)).await?;
+    let later = r
+        .broker
+        .enqueue(EnqueueRequest {
+            countdown: Some(3600.0),
+            ..sleep_req(1)
+        })
+        .await?;
+    // A stale copy of the running job's id in the pending list (as a requeue then a late success
+    // can leave): the purge must skip its record.
+    {
+        let mut conn = r.broker.pool().get().await?;
+        let _: i64 = redis::cmd("RPUSH")
+            .arg(&keys.pending)
+            .arg(running)
+            .query_async(&mut *conn)
+            .await?;
+    }
+    let removed = r
+        .broker
+        .purge(&q, faena_broker::PurgeTarget::Pending)
+        .await?;
+    assert_eq!(removed, 2, "the pending and the scheduled job");
+    assert!(r.broker.task(&waiting).await?.is_none());
+    assert!(r.broker.task(&later).await?.is_none());
+    let rec = record(&r.broker, &running).await?;
+    assert_eq!(rec.state, TaskState::Running);
+    let s = r.broker.stats(&q).await?;
+    assert_eq!((s.pending, s.scheduled, s.running), (0, 0, 1));
+    Ok(())
+}
