@@ -88,8 +88,14 @@ async fn two_beats_enqueue_exactly_one_job_per_tick() -> anyhow::Result<()> {
     let db = TestDb::new("beat2").await?;
     let r = TestRedis::new("beat2")?;
     every(&db, "every-second", 1).await?;
-    let (s1, b1) = start(r.broker.clone(), &db, config())?;
-    let (s2, b2) = start(r.same_prefix()?, &db, config())?;
+    // A lease long enough that a leader starved of CPU for a moment (the suite runs in parallel
+    // on two cores) still renews in time: this test is about one leader, not about failover.
+    let steady = BeatConfig {
+        lease_ttl: Duration::from_secs(5),
+        ..config()
+    };
+    let (s1, b1) = start(r.broker.clone(), &db, steady.clone())?;
+    let (s2, b2) = start(r.same_prefix()?, &db, steady)?;
     let got = wait_for("21 ticks", Duration::from_secs(40), || async {
         let t = ticks(&r.broker, "every-second").await?;
         Ok((t.len() >= 21).then_some(t))
