@@ -125,69 +125,102 @@ pub struct Taken {
     pub quantity: i32,
 }
 
-/// Takes every line's units from stock, inside the caller's transaction, or none (see the
-/// module's doc). Answers the lines taken in product-id order.
+/// Takes the stock of every line, in product-id order, inside the caller's transaction: one
+/// conditional `UPDATE ... WHERE stock >= q RETURNING` per line, each taking its row's lock in that
+/// order (two callers never deadlock, none oversells). When a line is refused, the products are read
+/// again under their locks to name every line at fault, and the caller's transaction must roll back
+/// what was taken. Lock timeouts and retries are the caller's.
 pub async fn take_stock(
     conn: &mut AsyncPgConnection,
     request: &StockRequest,
 ) -> Result<Vec<Taken>, StockError> {
+    let lines = request.lines();
+    let mut taken = Vec::with_capacity(lines.len());
+    let mut looked = false;
+    while let Some(line) = lines.get(taken.len()) {
+        let row: Option<(String, String, BigDecimal)> =
+            diesel::update(products::table.find(line.product_id))
+                .filter(products::stock.ge(line.quantity))
+                .set((
+                    products::stock.eq(products::stock - line.quantity),
+                    products::version.eq(products::version + 1),
+                ))
+                .returning((products::sku, products::name, products::unit_price))
+                .get_result(conn)
+                .await
+                .optional()?;
+        match row {
+            Some((sku, name, unit_price)) => taken.push(Taken {
+                product_id: line.product_id,
+                sku,
+                name,
+                unit_price,
+                quantity: line.quantity,
+            }),
+            // Refused, and nothing changed since (the look holds the locks): every fault, named.
+            None if looked => return Err(refusal(conn, request, taken.len()).await?),
+            // Stock can come back between the refused UPDATE and the look (another transaction
+            // rolled back): look under the locks, then try the line once more.
+            None => {
+                looked = true;
+                if let Some(refused) = faults(conn, request, taken.len()).await? {
+                    return Err(refused);
+                }
+            }
+        }
+    }
+    Ok(taken)
+}
+
+/// Like [`faults`], for a line refused under the locks: always a refusal.
+async fn refusal(
+    conn: &mut AsyncPgConnection,
+    request: &StockRequest,
+    refused: usize,
+) -> Result<StockError, StockError> {
+    Ok(faults(conn, request, refused)
+        .await?
+        .unwrap_or(StockError::Refused {
+            first: Fault::Unknown(request.lines()[refused].product_id),
+            rest: Vec::new(),
+        }))
+}
+
+/// Reads the requested products under their locks (product-id order) and names every line at fault
+/// from line `refused` on (the lines before it were taken); `None` when none is.
+async fn faults(
+    conn: &mut AsyncPgConnection,
+    request: &StockRequest,
+    refused: usize,
+) -> Result<Option<StockError>, StockError> {
     let ids: Vec<i64> = request.lines().iter().map(|l| l.product_id).collect();
-    // PostgreSQL locks the rows as the sort hands them out: in product-id order.
-    let found: Vec<(i64, String, String, BigDecimal, i32)> = products::table
+    let found: Vec<(i64, String, i32)> = products::table
         .filter(products::id.eq_any(&ids))
         .order(products::id)
-        .select((
-            products::id,
-            products::sku,
-            products::name,
-            products::unit_price,
-            products::stock,
-        ))
+        .select((products::id, products::sku, products::stock))
         .for_update()
         .load(conn)
         .await?;
     let mut faults = Vec::new();
-    let mut taken = Vec::with_capacity(found.len());
-    for line in request.lines() {
-        let Some((_, sku, name, unit_price, stock)) = found.iter().find(|f| f.0 == line.product_id)
-        else {
-            faults.push(Fault::Unknown(line.product_id));
-            continue;
-        };
-        if *stock < line.quantity {
-            faults.push(Fault::Short(Shortage {
-                product_id: line.product_id,
-                sku: sku.clone(),
-                requested: line.quantity,
-                available: *stock,
-            }));
-            continue;
+    for line in &request.lines()[refused..] {
+        match found.iter().find(|f| f.0 == line.product_id) {
+            None => faults.push(Fault::Unknown(line.product_id)),
+            Some((_, sku, stock)) if *stock < line.quantity => {
+                faults.push(Fault::Short(Shortage {
+                    product_id: line.product_id,
+                    sku: sku.clone(),
+                    requested: line.quantity,
+                    available: *stock,
+                }))
+            }
+            Some(_) => {}
         }
-        taken.push(Taken {
-            product_id: line.product_id,
-            sku: sku.clone(),
-            name: name.clone(),
-            unit_price: unit_price.clone(),
-            quantity: line.quantity,
-        });
     }
     let mut faults = faults.into_iter();
-    if let Some(first) = faults.next() {
-        return Err(StockError::Refused {
-            first,
-            rest: faults.collect(),
-        });
-    }
-    for t in &taken {
-        diesel::update(products::table.find(t.product_id))
-            .set((
-                products::stock.eq(products::stock - t.quantity),
-                products::version.eq(products::version + 1),
-            ))
-            .execute(conn)
-            .await?;
-    }
-    Ok(taken)
+    Ok(faults.next().map(|first| StockError::Refused {
+        first,
+        rest: faults.collect(),
+    }))
 }
 
 #[cfg(test)]
