@@ -5,6 +5,7 @@
 //! a worker registry, queue statistics in O(1), pause/resume, retry/cancel/purge.
 //! Every Redis key name lives in [`keys`]; every multi-step change is one Lua script in `src/lua/`.
 
+mod check;
 pub mod consume;
 pub mod keys;
 mod leases;

@@ -508,3 +508,81 @@ async fn a_purge_never_removes_a_running_job() -> anyhow::Result<()> {
     assert_eq!((s.pending, s.scheduled, s.running), (0, 0, 1));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_operations_keep_every_id_in_one_place() -> anyhow::Result<()> {
+    let r = TestRedis::new("invariant")?;
+    let q = QueueName::default_queue();
+    let check = |step: &'static str| {
+        let b = r.broker.clone();
+        let q = q.clone();
+        async move {
+            let problems = b.check_queue(&q).await?;
+            anyhow::ensure!(problems.is_empty(), "after {step}: {problems:?}");
+            Ok::<_, anyhow::Error>(())
+        }
+    };
+    r.broker.pause(&q).await?;
+    let mut reqs: Vec<EnqueueRequest> = (0..900).map(|_| sleep_req(1)).collect();
+    reqs.extend((0..100).map(|_| EnqueueRequest {
+        countdown: Some(3600.0),
+        ..sleep_req(1)
+    }));
+    let ids = r.broker.enqueue_many(reqs).await?;
+    check("enqueue").await?;
+    for id in &ids[..200] {
+        r.broker.cancel(id).await?;
+    }
+    for id in &ids[900..950] {
+        r.broker.cancel(id).await?;
+    }
+    check("cancel").await?;
+    for id in ids[..100].iter().chain(&ids[900..925]) {
+        assert_eq!(r.broker.retry(id).await?, Some(TaskState::Pending), "{id}");
+    }
+    check("retry").await?;
+    let probe = Probe::default();
+    let worker = spawn(
+        r.broker.clone(),
+        probe.handlers(),
+        config(4, Duration::from_secs(5)),
+    );
+    r.broker.resume(&q).await?;
+    wait_for("some jobs to run", Duration::from_secs(20), || async {
+        Ok((r.broker.stats(&q).await?.succeeded >= 100).then_some(()))
+    })
+    .await?;
+    r.broker.pause(&q).await?;
+    wait_for(
+        "the running jobs to end",
+        Duration::from_secs(20),
+        || async { Ok((running_count(&r.broker).await? == 0).then_some(())) },
+    )
+    .await?;
+    check("pause while running").await?;
+    let purged = r
+        .broker
+        .purge(&q, faena_broker::PurgeTarget::Pending)
+        .await?;
+    check("purge").await?;
+    worker.shutdown().await;
+    check("stop").await?;
+    // Counts add up: every job ran at most once, and each one either ran, was cancelled, or was
+    // purged (the retried ones counted once).
+    let mut ran = 0u64;
+    for id in &ids {
+        let (starts, ends) = probe.get(id);
+        assert!(
+            starts <= 1 && ends == starts,
+            "{id}: {starts} starts, {ends} ends"
+        );
+        ran += u64::from(ends);
+    }
+    let cancelled = 100 + 25; // cancelled and not retried: ids[100..200] and ids[925..950]
+    assert_eq!(
+        ran + cancelled + purged,
+        ids.len() as u64,
+        "ran {ran}, cancelled {cancelled}, purged {purged}"
+    );
+    Ok(())
+}
