@@ -137,9 +137,27 @@ async fn periodic_commands() -> anyhow::Result<()> {
     let o = faena(&db, &r, &["periodic", "list"])?;
     let listing = text(&o);
     assert!(
-        listing.contains("ping")
-            && listing.contains("sunat-daily-report")
-            && listing.contains("no kind"),
+        listing.contains("ping") && listing.contains("sunat-daily-report"),
+        "{listing}"
+    );
+    assert!(
+        !listing.contains("no kind"),
+        "every schedule has its kind: no footer\n{listing}"
+    );
+    // A schedule left by a build that had a kind this one lacks.
+    {
+        use diesel_async::{AsyncConnection, RunQueryDsl};
+        let mut conn = diesel_async::AsyncPgConnection::establish(&db.url).await?;
+        diesel::sql_query(
+            "INSERT INTO periodic_tasks (name, kind, cron) VALUES ('old-job', 'retired_kind', '0 0 * * * *')",
+        )
+        .execute(&mut conn)
+        .await?;
+    }
+    let o = faena(&db, &r, &["periodic", "list"])?;
+    let listing = text(&o);
+    assert!(
+        listing.contains("no kind") && listing.contains("no job kind `retired_kind`"),
         "{listing}"
     );
     let o = faena(&db, &r, &["periodic", "disable", "ping"])?;

@@ -105,8 +105,13 @@ pub(crate) async fn run(
                     "{:<30} {:<18} {:<16} {:<8} {:<24} {:<24} {:>5}",
                     "NAME", "SCHEDULE", "TZ", "ENABLED", "LAST RUN", "NEXT RUN", "RUNS"
                 )?;
-                for t in rows {
-                    let enabled = match (t.enabled, catalog.get(&t.kind).is_some()) {
+                let mut unknown: Vec<&str> = Vec::new();
+                for t in &rows {
+                    let known = catalog.get(&t.kind).is_some();
+                    if !known && !unknown.contains(&t.kind.as_str()) {
+                        unknown.push(&t.kind);
+                    }
+                    let enabled = match (t.enabled, known) {
                         (_, false) => "no kind",
                         (true, true) => "yes",
                         (false, true) => "no",
@@ -123,7 +128,17 @@ pub(crate) async fn run(
                         t.total_run_count
                     )?;
                 }
-                writeln!(out, "(\"no kind\": this build has no job kind `{{kind}}` for it yet; beat skips it)")?;
+                if !unknown.is_empty() {
+                    writeln!(
+                        out,
+                        "(\"no kind\": this build has no job kind {} for it yet; beat skips it)",
+                        unknown
+                            .iter()
+                            .map(|k| format!("`{k}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )?;
+                }
             }
             Ok(exit::OK)
         }
