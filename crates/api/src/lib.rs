@@ -34,6 +34,8 @@ pub struct AppState {
     pub login_max_failures: u32,
     /// Series and time zone of new sales.
     pub sale_defaults: faena_shop::sales::SaleDefaults,
+    /// Other origins whose browser pages may call the api (`FAENA_CORS_ORIGINS`).
+    pub cors_origins: Vec<String>,
 }
 
 impl AppState {
@@ -86,6 +88,7 @@ impl Application {
                 reservation_ttl: settings.reservation_ttl,
                 keys,
                 login_max_failures: settings.auth.login_max_failures,
+                cors_origins: settings.cors_origins.clone(),
                 sale_defaults: faena_shop::sales::SaleDefaults {
                     boleta_series: settings.sunat.boleta_series.clone(),
                     factura_series: settings.sunat.factura_series.clone(),
@@ -171,9 +174,43 @@ async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError
     )))
 }
 
+/// CORS for the configured origins: the api's methods and the headers a browser client sends
+/// (`authorization`, `content-type`, `if-match`), credentials never with `*` (origins are exact).
+/// A same-origin request (the board's own pages: browsers send `Origin` on their POSTs) is always
+/// allowed. Only wrapped when `FAENA_CORS_ORIGINS` names an origin.
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    use actix_web::http::header;
+    let allowed = origins.to_vec();
+    actix_cors::Cors::default()
+        .allowed_origin_fn(move |origin, head| {
+            let same = head
+                .headers()
+                .get(header::HOST)
+                .zip(origin.to_str().ok())
+                .is_some_and(|(host, o)| {
+                    host.to_str().is_ok_and(|h| {
+                        o.strip_prefix("http://").or(o.strip_prefix("https://")) == Some(h)
+                    })
+                });
+            same || origin
+                .to_str()
+                .is_ok_and(|o| allowed.iter().any(|a| a == o))
+        })
+        .allowed_methods(["GET", "POST", "PATCH", "PUT", "DELETE"])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            header::IF_MATCH,
+        ])
+        .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER, header::ETAG])
+        .max_age(3600)
+}
+
 /// Starts the server on a listener, with the apalis-board dashboard at `/board`.
 pub fn run(listener: TcpListener, state: AppState, board: board::Board) -> std::io::Result<Server> {
     faena_core::metrics::recorder();
+    let cors_origins = state.cors_origins.clone();
     let state = web::Data::new(state);
     let server = HttpServer::new(move || {
         App::new()
@@ -210,6 +247,11 @@ pub fn run(listener: TcpListener, state: AppState, board: board::Board) -> std::
                 }
             })
             .wrap(actix_web::middleware::from_fn(input::reject_nul))
+            // Outermost, so preflights are answered before anything else looks at them.
+            .wrap(actix_web::middleware::Condition::new(
+                !cors_origins.is_empty(),
+                cors(&cors_origins),
+            ))
             .service(routes::health::health)
             .service(openapi::openapi_json)
             .service(routes::auth::token)

@@ -29,6 +29,9 @@ pub struct Settings {
     pub tz: chrono_tz::Tz,
     /// `FAENA_API_BIND`: where the api listens (default 127.0.0.1:8080).
     pub api_bind: SocketAddr,
+    /// `FAENA_CORS_ORIGINS`: comma-separated origins (`https://shop.example.pe`) whose browser pages
+    /// may call the api; none by default. Exact origins only, never `*`.
+    pub cors_origins: Vec<String>,
     /// `FAENA_LOG`: a tracing filter such as `info` or `faena_broker=debug,info` (default `info`).
     pub log_filter: String,
     /// `LOG_FORMAT`: `text` (default) or `json`.
@@ -313,6 +316,7 @@ impl Settings {
             SocketAddr::from(([127, 0, 0, 1], 8080)),
             "an address and port such as 127.0.0.1:8080 or 0.0.0.0:8080",
         )?;
+        let cors_origins = parse_origins(env.get("FAENA_CORS_ORIGINS").unwrap_or(""))?;
         let log_filter = env.get("FAENA_LOG").unwrap_or("info").to_owned();
         tracing_subscriber::EnvFilter::try_new(&log_filter).map_err(|e| {
             SettingsError::Invalid {
@@ -396,6 +400,7 @@ impl Settings {
             redis_url: redis_url.into(),
             tz,
             api_bind,
+            cors_origins,
             log_filter,
             log_format,
             broker,
@@ -494,6 +499,33 @@ pub fn parse_queue_list(list: &str) -> Result<Vec<crate::QueueName>, String> {
         .filter(|s| !s.is_empty())
         .map(|q| crate::QueueName::parse(q).map_err(|e| e.to_string()))
         .collect()
+}
+
+/// Parses `FAENA_CORS_ORIGINS`: each entry a `scheme://host[:port]` origin, nothing after it.
+fn parse_origins(list: &str) -> Result<Vec<String>, SettingsError> {
+    let invalid = |value: &str, why: &str| SettingsError::Invalid {
+        name: "FAENA_CORS_ORIGINS",
+        value: value.to_owned(),
+        expected: format!(
+            "comma-separated origins such as https://shop.example.pe,http://localhost:5173 ({why})"
+        ),
+    };
+    let mut origins = Vec::new();
+    for raw in list.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        if raw == "*" {
+            return Err(invalid(raw, "`*` is refused: name each origin"));
+        }
+        let url = url::Url::parse(raw).map_err(|e| invalid(raw, &e.to_string()))?;
+        let origin = url.origin().ascii_serialization();
+        if !matches!(url.scheme(), "http" | "https") || origin != raw.trim_end_matches('/') {
+            return Err(invalid(
+                raw,
+                "an origin is a scheme, a host and an optional port, without a path",
+            ));
+        }
+        origins.push(origin);
+    }
+    Ok(origins)
 }
 
 #[cfg(test)]
