@@ -25,7 +25,11 @@ async fn start() -> anyhow::Result<()> {
         faena_core::shutdown::signal().await;
         let _ = tx.send(true);
     });
-    faena_beat::run(broker, pg, faena_beat::BeatConfig::default(), rx).await;
+    let config = faena_beat::BeatConfig {
+        lease_ttl: settings.beat_lease,
+        ..faena_beat::BeatConfig::default()
+    };
+    faena_beat::run(broker, pg, config, rx).await;
     Ok(())
 }
 

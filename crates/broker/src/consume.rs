@@ -200,6 +200,10 @@ pub async fn upkeep_queue(broker: &Broker, q: &QueueName) -> Option<i64> {
         match broker.maintain(q, 1000).await {
             Ok(r) => {
                 next_due = r.next_due_ms;
+                if r.shifted > 0 {
+                    warn!(queue = %q, leases = r.shifted, stall = ?broker.stall_after(),
+                        "no upkeep ran for longer than the stall (Redis paused or every worker stopped): running leases moved forward by the gap");
+                }
                 if r.requeued > 0 || r.dead > 0 {
                     info!(queue = %q, requeued = r.requeued, dead = r.dead, "took back jobs whose lease expired");
                 }

@@ -314,6 +314,7 @@ impl Broker {
             failed: c("failed"),
             retried: c("retried"),
             enqueued: c("enqueued"),
+            stale: c("stale"),
         })
     }
 

@@ -133,6 +133,9 @@ pub struct QueueStats {
     pub failed: u64,
     pub retried: u64,
     pub enqueued: u64,
+    /// Acknowledgements and renewals refused because their attempt had lost its lease (fencing):
+    /// each is an attempt whose outcome did not count.
+    pub stale: u64,
 }
 
 /// A live worker process, from the registry.

@@ -126,6 +126,9 @@ pub struct MaintainReport {
     pub dead: u64,
     /// When the next scheduled job is due (ms), if any.
     pub next_due_ms: Option<i64>,
+    /// Leases moved forward because no upkeep of the queue ran for longer than
+    /// [`Broker::stall_after`] (Redis paused, or every worker stopped): that time does not count.
+    pub shifted: u64,
 }
 
 /// A worker process as it registers itself.
@@ -176,18 +179,23 @@ impl std::fmt::Debug for Waiter {
 pub const WORKER_STALE_AFTER: Duration = Duration::from_secs(30);
 
 impl Broker {
+    /// A gap between two upkeep passes of a queue longer than this (half the lease) is a stall, not
+    /// time the holders of its leases failed to renew in.
+    pub fn stall_after(&self) -> Duration {
+        self.cfg.lease / 2
+    }
+
     /// Leases up to `n` jobs of `queue` to `worker`.
     pub async fn fetch(&self, queue: &QueueName, worker: &str, n: usize) -> Result<Fetch> {
         let k = self.queue_keys(queue);
         let now = now_ms();
-        let deadline = now + self.cfg.lease.as_millis() as i64;
         let inflight = k.inflight(worker);
         let mut cmd = scripts::evalsha(
             &scripts::FETCH,
             &[&k.pending, &k.leased, &inflight, &k.paused, &k.stats],
         );
         cmd.arg(now)
-            .arg(deadline)
+            .arg(self.cfg.lease.as_millis() as u64)
             .arg(n.max(1))
             .arg(worker)
             .arg(&k.base);
@@ -327,9 +335,8 @@ impl Broker {
             return Ok(Vec::new());
         }
         let k = self.queue_keys(queue);
-        let deadline = now_ms() + self.cfg.lease.as_millis() as i64;
         let mut cmd = scripts::evalsha(&scripts::RENEW, &[&k.leased, &k.stats]);
-        cmd.arg(deadline).arg(&k.base);
+        cmd.arg(self.cfg.lease.as_millis() as u64).arg(&k.base);
         for l in leases {
             cmd.arg(l.id).arg(l.token);
         }
@@ -352,15 +359,17 @@ impl Broker {
         cmd.arg(now_ms())
             .arg(limit.max(1))
             .arg(&k.base)
-            .arg(self.cfg.dead_ttl.as_secs());
+            .arg(self.cfg.dead_ttl.as_secs())
+            .arg(self.stall_after().as_millis() as u64);
         let mut conn = self.conn().await?;
-        let (promoted, requeued, dead, next): (u64, u64, u64, i64) =
+        let (promoted, requeued, dead, next, shifted): (u64, u64, u64, i64, u64) =
             scripts::run(&mut conn, &cmd).await?;
         Ok(MaintainReport {
             promoted,
             requeued,
             dead,
             next_due_ms: (next >= 0).then_some(next),
+            shifted,
         })
     }
 

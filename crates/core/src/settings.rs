@@ -40,6 +40,9 @@ pub struct Settings {
     pub broker: BrokerSettings,
     /// Worker process settings.
     pub worker: WorkerSettings,
+    /// `FAENA_BEAT_LEASE_SECS`: beat's leadership lease: a leader that died is replaced within it,
+    /// and ticks are lost only within it (default 10).
+    pub beat_lease: Duration,
     /// `FAENA_DB_POOL_SIZE` (default 10).
     pub db_pool_size: usize,
     /// `FAENA_RESERVATION_TTL_SECS`: how long a checkout holds stock (default 900, 15 minutes).
@@ -405,6 +408,7 @@ impl Settings {
             log_format,
             broker,
             worker,
+            beat_lease: env.secs("FAENA_BEAT_LEASE_SECS", 10)?,
             db_pool_size: env.parsed("FAENA_DB_POOL_SIZE", 10, "a whole number such as 10")?,
             reservation_ttl: env.secs("FAENA_RESERVATION_TTL_SECS", 900)?,
             metrics_bind: match env.get("FAENA_METRICS_BIND") {

@@ -4,7 +4,8 @@
 -- renew and release apply only with the token of the live lease, so a stale attempt changes nothing.
 -- KEYS[1] pending list, KEYS[2] leased zset, KEYS[3] this worker's inflight list, KEYS[4] paused flag,
 -- KEYS[5] stats hash
--- ARGV[1] now (ms), ARGV[2] lease deadline (ms), ARGV[3] N, ARGV[4] worker id, ARGV[5] key prefix of the queue
+-- ARGV[1] now (ms, the caller's clock: started_at), ARGV[2] lease (ms; the deadline is on Redis's clock,
+-- like every lease deadline, so the hosts' clocks never decide a lease), ARGV[3] N, ARGV[4] worker id, ARGV[5] key prefix of the queue
 -- Returns 'PAUSED', or 7 values per leased job: id, kind, args, attempts (this one included),
 -- max_attempts, enqueued_at, token
 if redis.call('EXISTS', KEYS[4]) == 1 then
@@ -20,7 +21,9 @@ if #ids < n then
   if more then for _, id in ipairs(more) do ids[#ids+1] = id end end
 end
 if #ids == 0 then return {} end
-local now, deadline, worker, kp = ARGV[1], ARGV[2], ARGV[4], ARGV[5]
+local now, worker, kp = ARGV[1], ARGV[4], ARGV[5]
+local t = redis.call('TIME')
+local deadline = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2])
 local token = redis.call('HINCRBY', KEYS[5], 'lease_seq', #ids) - #ids
 local out = {}
 for _, id in ipairs(ids) do

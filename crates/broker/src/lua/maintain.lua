@@ -1,9 +1,29 @@
 -- Periodic upkeep of one queue, bounded by ARGV[2] items per step so any backlog drains in chunks:
 -- promote due scheduled jobs, take back jobs whose lease expired, trim DEAD ids past retention.
 -- KEYS[1] pending, KEYS[2] scheduled, KEYS[3] leased, KEYS[4] dead, KEYS[5] stats
--- ARGV[1] now (ms), ARGV[2] limit, ARGV[3] key prefix of the queue, ARGV[4] dead ttl (s)
--- Returns {promoted, requeued, dead, score of the next scheduled job or -1}
+-- ARGV[1] now (ms, the caller's clock: etas), ARGV[2] limit, ARGV[3] key prefix of the queue,
+-- ARGV[4] dead ttl (s), ARGV[5] stall (ms)
+-- Returns {promoted, requeued, dead, score of the next scheduled job or -1, leases shifted}
+--
+-- Leases are judged on Redis's clock. Time in which no upkeep of this queue ran at all for longer
+-- than the stall (Redis paused or cut off, or every worker stopped) does not count against them:
+-- the first pass after it moves every deadline forward by the gap, so the holders' renewals, stuck
+-- in the same pause, get their turn before anyone takes their jobs. (After every worker was down,
+-- their jobs come back within one lease of the first worker's return.)
 local now, limit, kp, dttl = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
+local t = redis.call('TIME')
+local rnow = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local last = tonumber(redis.call('HGET', KEYS[5], 'upkeep_at')) or rnow
+redis.call('HSET', KEYS[5], 'upkeep_at', rnow)
+local shifted = 0
+if rnow - last > tonumber(ARGV[5]) then
+  local gap = rnow - last
+  local all = redis.call('ZRANGE', KEYS[3], 0, -1, 'WITHSCORES')
+  for i = 1, #all, 2 do
+    redis.call('ZADD', KEYS[3], tonumber(all[i + 1]) + gap, all[i])
+  end
+  shifted = #all / 2
+end
 local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, limit)
 for _, id in ipairs(due) do
   redis.call('ZREM', KEYS[2], id)
@@ -13,7 +33,7 @@ for _, id in ipairs(due) do
     redis.call('RPUSH', KEYS[1], id)
   end
 end
-local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, limit)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', rnow, 'LIMIT', 0, limit)
 local requeued, dead = 0, 0
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[3], id)
@@ -40,4 +60,4 @@ for _, id in ipairs(old) do redis.call('ZREM', KEYS[4], id) end
 local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 local next_at = -1
 if nxt[2] then next_at = tonumber(nxt[2]) end
-return {#due, requeued, dead, next_at}
+return {#due, requeued, dead, next_at, shifted}
