@@ -407,6 +407,7 @@ async fn execute(shared: &Shared, job: LeasedJob) -> Outcome {
     let (id, token) = (job.id, job.token);
     let (kind_name, queue) = (job.kind.clone(), job.queue.clone());
     let started = std::time::Instant::now();
+    let mut trace = AttemptTrace::start(&job);
     let kind = outcome_of(shared, job).instrument(span.clone()).await;
     let label = match &kind {
         OutcomeKind::Succeeded { .. } => "succeeded",
@@ -414,8 +415,48 @@ async fn execute(shared: &Shared, job: LeasedJob) -> Outcome {
         OutcomeKind::Dead { .. } => "dead",
         OutcomeKind::Snooze { .. } => "snoozed",
     };
+    trace.ended(label);
     faena_core::metrics::job_finished(&kind_name, queue.as_str(), label, started.elapsed());
     Outcome { id, token, kind }
+}
+
+/// The life of one attempt as log events of target `faena::attempt` at debug level: `attempt
+/// started`, then `attempt ended` with its outcome, or `attempt stopped` when it was stopped
+/// without one (its lease was lost, or the stop timeout came). `FAENA_LOG=info,faena::attempt=debug`
+/// shows them; the fault-injection tests count executions from them.
+struct AttemptTrace {
+    task_id: TaskId,
+    attempt: u32,
+    token: u64,
+    ended: bool,
+}
+
+impl AttemptTrace {
+    fn start(job: &LeasedJob) -> Self {
+        debug!(target: "faena::attempt", task_id = %job.id, attempt = job.attempt, token = job.token.0,
+            kind = %job.kind, queue = %job.queue, "attempt started");
+        Self {
+            task_id: job.id,
+            attempt: job.attempt,
+            token: job.token.0,
+            ended: false,
+        }
+    }
+
+    fn ended(&mut self, outcome: &str) {
+        self.ended = true;
+        debug!(target: "faena::attempt", task_id = %self.task_id, attempt = self.attempt,
+            token = self.token, outcome, "attempt ended");
+    }
+}
+
+impl Drop for AttemptTrace {
+    fn drop(&mut self) {
+        if !self.ended {
+            debug!(target: "faena::attempt", task_id = %self.task_id, attempt = self.attempt,
+                token = self.token, "attempt stopped");
+        }
+    }
 }
 
 async fn outcome_of(shared: &Shared, job: LeasedJob) -> OutcomeKind {
