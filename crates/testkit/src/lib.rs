@@ -46,7 +46,16 @@ impl TestRedis {
 
     /// A broker whose settings the test adjusts (short leases, short retention...).
     pub fn with(label: &str, tweak: impl FnOnce(&mut BrokerSettings)) -> anyhow::Result<Self> {
-        let url = redis_url();
+        Self::on(&redis_url(), label, tweak)
+    }
+
+    /// Like [`TestRedis::with`], on the Redis at `url` (an [`OwnRedis`]).
+    pub fn on(
+        url: &str,
+        label: &str,
+        tweak: impl FnOnce(&mut BrokerSettings),
+    ) -> anyhow::Result<Self> {
+        let url = url.to_owned();
         let prefix = unique(label);
         let mut cfg = BrokerSettings {
             prefix: prefix.clone(),
@@ -189,13 +198,14 @@ where
     }
 }
 
-/// A private redis-server on a free loopback port, for tests that stop and start Redis under a
-/// running process. Stopped and its directory removed on drop.
+/// A private redis-server on a free loopback port, for tests that stop, kill, pause and start Redis
+/// under a running process. Stopped and its directory removed on drop.
 pub struct OwnRedis {
     port: u16,
     child: Option<std::process::Child>,
     dir: std::path::PathBuf,
     password: Option<String>,
+    durable: bool,
 }
 
 impl OwnRedis {
@@ -209,18 +219,32 @@ impl OwnRedis {
         Self::start_with(Some(password.to_owned())).await
     }
 
+    /// Starts one that logs every write before answering (`appendonly yes`, `appendfsync always`):
+    /// after a `kill -9` and [`OwnRedis::restart`] it has every write it acknowledged.
+    pub async fn start_durable() -> anyhow::Result<Self> {
+        let mut r = Self::unstarted(None)?;
+        r.durable = true;
+        r.restart().await?;
+        Ok(r)
+    }
+
     async fn start_with(password: Option<String>) -> anyhow::Result<Self> {
+        let mut r = Self::unstarted(password)?;
+        r.restart().await?;
+        Ok(r)
+    }
+
+    fn unstarted(password: Option<String>) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
             .port();
-        let mut r = Self {
+        Ok(Self {
             port,
             child: None,
             dir: std::env::temp_dir().join(unique("redis")),
             password,
-        };
-        r.restart().await?;
-        Ok(r)
+            durable: false,
+        })
     }
 
     /// Its URL (with the password, when it has one).
@@ -231,9 +255,15 @@ impl OwnRedis {
         }
     }
 
-    /// Starts it again on the same port (empty: it keeps nothing on disk) and waits until it answers.
+    /// Starts it again on the same port and waits until it answers: empty, or for a durable one
+    /// with what its append-only file holds.
     pub async fn restart(&mut self) -> anyhow::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
+        let persistence: &[&str] = if self.durable {
+            &["--appendonly", "yes", "--appendfsync", "always"]
+        } else {
+            &["--appendonly", "no"]
+        };
         let child = std::process::Command::new("redis-server")
             .args([
                 "--port",
@@ -242,9 +272,8 @@ impl OwnRedis {
                 "127.0.0.1",
                 "--save",
                 "",
-                "--appendonly",
-                "no",
             ])
+            .args(persistence)
             .arg("--dir")
             .arg(&self.dir)
             .args(
@@ -269,6 +298,28 @@ impl OwnRedis {
             },
         )
         .await
+    }
+
+    /// Sends `signal` (`-STOP`, `-CONT`, `-9`...) to the server with kill(1).
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let child = self
+            .child
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!("the private redis is not running"))?;
+        let status = std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill {signal} of redis-server failed");
+        Ok(())
+    }
+
+    /// `kill -9`, and waits for it to be gone.
+    pub fn kill9(&mut self) -> anyhow::Result<()> {
+        self.signal("-9")?;
+        if let Some(mut c) = self.child.take() {
+            c.wait()?;
+        }
+        Ok(())
     }
 
     /// Kills it.
