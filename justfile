@@ -71,6 +71,20 @@ test:
         cargo test --workspace --no-fail-fast
     fi
 
+# Only the fault-injection suite (also part of `just test`): real binaries killed, paused, stopped
+chaos:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    scripts/services.sh ensure
+    set -a; source var/services.env; set +a
+    export FAENA_TEST_DATABASE_URL="$DATABASE_URL" FAENA_TEST_REDIS_URL="$REDIS_URL"
+    cargo build --bins
+    if cargo nextest --version >/dev/null 2>&1; then
+        cargo nextest run -p faena-chaos --no-fail-fast
+    else
+        cargo test -p faena-chaos --no-fail-fast
+    fi
+
 # Build in release mode and run the benchmark: just bench [ARGS...]
 bench *ARGS:
     #!/usr/bin/env bash

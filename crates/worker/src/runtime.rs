@@ -97,6 +97,9 @@ struct Shared {
     running: Running,
     stop: watch::Receiver<bool>,
     batch: usize,
+    /// A fetcher could not give back what it parked at stop: the worker then stays in the registry
+    /// (its heartbeat goes stale), so the dead-worker reaper takes those ids back.
+    parked_left: std::sync::atomic::AtomicBool,
 }
 
 /// A handle on a running worker.
@@ -156,6 +159,7 @@ pub fn spawn(broker: Broker, handlers: Handlers, config: WorkerConfig) -> Worker
         running: Default::default(),
         stop: stop_rx,
         batch: config.concurrency.clamp(1, 128),
+        parked_left: Default::default(),
     });
     let done = tokio::spawn(run(shared, queues, dynamic, config));
     WorkerHandle {
@@ -278,7 +282,9 @@ async fn run(shared: Arc<Shared>, queues: Vec<QueueName>, dynamic: bool, config:
         error!(worker = %w.id, "outcomes not recorded within {ACK_DRAIN:?}; their leases will expire and the jobs run again");
         ackers.abort_all();
     }
-    if let Err(e) = shared.broker.deregister(w).await {
+    if shared.parked_left.load(std::sync::atomic::Ordering::SeqCst) {
+        warn!(worker = %w.id, "left in the registry: ids it parked could not be given back, and the reaper takes them back once its heartbeat is stale");
+    } else if let Err(e) = shared.broker.deregister(w).await {
         warn!(error = %e, "could not deregister");
     }
     info!(worker = %w.id, "worker stopped");
@@ -398,6 +404,9 @@ async fn fetcher(shared: Arc<Shared>, q: QueueName, acks: mpsc::UnboundedSender<
     // Give back an id a blocking wait may have parked for us.
     if let Err(e) = shared.broker.release(&q, &worker_id, &[]).await {
         warn!(queue = %q, error = %e, "could not give back parked ids; the reaper will");
+        shared
+            .parked_left
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
