@@ -55,6 +55,8 @@ pub const MAX_JSON_BYTES: usize = 256 * 1024;
 pub struct Application {
     port: u16,
     server: Server,
+    /// Stops the outbox relay when the application is dropped or stops.
+    _relay_stop: tokio::sync::watch::Sender<bool>,
 }
 
 impl Application {
@@ -80,6 +82,15 @@ impl Application {
         })?;
         let port = listener.local_addr()?.port();
         let board = board::Board::load(broker.clone()).await;
+        // Jobs written in a transaction (a sale's send) reach Redis through the outbox; the api
+        // relays them as the worker does, so either process alone is enough.
+        let (relay_stop, relay_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(faena_broker::relay::run(
+            broker.clone(),
+            db.clone(),
+            settings.database_url().to_owned(),
+            relay_rx,
+        ));
         let server = run(
             listener,
             AppState {
@@ -93,11 +104,16 @@ impl Application {
                     boleta_series: settings.sunat.boleta_series.clone(),
                     factura_series: settings.sunat.factura_series.clone(),
                     tz: settings.tz,
+                    auto_send: settings.sales_auto_send,
                 },
             },
             board,
         )?;
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            _relay_stop: relay_stop,
+        })
     }
 
     pub fn port(&self) -> u16 {

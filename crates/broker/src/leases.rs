@@ -80,6 +80,15 @@ impl Broker {
         Ok(())
     }
 
+    /// The current holder of the lock `name`, if any.
+    pub async fn lock_holder(&self, name: &str) -> Result<Option<String>> {
+        let mut conn = self.conn().await?;
+        Ok(redis::cmd("GET")
+            .arg(self.global.lock(name))
+            .query_async(&mut conn)
+            .await?)
+    }
+
     /// The current holder of `role`, if any.
     pub async fn leader(&self, role: &str) -> Result<Option<String>> {
         let mut conn = self.conn().await?;

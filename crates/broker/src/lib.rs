@@ -10,6 +10,7 @@ pub mod consume;
 pub mod keys;
 mod leases;
 pub mod record;
+pub mod relay;
 mod scripts;
 mod worker_api;
 

@@ -47,6 +47,22 @@ impl JobArgs for RetryFailedSendsArgs {
     const KIND: &'static str = "retry_failed_sunat_sends";
 }
 
+/// `rescue_unsent_sales {older_than_secs?, limit?}`: sends PENDING sales no job is sending and
+/// takes back SENDING sales whose send stopped without an outcome (beat, every 10 minutes).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RescueUnsentArgs {
+    /// Only sales older than this: created (PENDING) or last sent (SENDING) (default 600).
+    #[serde(default)]
+    pub older_than_secs: Option<u64>,
+    /// At most this many sales of each state per run (default 200).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+impl JobArgs for RescueUnsentArgs {
+    const KIND: &'static str = "rescue_unsent_sales";
+}
+
 /// `cleanup_expired_tokens {}`: deletes expired and revoked refresh tokens.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -166,6 +182,12 @@ pub const KINDS: &[KindSpec] = &[
     KindSpec::new::<RetryFailedSendsArgs>(
         "default",
         "Re-enqueues sales in ERROR whose last attempt is older than an hour (50 per run).",
+    )
+    .max_attempts(5)
+    .time_limit(Duration::from_secs(120)),
+    KindSpec::new::<RescueUnsentArgs>(
+        "default",
+        "Sends PENDING sales nobody is sending and takes back SENDING sales whose send stopped.",
     )
     .max_attempts(5)
     .time_limit(Duration::from_secs(120)),

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod health;
 pub mod jobs;
 pub mod metrics;
+pub mod outbox;
 pub mod periodic;
 pub mod redis_pool;
 pub mod schedule;

@@ -1,5 +1,5 @@
 //! Diesel table definitions of the kernel (kept by hand in step with `migrations/`): the
-//! periodic schedules. The back office's tables are in `faena_shop::schema`.
+//! periodic schedules and the outbox. The back office's tables are in `faena_shop::schema`.
 
 diesel::table! {
     periodic_tasks (id) {
@@ -19,5 +19,21 @@ diesel::table! {
         description -> Text,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    faena_outbox (seq) {
+        seq -> Int8,
+        task_id -> Text,
+        kind -> Text,
+        queue -> Text,
+        args -> Text,
+        run_at -> Nullable<Timestamptz>,
+        max_attempts -> Int4,
+        idempotency_key -> Nullable<Text>,
+        owner -> Nullable<Text>,
+        created_at -> Timestamptz,
+        last_error -> Nullable<Text>,
     }
 }

@@ -43,6 +43,9 @@ pub struct Settings {
     /// `FAENA_BEAT_LEASE_SECS`: beat's leadership lease: a leader that died is replaced within it,
     /// and ticks are lost only within it (default 10).
     pub beat_lease: Duration,
+    /// `FAENA_SALES_AUTO_SEND`: a new sale that does not say `send` is queued for SUNAT in its own
+    /// transaction (default true).
+    pub sales_auto_send: bool,
     /// `FAENA_DB_POOL_SIZE` (default 10).
     pub db_pool_size: usize,
     /// `FAENA_RESERVATION_TTL_SECS`: how long a checkout holds stock (default 900, 15 minutes).
@@ -409,6 +412,7 @@ impl Settings {
             broker,
             worker,
             beat_lease: env.secs("FAENA_BEAT_LEASE_SECS", 10)?,
+            sales_auto_send: env.parsed("FAENA_SALES_AUTO_SEND", true, "true or false")?,
             db_pool_size: env.parsed("FAENA_DB_POOL_SIZE", 10, "a whole number such as 10")?,
             reservation_ttl: env.secs("FAENA_RESERVATION_TTL_SECS", 900)?,
             metrics_bind: match env.get("FAENA_METRICS_BIND") {

@@ -16,6 +16,7 @@ pub mod schema;
 pub mod shop;
 pub mod states;
 pub mod stock;
+pub mod unsent;
 
 /// The application's jobs: their args and the kind catalog (crate `faena-catalog`).
 pub use faena_catalog as jobs;

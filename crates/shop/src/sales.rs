@@ -10,11 +10,14 @@ use bigdecimal::BigDecimal;
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use faena_catalog::SendSaleArgs;
+use faena_core::jobs::{EnqueueRequest, JobArgs};
+use faena_core::TaskId;
 use faena_sunat::document::{Customer, CustomerDocType, DocumentType, Line, Series};
 use serde::{Deserialize, Serialize};
 
 use crate::schema::{
-    products, reservation_items, reservations, sale_items, sales, sunat_submissions,
+    products, reservation_items, reservations, sale_items, sale_send_jobs, sales, sunat_submissions,
 };
 use crate::states::ReservationStatus;
 pub use crate::states::SunatStatus;
@@ -131,6 +134,10 @@ pub struct NewSale {
     pub items: Option<Vec<SaleItemInput>>,
     #[serde(default)]
     pub reservation_id: Option<i64>,
+    /// Queue its send to SUNAT in the sale's own transaction (through the outbox): committed
+    /// means it will be sent. Default: the setting `FAENA_SALES_AUTO_SEND` (on).
+    #[serde(default)]
+    pub send: Option<bool>,
 }
 
 /// Where a new sale takes its defaults.
@@ -140,6 +147,8 @@ pub struct SaleDefaults {
     pub factura_series: String,
     /// The business time zone: the issue date is today there.
     pub tz: chrono_tz::Tz,
+    /// Whether a sale that does not say `send` is sent to SUNAT on its own (`FAENA_SALES_AUTO_SEND`).
+    pub auto_send: bool,
 }
 
 impl Default for SaleDefaults {
@@ -149,6 +158,7 @@ impl Default for SaleDefaults {
             boleta_series: "B001".into(),
             factura_series: "F001".into(),
             tz: chrono_tz::America::Lima,
+            auto_send: true,
         }
     }
 }
@@ -418,6 +428,7 @@ pub async fn create_sale(
     };
     let now = Utc::now();
     let issue_date = now.with_timezone(&defaults.tz).date_naive();
+    let send = req.send.unwrap_or(defaults.auto_send);
     let req = req.clone();
     let seller = seller.clone();
     let id = conn
@@ -546,10 +557,77 @@ pub async fn create_sale(
                 .values(rows)
                 .execute(conn)
                 .await?;
+            if send {
+                queue_send_in_tx(conn, id, Some(&seller.user_id)).await?;
+            }
             Ok(id)
         })
         .await?;
     get_sale(conn, id).await
+}
+
+/// Queues the sale's send to SUNAT through the outbox, in the caller's transaction, and records
+/// the job's id on the sale. Returns the id.
+pub async fn queue_send_in_tx(
+    conn: &mut AsyncPgConnection,
+    sale_id: i64,
+    owner: Option<&str>,
+) -> Result<TaskId, SaleError> {
+    let req = EnqueueRequest {
+        kind: SendSaleArgs::KIND.into(),
+        args: serde_json::json!({ "sale_id": sale_id }),
+        ..Default::default()
+    };
+    let task = faena_core::outbox::enqueue_in_tx(conn, &faena_catalog::catalog(), req, owner)
+        .await
+        .map_err(|e| match e {
+            faena_core::outbox::OutboxError::Db(e) => SaleError::from(e),
+            // Our own request: a catalog without the kind is a build defect, not the caller's.
+            other => SaleError::Db(format!("cannot queue the send: {other}")),
+        })?;
+    record_send_task(conn, sale_id, &task).await?;
+    Ok(task)
+}
+
+/// The name of the Redis lock a send of the sale holds from before it marks the sale SENDING
+/// until after it records the outcome (held by the attempt: `task_id:token`).
+pub fn send_lock(sale_id: i64) -> String {
+    format!("sale:{sale_id}")
+}
+
+/// [`queue_send_in_tx`] in a transaction of its own.
+pub async fn queue_send(
+    conn: &mut AsyncPgConnection,
+    sale_id: i64,
+    owner: Option<&str>,
+) -> Result<TaskId, SaleError> {
+    let owner = owner.map(str::to_owned);
+    conn.transaction::<TaskId, SaleError, _>(async move |conn| {
+        queue_send_in_tx(conn, sale_id, owner.as_deref()).await
+    })
+    .await
+}
+
+/// Records `task` as the send job last enqueued for the sale.
+pub async fn record_send_task(
+    conn: &mut AsyncPgConnection,
+    sale_id: i64,
+    task: &TaskId,
+) -> Result<(), SaleError> {
+    diesel::insert_into(sale_send_jobs::table)
+        .values((
+            sale_send_jobs::sale_id.eq(sale_id),
+            sale_send_jobs::task_id.eq(task.to_string()),
+        ))
+        .on_conflict(sale_send_jobs::sale_id)
+        .do_update()
+        .set((
+            sale_send_jobs::task_id.eq(task.to_string()),
+            sale_send_jobs::enqueued_at.eq(diesel::dsl::now),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// The items of a new sale, as stock to take; the error names the first line at fault.

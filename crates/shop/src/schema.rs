@@ -45,7 +45,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     series_counters,
     sales,
     sale_items,
-    sunat_submissions
+    sunat_submissions,
+    sale_send_jobs
 );
 
 diesel::table! {
@@ -177,3 +178,13 @@ diesel::table! {
 
 diesel::joinable!(insights -> products (product_id));
 diesel::allow_tables_to_appear_in_same_query!(insights, products);
+
+diesel::table! {
+    sale_send_jobs (sale_id) {
+        sale_id -> Int8,
+        task_id -> Text,
+        enqueued_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(sale_send_jobs -> sales (sale_id));

@@ -33,13 +33,23 @@ pub async fn run(queues: Option<Vec<QueueName>>, concurrency: Option<usize>) -> 
         config.concurrency = c;
     }
     let pg = db::create_pool(settings.database_url(), settings.db_pool_size)?;
-    let handlers = Handlers::production(pg, broker.clone(), &settings);
+    let handlers = Handlers::production(pg.clone(), broker.clone(), &settings);
+    // Jobs written in a transaction (a sale's send) reach Redis through the outbox.
+    let (relay_stop, relay_rx) = tokio::sync::watch::channel(false);
+    let relay = tokio::spawn(faena_broker::relay::run(
+        broker.clone(),
+        pg,
+        settings.database_url().to_owned(),
+        relay_rx,
+    ));
     let handle = runtime::spawn(broker, handlers, config);
     let stopper = handle.stopper();
     tokio::spawn(async move {
         faena_core::shutdown::signal().await;
         let _ = stopper.send(true);
+        let _ = relay_stop.send(true);
     });
     handle.join().await;
+    let _ = relay.await;
     Ok(())
 }

@@ -108,7 +108,18 @@ pub async fn send_to_sunat(
 ) -> Result<HttpResponse, ApiError> {
     let sale = sales::sale_row(&mut *state.db_conn().await?, *id).await?;
     caller.require_owner(Some(&sale.seller_id), "sale")?;
-    if let Err(message) = sales::check_sendable(&sale) {
+    // A SENDING sale whose send lock is free has no attempt sending it (its worker died, or its
+    // job ended without an outcome): it may be sent again, as the rescue sweep would.
+    let abandoned = sale.sunat_status == sales::SunatStatus::Sending
+        && !sale.is_cancelled
+        && state
+            .broker
+            .lock_holder(&sales::send_lock(sale.id))
+            .await?
+            .is_none();
+    if let Err(message) =
+        sales::check_sendable(&sale).or_else(|m| if abandoned { Ok(()) } else { Err(m) })
+    {
         return Err(ApiError::ConflictWith {
             message,
             details: serde_json::json!({
@@ -128,6 +139,10 @@ pub async fn send_to_sunat(
             Some(caller.user_id().to_owned()),
         )
         .await?;
+    // The job exists; if this record fails, the sweep only sees an older job id for the sale.
+    if let Err(e) = sales::record_send_task(&mut *state.db_conn().await?, sale.id, &task_id).await {
+        tracing::warn!(sale_id = sale.id, error = %e, "could not record the sale's send job");
+    }
     Ok(HttpResponse::Accepted().json(SendQueued {
         task_id,
         sale_id: sale.id,

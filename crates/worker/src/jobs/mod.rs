@@ -5,6 +5,7 @@ pub mod diagnostics;
 pub mod reports;
 pub mod shop;
 pub mod sunat;
+pub mod unsent;
 
 use std::sync::Arc;
 
@@ -21,6 +22,7 @@ impl Handlers {
         settings: &faena_core::Settings,
     ) -> Self {
         let mut h = Self::all(db.clone());
+        unsent::register(&mut h, db.clone(), broker.clone());
         Arc::new(sunat::SunatJobs::from_settings(
             db.clone(),
             broker,

@@ -136,7 +136,7 @@ impl SunatJobs {
     }
 
     async fn send(&self, sale_id: i64, ctx: &JobContext) -> Result<Value, JobError> {
-        let lock = format!("sale:{sale_id}");
+        let lock = sales::send_lock(sale_id);
         // Held by this attempt, not by the task: a later attempt of the same task (after this one
         // lost its lease) must not take over a lock an earlier attempt may still be sending under.
         let holder = format!("{}:{}", ctx.task_id, ctx.token);
