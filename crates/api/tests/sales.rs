@@ -122,8 +122,16 @@ async fn sales_compute_igv_and_follow_owner_rules() -> anyhow::Result<()> {
         .await?;
     assert_eq!(s, 404);
 
-    // 409 when SUNAT has decided or a worker is sending it.
+    // 409 when SUNAT has decided or an attempt is sending it (it holds the sale's send lock).
     let pool = faena_core::db::create_pool(&app.db.url, 1)?;
+    let sale_id = sale["id"].as_i64().unwrap_or_default();
+    let lock = faena_shop::sales::send_lock(sale_id);
+    assert!(
+        app.redis
+            .broker
+            .acquire_lock(&lock, "an-attempt:1", std::time::Duration::from_secs(60))
+            .await?
+    );
     for status in ["ACCEPTED", "SENDING", "REJECTED"] {
         diesel_async::RunQueryDsl::execute(
             diesel::sql_query(format!(
@@ -147,6 +155,25 @@ async fn sales_compute_igv_and_follow_owner_rules() -> anyhow::Result<()> {
             "{b}"
         );
     }
+
+    // SENDING with nobody holding the lock: its send stopped without an outcome; it may be sent.
+    app.redis.broker.release_lock(&lock, "an-attempt:1").await?;
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(format!(
+            "UPDATE sales SET sunat_status = 'SENDING' WHERE id = {sale_id}"
+        )),
+        &mut *pool.get().await?,
+    )
+    .await?;
+    let (s, b) = app
+        .send_as(
+            Some(&ana),
+            Method::POST,
+            &format!("{path}/send-to-sunat"),
+            None,
+        )
+        .await?;
+    assert_eq!(s, 202, "{b}");
 
     // Validation: each answer names the field.
     let cases: Vec<(Value, &str)> = vec![
@@ -235,5 +262,42 @@ async fn a_confirmed_reservation_becomes_one_sale() -> anyhow::Result<()> {
         .send_as(Some(&ana), Method::POST, "/api/sales", Some(&body))
         .await?;
     assert_eq!(s, 409, "a reservation becomes one sale");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_made_with_send_reaches_the_queue_through_the_outbox() -> anyhow::Result<()> {
+    let app = spawn_app("sales_outbox").await?;
+    let pid = product(&app, "PAN", "0.50", 10).await?;
+    let mut ids = Vec::new();
+    for send in [true, false] {
+        let body = json!({"items": [{"product_id": pid, "quantity": 1}], "send": send});
+        let (s, b) = app.post("/api/sales", &body.to_string()).await?;
+        assert_eq!(s, 201, "{b}");
+        ids.push(b["id"].as_i64().unwrap_or_default());
+    }
+    let sunat = faena_core::QueueName::parse("sunat")?;
+    let pool = faena_core::db::create_pool(&app.db.url, 1)?;
+    // The api's own relay moves the committed send job; nothing waits in the outbox after it.
+    let jobs = faena_testkit::wait_for(
+        "the send job in Redis and the outbox empty",
+        std::time::Duration::from_secs(10),
+        || async {
+            let backlog = faena_core::outbox::backlog(&mut *pool.get().await?).await?;
+            let jobs = app
+                .redis
+                .broker
+                .list(&sunat, faena_broker::TaskState::Pending, 100)
+                .await?;
+            Ok((backlog == (0, 0) && !jobs.is_empty()).then_some(jobs))
+        },
+    )
+    .await?;
+    let for_sales: Vec<i64> = jobs
+        .iter()
+        .filter(|j| j.kind == "send_sale_to_sunat")
+        .filter_map(|j| j.args["sale_id"].as_i64())
+        .collect();
+    assert_eq!(for_sales, vec![ids[0]], "only the sale made with send");
     Ok(())
 }

@@ -4,6 +4,7 @@
 
 mod beat;
 mod hist;
+mod outbox;
 mod shop;
 mod signing;
 
@@ -46,6 +47,12 @@ pub struct Args {
     /// Receipts for the signing measurement (0 skips it).
     #[arg(long, default_value_t = 200)]
     receipts: usize,
+    /// Outbox backlog relayed in the outbox throughput measurement (0 skips the outbox part).
+    #[arg(long, default_value_t = 20_000)]
+    outbox_backlog: usize,
+    /// Rate (jobs/s) of the outbox latency measurement, for `--seconds`.
+    #[arg(long, default_value_t = 500)]
+    outbox_rate: u64,
     /// The worker binary (default: next to this one).
     #[arg(long)]
     worker_bin: Option<std::path::PathBuf>,
@@ -234,6 +241,15 @@ async fn measure(
         (args.single / 32 * 32) as f64 / secs,
         args.single / 32 * 32
     );
+    outbox::measure(
+        b,
+        prefix,
+        &exe,
+        args.outbox_backlog,
+        args.outbox_rate,
+        args.seconds,
+    )
+    .await?;
     shop::checkouts(args.checkouts).await?;
     shop::sales(args.sales).await?;
     signing::sign_boletas(args.receipts)?;

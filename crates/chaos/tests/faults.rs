@@ -466,6 +466,126 @@ async fn redis_killed_under_enqueues_loses_no_accepted_job() -> anyhow::Result<(
     Ok(())
 }
 
+/// The api killed (-9) right after it committed a sale, while Redis was down so its enqueue could
+/// not have happened: the sale's send job was written in the sale's transaction (the outbox), and
+/// the worker, started later, relays and runs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_committed_by_an_api_killed_before_any_enqueue_is_still_sent() -> anyhow::Result<()>
+{
+    const SECRET: &str = "chaos-secret-chaos-secret-chaos-secret-0123";
+    let db = TestDb::new("chaos_outbox").await?;
+    let mut redis = OwnRedis::start().await?;
+    let prefix = unique("chaos_outbox");
+    let broker = own_broker(&redis, &prefix)?;
+    let scratch = Scratch::new("outbox")?;
+    let t = Target {
+        db_url: db.url.clone(),
+        redis_url: redis.url(),
+        prefix: prefix.clone(),
+    };
+    let pool = faena_core::db::create_pool(&db.url, 2)?;
+    faena_shop::auth::create_user(
+        &mut *pool.get().await?,
+        &faena_shop::auth::Username::parse("admin")?,
+        secrecy::SecretString::from("chaos-password-1234"),
+        faena_shop::auth::Role::Admin,
+    )
+    .await?;
+    let product = faena_shop::shop::create_product(
+        &mut *pool.get().await?,
+        faena_shop::shop::NewProduct {
+            sku: "CHAOS-1".into(),
+            name: "Galletas".into(),
+            unit_price: "1.20".parse()?,
+            stock: 10,
+            low_stock_threshold: 1,
+        },
+    )
+    .await?;
+    let port = free_port()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let mut api = Proc::start(
+        &scratch.dir,
+        "api",
+        &binary("faena-api")?,
+        &[],
+        &t.env(&[
+            ("FAENA_API_BIND", format!("127.0.0.1:{port}")),
+            ("FAENA_JWT_SECRET", SECRET.to_owned()),
+        ]),
+    )?;
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    wait_for("the api to answer", Duration::from_secs(30), || async {
+        Ok(http
+            .get(format!("{base}/api/health"))
+            .send()
+            .await
+            .ok()
+            .filter(|r| r.status() == 200))
+    })
+    .await?;
+    let login: serde_json::Value = http
+        .post(format!("{base}/api/auth/token"))
+        .json(&json!({"username": "admin", "password": "chaos-password-1234"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let token = login["access_token"]
+        .as_str()
+        .with_context(|| format!("no token in {login}"))?
+        .to_owned();
+
+    redis.kill9()?;
+    let resp = http
+        .post(format!("{base}/api/sales"))
+        .bearer_auth(&token)
+        .json(&json!({"items": [{"product_id": product.id, "quantity": 1}], "send": true}))
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let sale: serde_json::Value = resp.json().await?;
+    assert_eq!(status, 201, "the sale commits without Redis: {sale}");
+    let sale_id = sale["id"].as_i64().context("a sale id")?;
+    api.kill9()?;
+    assert_eq!(
+        faena_core::outbox::backlog(&mut *pool.get().await?).await?,
+        (1, 0),
+        "the send job waits in the outbox"
+    );
+
+    redis.restart().await?;
+    let worker = Proc::start(
+        &scratch.dir,
+        "w",
+        &binary("faena-worker")?,
+        &["--queues", "sunat,default", "--concurrency", "4"],
+        &t.env(&[]),
+    )?;
+    // Without SUNAT settings the send ends the sale in ERROR (config_error): proof that it ran.
+    let row = wait_for(
+        "the sale's send to run",
+        Duration::from_secs(30),
+        || async {
+            let row = faena_shop::sales::sale_row(&mut *pool.get().await?, sale_id).await?;
+            Ok((row.sunat_status == faena_shop::sales::SunatStatus::Error).then_some(row))
+        },
+    )
+    .await?;
+    assert_eq!(row.sunat_outcome.as_deref(), Some("config_error"));
+    assert_eq!(row.sunat_attempts, 1, "sent once");
+    assert_eq!(
+        faena_core::outbox::backlog(&mut *pool.get().await?).await?,
+        (0, 0)
+    );
+    let c = counts(&attempts(&[&worker])?);
+    assert_eq!(c.len(), 1, "one job ran: {c:?}");
+    drop(broker);
+    Ok(())
+}
+
 /// Enqueues through the api, keeping the ids answered 202 and counting the 503s; any other answer
 /// (or none) fails the test.
 struct Poster<'a> {
