@@ -289,6 +289,7 @@ pub fn run(listener: TcpListener, state: AppState, board: board::Board) -> std::
             .service(routes::shop::adjust_stock)
             .service(routes::shop::checkout)
             .service(routes::sales::create)
+            .service(routes::sales::list)
             .service(routes::sales::show)
             .service(routes::sales::send_to_sunat)
             .service(routes::reports::daily)

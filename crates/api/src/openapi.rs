@@ -61,6 +61,7 @@ pub const BEARER: &str = "bearer";
         routes::shop::confirm,
         routes::shop::release,
         routes::sales::create,
+        routes::sales::list,
         routes::sales::show,
         routes::sales::send_to_sunat,
         routes::reports::daily,

@@ -301,3 +301,79 @@ async fn a_sale_made_with_send_reaches_the_queue_through_the_outbox() -> anyhow:
     assert_eq!(for_sales, vec![ids[0]], "only the sale made with send");
     Ok(())
 }
+
+#[tokio::test]
+async fn sales_are_listed_by_sunat_deadline_and_bad_filters_name_their_field() -> anyhow::Result<()>
+{
+    let app = spawn_app("sales_list").await?;
+    let ana = app.user_token("ana", Role::Seller).await?;
+    let pid = product(&app, "LECHE", "3.80", 10).await?;
+    let body = json!({"items": [{"product_id": pid, "quantity": 1}], "send": false}).to_string();
+    let (s, mine) = app
+        .send_as(Some(&ana), Method::POST, "/api/sales", Some(&body))
+        .await?;
+    assert_eq!(s, 201, "{mine}");
+    let (s, other) = app.post("/api/sales", &body).await?;
+    assert_eq!(s, 201, "{other}");
+
+    let (s, all) = app.get("/api/sales?sunat_status=PENDING").await?;
+    assert_eq!(s, 200, "{all}");
+    assert_eq!(all.as_array().map(Vec::len), Some(2));
+    // A boleta issued today is due at the end of the 5th day after it, Lima time.
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::America::Lima)
+        .date_naive();
+    let due = (today + chrono::Days::new(6))
+        .and_hms_opt(5, 0, 0)
+        .map(|t| {
+            t.and_utc()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        });
+    assert_eq!(all[0]["sunat_deadline"].as_str().map(str::to_owned), due);
+    let (s, none) = app
+        .get(&format!(
+            "/api/sales?due_before={}",
+            today + chrono::Days::new(6)
+        ))
+        .await?;
+    assert_eq!(
+        (s, none),
+        (200, json!([])),
+        "not due before that day starts"
+    );
+    let (s, some) = app
+        .get(&format!(
+            "/api/sales?due_before={}",
+            today + chrono::Days::new(7)
+        ))
+        .await?;
+    assert_eq!((s, some.as_array().map(Vec::len)), (200, Some(2)));
+
+    let (s, seen) = app
+        .send_as(Some(&ana), Method::GET, "/api/sales", None)
+        .await?;
+    assert_eq!(s, 200);
+    let ids: Vec<i64> = seen
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v["sale_id"].as_i64()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        ids,
+        vec![mine["id"].as_i64().unwrap_or_default()],
+        "a seller sees her own"
+    );
+
+    for (query, field) in [
+        ("sunat_status=DONE", "sunat_status"),
+        ("due_before=tomorrow", "due_before"),
+        ("limit=0", "limit"),
+    ] {
+        let (s, b) = app.get(&format!("/api/sales?{query}")).await?;
+        assert_eq!(
+            (s, b["error"]["field"].clone()),
+            (400, json!(field)),
+            "{query}: {b}"
+        );
+    }
+    Ok(())
+}

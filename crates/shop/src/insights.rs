@@ -25,16 +25,24 @@ pub enum InsightKind {
     LowStock,
     OutOfStock,
     SalesSummary,
+    /// A sale not yet decided by SUNAT within 24 hours of its sendBill deadline (`deadlines.rs`).
+    SunatDeadline,
 }
 
 impl InsightKind {
-    pub const ALL: [Self; 3] = [Self::LowStock, Self::OutOfStock, Self::SalesSummary];
+    pub const ALL: [Self; 4] = [
+        Self::LowStock,
+        Self::OutOfStock,
+        Self::SalesSummary,
+        Self::SunatDeadline,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::LowStock => "low_stock",
             Self::OutOfStock => "out_of_stock",
             Self::SalesSummary => "sales_summary",
+            Self::SunatDeadline => "sunat_deadline",
         }
     }
 
@@ -46,7 +54,7 @@ impl InsightKind {
             .ok_or_else(|| ReportError::Invalid {
                 field: "kind",
                 message: format!(
-                    "`{s}` is not an insight kind: give low_stock, out_of_stock or sales_summary"
+                    "`{s}` is not an insight kind: give low_stock, out_of_stock, sales_summary or sunat_deadline"
                 ),
             })
     }
@@ -86,10 +94,12 @@ impl InsightStatus {
 #[diesel(table_name = insights, check_for_backend(diesel::pg::Pg))]
 pub struct Insight {
     pub id: i64,
-    /// low_stock, out_of_stock or sales_summary.
+    /// low_stock, out_of_stock, sales_summary or sunat_deadline.
     pub kind: String,
     /// The product of an alert.
     pub product_id: Option<i64>,
+    /// The sale of a `sunat_deadline` insight.
+    pub sale_id: Option<i64>,
     /// The period of a summary, e.g. `2026-11-25T01:00:00Z/24h`.
     pub period: Option<String>,
     /// open or closed.

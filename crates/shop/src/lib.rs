@@ -7,6 +7,7 @@
 //! no HTTP framework and runs no job loop: the worker's handlers call into it.
 
 pub mod auth;
+pub mod deadlines;
 pub mod files;
 pub mod insights;
 pub mod reports;

@@ -159,6 +159,10 @@ pub struct DailyReport {
     pub by_seller: Vec<SellerLine>,
     /// Facturas (01) and boletas (03), both always present.
     pub by_doc_type: Vec<DocTypeLine>,
+    /// Sales of any day not decided by SUNAT when the report was made: due within 24 hours, and
+    /// past their sendBill deadline (`deadlines.rs`). Absent in reports made before it existed.
+    #[serde(default)]
+    pub sunat_deadlines: crate::deadlines::DeadlineCounts,
 }
 
 /// A stored daily report.
@@ -230,7 +234,11 @@ pub async fn compute_daily_report(
         seller.1.add(g);
         docs.entry(g.doc_type.clone()).or_default().add(g);
     }
+    let sunat_deadlines = crate::deadlines::count_at_risk(conn, Utc::now(), tz)
+        .await
+        .map_err(|e| ReportError::Db(e.to_string()))?;
     Ok(DailyReport {
+        sunat_deadlines,
         date,
         timezone: tz.name().to_owned(),
         currency: "PEN".into(),

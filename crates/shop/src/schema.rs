@@ -173,11 +173,13 @@ diesel::table! {
         opened_at -> Timestamptz,
         closed_at -> Nullable<Timestamptz>,
         updated_at -> Timestamptz,
+        sale_id -> Nullable<Int8>,
     }
 }
 
 diesel::joinable!(insights -> products (product_id));
 diesel::allow_tables_to_appear_in_same_query!(insights, products);
+diesel::allow_tables_to_appear_in_same_query!(insights, sales);
 
 diesel::table! {
     sale_send_jobs (sale_id) {

@@ -257,7 +257,12 @@ async fn a_sale_made_with_send_has_its_job_and_a_refused_sale_none() -> anyhow::
 
 fn sweep_worker(pool: &PgPool, broker: &Broker) -> faena_worker::WorkerHandle {
     let mut h = Handlers::default();
-    faena_worker::jobs::unsent::register(&mut h, pool.clone(), broker.clone());
+    faena_worker::jobs::unsent::register(
+        &mut h,
+        pool.clone(),
+        broker.clone(),
+        chrono_tz::America::Lima,
+    );
     spawn(
         broker.clone(),
         h,
@@ -368,5 +373,135 @@ async fn the_sweep_sends_sales_nobody_sends_and_leaves_live_ones_alone() -> anyh
         got, want,
         "one live send job per sale, and `busy` keeps its attempt"
     );
+    Ok(())
+}
+
+/// A sale of `doc_type` ("boleta" or "factura") issued `days_ago` days ago (Lima), not sent.
+async fn sale_issued(pool: &PgPool, doc_type: &str, days_ago: u64) -> anyhow::Result<i64> {
+    let mut conn = pool.get().await?;
+    let p = shop::create_product(
+        &mut conn,
+        shop::NewProduct {
+            sku: format!("SKU-{}", faena_testkit::unique("d")),
+            name: "Arroz 1 kg".into(),
+            unit_price: "4.20".parse()?,
+            stock: 10,
+            low_stock_threshold: 1,
+        },
+    )
+    .await?;
+    let customer = (doc_type == "factura").then(|| sales::CustomerInput {
+        doc_type: "ruc".into(),
+        doc_number: "20100066603".into(),
+        name: "Bodega Don Lucho S.A.C.".into(),
+    });
+    let sale = sales::create_sale(
+        &mut conn,
+        &Seller {
+            user_id: "7".into(),
+            is_admin: false,
+        },
+        &NewSale {
+            doc_type: Some(doc_type.into()),
+            customer,
+            items: Some(vec![SaleItemInput {
+                product_id: p.id,
+                quantity: 1,
+            }]),
+            send: Some(false),
+            ..Default::default()
+        },
+        &sales::SaleDefaults::default(),
+    )
+    .await?;
+    diesel::sql_query(format!(
+        "UPDATE sales SET issue_date = issue_date - {days_ago} WHERE id = {}",
+        sale.id
+    ))
+    .execute(&mut conn)
+    .await?;
+    Ok(sale.id)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sales_near_their_sunat_deadline_open_one_insight_each_until_decided() -> anyhow::Result<()>
+{
+    let db = TestDb::new("outbox_deadline").await?;
+    let r = TestRedis::new("outbox_deadline")?;
+    let pool = faena_core::db::create_pool(&db.url, 4)?;
+    let tz = chrono_tz::America::Lima;
+    // A factura issued 3 days ago is due at the end of today (within 24 h, whatever the hour);
+    // one issued 2 days ago at the end of tomorrow (more than 24 h away); one issued 10 days ago
+    // is past its deadline. A boleta has 5 days: issued 5 days ago it is due today.
+    let due_today = sale_issued(&pool, "factura", 3).await?;
+    let tomorrow = sale_issued(&pool, "factura", 2).await?;
+    let late = sale_issued(&pool, "factura", 10).await?;
+    let boleta_today = sale_issued(&pool, "boleta", 5).await?;
+    let boleta_later = sale_issued(&pool, "boleta", 3).await?;
+    let decided = sale_issued(&pool, "factura", 10).await?;
+    diesel::sql_query(format!(
+        "UPDATE sales SET sunat_status = 'ACCEPTED' WHERE id = {decided}"
+    ))
+    .execute(&mut *pool.get().await?)
+    .await?;
+    let now = chrono::Utc::now();
+    let mut conn = pool.get().await?;
+    let counts = faena_shop::deadlines::count_at_risk(&mut conn, now, tz).await?;
+    assert_eq!((counts.due_within_24h, counts.past_deadline), (2, 1));
+
+    let w = sweep_worker(&pool, &r.broker);
+    let first = sweep(&r.broker).await?;
+    let second = sweep(&r.broker).await?;
+    assert_eq!(
+        first["deadline_insights"],
+        json!({"opened": 3, "closed": 0})
+    );
+    assert_eq!(
+        second["deadline_insights"],
+        json!({"opened": 0, "closed": 0}),
+        "one per sale"
+    );
+    let open = faena_shop::insights::list_insights(
+        &mut conn,
+        &faena_shop::insights::InsightFilter {
+            status: Some(faena_shop::insights::InsightStatus::Open),
+            kind: Some(faena_shop::insights::InsightKind::SunatDeadline),
+            limit: None,
+        },
+    )
+    .await?;
+    let mut sales_open: Vec<i64> = open.iter().filter_map(|i| i.sale_id).collect();
+    sales_open.sort_unstable();
+    let mut want = vec![due_today, late, boleta_today];
+    want.sort_unstable();
+    assert_eq!(sales_open, want);
+    assert!(!sales_open.contains(&tomorrow) && !sales_open.contains(&boleta_later));
+
+    // SUNAT decides one: its insight closes on the next sweep.
+    diesel::sql_query(format!(
+        "UPDATE sales SET sunat_status = 'ACCEPTED' WHERE id = {due_today}"
+    ))
+    .execute(&mut conn)
+    .await?;
+    let third = sweep(&r.broker).await?;
+    w.shutdown().await;
+    assert_eq!(
+        third["deadline_insights"],
+        json!({"opened": 0, "closed": 1})
+    );
+
+    // The list of sales due before tomorrow's start, not yet decided.
+    let listed = faena_shop::deadlines::list_sales(
+        &mut conn,
+        &faena_shop::deadlines::SaleFilter {
+            sunat_status: Some(sales::SunatStatus::Pending),
+            due_before: Some(now + chrono::Duration::hours(24)),
+            ..Default::default()
+        },
+        tz,
+    )
+    .await?;
+    let ids: Vec<i64> = listed.iter().map(|s| s.sale_id).collect();
+    assert_eq!(ids, vec![late, boleta_today], "earliest deadline first");
     Ok(())
 }

@@ -93,7 +93,7 @@ pub async fn daily(
 pub struct InsightsQuery {
     /// open or closed; both when absent.
     pub status: Option<String>,
-    /// low_stock, out_of_stock or sales_summary; all when absent.
+    /// low_stock, out_of_stock, sales_summary or sunat_deadline; all when absent.
     pub kind: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
     #[param(minimum = 1, maximum = 1000)]

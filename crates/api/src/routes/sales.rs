@@ -3,14 +3,15 @@
 //! admins every sale.
 
 use actix_web::{get, post, web, HttpResponse};
+use faena_shop::deadlines::{self, SaleDue, SaleFilter};
 use faena_shop::jobs::SendSaleArgs;
-use faena_shop::sales::{self, NewSale, SaleView, Seller};
-use serde::Serialize;
+use faena_shop::sales::{self, NewSale, SaleView, Seller, SunatStatus};
+use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::json::ApiJson;
-use crate::responses::{JsonBody, NeedsOwner, NeedsToken, Unavailable};
+use crate::responses::{BadInput, JsonBody, NeedsOwner, NeedsToken, Unavailable};
 use crate::AppState;
 
 /// Makes a sale from items (their stock is taken now) or from a CONFIRMED reservation.
@@ -149,4 +150,91 @@ pub async fn send_to_sunat(
         correlative: sale.correlative,
         number: format!("{}-{}", sale.series, sale.correlative),
     }))
+}
+
+/// Filters of `GET /api/sales`.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SalesQuery {
+    /// PENDING, SENDING, ACCEPTED, REJECTED or ERROR; any when absent.
+    pub sunat_status: Option<String>,
+    /// Only sales whose SUNAT sendBill deadline is before this: an RFC 3339 instant
+    /// (`2026-12-05T00:00:00-05:00`) or a date (`2026-12-05`: its start in the business time zone).
+    pub due_before: Option<String>,
+    /// At most this many, earliest deadline first (default 100, at most 1000).
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<i64>,
+}
+
+fn parse_due_before<Z: chrono::TimeZone>(
+    s: &str,
+    tz: &Z,
+) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&chrono::Utc));
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .and_then(|t| tz.from_local_datetime(&t).earliest())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .ok_or_else(|| {
+            ApiError::bad_request(
+                "invalid_query",
+                format!("due_before `{s}` is neither an RFC 3339 instant nor a YYYY-MM-DD date"),
+                Some("due_before".into()),
+            )
+        })
+}
+
+/// Sales with their SUNAT sendBill deadline (factura: 3 days after issue, boleta: 5, Lima),
+/// earliest first: `?sunat_status=PENDING&due_before=...` lists those at risk. Sellers see their
+/// own sales, admins every sale.
+#[utoipa::path(
+    tag = "sales",
+    security(("bearer" = [])),
+    params(SalesQuery),
+    responses(
+        (status = 200, description = "The sales, earliest deadline first", body = Vec<SaleDue>),
+        BadInput,
+        NeedsToken,
+        Unavailable,
+    )
+)]
+#[get("/api/sales")]
+pub async fn list(
+    caller: Caller,
+    state: web::Data<AppState>,
+    query: web::Query<SalesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let tz = state.sale_defaults.tz;
+    let sunat_status = match query.sunat_status.as_deref() {
+        None => None,
+        Some(s) => Some(s.parse::<SunatStatus>().map_err(|e| {
+            ApiError::bad_request("invalid_query", e.to_string(), Some("sunat_status".into()))
+        })?),
+    };
+    let limit = match query.limit {
+        Some(n) if !(1..=1000).contains(&n) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("limit {n} is not from 1 to 1000"),
+                Some("limit".into()),
+            ))
+        }
+        n => n,
+    };
+    let filter = SaleFilter {
+        sunat_status,
+        due_before: query
+            .due_before
+            .as_deref()
+            .map(|s| parse_due_before(s, &tz))
+            .transpose()?,
+        seller_id: (!caller.is_admin()).then(|| caller.user_id().to_owned()),
+        limit,
+    };
+    let list = deadlines::list_sales(&mut *state.db_conn().await?, &filter, tz).await?;
+    Ok(HttpResponse::Ok().json(list))
 }

@@ -22,7 +22,7 @@ impl Handlers {
         settings: &faena_core::Settings,
     ) -> Self {
         let mut h = Self::all(db.clone());
-        unsent::register(&mut h, db.clone(), broker.clone());
+        unsent::register(&mut h, db.clone(), broker.clone(), settings.tz);
         Arc::new(sunat::SunatJobs::from_settings(
             db.clone(),
             broker,

@@ -1,7 +1,8 @@
 //! `rescue_unsent_sales`: no sale stays PENDING or SENDING for good. A PENDING sale older than the
 //! sweep's age whose send job no longer lives (never enqueued, purged, DEAD, cancelled) gets a new
 //! one through the outbox; a SENDING sale whose send lock is free (no attempt is sending it: its
-//! worker died, or the job ended without an outcome) goes back to PENDING and is sent again.
+//! worker died, or the job ended without an outcome) goes back to PENDING and is sent again. It
+//! also opens (and closes) the `sunat_deadline` insights of sales near their sendBill deadline.
 
 use faena_broker::{Broker, TaskState};
 use faena_core::db::PgPool;
@@ -24,10 +25,10 @@ fn redis_err(e: impl std::fmt::Display) -> JobError {
 }
 
 /// Registers `rescue_unsent_sales`.
-pub fn register(h: &mut Handlers, db: PgPool, broker: Broker) {
+pub fn register(h: &mut Handlers, db: PgPool, broker: Broker, tz: chrono_tz::Tz) {
     h.register(move |a: RescueUnsentArgs, ctx: JobContext| {
         let (db, broker) = (db.clone(), broker.clone());
-        async move { rescue(&db, &broker, a, &ctx).await }
+        async move { rescue(&db, &broker, a, &ctx, tz).await }
     });
 }
 
@@ -63,6 +64,7 @@ async fn rescue(
     broker: &Broker,
     a: RescueUnsentArgs,
     ctx: &JobContext,
+    tz: chrono_tz::Tz,
 ) -> Result<Value, JobError> {
     let age = chrono::Duration::seconds(a.older_than_secs.unwrap_or(600).min(86_400 * 30) as i64);
     let limit = i64::from(a.limit.unwrap_or(200).clamp(1, 10_000));
@@ -116,6 +118,15 @@ async fn rescue(
         }
         result?;
     }
+    let insights = faena_shop::deadlines::refresh_insights(&mut conn, chrono::Utc::now(), tz)
+        .await
+        .map_err(db_err)?;
+    if insights.opened > 0 {
+        tracing::warn!(
+            opened = insights.opened,
+            "sales not decided by SUNAT within 24 hours of their sendBill deadline"
+        );
+    }
     if !sent.is_empty() || !taken_back.is_empty() {
         tracing::info!(
             queued = sent.len(),
@@ -123,5 +134,8 @@ async fn rescue(
             "rescued unsent sales"
         );
     }
-    Ok(json!({ "queued": sent, "taken_back": taken_back }))
+    Ok(json!({
+        "queued": sent, "taken_back": taken_back,
+        "deadline_insights": { "opened": insights.opened, "closed": insights.closed },
+    }))
 }

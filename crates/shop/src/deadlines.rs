@@ -1,0 +1,303 @@
+//! SUNAT's sendBill deadlines and the sales that risk missing them.
+//!
+//! The rule (see `docs/decisions.md`; sources in `sunat-lifecycle.md` section 5): SUNAT takes a
+//! factura (01) by `sendBill` until the end of the 3rd calendar day after its issue date, and a
+//! boleta (03) until the end of the 5th, in Lima time. Later, a factura is rejected with 2108 (its
+//! number is lost) and a boleta answered 1079 (it must go in a Resumen Diario, which takes it up to
+//! 7 days). A sale not yet decided (PENDING, SENDING or ERROR, not cancelled) 24 hours before its
+//! deadline opens one `sunat_deadline` insight, closed once SUNAT decides or the sale is cancelled.
+
+use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Jsonb, Text};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use serde::{Deserialize, Serialize};
+
+use crate::insights::InsightKind;
+use crate::sales::SaleError;
+use crate::schema::{insights, sales};
+use crate::states::SunatStatus;
+
+/// How long before its deadline an undecided sale opens an insight.
+pub const WARN_BEFORE: chrono::Duration = chrono::Duration::hours(24);
+
+/// The states of a sale SUNAT has not decided (and that is not cancelled): it still has to be sent.
+pub const UNDECIDED: [SunatStatus; 3] = [
+    SunatStatus::Pending,
+    SunatStatus::Sending,
+    SunatStatus::Error,
+];
+
+/// Calendar days after the issue date SUNAT takes a document of this type by `sendBill`.
+pub fn days_allowed(doc_type: &str) -> u64 {
+    match doc_type {
+        // Factura and F-series notes: RS 000003-2023/SUNAT.
+        "01" => 3,
+        // Boleta and B-series notes (and anything else sent by sendBill): 5 days.
+        _ => 5,
+    }
+}
+
+/// The last instant SUNAT takes the document: the end of the last allowed day in `tz`.
+pub fn deadline(doc_type: &str, issue_date: NaiveDate, tz: chrono_tz::Tz) -> DateTime<Utc> {
+    let after = issue_date
+        .checked_add_days(Days::new(days_allowed(doc_type) + 1))
+        .unwrap_or(NaiveDate::MAX);
+    let midnight = after.and_hms_opt(0, 0, 0).unwrap_or_default();
+    // Lima has no daylight saving; in a zone with a gap at midnight take the first valid instant.
+    tz.from_local_datetime(&midnight)
+        .earliest()
+        .map_or_else(|| midnight.and_utc(), |t| t.with_timezone(&Utc))
+}
+
+/// A sale with its SUNAT deadline, as `GET /api/sales` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SaleDue {
+    pub sale_id: i64,
+    /// SERIES-CORRELATIVE.
+    pub number: String,
+    /// 01 (factura) or 03 (boleta).
+    pub doc_type: String,
+    pub issue_date: NaiveDate,
+    pub seller_id: String,
+    pub sunat_status: SunatStatus,
+    pub is_cancelled: bool,
+    /// The last instant SUNAT takes it by sendBill.
+    pub sunat_deadline: DateTime<Utc>,
+}
+
+/// Which sales to list.
+#[derive(Debug, Clone, Default)]
+pub struct SaleFilter {
+    pub sunat_status: Option<SunatStatus>,
+    /// Only sales whose deadline is before this instant.
+    pub due_before: Option<DateTime<Utc>>,
+    /// Only this seller's sales.
+    pub seller_id: Option<String>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<i64>,
+}
+
+type Row = (
+    i64,
+    String,
+    i64,
+    String,
+    NaiveDate,
+    String,
+    SunatStatus,
+    bool,
+);
+
+fn due(r: Row, tz: chrono_tz::Tz) -> SaleDue {
+    let (sale_id, series, correlative, doc_type, issue_date, seller_id, sunat_status, is_cancelled) =
+        r;
+    SaleDue {
+        sale_id,
+        number: format!("{series}-{correlative}"),
+        sunat_deadline: deadline(&doc_type, issue_date, tz),
+        doc_type,
+        issue_date,
+        seller_id,
+        sunat_status,
+        is_cancelled,
+    }
+}
+
+/// Sales matching `filter`, earliest deadline first.
+pub async fn list_sales(
+    conn: &mut AsyncPgConnection,
+    filter: &SaleFilter,
+    tz: chrono_tz::Tz,
+) -> Result<Vec<SaleDue>, SaleError> {
+    let limit = filter.limit.unwrap_or(100).clamp(1, 1000) as usize;
+    let mut q = sales::table.into_boxed();
+    if let Some(s) = filter.sunat_status {
+        q = q.filter(sales::sunat_status.eq(s));
+    }
+    if let Some(seller) = &filter.seller_id {
+        q = q.filter(sales::seller_id.eq(seller.clone()));
+    }
+    if let Some(before) = filter.due_before {
+        // A deadline before `before` needs an issue date at least 3 days (a factura's allowance)
+        // before it: the database narrows to those, the exact rule is applied below.
+        let local = before.with_timezone(&tz).date_naive();
+        let latest = local
+            .checked_sub_days(Days::new(days_allowed("01")))
+            .unwrap_or(NaiveDate::MIN);
+        q = q.filter(sales::issue_date.le(latest));
+    }
+    let rows: Vec<Row> = q
+        .order((sales::issue_date.asc(), sales::id.asc()))
+        .limit(20_000)
+        .select((
+            sales::id,
+            sales::series,
+            sales::correlative,
+            sales::doc_type,
+            sales::issue_date,
+            sales::seller_id,
+            sales::sunat_status,
+            sales::is_cancelled,
+        ))
+        .load(conn)
+        .await?;
+    let mut out: Vec<SaleDue> = rows
+        .into_iter()
+        .map(|r| due(r, tz))
+        .filter(|s| filter.due_before.is_none_or(|b| s.sunat_deadline < b))
+        .collect();
+    out.sort_by_key(|s| (s.sunat_deadline, s.sale_id));
+    out.truncate(limit);
+    Ok(out)
+}
+
+/// Undecided sales (not cancelled) whose deadline is before `before`, earliest first.
+pub async fn undecided_due_before(
+    conn: &mut AsyncPgConnection,
+    before: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+) -> Result<Vec<SaleDue>, SaleError> {
+    let local = before.with_timezone(&tz).date_naive();
+    let latest = local
+        .checked_sub_days(Days::new(days_allowed("01")))
+        .unwrap_or(NaiveDate::MIN);
+    let rows: Vec<Row> = sales::table
+        .filter(sales::sunat_status.eq_any(UNDECIDED))
+        .filter(sales::is_cancelled.eq(false))
+        .filter(sales::issue_date.le(latest))
+        .order((sales::issue_date.asc(), sales::id.asc()))
+        .select((
+            sales::id,
+            sales::series,
+            sales::correlative,
+            sales::doc_type,
+            sales::issue_date,
+            sales::seller_id,
+            sales::sunat_status,
+            sales::is_cancelled,
+        ))
+        .load(conn)
+        .await?;
+    let mut out: Vec<SaleDue> = rows
+        .into_iter()
+        .map(|r| due(r, tz))
+        .filter(|s| s.sunat_deadline < before)
+        .collect();
+    out.sort_by_key(|s| (s.sunat_deadline, s.sale_id));
+    Ok(out)
+}
+
+/// Undecided sales at the moment `now`: due within [`WARN_BEFORE`], and past their deadline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DeadlineCounts {
+    /// Not decided, deadline within the next 24 hours.
+    pub due_within_24h: i64,
+    /// Not decided, deadline passed (a factura's number is lost; a boleta goes in a Resumen Diario).
+    pub past_deadline: i64,
+}
+
+/// [`DeadlineCounts`] at `now`.
+pub async fn count_at_risk(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+) -> Result<DeadlineCounts, SaleError> {
+    let mut c = DeadlineCounts::default();
+    for s in undecided_due_before(conn, now + WARN_BEFORE, tz).await? {
+        if s.sunat_deadline <= now {
+            c.past_deadline += 1;
+        } else {
+            c.due_within_24h += 1;
+        }
+    }
+    Ok(c)
+}
+
+/// What a refresh of the deadline insights changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DeadlineInsights {
+    pub opened: u64,
+    pub closed: u64,
+}
+
+/// Opens a `sunat_deadline` insight for each undecided sale within [`WARN_BEFORE`] of its deadline
+/// (or past it), at most one open per sale, and closes those whose sale SUNAT decided or that were
+/// cancelled. Running it again changes nothing.
+pub async fn refresh_insights(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+) -> Result<DeadlineInsights, SaleError> {
+    let kind = InsightKind::SunatDeadline.as_str();
+    let settled: Vec<i64> = sales::table
+        .inner_join(insights::table.on(insights::sale_id.eq(sales::id.nullable())))
+        .filter(insights::kind.eq(kind))
+        .filter(insights::status.eq("open"))
+        .filter(
+            sales::is_cancelled
+                .eq(true)
+                .or(sales::sunat_status.ne_all(UNDECIDED)),
+        )
+        .select(sales::id)
+        .load(conn)
+        .await?;
+    let closed = diesel::update(
+        insights::table
+            .filter(insights::kind.eq(kind))
+            .filter(insights::status.eq("open"))
+            .filter(insights::sale_id.eq_any(settled.iter().map(|id| Some(*id)))),
+    )
+    .set((
+        insights::status.eq("closed"),
+        insights::closed_at.eq(Some(now)),
+        insights::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await? as u64;
+    let mut opened = 0;
+    for s in undecided_due_before(conn, now + WARN_BEFORE, tz).await? {
+        let data = serde_json::json!({
+            "number": s.number, "doc_type": s.doc_type, "issue_date": s.issue_date,
+            "sunat_status": s.sunat_status, "sunat_deadline": s.sunat_deadline,
+            "seller_id": s.seller_id,
+        });
+        opened += diesel::sql_query(
+            "INSERT INTO insights (kind, sale_id, status, data) VALUES ($1, $2, 'open', $3) \
+             ON CONFLICT (sale_id) WHERE status = 'open' AND sale_id IS NOT NULL DO NOTHING",
+        )
+        .bind::<Text, _>(kind)
+        .bind::<BigInt, _>(s.sale_id)
+        .bind::<Jsonb, _>(data)
+        .execute(conn)
+        .await? as u64;
+    }
+    Ok(DeadlineInsights { opened, closed })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lima(s: &str) -> DateTime<Utc> {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_factura_has_three_days_and_a_boleta_five_in_lima() {
+        let tz = chrono_tz::America::Lima;
+        let issued = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap_or_default();
+        // Factura of Dec 1: sendBill until the end of Dec 4, Lima (UTC-5).
+        assert_eq!(
+            deadline("01", issued, tz),
+            lima("2026-12-05T00:00:00-05:00")
+        );
+        assert_eq!(
+            deadline("03", issued, tz),
+            lima("2026-12-07T00:00:00-05:00")
+        );
+        assert_eq!(deadline("03", issued, tz), lima("2026-12-07T05:00:00Z"));
+    }
+}
