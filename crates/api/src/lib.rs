@@ -30,8 +30,11 @@ pub struct AppState {
     pub reservation_ttl: std::time::Duration,
     /// Signs and checks access tokens.
     pub keys: faena_shop::auth::TokenKeys,
-    /// Failed logins per user before 429.
+    /// Failed logins per user before 429 (`FAENA_LOGIN_MAX_FAILURES`).
     pub login_max_failures: u32,
+    /// Failed logins per client address, of every user, before 429
+    /// (`FAENA_LOGIN_MAX_FAILURES_PER_ADDRESS`).
+    pub login_max_failures_per_address: u32,
     /// Series and time zone of new sales.
     pub sale_defaults: faena_shop::sales::SaleDefaults,
     /// Other origins whose browser pages may call the api (`FAENA_CORS_ORIGINS`).
@@ -88,6 +91,7 @@ impl Application {
                 reservation_ttl: settings.reservation_ttl,
                 keys,
                 login_max_failures: settings.auth.login_max_failures,
+                login_max_failures_per_address: settings.auth.login_max_failures_per_address,
                 cors_origins: settings.cors_origins.clone(),
                 sale_defaults: faena_shop::sales::SaleDefaults {
                     boleta_series: settings.sunat.boleta_series.clone(),
