@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod board;
 pub mod error;
+pub mod head;
 pub mod input;
 pub mod json;
 pub mod openapi;
@@ -227,6 +228,8 @@ pub fn run(listener: TcpListener, state: AppState, board: board::Board) -> std::
             .app_data(web::PayloadConfig::new(MAX_JSON_BYTES))
             .app_data(web::PathConfig::default().error_handler(path_error))
             .app_data(web::QueryConfig::default().error_handler(query_error))
+            // Innermost: HEAD is routed as GET after the log and metrics saw it as HEAD.
+            .wrap(actix_web::middleware::from_fn(head::as_get))
             .wrap(
                 // Method and path only: a query string may carry a token (`/board/login`).
                 actix_web::middleware::Logger::new("%{method}xi %U %s %Dms")
