@@ -45,10 +45,10 @@ pub struct AppState {
 impl AppState {
     /// A database connection, or 503 when PostgreSQL cannot give one.
     pub async fn db_conn(&self) -> Result<faena_core::db::PooledConnection, ApiError> {
-        self.db
-            .get()
-            .await
-            .map_err(|e| ApiError::Unavailable(format!("the database is unavailable: {e}")))
+        self.db.get().await.map_err(|e| {
+            tracing::warn!(target: "faena::db", error = %e, "no database connection");
+            ApiError::Unavailable("the database is unavailable; try again shortly".into())
+        })
     }
 }
 

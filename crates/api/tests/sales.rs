@@ -237,3 +237,38 @@ async fn a_confirmed_reservation_becomes_one_sale() -> anyhow::Result<()> {
     assert_eq!(s, 409, "a reservation becomes one sale");
     Ok(())
 }
+
+async fn stock_of(app: &common::TestApp, id: i64) -> anyhow::Result<i64> {
+    let (_, p) = app.get(&format!("/api/products/{id}")).await?;
+    p["stock"]
+        .as_i64()
+        .ok_or_else(|| anyhow::anyhow!("no stock in {p}"))
+}
+
+#[tokio::test]
+async fn an_amount_too_large_for_the_database_is_400_in_our_words() -> anyhow::Result<()> {
+    let app = spawn_app("sales_overflow").await?;
+    let gold = product(&app, "ORO", "9999999999.99", 1000).await?;
+    // 200 x 9999999999.99 does not fit the sale's NUMERIC(14, 2) total: a data exception (22003).
+    let body = json!({
+        "items": [{"product_id": gold, "quantity": 200}],
+        "customer": {"doc_type": "dni", "doc_number": "46027897", "name": "José Pérez"}
+    });
+    let (s, b) = app.post("/api/sales", &body.to_string()).await?;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(b["error"]["code"], "invalid_value", "{b}");
+    assert!(b["error"].get("field").is_none(), "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot store")),
+        "{b}"
+    );
+    common::assert_no_database_text(&b);
+    assert_eq!(
+        stock_of(&app, gold).await?,
+        1000,
+        "the sale's transaction took nothing"
+    );
+    Ok(())
+}

@@ -439,3 +439,70 @@ async fn confirm_racing_release_ends_in_one_state_and_stock_adds_up() -> anyhow:
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn database_refusals_answer_4xx_and_its_failures_503_in_our_words() -> anyhow::Result<()> {
+    let app = spawn_app("db_refusals_api").await?;
+    // Rules only the database knows (as a later migration could add): the api's checks let the
+    // requests through, PostgreSQL refuses them.
+    common::sql(
+        &app.db,
+        "ALTER TABLE products DROP CONSTRAINT products_low_stock_threshold_check, \
+         ADD CONSTRAINT products_low_stock_threshold_check \
+         CHECK (low_stock_threshold BETWEEN 0 AND 1000)",
+    )
+    .await?;
+    common::sql(
+        &app.db,
+        "CREATE UNIQUE INDEX products_name_key ON products (name)",
+    )
+    .await?;
+    let (s, b) = app
+        .post(
+            "/api/products",
+            r#"{"sku":"T-1","name":"Té","unit_price":"3.00","stock":1,"low_stock_threshold":5000}"#,
+        )
+        .await?;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(b["error"]["code"], "invalid_value", "{b}");
+    assert_eq!(b["error"]["field"], "low_stock_threshold", "{b}");
+    common::assert_no_database_text(&b);
+    let id = product(&app, "T-1", 1).await?;
+    let (s, b) = app
+        .post(
+            "/api/products",
+            r#"{"sku":"T-2","name":"T-1","unit_price":"3.00","stock":1}"#,
+        )
+        .await?;
+    assert_eq!(s, 409, "{b}");
+    assert_eq!(b["error"]["code"], "conflict", "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`name`")),
+        "not the sku's message: {b}"
+    );
+    common::assert_no_database_text(&b);
+
+    // The database's own failure: the product's row held past adjust_stock's lock_timeout (2 s).
+    use diesel_async::AsyncConnection;
+    let mut conn = diesel_async::AsyncPgConnection::establish(&app.db.url).await?;
+    diesel::sql_query("BEGIN").execute(&mut conn).await?;
+    diesel::sql_query(format!(
+        "SELECT id FROM products WHERE id = {id} FOR UPDATE"
+    ))
+    .execute(&mut conn)
+    .await?;
+    let (s, b) = app
+        .post(&format!("/api/products/{id}/stock"), r#"{"delta":1}"#)
+        .await?;
+    diesel::sql_query("ROLLBACK").execute(&mut conn).await?;
+    assert_eq!(s, 503, "{b}");
+    assert_eq!(b["error"]["code"], "database_error", "{b}");
+    common::assert_no_database_text(&b);
+    let (s, b) = app
+        .post(&format!("/api/products/{id}/stock"), r#"{"delta":1}"#)
+        .await?;
+    assert_eq!((s, b["stock"].clone()), (200, json!(2)), "{b}");
+    Ok(())
+}

@@ -10,6 +10,7 @@ use bigdecimal::BigDecimal;
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use faena_core::db::QueryError;
 use faena_sunat::document::{Customer, CustomerDocType, DocumentType, Line, Series};
 use serde::{Deserialize, Serialize};
 
@@ -41,8 +42,9 @@ pub enum SaleError {
     Conflict(String),
     #[error("{0}")]
     Forbidden(String),
-    #[error("database error: {0}")]
-    Db(String),
+    /// The database refused the data, or could not answer; the text is ours, never PostgreSQL's.
+    #[error(transparent)]
+    Db(#[from] QueryError),
 }
 
 impl SaleError {
@@ -53,14 +55,15 @@ impl SaleError {
             Self::InsufficientStock { .. } => "insufficient_stock",
             Self::Conflict(_) => "conflict",
             Self::Forbidden(_) => "forbidden",
-            Self::Db(_) => "database_unavailable",
+            Self::Db(QueryError::Refused(r)) => r.code(),
+            Self::Db(QueryError::Unavailable) => "database_unavailable",
         }
     }
 }
 
 impl From<diesel::result::Error> for SaleError {
     fn from(e: diesel::result::Error) -> Self {
-        Self::Db(e.to_string())
+        Self::Db(e.into())
     }
 }
 

@@ -13,6 +13,7 @@ use bigdecimal::BigDecimal;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use faena_core::db::QueryError;
 use serde::{Deserialize, Serialize};
 
 use crate::schema::{products, reservation_items, reservations};
@@ -146,8 +147,9 @@ pub enum ShopError {
     SkuExists(String),
     #[error("the products are busy (lock contention persisted after {0} tries); try again")]
     Contention(u32),
-    #[error("database error: {0}")]
-    Db(String),
+    /// The database refused the data, or could not answer; the text is ours, never PostgreSQL's.
+    #[error(transparent)]
+    Db(#[from] QueryError),
 }
 
 fn describe(s: &[Shortage]) -> String {
@@ -172,7 +174,8 @@ impl ShopError {
             Self::Expired { .. } => "expired",
             Self::SkuExists(_) => "already_exists",
             Self::Contention(_) => "contention",
-            Self::Db(_) => "database_error",
+            Self::Db(QueryError::Refused(r)) => r.code(),
+            Self::Db(QueryError::Unavailable) => "database_error",
         }
     }
 
@@ -192,7 +195,7 @@ impl ShopError {
 
 impl From<diesel::result::Error> for ShopError {
     fn from(e: diesel::result::Error) -> Self {
-        Self::Db(e.to_string())
+        Self::Db(e.into())
     }
 }
 
@@ -250,10 +253,13 @@ pub async fn create_product(
         .get_result(conn)
         .await
     {
+        // Only the sku's key: another unique rule is answered as itself.
         Err(diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::UniqueViolation,
-            _,
-        )) => Err(ShopError::SkuExists(new.sku)),
+            info,
+        )) if info.constraint_name() == Some("products_sku_key") => {
+            Err(ShopError::SkuExists(new.sku))
+        }
         other => Ok(other?),
     }
 }
