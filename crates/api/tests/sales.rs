@@ -238,11 +238,112 @@ async fn a_confirmed_reservation_becomes_one_sale() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The id of the product with `sku`.
+async fn product_id(app: &common::TestApp, sku: &str) -> anyhow::Result<i64> {
+    let (_, list) = app.get("/api/products").await?;
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["sku"] == sku)
+        .and_then(|p| p["id"].as_i64())
+        .ok_or_else(|| anyhow::anyhow!("no product {sku} in {list}"))
+}
+
 async fn stock_of(app: &common::TestApp, id: i64) -> anyhow::Result<i64> {
     let (_, p) = app.get(&format!("/api/products/{id}")).await?;
     p["stock"]
         .as_i64()
         .ok_or_else(|| anyhow::anyhow!("no stock in {p}"))
+}
+
+#[tokio::test]
+async fn a_sale_of_a_product_without_a_price_is_refused_in_our_words() -> anyhow::Result<()> {
+    let app = spawn_app("sales_free").await?;
+    let ana = app.user_token("ana", Role::Seller).await?;
+    let mate = product(&app, "MATE", "10.00", 5).await?;
+    // Stored before prices had to be above zero (its sale answered 503 with PostgreSQL's text).
+    common::sql(
+        &app.db,
+        "INSERT INTO products (sku, name, unit_price, stock) VALUES ('REGALO', 'Regalo', 0.00, 5)",
+    )
+    .await?;
+    let free = product_id(&app, "REGALO").await?;
+    let body = json!({"items": [{"product_id": mate, "quantity": 1}, {"product_id": free, "quantity": 1}]});
+    let (s, b) = app
+        .send_as(
+            Some(&ana),
+            Method::POST,
+            "/api/sales",
+            Some(&body.to_string()),
+        )
+        .await?;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(b["error"]["code"], "invalid_field", "{b}");
+    assert_eq!(b["error"]["field"], "items[1].product_id", "{b}");
+    let message = b["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("REGALO") && message.contains("has no price"),
+        "{b}"
+    );
+    common::assert_no_database_text(&b);
+    assert_eq!(
+        (stock_of(&app, mate).await?, stock_of(&app, free).await?),
+        (5, 5)
+    );
+
+    // From a reservation: the checkout holds it, the sale refuses it.
+    let (s, r) = app
+        .send_as(
+            Some(&ana),
+            Method::POST,
+            "/api/checkout",
+            Some(&json!({"items": [{"product_id": free, "quantity": 2}]}).to_string()),
+        )
+        .await?;
+    assert_eq!(s, 201, "{r}");
+    let rid = r["reservation_id"].clone();
+    let (s, _) = app
+        .send_as(
+            Some(&ana),
+            Method::POST,
+            &format!("/api/reservations/{rid}/confirm"),
+            None,
+        )
+        .await?;
+    assert_eq!(s, 200);
+    let by_reservation = json!({ "reservation_id": rid }).to_string();
+    let (s, b) = app
+        .send_as(
+            Some(&ana),
+            Method::POST,
+            "/api/sales",
+            Some(&by_reservation),
+        )
+        .await?;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(b["error"]["field"], "reservation_id", "{b}");
+    common::assert_no_database_text(&b);
+
+    // Priced, it sells.
+    let (s, b) = app
+        .send(
+            Method::PATCH,
+            &format!("/api/products/{free}"),
+            Some(r#"{"unit_price":"2.00"}"#),
+        )
+        .await?;
+    assert_eq!(s, 200, "{b}");
+    let (s, sale) = app
+        .send_as(
+            Some(&ana),
+            Method::POST,
+            "/api/sales",
+            Some(&by_reservation),
+        )
+        .await?;
+    assert_eq!(s, 201, "{sale}");
+    assert_eq!(sale["total"], "4.00");
+    Ok(())
 }
 
 #[tokio::test]

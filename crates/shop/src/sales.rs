@@ -486,6 +486,24 @@ pub async fn create_sale(
                     }
                 }));
             }
+            // A product stored before prices had to be above zero: `sale_items` would refuse it.
+            if let Some(d) = draft.iter().find(|d| d.unit_price <= BigDecimal::from(0)) {
+                let field = match &req.items {
+                    Some(items) => items
+                        .iter()
+                        .position(|i| i.product_id == d.product_id)
+                        .map_or_else(|| "items".to_owned(), |i| format!("items[{i}].product_id")),
+                    None => "reservation_id".to_owned(),
+                };
+                return Err(invalid(
+                    field,
+                    format!(
+                        "product {} ({}) has no price ({}): give it one (PATCH /api/products/{}) \
+                         before selling it",
+                        d.product_id, d.sku, d.unit_price, d.product_id
+                    ),
+                ));
+            }
             let lines: Vec<Line> = draft.iter().map(DraftLine::line).collect();
             let zero = BigDecimal::from(0);
             let subtotal = lines.iter().fold(zero.clone(), |a, l| a + l.value());

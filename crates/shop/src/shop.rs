@@ -44,6 +44,7 @@ pub struct Product {
 pub struct NewProduct {
     pub sku: String,
     pub name: String,
+    /// The price, from 0.01 (a product cannot be free) to 9999999999.99.
     #[schema(value_type = String, pattern = r"^[0-9]{1,10}(\.[0-9]{1,2})?$", example = "12.50")]
     pub unit_price: BigDecimal,
     #[schema(minimum = 0)]
@@ -63,6 +64,7 @@ fn default_threshold() -> i32 {
 #[serde(deny_unknown_fields)]
 pub struct ProductPatch {
     pub name: Option<String>,
+    /// The price, from 0.01 (a product cannot be free) to 9999999999.99.
     #[schema(value_type = Option<String>, pattern = r"^[0-9]{1,10}(\.[0-9]{1,2})?$", example = "12.50")]
     pub unit_price: Option<BigDecimal>,
     #[schema(minimum = 0)]
@@ -206,10 +208,12 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> ShopError {
     }
 }
 
+/// Checks a product's fields; `price` and `stock` only when they are given (a product stored before
+/// prices had to be above zero can still be renamed).
 fn check_product(
     sku: &str,
     name: &str,
-    price: &BigDecimal,
+    price: Option<&BigDecimal>,
     stock: Option<i32>,
     threshold: i32,
 ) -> Result<(), ShopError> {
@@ -219,18 +223,30 @@ fn check_product(
     if name.trim().is_empty() || name.len() > 200 {
         return Err(invalid("name", "give 1 to 200 characters"));
     }
-    let (zero, max) = (BigDecimal::from(0), BigDecimal::from(10_000_000_000i64));
-    if *price < zero || price.fractional_digit_count() > 2 || *price >= max {
-        return Err(invalid(
-            "unit_price",
-            format!("{price} is not an amount from 0 to 9999999999.99 with at most 2 decimals"),
-        ));
+    if let Some(price) = price {
+        check_price(price)?;
     }
     if stock.is_some_and(|s| s < 0) {
         return Err(invalid("stock", "stock cannot be negative"));
     }
     if threshold < 0 {
         return Err(invalid("low_stock_threshold", "cannot be negative"));
+    }
+    Ok(())
+}
+
+/// A product's price: above zero (a sale line cannot be free: `sale_items` refuses it), at most two
+/// decimals, below ten thousand million (`NUMERIC(12, 2)`).
+fn check_price(price: &BigDecimal) -> Result<(), ShopError> {
+    let (zero, max) = (BigDecimal::from(0), BigDecimal::from(10_000_000_000i64));
+    if *price <= zero || price.fractional_digit_count() > 2 || *price >= max {
+        return Err(invalid(
+            "unit_price",
+            format!(
+                "{price} is not a price from 0.01 to 9999999999.99 with at most 2 decimals \
+                 (a product cannot be free)"
+            ),
+        ));
     }
     Ok(())
 }
@@ -243,7 +259,7 @@ pub async fn create_product(
     check_product(
         &new.sku,
         &new.name,
-        &new.unit_price,
+        Some(&new.unit_price),
         Some(new.stock),
         new.low_stock_threshold,
     )?;
@@ -301,7 +317,7 @@ pub async fn update_product(
     check_product(
         &current.sku,
         patch.name.as_deref().unwrap_or(&current.name),
-        patch.unit_price.as_ref().unwrap_or(&current.unit_price),
+        patch.unit_price.as_ref(),
         None,
         patch
             .low_stock_threshold
