@@ -487,7 +487,7 @@ pub async fn create_sale(
                 }));
             }
             // A product stored before prices had to be above zero: `sale_items` would refuse it.
-            if let Some(d) = draft.iter().find(|d| d.unit_price <= BigDecimal::from(0)) {
+            if let Some(d) = draft.iter().find(|d| d.unit_price <= 0) {
                 let field = match &req.items {
                     Some(items) => items
                         .iter()
