@@ -3,6 +3,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use faena_broker::BrokerError;
+use faena_core::db::QueryError;
 use serde::Serialize;
 
 /// An error the api answers with.
@@ -54,7 +55,7 @@ pub struct ErrorBody<'a> {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail<'a> {
     /// A stable code: `invalid_json`, `unknown_field`, `missing_field`, `invalid_field`,
-    /// `invalid_path`, `invalid_query`, `missing_token`, `invalid_token`, `token_expired`,
+    /// `invalid_value`, `invalid_path`, `invalid_query`, `missing_token`, `invalid_token`, `token_expired`,
     /// `forbidden`, `not_found`, `conflict`, `expired`, `body_too_large`,
     /// `unsupported_media_type`, `too_many_requests`, `service_unavailable`...
     #[schema(example = "invalid_field")]
@@ -83,6 +84,18 @@ impl ApiError {
             Self::Unavailable(_) => "service_unavailable",
             Self::Internal(_) => "internal",
             Self::Shop(e) => e.code(),
+        }
+    }
+
+    /// A database error: 400 or 409 in our words when it refused the data, else 503. `field`: the
+    /// refused column is the request's field of that name (products, schedules), so it is named.
+    pub fn from_query(e: &QueryError, field: bool) -> Self {
+        match e {
+            QueryError::Refused(r) if r.rule.is_conflict() => Self::Conflict(r.to_string()),
+            QueryError::Refused(r) => {
+                Self::bad_request(r.code(), r.to_string(), r.column.clone().filter(|_| field))
+            }
+            QueryError::Unavailable => Self::Unavailable(e.to_string()),
         }
     }
 
@@ -121,7 +134,9 @@ impl ResponseError for ApiError {
                         StatusCode::CONFLICT
                     }
                     S::Expired { .. } => StatusCode::GONE,
-                    S::Db(_) => StatusCode::SERVICE_UNAVAILABLE,
+                    S::Db(QueryError::Refused(r)) if r.rule.is_conflict() => StatusCode::CONFLICT,
+                    S::Db(QueryError::Refused(_)) => StatusCode::BAD_REQUEST,
+                    S::Db(QueryError::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
                 }
             }
         }
@@ -132,6 +147,10 @@ impl ResponseError for ApiError {
         let field = match self {
             Self::BadRequest { field, .. } => field.as_deref(),
             Self::Shop(S::Invalid { field, .. }) => Some(field.as_str()),
+            // A product's columns are the fields of its requests.
+            Self::Shop(S::Db(QueryError::Refused(r))) if !r.rule.is_conflict() => {
+                r.column.as_deref()
+            }
             _ => None,
         };
         let details = match self {
@@ -194,7 +213,7 @@ impl From<faena_core::periodic::PeriodicError> for ApiError {
             P::Invalid { .. } | P::Schedule { .. } => {
                 Self::bad_request(e.code(), e.to_string(), e.field())
             }
-            P::Db(_) => Self::Unavailable(e.to_string()),
+            P::Db(q) => Self::from_query(q, true),
         }
     }
 }
@@ -208,7 +227,7 @@ impl From<faena_shop::auth::AuthError> for ApiError {
             }
             A::Exists(_) => Self::Conflict(e.to_string()),
             A::NoSuchUser(_) => Self::NotFound(e.to_string()),
-            A::Db(_) => Self::Unavailable(e.to_string()),
+            A::Db(ref q) => Self::from_query(q, false),
             A::Hash(_) => Self::Internal(e.to_string()),
             A::BadCredentials
             | A::Disabled
@@ -233,7 +252,7 @@ impl From<faena_shop::sales::SaleError> for ApiError {
             }
             S::Conflict(_) => Self::Conflict(e.to_string()),
             S::Forbidden(m) => Self::Forbidden(m.clone()),
-            S::Db(_) => Self::Unavailable(e.to_string()),
+            S::Db(q) => Self::from_query(q, false),
         }
     }
 }

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod board;
 pub mod error;
+pub mod head;
 pub mod input;
 pub mod json;
 pub mod openapi;
@@ -30,8 +31,11 @@ pub struct AppState {
     pub reservation_ttl: std::time::Duration,
     /// Signs and checks access tokens.
     pub keys: faena_shop::auth::TokenKeys,
-    /// Failed logins per user before 429.
+    /// Failed logins per user before 429 (`FAENA_LOGIN_MAX_FAILURES`).
     pub login_max_failures: u32,
+    /// Failed logins per client address, of every user, before 429
+    /// (`FAENA_LOGIN_MAX_FAILURES_PER_ADDRESS`).
+    pub login_max_failures_per_address: u32,
     /// Series and time zone of new sales.
     pub sale_defaults: faena_shop::sales::SaleDefaults,
     /// Other origins whose browser pages may call the api (`FAENA_CORS_ORIGINS`).
@@ -41,10 +45,10 @@ pub struct AppState {
 impl AppState {
     /// A database connection, or 503 when PostgreSQL cannot give one.
     pub async fn db_conn(&self) -> Result<faena_core::db::PooledConnection, ApiError> {
-        self.db
-            .get()
-            .await
-            .map_err(|e| ApiError::Unavailable(format!("the database is unavailable: {e}")))
+        self.db.get().await.map_err(|e| {
+            tracing::warn!(target: "faena::db", error = %e, "no database connection");
+            ApiError::Unavailable("the database is unavailable; try again shortly".into())
+        })
     }
 }
 
@@ -99,6 +103,7 @@ impl Application {
                 reservation_ttl: settings.reservation_ttl,
                 keys,
                 login_max_failures: settings.auth.login_max_failures,
+                login_max_failures_per_address: settings.auth.login_max_failures_per_address,
                 cors_origins: settings.cors_origins.clone(),
                 sale_defaults: faena_shop::sales::SaleDefaults {
                     boleta_series: settings.sunat.boleta_series.clone(),
@@ -239,6 +244,8 @@ pub fn run(listener: TcpListener, state: AppState, board: board::Board) -> std::
             .app_data(web::PayloadConfig::new(MAX_JSON_BYTES))
             .app_data(web::PathConfig::default().error_handler(path_error))
             .app_data(web::QueryConfig::default().error_handler(query_error))
+            // Innermost: HEAD is routed as GET after the log and metrics saw it as HEAD.
+            .wrap(actix_web::middleware::from_fn(head::as_get))
             .wrap(
                 // Method and path only: a query string may carry a token (`/board/login`).
                 actix_web::middleware::Logger::new("%{method}xi %U %s %Dms")

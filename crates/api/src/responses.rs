@@ -72,8 +72,8 @@ impl IntoResponses for NeedsOwner {
 }
 
 pub const BAD_REQUEST: &str = "The request does not fit: `error.code` says how (`invalid_json`, \
-    `unknown_field`, `missing_field`, `invalid_field` with `error.field`, `invalid_path`, \
-    `invalid_query`...).";
+    `unknown_field`, `missing_field`, `invalid_field` with `error.field`, `invalid_value` (a value \
+    the database refused, with `error.field` when it names one), `invalid_path`, `invalid_query`...).";
 
 /// 400, 413 and 415 of [`ApiJson`](crate::json::ApiJson).
 pub struct JsonBody;

@@ -413,3 +413,97 @@ async fn metrics_in_prometheus_text_format() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// One request over a fresh connection, read to its end: (status, headers in lower case, the bytes
+/// after the headers). Raw, so a body sent after a HEAD's headers would show.
+async fn raw_request(
+    base: &str,
+    method: &str,
+    path: &str,
+    token: &str,
+) -> anyhow::Result<(u16, Vec<(String, String)>, Vec<u8>)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Connection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await?;
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await??;
+    let end = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| anyhow::anyhow!("no end of headers in {answer:?}"))?;
+    let head = String::from_utf8(answer[..end].to_vec())?;
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no status line in {head}"))?;
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Ok((status, headers, answer[end + 4..].to_vec()))
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[tokio::test]
+async fn head_answers_like_get_without_a_body() -> anyhow::Result<()> {
+    let app = spawn_app("head").await?;
+    let token = app.admin_token.clone();
+    for (path, status) in [
+        ("/api/health", 200),
+        ("/metrics", 200),
+        ("/api/openapi.json", 200),
+        ("/api/products", 200),
+        ("/api/products/999999", 404),
+        ("/api/periodic-tasks", 200),
+        ("/board", 200),
+        ("/board/login", 400),
+    ] {
+        let (got, get_headers, get_body) = raw_request(&app.base, "GET", path, &token).await?;
+        assert_eq!(got, status, "GET {path}");
+        assert!(!get_body.is_empty(), "GET {path} has a body");
+        let (head, head_headers, head_body) = raw_request(&app.base, "HEAD", path, &token).await?;
+        assert_eq!(head, got, "HEAD {path} answers like GET");
+        assert!(
+            head_body.is_empty(),
+            "HEAD {path} sent a body: {head_body:?}"
+        );
+        assert_eq!(
+            header(&head_headers, "content-type"),
+            header(&get_headers, "content-type"),
+            "HEAD {path}"
+        );
+    }
+    // A document that does not change between two requests has the same length either way.
+    let (_, get_headers, get_body) =
+        raw_request(&app.base, "GET", "/api/openapi.json", &token).await?;
+    let (_, head_headers, _) = raw_request(&app.base, "HEAD", "/api/openapi.json", &token).await?;
+    assert_eq!(
+        header(&get_headers, "content-length"),
+        Some(get_body.len().to_string().as_str())
+    );
+    assert_eq!(
+        header(&head_headers, "content-length"),
+        header(&get_headers, "content-length")
+    );
+    // A route without GET refuses HEAD as it refuses GET.
+    for path in ["/api/auth/token", "/api/tasks"] {
+        let (s, headers, body) = raw_request(&app.base, "HEAD", path, &token).await?;
+        assert_eq!(s, 405, "HEAD {path}");
+        assert_eq!(header(&headers, "allow"), Some("POST"), "HEAD {path}");
+        assert!(body.is_empty(), "HEAD {path} sent a body: {body:?}");
+    }
+    Ok(())
+}

@@ -465,3 +465,107 @@ async fn hostile_bodies_get_4xx_in_the_error_shape() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Logins of each of `names` with `password`, all sent at once: (status, count), by status.
+async fn parallel_logins(
+    base: &str,
+    names: &[String],
+    password: &str,
+) -> anyhow::Result<Vec<(u16, usize)>> {
+    let answers = futures::future::join_all(names.iter().map(|n| login(base, n, password))).await;
+    let mut counts = std::collections::BTreeMap::new();
+    for a in answers {
+        *counts.entry(a?.0).or_insert(0usize) += 1;
+    }
+    Ok(counts.into_iter().collect())
+}
+
+/// A 429 of `POST /api/auth/token` with the right password of `name`: its `Retry-After` and message.
+async fn refused_login(base: &str, name: &str) -> anyhow::Result<(u64, String)> {
+    let r = reqwest::Client::new()
+        .post(format!("{base}/api/auth/token"))
+        .json(&json!({"username": name, "password": TEST_PASSWORD}))
+        .send()
+        .await?;
+    anyhow::ensure!(r.status().as_u16() == 429, "{name}: {}", r.status());
+    let retry_after = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default();
+    let b: Value = r.json().await?;
+    assert_eq!(b["error"]["code"], "too_many_requests", "{b}");
+    Ok((
+        retry_after,
+        b["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    ))
+}
+
+#[tokio::test]
+async fn parallel_wrong_passwords_get_exactly_the_limit_of_401s() -> anyhow::Result<()> {
+    let app = spawn_app("login_parallel").await?;
+    common::create_user(&app.db, "caja3", Role::Seller).await?;
+    // Each attempt reserves its failure before the password is checked, so exactly 5 (the
+    // default FAENA_LOGIN_MAX_FAILURES) check it; the other 35 never run argon2.
+    let names = vec!["caja3".to_owned(); 40];
+    let answers = parallel_logins(&app.base, &names, "wrong-password").await?;
+    assert_eq!(answers, vec![(401, 5), (429, 35)]);
+    let (retry_after, message) = refused_login(&app.base, "caja3").await?;
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    assert!(message.contains("this user"), "{message}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn one_users_failures_do_not_lock_out_the_other_users_of_an_address() -> anyhow::Result<()> {
+    // Every client of a test is 127.0.0.1: the cashiers of one shop behind one public address.
+    let app = spawn_app("login_shared_address").await?;
+    common::create_user(&app.db, "caja4", Role::Seller).await?;
+    common::create_user(&app.db, "caja5", Role::Seller).await?;
+    let names = vec!["caja4".to_owned(); 20];
+    let answers = parallel_logins(&app.base, &names, "wrong-password").await?;
+    assert_eq!(answers, vec![(401, 5), (429, 15)]);
+    let (s, b) = login(&app.base, "caja5", TEST_PASSWORD).await?;
+    assert_eq!(s, 200, "another cashier logs in: {b}");
+    let (s, b) = login(&app.base, "caja5", "wrong-password").await?;
+    assert_eq!(s, 401, "and mistypes like anyone: {b}");
+    let (s, b) = login(&app.base, "admin", TEST_PASSWORD).await?;
+    assert_eq!(s, 200, "{b}");
+    let (_, message) = refused_login(&app.base, "caja4").await?;
+    assert!(message.contains("this user"), "{message}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_address_failing_for_many_users_is_refused_for_every_user() -> anyhow::Result<()> {
+    let db = TestDb::new("login_address_limit").await?;
+    let redis = TestRedis::new("login_address_limit")?;
+    let s = settings_with(
+        &db,
+        &redis.url,
+        &redis.prefix,
+        &[
+            ("FAENA_LOGIN_MAX_FAILURES", "2"),
+            ("FAENA_LOGIN_MAX_FAILURES_PER_ADDRESS", "6"),
+        ],
+    )?;
+    let app = TestApp::start(db, redis, &s).await?;
+    common::create_user(&app.db, "caja6", Role::Seller).await?;
+    // A login that succeeds gives its reservation back: many of them never fill the address.
+    for i in 0..8 {
+        let (s, b) = login(&app.base, "caja6", TEST_PASSWORD).await?;
+        assert_eq!(s, 200, "login {i}: {b}");
+    }
+    // Ten names tried once each (unknown ones count too): the address limit, not the user's, binds.
+    let names: Vec<String> = (0..10).map(|i| format!("guess{i}")).collect();
+    let answers = parallel_logins(&app.base, &names, "wrong-password").await?;
+    assert_eq!(answers, vec![(401, 6), (429, 4)]);
+    let (retry_after, message) = refused_login(&app.base, "caja6").await?;
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    assert!(message.contains("this address"), "{message}");
+    Ok(())
+}

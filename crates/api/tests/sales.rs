@@ -302,6 +302,114 @@ async fn a_sale_made_with_send_reaches_the_queue_through_the_outbox() -> anyhow:
     Ok(())
 }
 
+/// The id of the product with `sku`.
+async fn product_id(app: &common::TestApp, sku: &str) -> anyhow::Result<i64> {
+    let (_, list) = app.get("/api/products").await?;
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .find(|p| p["sku"] == sku)
+        .and_then(|p| p["id"].as_i64())
+        .ok_or_else(|| anyhow::anyhow!("no product {sku} in {list}"))
+}
+
+async fn stock_of(app: &common::TestApp, id: i64) -> anyhow::Result<i64> {
+    let (_, p) = app.get(&format!("/api/products/{id}")).await?;
+    p["stock"]
+        .as_i64()
+        .ok_or_else(|| anyhow::anyhow!("no stock in {p}"))
+}
+
+#[tokio::test]
+async fn a_sale_of_a_product_without_a_price_is_refused_in_our_words() -> anyhow::Result<()> {
+    let app = spawn_app("sales_free").await?;
+    let ana = app.user_token("ana", Role::Seller).await?;
+    let mate = product(&app, "MATE", "10.00", 5).await?;
+    // Stored before prices had to be above zero (its sale answered 503 with PostgreSQL's text).
+    common::sql(
+        &app.db,
+        "INSERT INTO products (sku, name, unit_price, stock) VALUES ('REGALO', 'Regalo', 0.00, 5)",
+    )
+    .await?;
+    let free = product_id(&app, "REGALO").await?;
+    let body = json!({"items": [{"product_id": mate, "quantity": 1}, {"product_id": free, "quantity": 1}]});
+    let (s, b) = app
+        .send_as(
+            Some(&ana),
+            Method::POST,
+            "/api/sales",
+            Some(&body.to_string()),
+        )
+        .await?;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(b["error"]["code"], "invalid_field", "{b}");
+    assert_eq!(b["error"]["field"], "items[1].product_id", "{b}");
+    let message = b["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("REGALO") && message.contains("has no price"),
+        "{b}"
+    );
+    common::assert_no_database_text(&b);
+    assert_eq!(
+        (stock_of(&app, mate).await?, stock_of(&app, free).await?),
+        (5, 5)
+    );
+
+    // From a reservation: the checkout holds it, the sale refuses it.
+    let (s, r) = app
+        .send_as(
+            Some(&ana),
+            Method::POST,
+            "/api/checkout",
+            Some(&json!({"items": [{"product_id": free, "quantity": 2}]}).to_string()),
+        )
+        .await?;
+    assert_eq!(s, 201, "{r}");
+    let rid = r["reservation_id"].clone();
+    let (s, _) = app
+        .send_as(
+            Some(&ana),
+            Method::POST,
+            &format!("/api/reservations/{rid}/confirm"),
+            None,
+        )
+        .await?;
+    assert_eq!(s, 200);
+    let by_reservation = json!({ "reservation_id": rid }).to_string();
+    let (s, b) = app
+        .send_as(
+            Some(&ana),
+            Method::POST,
+            "/api/sales",
+            Some(&by_reservation),
+        )
+        .await?;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(b["error"]["field"], "reservation_id", "{b}");
+    common::assert_no_database_text(&b);
+
+    // Priced, it sells.
+    let (s, b) = app
+        .send(
+            Method::PATCH,
+            &format!("/api/products/{free}"),
+            Some(r#"{"unit_price":"2.00"}"#),
+        )
+        .await?;
+    assert_eq!(s, 200, "{b}");
+    let (s, sale) = app
+        .send_as(
+            Some(&ana),
+            Method::POST,
+            "/api/sales",
+            Some(&by_reservation),
+        )
+        .await?;
+    assert_eq!(s, 201, "{sale}");
+    assert_eq!(sale["total"], "4.00");
+    Ok(())
+}
+
 #[tokio::test]
 async fn sales_are_listed_by_sunat_deadline_and_bad_filters_name_their_field() -> anyhow::Result<()>
 {
@@ -375,5 +483,33 @@ async fn sales_are_listed_by_sunat_deadline_and_bad_filters_name_their_field() -
             "{query}: {b}"
         );
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_amount_too_large_for_the_database_is_400_in_our_words() -> anyhow::Result<()> {
+    let app = spawn_app("sales_overflow").await?;
+    let gold = product(&app, "ORO", "9999999999.99", 1000).await?;
+    // 200 x 9999999999.99 does not fit the sale's NUMERIC(14, 2) total: a data exception (22003).
+    let body = json!({
+        "items": [{"product_id": gold, "quantity": 200}],
+        "customer": {"doc_type": "dni", "doc_number": "46027897", "name": "José Pérez"}
+    });
+    let (s, b) = app.post("/api/sales", &body.to_string()).await?;
+    assert_eq!(s, 400, "{b}");
+    assert_eq!(b["error"]["code"], "invalid_value", "{b}");
+    assert!(b["error"].get("field").is_none(), "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot store")),
+        "{b}"
+    );
+    common::assert_no_database_text(&b);
+    assert_eq!(
+        stock_of(&app, gold).await?,
+        1000,
+        "the sale's transaction took nothing"
+    );
     Ok(())
 }

@@ -26,6 +26,7 @@ use faena_core::{QueueName, TaskId};
 use redis::AsyncCommands;
 
 pub use keys::{GlobalKeys, QueueKeys};
+pub use leases::{Admission, EventLimit};
 pub use record::{QueueStats, TaskRecord, TaskState, WorkerInfo};
 pub use worker_api::{
     Fetch, FinishReport, Lease, LeaseToken, LeasedJob, MaintainReport, Outcome, OutcomeKind,

@@ -24,8 +24,10 @@ pub(crate) static LEASE_ACQUIRE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/lease_acquire.lua")));
 pub(crate) static LEASE_RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/lease_release.lua")));
-pub(crate) static COUNT_IN_WINDOW: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/count_in_window.lua")));
+pub(crate) static RESERVE_IN_WINDOW: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/reserve_in_window.lua")));
+pub(crate) static GIVE_BACK_EVENT: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/give_back_event.lua")));
 
 /// An `EVALSHA` of `script` with its keys; add args with `.arg(..)`, run it with [`run`] or in a
 /// pipeline with [`query_pipe`].
@@ -80,7 +82,8 @@ pub(crate) async fn load_all(conn: &mut impl redis::aio::ConnectionLike) -> redi
         &*PURGE,
         &*LEASE_ACQUIRE,
         &*LEASE_RELEASE,
-        &*COUNT_IN_WINDOW,
+        &*RESERVE_IN_WINDOW,
+        &*GIVE_BACK_EVENT,
     ] {
         let _: String = s.prepare_invoke().load_async(conn).await?;
     }

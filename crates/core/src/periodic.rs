@@ -174,8 +174,9 @@ pub enum PeriodicError {
         #[source]
         source: ScheduleError,
     },
-    #[error("database error: {0}")]
-    Db(String),
+    /// The database refused the data, or could not answer; the text is ours, never PostgreSQL's.
+    #[error(transparent)]
+    Db(#[from] crate::db::QueryError),
 }
 
 impl PeriodicError {
@@ -185,7 +186,8 @@ impl PeriodicError {
             Self::Exists(_) => "already_exists",
             Self::Invalid { .. } => "invalid_field",
             Self::Schedule { .. } => "invalid_schedule",
-            Self::Db(_) => "database_error",
+            Self::Db(crate::db::QueryError::Refused(r)) => r.code(),
+            Self::Db(crate::db::QueryError::Unavailable) => "database_error",
         }
     }
 
@@ -200,7 +202,7 @@ impl PeriodicError {
 
 impl From<diesel::result::Error> for PeriodicError {
     fn from(e: diesel::result::Error) -> Self {
-        Self::Db(e.to_string())
+        Self::Db(e.into())
     }
 }
 

@@ -131,9 +131,13 @@ pub struct AuthSettings {
     pub access_ttl: Duration,
     /// `FAENA_REFRESH_TOKEN_TTL_SECS`: lifetime of a refresh token (default 2592000, 30 days).
     pub refresh_ttl: Duration,
-    /// `FAENA_LOGIN_MAX_FAILURES`: failed logins per user or per address within 15 minutes before
-    /// `POST /api/auth/token` answers 429 (default 5 per user, 4x that per address).
+    /// `FAENA_LOGIN_MAX_FAILURES`: failed logins of one user within 15 minutes before
+    /// `POST /api/auth/token` answers 429 for that user (default 5).
     pub login_max_failures: u32,
+    /// `FAENA_LOGIN_MAX_FAILURES_PER_ADDRESS`: failed logins of every user from one address within
+    /// 15 minutes before that address gets 429 for every user (default 20 times the per-user limit;
+    /// never below it). A shop's POS terminals share one public address, so this one is high.
+    pub login_max_failures_per_address: u32,
 }
 
 /// Settings of the Redis broker, shared by every process that enqueues or runs jobs.
@@ -323,6 +327,33 @@ impl Settings {
             "an address and port such as 127.0.0.1:8080 or 0.0.0.0:8080",
         )?;
         let cors_origins = parse_origins(env.get("FAENA_CORS_ORIGINS").unwrap_or(""))?;
+        let login_max_failures = env.parsed(
+            "FAENA_LOGIN_MAX_FAILURES",
+            5u32,
+            "a whole number from 1, such as 5",
+        )?;
+        if login_max_failures == 0 {
+            return Err(SettingsError::Invalid {
+                name: "FAENA_LOGIN_MAX_FAILURES",
+                value: "0".into(),
+                expected: "a whole number from 1, such as 5 (0 would refuse every login)".into(),
+            });
+        }
+        let login_max_failures_per_address = env.parsed(
+            "FAENA_LOGIN_MAX_FAILURES_PER_ADDRESS",
+            login_max_failures.saturating_mul(20),
+            "a whole number such as 100, at least FAENA_LOGIN_MAX_FAILURES",
+        )?;
+        if login_max_failures_per_address < login_max_failures {
+            return Err(SettingsError::Invalid {
+                name: "FAENA_LOGIN_MAX_FAILURES_PER_ADDRESS",
+                value: login_max_failures_per_address.to_string(),
+                expected: format!(
+                    "at least FAENA_LOGIN_MAX_FAILURES ({login_max_failures}): one user's failures \
+                     must not lock out the other users of a shared address"
+                ),
+            });
+        }
         let log_filter = env.get("FAENA_LOG").unwrap_or("info").to_owned();
         tracing_subscriber::EnvFilter::try_new(&log_filter).map_err(|e| {
             SettingsError::Invalid {
@@ -480,11 +511,8 @@ impl Settings {
                 },
                 access_ttl: env.secs("FAENA_ACCESS_TOKEN_TTL_SECS", 900)?,
                 refresh_ttl: env.secs("FAENA_REFRESH_TOKEN_TTL_SECS", 30 * 86_400)?,
-                login_max_failures: env.parsed(
-                    "FAENA_LOGIN_MAX_FAILURES",
-                    5,
-                    "a whole number such as 5",
-                )?,
+                login_max_failures,
+                login_max_failures_per_address,
             },
         })
     }
@@ -617,6 +645,39 @@ mod tests {
         let mut v = vars(&BASE);
         v.insert("FAENA_LEASE_SECS".into(), "0".into());
         assert!(Settings::from_map(&v).is_err());
+    }
+
+    #[test]
+    fn the_address_limit_of_logins_follows_the_user_limit_and_is_never_below_it(
+    ) -> Result<(), SettingsError> {
+        let s = Settings::from_map(&vars(&BASE))?;
+        assert_eq!(
+            (
+                s.auth.login_max_failures,
+                s.auth.login_max_failures_per_address
+            ),
+            (5, 100)
+        );
+        let mut v = vars(&BASE);
+        v.insert("FAENA_LOGIN_MAX_FAILURES".into(), "3".into());
+        let s = Settings::from_map(&v)?;
+        assert_eq!(s.auth.login_max_failures_per_address, 60);
+        v.insert("FAENA_LOGIN_MAX_FAILURES_PER_ADDRESS".into(), "7".into());
+        assert_eq!(
+            Settings::from_map(&v)?.auth.login_max_failures_per_address,
+            7
+        );
+        v.insert("FAENA_LOGIN_MAX_FAILURES_PER_ADDRESS".into(), "2".into());
+        let err = Settings::from_map(&v).map(|_| ()).unwrap_err().to_string();
+        assert!(
+            err.contains("FAENA_LOGIN_MAX_FAILURES_PER_ADDRESS") && err.contains("at least"),
+            "{err}"
+        );
+        let mut v = vars(&BASE);
+        v.insert("FAENA_LOGIN_MAX_FAILURES".into(), "0".into());
+        let err = Settings::from_map(&v).map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("FAENA_LOGIN_MAX_FAILURES"), "{err}");
+        Ok(())
     }
 
     #[test]

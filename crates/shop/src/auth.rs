@@ -14,6 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use faena_core::db::QueryError;
 use faena_core::settings::{AuthSettings, SettingsError};
 
 use crate::schema::{refresh_tokens, users};
@@ -123,8 +124,9 @@ pub enum AuthError {
         "the refresh token is unknown, expired or revoked: log in again with POST /api/auth/token"
     )]
     InvalidRefresh,
-    #[error("database error: {0}")]
-    Db(String),
+    /// The database refused the data, or could not answer; the text is ours, never PostgreSQL's.
+    #[error(transparent)]
+    Db(#[from] QueryError),
     #[error("password hashing failed: {0}")]
     Hash(String),
 }
@@ -141,7 +143,8 @@ impl AuthError {
             Self::InvalidToken(_) => "invalid_token",
             Self::ExpiredToken => "token_expired",
             Self::InvalidRefresh => "invalid_refresh_token",
-            Self::Db(_) => "database_unavailable",
+            Self::Db(QueryError::Refused(r)) => r.code(),
+            Self::Db(QueryError::Unavailable) => "database_unavailable",
             Self::Hash(_) => "internal",
         }
     }
@@ -149,7 +152,7 @@ impl AuthError {
 
 impl From<diesel::result::Error> for AuthError {
     fn from(e: diesel::result::Error) -> Self {
-        Self::Db(e.to_string())
+        Self::Db(e.into())
     }
 }
 

@@ -14,9 +14,9 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
 use crate::insights::InsightKind;
-use crate::sales::SaleError;
 use crate::schema::{insights, sales};
 use crate::states::SunatStatus;
+use faena_core::db::QueryError;
 
 /// How long before its deadline an undecided sale opens an insight.
 pub const WARN_BEFORE: chrono::Duration = chrono::Duration::hours(24);
@@ -109,7 +109,7 @@ pub async fn list_sales(
     conn: &mut AsyncPgConnection,
     filter: &SaleFilter,
     tz: chrono_tz::Tz,
-) -> Result<Vec<SaleDue>, SaleError> {
+) -> Result<Vec<SaleDue>, QueryError> {
     let limit = filter.limit.unwrap_or(100).clamp(1, 1000) as usize;
     let mut q = sales::table.into_boxed();
     if let Some(s) = filter.sunat_status {
@@ -157,7 +157,7 @@ pub async fn undecided_due_before(
     conn: &mut AsyncPgConnection,
     before: DateTime<Utc>,
     tz: chrono_tz::Tz,
-) -> Result<Vec<SaleDue>, SaleError> {
+) -> Result<Vec<SaleDue>, QueryError> {
     let local = before.with_timezone(&tz).date_naive();
     let latest = local
         .checked_sub_days(Days::new(days_allowed("01")))
@@ -202,7 +202,7 @@ pub async fn count_at_risk(
     conn: &mut AsyncPgConnection,
     now: DateTime<Utc>,
     tz: chrono_tz::Tz,
-) -> Result<DeadlineCounts, SaleError> {
+) -> Result<DeadlineCounts, QueryError> {
     let mut c = DeadlineCounts::default();
     for s in undecided_due_before(conn, now + WARN_BEFORE, tz).await? {
         if s.sunat_deadline <= now {
@@ -228,7 +228,7 @@ pub async fn refresh_insights(
     conn: &mut AsyncPgConnection,
     now: DateTime<Utc>,
     tz: chrono_tz::Tz,
-) -> Result<DeadlineInsights, SaleError> {
+) -> Result<DeadlineInsights, QueryError> {
     let kind = InsightKind::SunatDeadline.as_str();
     let settled: Vec<i64> = sales::table
         .inner_join(insights::table.on(insights::sale_id.eq(sales::id.nullable())))

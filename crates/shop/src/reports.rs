@@ -16,6 +16,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Date, Nullable, Numeric, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use faena_core::db::QueryError;
 use serde::{Deserialize, Serialize};
 
 use crate::schema::reports;
@@ -38,8 +39,9 @@ pub enum ReportError {
     Io { path: String, message: String },
     #[error("the stored {what} cannot be read: {message}")]
     Corrupt { what: String, message: String },
-    #[error("database error: {0}")]
-    Db(String),
+    /// The database refused the data, or could not answer; the text is ours, never PostgreSQL's.
+    #[error(transparent)]
+    Db(#[from] QueryError),
 }
 
 impl ReportError {
@@ -50,14 +52,15 @@ impl ReportError {
             Self::NotFound(_) => "not_found",
             Self::Io { .. } => "io_error",
             Self::Corrupt { .. } => "internal",
-            Self::Db(_) => "database_unavailable",
+            Self::Db(QueryError::Refused(r)) => r.code(),
+            Self::Db(QueryError::Unavailable) => "database_unavailable",
         }
     }
 }
 
 impl From<diesel::result::Error> for ReportError {
     fn from(e: diesel::result::Error) -> Self {
-        Self::Db(e.to_string())
+        Self::Db(e.into())
     }
 }
 
@@ -234,9 +237,7 @@ pub async fn compute_daily_report(
         seller.1.add(g);
         docs.entry(g.doc_type.clone()).or_default().add(g);
     }
-    let sunat_deadlines = crate::deadlines::count_at_risk(conn, Utc::now(), tz)
-        .await
-        .map_err(|e| ReportError::Db(e.to_string()))?;
+    let sunat_deadlines = crate::deadlines::count_at_risk(conn, Utc::now(), tz).await?;
     Ok(DailyReport {
         sunat_deadlines,
         date,

@@ -11,6 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use faena_catalog::SendSaleArgs;
+use faena_core::db::QueryError;
 use faena_core::jobs::{EnqueueRequest, JobArgs};
 use faena_core::TaskId;
 use faena_sunat::document::{Customer, CustomerDocType, DocumentType, Line, Series};
@@ -44,8 +45,9 @@ pub enum SaleError {
     Conflict(String),
     #[error("{0}")]
     Forbidden(String),
-    #[error("database error: {0}")]
-    Db(String),
+    /// The database refused the data, or could not answer; the text is ours, never PostgreSQL's.
+    #[error(transparent)]
+    Db(#[from] QueryError),
 }
 
 impl SaleError {
@@ -56,14 +58,15 @@ impl SaleError {
             Self::InsufficientStock { .. } => "insufficient_stock",
             Self::Conflict(_) => "conflict",
             Self::Forbidden(_) => "forbidden",
-            Self::Db(_) => "database_unavailable",
+            Self::Db(QueryError::Refused(r)) => r.code(),
+            Self::Db(QueryError::Unavailable) => "database_unavailable",
         }
     }
 }
 
 impl From<diesel::result::Error> for SaleError {
     fn from(e: diesel::result::Error) -> Self {
-        Self::Db(e.to_string())
+        Self::Db(e.into())
     }
 }
 
@@ -494,6 +497,24 @@ pub async fn create_sale(
                     }
                 }));
             }
+            // A product stored before prices had to be above zero: `sale_items` would refuse it.
+            if let Some(d) = draft.iter().find(|d| d.unit_price <= 0) {
+                let field = match &req.items {
+                    Some(items) => items
+                        .iter()
+                        .position(|i| i.product_id == d.product_id)
+                        .map_or_else(|| "items".to_owned(), |i| format!("items[{i}].product_id")),
+                    None => "reservation_id".to_owned(),
+                };
+                return Err(invalid(
+                    field,
+                    format!(
+                        "product {} ({}) has no price ({}): give it one (PATCH /api/products/{}) \
+                         before selling it",
+                        d.product_id, d.sku, d.unit_price, d.product_id
+                    ),
+                ));
+            }
             let lines: Vec<Line> = draft.iter().map(DraftLine::line).collect();
             let zero = BigDecimal::from(0);
             let subtotal = lines.iter().fold(zero.clone(), |a, l| a + l.value());
@@ -583,7 +604,10 @@ pub async fn queue_send_in_tx(
         .map_err(|e| match e {
             faena_core::outbox::OutboxError::Db(e) => SaleError::from(e),
             // Our own request: a catalog without the kind is a build defect, not the caller's.
-            other => SaleError::Db(format!("cannot queue the send: {other}")),
+            other => {
+                tracing::error!(sale_id, error = %other, "cannot queue the sale's send");
+                SaleError::Db(QueryError::Unavailable)
+            }
         })?;
     record_send_task(conn, sale_id, &task).await?;
     Ok(task)

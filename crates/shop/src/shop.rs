@@ -13,6 +13,7 @@ use bigdecimal::BigDecimal;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use faena_core::db::QueryError;
 use serde::{Deserialize, Serialize};
 
 use crate::schema::{products, reservation_items, reservations};
@@ -43,6 +44,7 @@ pub struct Product {
 pub struct NewProduct {
     pub sku: String,
     pub name: String,
+    /// The price, from 0.01 (a product cannot be free) to 9999999999.99.
     #[schema(value_type = String, pattern = r"^[0-9]{1,10}(\.[0-9]{1,2})?$", example = "12.50")]
     pub unit_price: BigDecimal,
     #[schema(minimum = 0)]
@@ -62,6 +64,7 @@ fn default_threshold() -> i32 {
 #[serde(deny_unknown_fields)]
 pub struct ProductPatch {
     pub name: Option<String>,
+    /// The price, from 0.01 (a product cannot be free) to 9999999999.99.
     #[schema(value_type = Option<String>, pattern = r"^[0-9]{1,10}(\.[0-9]{1,2})?$", example = "12.50")]
     pub unit_price: Option<BigDecimal>,
     #[schema(minimum = 0)]
@@ -146,8 +149,9 @@ pub enum ShopError {
     SkuExists(String),
     #[error("the products are busy (lock contention persisted after {0} tries); try again")]
     Contention(u32),
-    #[error("database error: {0}")]
-    Db(String),
+    /// The database refused the data, or could not answer; the text is ours, never PostgreSQL's.
+    #[error(transparent)]
+    Db(#[from] QueryError),
 }
 
 fn describe(s: &[Shortage]) -> String {
@@ -172,7 +176,8 @@ impl ShopError {
             Self::Expired { .. } => "expired",
             Self::SkuExists(_) => "already_exists",
             Self::Contention(_) => "contention",
-            Self::Db(_) => "database_error",
+            Self::Db(QueryError::Refused(r)) => r.code(),
+            Self::Db(QueryError::Unavailable) => "database_error",
         }
     }
 
@@ -192,7 +197,7 @@ impl ShopError {
 
 impl From<diesel::result::Error> for ShopError {
     fn from(e: diesel::result::Error) -> Self {
-        Self::Db(e.to_string())
+        Self::Db(e.into())
     }
 }
 
@@ -203,10 +208,12 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> ShopError {
     }
 }
 
+/// Checks a product's fields; `price` and `stock` only when they are given (a product stored before
+/// prices had to be above zero can still be renamed).
 fn check_product(
     sku: &str,
     name: &str,
-    price: &BigDecimal,
+    price: Option<&BigDecimal>,
     stock: Option<i32>,
     threshold: i32,
 ) -> Result<(), ShopError> {
@@ -216,18 +223,30 @@ fn check_product(
     if name.trim().is_empty() || name.len() > 200 {
         return Err(invalid("name", "give 1 to 200 characters"));
     }
-    let (zero, max) = (BigDecimal::from(0), BigDecimal::from(10_000_000_000i64));
-    if *price < zero || price.fractional_digit_count() > 2 || *price >= max {
-        return Err(invalid(
-            "unit_price",
-            format!("{price} is not an amount from 0 to 9999999999.99 with at most 2 decimals"),
-        ));
+    if let Some(price) = price {
+        check_price(price)?;
     }
     if stock.is_some_and(|s| s < 0) {
         return Err(invalid("stock", "stock cannot be negative"));
     }
     if threshold < 0 {
         return Err(invalid("low_stock_threshold", "cannot be negative"));
+    }
+    Ok(())
+}
+
+/// A product's price: above zero (a sale line cannot be free: `sale_items` refuses it), at most two
+/// decimals, below ten thousand million (`NUMERIC(12, 2)`).
+fn check_price(price: &BigDecimal) -> Result<(), ShopError> {
+    let (zero, max) = (BigDecimal::from(0), BigDecimal::from(10_000_000_000i64));
+    if *price <= zero || price.fractional_digit_count() > 2 || *price >= max {
+        return Err(invalid(
+            "unit_price",
+            format!(
+                "{price} is not a price from 0.01 to 9999999999.99 with at most 2 decimals \
+                 (a product cannot be free)"
+            ),
+        ));
     }
     Ok(())
 }
@@ -240,7 +259,7 @@ pub async fn create_product(
     check_product(
         &new.sku,
         &new.name,
-        &new.unit_price,
+        Some(&new.unit_price),
         Some(new.stock),
         new.low_stock_threshold,
     )?;
@@ -250,10 +269,13 @@ pub async fn create_product(
         .get_result(conn)
         .await
     {
+        // Only the sku's key: another unique rule is answered as itself.
         Err(diesel::result::Error::DatabaseError(
             diesel::result::DatabaseErrorKind::UniqueViolation,
-            _,
-        )) => Err(ShopError::SkuExists(new.sku)),
+            info,
+        )) if info.constraint_name() == Some("products_sku_key") => {
+            Err(ShopError::SkuExists(new.sku))
+        }
         other => Ok(other?),
     }
 }
@@ -295,7 +317,7 @@ pub async fn update_product(
     check_product(
         &current.sku,
         patch.name.as_deref().unwrap_or(&current.name),
-        patch.unit_price.as_ref().unwrap_or(&current.unit_price),
+        patch.unit_price.as_ref(),
         None,
         patch
             .low_stock_threshold

@@ -20,7 +20,7 @@ impl From<ReportError> for ApiError {
                 Self::bad_request(e.code(), e.to_string(), Some((*field).to_owned()))
             }
             ReportError::NotFound(m) => Self::NotFound(m.clone()),
-            ReportError::Db(_) => Self::Unavailable(e.to_string()),
+            ReportError::Db(q) => Self::from_query(q, false),
             ReportError::Io { .. } | ReportError::Corrupt { .. } => Self::Internal(e.to_string()),
         }
     }

@@ -235,6 +235,8 @@ pub async fn list(
         seller_id: (!caller.is_admin()).then(|| caller.user_id().to_owned()),
         limit,
     };
-    let list = deadlines::list_sales(&mut *state.db_conn().await?, &filter, tz).await?;
+    let list = deadlines::list_sales(&mut *state.db_conn().await?, &filter, tz)
+        .await
+        .map_err(|e| ApiError::from_query(&e, false))?;
     Ok(HttpResponse::Ok().json(list))
 }

@@ -69,6 +69,31 @@ pub async fn create_user(db: &TestDb, name: &str, role: Role) -> anyhow::Result<
     .await?)
 }
 
+/// Runs `sql` in the test's database: a state the api would not make.
+pub async fn sql(db: &TestDb, sql: &str) -> anyhow::Result<()> {
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    let mut conn = diesel_async::AsyncPgConnection::establish(&db.url).await?;
+    diesel::sql_query(sql).execute(&mut conn).await?;
+    Ok(())
+}
+
+/// Fails when an error answer quotes PostgreSQL rather than saying it in our words.
+pub fn assert_no_database_text(body: &Value) {
+    let text = body.to_string();
+    for word in [
+        "violates",
+        "constraint",
+        "relation",
+        "overflow",
+        "canceling",
+        "lock timeout",
+        "sale_items",
+        "database error",
+    ] {
+        assert!(!text.contains(word), "`{word}` in {body}");
+    }
+}
+
 /// Logs in through the api; returns the whole token response.
 pub async fn login(base: &str, name: &str, password: &str) -> anyhow::Result<(u16, Value)> {
     let r = reqwest::Client::new()
