@@ -360,12 +360,77 @@ async fn kill_nine_with_500_leased_jobs_loses_none() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An api process with an admin logged in.
+struct Api {
+    proc: Proc,
+    base: String,
+    http: reqwest::Client,
+    token: String,
+}
+
+impl Api {
+    /// Creates the admin in `db_url`'s database, starts `faena-api` on a free port against `t`,
+    /// waits until it answers and logs in.
+    async fn start(scratch: &Scratch, t: &Target) -> anyhow::Result<Self> {
+        const SECRET: &str = "chaos-secret-chaos-secret-chaos-secret-0123";
+        const PASSWORD: &str = "chaos-password-1234";
+        let pool = faena_core::db::create_pool(&t.db_url, 1)?;
+        faena_shop::auth::create_user(
+            &mut *pool.get().await?,
+            &faena_shop::auth::Username::parse("admin")?,
+            secrecy::SecretString::from(PASSWORD),
+            faena_shop::auth::Role::Admin,
+        )
+        .await?;
+        let port = free_port()?;
+        let base = format!("http://127.0.0.1:{port}");
+        let proc = Proc::start(
+            &scratch.dir,
+            "api",
+            &binary("faena-api")?,
+            &[],
+            &t.env(&[
+                ("FAENA_API_BIND", format!("127.0.0.1:{port}")),
+                ("FAENA_JWT_SECRET", SECRET.to_owned()),
+            ]),
+        )?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        wait_for("the api to answer", Duration::from_secs(30), || async {
+            Ok(http
+                .get(format!("{base}/api/health"))
+                .send()
+                .await
+                .ok()
+                .filter(|r| r.status() == 200))
+        })
+        .await?;
+        let login: serde_json::Value = http
+            .post(format!("{base}/api/auth/token"))
+            .json(&json!({"username": "admin", "password": PASSWORD}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let token = login["access_token"]
+            .as_str()
+            .with_context(|| format!("no token in {login}"))?
+            .to_owned();
+        Ok(Self {
+            proc,
+            base,
+            http,
+            token,
+        })
+    }
+}
+
 /// 4. Redis killed (-9) while the api takes enqueues, with every write fsynced before its answer,
 ///    then restarted: the api answered 202 or 503 and nothing else; every id it answered 202 for
 ///    runs exactly once; the api and the worker recover by themselves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_killed_under_enqueues_loses_no_accepted_job() -> anyhow::Result<()> {
-    const SECRET: &str = "chaos-secret-chaos-secret-chaos-secret-0123";
     let db = TestDb::new("chaos_redis_kill").await?;
     let mut redis = OwnRedis::start_durable().await?;
     let prefix = unique("chaos_redis_kill");
@@ -376,55 +441,12 @@ async fn redis_killed_under_enqueues_loses_no_accepted_job() -> anyhow::Result<(
         redis_url: redis.url(),
         prefix: prefix.clone(),
     };
-    {
-        let pool = faena_core::db::create_pool(&db.url, 1)?;
-        faena_shop::auth::create_user(
-            &mut *pool.get().await?,
-            &faena_shop::auth::Username::parse("admin")?,
-            secrecy::SecretString::from("chaos-password-1234"),
-            faena_shop::auth::Role::Admin,
-        )
-        .await?;
-    }
-    let port = free_port()?;
-    let base = format!("http://127.0.0.1:{port}");
-    let mut api = Proc::start(
-        &scratch.dir,
-        "api",
-        &binary("faena-api")?,
-        &[],
-        &t.env(&[
-            ("FAENA_API_BIND", format!("127.0.0.1:{port}")),
-            ("FAENA_JWT_SECRET", SECRET.to_owned()),
-        ]),
-    )?;
+    let mut api = Api::start(&scratch, &t).await?;
     let mut worker = t.worker(&scratch, "w", 16)?;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    wait_for("the api to answer", Duration::from_secs(30), || async {
-        Ok(http
-            .get(format!("{base}/api/health"))
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status() == 200))
-    })
-    .await?;
-    let login: serde_json::Value = http
-        .post(format!("{base}/api/auth/token"))
-        .json(&json!({"username": "admin", "password": "chaos-password-1234"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = login["access_token"]
-        .as_str()
-        .with_context(|| format!("no token in {login}"))?
-        .to_owned();
+    let (http, base, token) = (&api.http, api.base.clone(), api.token.clone());
 
     let mut p = Poster {
-        http: &http,
+        http,
         url: format!("{base}/api/tasks"),
         token: &token,
         accepted: Vec::new(),
@@ -454,7 +476,7 @@ async fn redis_killed_under_enqueues_loses_no_accepted_job() -> anyhow::Result<(
     }
     let (accepted, unavailable) = (p.accepted, p.unavailable);
     all_succeed(&broker, &accepted, Duration::from_secs(60)).await?;
-    api.ensure_running()?;
+    api.proc.ensure_running()?;
     worker.ensure_running()?;
 
     let c = counts(&attempts(&[&worker])?);
@@ -472,7 +494,6 @@ async fn redis_killed_under_enqueues_loses_no_accepted_job() -> anyhow::Result<(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sale_committed_by_an_api_killed_before_any_enqueue_is_still_sent() -> anyhow::Result<()>
 {
-    const SECRET: &str = "chaos-secret-chaos-secret-chaos-secret-0123";
     let db = TestDb::new("chaos_outbox").await?;
     let mut redis = OwnRedis::start().await?;
     let prefix = unique("chaos_outbox");
@@ -483,14 +504,8 @@ async fn a_sale_committed_by_an_api_killed_before_any_enqueue_is_still_sent() ->
         redis_url: redis.url(),
         prefix: prefix.clone(),
     };
+    let mut api = Api::start(&scratch, &t).await?;
     let pool = faena_core::db::create_pool(&db.url, 2)?;
-    faena_shop::auth::create_user(
-        &mut *pool.get().await?,
-        &faena_shop::auth::Username::parse("admin")?,
-        secrecy::SecretString::from("chaos-password-1234"),
-        faena_shop::auth::Role::Admin,
-    )
-    .await?;
     let product = faena_shop::shop::create_product(
         &mut *pool.get().await?,
         faena_shop::shop::NewProduct {
@@ -502,41 +517,7 @@ async fn a_sale_committed_by_an_api_killed_before_any_enqueue_is_still_sent() ->
         },
     )
     .await?;
-    let port = free_port()?;
-    let base = format!("http://127.0.0.1:{port}");
-    let mut api = Proc::start(
-        &scratch.dir,
-        "api",
-        &binary("faena-api")?,
-        &[],
-        &t.env(&[
-            ("FAENA_API_BIND", format!("127.0.0.1:{port}")),
-            ("FAENA_JWT_SECRET", SECRET.to_owned()),
-        ]),
-    )?;
-    let http = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()?;
-    wait_for("the api to answer", Duration::from_secs(30), || async {
-        Ok(http
-            .get(format!("{base}/api/health"))
-            .send()
-            .await
-            .ok()
-            .filter(|r| r.status() == 200))
-    })
-    .await?;
-    let login: serde_json::Value = http
-        .post(format!("{base}/api/auth/token"))
-        .json(&json!({"username": "admin", "password": "chaos-password-1234"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = login["access_token"]
-        .as_str()
-        .with_context(|| format!("no token in {login}"))?
-        .to_owned();
+    let (http, base, token) = (api.http.clone(), api.base.clone(), api.token.clone());
 
     redis.kill9()?;
     let resp = http
@@ -549,7 +530,7 @@ async fn a_sale_committed_by_an_api_killed_before_any_enqueue_is_still_sent() ->
     let sale: serde_json::Value = resp.json().await?;
     assert_eq!(status, 201, "the sale commits without Redis: {sale}");
     let sale_id = sale["id"].as_i64().context("a sale id")?;
-    api.kill9()?;
+    api.proc.kill9()?;
     assert_eq!(
         faena_core::outbox::backlog(&mut *pool.get().await?).await?,
         (1, 0),
