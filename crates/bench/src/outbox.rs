@@ -71,11 +71,21 @@ pub(crate) async fn measure(
         .stdout(Stdio::null())
         .spawn()
         .with_context(|| format!("cannot start {}", worker.display()))?;
+    let mut conn = pool.get().await?;
+    // Measured once the worker runs (its start is not the relay's latency): one job through first.
+    let warm = faena_core::outbox::enqueue_in_tx(&mut conn, &catalog, noop(0), None).await?;
+    let start = Instant::now();
+    while b.task(&warm).await?.and_then(|r| r.started_at).is_none() {
+        anyhow::ensure!(
+            start.elapsed() < Duration::from_secs(60),
+            "the worker did not relay and start a first outbox job"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let n = (rate * seconds) as usize;
     let mut committed: HashMap<TaskId, DateTime<Utc>> = HashMap::with_capacity(n);
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate.max(1) as f64));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-    let mut conn = pool.get().await?;
     for i in 0..n {
         tick.tick().await;
         // One statement outside an explicit transaction is its own transaction: this commits.
