@@ -171,6 +171,15 @@ async fn sales_compute_igv_and_follow_owner_rules() -> anyhow::Result<()> {
             json!({"items": [{"product_id": a, "quantity": 1}], "customer": {"doc_type": "dni", "doc_number": "12", "name": "x"}}),
             "customer.doc_number",
         ),
+        // SUNAT rejects a buyer name under 3 characters (2022): caught now.
+        (
+            json!({"items": [{"product_id": a, "quantity": 1}], "customer": {"doc_type": "dni", "doc_number": "46027897", "name": "Al"}}),
+            "customer.name",
+        ),
+        (
+            json!({"items": [{"product_id": a, "quantity": 1}], "customer": {"doc_type": "dni", "doc_number": "46027897", "name": "Ana\nMaría"}}),
+            "customer.name",
+        ),
         (
             json!({"items": [{"product_id": tv, "quantity": 1}], "customer": null}),
             "customer",

@@ -10,7 +10,7 @@ use bigdecimal::BigDecimal;
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
-use faena_sunat::document::{Customer, CustomerDocType, DocumentType, Line, Series};
+use faena_sunat::document::{Customer, CustomerDocType, DocumentError, DocumentType, Line, Series};
 use serde::{Deserialize, Serialize};
 
 use crate::schema::{
@@ -368,8 +368,15 @@ fn parse_customer(input: Option<&CustomerInput>, doc: DocumentType) -> Result<Cu
         Some(c) => {
             let t = CustomerDocType::parse(&c.doc_type)
                 .map_err(|e| invalid("customer.doc_type", e.to_string()))?;
-            Customer::new(t, &c.doc_number, &c.name)
-                .map_err(|e| invalid("customer.doc_number", e.to_string()))?
+            Customer::new(t, &c.doc_number, &c.name).map_err(|e| match e {
+                // SUNAT rejects a name of fewer than 3 characters (2022): say so now, not after
+                // the number is used up.
+                DocumentError::InvalidCustomerName(_) => invalid("customer.name", e.to_string()),
+                DocumentError::InvalidCustomer(ref why) if why.starts_with("name") => {
+                    invalid("customer.name", e.to_string())
+                }
+                _ => invalid("customer.doc_number", e.to_string()),
+            })?
         }
     };
     if doc == DocumentType::Factura && customer.doc_type != CustomerDocType::Ruc {
