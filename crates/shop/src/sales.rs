@@ -4,7 +4,8 @@
 //!
 //! States of `sunat_status`: PENDING (not sent, or a retry is due) -> SENDING (a worker holds it)
 //! -> ACCEPTED | REJECTED | ERROR (retries used up or a permanent problem); ERROR -> SENDING again
-//! on a retry. See `docs/job-states.md`.
+//! on a retry. Only the attempt that moved a sale to SENDING moves it out. See
+//! `docs/job-states.md`.
 
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -14,7 +15,7 @@ use faena_sunat::document::{Customer, CustomerDocType, DocumentError, DocumentTy
 use serde::{Deserialize, Serialize};
 
 use crate::schema::{
-    products, reservation_items, reservations, sale_items, sales, sunat_submissions,
+    products, reservation_items, reservations, sale_items, sale_sends, sales, sunat_submissions,
 };
 use crate::states::ReservationStatus;
 pub use crate::states::SunatStatus;
@@ -634,28 +635,31 @@ pub enum NotSendable {
 
 /// Marks the sale SENDING and counts the attempt, if it may be sent: not cancelled and PENDING,
 /// ERROR, or SENDING left behind by a worker that died (the caller holds the sale's lock, so no
-/// one else is sending it). Returns the attempt number.
+/// one else is sending it). `marker` names the attempt (`task_id:token`, the lock's holder): only
+/// [`finish_send`] with the same marker moves the sale out of SENDING. Returns the attempt number.
 pub async fn begin_send(
     conn: &mut AsyncPgConnection,
     id: i64,
+    marker: &str,
 ) -> Result<Result<i32, NotSendable>, SaleError> {
     let n: Option<i32> = diesel::update(
-        sales::table
+        sale_sends::table
             .find(id)
-            .filter(sales::is_cancelled.eq(false))
-            .filter(sales::sunat_status.eq_any([
+            .filter(sale_sends::is_cancelled.eq(false))
+            .filter(sale_sends::sunat_status.eq_any([
                 SunatStatus::Pending,
                 SunatStatus::Error,
                 SunatStatus::Sending,
             ])),
     )
     .set((
-        sales::sunat_status.eq(SunatStatus::Sending),
-        sales::sunat_attempts.eq(sales::sunat_attempts + 1),
-        sales::sunat_sent_at.eq(diesel::dsl::now),
-        sales::updated_at.eq(diesel::dsl::now),
+        sale_sends::sunat_status.eq(SunatStatus::Sending),
+        sale_sends::sunat_send_marker.eq(marker),
+        sale_sends::sunat_attempts.eq(sale_sends::sunat_attempts + 1),
+        sale_sends::sunat_sent_at.eq(diesel::dsl::now),
+        sale_sends::updated_at.eq(diesel::dsl::now),
     ))
-    .returning(sales::sunat_attempts)
+    .returning(sale_sends::sunat_attempts)
     .get_result(conn)
     .await
     .optional()?;
@@ -668,6 +672,23 @@ pub async fn begin_send(
     } else {
         NotSendable::Done(row.sunat_status)
     }))
+}
+
+/// Whether the sale is still SENDING under this attempt's `marker` (no later attempt took it
+/// over): checked before an answer's files are written.
+pub async fn is_sending(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    marker: &str,
+) -> Result<bool, SaleError> {
+    let n: i64 = sale_sends::table
+        .find(id)
+        .filter(sale_sends::sunat_status.eq(SunatStatus::Sending))
+        .filter(sale_sends::sunat_send_marker.eq(marker))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok(n == 1)
 }
 
 /// Stores the signed document's digest and path, once: a later call keeps the first.
@@ -728,40 +749,45 @@ pub struct SendResult {
     pub qr_path: Option<String>,
 }
 
-/// Leaves SENDING for the result's state, in one statement: a reader never sees ACCEPTED
-/// without its files.
+/// Leaves SENDING for the result's state, in one statement (a reader never sees ACCEPTED
+/// without its files), and only if the sale is still SENDING under this attempt's `marker` (the
+/// one [`begin_send`] stored). A second or late answer therefore changes nothing: it cannot
+/// overwrite ACCEPTED, clear a stored CDR, or undo the state of a later attempt. Returns whether
+/// it wrote.
 pub async fn finish_send(
     conn: &mut AsyncPgConnection,
     id: i64,
+    marker: &str,
     r: &SendResult,
-) -> Result<(), SaleError> {
+) -> Result<bool, SaleError> {
     let notes = serde_json::json!(r.notes);
+    let ours = sale_sends::table
+        .find(id)
+        .filter(sale_sends::sunat_status.eq(SunatStatus::Sending))
+        .filter(sale_sends::sunat_send_marker.eq(marker));
     let common = (
-        sales::sunat_status.eq(r.status),
-        sales::sunat_outcome.eq(&r.outcome),
-        sales::sunat_code.eq(&r.code),
-        sales::sunat_description.eq(&r.description),
-        sales::sunat_notes.eq(&notes),
-        sales::updated_at.eq(diesel::dsl::now),
+        sale_sends::sunat_status.eq(r.status),
+        sale_sends::sunat_outcome.eq(&r.outcome),
+        sale_sends::sunat_code.eq(&r.code),
+        sale_sends::sunat_description.eq(&r.description),
+        sale_sends::sunat_notes.eq(&notes),
+        sale_sends::updated_at.eq(diesel::dsl::now),
     );
-    if r.status == SunatStatus::Accepted {
-        diesel::update(sales::table.find(id))
+    let n = if r.status == SunatStatus::Accepted {
+        diesel::update(ours)
             .set((
                 common,
-                sales::accepted_at.eq(Some(Utc::now())),
-                sales::cdr_path.eq(&r.cdr_path),
-                sales::pdf_path.eq(&r.pdf_path),
-                sales::qr_path.eq(&r.qr_path),
+                sale_sends::accepted_at.eq(Some(Utc::now())),
+                sale_sends::cdr_path.eq(&r.cdr_path),
+                sale_sends::pdf_path.eq(&r.pdf_path),
+                sale_sends::qr_path.eq(&r.qr_path),
             ))
             .execute(conn)
-            .await?;
+            .await?
     } else {
-        diesel::update(sales::table.find(id))
-            .set(common)
-            .execute(conn)
-            .await?;
-    }
-    Ok(())
+        diesel::update(ours).set(common).execute(conn).await?
+    };
+    Ok(n == 1)
 }
 
 /// The outcome of the sale's last submission, if any.

@@ -2,9 +2,11 @@
 //! store CDR, PDF and QR) and `retry_failed_sunat_sends` (beat's half-hourly sweep of ERROR sales).
 //!
 //! At most one send of a sale is in flight anywhere: the job holds the broker lock `sale:<id>`
-//! while it sends, and moves the sale to SENDING with a conditional update; a second job that
-//! finds the lock taken or the sale decided returns at once without calling SUNAT. The signed XML
-//! and its zip are written once under the files directory; every retry sends those same bytes.
+//! while it sends, and moves the sale to SENDING with a conditional update that records the
+//! attempt (`task_id:token`); a second job that finds the lock taken or the sale decided returns
+//! at once without calling SUNAT, and only the attempt that moved the sale to SENDING moves it
+//! out. The signed XML and its zip are written once under the files directory; every retry sends
+//! those same bytes.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -96,6 +98,36 @@ fn build(settings: &Settings) -> Result<Ready, String> {
     })
 }
 
+/// The answer of an attempt whose sale another attempt took over.
+fn superseded(mut answer: Value) -> Value {
+    answer["superseded"] =
+        json!("another attempt holds the sale; this answer was recorded, not applied");
+    answer
+}
+
+/// The `sunat_submissions` row of one call (or of an attempt that made none).
+fn submission_row(
+    sale_id: i64,
+    attempt: i32,
+    started_at: chrono::DateTime<Utc>,
+    took: Duration,
+    r: &SendResult,
+    http_status: Option<i32>,
+    ctx: &JobContext,
+) -> NewSubmission {
+    NewSubmission {
+        sale_id,
+        attempt,
+        started_at,
+        duration_ms: i32::try_from(took.as_millis()).unwrap_or(i32::MAX),
+        outcome: r.outcome.clone(),
+        code: r.code.clone(),
+        description: r.description.clone(),
+        http_status,
+        task_id: Some(ctx.task_id.to_string()),
+    }
+}
+
 fn db_err(e: impl std::fmt::Display) -> JobError {
     JobError::Retry(anyhow::anyhow!("database: {e}"))
 }
@@ -154,16 +186,21 @@ impl SunatJobs {
                 json!({ "sale_id": sale_id, "skipped": "another send of this sale is in flight" }),
             );
         }
-        let result = self.send_locked(sale_id, ctx).await;
+        let result = self.send_locked(sale_id, &holder, ctx).await;
         if let Err(e) = self.broker.release_lock(&lock, &holder).await {
             tracing::warn!(sale_id, error = %e, "could not release the sale's lock; it expires by itself");
         }
         result
     }
 
-    async fn send_locked(&self, sale_id: i64, ctx: &JobContext) -> Result<Value, JobError> {
+    async fn send_locked(
+        &self,
+        sale_id: i64,
+        marker: &str,
+        ctx: &JobContext,
+    ) -> Result<Value, JobError> {
         let mut conn = self.db.get().await.map_err(db_err)?;
-        let attempt = match sales::begin_send(&mut conn, sale_id).await {
+        let attempt = match sales::begin_send(&mut conn, sale_id, marker).await {
             Ok(Ok(n)) => n,
             Ok(Err(NotSendable::Done(status))) => {
                 return Ok(
@@ -197,6 +234,7 @@ impl SunatJobs {
                     &r,
                     None,
                     ctx,
+                    marker,
                 )
                 .await?;
                 return Err(JobError::Permanent(anyhow::anyhow!(
@@ -282,6 +320,26 @@ impl SunatJobs {
             "sale_id": sale_id, "number": receipt.id(), "attempt": attempt,
             "outcome": outcome.name(), "code": outcome.code(),
         });
+        // This attempt's lock may have expired while it waited for SUNAT, and a later attempt
+        // taken the sale over: then the answer is recorded, never applied (no files written).
+        if !sales::is_sending(&mut conn, sale_id, marker)
+            .await
+            .map_err(db_err)?
+        {
+            sales::record_submission(
+                &mut conn,
+                &submission_row(sale_id, attempt, started_at, took, &r, http, ctx),
+            )
+            .await
+            .map_err(db_err)?;
+            tracing::warn!(
+                sale_id,
+                marker,
+                outcome = outcome.name(),
+                "another attempt took the sale over while this one waited for SUNAT: its answer is recorded, not applied"
+            );
+            return Ok(superseded(answer));
+        }
         match &outcome {
             Outcome::Accepted { notes, .. } | Outcome::AcceptedWithObservations { notes, .. } => {
                 r.notes = notes.clone();
@@ -299,8 +357,14 @@ impl SunatJobs {
             | Outcome::AlreadyInProcess { .. } => {
                 if attempt <= i32::try_from(self.max_retries).unwrap_or(i32::MAX) {
                     r.status = SunatStatus::Pending;
-                    self.record(&mut conn, sale_id, attempt, started_at, took, &r, http, ctx)
-                        .await?;
+                    if !self
+                        .record(
+                            &mut conn, sale_id, attempt, started_at, took, &r, http, ctx, marker,
+                        )
+                        .await?
+                    {
+                        return Ok(superseded(answer));
+                    }
                     return Err(JobError::Snooze(self.retry_delay));
                 }
                 r.status = SunatStatus::Error;
@@ -309,8 +373,14 @@ impl SunatJobs {
             | Outcome::PermanentDocument { .. }
             | Outcome::NeedsSummary { .. } => {
                 r.status = SunatStatus::Error;
-                self.record(&mut conn, sale_id, attempt, started_at, took, &r, http, ctx)
-                    .await?;
+                if !self
+                    .record(
+                        &mut conn, sale_id, attempt, started_at, took, &r, http, ctx, marker,
+                    )
+                    .await?
+                {
+                    return Ok(superseded(answer));
+                }
                 return Err(JobError::Permanent(anyhow::anyhow!(
                     "sale {sale_id} ({}): {} {}: {} (needs a person; not retried)",
                     receipt.id(),
@@ -320,8 +390,14 @@ impl SunatJobs {
                 )));
             }
         }
-        self.record(&mut conn, sale_id, attempt, started_at, took, &r, http, ctx)
-            .await?;
+        if !self
+            .record(
+                &mut conn, sale_id, attempt, started_at, took, &r, http, ctx, marker,
+            )
+            .await?
+        {
+            return Ok(superseded(answer));
+        }
         let mut answer = answer;
         answer["status"] = json!(r.status);
         Ok(answer)
@@ -361,6 +437,9 @@ impl SunatJobs {
         Ok(())
     }
 
+    /// Records the attempt and moves the sale to the result's state, if this attempt (`marker`)
+    /// still holds it; false when a later attempt took it over (the row is recorded, the state
+    /// untouched).
     #[allow(clippy::too_many_arguments)]
     async fn record(
         &self,
@@ -372,24 +451,22 @@ impl SunatJobs {
         r: &SendResult,
         http_status: Option<i32>,
         ctx: &JobContext,
-    ) -> Result<(), JobError> {
-        sales::record_submission(
-            conn,
-            &NewSubmission {
+        marker: &str,
+    ) -> Result<bool, JobError> {
+        let s = submission_row(sale_id, attempt, started_at, took, r, http_status, ctx);
+        sales::record_submission(conn, &s).await.map_err(db_err)?;
+        let wrote = sales::finish_send(conn, sale_id, marker, r)
+            .await
+            .map_err(db_err)?;
+        if !wrote {
+            tracing::warn!(
                 sale_id,
-                attempt,
-                started_at,
-                duration_ms: i32::try_from(took.as_millis()).unwrap_or(i32::MAX),
-                outcome: r.outcome.clone(),
-                code: r.code.clone(),
-                description: r.description.clone(),
-                http_status,
-                task_id: Some(ctx.task_id.to_string()),
-            },
-        )
-        .await
-        .map_err(db_err)?;
-        sales::finish_send(conn, sale_id, r).await.map_err(db_err)
+                marker,
+                outcome = %r.outcome,
+                "the sale is no longer SENDING under this attempt: its answer is recorded, not applied"
+            );
+        }
+        Ok(wrote)
     }
 
     /// The receipt of a stored sale.

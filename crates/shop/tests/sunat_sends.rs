@@ -1,0 +1,126 @@
+//! A sale's SUNAT send against PostgreSQL: only the attempt that moved a sale to SENDING moves
+//! it out (a late or second answer changes nothing).
+
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use faena_shop::sales::{self, NewSale, SaleItemInput, Seller, SendResult};
+use faena_shop::shop;
+use faena_shop::states::SunatStatus;
+use faena_testkit::TestDb;
+
+async fn connect(label: &str) -> anyhow::Result<(TestDb, AsyncPgConnection)> {
+    let db = TestDb::new(label).await?;
+    let conn = AsyncPgConnection::establish(&db.url).await?;
+    Ok((db, conn))
+}
+
+/// `n` anonymous boletas of one product.
+async fn sales_of(conn: &mut AsyncPgConnection, n: usize) -> anyhow::Result<Vec<i64>> {
+    let p = shop::create_product(
+        conn,
+        shop::NewProduct {
+            sku: "INKA-500".into(),
+            name: "Inca Kola 500 ml".into(),
+            unit_price: "2.50".parse()?,
+            stock: 1000,
+            low_stock_threshold: 1,
+        },
+    )
+    .await?;
+    let seller = Seller {
+        user_id: "7".into(),
+        is_admin: false,
+    };
+    let mut ids = Vec::new();
+    for _ in 0..n {
+        let req = NewSale {
+            items: Some(vec![SaleItemInput {
+                product_id: p.id,
+                quantity: 1,
+            }]),
+            ..Default::default()
+        };
+        let sale = sales::create_sale(conn, &seller, &req, &sales::SaleDefaults::default()).await?;
+        ids.push(sale.id);
+    }
+    Ok(ids)
+}
+
+fn result(status: SunatStatus, outcome: &str, code: Option<&str>) -> SendResult {
+    SendResult {
+        status,
+        outcome: outcome.into(),
+        code: code.map(str::to_owned),
+        description: Some(format!("{outcome} {code:?}")),
+        ..Default::default()
+    }
+}
+
+fn accepted() -> SendResult {
+    SendResult {
+        cdr_path: Some("cdr/R-20100066603-03-B001-1.zip".into()),
+        pdf_path: Some("pdf/20100066603-03-B001-1.pdf".into()),
+        qr_path: Some("pdf/20100066603-03-B001-1.png".into()),
+        ..result(SunatStatus::Accepted, "accepted", Some("0000"))
+    }
+}
+
+#[tokio::test]
+async fn a_late_second_finish_changes_nothing() -> anyhow::Result<()> {
+    let (_db, mut conn) = connect("sends_late").await?;
+    let id = sales_of(&mut conn, 1).await?[0];
+    assert_eq!(sales::begin_send(&mut conn, id, "task-a:1").await?, Ok(1));
+    assert!(sales::finish_send(&mut conn, id, "task-a:1", &accepted()).await?);
+    let before = sales::sale_row(&mut conn, id).await?;
+    assert_eq!(before.sunat_status, SunatStatus::Accepted);
+
+    // The same attempt answering again (a duplicate delivery), and an answer of an unknown
+    // outcome with no CDR: neither overwrites ACCEPTED nor clears the stored CDR.
+    for late in [
+        result(SunatStatus::Pending, "unknown", None),
+        result(SunatStatus::Rejected, "rejected", Some("2800")),
+        SendResult {
+            cdr_path: None,
+            ..result(SunatStatus::Accepted, "already_registered", Some("1033"))
+        },
+    ] {
+        assert!(!sales::finish_send(&mut conn, id, "task-a:1", &late).await?);
+        assert!(!sales::finish_send(&mut conn, id, "task-b:2", &late).await?);
+    }
+    let after = sales::sale_row(&mut conn, id).await?;
+    assert_eq!(after.sunat_status, SunatStatus::Accepted);
+    assert_eq!(after.sunat_outcome.as_deref(), Some("accepted"));
+    assert_eq!(after.sunat_code.as_deref(), Some("0000"));
+    assert_eq!(after.cdr_path, before.cdr_path);
+    assert_eq!(after.accepted_at, before.accepted_at);
+    assert_eq!(after.updated_at, before.updated_at, "not even touched");
+    // And an accepted sale is not sent again.
+    assert_eq!(
+        sales::begin_send(&mut conn, id, "task-c:3").await?,
+        Err(sales::NotSendable::Done(SunatStatus::Accepted))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_attempt_taken_over_cannot_finish() -> anyhow::Result<()> {
+    let (_db, mut conn) = connect("sends_takeover").await?;
+    let id = sales_of(&mut conn, 1).await?[0];
+    // Attempt A begins; its lock expires; attempt B begins over the SENDING state A left.
+    assert_eq!(sales::begin_send(&mut conn, id, "task-a:1").await?, Ok(1));
+    assert!(sales::is_sending(&mut conn, id, "task-a:1").await?);
+    assert_eq!(sales::begin_send(&mut conn, id, "task-b:2").await?, Ok(2));
+    assert!(!sales::is_sending(&mut conn, id, "task-a:1").await?);
+    assert!(sales::is_sending(&mut conn, id, "task-b:2").await?);
+    // A's answer arrives: nothing changes, B still holds the sale.
+    assert!(!sales::finish_send(&mut conn, id, "task-a:1", &accepted()).await?);
+    let row = sales::sale_row(&mut conn, id).await?;
+    assert_eq!(row.sunat_status, SunatStatus::Sending);
+    assert_eq!(row.cdr_path, None);
+    // B's answer moves it.
+    let rejected = result(SunatStatus::Rejected, "rejected", Some("2800"));
+    assert!(sales::finish_send(&mut conn, id, "task-b:2", &rejected).await?);
+    let row = sales::sale_row(&mut conn, id).await?;
+    assert_eq!(row.sunat_status, SunatStatus::Rejected);
+    assert_eq!(row.cdr_path, None, "A's CDR was never applied");
+    Ok(())
+}
