@@ -83,6 +83,7 @@ async fn sales_compute_igv_and_follow_owner_rules() -> anyhow::Result<()> {
     assert_eq!(sale["doc_type"], "03");
     assert_eq!(sale["number"], "B001-1");
     assert_eq!(sale["sunat"]["status"], "PENDING");
+    assert_eq!(sale["sunat"]["status_label"], "Pendiente de envío a SUNAT");
     let path = format!("/api/sales/{}", sale["id"]);
     let (s, _) = app.send_as(Some(&beto), Method::GET, &path, None).await?;
     assert_eq!(s, 403, "another seller's sale");
@@ -122,9 +123,9 @@ async fn sales_compute_igv_and_follow_owner_rules() -> anyhow::Result<()> {
         .await?;
     assert_eq!(s, 404);
 
-    // 409 when SUNAT has decided or a worker is sending it.
+    // 409 when SUNAT has decided, a worker is sending it, or its number is in conflict.
     let pool = faena_core::db::create_pool(&app.db.url, 1)?;
-    for status in ["ACCEPTED", "SENDING", "REJECTED"] {
+    for status in ["ACCEPTED", "SENDING", "REJECTED", "CONFLICT"] {
         diesel_async::RunQueryDsl::execute(
             diesel::sql_query(format!(
                 "UPDATE sales SET sunat_status = '{status}' WHERE id = {}",

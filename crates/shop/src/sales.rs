@@ -3,9 +3,9 @@
 //! `send_sale_to_sunat` job makes, one row per SUNAT attempt, and the ERROR sales to retry.
 //!
 //! States of `sunat_status`: PENDING (not sent, or a retry is due) -> SENDING (a worker holds it)
-//! -> ACCEPTED | REJECTED | ERROR (retries used up or a permanent problem); ERROR -> SENDING again
-//! on a retry. Only the attempt that moved a sale to SENDING moves it out. See
-//! `docs/job-states.md`.
+//! -> ACCEPTED | REJECTED | ERROR (retries used up or a permanent problem) | CONFLICT (SUNAT holds
+//! the number and nothing says it was us); ERROR -> SENDING again on a retry. Only the attempt
+//! that moved a sale to SENDING moves it out. See `docs/job-states.md`.
 
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -238,6 +238,9 @@ pub struct Submission {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SunatView {
     pub status: SunatStatus,
+    /// The status as the shop's staff read it, in Spanish (e.g. "Aceptado por SUNAT").
+    #[schema(example = "Aceptado por SUNAT")]
+    pub status_label: &'static str,
     pub outcome: Option<String>,
     pub code: Option<String>,
     pub description: Option<String>,
@@ -312,6 +315,7 @@ fn view(row: SaleRow, items: Vec<SaleItem>, submissions: Vec<Submission>) -> Sal
         items,
         sunat: SunatView {
             status: row.sunat_status,
+            status_label: row.sunat_status.label(),
             outcome: row.sunat_outcome,
             code: row.sunat_code,
             description: row.sunat_description,
@@ -620,6 +624,15 @@ pub fn check_sendable(row: &SaleRow) -> Result<(), String> {
             "sale {} is SENDING: a worker is sending it now",
             row.id
         )),
+        SunatStatus::Conflict => Err(format!(
+            "sale {} is CONFLICT: SUNAT already holds {}-{} ({} {}); sending it again gets the \
+             same answer. A person must look the number up at SUNAT (README, troubleshooting)",
+            row.id,
+            row.series,
+            row.correlative,
+            row.sunat_code.as_deref().unwrap_or("-"),
+            row.sunat_description.as_deref().unwrap_or(""),
+        )),
         s if s.is_decided() => Err(format!("sale {} is {s}: SUNAT has already decided", row.id)),
         _ => Ok(()),
     }
@@ -628,7 +641,7 @@ pub fn check_sendable(row: &SaleRow) -> Result<(), String> {
 /// Why a sale cannot be sent now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotSendable {
-    /// ACCEPTED or REJECTED: SUNAT has decided.
+    /// ACCEPTED or REJECTED (SUNAT has decided), or CONFLICT (a person must look).
     Done(SunatStatus),
     Cancelled,
 }
@@ -721,6 +734,8 @@ pub struct NewSubmission {
     pub description: Option<String>,
     pub http_status: Option<i32>,
     pub task_id: Option<String>,
+    /// [`faena_sunat::signed_sha256`] of the signed XML sent; `None` when nothing was sent.
+    pub signed_sha256: Option<String>,
 }
 
 /// Records one attempt.
@@ -738,7 +753,7 @@ pub async fn record_submission(
 /// The state a send leaves the sale in.
 #[derive(Debug, Clone, Default)]
 pub struct SendResult {
-    /// PENDING (a retry is due), ACCEPTED, REJECTED or ERROR.
+    /// PENDING (a retry is due), ACCEPTED, REJECTED, ERROR or CONFLICT.
     pub status: SunatStatus,
     pub outcome: String,
     pub code: Option<String>,
@@ -790,19 +805,27 @@ pub async fn finish_send(
     Ok(n == 1)
 }
 
-/// The outcome of the sale's last submission, if any.
-pub async fn last_outcome(
+/// Whether an earlier attempt of the sale sent these very signed bytes (`signed_sha256`) and got
+/// an unknown or in-process outcome: then SUNAT may hold the document because of us, and a 1033
+/// or 1032 on this send speaks of our own first send (`Outcome::on_resend`). Without such an
+/// attempt, or after one with other bytes, those codes are a conflict.
+pub async fn sent_unsure_before(
     conn: &mut AsyncPgConnection,
     id: i64,
-) -> Result<Option<String>, SaleError> {
-    Ok(sunat_submissions::table
+    signed_sha256: &str,
+) -> Result<bool, SaleError> {
+    let n: i64 = sunat_submissions::table
         .filter(sunat_submissions::sale_id.eq(id))
-        .order(sunat_submissions::id.desc())
-        .select(sunat_submissions::outcome)
-        .first(conn)
-        .await
-        .optional()?)
+        .filter(sunat_submissions::outcome.eq_any(UNSURE))
+        .filter(sunat_submissions::signed_sha256.eq(signed_sha256))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok(n > 0)
 }
+
+/// Outcome classes after which SUNAT may hold the document without our knowing.
+pub const UNSURE: [&str; 2] = ["unknown", "in_process"];
 
 /// Outcome classes that a retry cannot fix without a person: the document must change, or it
 /// must go in a Resumen Diario.

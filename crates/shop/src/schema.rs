@@ -168,6 +168,7 @@ diesel::table! {
         description -> Nullable<Text>,
         http_status -> Nullable<Int4>,
         task_id -> Nullable<Text>,
+        signed_sha256 -> Nullable<Text>,
     }
 }
 

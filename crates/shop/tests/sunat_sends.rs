@@ -1,8 +1,11 @@
 //! A sale's SUNAT send against PostgreSQL: only the attempt that moved a sale to SENDING moves
-//! it out (a late or second answer changes nothing).
+//! it out (a late or second answer changes nothing), every SUNAT state fits the column, a 1033 is
+//! ours only after an unsure send of the same bytes.
 
-use diesel_async::{AsyncConnection, AsyncPgConnection};
-use faena_shop::sales::{self, NewSale, SaleItemInput, Seller, SendResult};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use faena_shop::sales::{self, NewSale, NewSubmission, SaleItemInput, Seller, SendResult};
+use faena_shop::schema::sales as sales_table;
 use faena_shop::shop;
 use faena_shop::states::SunatStatus;
 use faena_testkit::TestDb;
@@ -117,10 +120,60 @@ async fn an_attempt_taken_over_cannot_finish() -> anyhow::Result<()> {
     assert_eq!(row.sunat_status, SunatStatus::Sending);
     assert_eq!(row.cdr_path, None);
     // B's answer moves it.
-    let rejected = result(SunatStatus::Rejected, "rejected", Some("2800"));
-    assert!(sales::finish_send(&mut conn, id, "task-b:2", &rejected).await?);
+    let conflict = result(SunatStatus::Conflict, "conflict", Some("1033"));
+    assert!(sales::finish_send(&mut conn, id, "task-b:2", &conflict).await?);
     let row = sales::sale_row(&mut conn, id).await?;
-    assert_eq!(row.sunat_status, SunatStatus::Rejected);
-    assert_eq!(row.cdr_path, None, "A's CDR was never applied");
+    assert_eq!(row.sunat_status, SunatStatus::Conflict);
+    assert_eq!(row.pdf_path, None, "no receipt is printed for a conflict");
+    // A conflict needs a person: it is not sent again by itself.
+    assert!(sales::check_sendable(&row).is_err_and(|why| why.contains("CONFLICT")));
+    assert_eq!(
+        sales::begin_send(&mut conn, id, "task-c:3").await?,
+        Err(sales::NotSendable::Done(SunatStatus::Conflict))
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn every_sunat_status_fits_the_sales_column() -> anyhow::Result<()> {
+    let (_db, mut conn) = connect("sends_states").await?;
+    let id = sales_of(&mut conn, 1).await?[0];
+    for &status in SunatStatus::ALL {
+        diesel::update(sales_table::table.find(id))
+            .set(sales_table::sunat_status.eq(status))
+            .execute(&mut conn)
+            .await?;
+        assert_eq!(sales::sale_row(&mut conn, id).await?.sunat_status, status);
+    }
+    Ok(())
+}
+
+fn submission(sale_id: i64, outcome: &str, signed: &str) -> NewSubmission {
+    NewSubmission {
+        sale_id,
+        attempt: 1,
+        started_at: chrono::Utc::now(),
+        duration_ms: 5,
+        outcome: outcome.into(),
+        code: None,
+        description: None,
+        http_status: None,
+        task_id: None,
+        signed_sha256: Some(signed.into()),
+    }
+}
+
+#[tokio::test]
+async fn a_send_is_unsure_only_after_an_unknown_outcome_of_the_same_bytes() -> anyhow::Result<()> {
+    let (_db, mut conn) = connect("sends_unsure").await?;
+    let id = sales_of(&mut conn, 1).await?[0];
+    assert!(!sales::sent_unsure_before(&mut conn, id, "aaaa").await?);
+    sales::record_submission(&mut conn, &submission(id, "retryable", "aaaa")).await?;
+    assert!(!sales::sent_unsure_before(&mut conn, id, "aaaa").await?);
+    sales::record_submission(&mut conn, &submission(id, "unknown", "bbbb")).await?;
+    assert!(!sales::sent_unsure_before(&mut conn, id, "aaaa").await?);
+    assert!(sales::sent_unsure_before(&mut conn, id, "bbbb").await?);
+    sales::record_submission(&mut conn, &submission(id, "in_process", "aaaa")).await?;
+    assert!(sales::sent_unsure_before(&mut conn, id, "aaaa").await?);
     Ok(())
 }

@@ -74,6 +74,11 @@ impl SunatConfig {
     }
 }
 
+/// Lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Why the client could not be built. `code()` is stable.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
