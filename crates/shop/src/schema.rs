@@ -169,6 +169,7 @@ diesel::table! {
         http_status -> Nullable<Int4>,
         task_id -> Nullable<Text>,
         signed_sha256 -> Nullable<Text>,
+        settings_fingerprint -> Nullable<Text>,
     }
 }
 

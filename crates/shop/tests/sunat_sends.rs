@@ -1,6 +1,7 @@
 //! A sale's SUNAT send against PostgreSQL: only the attempt that moved a sale to SENDING moves
 //! it out (a late or second answer changes nothing), every SUNAT state fits the column, a 1033 is
-//! ours only after an unsure send of the same bytes.
+//! ours only after an unsure send of the same bytes, and the retry sweep leaves a SOL login
+//! failure alone until the settings change.
 
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
@@ -148,7 +149,7 @@ async fn every_sunat_status_fits_the_sales_column() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn submission(sale_id: i64, outcome: &str, signed: &str) -> NewSubmission {
+fn submission(sale_id: i64, outcome: &str, signed: &str, fingerprint: &str) -> NewSubmission {
     NewSubmission {
         sale_id,
         attempt: 1,
@@ -160,6 +161,7 @@ fn submission(sale_id: i64, outcome: &str, signed: &str) -> NewSubmission {
         http_status: None,
         task_id: None,
         signed_sha256: Some(signed.into()),
+        settings_fingerprint: Some(fingerprint.into()),
     }
 }
 
@@ -168,12 +170,68 @@ async fn a_send_is_unsure_only_after_an_unknown_outcome_of_the_same_bytes() -> a
     let (_db, mut conn) = connect("sends_unsure").await?;
     let id = sales_of(&mut conn, 1).await?[0];
     assert!(!sales::sent_unsure_before(&mut conn, id, "aaaa").await?);
-    sales::record_submission(&mut conn, &submission(id, "retryable", "aaaa")).await?;
+    sales::record_submission(&mut conn, &submission(id, "retryable", "aaaa", "v1:x")).await?;
     assert!(!sales::sent_unsure_before(&mut conn, id, "aaaa").await?);
-    sales::record_submission(&mut conn, &submission(id, "unknown", "bbbb")).await?;
+    sales::record_submission(&mut conn, &submission(id, "unknown", "bbbb", "v1:x")).await?;
     assert!(!sales::sent_unsure_before(&mut conn, id, "aaaa").await?);
     assert!(sales::sent_unsure_before(&mut conn, id, "bbbb").await?);
-    sales::record_submission(&mut conn, &submission(id, "in_process", "aaaa")).await?;
+    sales::record_submission(&mut conn, &submission(id, "in_process", "aaaa", "v1:x")).await?;
     assert!(sales::sent_unsure_before(&mut conn, id, "aaaa").await?);
+    Ok(())
+}
+
+/// The ids the sweep would resend with settings `fingerprint`, in id order.
+async fn due(conn: &mut AsyncPgConnection, fingerprint: Option<&str>) -> anyhow::Result<Vec<i64>> {
+    let mut ids: Vec<i64> =
+        sales::failed_sales_to_retry(conn, chrono::Duration::hours(1), 50, fingerprint)
+            .await?
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+#[tokio::test]
+async fn the_sweep_resends_a_login_failure_only_with_other_settings() -> anyhow::Result<()> {
+    let (_db, mut conn) = connect("sends_sweep").await?;
+    let ids = sales_of(&mut conn, 3).await?;
+    // Sale 0 failed the SOL login (0102) with settings v1:old; sale 1 got 0109 (service down)
+    // with the same settings; sale 2 failed the login before fingerprints were recorded.
+    for (id, code, fingerprint) in [
+        (ids[0], "0102", Some("v1:old")),
+        (ids[1], "0109", Some("v1:old")),
+        (ids[2], "0104", None),
+    ] {
+        sales::begin_send(&mut conn, id, "t:1").await?.ok();
+        let mut s = submission(id, "config_error", "aaaa", "-");
+        s.code = Some(code.into());
+        s.settings_fingerprint = fingerprint.map(str::to_owned);
+        sales::record_submission(&mut conn, &s).await?;
+        let outcome = if code == "0109" {
+            "retryable"
+        } else {
+            "config_error"
+        };
+        assert!(
+            sales::finish_send(
+                &mut conn,
+                id,
+                "t:1",
+                &result(SunatStatus::Error, outcome, Some(code))
+            )
+            .await?
+        );
+    }
+    diesel::update(sales_table::table)
+        .set(sales_table::sunat_sent_at.eq(chrono::Utc::now() - chrono::Duration::hours(2)))
+        .execute(&mut conn)
+        .await?;
+    // The same settings: the login would fail again.
+    assert_eq!(due(&mut conn, Some("v1:old")).await?, vec![ids[1], ids[2]]);
+    // Settings that cannot be compared (incomplete): login failures wait.
+    assert_eq!(due(&mut conn, None).await?, vec![ids[1]]);
+    // The settings changed: every one is resent.
+    assert_eq!(due(&mut conn, Some("v1:new")).await?, ids);
     Ok(())
 }

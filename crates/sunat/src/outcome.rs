@@ -147,6 +147,15 @@ impl Outcome {
         matches!(self, Self::Retryable { .. })
     }
 
+    /// A login failure: 0101 "El encabezado de seguridad es incorrecto", 0102 "Usuario o
+    /// contrasena incorrectos", 0103 "El Usuario ingresado no existe", 0104 "La Clave ingresada
+    /// es incorrecta", 0105 "El Usuario no está activo", 0106 "El Usuario no es válido", 0111 "No
+    /// tiene el perfil para enviar comprobantes electronicos". Sending again with the same
+    /// settings fails the same way (and counts against the SOL user).
+    pub fn is_credential_error(&self) -> bool {
+        matches!(self, Self::PermanentConfig { code, .. } if CREDENTIAL_CODES.contains(&code.as_str()))
+    }
+
     /// Reads an answer to a *resend of the stored bytes* after an [`Outcome::Unknown`] or
     /// [`Outcome::AlreadyInProcess`] of the same bytes: then 1033, 0402, 2223 and 4000 mean our
     /// first send registered the document ([`Outcome::AlreadyRegistered`]), and 1032 means SUNAT
@@ -166,6 +175,9 @@ impl Outcome {
         }
     }
 }
+
+/// The codes of [`Outcome::is_credential_error`].
+pub const CREDENTIAL_CODES: [&str; 7] = ["0101", "0102", "0103", "0104", "0105", "0106", "0111"];
 
 /// The number of a SUNAT code ("0109" -> 109).
 fn code_number(code: &str) -> Option<u32> {
@@ -438,6 +450,21 @@ mod tests {
         assert_eq!(class("1079"), "needs_summary");
         // Other 2xxx faults: rejected.
         assert_eq!(class("2800"), "rejected");
+    }
+
+    #[test]
+    fn only_login_failures_are_credential_errors() {
+        let fault = |code: &str| classify_fault(&format!("soap-env:Client.{code}"), "x");
+        for c in CREDENTIAL_CODES {
+            assert!(fault(c).is_credential_error(), "{c}");
+        }
+        for c in [
+            "0110", "0113", "0154", "1078", "1080", "2325", "0109", "0151",
+        ] {
+            assert!(!fault(c).is_credential_error(), "{c}");
+        }
+        // A missing setting is a config error of ours, not a SOL login that failed.
+        assert!(!classify_http(404, HttpBody::Empty).is_credential_error());
     }
 
     #[test]

@@ -250,6 +250,7 @@ async fn fault_1078_is_a_config_error_and_registers_nothing() {
         (sub.outcome.name(), sub.outcome.code()),
         ("config_error", Some("1078"))
     );
+    assert!(!sub.outcome.is_credential_error());
     let again = client.send_bill(&p.file_name, &p.zip).await;
     assert_eq!(again.outcome.name(), "accepted", "{:?}", again.outcome);
 }

@@ -3,7 +3,8 @@
 //! rows and sendBill calls; two workers and two enqueues make one sendBill call; an unknown
 //! outcome followed by 1033 ends ACCEPTED, while 1033 or 1032 on a first send (or after an unknown
 //! outcome of other bytes) ends CONFLICT; 1078 is a config error; an anonymous boleta gets no
-//! observation; `retry_failed_sunat_sends` picks up old ERROR sales only.
+//! observation; `retry_failed_sunat_sends` picks up old ERROR sales only, and a SOL login failure
+//! only once the settings changed.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -366,7 +367,7 @@ async fn two_workers_and_two_enqueues_make_one_send_bill_call() -> anyhow::Resul
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_credentials_are_a_permanent_config_error_and_the_sweep_retries_only_old_errors(
+async fn bad_credentials_are_a_config_error_the_sweep_resends_only_once_the_settings_change(
 ) -> anyhow::Result<()> {
     let e = env("sunatcfg", "wrong-password").await?;
     let made = sales_of(&e, 2).await?;
@@ -384,10 +385,11 @@ async fn bad_credentials_are_a_permanent_config_error_and_the_sweep_retries_only
     })
     .await?;
     assert!(rec.error.unwrap_or_default().contains("config_error"));
-    stop(w).await;
+    assert_eq!(done.sunat.code.as_deref(), Some("0102"));
+    assert_eq!(calls(&e, &made[0]), 1);
 
-    // The password is fixed; the sweep re-sends ERROR sales whose last attempt is over an hour
-    // old, and leaves recent ones alone.
+    // An hour later the sweep runs with the same settings: a SOL login that failed would fail
+    // again (and count against the SOL user), so it is not resent.
     let pool = &e.pool;
     let mut conn = pool.get().await?;
     diesel::update(faena_shop::schema::sales::table.find(made[0].id))
@@ -397,6 +399,22 @@ async fn bad_credentials_are_a_permanent_config_error_and_the_sweep_retries_only
         )
         .execute(&mut conn)
         .await?;
+    let sweep = e
+        .redis
+        .broker
+        .enqueue(EnqueueRequest {
+            kind: "retry_failed_sunat_sends".into(),
+            ..Default::default()
+        })
+        .await?;
+    let rec = task_in(&e, &sweep, TaskState::Succeeded).await?;
+    assert_eq!(rec.result.map(|r| r["requeued"].clone()), Some(json!(0)));
+    assert_eq!(calls(&e, &made[0]), 1);
+    assert_eq!(sale(&e, made[0].id).await?.sunat.status.as_str(), "ERROR");
+    stop(w).await;
+
+    // The password is fixed (other settings, another fingerprint); the sweep re-sends ERROR
+    // sales whose last attempt is over an hour old, and leaves recent ones alone.
     let w = spawn(
         e.redis.broker.clone(),
         Handlers::production(e.pool.clone(), e.redis.broker.clone(), &fixed_settings(&e)),
@@ -443,6 +461,7 @@ async fn bad_credentials_are_a_permanent_config_error_and_the_sweep_retries_only
     })
     .await?;
     assert_eq!(outcomes(&done), vec!["config_error", "accepted"]);
+    assert_eq!(calls(&e, &made[0]), 2);
     stop(w).await;
     Ok(())
 }
@@ -536,6 +555,7 @@ async fn a_1033_after_an_unknown_outcome_of_other_bytes_is_a_conflict() -> anyho
             http_status: None,
             task_id: None,
             signed_sha256: Some("0".repeat(64)),
+            settings_fingerprint: None,
         },
     )
     .await?;

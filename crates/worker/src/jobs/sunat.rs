@@ -32,6 +32,8 @@ struct Ready {
     client: Client,
     signer: Signer,
     company: Company,
+    /// `SunatConfig::fingerprint` of these settings, recorded with each call.
+    fingerprint: String,
 }
 
 /// One attempt of `send_sale_to_sunat` on one sale.
@@ -43,6 +45,8 @@ struct Attempt<'a> {
     /// `task_id:token`: the lock's holder and the sale's send marker.
     marker: &'a str,
     ctx: &'a JobContext,
+    /// The settings' fingerprint, when they are complete.
+    fingerprint: Option<&'a str>,
 }
 
 /// The SUNAT jobs and what they share.
@@ -89,6 +93,8 @@ fn build(settings: &Settings) -> Result<Ready, String> {
         .ok_or("SUNAT_CERT_PASSWORD is not set")?;
     let signer = Signer::from_pkcs12(&cert_path, &cert_password)
         .map_err(|e| format!("SUNAT_CERT_PATH / SUNAT_CERT_PASSWORD: {e}"))?;
+    let cert = std::fs::read(&cert_path)
+        .map_err(|e| format!("SUNAT_CERT_PATH: cannot read {}: {e}", cert_path.display()))?;
     let config = SunatConfig {
         endpoint: s.endpoint.clone(),
         ruc: ruc.clone(),
@@ -97,10 +103,12 @@ fn build(settings: &Settings) -> Result<Ready, String> {
         connect_timeout: s.connect_timeout,
         read_timeout: s.read_timeout,
     };
+    let fingerprint = config.fingerprint(&cert);
     let client = Client::new(config).map_err(|e| format!("SUNAT client: {e}"))?;
     Ok(Ready {
         client,
         signer,
+        fingerprint,
         company: Company {
             ruc,
             legal_name,
@@ -210,6 +218,7 @@ impl SunatJobs {
             started_at: Utc::now(),
             marker,
             ctx,
+            fingerprint: self.ready.as_ref().ok().map(|r| r.fingerprint.as_str()),
         };
         let ready = match &self.ready {
             Ok(r) => r,
@@ -460,6 +469,7 @@ impl SunatJobs {
             http_status,
             task_id: Some(a.ctx.task_id.to_string()),
             signed_sha256: signed.map(str::to_owned),
+            settings_fingerprint: a.fingerprint.map(str::to_owned),
         }
     }
 
@@ -532,7 +542,9 @@ impl SunatJobs {
             i64::try_from(a.older_than_secs.unwrap_or(3600)).unwrap_or(3600),
         );
         let mut conn = self.db.get().await.map_err(db_err)?;
-        let due = sales::failed_sales_to_retry(&mut conn, older, limit)
+        // A sale refused at the SOL login is resent only once the settings differ.
+        let fingerprint = self.ready.as_ref().ok().map(|r| r.fingerprint.as_str());
+        let due = sales::failed_sales_to_retry(&mut conn, older, limit, fingerprint)
             .await
             .map_err(db_err)?;
         let mut requeued = Vec::new();
