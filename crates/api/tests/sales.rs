@@ -83,6 +83,7 @@ async fn sales_compute_igv_and_follow_owner_rules() -> anyhow::Result<()> {
     assert_eq!(sale["doc_type"], "03");
     assert_eq!(sale["number"], "B001-1");
     assert_eq!(sale["sunat"]["status"], "PENDING");
+    assert_eq!(sale["sunat"]["status_label"], "Pendiente de envío a SUNAT");
     let path = format!("/api/sales/{}", sale["id"]);
     let (s, _) = app.send_as(Some(&beto), Method::GET, &path, None).await?;
     assert_eq!(s, 403, "another seller's sale");
@@ -122,7 +123,8 @@ async fn sales_compute_igv_and_follow_owner_rules() -> anyhow::Result<()> {
         .await?;
     assert_eq!(s, 404);
 
-    // 409 when SUNAT has decided or an attempt is sending it (it holds the sale's send lock).
+    // 409 when SUNAT has decided, an attempt is sending it (it holds the sale's send lock), or its
+    // number is in conflict.
     let pool = faena_core::db::create_pool(&app.db.url, 1)?;
     let sale_id = sale["id"].as_i64().unwrap_or_default();
     let lock = faena_shop::sales::send_lock(sale_id);
@@ -132,7 +134,7 @@ async fn sales_compute_igv_and_follow_owner_rules() -> anyhow::Result<()> {
             .acquire_lock(&lock, "an-attempt:1", std::time::Duration::from_secs(60))
             .await?
     );
-    for status in ["ACCEPTED", "SENDING", "REJECTED"] {
+    for status in ["ACCEPTED", "SENDING", "REJECTED", "CONFLICT"] {
         diesel_async::RunQueryDsl::execute(
             diesel::sql_query(format!(
                 "UPDATE sales SET sunat_status = '{status}' WHERE id = {}",
@@ -197,6 +199,15 @@ async fn sales_compute_igv_and_follow_owner_rules() -> anyhow::Result<()> {
         (
             json!({"items": [{"product_id": a, "quantity": 1}], "customer": {"doc_type": "dni", "doc_number": "12", "name": "x"}}),
             "customer.doc_number",
+        ),
+        // SUNAT rejects a buyer name under 3 characters (2022): caught now.
+        (
+            json!({"items": [{"product_id": a, "quantity": 1}], "customer": {"doc_type": "dni", "doc_number": "46027897", "name": "Al"}}),
+            "customer.name",
+        ),
+        (
+            json!({"items": [{"product_id": a, "quantity": 1}], "customer": {"doc_type": "dni", "doc_number": "46027897", "name": "Ana\nMaría"}}),
+            "customer.name",
         ),
         (
             json!({"items": [{"product_id": tv, "quantity": 1}], "customer": null}),

@@ -410,6 +410,28 @@ async fn sales_show_and_send() -> anyhow::Result<()> {
     let o = faena(&db, &r, &["sales", "send", &id])?;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     assert!(text(&o).contains("already decided"), "{}", text(&o));
+
+    // A CONFLICT sale shows its Spanish label and what to do, and is not sent again.
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(format!(
+            "UPDATE sales SET sunat_status = 'CONFLICT', sunat_outcome = 'conflict', \
+             sunat_code = '1033' WHERE id = {id}"
+        )),
+        &mut conn,
+    )
+    .await?;
+    let o = faena(&db, &r, &["sales", "show", &id])?;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("CONFLICT (conflict) code 1033")
+            && text(&o).contains("Conflicto: SUNAT ya tiene este número")
+            && text(&o).contains("look the number up at SUNAT"),
+        "{}",
+        text(&o)
+    );
+    let o = faena(&db, &r, &["sales", "send", &id])?;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("is CONFLICT"), "{}", text(&o));
     Ok(())
 }
 

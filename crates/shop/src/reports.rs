@@ -3,9 +3,9 @@
 //!
 //! Definitions (also in `docs/operations.md`): the receipts of a day are its sales (by
 //! `issue_date`, the business date) that are not cancelled; each is in exactly one of accepted,
-//! rejected, error or pending (PENDING or SENDING). `cancelled` counts the day's cancelled sales
-//! apart. `total_billed` sums the receipts' totals, `total_accepted` only the ACCEPTED ones;
-//! money is exact (`NUMERIC` to [`BigDecimal`]). `success_pct` is accepted / receipts * 100,
+//! rejected, error (ERROR or CONFLICT) or pending (PENDING or SENDING). `cancelled` counts the
+//! day's cancelled sales apart. `total_billed` sums the receipts' totals, `total_accepted` only
+//! the ACCEPTED ones; money is exact (`NUMERIC` to [`BigDecimal`]). `success_pct` is accepted / receipts * 100,
 //! rounded half up to 2 decimals ("0.00" for a day without receipts).
 
 use std::collections::BTreeMap;
@@ -79,7 +79,7 @@ pub struct ReceiptCounts {
     pub issued: i64,
     pub accepted: i64,
     pub rejected: i64,
-    /// In ERROR: retries used up or a problem that needs a person.
+    /// In ERROR or CONFLICT: retries used up, or a problem that needs a person.
     pub error: i64,
     /// Not decided yet: PENDING or SENDING.
     pub pending: i64,
@@ -109,7 +109,8 @@ impl ReceiptCounts {
                 self.total_accepted += &g.total;
             }
             SunatStatus::Rejected => self.rejected += g.n,
-            SunatStatus::Error => self.error += g.n,
+            // A conflict needs a person, like the errors that do.
+            SunatStatus::Error | SunatStatus::Conflict => self.error += g.n,
             SunatStatus::Pending | SunatStatus::Sending => self.pending += g.n,
         }
         self.total_billed += &g.total;

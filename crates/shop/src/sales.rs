@@ -3,8 +3,9 @@
 //! `send_sale_to_sunat` job makes, one row per SUNAT attempt, and the ERROR sales to retry.
 //!
 //! States of `sunat_status`: PENDING (not sent, or a retry is due) -> SENDING (a worker holds it)
-//! -> ACCEPTED | REJECTED | ERROR (retries used up or a permanent problem); ERROR -> SENDING again
-//! on a retry. See `docs/job-states.md`.
+//! -> ACCEPTED | REJECTED | ERROR (retries used up or a permanent problem) | CONFLICT (SUNAT holds
+//! the number and nothing says it was us); ERROR -> SENDING again on a retry. Only the attempt
+//! that moved a sale to SENDING moves it out. See `docs/job-states.md`.
 
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -14,11 +15,12 @@ use faena_catalog::SendSaleArgs;
 use faena_core::db::QueryError;
 use faena_core::jobs::{EnqueueRequest, JobArgs};
 use faena_core::TaskId;
-use faena_sunat::document::{Customer, CustomerDocType, DocumentType, Line, Series};
+use faena_sunat::document::{Customer, CustomerDocType, DocumentError, DocumentType, Line, Series};
 use serde::{Deserialize, Serialize};
 
 use crate::schema::{
-    products, reservation_items, reservations, sale_items, sale_send_jobs, sales, sunat_submissions,
+    products, reservation_items, reservations, sale_items, sale_send_jobs, sale_sends, sales,
+    sunat_submissions,
 };
 use crate::states::ReservationStatus;
 pub use crate::states::SunatStatus;
@@ -250,6 +252,9 @@ pub struct Submission {
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct SunatView {
     pub status: SunatStatus,
+    /// The status as the shop's staff read it, in Spanish (e.g. "Aceptado por SUNAT").
+    #[schema(example = "Aceptado por SUNAT")]
+    pub status_label: &'static str,
     pub outcome: Option<String>,
     pub code: Option<String>,
     pub description: Option<String>,
@@ -324,6 +329,7 @@ fn view(row: SaleRow, items: Vec<SaleItem>, submissions: Vec<Submission>) -> Sal
         items,
         sunat: SunatView {
             status: row.sunat_status,
+            status_label: row.sunat_status.label(),
             outcome: row.sunat_outcome,
             code: row.sunat_code,
             description: row.sunat_description,
@@ -381,8 +387,15 @@ fn parse_customer(input: Option<&CustomerInput>, doc: DocumentType) -> Result<Cu
         Some(c) => {
             let t = CustomerDocType::parse(&c.doc_type)
                 .map_err(|e| invalid("customer.doc_type", e.to_string()))?;
-            Customer::new(t, &c.doc_number, &c.name)
-                .map_err(|e| invalid("customer.doc_number", e.to_string()))?
+            Customer::new(t, &c.doc_number, &c.name).map_err(|e| match e {
+                // SUNAT rejects a name of fewer than 3 characters (2022): say so now, not after
+                // the number is used up.
+                DocumentError::InvalidCustomerName(_) => invalid("customer.name", e.to_string()),
+                DocumentError::InvalidCustomer(ref why) if why.starts_with("name") => {
+                    invalid("customer.name", e.to_string())
+                }
+                _ => invalid("customer.doc_number", e.to_string()),
+            })?
         }
     };
     if doc == DocumentType::Factura && customer.doc_type != CustomerDocType::Ruc {
@@ -714,6 +727,15 @@ pub fn check_sendable(row: &SaleRow) -> Result<(), String> {
             "sale {} is SENDING: a worker is sending it now",
             row.id
         )),
+        SunatStatus::Conflict => Err(format!(
+            "sale {} is CONFLICT: SUNAT already holds {}-{} ({} {}); sending it again gets the \
+             same answer. A person must look the number up at SUNAT (README, troubleshooting)",
+            row.id,
+            row.series,
+            row.correlative,
+            row.sunat_code.as_deref().unwrap_or("-"),
+            row.sunat_description.as_deref().unwrap_or(""),
+        )),
         s if s.is_decided() => Err(format!("sale {} is {s}: SUNAT has already decided", row.id)),
         _ => Ok(()),
     }
@@ -722,35 +744,38 @@ pub fn check_sendable(row: &SaleRow) -> Result<(), String> {
 /// Why a sale cannot be sent now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotSendable {
-    /// ACCEPTED or REJECTED: SUNAT has decided.
+    /// ACCEPTED or REJECTED (SUNAT has decided), or CONFLICT (a person must look).
     Done(SunatStatus),
     Cancelled,
 }
 
 /// Marks the sale SENDING and counts the attempt, if it may be sent: not cancelled and PENDING,
 /// ERROR, or SENDING left behind by a worker that died (the caller holds the sale's lock, so no
-/// one else is sending it). Returns the attempt number.
+/// one else is sending it). `marker` names the attempt (`task_id:token`, the lock's holder): only
+/// [`finish_send`] with the same marker moves the sale out of SENDING. Returns the attempt number.
 pub async fn begin_send(
     conn: &mut AsyncPgConnection,
     id: i64,
+    marker: &str,
 ) -> Result<Result<i32, NotSendable>, SaleError> {
     let n: Option<i32> = diesel::update(
-        sales::table
+        sale_sends::table
             .find(id)
-            .filter(sales::is_cancelled.eq(false))
-            .filter(sales::sunat_status.eq_any([
+            .filter(sale_sends::is_cancelled.eq(false))
+            .filter(sale_sends::sunat_status.eq_any([
                 SunatStatus::Pending,
                 SunatStatus::Error,
                 SunatStatus::Sending,
             ])),
     )
     .set((
-        sales::sunat_status.eq(SunatStatus::Sending),
-        sales::sunat_attempts.eq(sales::sunat_attempts + 1),
-        sales::sunat_sent_at.eq(diesel::dsl::now),
-        sales::updated_at.eq(diesel::dsl::now),
+        sale_sends::sunat_status.eq(SunatStatus::Sending),
+        sale_sends::sunat_send_marker.eq(marker),
+        sale_sends::sunat_attempts.eq(sale_sends::sunat_attempts + 1),
+        sale_sends::sunat_sent_at.eq(diesel::dsl::now),
+        sale_sends::updated_at.eq(diesel::dsl::now),
     ))
-    .returning(sales::sunat_attempts)
+    .returning(sale_sends::sunat_attempts)
     .get_result(conn)
     .await
     .optional()?;
@@ -763,6 +788,23 @@ pub async fn begin_send(
     } else {
         NotSendable::Done(row.sunat_status)
     }))
+}
+
+/// Whether the sale is still SENDING under this attempt's `marker` (no later attempt took it
+/// over): checked before an answer's files are written.
+pub async fn is_sending(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    marker: &str,
+) -> Result<bool, SaleError> {
+    let n: i64 = sale_sends::table
+        .find(id)
+        .filter(sale_sends::sunat_status.eq(SunatStatus::Sending))
+        .filter(sale_sends::sunat_send_marker.eq(marker))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok(n == 1)
 }
 
 /// Stores the signed document's digest and path, once: a later call keeps the first.
@@ -795,6 +837,10 @@ pub struct NewSubmission {
     pub description: Option<String>,
     pub http_status: Option<i32>,
     pub task_id: Option<String>,
+    /// [`faena_sunat::signed_sha256`] of the signed XML sent; `None` when nothing was sent.
+    pub signed_sha256: Option<String>,
+    /// `SunatConfig::fingerprint` of the settings the call was made with (a hash, no secret).
+    pub settings_fingerprint: Option<String>,
 }
 
 /// Records one attempt.
@@ -812,7 +858,7 @@ pub async fn record_submission(
 /// The state a send leaves the sale in.
 #[derive(Debug, Clone, Default)]
 pub struct SendResult {
-    /// PENDING (a retry is due), ACCEPTED, REJECTED or ERROR.
+    /// PENDING (a retry is due), ACCEPTED, REJECTED, ERROR or CONFLICT.
     pub status: SunatStatus,
     pub outcome: String,
     pub code: Option<String>,
@@ -823,82 +869,113 @@ pub struct SendResult {
     pub qr_path: Option<String>,
 }
 
-/// Leaves SENDING for the result's state, in one statement: a reader never sees ACCEPTED
-/// without its files.
+/// Leaves SENDING for the result's state, in one statement (a reader never sees ACCEPTED
+/// without its files), and only if the sale is still SENDING under this attempt's `marker` (the
+/// one [`begin_send`] stored). A second or late answer therefore changes nothing: it cannot
+/// overwrite ACCEPTED, clear a stored CDR, or undo the state of a later attempt. Returns whether
+/// it wrote.
 pub async fn finish_send(
     conn: &mut AsyncPgConnection,
     id: i64,
+    marker: &str,
     r: &SendResult,
-) -> Result<(), SaleError> {
+) -> Result<bool, SaleError> {
     let notes = serde_json::json!(r.notes);
+    let ours = sale_sends::table
+        .find(id)
+        .filter(sale_sends::sunat_status.eq(SunatStatus::Sending))
+        .filter(sale_sends::sunat_send_marker.eq(marker));
     let common = (
-        sales::sunat_status.eq(r.status),
-        sales::sunat_outcome.eq(&r.outcome),
-        sales::sunat_code.eq(&r.code),
-        sales::sunat_description.eq(&r.description),
-        sales::sunat_notes.eq(&notes),
-        sales::updated_at.eq(diesel::dsl::now),
+        sale_sends::sunat_status.eq(r.status),
+        sale_sends::sunat_outcome.eq(&r.outcome),
+        sale_sends::sunat_code.eq(&r.code),
+        sale_sends::sunat_description.eq(&r.description),
+        sale_sends::sunat_notes.eq(&notes),
+        sale_sends::updated_at.eq(diesel::dsl::now),
     );
-    if r.status == SunatStatus::Accepted {
-        diesel::update(sales::table.find(id))
+    let n = if r.status == SunatStatus::Accepted {
+        diesel::update(ours)
             .set((
                 common,
-                sales::accepted_at.eq(Some(Utc::now())),
-                sales::cdr_path.eq(&r.cdr_path),
-                sales::pdf_path.eq(&r.pdf_path),
-                sales::qr_path.eq(&r.qr_path),
+                sale_sends::accepted_at.eq(Some(Utc::now())),
+                sale_sends::cdr_path.eq(&r.cdr_path),
+                sale_sends::pdf_path.eq(&r.pdf_path),
+                sale_sends::qr_path.eq(&r.qr_path),
             ))
             .execute(conn)
-            .await?;
+            .await?
     } else {
-        diesel::update(sales::table.find(id))
-            .set(common)
-            .execute(conn)
-            .await?;
-    }
-    Ok(())
+        diesel::update(ours).set(common).execute(conn).await?
+    };
+    Ok(n == 1)
 }
 
-/// The outcome of the sale's last submission, if any.
-pub async fn last_outcome(
+/// Whether an earlier attempt of the sale sent these very signed bytes (`signed_sha256`) and got
+/// an unknown or in-process outcome: then SUNAT may hold the document because of us, and a 1033
+/// or 1032 on this send speaks of our own first send (`Outcome::on_resend`). Without such an
+/// attempt, or after one with other bytes, those codes are a conflict.
+pub async fn sent_unsure_before(
     conn: &mut AsyncPgConnection,
     id: i64,
-) -> Result<Option<String>, SaleError> {
-    Ok(sunat_submissions::table
+    signed_sha256: &str,
+) -> Result<bool, SaleError> {
+    let n: i64 = sunat_submissions::table
         .filter(sunat_submissions::sale_id.eq(id))
-        .order(sunat_submissions::id.desc())
-        .select(sunat_submissions::outcome)
-        .first(conn)
-        .await
-        .optional()?)
+        .filter(sunat_submissions::outcome.eq_any(UNSURE))
+        .filter(sunat_submissions::signed_sha256.eq(signed_sha256))
+        .count()
+        .get_result(conn)
+        .await?;
+    Ok(n > 0)
 }
+
+/// Outcome classes after which SUNAT may hold the document without our knowing.
+pub const UNSURE: [&str; 2] = ["unknown", "in_process"];
 
 /// Outcome classes that a retry cannot fix without a person: the document must change, or it
 /// must go in a Resumen Diario.
 pub const NOT_AUTO_RETRIED: [&str; 2] = ["document_error", "needs_summary"];
 
 /// Sales in ERROR whose last attempt is older than `older_than`, not cancelled and not needing a
-/// person, oldest first, at most `limit`.
+/// person, oldest first, at most `limit`. A sale whose last answer was a SOL login failure
+/// (`faena_sunat::outcome::CREDENTIAL_CODES`) is left out while `settings_fingerprint` (of the
+/// settings the sweep would send with) is the one that failure was recorded with, or unknown:
+/// the same login would fail again, and failed logins count against the SOL user.
 pub async fn failed_sales_to_retry(
     conn: &mut AsyncPgConnection,
     older_than: chrono::Duration,
     limit: i64,
+    settings_fingerprint: Option<&str>,
 ) -> Result<Vec<(i64, i32)>, SaleError> {
+    use diesel::sql_types::{Array, BigInt, Int4, Int8, Nullable, Text, Timestamptz};
+
+    #[derive(QueryableByName)]
+    struct Due {
+        #[diesel(sql_type = Int8)]
+        id: i64,
+        #[diesel(sql_type = Int4)]
+        sunat_attempts: i32,
+    }
+
     let before = Utc::now() - older_than;
-    Ok(sales::table
-        .filter(sales::sunat_status.eq(SunatStatus::Error))
-        .filter(sales::is_cancelled.eq(false))
-        .filter(sales::sunat_sent_at.lt(before))
-        .filter(
-            sales::sunat_outcome
-                .is_null()
-                .or(sales::sunat_outcome.ne_all(NOT_AUTO_RETRIED)),
-        )
-        .order(sales::sunat_sent_at.asc())
-        .limit(limit)
-        .select((sales::id, sales::sunat_attempts))
-        .load(conn)
-        .await?)
+    let rows: Vec<Due> = diesel::sql_query(
+        "SELECT s.id, s.sunat_attempts FROM sales s \
+         WHERE s.sunat_status = $1 AND NOT s.is_cancelled AND s.sunat_sent_at < $2 \
+           AND (s.sunat_outcome IS NULL OR s.sunat_outcome <> ALL($3)) \
+           AND NOT (s.sunat_code = ANY($4) AND ($5::text IS NULL OR $5 IS NOT DISTINCT FROM ( \
+                SELECT x.settings_fingerprint FROM sunat_submissions x \
+                WHERE x.sale_id = s.id ORDER BY x.id DESC LIMIT 1))) \
+         ORDER BY s.sunat_sent_at ASC LIMIT $6",
+    )
+    .bind::<Text, _>(SunatStatus::Error)
+    .bind::<Timestamptz, _>(before)
+    .bind::<Array<Text>, _>(&NOT_AUTO_RETRIED[..])
+    .bind::<Array<Text>, _>(&faena_sunat::outcome::CREDENTIAL_CODES[..])
+    .bind::<Nullable<Text>, _>(settings_fingerprint)
+    .bind::<BigInt, _>(limit)
+    .load(conn)
+    .await?;
+    Ok(rows.into_iter().map(|d| (d.id, d.sunat_attempts)).collect())
 }
 
 /// Gives an ERROR sale a new round of retries: its attempt count (the temporary failures the job

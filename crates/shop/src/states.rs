@@ -98,8 +98,8 @@ macro_rules! text_states {
 
 text_states! {
     /// A sale's SUNAT state (`sales.sunat_status`; `docs/job-states.md` draws its machine):
-    /// PENDING -> SENDING -> ACCEPTED | REJECTED | ERROR, SENDING -> PENDING when a retry is due,
-    /// ERROR -> SENDING on a retry.
+    /// PENDING -> SENDING -> ACCEPTED | REJECTED | ERROR | CONFLICT, SENDING -> PENDING when a
+    /// retry is due, ERROR -> SENDING on a retry.
     SunatStatus ("SUNAT status") {
         /// Not sent yet, or a retry is due. The column's default.
         Pending = "PENDING",
@@ -111,6 +111,11 @@ text_states! {
         Rejected = "REJECTED",
         /// Retries used up, or a problem that needs a person.
         Error = "ERROR",
+        /// SUNAT already holds the sale's number, with other data or as voided or rejected, and
+        /// nothing says an earlier send of ours put it there (a restored database, a second POS
+        /// on the same series): a person must look. No receipt is printed; never sent again by
+        /// itself.
+        Conflict = "CONFLICT",
     }
 }
 
@@ -138,6 +143,20 @@ impl SunatStatus {
     /// True in a [`Self::DECIDED`] state.
     pub fn is_decided(self) -> bool {
         Self::DECIDED.contains(&self)
+    }
+
+    /// The state as the shop's staff read it, in Spanish (the API's `sunat.status_label`).
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::Pending => "Pendiente de envío a SUNAT",
+            Self::Sending => "Enviando a SUNAT",
+            Self::Accepted => "Aceptado por SUNAT",
+            Self::Rejected => "Rechazado por SUNAT",
+            Self::Error => "Error de envío: se reintenta o necesita revisión",
+            Self::Conflict => {
+                "Conflicto: SUNAT ya tiene este número con otros datos; necesita revisión"
+            }
+        }
     }
 }
 
@@ -177,8 +196,17 @@ mod tests {
         let words: Vec<_> = SunatStatus::ALL.iter().map(|s| s.as_str()).collect();
         assert_eq!(
             words,
-            ["PENDING", "SENDING", "ACCEPTED", "REJECTED", "ERROR"]
+            ["PENDING", "SENDING", "ACCEPTED", "REJECTED", "ERROR", "CONFLICT"]
         );
+    }
+
+    #[test]
+    fn every_sunat_status_has_a_spanish_label() {
+        let mut labels: Vec<_> = SunatStatus::ALL.iter().map(|s| s.label()).collect();
+        labels.sort_unstable();
+        labels.dedup();
+        assert_eq!(labels.len(), SunatStatus::ALL.len());
+        assert!(SunatStatus::Conflict.label().starts_with("Conflicto"));
     }
 
     #[test]
@@ -200,7 +228,7 @@ mod tests {
                 e.to_string(),
                 format!(
                     "`{word}` is not a SUNAT status: expected one of \
-                     PENDING, SENDING, ACCEPTED, REJECTED, ERROR"
+                     PENDING, SENDING, ACCEPTED, REJECTED, ERROR, CONFLICT"
                 )
             );
         }

@@ -72,6 +72,34 @@ impl SunatConfig {
     pub fn username(&self) -> String {
         format!("{}{}", self.ruc, self.sol_user)
     }
+
+    /// A fingerprint of what a SOL login depends on: the endpoint, RUC, SOL user and password,
+    /// and the signing certificate (`cert` is the PKCS#12 file's bytes). Equal fingerprints mean
+    /// the same settings, so a credential error will repeat; it holds no secret (a SHA-256 over
+    /// length-prefixed fields, one of them the SHA-256 of the certificate file, whose private key
+    /// makes the input unguessable). `v1:` and 64 hex digits.
+    pub fn fingerprint(&self, cert: &[u8]) -> String {
+        use sha2::{Digest, Sha256};
+        let cert_hash = Sha256::digest(cert);
+        let mut h = Sha256::new();
+        for field in [
+            b"faena-sunat-settings-v1".as_slice(),
+            self.endpoint.as_bytes(),
+            self.ruc.as_str().as_bytes(),
+            self.sol_user.as_bytes(),
+            self.sol_password.expose_secret().as_bytes(),
+            cert_hash.as_slice(),
+        ] {
+            h.update((field.len() as u64).to_be_bytes());
+            h.update(field);
+        }
+        format!("v1:{}", hex(&h.finalize()))
+    }
+}
+
+/// Lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Why the client could not be built. `code()` is stable.
@@ -413,6 +441,39 @@ pub fn parse_cdr_xml(xml: &[u8]) -> Result<Cdr, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_settings_fingerprint_changes_with_each_setting_and_holds_no_secret() {
+        let ruc = |s: &str| Ruc::parse(s).expect("valid test RUC");
+        let base = SunatConfig::beta(ruc("20100066603"));
+        let cert = b"pkcs12 bytes".as_slice();
+        let fp = base.fingerprint(cert);
+        assert!(fp.starts_with("v1:") && fp.len() == 67, "{fp}");
+        assert_eq!(fp, base.clone().fingerprint(cert), "deterministic");
+        let mut changed = Vec::new();
+        let mut c = base.clone();
+        c.sol_password = SecretString::from("otra");
+        changed.push(c.fingerprint(cert));
+        let mut c = base.clone();
+        c.sol_user = "OTRO".into();
+        changed.push(c.fingerprint(cert));
+        let mut c = base.clone();
+        c.ruc = ruc("20131312955");
+        changed.push(c.fingerprint(cert));
+        let mut c = base.clone();
+        c.endpoint = PRODUCTION_ENDPOINT.into();
+        changed.push(c.fingerprint(cert));
+        changed.push(base.fingerprint(b"another certificate"));
+        // Timeouts do not make a login succeed.
+        let mut c = base.clone();
+        c.read_timeout = Duration::from_secs(1);
+        assert_eq!(c.fingerprint(cert), fp);
+        for other in &changed {
+            assert_ne!(other, &fp);
+            assert!(!other.contains("moddatos") && !other.contains("MODDATOS"));
+        }
+        assert!(!fp.contains("moddatos"));
+    }
 
     #[test]
     fn envelope_escapes_and_carries_the_zip() {

@@ -20,6 +20,10 @@ pub enum DocumentError {
     InvalidDocumentType(String),
     #[error("invalid customer document {0}")]
     InvalidCustomer(String),
+    /// SUNAT rejects the receipt (2022 "RegistrationName - El dato ingresado no cumple con el
+    /// estandar") unless the buyer's name has 3 to 1500 characters and no line break or tab.
+    #[error("invalid customer name {0:?}: SUNAT needs 3 to 1500 characters without line breaks or tabs (it rejects the receipt with 2022 otherwise)")]
+    InvalidCustomerName(String),
     #[error("invalid line {index}: {why}")]
     InvalidLine { index: usize, why: String },
     #[error("a receipt needs at least one line")]
@@ -185,11 +189,22 @@ impl From<Series> for String {
     }
 }
 
+/// The document number sent for a buyer without one (catalog 06 code `0`). SUNAT observes (4208
+/// "El dato ingresado como numero de documento de identidad del receptor no cumple con el formato
+/// establecido") a type-0 number that is not 1 to 15 letters or digits (`^[\d\w]{1,15}$`, as
+/// validators apply it): `-`, which boletas carried before, is observed; eight zeros are not.
+/// See `docs/decisions.md`.
+pub const ANONYMOUS_DOC_NUMBER: &str = "00000000";
+
+/// The name of an anonymous buyer.
+pub const ANONYMOUS_NAME: &str = "CLIENTES VARIOS";
+
 /// The customer's identity document type (SUNAT catalog 06).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CustomerDocType {
-    /// No document ("0", allowed on boletas up to S/ 700). The number is "-".
+    /// No document ("0", allowed on boletas up to S/ 700). The number is
+    /// [`ANONYMOUS_DOC_NUMBER`].
     None,
     /// DNI, code "1": 8 digits.
     Dni,
@@ -231,7 +246,7 @@ impl CustomerDocType {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Customer {
     pub doc_type: CustomerDocType,
-    /// The document number ("-" when `doc_type` is `None`).
+    /// The document number ([`ANONYMOUS_DOC_NUMBER`] when `doc_type` is `None`).
     pub doc_number: String,
     pub name: String,
 }
@@ -241,13 +256,15 @@ impl Customer {
     pub fn anonymous() -> Self {
         Self {
             doc_type: CustomerDocType::None,
-            doc_number: "-".into(),
-            name: "CLIENTES VARIOS".into(),
+            doc_number: ANONYMOUS_DOC_NUMBER.into(),
+            name: ANONYMOUS_NAME.into(),
         }
     }
 
     /// Checks the number against its type: DNI 8 digits, RUC a valid RUC, CE/passport up to 12
-    /// alphanumerics, none "-".
+    /// alphanumerics, none "-", empty or [`ANONYMOUS_DOC_NUMBER`] (stored as the latter); and the
+    /// name as SUNAT's rule 2022 does (an empty name of a buyer without a document is
+    /// [`ANONYMOUS_NAME`]).
     pub fn new(
         doc_type: CustomerDocType,
         doc_number: &str,
@@ -255,7 +272,7 @@ impl Customer {
     ) -> Result<Self, DocumentError> {
         let n = doc_number.trim();
         let ok = match doc_type {
-            CustomerDocType::None => n == "-" || n.is_empty(),
+            CustomerDocType::None => n == "-" || n.is_empty() || n == ANONYMOUS_DOC_NUMBER,
             CustomerDocType::Dni => n.len() == 8 && n.bytes().all(|b| b.is_ascii_digit()),
             CustomerDocType::Ruc => Ruc::parse(n).is_ok(),
             CustomerDocType::Ce | CustomerDocType::Passport => {
@@ -272,20 +289,39 @@ impl Customer {
         if doc_type != CustomerDocType::None && name.is_empty() {
             return Err(DocumentError::InvalidCustomer("name is empty".into()));
         }
+        let name = if name.is_empty() {
+            ANONYMOUS_NAME
+        } else {
+            name
+        };
+        if !is_registration_name(name) {
+            return Err(DocumentError::InvalidCustomerName(name.to_owned()));
+        }
         Ok(Self {
             doc_type,
             doc_number: if doc_type == CustomerDocType::None {
-                "-".into()
+                ANONYMOUS_DOC_NUMBER.into()
             } else {
                 n.into()
             },
-            name: if name.is_empty() {
-                "CLIENTES VARIOS".into()
-            } else {
-                name.into()
-            },
+            name: name.into(),
         })
     }
+}
+
+/// SUNAT's rule 2022 for `cac:AccountingCustomerParty/.../cbc:RegistrationName`: "alfanumérico de
+/// 3 hasta 1500 caracteres (se considera cualquier carácter incluido espacio, no se permite ningún
+/// otro whitespace character: salto de línea, tab, fin de línea, etc.)".
+pub fn is_registration_name(name: &str) -> bool {
+    let len = name.chars().count();
+    (3..=1500).contains(&len) && !name.trim().is_empty() && !has_other_whitespace(name)
+}
+
+/// Whitespace other than the plain space (line breaks, tabs, ...), which SUNAT's text rules
+/// (2022, 4269) refuse.
+fn has_other_whitespace(s: &str) -> bool {
+    s.chars()
+        .any(|c| c != ' ' && (c.is_whitespace() || c.is_control()))
 }
 
 /// The issuing company (the emisor).
@@ -319,7 +355,22 @@ fn round2(v: &BigDecimal) -> BigDecimal {
     v.with_scale_round(2, RoundingMode::HalfUp)
 }
 
+/// The longest product code SUNAT takes without an observation (4269 "El dato ingresado como
+/// codigo de producto no cumple con el formato establecido": `SellersItemIdentification/cbc:ID`
+/// must have 1 to 30 characters, spaces allowed, no other whitespace).
+pub const MAX_PRODUCT_CODE_CHARS: usize = 30;
+
 impl Line {
+    /// The code as `cac:SellersItemIdentification/cbc:ID` carries it, or `None` to leave the
+    /// optional element out: an empty code, or one SUNAT would observe (4269: over
+    /// [`MAX_PRODUCT_CODE_CHARS`] characters, or holding a line break or tab). The code is left
+    /// out rather than cut: a cut code names no product of the shop.
+    pub fn sunat_code(&self) -> Option<&str> {
+        let code = self.code.trim();
+        let len = code.chars().count();
+        ((1..=MAX_PRODUCT_CODE_CHARS).contains(&len) && !has_other_whitespace(code)).then_some(code)
+    }
+
     /// Price with IGV times quantity.
     pub fn total(&self) -> BigDecimal {
         round2(&(&self.unit_price * BigDecimal::from(self.quantity)))
@@ -372,7 +423,7 @@ pub struct Receipt {
 
 impl Receipt {
     /// Checks what the XML builder relies on: series fits the type, a factura has a RUC buyer,
-    /// at least one line, quantities > 0, prices > 0.
+    /// the buyer's name passes SUNAT's rule 2022, at least one line, quantities > 0, prices > 0.
     pub fn validate(&self) -> Result<(), DocumentError> {
         Series::parse_for(self.series.as_str(), self.doc_type)?;
         if self.doc_type == DocumentType::Factura && self.customer.doc_type != CustomerDocType::Ruc
@@ -398,6 +449,11 @@ impl Receipt {
                     why: format!("unit price {} must be > 0", l.unit_price),
                 });
             }
+        }
+        if !is_registration_name(&self.customer.name) {
+            return Err(DocumentError::InvalidCustomerName(
+                self.customer.name.clone(),
+            ));
         }
         if !(1..=99_999_999).contains(&self.correlative) {
             return Err(DocumentError::InvalidLine {
@@ -472,6 +528,67 @@ mod tests {
         assert!(Series::parse_for("f001", DocumentType::Factura).is_ok());
         assert!(Series::parse_for("F001", DocumentType::Boleta).is_err());
         assert!(Series::parse("B01").is_err());
+    }
+
+    #[test]
+    fn an_anonymous_buyer_is_eight_zeros_of_type_0() {
+        let a = Customer::anonymous();
+        assert_eq!(
+            (a.doc_type.code(), a.doc_number.as_str(), a.name.as_str()),
+            ("0", "00000000", "CLIENTES VARIOS")
+        );
+        // What sales stored before ("-") and what a request may give read the same.
+        for n in ["-", "", " - ", "00000000"] {
+            assert_eq!(
+                Customer::new(CustomerDocType::None, n, "").unwrap(),
+                a,
+                "{n:?}"
+            );
+        }
+        assert!(Customer::new(CustomerDocType::None, "12345678", "").is_err());
+    }
+
+    #[test]
+    fn a_buyer_name_follows_rule_2022() {
+        // 2022: 3 to 1500 characters, spaces allowed, no other whitespace.
+        for bad in [
+            "Al",
+            "  Al  ",
+            "Ana\nMaría",
+            "Ana\tMaría",
+            &"x".repeat(1501),
+        ] {
+            let e = Customer::new(CustomerDocType::Dni, "46027897", bad).unwrap_err();
+            assert!(
+                matches!(e, DocumentError::InvalidCustomerName(_)),
+                "{bad:?}: {e}"
+            );
+        }
+        for good in ["Ana", "José Pérez", "Ñoño", &"x".repeat(1500)] {
+            assert!(
+                Customer::new(CustomerDocType::Dni, "46027897", good).is_ok(),
+                "{good:?}"
+            );
+        }
+        // A short name on an anonymous boleta too: it is sent as given.
+        assert!(Customer::new(CustomerDocType::None, "-", "Yo").is_err());
+    }
+
+    #[test]
+    fn a_product_code_over_30_characters_is_left_out() {
+        let line = |code: &str| Line {
+            code: code.into(),
+            description: "x".into(),
+            quantity: 1,
+            unit_price: BigDecimal::from(1),
+        };
+        let thirty = "A".repeat(30);
+        assert_eq!(line(&thirty).sunat_code(), Some(thirty.as_str()));
+        assert_eq!(line(" INKA 500 ").sunat_code(), Some("INKA 500"));
+        assert_eq!(line("ÑAÑA-1").sunat_code(), Some("ÑAÑA-1"));
+        for bad in ["A".repeat(31), String::new(), "  ".into(), "A\tB".into()] {
+            assert_eq!(line(&bad).sunat_code(), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -25,5 +25,5 @@ pub use document::{
 };
 
 pub use outcome::Outcome;
-pub use prepare::{prepare, PrepareError, Prepared};
+pub use prepare::{prepare, signed_sha256, PrepareError, Prepared};
 pub use sign::{verify, SignError, Signed, Signer, Verified, VerifyError};

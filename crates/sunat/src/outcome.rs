@@ -1,6 +1,11 @@
 //! What a `sendBill` answer means and what to do next, per the outcomes table of
 //! `docs/sunat.md`: every CDR code, SOAP fault code and transport failure maps to one
 //! [`Outcome`], whose [`Outcome::name`] is stable (it is stored in a database column).
+//!
+//! Codes and texts are SUNAT's (`CodigosRetorno` sheet of its validation workbook, the same
+//! texts as greenter's `CodeErrors.xml`). An answer is read alone first; whether an earlier
+//! attempt of ours may have registered the document is the caller's knowledge, applied with
+//! [`Outcome::on_resend`].
 
 use serde::{Deserialize, Serialize};
 
@@ -39,12 +44,23 @@ pub enum Outcome {
     /// 0140: the same document is being processed: wait, then reconcile; do not resend blindly.
     #[serde(rename = "in_process")]
     AlreadyInProcess { code: String, description: String },
-    /// 1033: registered before. Treat as accepted after confirming (getStatusCdr for facturas).
+    /// The number is taken at SUNAT and nothing says it was us: 1033 "El comprobante fue
+    /// registrado previamente con otros datos", 0402 "La numeracion o nombre del documento ya ha
+    /// sido enviado anteriormente", 2223 "El archivo ya fue presentado anteriormente", 4000 "El
+    /// documento ya fue presentado anteriormente" (registered), or 1032 "El comprobante ya esta
+    /// informado y se encuentra con estado anulado o rechazado" (used up). On a first send this
+    /// means another document holds the number (a restored database, a second POS on the same
+    /// series): a person must look. Never accepted, never retried.
+    Conflict { code: String, description: String },
+    /// 1033 / 0402 / 2223 / 4000 on a resend of the stored bytes after an unknown or in-process
+    /// outcome ([`Outcome::on_resend`]): our first send registered the document. Accepted.
     AlreadyRegistered { code: String, description: String },
-    /// Credentials or certificate (0101-0106, 0110-0113, 0154, 2325-2328): pause sending, alert.
+    /// Credentials or certificate (0101-0106, 0110-0113, 0154, 2325-2328), or an issuer not
+    /// enabled for this channel (1078, 1080): pause sending, alert.
     #[serde(rename = "config_error")]
     PermanentConfig { code: String, description: String },
-    /// A bug in the document (0151-0161, 0202-0204, 0252, 0300-0306, 1000-1999, 2335/2336):
+    /// A bug in the document (0151-0161, 0202-0204, 0252, 0300-0302, 0305, 0306, 1000-1999
+    /// except 1032/1033/1078/1079/1080, 2335/2336):
     /// fix it and send again with the same number.
     #[serde(rename = "document_error")]
     PermanentDocument { code: String, description: String },
@@ -54,13 +70,14 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every stable name, in declaration order.
-    pub const NAMES: [&'static str; 10] = [
+    pub const NAMES: [&'static str; 11] = [
         "accepted",
         "observed",
         "rejected",
         "retryable",
         "unknown",
         "in_process",
+        "conflict",
         "already_registered",
         "config_error",
         "document_error",
@@ -76,6 +93,7 @@ impl Outcome {
             Self::Retryable { .. } => "retryable",
             Self::Unknown { .. } => "unknown",
             Self::AlreadyInProcess { .. } => "in_process",
+            Self::Conflict { .. } => "conflict",
             Self::AlreadyRegistered { .. } => "already_registered",
             Self::PermanentConfig { .. } => "config_error",
             Self::PermanentDocument { .. } => "document_error",
@@ -90,6 +108,7 @@ impl Outcome {
             | Self::AcceptedWithObservations { code, .. }
             | Self::Rejected { code, .. }
             | Self::AlreadyInProcess { code, .. }
+            | Self::Conflict { code, .. }
             | Self::AlreadyRegistered { code, .. }
             | Self::PermanentConfig { code, .. }
             | Self::PermanentDocument { code, .. }
@@ -106,6 +125,7 @@ impl Outcome {
             | Self::AcceptedWithObservations { description, .. }
             | Self::Rejected { description, .. }
             | Self::AlreadyInProcess { description, .. }
+            | Self::Conflict { description, .. }
             | Self::AlreadyRegistered { description, .. }
             | Self::PermanentConfig { description, .. }
             | Self::PermanentDocument { description, .. }
@@ -127,18 +147,37 @@ impl Outcome {
         matches!(self, Self::Retryable { .. })
     }
 
-    /// Reads an answer to a *resend of the stored bytes* after [`Outcome::Unknown`]: 1033, 4000,
-    /// 0402 and 2223 then mean the first send did register the document.
+    /// A login failure: 0101 "El encabezado de seguridad es incorrecto", 0102 "Usuario o
+    /// contrasena incorrectos", 0103 "El Usuario ingresado no existe", 0104 "La Clave ingresada
+    /// es incorrecta", 0105 "El Usuario no está activo", 0106 "El Usuario no es válido", 0111 "No
+    /// tiene el perfil para enviar comprobantes electronicos". Sending again with the same
+    /// settings fails the same way (and counts against the SOL user).
+    pub fn is_credential_error(&self) -> bool {
+        matches!(self, Self::PermanentConfig { code, .. } if CREDENTIAL_CODES.contains(&code.as_str()))
+    }
+
+    /// Reads an answer to a *resend of the stored bytes* after an [`Outcome::Unknown`] or
+    /// [`Outcome::AlreadyInProcess`] of the same bytes: then 1033, 0402, 2223 and 4000 mean our
+    /// first send registered the document ([`Outcome::AlreadyRegistered`]), and 1032 means SUNAT
+    /// rejected it ([`Outcome::Rejected`]: the number is used up). Call it only with that
+    /// history: on a first send these codes are a [`Outcome::Conflict`].
     pub fn on_resend(self) -> Self {
-        match self.code().and_then(code_number) {
-            Some(1033 | 4000 | 402 | 2223) if !self.is_accepted() => Self::AlreadyRegistered {
-                code: self.code().unwrap_or_default().to_owned(),
-                description: self.description().to_owned(),
+        match self {
+            Self::Conflict { code, description } => match code_number(&code) {
+                Some(1032) => Self::Rejected {
+                    code,
+                    description,
+                    notes: Vec::new(),
+                },
+                _ => Self::AlreadyRegistered { code, description },
             },
-            _ => self,
+            other => other,
         }
     }
 }
+
+/// The codes of [`Outcome::is_credential_error`].
+pub const CREDENTIAL_CODES: [&str; 7] = ["0101", "0102", "0103", "0104", "0105", "0106", "0111"];
 
 /// The number of a SUNAT code ("0109" -> 109).
 fn code_number(code: &str) -> Option<u32> {
@@ -201,8 +240,9 @@ fn note_code(note: &str) -> Option<u32> {
 }
 
 /// Classifies a SOAP fault: the digits of `faultcode` (`soap-env:Client.2800`), else the digits
-/// of `faultstring`; a fault without a code is service trouble when it says "Internal Error",
-/// otherwise an unknown outcome.
+/// of `faultstring`. A fault without a code ("soap-env:Server", "Internal Error") came after the
+/// upload, from a service that may have registered the document: an unknown outcome, reconciled
+/// by resending the stored bytes.
 pub fn classify_fault(faultcode: &str, faultstring: &str) -> Outcome {
     let from_code = digits_of(faultcode);
     let from_string = || {
@@ -217,14 +257,6 @@ pub fn classify_fault(faultcode: &str, faultstring: &str) -> Outcome {
     };
     match from_code.or_else(from_string) {
         Some(n) => classify_fault_code(n, faultstring),
-        None if faultstring.to_ascii_lowercase().contains("internal error")
-            || faultcode.to_ascii_lowercase().contains("server") =>
-        {
-            Outcome::Retryable {
-                code: None,
-                reason: format!("SOAP fault {faultcode}: {faultstring}"),
-            }
-        }
         None => Outcome::Unknown {
             reason: format!("SOAP fault without a code: {faultcode}: {faultstring}"),
         },
@@ -241,21 +273,37 @@ fn digits_of(s: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
-/// The table of `docs/sunat.md` for a numeric code.
+/// The table of `docs/sunat.md` for a numeric code, with SUNAT's texts (`CodigosRetorno`).
 pub fn classify_fault_code(n: u32, description: &str) -> Outcome {
     let code = code4(n);
     let description = description.trim().to_owned();
     match n {
-        // 1033 "registrado previamente", 4000 "ya fue presentado anteriormente".
-        1033 | 4000 => Outcome::AlreadyRegistered { code, description },
+        // The number is taken: 1032 "ya esta informado y se encuentra con estado anulado o
+        // rechazado", 1033 "registrado previamente con otros datos", 0402 "La numeracion o nombre
+        // del documento ya ha sido enviado anteriormente", 2223 "El archivo ya fue presentado
+        // anteriormente", 4000 "El documento ya fue presentado anteriormente". Whether it was
+        // us is the caller's to say (`on_resend`).
+        1032 | 1033 | 402 | 2223 | 4000 => Outcome::Conflict { code, description },
         140 => Outcome::AlreadyInProcess { code, description },
         1079 => Outcome::NeedsSummary { code, description },
-        100 | 109 | 125 | 130..=138 | 200 | 201 | 250 | 251 | 253 | 307 => Outcome::Retryable {
+        // 0125 "No se pudo obtener la constancia", 0307 "No se pudo recuperar la constancia":
+        // SUNAT may have registered the document and lost only its answer.
+        125 | 307 => Outcome::Unknown {
+            reason: format!("SOAP fault {code}: {description}"),
+        },
+        // 0303 "No existe el directorio de schemas", 0304 "No existe el archivo de schema":
+        // SUNAT's own files, not our document.
+        100 | 109 | 130..=138 | 200 | 201 | 250 | 251 | 253 | 303 | 304 => Outcome::Retryable {
             code: Some(code),
             reason: description,
         },
-        101..=106 | 110..=113 | 154 | 2325..=2328 => Outcome::PermanentConfig { code, description },
-        151..=161 | 202..=204 | 252 | 300..=306 | 1000..=1999 | 2335 | 2336 => {
+        // 1078 "El emisor no se encuentra autorizado a emitir en el SEE-Desde los sistemas del
+        // contribuyente", 1080 "Debe enviar su comprobante por el SEE-Empresas supervisadas":
+        // the issuer's channel, not the document.
+        101..=106 | 110..=113 | 154 | 1078 | 1080 | 2325..=2328 => {
+            Outcome::PermanentConfig { code, description }
+        }
+        151..=161 | 202..=204 | 252 | 300..=302 | 305 | 306 | 1000..=1999 | 2335 | 2336 => {
             Outcome::PermanentDocument { code, description }
         }
         // Other exceptions: SUNAT did not register the document and a blind retry will not help.
@@ -367,31 +415,34 @@ mod tests {
     #[test]
     fn fault_rows() {
         let class = |code: &str| classify_fault(&format!("soap-env:Client.{code}"), "x").name();
-        // Service-side trouble: retry.
+        // Service-side trouble: retry. 0303/0304 are SUNAT's own schema files.
         for c in [
-            "0100", "0109", "0125", "0130", "0134", "0138", "0200", "0201", "0250", "0251", "0253",
-            "0307",
+            "0100", "0109", "0130", "0134", "0138", "0200", "0201", "0250", "0251", "0253", "0303",
+            "0304",
         ] {
             assert_eq!(class(c), "retryable", "{c}");
         }
-        assert_eq!(
-            classify_fault("soap-env:Client", "Internal Error").name(),
-            "retryable"
-        );
+        // 0125 "No se pudo obtener la constancia", 0307 "No se pudo recuperar la constancia":
+        // the document may be registered; reconcile.
+        for c in ["0125", "0307"] {
+            assert_eq!(class(c), "unknown", "{c}");
+        }
         // 0140: in process.
         assert_eq!(class("0140"), "in_process");
-        // 1033: already registered.
-        assert_eq!(class("1033"), "already_registered");
-        // Credentials or certificate.
+        // The number is taken: a conflict until our own history says otherwise.
+        for c in ["1032", "1033", "0402", "2223", "4000"] {
+            assert_eq!(class(c), "conflict", "{c}");
+        }
+        // Credentials or certificate, and the issuer's channel (1078, 1080).
         for c in [
-            "0101", "0102", "0106", "0110", "0113", "0154", "2325", "2328",
+            "0101", "0102", "0106", "0110", "0111", "0113", "0154", "1078", "1080", "2325", "2328",
         ] {
             assert_eq!(class(c), "config_error", "{c}");
         }
         // A bug in the document.
         for c in [
-            "0151", "0155", "0161", "0202", "0204", "0252", "0300", "0306", "1000", "1034", "1999",
-            "2335", "2336",
+            "0151", "0155", "0161", "0202", "0204", "0252", "0300", "0302", "0305", "0306", "1000",
+            "1034", "1999", "2335", "2336",
         ] {
             assert_eq!(class(c), "document_error", "{c}");
         }
@@ -399,6 +450,36 @@ mod tests {
         assert_eq!(class("1079"), "needs_summary");
         // Other 2xxx faults: rejected.
         assert_eq!(class("2800"), "rejected");
+    }
+
+    #[test]
+    fn only_login_failures_are_credential_errors() {
+        let fault = |code: &str| classify_fault(&format!("soap-env:Client.{code}"), "x");
+        for c in CREDENTIAL_CODES {
+            assert!(fault(c).is_credential_error(), "{c}");
+        }
+        for c in [
+            "0110", "0113", "0154", "1078", "1080", "2325", "0109", "0151",
+        ] {
+            assert!(!fault(c).is_credential_error(), "{c}");
+        }
+        // A missing setting is a config error of ours, not a SOL login that failed.
+        assert!(!classify_http(404, HttpBody::Empty).is_credential_error());
+    }
+
+    #[test]
+    fn faults_without_a_code_are_unknown() {
+        // After the upload: the service may have registered the document.
+        for (code, string) in [
+            ("soap-env:Server", "Internal Error"),
+            ("soap-env:Client", "Internal Error"),
+            ("soap:Server", "java.lang.NullPointerException"),
+            ("soap-env:Client", "algo raro"),
+        ] {
+            let o = classify_fault(code, string);
+            assert_eq!(o.name(), "unknown", "{code} {string}");
+            assert_eq!(o.code(), None);
+        }
     }
 
     #[test]
@@ -411,20 +492,28 @@ mod tests {
             classify_fault("soap-env:Server", "0130 - servicio no disponible").name(),
             "retryable"
         );
-        assert_eq!(
-            classify_fault("soap-env:Client", "algo raro").name(),
-            "unknown"
-        );
     }
 
     #[test]
-    fn resend_after_unknown_reads_registered_codes() {
+    fn resend_after_unknown_reads_taken_numbers_as_ours() {
+        // 1033 / 0402 / 2223 / 4000: our first send registered it.
         for c in ["1033", "4000", "0402", "2223"] {
             let o = classify_fault(&format!("soap-env:Client.{c}"), "x").on_resend();
             assert_eq!(o.name(), "already_registered", "{c}");
+            assert_eq!(o.code(), Some(c));
         }
-        let accepted = classify_cdr("0", "ok", &[]).on_resend();
-        assert_eq!(accepted.name(), "accepted");
+        // 1032: our first send was rejected; the number is used up.
+        let o = classify_fault("soap-env:Client.1032", "anulado o rechazado").on_resend();
+        assert_eq!((o.name(), o.code()), ("rejected", Some("1032")));
+        // Anything else reads the same on a resend.
+        for o in [
+            classify_cdr("0", "ok", &[]),
+            classify_cdr("2800", "rechazada", &[]),
+            classify_fault("soap-env:Client.0109", "x"),
+            classify_fault("soap-env:Client.0102", "x"),
+        ] {
+            assert_eq!(o.clone().on_resend(), o);
+        }
     }
 
     #[test]
@@ -462,6 +551,8 @@ mod tests {
             classify_fault("soap-env:Client.0140", "x"),
             classify_fault("soap-env:Client.0102", "x"),
             classify_fault("soap-env:Client.0151", "x"),
+            classify_fault("soap-env:Client.1033", "x"),
+            classify_fault("soap-env:Client.1033", "x").on_resend(),
             classify_transport(Transport::ReadTimeout, "x"),
         ] {
             let json = serde_json::to_value(&o).unwrap();

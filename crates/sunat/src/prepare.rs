@@ -53,6 +53,20 @@ impl PrepareError {
     }
 }
 
+impl Prepared {
+    /// [`signed_sha256`] of the signed XML.
+    pub fn signed_sha256(&self) -> String {
+        signed_sha256(&self.xml)
+    }
+}
+
+/// The SHA-256 (hex) of a signed XML: recorded with each send, so a later answer can be tied to
+/// the exact bytes an earlier send carried (whatever zip wrapped them).
+pub fn signed_sha256(xml: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    crate::client::hex(&Sha256::digest(xml))
+}
+
 /// Builds, signs and zips the receipt.
 pub fn prepare(receipt: &Receipt, signer: &Signer) -> Result<Prepared, PrepareError> {
     let xml = ubl::invoice_xml(receipt)?;

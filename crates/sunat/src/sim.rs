@@ -16,12 +16,28 @@
 //! | `http_503` | 99999905 | HTTP 503 with an HTML page |
 //! | `timeout` | 99999906 | waits `timeout_delay`, then fault 0109 (not registered) |
 //! | `empty_200` | 99999907 | HTTP 200 with an empty body (not registered) |
-//! | `already_registered` | 99999908 | fault 1033 |
+//! | `already_registered` | 99999908 | fault 1033 on a first send: the number is registered with other data (another POS, a restored database) |
 //! | `unknown_then_1033` | 99999909 | registers the document, waits `timeout_delay`, then the CDR; a resend gets 1033 |
+//! | `fault_1032` | 99999910 | fault 1032 on a first send: the number is informed as voided or rejected |
+//! | `fault_1078` | 99999911 | fault 1078: the issuer is not enabled for SEE-Del contribuyente (not registered) |
+//! | `unknown_then_1032` | 99999912 | rejects the document (2800), waits `timeout_delay`, then the CDR; a resend gets 1032 |
+//! | `fault_0125` | 99999913 | registers the document, answers fault 0125 "No se pudo obtener la constancia"; a resend gets 1033 |
 //!
 //! A convention scenario applies to the first send of that document only; a control scenario to
-//! the next `times` sends. A document once registered (accepted, observed, rejected) answers
-//! fault 1033 on every later send, like SUNAT.
+//! the next `times` sends. A document once registered answers, on every later send, fault 1033
+//! when it was accepted or observed and fault 1032 when it was rejected, like SUNAT (its
+//! registry's states 1 and 0; rules 1033 and 1032 of the boleta and factura sheets).
+//!
+//! # Observations and rejections the checks make (CDR)
+//! On a boleta, a buyer number of type 0, 4, 7 or A-G that is not 1 to 15 letters or digits
+//! (`^[\d\w]{1,15}$`, as validators apply rule 4208) gets the note `4208 - El dato ingresado
+//! como numero de documento de identidad del receptor no cumple con el formato establecido`; a
+//! DNI (type 1) that is not 8 digits gets `4207 - El DNI debe tener 8 caracteres numéricos`. On any
+//! receipt, a `SellersItemIdentification/cbc:ID` that is not 1 to 30 characters without line
+//! breaks or tabs gets `4269 - El dato ingresado como codigo de producto no cumple con el formato
+//! establecido.` (all accepted with observations), and a buyer `RegistrationName` that is not 3
+//! to 1500 characters without line breaks or tabs is rejected with CDR 2022 "RegistrationName -
+//! El dato ingresado no cumple con el estandar".
 //!
 //! # Faults the checks answer (HTTP 500)
 //! 0101 no WS-Security header · 0102 wrong user or password · 0151 bad zip file name ·
@@ -37,7 +53,7 @@
 //! `GET /control/calls` (`{"total":3,"calls":{"20100066603-03-B001-7.zip":3}}`),
 //! `POST /control/reset`, `GET /health`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -110,23 +126,92 @@ pub enum Scenario {
     AlreadyRegistered,
     #[serde(rename = "unknown_then_1033")]
     UnknownThen1033,
+    #[serde(rename = "fault_1032")]
+    Fault1032,
+    #[serde(rename = "fault_1078")]
+    Fault1078,
+    #[serde(rename = "unknown_then_1032")]
+    UnknownThen1032,
+    #[serde(rename = "fault_0125")]
+    Fault0125,
 }
 
 impl Scenario {
+    /// Every scenario, in the order of the table above.
+    pub const ALL: [Self; 14] = [
+        Self::Accepted,
+        Self::Observations,
+        Self::Rejection,
+        Self::Fault0109,
+        Self::Fault0130,
+        Self::Http503,
+        Self::Timeout,
+        Self::Empty200,
+        Self::AlreadyRegistered,
+        Self::UnknownThen1033,
+        Self::Fault1032,
+        Self::Fault1078,
+        Self::UnknownThen1032,
+        Self::Fault0125,
+    ];
+
     /// The correlative that selects a scenario by convention.
     pub fn by_correlative(correlative: i64) -> Option<Self> {
-        Some(match correlative {
-            99_999_901 => Self::Observations,
-            99_999_902 => Self::Rejection,
-            99_999_903 => Self::Fault0109,
-            99_999_904 => Self::Fault0130,
-            99_999_905 => Self::Http503,
-            99_999_906 => Self::Timeout,
-            99_999_907 => Self::Empty200,
-            99_999_908 => Self::AlreadyRegistered,
-            99_999_909 => Self::UnknownThen1033,
-            _ => return None,
+        Self::ALL
+            .into_iter()
+            .find(|s| s.correlative() == Some(correlative))
+    }
+
+    /// The correlative of its convention (none for `accepted`, the default).
+    pub fn correlative(self) -> Option<i64> {
+        Some(match self {
+            Self::Accepted => return None,
+            Self::Observations => 99_999_901,
+            Self::Rejection => 99_999_902,
+            Self::Fault0109 => 99_999_903,
+            Self::Fault0130 => 99_999_904,
+            Self::Http503 => 99_999_905,
+            Self::Timeout => 99_999_906,
+            Self::Empty200 => 99_999_907,
+            Self::AlreadyRegistered => 99_999_908,
+            Self::UnknownThen1033 => 99_999_909,
+            Self::Fault1032 => 99_999_910,
+            Self::Fault1078 => 99_999_911,
+            Self::UnknownThen1032 => 99_999_912,
+            Self::Fault0125 => 99_999_913,
         })
+    }
+
+    /// The name the control endpoint takes (`fault_0109`).
+    pub fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
+    /// What the simulator answers, in a line.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Accepted => "CDR ResponseCode 0",
+            Self::Observations => "CDR 0 with a 4287 observation",
+            Self::Rejection => "CDR 2800 (rejected)",
+            Self::Fault0109 => "fault soap-env:Client.0109, HTTP 500",
+            Self::Fault0130 => "fault soap-env:Server with faultstring 0130, HTTP 500",
+            Self::Http503 => "HTTP 503 with an HTML page",
+            Self::Timeout => "waits the timeout delay, then fault 0109 (not registered)",
+            Self::Empty200 => "HTTP 200 with an empty body (not registered)",
+            Self::AlreadyRegistered => "fault 1033 on a first send (registered with other data)",
+            Self::UnknownThen1033 => {
+                "registers it, answers after the timeout delay; a resend gets 1033"
+            }
+            Self::Fault1032 => "fault 1032 on a first send (informed as voided or rejected)",
+            Self::Fault1078 => "fault 1078: issuer not enabled for SEE-Del contribuyente",
+            Self::UnknownThen1032 => {
+                "rejects it (2800), answers after the timeout delay; a resend gets 1032"
+            }
+            Self::Fault0125 => "registers it, answers fault 0125 (no CDR); a resend gets 1033",
+        }
     }
 }
 
@@ -152,11 +237,20 @@ pub struct Calls {
     pub calls: BTreeMap<String, u64>,
 }
 
+/// A document's state in the simulated registry ("listado" of SUNAT's rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Registry {
+    /// Accepted, with or without observations (state 1): a later send gets 1033.
+    Accepted,
+    /// Rejected (state 0): a later send gets 1032.
+    Rejected,
+}
+
 #[derive(Default)]
 struct State {
     scenarios: HashMap<(String, i64), (Scenario, u32)>,
     calls: Calls,
-    registered: HashSet<String>,
+    registered: HashMap<String, Registry>,
 }
 
 /// The simulator's shared state, for tests that run it in-process.
@@ -225,12 +319,18 @@ impl SimState {
     }
 
     /// Registers the document; false when it was registered before.
-    fn register(&self, file_name: &str) -> bool {
-        self.lock().registered.insert(file_name.to_owned())
+    fn register(&self, file_name: &str, as_: Registry) -> bool {
+        match self.lock().registered.entry(file_name.to_owned()) {
+            std::collections::hash_map::Entry::Occupied(_) => false,
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(as_);
+                true
+            }
+        }
     }
 
-    fn is_registered(&self, file_name: &str) -> bool {
-        self.lock().registered.contains(file_name)
+    fn registry(&self, file_name: &str) -> Option<Registry> {
+        self.lock().registered.get(file_name).copied()
     }
 }
 
@@ -558,44 +658,110 @@ async fn handle(shared: &Shared, request: Request) -> HttpResponse {
         _ => {}
     }
 
-    if state.is_registered(&request.file_name) {
-        return client_fault(
-            "1033",
-            "El comprobante fue registrado previamente con otros datos",
-        );
+    if let Some(registry) = state.registry(&request.file_name) {
+        return taken(registry);
     }
-    if let Err(fault) = check_document(&name, &request) {
-        return fault.into_response();
-    }
-    let (code, description, notes) = match scenario {
-        Scenario::AlreadyRegistered => {
-            state.register(&request.file_name);
-            return client_fault("1033", "El comprobante fue registrado previamente con otros datos");
-        }
-        Scenario::Observations => (
-            "0",
-            accepted_text(&name),
-            vec!["4287 - El precio unitario de la operación que está informando difiere de los cálculos realizados en base a la cantidad y el valor unitario".to_owned()],
-        ),
-        Scenario::Rejection => (
-            "2800",
-            "El dato ingresado en el tipo de documento de identidad del receptor no esta permitido."
-                .to_owned(),
-            Vec::new(),
-        ),
-        _ => ("0", accepted_text(&name), Vec::new()),
+    let checked = match check_document(&name, &request) {
+        Ok(c) => c,
+        Err(fault) => return fault.into_response(),
     };
-    if !state.register(&request.file_name) {
-        return client_fault(
-            "1033",
-            "El comprobante fue registrado previamente con otros datos",
+    let mut answer = match scenario {
+        Scenario::AlreadyRegistered => {
+            state.register(&request.file_name, Registry::Accepted);
+            return taken(Registry::Accepted);
+        }
+        Scenario::Fault1032 => {
+            state.register(&request.file_name, Registry::Rejected);
+            return taken(Registry::Rejected);
+        }
+        Scenario::Fault1078 => {
+            return client_fault(
+                "1078",
+                "El emisor no se encuentra autorizado a emitir en el SEE-Desde los sistemas del contribuyente",
+            )
+        }
+        Scenario::Rejection | Scenario::UnknownThen1032 => Answer::rejected(
+            "2800",
+            "El dato ingresado en el tipo de documento de identidad del receptor no esta permitido.",
+        ),
+        _ => match &checked.rejection {
+            Some((code, text)) => Answer::rejected(code, text),
+            None if scenario == Scenario::Observations => Answer {
+                code: "0",
+                description: accepted_text(&name),
+                notes: vec!["4287 - El precio unitario de la operación que está informando difiere de los cálculos realizados en base a la cantidad y el valor unitario".to_owned()],
+            },
+            None => Answer {
+                code: "0",
+                description: accepted_text(&name),
+                notes: Vec::new(),
+            },
+        },
+    };
+    // The content checks' observations ride on an accepted CDR, as SUNAT's do.
+    if answer.code == "0" {
+        answer.notes.extend(checked.notes);
+    }
+    let registry = if answer.code == "0" {
+        Registry::Accepted
+    } else {
+        Registry::Rejected
+    };
+    if !state.register(&request.file_name, registry) {
+        // Another request registered it meanwhile.
+        return state.registry(&request.file_name).map_or_else(
+            || {
+                client_fault(
+                    "0138",
+                    "El sistema no puede responder su solicitud. (Error en Base de Datos)",
+                )
+            },
+            taken,
         );
     }
-    let answer = cdr_response(&name, code, &description, &notes);
-    if scenario == Scenario::UnknownThen1033 {
+    if scenario == Scenario::Fault0125 {
+        return client_fault("0125", "No se pudo obtener la constancia");
+    }
+    let response = cdr_response(&name, answer.code, &answer.description, &answer.notes);
+    if matches!(
+        scenario,
+        Scenario::UnknownThen1033 | Scenario::UnknownThen1032
+    ) {
         tokio::time::sleep(config.timeout_delay).await;
     }
-    answer
+    response
+}
+
+/// The fault for a document already in the registry: 1033 when it was accepted, 1032 when it was
+/// rejected (rules 1033 and 1032 of SUNAT's boleta and factura sheets).
+fn taken(registry: Registry) -> HttpResponse {
+    match registry {
+        Registry::Accepted => client_fault(
+            "1033",
+            "El comprobante fue registrado previamente con otros datos",
+        ),
+        Registry::Rejected => client_fault(
+            "1032",
+            "El comprobante ya esta informado y se encuentra con estado anulado o rechazado",
+        ),
+    }
+}
+
+/// The CDR to answer.
+struct Answer {
+    code: &'static str,
+    description: String,
+    notes: Vec<String>,
+}
+
+impl Answer {
+    fn rejected(code: &'static str, description: &str) -> Self {
+        Self {
+            code,
+            description: description.to_owned(),
+            notes: Vec::new(),
+        }
+    }
 }
 
 fn accepted_text(name: &FileName) -> String {
@@ -609,8 +775,18 @@ fn accepted_text(name: &FileName) -> String {
     )
 }
 
-/// The zip, the file names, the XML's identity and structure, and the signature.
-fn check_document(name: &FileName, request: &Request) -> Result<(), Fault> {
+/// What the content checks found in a readable, signed document.
+#[derive(Debug, Default)]
+struct Checked {
+    /// A rule that rejects the receipt (CDR code and text).
+    rejection: Option<(&'static str, String)>,
+    /// Observations (`4208 - ...`) for the CDR of an accepted receipt.
+    notes: Vec<String>,
+}
+
+/// The zip, the file names, the XML's identity and structure, and the signature (faults); then
+/// the buyer's and the items' rules (a rejection or observations).
+fn check_document(name: &FileName, request: &Request) -> Result<Checked, Fault> {
     let zip = B64
         .decode(request.content.as_bytes())
         .map_err(|_| Fault::client("0156", "El archivo ZIP esta corrupto (base64)"))?;
@@ -707,7 +883,74 @@ fn check_document(name: &FileName, request: &Request) -> Result<(), Fault> {
         };
         Fault::client(e.sunat_code(), &text)
     })?;
-    Ok(())
+    Ok(check_content(root, name.doc_type))
+}
+
+/// SUNAT's format rules on the buyer and the items that the simulator answers.
+fn check_content(root: roxmltree::Node<'_, '_>, doc_type: DocumentType) -> Checked {
+    let mut checked = Checked::default();
+    let customer = root
+        .children()
+        .find(|n| n.has_tag_name((NS_CAC, "AccountingCustomerParty")));
+    let buyer_id = customer
+        .and_then(|c| {
+            c.descendants()
+                .find(|n| n.has_tag_name((NS_CAC, "PartyIdentification")))
+        })
+        .and_then(|pi| pi.children().find(|n| n.has_tag_name((NS_CBC, "ID"))));
+    if let Some(id) = buyer_id.filter(|_| doc_type == DocumentType::Boleta) {
+        let number = id.text().unwrap_or("");
+        match id.attribute("schemeID").unwrap_or("") {
+            // 4208, for types 4, 7, 0 and A-G: as validators apply it, `^[\d\w]{1,15}$`.
+            "0" | "4" | "7" | "A" | "B" | "C" | "D" | "E" | "F" | "G" => {
+                let len = number.chars().count();
+                let word = number
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !((1..=15).contains(&len) && word) {
+                    checked.notes.push("4208 - El dato ingresado como numero de documento de identidad del receptor no cumple con el formato establecido".to_owned());
+                }
+            }
+            // 4207: a DNI is 8 digits.
+            "1" if !(number.len() == 8 && number.bytes().all(|b| b.is_ascii_digit())) => {
+                checked
+                    .notes
+                    .push("4207 - El DNI debe tener 8 caracteres numéricos".to_owned());
+            }
+            _ => {}
+        }
+    }
+    // 2022: the buyer's name, 3 to 1500 characters, no whitespace but spaces.
+    let buyer_name = customer
+        .and_then(|c| {
+            c.descendants()
+                .find(|n| n.has_tag_name((NS_CBC, "RegistrationName")))
+        })
+        .and_then(|n| n.text())
+        .unwrap_or("");
+    if !crate::document::is_registration_name(buyer_name) {
+        checked.rejection = Some((
+            "2022",
+            "RegistrationName -  El dato ingresado no cumple con el estandar".to_owned(),
+        ));
+    }
+    // 4269: each item code, 1 to 30 characters, no whitespace but spaces.
+    let bad_code = root
+        .descendants()
+        .filter(|n| n.has_tag_name((NS_CAC, "SellersItemIdentification")))
+        .filter_map(|n| n.children().find(|c| c.has_tag_name((NS_CBC, "ID"))))
+        .any(|id| {
+            let code = id.text().unwrap_or("");
+            let len = code.chars().count();
+            !(1..=30).contains(&len) || code.chars().any(|c| c != ' ' && c.is_whitespace())
+        });
+    if bad_code {
+        checked.notes.push(
+            "4269 - El dato ingresado como codigo de producto no cumple con el formato establecido."
+                .to_owned(),
+        );
+    }
+    checked
 }
 
 /// The trimmed text of the `cbc:<local>` child of `parent`.
@@ -802,5 +1045,60 @@ mod tests {
             Scenario::by_correlative(99_999_906),
             Some(Scenario::Timeout)
         );
+        assert_eq!(Scenario::by_correlative(7), None);
+        for s in Scenario::ALL {
+            let name = s.name();
+            let back: Scenario = serde_json::from_value(serde_json::json!(name)).unwrap();
+            assert_eq!(back, s);
+            if let Some(c) = s.correlative() {
+                assert_eq!(Scenario::by_correlative(c), Some(s), "{name}");
+            }
+            // The module's table lists every scenario with its correlative.
+            let row = format!(
+                "//! | `{name}` | {} |",
+                s.correlative()
+                    .map_or("any other".into(), |c| c.to_string())
+            );
+            assert!(include_str!("sim.rs").contains(&row), "{row}");
+        }
+    }
+
+    fn content(xml: &str) -> Checked {
+        let doc = roxmltree::Document::parse(xml).unwrap();
+        check_content(doc.root_element(), DocumentType::Boleta)
+    }
+
+    fn boleta(scheme: &str, id: &str, name: &str, code: &str) -> String {
+        format!(
+            "<Invoice xmlns=\"{NS_INVOICE}\" xmlns:cac=\"{NS_CAC}\" xmlns:cbc=\"{NS_CBC}\">\
+<cac:AccountingCustomerParty><cac:Party><cac:PartyIdentification><cbc:ID schemeID=\"{scheme}\">{id}</cbc:ID>\
+</cac:PartyIdentification><cac:PartyLegalEntity><cbc:RegistrationName>{name}</cbc:RegistrationName>\
+</cac:PartyLegalEntity></cac:Party></cac:AccountingCustomerParty><cac:InvoiceLine><cac:Item>\
+<cac:SellersItemIdentification><cbc:ID>{code}</cbc:ID></cac:SellersItemIdentification></cac:Item>\
+</cac:InvoiceLine></Invoice>"
+        )
+    }
+
+    #[test]
+    fn the_buyer_and_item_rules_answer_sunat_codes() {
+        let notes = |x: &str| content(x).notes;
+        let ok = boleta("0", "00000000", "CLIENTES VARIOS", "INKA-500");
+        assert!(notes(&ok).is_empty());
+        assert!(content(&ok).rejection.is_none());
+        // 4208: type 0 with "-", with a space, too long.
+        for id in ["-", "A B", "1234567890123456", ""] {
+            let n = notes(&boleta("0", id, "CLIENTES VARIOS", "X"));
+            assert!(n.len() == 1 && n[0].starts_with("4208 - "), "{id:?}: {n:?}");
+        }
+        assert!(notes(&boleta("7", "AB12345", "Juan Pérez", "X")).is_empty());
+        // 4207: a DNI of 7 digits.
+        let n = notes(&boleta("1", "1234567", "Juan Pérez", "X"));
+        assert!(n[0].starts_with("4207 - "), "{n:?}");
+        // 4269: an item code of 31 characters.
+        let n = notes(&boleta("1", "12345678", "Juan Pérez", &"A".repeat(31)));
+        assert!(n[0].starts_with("4269 - "), "{n:?}");
+        // 2022: a name of 2 characters.
+        let c = content(&boleta("1", "12345678", "Al", "X"));
+        assert_eq!(c.rejection.map(|r| r.0), Some("2022"));
     }
 }

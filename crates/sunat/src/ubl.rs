@@ -174,9 +174,10 @@ pub fn invoice_xml(receipt: &Receipt) -> Result<String, DocumentError> {
         w.close("cac:TaxTotal");
         w.open("cac:Item");
         w.leaf("cbc:Description", &[], &line.description);
-        if !line.code.trim().is_empty() {
+        // Left out when SUNAT would observe it (4269); see `Line::sunat_code`.
+        if let Some(code) = line.sunat_code() {
             w.open("cac:SellersItemIdentification");
-            w.leaf("cbc:ID", &[], line.code.trim());
+            w.leaf("cbc:ID", &[], code);
             w.close("cac:SellersItemIdentification");
         }
         w.close("cac:Item");

@@ -75,7 +75,7 @@ async fn calls(sim: &SimHandle, file_name: &str) -> u64 {
 }
 
 #[tokio::test]
-async fn accepted_then_a_resend_is_already_registered() {
+async fn accepted_then_a_resend_answers_1033() {
     let sim = start().await;
     let client = client(&sim, "moddatos");
     let p = prepared(&common::boleta(1));
@@ -103,10 +103,12 @@ async fn accepted_then_a_resend_is_already_registered() {
     );
     assert!(ok, "{out}");
 
+    // Read alone, 1033 says the number is taken; only our own unsure first send makes it ours.
     let again = client.send_bill(&p.file_name, &p.zip).await;
-    assert_eq!(again.outcome.name(), "already_registered");
+    assert_eq!(again.outcome.name(), "conflict");
     assert_eq!(again.outcome.code(), Some("1033"));
     assert_eq!(again.http_status, Some(500));
+    assert_eq!(again.outcome.on_resend().name(), "already_registered");
     assert_eq!(calls(&sim, &p.file_name).await, 2);
 }
 
@@ -150,8 +152,14 @@ async fn rejection_uses_up_the_number() {
         (sub.outcome.name(), sub.outcome.code()),
         ("rejected", Some("2800"))
     );
+    // A rejected number answers 1032 "ya esta informado y se encuentra con estado anulado o
+    // rechazado" on any later send.
     let again = client.send_bill(&p.file_name, &p.zip).await;
-    assert_eq!(again.outcome.name(), "already_registered");
+    assert_eq!(
+        (again.outcome.name(), again.outcome.code()),
+        ("conflict", Some("1032"))
+    );
+    assert_eq!(again.outcome.on_resend().name(), "rejected");
 }
 
 #[tokio::test]
@@ -215,16 +223,103 @@ async fn empty_200_is_unknown() {
 }
 
 #[tokio::test]
-async fn already_registered_1033() {
+async fn a_first_send_answered_1033_or_1032_is_a_conflict() {
     let sim = start().await;
-    let p = prepared(&common::boleta(99_999_908));
+    let client = client(&sim, "moddatos");
+    for (n, code) in [(99_999_908, "1033"), (99_999_910, "1032")] {
+        let p = prepared(&common::boleta(n));
+        let sub = client.send_bill(&p.file_name, &p.zip).await;
+        assert_eq!(
+            (sub.outcome.name(), sub.outcome.code()),
+            ("conflict", Some(code))
+        );
+        // The number stays taken: a later send answers the same.
+        let again = client.send_bill(&p.file_name, &p.zip).await;
+        assert_eq!(again.outcome.code(), Some(code));
+        assert_eq!(calls(&sim, &p.file_name).await, 2);
+    }
+}
+
+#[tokio::test]
+async fn fault_1078_is_a_config_error_and_registers_nothing() {
+    let sim = start().await;
+    let client = client(&sim, "moddatos");
+    let p = prepared(&common::boleta(99_999_911));
+    let sub = client.send_bill(&p.file_name, &p.zip).await;
+    assert_eq!(
+        (sub.outcome.name(), sub.outcome.code()),
+        ("config_error", Some("1078"))
+    );
+    assert!(!sub.outcome.is_credential_error());
+    let again = client.send_bill(&p.file_name, &p.zip).await;
+    assert_eq!(again.outcome.name(), "accepted", "{:?}", again.outcome);
+}
+
+#[tokio::test]
+async fn unknown_then_1032_on_resend_means_rejected() {
+    let sim = start().await;
+    let client = client(&sim, "moddatos");
+    let p = prepared(&common::boleta(99_999_912));
+    let first = client.send_bill(&p.file_name, &p.zip).await;
+    assert_eq!(first.outcome.name(), "unknown", "{:?}", first.outcome);
+    let resend = client.send_bill(&p.file_name, &p.zip).await;
+    assert_eq!(resend.outcome.code(), Some("1032"));
+    assert_eq!(resend.outcome.on_resend().name(), "rejected");
+    assert_eq!(calls(&sim, &p.file_name).await, 2);
+}
+
+#[tokio::test]
+async fn fault_0125_is_unknown_and_the_resend_answers_1033() {
+    let sim = start().await;
+    let client = client(&sim, "moddatos");
+    let p = prepared(&common::boleta(99_999_913));
+    let first = client.send_bill(&p.file_name, &p.zip).await;
+    assert_eq!(
+        (first.outcome.name(), first.outcome.code()),
+        ("unknown", None)
+    );
+    assert_eq!(first.http_status, Some(500));
+    let resend = client.send_bill(&p.file_name, &p.zip).await;
+    assert_eq!(resend.outcome.on_resend().name(), "already_registered");
+}
+
+#[tokio::test]
+async fn an_anonymous_boleta_is_accepted_without_observation() {
+    let sim = start().await;
+    let client = client(&sim, "moddatos");
+    // What Faena sends: type 0, eight zeros.
+    let mut receipt = common::boleta(20);
+    receipt.customer = faena_sunat::Customer::anonymous();
+    let p = prepared(&receipt);
+    let sub = client.send_bill(&p.file_name, &p.zip).await;
+    assert_eq!(sub.outcome.name(), "accepted", "{:?}", sub.outcome);
+    assert_eq!(sub.cdr.map(|c| c.notes), Some(Vec::new()));
+    // What it sent before: type 0 with "-", observed 4208 like SUNAT.
+    let mut old = common::boleta(21);
+    old.customer = faena_sunat::Customer {
+        doc_type: faena_sunat::CustomerDocType::None,
+        doc_number: "-".into(),
+        name: "CLIENTES VARIOS".into(),
+    };
+    let p = prepared(&old);
+    let sub = client.send_bill(&p.file_name, &p.zip).await;
+    let faena_sunat::Outcome::AcceptedWithObservations { notes, .. } = &sub.outcome else {
+        panic!("{:?}", sub.outcome)
+    };
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(notes[0].starts_with("4208 - "), "{notes:?}");
+}
+
+#[tokio::test]
+async fn a_product_code_over_30_characters_is_not_observed() {
+    let sim = start().await;
+    let mut receipt = common::boleta(22);
+    receipt.lines[0].code = "CODIGO-DE-PRODUCTO-DEMASIADO-LARGO-40CH".into();
+    let p = prepared(&receipt);
     let sub = client(&sim, "moddatos")
         .send_bill(&p.file_name, &p.zip)
         .await;
-    assert_eq!(
-        (sub.outcome.name(), sub.outcome.code()),
-        ("already_registered", Some("1033"))
-    );
+    assert_eq!(sub.outcome.name(), "accepted", "{:?}", sub.outcome);
 }
 
 #[tokio::test]

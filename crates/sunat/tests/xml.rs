@@ -7,12 +7,20 @@ use std::process::Command;
 
 use faena_sunat::{prepare, verify, VerifyError};
 
+/// A boleta to an anonymous buyer, one of whose products has a code SUNAT would observe.
+fn anonymous_boleta(correlative: i64) -> faena_sunat::Receipt {
+    let mut r = common::boleta(correlative);
+    r.customer = faena_sunat::Customer::anonymous();
+    r.lines[0].code = "X".repeat(31);
+    r
+}
+
 #[test]
 fn boleta_and_factura_validate_and_their_signatures_verify() {
     let dir = tempfile::tempdir().unwrap();
     let cert = common::cert(dir.path());
     let signer = common::signer(&cert);
-    for receipt in [common::boleta(7), common::factura(12)] {
+    for receipt in [common::boleta(7), common::factura(12), anonymous_boleta(8)] {
         let prepared = prepare(&receipt, &signer).unwrap();
         let stem = receipt.file_stem();
         assert_eq!(prepared.file_name, format!("{stem}.zip"));
@@ -53,6 +61,26 @@ fn boleta_and_factura_validate_and_their_signatures_verify() {
         assert!(doc
             .descendants()
             .any(|n| n.text() == Some("Pan francés <unidad> & más")));
+
+        // The buyer as SUNAT reads it without observation (4208), and item codes of 1 to 30
+        // characters only (4269).
+        let buyer = doc
+            .descendants()
+            .find(|n| n.tag_name().name() == "AccountingCustomerParty")
+            .and_then(|p| p.descendants().find(|n| n.tag_name().name() == "ID"))
+            .unwrap();
+        let codes: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.tag_name().name() == "SellersItemIdentification")
+            .filter_map(|n| n.first_element_child().and_then(|id| id.text()))
+            .collect();
+        if receipt.customer.doc_type == faena_sunat::CustomerDocType::None {
+            assert_eq!(buyer.attribute("schemeID"), Some("0"));
+            assert_eq!(buyer.text(), Some("00000000"));
+            assert_eq!(codes, ["PAN-01"], "the 31-character code is left out");
+        } else {
+            assert_eq!(codes, ["INKA-500", "PAN-01"]);
+        }
     }
 }
 

@@ -319,7 +319,7 @@ async fn the_sweep_sends_sales_nobody_sends_and_leaves_live_ones_alone() -> anyh
     r.broker.cancel(&dead_job).await?;
     let mut conn = pool.get().await?;
     for sale in [stuck, busy] {
-        sales::begin_send(&mut conn, sale)
+        sales::begin_send(&mut conn, sale, "a-dead-attempt:1")
             .await?
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         if let Some(job) = job_of(sale) {

@@ -1,7 +1,10 @@
 //! `send_sale_to_sunat` through a real worker, PostgreSQL, Redis and the SUNAT simulator: every
-//! simulator scenario ends in the expected sale state with the expected attempts and submission
-//! rows; two workers and two enqueues make one sendBill call; an unknown outcome followed by 1033
-//! ends ACCEPTED; `retry_failed_sunat_sends` picks up old ERROR sales only.
+//! simulator scenario ends in the expected sale state with the expected attempts, submission
+//! rows and sendBill calls; two workers and two enqueues make one sendBill call; an unknown
+//! outcome followed by 1033 ends ACCEPTED, while 1033 or 1032 on a first send (or after an unknown
+//! outcome of other bytes) ends CONFLICT; 1078 is a config error; an anonymous boleta gets no
+//! observation; `retry_failed_sunat_sends` picks up old ERROR sales only, and a SOL login failure
+//! only once the settings changed.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -146,7 +149,40 @@ async fn sale(e: &Env, id: i64) -> anyhow::Result<SaleView> {
 async fn settled(e: &Env, id: i64) -> anyhow::Result<SaleView> {
     wait_for("the sale to settle", Duration::from_secs(40), || async {
         let s = sale(e, id).await?;
-        Ok(matches!(s.sunat.status.as_str(), "ACCEPTED" | "REJECTED" | "ERROR").then_some(s))
+        Ok(matches!(
+            s.sunat.status.as_str(),
+            "ACCEPTED" | "REJECTED" | "ERROR" | "CONFLICT"
+        )
+        .then_some(s))
+    })
+    .await
+}
+
+/// The simulator answers the sale's next `times` sends with `scenario`.
+fn scenario(e: &Env, s: &SaleView, scenario: Scenario, times: u32) {
+    e.sim.state.set_scenario(ScenarioRequest {
+        series: s.series.clone(),
+        correlative: s.correlative,
+        scenario,
+        times,
+    });
+}
+
+/// sendBill calls the simulator received for the sale.
+fn calls(e: &Env, s: &SaleView) -> u64 {
+    e.sim
+        .state
+        .calls_for(&format!("20100066603-03-{}.zip", s.number))
+}
+
+/// Waits until the task is in `state`.
+async fn task_in(
+    e: &Env,
+    id: &TaskId,
+    state: TaskState,
+) -> anyhow::Result<faena_broker::TaskRecord> {
+    wait_for("the task's state", Duration::from_secs(20), || async {
+        Ok(e.redis.broker.task(id).await?.filter(|r| r.state == state))
     })
     .await
 }
@@ -198,11 +234,12 @@ async fn every_simulator_scenario_ends_in_its_state() -> anyhow::Result<()> {
             "ACCEPTED",
             vec!["unknown", "accepted"],
         ),
+        // 1033 on a first send: another document holds the number.
         (
             Some(Scenario::AlreadyRegistered),
             1,
-            "ACCEPTED",
-            vec!["already_registered"],
+            "CONFLICT",
+            vec!["conflict"],
         ),
         (
             Some(Scenario::UnknownThen1033),
@@ -269,6 +306,11 @@ async fn every_simulator_scenario_ends_in_its_state() -> anyhow::Result<()> {
             assert!(done.sunat.accepted_at.is_some());
         } else {
             assert!(done.files.pdf.is_none(), "no PDF unless accepted");
+            assert!(done.files.cdr.is_none(), "no CDR unless accepted");
+        }
+        if done.sunat.outcome.as_deref() == Some("accepted") {
+            // Every sale here is an anonymous boleta: no 4208 observation.
+            assert_eq!(done.sunat.notes, json!([]), "{scenario:?}");
         }
         if *scenario == Some(Scenario::Observations) {
             assert!(
@@ -325,7 +367,7 @@ async fn two_workers_and_two_enqueues_make_one_send_bill_call() -> anyhow::Resul
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_credentials_are_a_permanent_config_error_and_the_sweep_retries_only_old_errors(
+async fn bad_credentials_are_a_config_error_the_sweep_resends_only_once_the_settings_change(
 ) -> anyhow::Result<()> {
     let e = env("sunatcfg", "wrong-password").await?;
     let made = sales_of(&e, 2).await?;
@@ -343,10 +385,11 @@ async fn bad_credentials_are_a_permanent_config_error_and_the_sweep_retries_only
     })
     .await?;
     assert!(rec.error.unwrap_or_default().contains("config_error"));
-    stop(w).await;
+    assert_eq!(done.sunat.code.as_deref(), Some("0102"));
+    assert_eq!(calls(&e, &made[0]), 1);
 
-    // The password is fixed; the sweep re-sends ERROR sales whose last attempt is over an hour
-    // old, and leaves recent ones alone.
+    // An hour later the sweep runs with the same settings: a SOL login that failed would fail
+    // again (and count against the SOL user), so it is not resent.
     let pool = &e.pool;
     let mut conn = pool.get().await?;
     diesel::update(faena_shop::schema::sales::table.find(made[0].id))
@@ -356,6 +399,22 @@ async fn bad_credentials_are_a_permanent_config_error_and_the_sweep_retries_only
         )
         .execute(&mut conn)
         .await?;
+    let sweep = e
+        .redis
+        .broker
+        .enqueue(EnqueueRequest {
+            kind: "retry_failed_sunat_sends".into(),
+            ..Default::default()
+        })
+        .await?;
+    let rec = task_in(&e, &sweep, TaskState::Succeeded).await?;
+    assert_eq!(rec.result.map(|r| r["requeued"].clone()), Some(json!(0)));
+    assert_eq!(calls(&e, &made[0]), 1);
+    assert_eq!(sale(&e, made[0].id).await?.sunat.status.as_str(), "ERROR");
+    stop(w).await;
+
+    // The password is fixed (other settings, another fingerprint); the sweep re-sends ERROR
+    // sales whose last attempt is over an hour old, and leaves recent ones alone.
     let w = spawn(
         e.redis.broker.clone(),
         Handlers::production(e.pool.clone(), e.redis.broker.clone(), &fixed_settings(&e)),
@@ -402,6 +461,246 @@ async fn bad_credentials_are_a_permanent_config_error_and_the_sweep_retries_only
     })
     .await?;
     assert_eq!(outcomes(&done), vec!["config_error", "accepted"]);
+    assert_eq!(calls(&e, &made[0]), 2);
+    stop(w).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_send_answered_1033_is_a_conflict_and_prints_nothing() -> anyhow::Result<()> {
+    let e = env("sunat1033", "moddatos").await?;
+    let s = sales_of(&e, 1).await?.remove(0);
+    scenario(&e, &s, Scenario::AlreadyRegistered, 1);
+    let w = worker(&e, e.redis.broker.clone());
+    let t = send(&e.redis.broker, s.id).await?;
+    let done = settled(&e, s.id).await?;
+    assert_eq!(done.sunat.status.as_str(), "CONFLICT", "{:?}", done.sunat);
+    assert_eq!(outcomes(&done), vec!["conflict"]);
+    assert_eq!(done.sunat.code.as_deref(), Some("1033"));
+    assert!(done.sunat.status_label.starts_with("Conflicto"));
+    assert_eq!(
+        (
+            done.files.cdr.clone(),
+            done.files.pdf.clone(),
+            done.files.qr.clone()
+        ),
+        (None, None, None),
+        "nothing printed"
+    );
+    assert_eq!(calls(&e, &s), 1);
+    // It needs a person: the task is DEAD, and a second send does not call SUNAT.
+    let rec = task_in(&e, &t, TaskState::Dead).await?;
+    assert!(rec.error.unwrap_or_default().contains("conflict"));
+    let again = send(&e.redis.broker, s.id).await?;
+    let rec = task_in(&e, &again, TaskState::Succeeded).await?;
+    assert_eq!(
+        rec.result.map(|r| r["skipped"].clone()),
+        Some(json!("the sale is CONFLICT"))
+    );
+    assert_eq!(calls(&e, &s), 1);
+    stop(w).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_send_answered_1032_is_a_conflict() -> anyhow::Result<()> {
+    let e = env("sunat1032", "moddatos").await?;
+    let s = sales_of(&e, 1).await?.remove(0);
+    scenario(&e, &s, Scenario::Fault1032, 1);
+    let w = worker(&e, e.redis.broker.clone());
+    send(&e.redis.broker, s.id).await?;
+    let done = settled(&e, s.id).await?;
+    assert_eq!(done.sunat.status.as_str(), "CONFLICT", "{:?}", done.sunat);
+    assert_eq!(outcomes(&done), vec!["conflict"]);
+    assert_eq!(done.sunat.code.as_deref(), Some("1032"));
+    assert!(done.files.pdf.is_none());
+    assert_eq!(calls(&e, &s), 1);
+    stop(w).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_an_unknown_outcome_1032_means_rejected() -> anyhow::Result<()> {
+    let e = env("sunatunk1032", "moddatos").await?;
+    let s = sales_of(&e, 1).await?.remove(0);
+    scenario(&e, &s, Scenario::UnknownThen1032, 1);
+    let w = worker(&e, e.redis.broker.clone());
+    send(&e.redis.broker, s.id).await?;
+    let done = settled(&e, s.id).await?;
+    assert_eq!(done.sunat.status.as_str(), "REJECTED", "{:?}", done.sunat);
+    assert_eq!(outcomes(&done), vec!["unknown", "rejected"]);
+    assert_eq!(done.sunat.code.as_deref(), Some("1032"));
+    assert!(done.files.pdf.is_none());
+    assert_eq!(calls(&e, &s), 2);
+    stop(w).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1033_after_an_unknown_outcome_of_other_bytes_is_a_conflict() -> anyhow::Result<()> {
+    let e = env("sunatotherbytes", "moddatos").await?;
+    let s = sales_of(&e, 1).await?.remove(0);
+    // An earlier attempt had an unknown outcome, but with other signed bytes (say, a document
+    // signed before the database was restored): it does not make a 1033 ours.
+    sales::record_submission(
+        &mut *e.pool.get().await?,
+        &sales::NewSubmission {
+            sale_id: s.id,
+            attempt: 1,
+            started_at: chrono::Utc::now(),
+            duration_ms: 1000,
+            outcome: "unknown".into(),
+            code: None,
+            description: Some("read timeout".into()),
+            http_status: None,
+            task_id: None,
+            signed_sha256: Some("0".repeat(64)),
+            settings_fingerprint: None,
+        },
+    )
+    .await?;
+    scenario(&e, &s, Scenario::AlreadyRegistered, 1);
+    let w = worker(&e, e.redis.broker.clone());
+    send(&e.redis.broker, s.id).await?;
+    let done = settled(&e, s.id).await?;
+    assert_eq!(done.sunat.status.as_str(), "CONFLICT", "{:?}", done.sunat);
+    assert_eq!(outcomes(&done), vec!["unknown", "conflict"]);
+    assert_eq!(calls(&e, &s), 1);
+    stop(w).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_1078_is_a_config_error() -> anyhow::Result<()> {
+    let e = env("sunat1078", "moddatos").await?;
+    let s = sales_of(&e, 1).await?.remove(0);
+    scenario(&e, &s, Scenario::Fault1078, 1);
+    let w = worker(&e, e.redis.broker.clone());
+    let t = send(&e.redis.broker, s.id).await?;
+    let done = settled(&e, s.id).await?;
+    assert_eq!(done.sunat.status.as_str(), "ERROR", "{:?}", done.sunat);
+    assert_eq!(outcomes(&done), vec!["config_error"]);
+    assert_eq!(done.sunat.code.as_deref(), Some("1078"));
+    assert_eq!(calls(&e, &s), 1);
+    let rec = task_in(&e, &t, TaskState::Dead).await?;
+    assert!(rec.error.unwrap_or_default().contains("config_error"));
+    stop(w).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fault_0125_is_unknown_and_the_resend_reconciles() -> anyhow::Result<()> {
+    let e = env("sunat0125", "moddatos").await?;
+    let s = sales_of(&e, 1).await?.remove(0);
+    scenario(&e, &s, Scenario::Fault0125, 1);
+    let w = worker(&e, e.redis.broker.clone());
+    send(&e.redis.broker, s.id).await?;
+    let done = settled(&e, s.id).await?;
+    assert_eq!(done.sunat.status.as_str(), "ACCEPTED", "{:?}", done.sunat);
+    assert_eq!(outcomes(&done), vec!["unknown", "already_registered"]);
+    assert_eq!(calls(&e, &s), 2);
+    assert!(done.files.pdf.is_some());
+    assert!(done.files.cdr.is_none(), "SUNAT never sent this one's CDR");
+    stop(w).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_anonymous_boleta_is_accepted_without_observation() -> anyhow::Result<()> {
+    let e = env("sunatanon", "moddatos").await?;
+    let mut conn = e.pool.get().await?;
+    // A product whose code SUNAT would observe (4269: over 30 characters).
+    let long_sku = "BEBIDAS-GASEOSAS-INKA-KOLA-500ML-PET";
+    let p = shop::create_product(
+        &mut conn,
+        shop::NewProduct {
+            sku: long_sku.into(),
+            name: "Inca Kola 500 ml".into(),
+            unit_price: "2.50".parse()?,
+            stock: 100,
+            low_stock_threshold: 1,
+        },
+    )
+    .await?;
+    let seller = Seller {
+        user_id: "7".into(),
+        is_admin: false,
+    };
+    let req = NewSale {
+        items: Some(vec![SaleItemInput {
+            product_id: p.id,
+            quantity: 2,
+        }]),
+        ..Default::default()
+    };
+    let defaults = sales::SaleDefaults::default();
+    let new = sales::create_sale(&mut conn, &seller, &req, &defaults).await?;
+    assert_eq!(
+        (
+            new.customer_doc_type.as_str(),
+            new.customer_doc_number.as_str()
+        ),
+        ("0", "00000000")
+    );
+    // A sale stored before this change, with "-" as its buyer's number.
+    let old = sales::create_sale(&mut conn, &seller, &req, &defaults).await?;
+    diesel::update(faena_shop::schema::sales::table.find(old.id))
+        .set(faena_shop::schema::sales::customer_doc_number.eq("-"))
+        .execute(&mut conn)
+        .await?;
+    drop(conn);
+    let w = worker(&e, e.redis.broker.clone());
+    for s in [&new, &old] {
+        send(&e.redis.broker, s.id).await?;
+        let done = settled(&e, s.id).await?;
+        assert_eq!(done.sunat.status.as_str(), "ACCEPTED", "{:?}", done.sunat);
+        assert_eq!(outcomes(&done), vec!["accepted"], "no 4208, no 4269");
+        assert_eq!(done.sunat.notes, json!([]));
+        assert_eq!(calls(&e, s), 1);
+        let xml = std::fs::read_to_string(e.files.join(done.files.xml.as_deref().unwrap_or("-")))?;
+        assert!(
+            xml.contains("<cbc:ID schemeID=\"0\">00000000</cbc:ID>"),
+            "{xml}"
+        );
+        assert!(!xml.contains(long_sku), "the long code is left out");
+        assert!(!xml.contains("SellersItemIdentification"));
+    }
+    stop(w).await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stored_buyer_name_sunat_would_reject_is_never_sent() -> anyhow::Result<()> {
+    let e = env("sunatshortname", "moddatos").await?;
+    let s = sales_of(&e, 1).await?.remove(0);
+    // A sale stored before names were checked at creation.
+    diesel::update(faena_shop::schema::sales::table.find(s.id))
+        .set((
+            faena_shop::schema::sales::customer_doc_type.eq("1"),
+            faena_shop::schema::sales::customer_doc_number.eq("46027897"),
+            faena_shop::schema::sales::customer_name.eq("Al"),
+        ))
+        .execute(&mut *e.pool.get().await?)
+        .await?;
+    let w = worker(&e, e.redis.broker.clone());
+    let t = send(&e.redis.broker, s.id).await?;
+    let done = settled(&e, s.id).await?;
+    assert_eq!(done.sunat.status.as_str(), "ERROR", "{:?}", done.sunat);
+    assert_eq!(outcomes(&done), vec!["document_error"]);
+    assert!(
+        done.sunat
+            .description
+            .as_deref()
+            .is_some_and(|d| d.contains("2022")),
+        "{:?}",
+        done.sunat
+    );
+    assert_eq!(
+        calls(&e, &s),
+        0,
+        "caught before sending: the number is not used up"
+    );
+    task_in(&e, &t, TaskState::Dead).await?;
     stop(w).await;
     Ok(())
 }

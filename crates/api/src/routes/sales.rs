@@ -96,8 +96,9 @@ pub struct SendQueued {
         (status = 400, description = "Not a sale id (`invalid_path`)", body = ErrorBody),
         NeedsOwner,
         (status = 404, description = "No such sale (`not_found`)", body = ErrorBody),
-        (status = 409, description = "Already ACCEPTED or REJECTED, being sent, or cancelled \
-            (`conflict`, with `details.status`)", body = ErrorBody),
+        (status = 409, description = "Already ACCEPTED or REJECTED, being sent, in CONFLICT (SUNAT \
+            holds its number: a person must look), or cancelled (`conflict`, with \
+            `details.status`)", body = ErrorBody),
         Unavailable,
     )
 )]

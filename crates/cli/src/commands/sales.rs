@@ -77,6 +77,15 @@ pub(crate) async fn run(
                 sale.sunat.code.as_deref().unwrap_or("-"),
                 sale.sunat.description.as_deref().unwrap_or("")
             )?;
+            writeln!(out, "              {}", sale.sunat.status_label)?;
+            if sale.sunat.status == sales::SunatStatus::Conflict {
+                writeln!(
+                    out,
+                    "              SUNAT already holds {}: look the number up at SUNAT before \
+                     anything else (see README, troubleshooting)",
+                    sale.number
+                )?;
+            }
             for s in &sale.sunat.submissions {
                 writeln!(
                     out,

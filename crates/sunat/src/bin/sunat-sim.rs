@@ -1,5 +1,5 @@
-//! `sunat-sim`: a local SUNAT billService (see `faena_sunat::sim`), and `sunat-sim cert` to write
-//! a throwaway test certificate.
+//! `sunat-sim`: a local SUNAT billService (see `faena_sunat::sim`), `sunat-sim cert` to write
+//! a throwaway test certificate, and `sunat-sim scenarios` to list the answers it can give.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -47,6 +47,8 @@ enum Command {
         #[arg(long, env = "SUNAT_CERT_PASSWORD")]
         password: String,
     },
+    /// List the scenarios: name, the correlative that selects it on a first send, the answer.
+    Scenarios,
 }
 
 #[tokio::main]
@@ -58,6 +60,13 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    if let Some(Command::Scenarios) = args.command {
+        for s in sim::Scenario::ALL {
+            let correlative = s.correlative().map_or("-".into(), |c| c.to_string());
+            println!("{:<20} {:>9}  {}", s.name(), correlative, s.describe());
+        }
+        return ExitCode::SUCCESS;
+    }
     if let Some(Command::Cert { dir, password }) = args.command {
         return match faena_sunat::testcert::generate(&dir, &password) {
             Ok(cert) => {

@@ -2,9 +2,12 @@
 //! store CDR, PDF and QR) and `retry_failed_sunat_sends` (beat's half-hourly sweep of ERROR sales).
 //!
 //! At most one send of a sale is in flight anywhere: the job holds the broker lock `sale:<id>`
-//! while it sends, and moves the sale to SENDING with a conditional update; a second job that
-//! finds the lock taken or the sale decided returns at once without calling SUNAT. The signed XML
-//! and its zip are written once under the files directory; every retry sends those same bytes.
+//! while it sends, and moves the sale to SENDING with a conditional update that records the
+//! attempt (`task_id:token`); a second job that finds the lock taken or the sale decided returns
+//! at once without calling SUNAT, and only the attempt that moved the sale to SENDING moves it
+//! out. The signed XML and its zip are written once under the files directory; every retry sends
+//! those same bytes, and each call records their SHA-256, so a 1033 or 1032 is read as our own
+//! earlier send only after an unknown or in-process outcome of the same bytes (else CONFLICT).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +32,21 @@ struct Ready {
     client: Client,
     signer: Signer,
     company: Company,
+    /// `SunatConfig::fingerprint` of these settings, recorded with each call.
+    fingerprint: String,
+}
+
+/// One attempt of `send_sale_to_sunat` on one sale.
+struct Attempt<'a> {
+    sale_id: i64,
+    /// The sale's attempt count after `begin_send`.
+    number: i32,
+    started_at: chrono::DateTime<Utc>,
+    /// `task_id:token`: the lock's holder and the sale's send marker.
+    marker: &'a str,
+    ctx: &'a JobContext,
+    /// The settings' fingerprint, when they are complete.
+    fingerprint: Option<&'a str>,
 }
 
 /// The SUNAT jobs and what they share.
@@ -75,18 +93,22 @@ fn build(settings: &Settings) -> Result<Ready, String> {
         .ok_or("SUNAT_CERT_PASSWORD is not set")?;
     let signer = Signer::from_pkcs12(&cert_path, &cert_password)
         .map_err(|e| format!("SUNAT_CERT_PATH / SUNAT_CERT_PASSWORD: {e}"))?;
-    let client = Client::new(SunatConfig {
+    let cert = std::fs::read(&cert_path)
+        .map_err(|e| format!("SUNAT_CERT_PATH: cannot read {}: {e}", cert_path.display()))?;
+    let config = SunatConfig {
         endpoint: s.endpoint.clone(),
         ruc: ruc.clone(),
         sol_user,
         sol_password,
         connect_timeout: s.connect_timeout,
         read_timeout: s.read_timeout,
-    })
-    .map_err(|e| format!("SUNAT client: {e}"))?;
+    };
+    let fingerprint = config.fingerprint(&cert);
+    let client = Client::new(config).map_err(|e| format!("SUNAT client: {e}"))?;
     Ok(Ready {
         client,
         signer,
+        fingerprint,
         company: Company {
             ruc,
             legal_name,
@@ -94,6 +116,13 @@ fn build(settings: &Settings) -> Result<Ready, String> {
             establishment_code: "0000".into(),
         },
     })
+}
+
+/// The answer of an attempt whose sale another attempt took over.
+fn superseded(mut answer: Value) -> Value {
+    answer["superseded"] =
+        json!("another attempt holds the sale; this answer was recorded, not applied");
+    answer
 }
 
 fn db_err(e: impl std::fmt::Display) -> JobError {
@@ -154,16 +183,21 @@ impl SunatJobs {
                 json!({ "sale_id": sale_id, "skipped": "another send of this sale is in flight" }),
             );
         }
-        let result = self.send_locked(sale_id, ctx).await;
+        let result = self.send_locked(sale_id, &holder, ctx).await;
         if let Err(e) = self.broker.release_lock(&lock, &holder).await {
             tracing::warn!(sale_id, error = %e, "could not release the sale's lock; it expires by itself");
         }
         result
     }
 
-    async fn send_locked(&self, sale_id: i64, ctx: &JobContext) -> Result<Value, JobError> {
+    async fn send_locked(
+        &self,
+        sale_id: i64,
+        marker: &str,
+        ctx: &JobContext,
+    ) -> Result<Value, JobError> {
         let mut conn = self.db.get().await.map_err(db_err)?;
-        let attempt = match sales::begin_send(&mut conn, sale_id).await {
+        let number = match sales::begin_send(&mut conn, sale_id, marker).await {
             Ok(Ok(n)) => n,
             Ok(Err(NotSendable::Done(status))) => {
                 return Ok(
@@ -178,7 +212,14 @@ impl SunatJobs {
             }
             Err(e) => return Err(db_err(e)),
         };
-        let started_at = Utc::now();
+        let a = Attempt {
+            sale_id,
+            number,
+            started_at: Utc::now(),
+            marker,
+            ctx,
+            fingerprint: self.ready.as_ref().ok().map(|r| r.fingerprint.as_str()),
+        };
         let ready = match &self.ready {
             Ok(r) => r,
             Err(why) => {
@@ -188,17 +229,8 @@ impl SunatJobs {
                     description: Some(format!("SUNAT sending is not configured: {why}")),
                     ..Default::default()
                 };
-                self.record(
-                    &mut conn,
-                    sale_id,
-                    attempt,
-                    started_at,
-                    Duration::ZERO,
-                    &r,
-                    None,
-                    ctx,
-                )
-                .await?;
+                self.record(&mut conn, &a, Duration::ZERO, &r, None, None)
+                    .await?;
                 return Err(JobError::Permanent(anyhow::anyhow!(
                     "sale {sale_id}: SUNAT sending is not configured: {why}"
                 )));
@@ -208,29 +240,46 @@ impl SunatJobs {
         let items = sales::sale_items(&mut conn, sale_id)
             .await
             .map_err(db_err)?;
-        let receipt = self
-            .receipt(&ready.company, &row, &items)
-            .map_err(|e| JobError::Permanent(anyhow::anyhow!("sale {sale_id}: {e}")))?;
+        let receipt = match self.receipt(&ready.company, &row, &items) {
+            Ok(r) => r,
+            Err(e) => {
+                // Caught before sending: SUNAT would refuse it and use up the number (2022).
+                let r = SendResult {
+                    status: SunatStatus::Error,
+                    outcome: "document_error".into(),
+                    description: Some(format!("not sent: {e}")),
+                    ..Default::default()
+                };
+                self.record(&mut conn, &a, Duration::ZERO, &r, None, None)
+                    .await?;
+                return Err(JobError::Permanent(anyhow::anyhow!("sale {sale_id}: {e}")));
+            }
+        };
         let files = ReceiptFiles::of(&receipt);
         let xml_file = self.files_dir.join(files.xml());
         let zip_file = self.files_dir.join(files.zip());
         // Sign once; every later attempt sends the stored bytes.
-        let (zip, digest) = match &row.digest_value {
+        let (zip, signed, digest) = match &row.digest_value {
             Some(digest) if row.xml_path.is_some() => {
-                let zip = match std::fs::read(&zip_file) {
-                    Ok(z) => z,
-                    Err(_) => {
+                let stored = std::fs::read(&zip_file).ok().and_then(|zip| {
+                    let (_, xml) = faena_sunat::archive::read_single(&zip).ok()?;
+                    Some((zip, xml))
+                });
+                let (zip, xml) = match stored {
+                    Some(pair) => pair,
+                    None => {
                         let xml = std::fs::read(&xml_file).map_err(|e| {
                             JobError::Permanent(anyhow::anyhow!(
                                 "sale {sale_id}: the signed XML {} is gone ({e}); it is never regenerated after a send",
                                 xml_file.display()
                             ))
                         })?;
-                        faena_sunat::archive::zip_single(&files.xml_name(), &xml)
-                            .map_err(|e| JobError::Permanent(anyhow::anyhow!("zip: {e}")))?
+                        let zip = faena_sunat::archive::zip_single(&files.xml_name(), &xml)
+                            .map_err(|e| JobError::Permanent(anyhow::anyhow!("zip: {e}")))?;
+                        (zip, xml)
                     }
                 };
-                (zip, digest.clone())
+                (zip, faena_sunat::signed_sha256(&xml), digest.clone())
             }
             _ => {
                 let prepared = faena_sunat::prepare(&receipt, &ready.signer).map_err(|e| {
@@ -247,27 +296,31 @@ impl SunatJobs {
                 sales::store_signed(&mut conn, sale_id, &prepared.digest_value, &files.xml())
                     .await
                     .map_err(db_err)?;
-                (prepared.zip, prepared.digest_value)
+                let signed = prepared.signed_sha256();
+                (prepared.zip, signed, prepared.digest_value)
             }
         };
 
-        let previous = sales::last_outcome(&mut conn, sale_id)
+        // After an unknown or in-process outcome of these very bytes, SUNAT may hold the
+        // document because of us: then 1033 means accepted and 1032 rejected. Otherwise they
+        // mean another document holds the number.
+        let reconciling = sales::sent_unsure_before(&mut conn, sale_id, &signed)
             .await
             .map_err(db_err)?;
         let clock = Instant::now();
         let submission = ready.client.send_bill(&files.zip_name(), &zip).await;
         let took = clock.elapsed();
-        // After an unknown outcome, "already registered" answers mean the first send got there.
-        let outcome = if matches!(previous.as_deref(), Some("unknown") | Some("in_process")) {
+        let outcome = if reconciling {
             submission.outcome.clone().on_resend()
         } else {
             submission.outcome.clone()
         };
         tracing::info!(
             sale_id,
-            attempt,
+            attempt = number,
             outcome = outcome.name(),
             code = outcome.code().unwrap_or("-"),
+            reconciling,
             ms = took.as_millis() as u64,
             "sendBill"
         );
@@ -279,9 +332,27 @@ impl SunatJobs {
         };
         let http = submission.http_status.map(i32::from);
         let answer = json!({
-            "sale_id": sale_id, "number": receipt.id(), "attempt": attempt,
+            "sale_id": sale_id, "number": receipt.id(), "attempt": number,
             "outcome": outcome.name(), "code": outcome.code(),
         });
+        // This attempt's lock may have expired while it waited for SUNAT, and a later attempt
+        // taken the sale over: then the answer is recorded, never applied (no files written).
+        if !sales::is_sending(&mut conn, sale_id, marker)
+            .await
+            .map_err(db_err)?
+        {
+            let s = self.submission(&a, took, &r, http, Some(&signed));
+            sales::record_submission(&mut conn, &s)
+                .await
+                .map_err(db_err)?;
+            tracing::warn!(
+                sale_id,
+                marker,
+                outcome = outcome.name(),
+                "another attempt took the sale over while this one waited for SUNAT: its answer is recorded, not applied"
+            );
+            return Ok(superseded(answer));
+        }
         match &outcome {
             Outcome::Accepted { notes, .. } | Outcome::AcceptedWithObservations { notes, .. } => {
                 r.notes = notes.clone();
@@ -297,20 +368,33 @@ impl SunatJobs {
             Outcome::Retryable { .. }
             | Outcome::Unknown { .. }
             | Outcome::AlreadyInProcess { .. } => {
-                if attempt <= i32::try_from(self.max_retries).unwrap_or(i32::MAX) {
+                if number <= i32::try_from(self.max_retries).unwrap_or(i32::MAX) {
                     r.status = SunatStatus::Pending;
-                    self.record(&mut conn, sale_id, attempt, started_at, took, &r, http, ctx)
-                        .await?;
+                    if !self
+                        .record(&mut conn, &a, took, &r, http, Some(&signed))
+                        .await?
+                    {
+                        return Ok(superseded(answer));
+                    }
                     return Err(JobError::Snooze(self.retry_delay));
                 }
                 r.status = SunatStatus::Error;
             }
-            Outcome::PermanentConfig { .. }
+            Outcome::Conflict { .. }
+            | Outcome::PermanentConfig { .. }
             | Outcome::PermanentDocument { .. }
             | Outcome::NeedsSummary { .. } => {
-                r.status = SunatStatus::Error;
-                self.record(&mut conn, sale_id, attempt, started_at, took, &r, http, ctx)
-                    .await?;
+                r.status = if matches!(outcome, Outcome::Conflict { .. }) {
+                    SunatStatus::Conflict
+                } else {
+                    SunatStatus::Error
+                };
+                if !self
+                    .record(&mut conn, &a, took, &r, http, Some(&signed))
+                    .await?
+                {
+                    return Ok(superseded(answer));
+                }
                 return Err(JobError::Permanent(anyhow::anyhow!(
                     "sale {sale_id} ({}): {} {}: {} (needs a person; not retried)",
                     receipt.id(),
@@ -320,8 +404,12 @@ impl SunatJobs {
                 )));
             }
         }
-        self.record(&mut conn, sale_id, attempt, started_at, took, &r, http, ctx)
-            .await?;
+        if !self
+            .record(&mut conn, &a, took, &r, http, Some(&signed))
+            .await?
+        {
+            return Ok(superseded(answer));
+        }
         let mut answer = answer;
         answer["status"] = json!(r.status);
         Ok(answer)
@@ -361,35 +449,55 @@ impl SunatJobs {
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn record(
+    /// The `sunat_submissions` row of one call (or of an attempt that made none).
+    fn submission(
         &self,
-        conn: &mut faena_core::db::PooledConnection,
-        sale_id: i64,
-        attempt: i32,
-        started_at: chrono::DateTime<Utc>,
+        a: &Attempt<'_>,
         took: Duration,
         r: &SendResult,
         http_status: Option<i32>,
-        ctx: &JobContext,
-    ) -> Result<(), JobError> {
-        sales::record_submission(
-            conn,
-            &NewSubmission {
-                sale_id,
-                attempt,
-                started_at,
-                duration_ms: i32::try_from(took.as_millis()).unwrap_or(i32::MAX),
-                outcome: r.outcome.clone(),
-                code: r.code.clone(),
-                description: r.description.clone(),
-                http_status,
-                task_id: Some(ctx.task_id.to_string()),
-            },
-        )
-        .await
-        .map_err(db_err)?;
-        sales::finish_send(conn, sale_id, r).await.map_err(db_err)
+        signed: Option<&str>,
+    ) -> NewSubmission {
+        NewSubmission {
+            sale_id: a.sale_id,
+            attempt: a.number,
+            started_at: a.started_at,
+            duration_ms: i32::try_from(took.as_millis()).unwrap_or(i32::MAX),
+            outcome: r.outcome.clone(),
+            code: r.code.clone(),
+            description: r.description.clone(),
+            http_status,
+            task_id: Some(a.ctx.task_id.to_string()),
+            signed_sha256: signed.map(str::to_owned),
+            settings_fingerprint: a.fingerprint.map(str::to_owned),
+        }
+    }
+
+    /// Records the attempt and moves the sale to the result's state, if this attempt still holds
+    /// it; false when a later attempt took it over (the row is recorded, the state untouched).
+    async fn record(
+        &self,
+        conn: &mut faena_core::db::PooledConnection,
+        a: &Attempt<'_>,
+        took: Duration,
+        r: &SendResult,
+        http_status: Option<i32>,
+        signed: Option<&str>,
+    ) -> Result<bool, JobError> {
+        let s = self.submission(a, took, r, http_status, signed);
+        sales::record_submission(conn, &s).await.map_err(db_err)?;
+        let wrote = sales::finish_send(conn, a.sale_id, a.marker, r)
+            .await
+            .map_err(db_err)?;
+        if !wrote {
+            tracing::warn!(
+                sale_id = a.sale_id,
+                marker = a.marker,
+                outcome = %r.outcome,
+                "the sale is no longer SENDING under this attempt: its answer is recorded, not applied"
+            );
+        }
+        Ok(wrote)
     }
 
     /// The receipt of a stored sale.
@@ -434,7 +542,9 @@ impl SunatJobs {
             i64::try_from(a.older_than_secs.unwrap_or(3600)).unwrap_or(3600),
         );
         let mut conn = self.db.get().await.map_err(db_err)?;
-        let due = sales::failed_sales_to_retry(&mut conn, older, limit)
+        // A sale refused at the SOL login is resent only once the settings differ.
+        let fingerprint = self.ready.as_ref().ok().map(|r| r.fingerprint.as_str());
+        let due = sales::failed_sales_to_retry(&mut conn, older, limit, fingerprint)
             .await
             .map_err(db_err)?;
         let mut requeued = Vec::new();

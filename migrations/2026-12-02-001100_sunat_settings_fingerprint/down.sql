@@ -1,0 +1,1 @@
+ALTER TABLE sunat_submissions DROP COLUMN settings_fingerprint;
