@@ -92,7 +92,6 @@ impl Application {
         tokio::spawn(faena_broker::relay::run(
             broker.clone(),
             db.clone(),
-            settings.database_url().to_owned(),
             relay_rx,
         ));
         let server = run(

@@ -3,16 +3,15 @@
 //! crashes (a row is deleted in the transaction that enqueued it; one enqueued by a relay that died
 //! before its commit is enqueued again under the same idempotency key, so the broker keeps one job).
 //!
-//! [`run`] wakes on the outbox's `NOTIFY` (a committed write is relayed within milliseconds) and polls
-//! every [`POLL`] as well, so a lost notification or a dropped listening connection delays a job by
-//! at most that.
+//! [`run`] wakes when this process commits an outbox write (`outbox::committed`: a sale made through
+//! the api is relayed by the api within milliseconds) and polls every [`POLL`] for the writes of
+//! other processes.
 
 use std::time::Duration;
 
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::AsyncConnection;
 use faena_core::db::PgPool;
 use faena_core::outbox;
-use futures::StreamExt;
 use tokio::sync::watch;
 use tracing::{debug, error, warn};
 
@@ -20,8 +19,8 @@ use crate::Broker;
 
 /// Rows moved per transaction.
 pub const BATCH: i64 = 500;
-/// The relay's poll, besides notifications.
-pub const POLL: Duration = Duration::from_secs(1);
+/// The relay's poll, for rows other processes wrote.
+pub const POLL: Duration = Duration::from_millis(500);
 
 /// Why a relay pass moved nothing.
 #[derive(Debug, thiserror::Error)]
@@ -76,21 +75,10 @@ pub async fn drain(broker: &Broker, db: &PgPool) -> Result<usize, RelayError> {
     }
 }
 
-/// A connection listening on the outbox channel.
-async fn listen(db_url: &str) -> Result<AsyncPgConnection, diesel::result::Error> {
-    let mut conn = AsyncPgConnection::establish(db_url)
-        .await
-        .map_err(|e| diesel::result::Error::QueryBuilderError(Box::new(e)))?;
-    diesel::sql_query(format!("LISTEN {}", outbox::CHANNEL))
-        .execute(&mut conn)
-        .await?;
-    Ok(conn)
-}
-
-/// Runs the relay until `stop` turns true: a pass at start, on every notification and every
-/// [`POLL`]. Errors are logged and retried; nothing is lost meanwhile (the rows wait).
-pub async fn run(broker: Broker, db: PgPool, db_url: String, mut stop: watch::Receiver<bool>) {
-    let mut listener: Option<AsyncPgConnection> = None;
+/// Runs the relay until `stop` turns true: a pass at start, whenever this process commits an outbox
+/// write ([`outbox::committed`]), and every [`POLL`] (writes of other processes). Errors are logged
+/// and retried; nothing is lost meanwhile (the rows wait).
+pub async fn run(broker: Broker, db: PgPool, mut stop: watch::Receiver<bool>) {
     let mut failures = 0u32;
     loop {
         if *stop.borrow() {
@@ -110,29 +98,10 @@ pub async fn run(broker: Broker, db: PgPool, db_url: String, mut stop: watch::Re
                 }
             }
         }
-        if listener.is_none() {
-            match listen(&db_url).await {
-                Ok(c) => listener = Some(c),
-                Err(e) => debug!(error = %e, "cannot listen for outbox writes; polling"),
-            }
-        }
-        let woke = match listener.as_mut() {
-            Some(conn) => {
-                let mut notes = std::pin::pin!(conn.notifications_stream());
-                tokio::select! {
-                    _ = stop.changed() => return,
-                    n = notes.next() => Some(n),
-                    _ = tokio::time::sleep(POLL) => None,
-                }
-            }
-            None => tokio::select! {
-                _ = stop.changed() => return,
-                _ = tokio::time::sleep(POLL) => None,
-            },
-        };
-        // The stream ends or fails when the connection dropped: listen again on the next round.
-        if let Some(None | Some(Err(_))) = woke {
-            listener = None;
+        tokio::select! {
+            _ = stop.changed() => return,
+            _ = outbox::next_commit() => {}
+            _ = tokio::time::sleep(POLL) => {}
         }
     }
 }

@@ -597,11 +597,15 @@ pub async fn create_sale(
             Ok(id)
         })
         .await?;
+    if send {
+        faena_core::outbox::committed();
+    }
     get_sale(conn, id).await
 }
 
 /// Queues the sale's send to SUNAT through the outbox, in the caller's transaction, and records
-/// the job's id on the sale. Returns the id.
+/// the job's id on the sale. Returns the id. After the commit, `faena_core::outbox::committed()`
+/// wakes this process's relay.
 pub async fn queue_send_in_tx(
     conn: &mut AsyncPgConnection,
     sale_id: i64,
@@ -639,10 +643,13 @@ pub async fn queue_send(
     owner: Option<&str>,
 ) -> Result<TaskId, SaleError> {
     let owner = owner.map(str::to_owned);
-    conn.transaction::<TaskId, SaleError, _>(async move |conn| {
-        queue_send_in_tx(conn, sale_id, owner.as_deref()).await
-    })
-    .await
+    let task = conn
+        .transaction::<TaskId, SaleError, _>(async move |conn| {
+            queue_send_in_tx(conn, sale_id, owner.as_deref()).await
+        })
+        .await?;
+    faena_core::outbox::committed();
+    Ok(task)
 }
 
 /// Records `task` as the send job last enqueued for the sale.

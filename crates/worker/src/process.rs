@@ -36,12 +36,7 @@ pub async fn run(queues: Option<Vec<QueueName>>, concurrency: Option<usize>) -> 
     let handlers = Handlers::production(pg.clone(), broker.clone(), &settings);
     // Jobs written in a transaction (a sale's send) reach Redis through the outbox.
     let (relay_stop, relay_rx) = tokio::sync::watch::channel(false);
-    let relay = tokio::spawn(faena_broker::relay::run(
-        broker.clone(),
-        pg,
-        settings.database_url().to_owned(),
-        relay_rx,
-    ));
+    let relay = tokio::spawn(faena_broker::relay::run(broker.clone(), pg, relay_rx));
     let handle = runtime::spawn(broker, handlers, config);
     let stopper = handle.stopper();
     tokio::spawn(async move {

@@ -133,12 +133,7 @@ async fn the_running_relay_moves_committed_rows_and_parks_rows_it_cannot_enqueue
     .execute(&mut *pool.get().await?)
     .await?;
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let running = tokio::spawn(relay::run(
-        r.broker.clone(),
-        pool.clone(),
-        db.url.clone(),
-        rx,
-    ));
+    let running = tokio::spawn(relay::run(r.broker.clone(), pool.clone(), rx));
     let ids = in_tx(&pool, 5, true).await?;
     wait_for(
         "the relay to move 5 jobs",
