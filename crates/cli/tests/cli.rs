@@ -14,6 +14,16 @@ fn faena(db: &TestDb, r: &TestRedis, args: &[&str]) -> anyhow::Result<Output> {
         .output()?)
 }
 
+/// Runs `faena` with only `vars` in its environment, in a directory without a `.env`.
+fn faena_env(vars: &[(&str, &str)], args: &[&str]) -> anyhow::Result<Output> {
+    Ok(Command::new(env!("CARGO_BIN_EXE_faena"))
+        .args(args)
+        .env_clear()
+        .envs(vars.iter().copied())
+        .current_dir(std::env::temp_dir())
+        .output()?)
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -530,4 +540,77 @@ async fn sale_of_two(
         &sales::SaleDefaults::default(),
     )
     .await?)
+}
+
+#[tokio::test]
+async fn each_command_requires_only_the_settings_it_uses() -> anyhow::Result<()> {
+    let db = TestDb::new("clineeds").await?;
+    let r = TestRedis::new("clineeds")?;
+    let redis_only = [
+        ("REDIS_URL", r.url.as_str()),
+        ("FAENA_REDIS_PREFIX", &r.prefix),
+    ];
+    let o = faena_env(&redis_only, &["enqueue", "noop", "--countdown", "600"])?;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    for args in [
+        &["queues"][..],
+        &["tasks", "show", &id],
+        &["tasks", "list", "--state", "scheduled"],
+        &["workers"],
+        &["inspect", "active"],
+        &["inspect", "scheduled"],
+        &["inspect", "stats"],
+        &["queue", "pause", "default"],
+        &["queue", "resume", "default"],
+        &["tasks", "cancel", &id],
+        &["purge", "default", "--state", "dead", "--yes"],
+    ] {
+        let o = faena_env(&redis_only, args)?;
+        assert_eq!(o.status.code(), Some(0), "faena {args:?}: {}", text(&o));
+    }
+    let o = faena_env(&[], &["kinds"])?;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    let db_only = [("DATABASE_URL", db.url.as_str())];
+    for args in [&["migrate"][..], &["periodic", "list"], &["users", "list"]] {
+        let o = faena_env(&db_only, args)?;
+        assert_eq!(o.status.code(), Some(0), "faena {args:?}: {}", text(&o));
+    }
+    let o = faena_env(&db_only, &["sales", "show", "424242"])?;
+    assert_eq!(
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).trim()),
+        (Some(1), "faena: no sale with id 424242")
+    );
+
+    // Missing: named with the command that needs it, exit 2 as for any bad setting.
+    type Vars<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(Vars, &[&str], &str); 5] = [
+        (&db_only, &["queues"], "faena: `faena queues` uses Redis: REDIS_URL is not set: a Redis URL such as redis://127.0.0.1:6379. Set it in the environment or in .env (see .env.example)"),
+        (&redis_only, &["periodic", "list"], "faena: `faena periodic` uses PostgreSQL: DATABASE_URL is not set: a PostgreSQL URL such as postgres://postgres@127.0.0.1:5432/faena. Set it in the environment or in .env (see .env.example)"),
+        (&redis_only, &["periodic", "run", "x"], "faena: `faena periodic run` uses PostgreSQL: DATABASE_URL is not set"),
+        (&db_only, &["sales", "send", "1"], "faena: `faena sales send` uses Redis: REDIS_URL is not set"),
+        (&[], &["check-infra"], "faena: `faena check-infra` uses PostgreSQL: DATABASE_URL is not set"),
+    ];
+    for (vars, args, message) in cases {
+        let o = faena_env(vars, args)?;
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "faena {args:?}: {}", text(&o));
+        assert!(stderr.starts_with(message), "faena {args:?}: {stderr}");
+    }
+    let o = faena_env(&[], &["check-infra"])?;
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("\n`faena check-infra` uses Redis: REDIS_URL is not set"),
+        "{}",
+        text(&o)
+    );
+    // Every other setting is still checked.
+    let o = faena_env(
+        &[("REDIS_URL", &r.url), ("TZ", "Mars/Olympus")],
+        &["queues"],
+    )?;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("TZ=\"Mars/Olympus\""), "{}", text(&o));
+    Ok(())
 }

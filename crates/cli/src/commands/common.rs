@@ -5,26 +5,32 @@ use std::io::Write;
 
 use chrono::{DateTime, Utc};
 use faena_broker::Broker;
-use faena_core::{db, redis_pool, QueueName, Settings};
+use faena_core::settings::{OptionalUrls, Settings};
+use faena_core::{db, redis_pool, QueueName};
+
+/// The CLI's settings: each command requires only the URLs it connects to (`crate::Command::uses`).
+pub(crate) type CliSettings = Settings<OptionalUrls>;
 
 /// The broker of the settings' Redis, knowing every job kind of this build.
-pub(crate) fn broker(settings: &Settings) -> anyhow::Result<Broker> {
-    let pool = redis_pool::create_pool(settings.redis_url(), settings.redis_pool_size)?;
+pub(crate) fn broker(settings: &CliSettings) -> anyhow::Result<Broker> {
+    let url = settings.redis_url()?;
+    let pool = redis_pool::create_pool(url, settings.redis_pool_size)?;
     Ok(Broker::new(
         pool,
-        settings.redis_url(),
+        url,
         settings.broker.clone(),
         faena_shop::jobs::catalog(),
     )?)
 }
 
 /// One PostgreSQL connection for a command, with an error that says what to check.
-pub(crate) async fn pg(settings: &Settings) -> anyhow::Result<db::PooledConnection> {
-    let pool = db::create_pool(settings.database_url(), 1)?;
+pub(crate) async fn pg(settings: &CliSettings) -> anyhow::Result<db::PooledConnection> {
+    let url = settings.database_url()?;
+    let pool = db::create_pool(url, 1)?;
     pool.get().await.map_err(|e| {
         anyhow::anyhow!(
             "cannot connect to PostgreSQL at {}: {e}. Is it running? `faena check-infra` checks both dependencies",
-            faena_core::settings::mask_password(settings.database_url())
+            faena_core::settings::mask_password(url)
         )
     })
 }

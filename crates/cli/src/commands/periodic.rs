@@ -6,9 +6,8 @@ use std::io::Write;
 use anyhow::Context;
 use chrono::Utc;
 use clap::Subcommand;
-use faena_core::Settings;
 
-use super::common::{broker, fmt_time, pg, print_json, say};
+use super::common::{broker, fmt_time, pg, print_json, say, CliSettings};
 use crate::exit;
 
 #[derive(Debug, Subcommand)]
@@ -66,7 +65,7 @@ pub enum PeriodicCommand {
 
 /// `faena periodic ...`.
 pub(crate) async fn run(
-    settings: &Settings,
+    settings: &CliSettings,
     command: PeriodicCommand,
     json: bool,
     out: &mut (impl Write + Send),

@@ -6,9 +6,8 @@ use std::io::Write;
 use chrono::Utc;
 use clap::Subcommand;
 use faena_broker::TaskState;
-use faena_core::Settings;
 
-use super::common::{broker, fmt_time, print_json, queue, say};
+use super::common::{broker, fmt_time, print_json, queue, say, CliSettings};
 use crate::exit;
 
 #[derive(Debug, Subcommand)]
@@ -29,7 +28,7 @@ pub enum InspectCommand {
 
 /// `faena queues`: the statistics of every queue.
 pub(crate) async fn queues(
-    settings: &Settings,
+    settings: &CliSettings,
     json: bool,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
@@ -62,7 +61,7 @@ pub(crate) async fn queues(
 
 /// `faena queue pause|resume`.
 pub(crate) async fn pause_resume(
-    settings: &Settings,
+    settings: &CliSettings,
     command: QueueCommand,
     json: bool,
     out: &mut (impl Write + Send),
@@ -93,7 +92,7 @@ pub(crate) async fn pause_resume(
 
 /// `faena workers`: the live workers and their heartbeats.
 pub(crate) async fn workers(
-    settings: &Settings,
+    settings: &CliSettings,
     json: bool,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
@@ -128,7 +127,7 @@ pub(crate) async fn workers(
 
 /// `faena inspect ...`.
 pub(crate) async fn inspect(
-    settings: &Settings,
+    settings: &CliSettings,
     what: InspectCommand,
     json: bool,
     out: &mut (impl Write + Send),
@@ -202,7 +201,7 @@ pub(crate) async fn inspect(
 
 /// `faena purge`: removes waiting or DEAD jobs of a queue, after a confirmation unless `yes`.
 pub(crate) async fn purge(
-    settings: &Settings,
+    settings: &CliSettings,
     q: &str,
     state: &str,
     yes: bool,

@@ -4,9 +4,8 @@ use std::io::Write;
 
 use chrono::Utc;
 use clap::Subcommand;
-use faena_core::Settings;
 
-use super::common::{fmt_time, pg, print_json};
+use super::common::{fmt_time, pg, print_json, CliSettings};
 use crate::exit;
 
 #[derive(Debug, Subcommand)]
@@ -24,7 +23,7 @@ pub enum ReportCommand {
 
 /// `faena report ...`.
 pub(crate) async fn run(
-    settings: &Settings,
+    settings: &CliSettings,
     command: ReportCommand,
     json: bool,
     out: &mut (impl Write + Send),

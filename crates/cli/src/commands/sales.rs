@@ -4,9 +4,8 @@ use std::io::Write;
 
 use clap::Subcommand;
 use faena_core::jobs::EnqueueRequest;
-use faena_core::Settings;
 
-use super::common::{broker, fmt_time, pg, print_json, say};
+use super::common::{broker, fmt_time, pg, print_json, say, CliSettings};
 use crate::exit;
 
 #[derive(Debug, Subcommand)]
@@ -19,7 +18,7 @@ pub enum SalesCommand {
 
 /// `faena sales ...`.
 pub(crate) async fn run(
-    settings: &Settings,
+    settings: &CliSettings,
     command: SalesCommand,
     json: bool,
     out: &mut (impl Write + Send),

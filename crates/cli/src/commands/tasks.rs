@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use faena_broker::{TaskRecord, TaskState};
 use faena_core::jobs::EnqueueRequest;
-use faena_core::{Settings, TaskId};
+use faena_core::TaskId;
 
-use super::common::{broker, fmt_time, print_json, queue, say};
+use super::common::{broker, fmt_time, print_json, queue, say, CliSettings};
 use crate::exit;
 
 // No doc comment of its own: the help of `faena enqueue` is the `Command::Enqueue` variant's.
@@ -64,7 +64,7 @@ pub enum TasksCommand {
 
 /// `faena enqueue`: one job, or `--count` copies in batches of 10,000; prints their ids.
 pub(crate) async fn enqueue(
-    settings: &Settings,
+    settings: &CliSettings,
     a: EnqueueArgs,
     json: bool,
     out: &mut (impl Write + Send),
@@ -139,7 +139,7 @@ pub(crate) fn kinds(json: bool, out: &mut (impl Write + Send)) -> anyhow::Result
 
 /// `faena tasks ...`.
 pub(crate) async fn run(
-    settings: &Settings,
+    settings: &CliSettings,
     command: TasksCommand,
     json: bool,
     out: &mut (impl Write + Send),

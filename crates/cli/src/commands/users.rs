@@ -4,9 +4,8 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::Subcommand;
-use faena_core::Settings;
 
-use super::common::{fmt_time, pg, print_json, say};
+use super::common::{fmt_time, pg, print_json, say, CliSettings};
 use crate::exit;
 
 #[derive(Debug, Subcommand)]
@@ -36,7 +35,7 @@ pub enum UsersCommand {
 
 /// `faena users ...`.
 pub(crate) async fn run(
-    settings: &Settings,
+    settings: &CliSettings,
     command: UsersCommand,
     json: bool,
     out: &mut (impl Write + Send),
