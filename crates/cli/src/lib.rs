@@ -8,7 +8,7 @@ use std::io::Write;
 
 use clap::{Parser, Subcommand};
 
-use commands::common::CliSettings;
+use commands::common::{CliSettings, Times};
 pub use commands::periodic::PeriodicCommand;
 pub use commands::queues::{InspectCommand, QueueCommand};
 pub use commands::reports::ReportCommand;
@@ -24,6 +24,10 @@ pub struct Cli {
     /// Print JSON instead of tables and sentences (every command).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Print times in UTC instead of the business zone `TZ` (a schedule's runs: instead of its own
+    /// zone). JSON times are always UTC (RFC 3339).
+    #[arg(long, global = true)]
+    pub utc: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -167,22 +171,23 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> anyhow::Result<u8> 
     let settings = CliSettings::from_env_with_optional_urls()?;
     let (uses, words) = cli.command.uses();
     require(&settings, uses, words)?;
+    let times = Times::new(settings.tz, cli.utc);
     match cli.command {
         Command::Migrate => infra::migrate(&settings, json, out).await,
         Command::CheckInfra => infra::check_infra(&settings, json, out).await,
         Command::Enqueue(args) => tasks::enqueue(&settings, args, json, out).await,
-        Command::Tasks { command } => tasks::run(&settings, command, json, out).await,
+        Command::Tasks { command } => tasks::run(&settings, command, json, &times, out).await,
         Command::Queues => queues::queues(&settings, json, out).await,
         Command::Queue { command } => queues::pause_resume(&settings, command, json, out).await,
-        Command::Workers => queues::workers(&settings, json, out).await,
-        Command::Inspect { what } => queues::inspect(&settings, what, json, out).await,
+        Command::Workers => queues::workers(&settings, json, &times, out).await,
+        Command::Inspect { what } => queues::inspect(&settings, what, json, &times, out).await,
         Command::Purge { queue, state, yes } => {
             queues::purge(&settings, &queue, &state, yes, json, out).await
         }
-        Command::Periodic { command } => periodic::run(&settings, command, json, out).await,
-        Command::Users { command } => users::run(&settings, command, json, out).await,
-        Command::Sales { command } => sales::run(&settings, command, json, out).await,
-        Command::Report { command } => reports::run(&settings, command, json, out).await,
+        Command::Periodic { command } => periodic::run(&settings, command, json, &times, out).await,
+        Command::Users { command } => users::run(&settings, command, json, &times, out).await,
+        Command::Sales { command } => sales::run(&settings, command, json, &times, out).await,
+        Command::Report { command } => reports::run(&settings, command, json, &times, out).await,
         Command::Completions { .. } | Command::Kinds => {
             anyhow::bail!("completions and kinds run before settings are read")
         }

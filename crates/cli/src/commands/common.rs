@@ -4,6 +4,7 @@
 use std::io::Write;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use faena_broker::Broker;
 use faena_core::settings::{OptionalUrls, Settings};
 use faena_core::{db, redis_pool, QueueName};
@@ -61,9 +62,45 @@ pub(crate) fn print_json(out: &mut impl Write, v: &impl serde::Serialize) -> any
     Ok(())
 }
 
-/// A time in UTC to the millisecond, or `-`.
-pub(crate) fn fmt_time(t: Option<DateTime<Utc>>) -> String {
-    t.map_or("-".into(), |t| {
-        t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string()
-    })
+/// How times a person reads are printed: to the second, with the zone's abbreviation or offset
+/// (`2026-12-01 20:00:00 -05`), in the business zone (`TZ`) or a schedule's own, or in UTC with
+/// `--utc`. JSON always has UTC RFC 3339 times.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Times {
+    /// The business zone; `None` with `--utc`.
+    zone: Option<Tz>,
+}
+
+impl Times {
+    pub(crate) fn new(business: Tz, utc: bool) -> Self {
+        Self {
+            zone: (!utc).then_some(business),
+        }
+    }
+
+    /// `t` in the business zone (UTC with `--utc`), or `-`.
+    pub(crate) fn show(&self, t: Option<DateTime<Utc>>) -> String {
+        match self.zone {
+            Some(zone) => Self::show_in(t, zone),
+            None => t.map_or("-".into(), |t| {
+                t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+            }),
+        }
+    }
+
+    /// `t` in `zone` (a schedule's own; UTC with `--utc`), or `-`.
+    pub(crate) fn show_zoned(&self, t: Option<DateTime<Utc>>, zone: Tz) -> String {
+        match self.zone {
+            Some(_) => Self::show_in(t, zone),
+            None => self.show(t),
+        }
+    }
+
+    fn show_in(t: Option<DateTime<Utc>>, zone: Tz) -> String {
+        t.map_or("-".into(), |t| {
+            t.with_timezone(&zone)
+                .format("%Y-%m-%d %H:%M:%S %Z")
+                .to_string()
+        })
+    }
 }

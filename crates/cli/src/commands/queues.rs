@@ -7,7 +7,7 @@ use chrono::Utc;
 use clap::Subcommand;
 use faena_broker::TaskState;
 
-use super::common::{broker, fmt_time, print_json, queue, say, CliSettings};
+use super::common::{broker, print_json, queue, say, CliSettings, Times};
 use crate::exit;
 
 #[derive(Debug, Subcommand)]
@@ -94,6 +94,7 @@ pub(crate) async fn pause_resume(
 pub(crate) async fn workers(
     settings: &CliSettings,
     json: bool,
+    times: &Times,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
     let workers = broker(settings)?.workers().await?;
@@ -102,8 +103,8 @@ pub(crate) async fn workers(
     } else {
         writeln!(
             out,
-            "{:<40} {:>7} {:>8} {:>11} {:>10}  QUEUES",
-            "WORKER", "PID", "RUNNING", "CONCURRENCY", "HEARTBEAT"
+            "{:<40} {:>7} {:>8} {:>11} {:<25} {:>10}  QUEUES",
+            "WORKER", "PID", "RUNNING", "CONCURRENCY", "STARTED", "HEARTBEAT"
         )?;
         let now = Utc::now();
         for w in workers {
@@ -117,8 +118,13 @@ pub(crate) async fn workers(
             };
             writeln!(
                 out,
-                "{:<40} {:>7} {:>8} {:>11} {:>10}  {queues}",
-                w.id, w.pid, w.running, w.concurrency, age
+                "{:<40} {:>7} {:>8} {:>11} {:<25} {:>10}  {queues}",
+                w.id,
+                w.pid,
+                w.running,
+                w.concurrency,
+                times.show(w.started_at),
+                age
             )?;
         }
     }
@@ -130,6 +136,7 @@ pub(crate) async fn inspect(
     settings: &CliSettings,
     what: InspectCommand,
     json: bool,
+    times: &Times,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
     let b = broker(settings)?;
@@ -167,7 +174,7 @@ pub(crate) async fn inspect(
     } else {
         writeln!(
             out,
-            "{:<26} {:<12} {:<14} {:>8} {:<24} WORKER",
+            "{:<26} {:<12} {:<14} {:>8} {:<25} WORKER",
             "ID",
             "QUEUE",
             "KIND",
@@ -186,12 +193,12 @@ pub(crate) async fn inspect(
             };
             writeln!(
                 out,
-                "{:<26} {:<12} {:<14} {:>8} {:<24} {}",
+                "{:<26} {:<12} {:<14} {:>8} {:<25} {}",
                 r.id,
                 r.queue,
                 r.kind,
                 format!("{}/{}", r.attempts, r.max_attempts),
-                fmt_time(when),
+                times.show(when),
                 r.worker.as_deref().unwrap_or("-")
             )?;
         }

@@ -5,7 +5,7 @@ use std::io::Write;
 use chrono::Utc;
 use clap::Subcommand;
 
-use super::common::{fmt_time, pg, print_json, CliSettings};
+use super::common::{pg, print_json, CliSettings, Times};
 use crate::exit;
 
 #[derive(Debug, Subcommand)]
@@ -26,6 +26,7 @@ pub(crate) async fn run(
     settings: &CliSettings,
     command: ReportCommand,
     json: bool,
+    times: &Times,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
     use faena_shop::reports::{self, ReceiptCounts};
@@ -60,7 +61,7 @@ pub(crate) async fn run(
         "SUNAT daily report {} ({}), generated {}",
         r.date,
         r.timezone,
-        fmt_time(Some(view.generated_at))
+        times.show(Some(view.generated_at))
     )?;
     writeln!(
         out,

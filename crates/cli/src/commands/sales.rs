@@ -5,7 +5,7 @@ use std::io::Write;
 use clap::Subcommand;
 use faena_core::jobs::EnqueueRequest;
 
-use super::common::{broker, fmt_time, pg, print_json, say, CliSettings};
+use super::common::{broker, pg, print_json, say, CliSettings, Times};
 use crate::exit;
 
 #[derive(Debug, Subcommand)]
@@ -21,6 +21,7 @@ pub(crate) async fn run(
     settings: &CliSettings,
     command: SalesCommand,
     json: bool,
+    times: &Times,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
     use faena_shop::sales;
@@ -81,7 +82,7 @@ pub(crate) async fn run(
                     out,
                     "  attempt {} at {}: {} {} ({} ms, HTTP {})",
                     s.attempt,
-                    fmt_time(Some(s.started_at)),
+                    times.show(Some(s.started_at)),
                     s.outcome,
                     s.code.as_deref().unwrap_or("-"),
                     s.duration_ms,

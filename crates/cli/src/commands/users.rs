@@ -5,7 +5,7 @@ use std::io::Write;
 use anyhow::Context;
 use clap::Subcommand;
 
-use super::common::{fmt_time, pg, print_json, say, CliSettings};
+use super::common::{pg, print_json, say, CliSettings, Times};
 use crate::exit;
 
 #[derive(Debug, Subcommand)]
@@ -38,6 +38,7 @@ pub(crate) async fn run(
     settings: &CliSettings,
     command: UsersCommand,
     json: bool,
+    times: &Times,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
     use faena_shop::auth::{self, Role, Username};
@@ -67,7 +68,7 @@ pub(crate) async fn run(
                         u.username,
                         u.role().as_str(),
                         if u.active { "yes" } else { "no" },
-                        fmt_time(Some(u.created_at))
+                        times.show(Some(u.created_at))
                     )?;
                 }
             }
