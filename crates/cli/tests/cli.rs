@@ -394,6 +394,11 @@ async fn sales_show_and_send() -> anyhow::Result<()> {
         "{}",
         text(&o)
     );
+    assert!(
+        text(&o).contains("\ntotals:       subtotal 7.63 IGV 1.37 total 9.00 PEN\n"),
+        "{}",
+        text(&o)
+    );
     let o = faena(&db, &r, &["--json", "sales", "send", &id])?;
     assert!(o.status.success(), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;

@@ -28,7 +28,9 @@ pub struct Product {
     pub id: i64,
     pub sku: String,
     pub name: String,
-    #[schema(value_type = String, pattern = r"^-?[0-9]+(\.[0-9]+)?$", example = "12.50")]
+    /// Two decimals, always (`"0.10"`, `"12.50"`).
+    #[serde(with = "crate::money")]
+    #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "12.50")]
     pub unit_price: BigDecimal,
     pub stock: i32,
     pub version: i32,

@@ -29,6 +29,7 @@ pub(crate) async fn run(
     times: &Times,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
+    use faena_shop::money;
     use faena_shop::reports::{self, ReceiptCounts};
     let ReportCommand::Daily { date, generate } = command;
     let date = match date {
@@ -89,8 +90,8 @@ pub(crate) async fn run(
             c.pending,
             c.cancelled,
             c.success_pct,
-            c.total_billed,
-            c.total_accepted
+            money::format(&c.total_billed),
+            money::format(&c.total_accepted)
         )
     };
     line("all", &r.totals)?;

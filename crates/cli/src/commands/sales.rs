@@ -24,7 +24,7 @@ pub(crate) async fn run(
     times: &Times,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
-    use faena_shop::sales;
+    use faena_shop::{money, sales};
     let mut conn = pg(settings).await?;
     match command {
         SalesCommand::Show { id } => {
@@ -61,13 +61,19 @@ pub(crate) async fn run(
                 writeln!(
                     out,
                     "  {:>4} x {:<30} {:>10} {:>10}",
-                    i.quantity, i.description, i.unit_price, i.line_total
+                    i.quantity,
+                    i.description,
+                    money::format(&i.unit_price),
+                    money::format(&i.line_total)
                 )?;
             }
             writeln!(
                 out,
                 "totals:       subtotal {} IGV {} total {} {}",
-                sale.subtotal, sale.igv, sale.total, sale.currency
+                money::format(&sale.subtotal),
+                money::format(&sale.igv),
+                money::format(&sale.total),
+                sale.currency
             )?;
             writeln!(
                 out,
