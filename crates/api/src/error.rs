@@ -55,17 +55,20 @@ pub struct ErrorBody<'a> {
 #[derive(Serialize, utoipa::ToSchema)]
 pub struct ErrorDetail<'a> {
     /// A stable code: `invalid_json`, `unknown_field`, `missing_field`, `invalid_field`,
-    /// `invalid_value`, `invalid_path`, `invalid_query`, `missing_token`, `invalid_token`, `token_expired`,
-    /// `forbidden`, `not_found`, `conflict`, `expired`, `body_too_large`,
+    /// `invalid_value`, `invalid_path`, `invalid_query`, `invalid_header`, `missing_token`,
+    /// `invalid_token`, `token_expired`, `forbidden`, `not_found`, `conflict`, `version_conflict`,
+    /// `expired`, `body_too_large`,
     /// `unsupported_media_type`, `too_many_requests`, `service_unavailable`...
     #[schema(example = "invalid_field")]
     pub code: &'a str,
     /// What was wrong, with what value, and what to do.
     pub message: String,
-    /// The path of the request body's field at fault (`items[2].quantity`), when there is one.
+    /// The path of the request body's field at fault (`items[2].quantity`), or the header's name
+    /// (`If-Match`), when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<&'a str>,
-    /// Machine-readable particulars: `shortages` of a checkout, the `status` of a reservation.
+    /// Machine-readable particulars: `shortages` of a checkout, the `status` of a reservation,
+    /// the `current_version` of a product.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub details: Option<serde_json::Value>,
 }
@@ -130,9 +133,10 @@ impl ResponseError for ApiError {
                 match e {
                     S::NotFound { .. } => StatusCode::NOT_FOUND,
                     S::Invalid { .. } | S::InsufficientStock(_) => StatusCode::BAD_REQUEST,
-                    S::WrongState { .. } | S::SkuExists(_) | S::Contention(_) => {
-                        StatusCode::CONFLICT
-                    }
+                    S::WrongState { .. }
+                    | S::SkuExists(_)
+                    | S::Contention(_)
+                    | S::VersionConflict { .. } => StatusCode::CONFLICT,
                     S::Expired { .. } => StatusCode::GONE,
                     S::Db(QueryError::Refused(r)) if r.rule.is_conflict() => StatusCode::CONFLICT,
                     S::Db(QueryError::Refused(_)) => StatusCode::BAD_REQUEST,
@@ -161,6 +165,9 @@ impl ResponseError for ApiError {
             Self::Shop(S::Expired { expires_at, .. }) => Some(
                 serde_json::json!({ "status": ReservationStatus::Expired, "expires_at": expires_at }),
             ),
+            Self::Shop(S::VersionConflict { current, .. }) => {
+                Some(serde_json::json!({ "current_version": current }))
+            }
             Self::ConflictWith { details, .. } => Some(details.clone()),
             _ => None,
         };

@@ -572,3 +572,307 @@ async fn database_refusals_answer_4xx_and_its_failures_503_in_our_words() -> any
     assert_eq!((s, b["stock"].clone()), (200, json!(2)), "{b}");
     Ok(())
 }
+
+/// A request with the admin's token and optional `If-Match`; answers status, ETag and body.
+async fn versioned(
+    app: &common::TestApp,
+    method: reqwest::Method,
+    path: &str,
+    if_match: Option<&str>,
+    body: Option<Value>,
+) -> anyhow::Result<(u16, Option<String>, Value)> {
+    let mut r = app.client.request(method, format!("{}{path}", app.base));
+    if let Some(tag) = if_match {
+        r = r.header("if-match", tag);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await?;
+    let status = r.status().as_u16();
+    let etag = r
+        .headers()
+        .get("etag")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    Ok((status, etag, r.json().await.unwrap_or(Value::Null)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versioned_writes_answer_409_on_a_stale_version_and_change_nothing() -> anyhow::Result<()> {
+    use reqwest::Method;
+    let app = Arc::new(spawn_app("versioned").await?);
+    let (s, tag, p) = versioned(
+        &app,
+        Method::POST,
+        "/api/products",
+        None,
+        Some(json!({"sku": "V-1", "name": "Inca Kola", "unit_price": "3.50", "stock": 10})),
+    )
+    .await?;
+    assert_eq!(
+        (s, tag.as_deref(), p["version"].clone()),
+        (201, Some("\"0\""), json!(0))
+    );
+    let id = p["id"].as_i64().unwrap_or_default();
+    let path = format!("/api/products/{id}");
+    let stock_path = format!("/api/products/{id}/stock");
+    let (s, tag, _) = versioned(&app, Method::GET, &path, None, None).await?;
+    assert_eq!((s, tag.as_deref()), (200, Some("\"0\"")));
+    let (s, tag, _) = versioned(&app, Method::HEAD, &path, None, None).await?;
+    assert_eq!((s, tag.as_deref()), (200, Some("\"0\"")));
+
+    // The version read: the write goes through and answers the next one.
+    let (s, tag, p) = versioned(
+        &app,
+        Method::PATCH,
+        &path,
+        Some("\"0\""),
+        Some(json!({"name": "Inca Kola 500 ml"})),
+    )
+    .await?;
+    assert_eq!(
+        (s, tag.as_deref(), p["version"].clone()),
+        (200, Some("\"1\""), json!(1)),
+        "{p}"
+    );
+
+    // A stale one, by header or by body: 409, nothing changed.
+    let stale = [
+        (
+            Method::PATCH,
+            &path,
+            Some("\"0\""),
+            json!({"unit_price": "9.00"}),
+        ),
+        (
+            Method::PATCH,
+            &path,
+            None,
+            json!({"unit_price": "9.00", "expected_version": 0}),
+        ),
+        (
+            Method::POST,
+            &stock_path,
+            Some("\"0\""),
+            json!({"delta": 5}),
+        ),
+        (
+            Method::POST,
+            &stock_path,
+            None,
+            json!({"delta": -3, "expected_version": 0}),
+        ),
+        // Checked before the delta: a stale write is told so, not that the stock is short.
+        (
+            Method::POST,
+            &stock_path,
+            Some("\"0\""),
+            json!({"delta": -1000}),
+        ),
+        // A write that changes nothing is still checked.
+        (Method::PATCH, &path, Some("\"7\""), json!({})),
+    ];
+    for (method, p, tag, body) in stale {
+        let (s, etag, b) = versioned(&app, method.clone(), p, tag, Some(body.clone())).await?;
+        assert_eq!(
+            (
+                s,
+                etag,
+                b["error"]["code"].clone(),
+                b["error"]["details"].clone()
+            ),
+            (
+                409,
+                None,
+                json!("version_conflict"),
+                json!({"current_version": 1})
+            ),
+            "{method} {p} {tag:?} {body}: {b}"
+        );
+        assert!(
+            b["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("is at version 1") && m.contains("Nothing was changed")),
+            "{b}"
+        );
+    }
+    let (_, _, now) = versioned(&app, Method::GET, &path, None, None).await?;
+    assert_eq!(
+        (
+            now["name"].clone(),
+            now["unit_price"].clone(),
+            now["stock"].clone(),
+            now["version"].clone()
+        ),
+        (
+            json!("Inca Kola 500 ml"),
+            json!("3.50"),
+            json!(10),
+            json!(1)
+        )
+    );
+
+    // The current version by body, by header, both agreeing, or `*`; and none at all, as before.
+    let (s, tag, p) = versioned(
+        &app,
+        Method::POST,
+        &stock_path,
+        None,
+        Some(json!({"delta": 5, "expected_version": 1})),
+    )
+    .await?;
+    assert_eq!(
+        (s, tag.as_deref(), p["stock"].clone()),
+        (200, Some("\"2\""), json!(15)),
+        "{p}"
+    );
+    let (s, _, p) = versioned(
+        &app,
+        Method::POST,
+        &stock_path,
+        Some("\"2\""),
+        Some(json!({"delta": -1000, "expected_version": 2})),
+    )
+    .await?;
+    assert_eq!(
+        (s, p["error"]["field"].clone()),
+        (400, json!("delta")),
+        "{p}"
+    );
+    let (s, tag, _) = versioned(
+        &app,
+        Method::PATCH,
+        &path,
+        Some("\"2\""),
+        Some(json!({"low_stock_threshold": 3, "expected_version": 2})),
+    )
+    .await?;
+    assert_eq!((s, tag.as_deref()), (200, Some("\"3\"")));
+    let (s, tag, _) = versioned(
+        &app,
+        Method::PATCH,
+        &path,
+        Some("*"),
+        Some(json!({"name": "IK"})),
+    )
+    .await?;
+    assert_eq!((s, tag.as_deref()), (200, Some("\"4\"")));
+    let (s, tag, _) = versioned(
+        &app,
+        Method::POST,
+        &stock_path,
+        None,
+        Some(json!({"delta": 1})),
+    )
+    .await?;
+    assert_eq!((s, tag.as_deref()), (200, Some("\"5\"")));
+
+    // An If-Match that is no ETag of ours, or that disagrees with the body: 400 naming it.
+    for (tag, body, field) in [
+        ("W/\"5\"", json!({"delta": 1}), "If-Match"),
+        ("\"abc\"", json!({"delta": 1}), "If-Match"),
+        ("5", json!({"delta": 1}), "If-Match"),
+        ("\"5\", \"6\"", json!({"delta": 1}), "If-Match"),
+        (
+            "\"5\"",
+            json!({"delta": 1, "expected_version": 4}),
+            "expected_version",
+        ),
+    ] {
+        let (s, _, b) = versioned(&app, Method::POST, &stock_path, Some(tag), Some(body)).await?;
+        assert_eq!(
+            (s, b["error"]["field"].clone()),
+            (400, json!(field)),
+            "{tag}: {b}"
+        );
+    }
+    let (s, _, b) = versioned(
+        &app,
+        Method::PATCH,
+        "/api/products/999999",
+        Some("\"0\""),
+        Some(json!({"name": "x"})),
+    )
+    .await?;
+    assert_eq!(
+        (s, b["error"]["code"].clone()),
+        (404, json!("not_found")),
+        "{b}"
+    );
+
+    // Atomic: of 20 writes at once from the same version, exactly one goes through.
+    for (method, p, body) in [
+        (Method::PATCH, &path, json!({"unit_price": "4.00"})),
+        (Method::POST, &stock_path, json!({"delta": 1})),
+    ] {
+        let (_, tag, before) = versioned(&app, Method::GET, &path, None, None).await?;
+        let tag = tag.ok_or_else(|| anyhow::anyhow!("no etag"))?;
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let (app, method, p, tag, body) = (
+                Arc::clone(&app),
+                method.clone(),
+                p.clone(),
+                tag.clone(),
+                body.clone(),
+            );
+            set.spawn(async move { versioned(&app, method, &p, Some(&tag), Some(body)).await });
+        }
+        let mut statuses = Vec::new();
+        while let Some(r) = set.join_next().await {
+            statuses.push(r??.0);
+        }
+        statuses.sort_unstable();
+        let mut expected = vec![409; 19];
+        expected.insert(0, 200);
+        assert_eq!(statuses, expected, "{method} {p}");
+        let (_, _, after) = versioned(&app, Method::GET, &path, None, None).await?;
+        assert_eq!(
+            after["version"],
+            before["version"].as_i64().unwrap_or_default() + 1
+        );
+        if method == Method::POST {
+            assert_eq!(
+                after["stock"],
+                before["stock"].as_i64().unwrap_or_default() + 1
+            );
+        }
+    }
+
+    // Documented: the header, the ETag and the 409 of each versioned route.
+    let (_, doc) = app.get("/api/openapi.json").await?;
+    for (route, method, body) in [
+        ("/api/products/{id}", "patch", "ProductPatch"),
+        ("/api/products/{id}/stock", "post", "StockAdjustment"),
+    ] {
+        let op = &doc["paths"][route][method];
+        let params = op["parameters"].as_array().cloned().unwrap_or_default();
+        assert!(
+            params
+                .iter()
+                .any(|p| p["name"] == "If-Match" && p["in"] == "header"),
+            "{route}: {op}"
+        );
+        assert!(
+            op["responses"]["200"]["headers"]["ETag"].is_object(),
+            "{op}"
+        );
+        assert!(
+            op["responses"]["409"]["description"]
+                .as_str()
+                .is_some_and(|d| d.contains("version_conflict")),
+            "{op}"
+        );
+        assert!(
+            doc["components"]["schemas"][body]["properties"]["expected_version"].is_object(),
+            "{route}"
+        );
+    }
+    let get = &doc["paths"]["/api/products/{id}"]["get"];
+    assert!(
+        get["responses"]["200"]["headers"]["ETag"].is_object(),
+        "{get}"
+    );
+    Ok(())
+}

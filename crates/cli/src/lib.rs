@@ -7,8 +7,8 @@ pub mod exit;
 use std::io::Write;
 
 use clap::{Parser, Subcommand};
-use faena_core::Settings;
 
+use commands::common::{CliSettings, Times};
 pub use commands::periodic::PeriodicCommand;
 pub use commands::queues::{InspectCommand, QueueCommand};
 pub use commands::reports::ReportCommand;
@@ -24,6 +24,10 @@ pub struct Cli {
     /// Print JSON instead of tables and sentences (every command).
     #[arg(long, global = true)]
     pub json: bool,
+    /// Print times in UTC instead of the business zone `TZ` (a schedule's runs: instead of its own
+    /// zone). JSON times are always UTC (RFC 3339).
+    #[arg(long, global = true)]
+    pub utc: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -91,36 +95,101 @@ pub enum Command {
     },
 }
 
+/// What a command connects to: it requires the settings of those and no others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uses {
+    /// Neither (`kinds`, `completions`): no settings are read.
+    Nothing,
+    /// Redis only: `REDIS_URL`.
+    Redis,
+    /// PostgreSQL only: `DATABASE_URL`.
+    Database,
+    /// Both.
+    Both,
+}
+
+impl Command {
+    /// What the command connects to, with its words for a message (`periodic run`).
+    pub fn uses(&self) -> (Uses, &'static str) {
+        match self {
+            Self::Kinds => (Uses::Nothing, "kinds"),
+            Self::Completions { .. } => (Uses::Nothing, "completions"),
+            Self::Migrate => (Uses::Database, "migrate"),
+            Self::CheckInfra => (Uses::Both, "check-infra"),
+            Self::Enqueue(_) => (Uses::Redis, "enqueue"),
+            Self::Tasks { .. } => (Uses::Redis, "tasks"),
+            Self::Queues => (Uses::Redis, "queues"),
+            Self::Queue { .. } => (Uses::Redis, "queue"),
+            Self::Workers => (Uses::Redis, "workers"),
+            Self::Inspect { .. } => (Uses::Redis, "inspect"),
+            Self::Purge { .. } => (Uses::Redis, "purge"),
+            Self::Periodic {
+                command: PeriodicCommand::Run { .. },
+            } => (Uses::Both, "periodic run"),
+            Self::Periodic { .. } => (Uses::Database, "periodic"),
+            Self::Sales {
+                command: SalesCommand::Send { .. },
+            } => (Uses::Both, "sales send"),
+            Self::Sales { .. } => (Uses::Database, "sales"),
+            Self::Users { .. } => (Uses::Database, "users"),
+            Self::Report { .. } => (Uses::Database, "report"),
+        }
+    }
+}
+
+/// Fails unless the URLs `uses` needs are set, naming each missing one and what needs it.
+fn require(settings: &CliSettings, uses: Uses, words: &str) -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    if matches!(uses, Uses::Database | Uses::Both) {
+        if let Err(e) = settings.database_url() {
+            missing.push(format!("`faena {words}` uses PostgreSQL: {e}"));
+        }
+    }
+    if matches!(uses, Uses::Redis | Uses::Both) {
+        if let Err(e) = settings.redis_url() {
+            missing.push(format!("`faena {words}` uses Redis: {e}"));
+        }
+    }
+    anyhow::ensure!(missing.is_empty(), "{}", missing.join("\n"));
+    Ok(())
+}
+
 /// Runs a command, writing to `out`; returns the exit code.
 pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> anyhow::Result<u8> {
-    if let Command::Completions { shell } = cli.command {
-        let mut cmd = <Cli as clap::CommandFactory>::command();
-        let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut cmd, "faena", &mut buf);
-        out.write_all(&buf)?;
-        return Ok(exit::OK);
-    }
     let json = cli.json;
-    let settings = Settings::from_env()?;
+    match cli.command {
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut buf = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "faena", &mut buf);
+            out.write_all(&buf)?;
+            return Ok(exit::OK);
+        }
+        Command::Kinds => return tasks::kinds(json, out),
+        _ => {}
+    }
+    let settings = CliSettings::from_env_with_optional_urls()?;
+    let (uses, words) = cli.command.uses();
+    require(&settings, uses, words)?;
+    let times = Times::new(settings.tz, cli.utc);
     match cli.command {
         Command::Migrate => infra::migrate(&settings, json, out).await,
         Command::CheckInfra => infra::check_infra(&settings, json, out).await,
         Command::Enqueue(args) => tasks::enqueue(&settings, args, json, out).await,
-        Command::Kinds => tasks::kinds(json, out),
-        Command::Tasks { command } => tasks::run(&settings, command, json, out).await,
+        Command::Tasks { command } => tasks::run(&settings, command, json, &times, out).await,
         Command::Queues => queues::queues(&settings, json, out).await,
         Command::Queue { command } => queues::pause_resume(&settings, command, json, out).await,
-        Command::Workers => queues::workers(&settings, json, out).await,
-        Command::Inspect { what } => queues::inspect(&settings, what, json, out).await,
+        Command::Workers => queues::workers(&settings, json, &times, out).await,
+        Command::Inspect { what } => queues::inspect(&settings, what, json, &times, out).await,
         Command::Purge { queue, state, yes } => {
             queues::purge(&settings, &queue, &state, yes, json, out).await
         }
-        Command::Periodic { command } => periodic::run(&settings, command, json, out).await,
-        Command::Users { command } => users::run(&settings, command, json, out).await,
-        Command::Sales { command } => sales::run(&settings, command, json, out).await,
-        Command::Report { command } => reports::run(&settings, command, json, out).await,
-        Command::Completions { .. } => {
-            anyhow::bail!("completions are printed before settings are read")
+        Command::Periodic { command } => periodic::run(&settings, command, json, &times, out).await,
+        Command::Users { command } => users::run(&settings, command, json, &times, out).await,
+        Command::Sales { command } => sales::run(&settings, command, json, &times, out).await,
+        Command::Report { command } => reports::run(&settings, command, json, &times, out).await,
+        Command::Completions { .. } | Command::Kinds => {
+            anyhow::bail!("completions and kinds run before settings are read")
         }
     }
 }

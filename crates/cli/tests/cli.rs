@@ -14,6 +14,16 @@ fn faena(db: &TestDb, r: &TestRedis, args: &[&str]) -> anyhow::Result<Output> {
         .output()?)
 }
 
+/// Runs `faena` with only `vars` in its environment, in a directory without a `.env`.
+fn faena_env(vars: &[(&str, &str)], args: &[&str]) -> anyhow::Result<Output> {
+    Ok(Command::new(env!("CARGO_BIN_EXE_faena"))
+        .args(args)
+        .env_clear()
+        .envs(vars.iter().copied())
+        .current_dir(std::env::temp_dir())
+        .output()?)
+}
+
 fn text(o: &Output) -> String {
     format!(
         "{}{}",
@@ -384,6 +394,11 @@ async fn sales_show_and_send() -> anyhow::Result<()> {
         "{}",
         text(&o)
     );
+    assert!(
+        text(&o).contains("\ntotals:       subtotal 7.63 IGV 1.37 total 9.00 PEN\n"),
+        "{}",
+        text(&o)
+    );
     let o = faena(&db, &r, &["--json", "sales", "send", &id])?;
     assert!(o.status.success(), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
@@ -552,4 +567,276 @@ async fn sale_of_two(
         &sales::SaleDefaults::default(),
     )
     .await?)
+}
+
+#[tokio::test]
+async fn each_command_requires_only_the_settings_it_uses() -> anyhow::Result<()> {
+    let db = TestDb::new("clineeds").await?;
+    let r = TestRedis::new("clineeds")?;
+    let redis_only = [
+        ("REDIS_URL", r.url.as_str()),
+        ("FAENA_REDIS_PREFIX", &r.prefix),
+    ];
+    let o = faena_env(&redis_only, &["enqueue", "noop", "--countdown", "600"])?;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let id = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    for args in [
+        &["queues"][..],
+        &["tasks", "show", &id],
+        &["tasks", "list", "--state", "scheduled"],
+        &["workers"],
+        &["inspect", "active"],
+        &["inspect", "scheduled"],
+        &["inspect", "stats"],
+        &["queue", "pause", "default"],
+        &["queue", "resume", "default"],
+        &["tasks", "cancel", &id],
+        &["purge", "default", "--state", "dead", "--yes"],
+    ] {
+        let o = faena_env(&redis_only, args)?;
+        assert_eq!(o.status.code(), Some(0), "faena {args:?}: {}", text(&o));
+    }
+    let o = faena_env(&[], &["kinds"])?;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    let db_only = [("DATABASE_URL", db.url.as_str())];
+    for args in [&["migrate"][..], &["periodic", "list"], &["users", "list"]] {
+        let o = faena_env(&db_only, args)?;
+        assert_eq!(o.status.code(), Some(0), "faena {args:?}: {}", text(&o));
+    }
+    let o = faena_env(&db_only, &["sales", "show", "424242"])?;
+    assert_eq!(
+        (o.status.code(), String::from_utf8_lossy(&o.stderr).trim()),
+        (Some(1), "faena: no sale with id 424242")
+    );
+
+    // Missing: named with the command that needs it, exit 2 as for any bad setting.
+    type Vars<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(Vars, &[&str], &str); 5] = [
+        (&db_only, &["queues"], "faena: `faena queues` uses Redis: REDIS_URL is not set: a Redis URL such as redis://127.0.0.1:6379. Set it in the environment or in .env (see .env.example)"),
+        (&redis_only, &["periodic", "list"], "faena: `faena periodic` uses PostgreSQL: DATABASE_URL is not set: a PostgreSQL URL such as postgres://postgres@127.0.0.1:5432/faena. Set it in the environment or in .env (see .env.example)"),
+        (&redis_only, &["periodic", "run", "x"], "faena: `faena periodic run` uses PostgreSQL: DATABASE_URL is not set"),
+        (&db_only, &["sales", "send", "1"], "faena: `faena sales send` uses Redis: REDIS_URL is not set"),
+        (&[], &["check-infra"], "faena: `faena check-infra` uses PostgreSQL: DATABASE_URL is not set"),
+    ];
+    for (vars, args, message) in cases {
+        let o = faena_env(vars, args)?;
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "faena {args:?}: {}", text(&o));
+        assert!(stderr.starts_with(message), "faena {args:?}: {stderr}");
+    }
+    let o = faena_env(&[], &["check-infra"])?;
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("\n`faena check-infra` uses Redis: REDIS_URL is not set"),
+        "{}",
+        text(&o)
+    );
+    // Every other setting is still checked.
+    let o = faena_env(
+        &[("REDIS_URL", &r.url), ("TZ", "Mars/Olympus")],
+        &["queues"],
+    )?;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("TZ=\"Mars/Olympus\""), "{}", text(&o));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn times_are_shown_in_the_schedules_zone_or_tz_to_the_second_unless_utc() -> anyhow::Result<()>
+{
+    let db = TestDb::new("clitimes").await?;
+    let r = TestRedis::new("clitimes")?;
+    let run = |tz: &str, args: &[&str]| -> anyhow::Result<String> {
+        let o = Command::new(env!("CARGO_BIN_EXE_faena"))
+            .args(args)
+            .env("DATABASE_URL", &db.url)
+            .env("REDIS_URL", &r.url)
+            .env("FAENA_REDIS_PREFIX", &r.prefix)
+            .env("TZ", tz)
+            .env_remove("FAENA_LOG")
+            .output()?;
+        anyhow::ensure!(o.status.success(), "faena {args:?}: {}", text(&o));
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    };
+    let line_of = |listing: &str, start: &str| -> Vec<String> {
+        listing
+            .lines()
+            .find(|l| l.starts_with(start))
+            .unwrap_or_default()
+            .split("  ")
+            .map(str::trim)
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    run(
+        "America/Lima",
+        &[
+            "periodic",
+            "add",
+            "cierre",
+            "--kind",
+            "noop",
+            "--cron",
+            "0 20 * * *",
+        ],
+    )?;
+    run(
+        "America/Lima",
+        &[
+            "periodic",
+            "add",
+            "nyc",
+            "--kind",
+            "noop",
+            "--cron",
+            "0 9 * * *",
+            "--tz",
+            "America/New_York",
+        ],
+    )?;
+    {
+        use diesel_async::{AsyncConnection, RunQueryDsl};
+        let mut conn = diesel_async::AsyncPgConnection::establish(&db.url).await?;
+        diesel::sql_query(
+            "UPDATE periodic_tasks SET last_run_at = CASE name \
+             WHEN 'cierre' THEN timestamptz '2099-12-02T01:00:00Z' \
+             ELSE timestamptz '2099-01-15T14:00:00Z' END WHERE name IN ('cierre', 'nyc')",
+        )
+        .execute(&mut conn)
+        .await?;
+    }
+    // Each schedule in its own zone, whatever TZ says.
+    let listing = run("Asia/Tokyo", &["periodic", "list"])?;
+    assert_eq!(
+        line_of(&listing, "cierre "),
+        [
+            "cierre",
+            "0 0 20 * * *",
+            "America/Lima",
+            "yes",
+            "2099-12-01 20:00:00 -05",
+            "2099-12-02 20:00:00 -05",
+            "0"
+        ],
+        "{listing}"
+    );
+    let nyc = line_of(&listing, "nyc ");
+    assert_eq!(
+        nyc[nyc.len() - 3..],
+        ["2099-01-15 09:00:00 EST", "2099-01-16 09:00:00 EST", "0"],
+        "{listing}"
+    );
+    let listing = run("Asia/Tokyo", &["periodic", "list", "--utc"])?;
+    assert_eq!(
+        line_of(&listing, "cierre ")[4..6],
+        ["2099-12-02 01:00:00 UTC", "2099-12-03 01:00:00 UTC"],
+        "{listing}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&run("Asia/Tokyo", &["--json", "periodic", "list"])?)?;
+    let cierre = v
+        .as_array()
+        .and_then(|a| a.iter().find(|t| t["task"]["name"] == "cierre"))
+        .ok_or_else(|| anyhow::anyhow!("no cierre in {v}"))?;
+    assert_eq!(
+        (
+            cierre["task"]["last_run_at"].as_str(),
+            cierre["next_run_at"].as_str()
+        ),
+        (Some("2099-12-02T01:00:00Z"), Some("2099-12-03T01:00:00Z"))
+    );
+    let changed = run("America/Lima", &["periodic", "disable", "cierre"])?;
+    assert_eq!(
+        changed.trim(),
+        "cierre: 0 0 20 * * * in America/Lima, disabled; next run 2099-12-02 20:00:00 -05"
+    );
+
+    // A task's times in TZ: a whole second 30 days ahead (an eta is at most a year away).
+    let eta = chrono::DateTime::from_timestamp(chrono::Utc::now().timestamp() + 30 * 86_400, 0)
+        .ok_or_else(|| anyhow::anyhow!("eta"))?;
+    let at = |zone: chrono_tz::Tz, abbreviation: &str| {
+        format!(
+            "{} {abbreviation}",
+            eta.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S")
+        )
+    };
+    let id = run(
+        "America/Lima",
+        &["enqueue", "noop", "--eta", &eta.to_rfc3339()],
+    )?;
+    let id = id.trim();
+    let show = run("America/Lima", &["tasks", "show", id])?;
+    let lima = at(chrono_tz::America::Lima, "-05");
+    assert!(
+        show.contains(&format!("\nnext_run_at:  {lima}\n")),
+        "{show}"
+    );
+    let show = run("America/Lima", &["tasks", "show", id, "--utc"])?;
+    let utc = at(chrono_tz::UTC, "UTC");
+    assert!(show.contains(&format!("\nnext_run_at:  {utc}\n")), "{show}");
+    let show = run("Asia/Kolkata", &["tasks", "show", id])?;
+    let kolkata = at(chrono_tz::Asia::Kolkata, "IST");
+    assert!(
+        show.contains(&format!("\nnext_run_at:  {kolkata}\n")),
+        "{show}"
+    );
+    let scheduled = run("America/Lima", &["inspect", "scheduled"])?;
+    assert!(
+        scheduled
+            .lines()
+            .any(|l| l.starts_with(id) && l.ends_with(&format!(" 0/3 {lima}   -"))),
+        "{scheduled}"
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&run("America/Lima", &["--json", "inspect", "scheduled"])?)?;
+    assert_eq!(
+        v[0]["next_run_at"].as_str(),
+        Some(eta.format("%Y-%m-%dT%H:%M:%SZ").to_string().as_str()),
+        "{v}"
+    );
+
+    // A worker's start in TZ; its heartbeat as an age.
+    let worker = faena_worker::spawn(
+        r.broker.clone(),
+        faena_worker::Handlers::builtin(),
+        faena_worker::WorkerConfig {
+            queues: vec![faena_core::QueueName::parse("idle")?],
+            concurrency: 1,
+            stop_timeout: std::time::Duration::from_secs(5),
+            upkeep_interval: std::time::Duration::from_millis(100),
+            heartbeat_interval: std::time::Duration::from_secs(1),
+            unknown_kind_grace: std::time::Duration::from_secs(900),
+        },
+    );
+    let started = faena_testkit::wait_for(
+        "a registered worker",
+        std::time::Duration::from_secs(10),
+        || async {
+            Ok(r.broker
+                .workers()
+                .await?
+                .into_iter()
+                .next()
+                .and_then(|w| w.started_at.map(|s| (w.id, s))))
+        },
+    )
+    .await?;
+    let workers = run("America/Lima", &["workers"])?;
+    worker.shutdown().await;
+    let lima = started
+        .1
+        .with_timezone(&chrono_tz::America::Lima)
+        .format("%Y-%m-%d %H:%M:%S -05")
+        .to_string();
+    let row = workers
+        .lines()
+        .find(|l| l.starts_with(&started.0))
+        .unwrap_or_default();
+    assert!(
+        row.contains(&format!(" {lima} ")) && row.contains("s ago  idle"),
+        "{workers}"
+    );
+    Ok(())
 }

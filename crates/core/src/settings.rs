@@ -2,6 +2,10 @@
 //!
 //! Every variable is documented in `.env.example` and the README. A missing or malformed value stops
 //! the process at start with a [`SettingsError`] that names the variable and says what is expected.
+//!
+//! The processes (api, worker, beat) read [`Settings`], which requires both `DATABASE_URL` and
+//! `REDIS_URL`. The `faena` CLI reads [`Settings<OptionalUrls>`]: every other setting is checked
+//! the same way, but each URL is required only by the commands that connect to it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,13 +22,36 @@ pub enum LogFormat {
     Json,
 }
 
-/// Every setting of every Faena process.
+/// `DATABASE_URL` and `REDIS_URL`, both set: what every process needs at start.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub struct Urls {
     /// `DATABASE_URL`: PostgreSQL connection URL.
-    pub database_url: SecretString,
+    database_url: SecretString,
     /// `REDIS_URL`: `redis://` or `rediss://` URL, with a password when the server needs one.
-    pub redis_url: SecretString,
+    redis_url: SecretString,
+}
+
+/// `DATABASE_URL` and `REDIS_URL`, each checked when set and required only when asked for: what a
+/// tool whose commands use one or the other reads (the `faena` CLI).
+#[derive(Debug, Clone)]
+pub struct OptionalUrls {
+    database_url: Option<SecretString>,
+    redis_url: Option<SecretString>,
+}
+
+const DATABASE_URL: &str = "DATABASE_URL";
+const DATABASE_URL_EXPECTED: &str =
+    "a PostgreSQL URL such as postgres://postgres@127.0.0.1:5432/faena";
+const REDIS_URL: &str = "REDIS_URL";
+const REDIS_URL_EXPECTED: &str = "a Redis URL such as redis://127.0.0.1:6379";
+
+/// Every setting of every Faena process. `U` says whether the connection URLs are known to be set
+/// ([`Urls`], the processes' settings) or only checked when set ([`OptionalUrls`], the CLI's).
+#[derive(Debug, Clone)]
+pub struct Settings<U = Urls> {
+    /// `DATABASE_URL` and `REDIS_URL`, behind [`Settings::database_url`] and
+    /// [`Settings::redis_url`] (secrets: never printed).
+    urls: U,
     /// `TZ`: the business time zone (default America/Lima).
     pub tz: chrono_tz::Tz,
     /// `FAENA_API_BIND`: where the api listens (default 127.0.0.1:8080).
@@ -208,16 +235,6 @@ impl Env<'_> {
         self.0.get(name).map(|s| s.trim()).filter(|s| !s.is_empty())
     }
 
-    fn required(
-        &self,
-        name: &'static str,
-        expected: &'static str,
-    ) -> Result<String, SettingsError> {
-        self.get(name)
-            .map(str::to_owned)
-            .ok_or(SettingsError::Missing { name, expected })
-    }
-
     fn parsed<T: std::str::FromStr>(
         &self,
         name: &'static str,
@@ -292,28 +309,107 @@ pub fn mask_password(url: &str) -> String {
     }
 }
 
+/// The variables of the process: `.env` when present, then the process environment.
+fn process_vars() -> HashMap<String, String> {
+    let _ = dotenvy::dotenv();
+    std::env::vars().collect()
+}
+
 impl Settings {
-    /// Reads `.env` when present, then the process environment.
+    /// Reads `.env` when present, then the process environment. Both URLs are required.
     pub fn from_env() -> Result<Self, SettingsError> {
-        let _ = dotenvy::dotenv();
-        let vars: HashMap<String, String> = std::env::vars().collect();
-        Self::from_map(&vars)
+        Self::from_map(&process_vars())
     }
 
-    /// Parses settings from a map of variables.
+    /// Parses settings from a map of variables. Both URLs are required.
     pub fn from_map(vars: &HashMap<String, String>) -> Result<Self, SettingsError> {
+        Settings::from_map_with_optional_urls(vars)?.require_urls()
+    }
+
+    /// The database URL, for the pool.
+    pub fn database_url(&self) -> &str {
+        self.urls.database_url.expose_secret()
+    }
+
+    /// The Redis URL, for the pool.
+    pub fn redis_url(&self) -> &str {
+        self.urls.redis_url.expose_secret()
+    }
+}
+
+impl Settings<OptionalUrls> {
+    /// Reads `.env` when present, then the process environment; a URL is checked when set and
+    /// required only when asked for.
+    pub fn from_env_with_optional_urls() -> Result<Self, SettingsError> {
+        Self::from_map_with_optional_urls(&process_vars())
+    }
+
+    /// The database URL, or [`SettingsError::Missing`] naming `DATABASE_URL`.
+    pub fn database_url(&self) -> Result<&str, SettingsError> {
+        self.urls
+            .database_url
+            .as_ref()
+            .map(ExposeSecret::expose_secret)
+            .ok_or(SettingsError::Missing {
+                name: DATABASE_URL,
+                expected: DATABASE_URL_EXPECTED,
+            })
+    }
+
+    /// The Redis URL, or [`SettingsError::Missing`] naming `REDIS_URL`.
+    pub fn redis_url(&self) -> Result<&str, SettingsError> {
+        self.urls
+            .redis_url
+            .as_ref()
+            .map(ExposeSecret::expose_secret)
+            .ok_or(SettingsError::Missing {
+                name: REDIS_URL,
+                expected: REDIS_URL_EXPECTED,
+            })
+    }
+
+    /// The settings of a process: both URLs set, else the error names the first missing one.
+    pub fn require_urls(self) -> Result<Settings, SettingsError> {
+        let urls = Urls {
+            database_url: self.database_url()?.to_owned().into(),
+            redis_url: self.redis_url()?.to_owned().into(),
+        };
+        Ok(Settings {
+            urls,
+            tz: self.tz,
+            api_bind: self.api_bind,
+            cors_origins: self.cors_origins,
+            log_filter: self.log_filter,
+            log_format: self.log_format,
+            broker: self.broker,
+            worker: self.worker,
+            beat_lease: self.beat_lease,
+            sales_auto_send: self.sales_auto_send,
+            db_pool_size: self.db_pool_size,
+            reservation_ttl: self.reservation_ttl,
+            metrics_bind: self.metrics_bind,
+            redis_pool_size: self.redis_pool_size,
+            auth: self.auth,
+            sunat: self.sunat,
+            files_dir: self.files_dir,
+            retention: self.retention,
+        })
+    }
+
+    /// Parses settings from a map of variables; a URL is checked when set and required only when
+    /// asked for.
+    pub fn from_map_with_optional_urls(
+        vars: &HashMap<String, String>,
+    ) -> Result<Self, SettingsError> {
         let env = Env(vars);
-        let database_url = env.required(
-            "DATABASE_URL",
-            "a PostgreSQL URL such as postgres://postgres@127.0.0.1:5432/faena",
-        )?;
-        check_url("DATABASE_URL", &database_url, &["postgres", "postgresql"])?;
-        let redis_url = env.required("REDIS_URL", "a Redis URL such as redis://127.0.0.1:6379")?;
-        check_url(
-            "REDIS_URL",
-            &redis_url,
-            &["redis", "rediss", "redis+unix", "unix"],
-        )?;
+        let database_url = env.get(DATABASE_URL).map(str::to_owned);
+        if let Some(url) = &database_url {
+            check_url(DATABASE_URL, url, &["postgres", "postgresql"])?;
+        }
+        let redis_url = env.get(REDIS_URL).map(str::to_owned);
+        if let Some(url) = &redis_url {
+            check_url(REDIS_URL, url, &["redis", "rediss", "redis+unix", "unix"])?;
+        }
 
         let tz_name = env.get("TZ").unwrap_or("America/Lima");
         let tz: chrono_tz::Tz = tz_name.parse().map_err(|_| SettingsError::Invalid {
@@ -433,8 +529,10 @@ impl Settings {
         };
 
         Ok(Self {
-            database_url: database_url.into(),
-            redis_url: redis_url.into(),
+            urls: OptionalUrls {
+                database_url: database_url.map(SecretString::from),
+                redis_url: redis_url.map(SecretString::from),
+            },
             tz,
             api_bind,
             cors_origins,
@@ -515,16 +613,6 @@ impl Settings {
                 login_max_failures_per_address,
             },
         })
-    }
-
-    /// The database URL, for the pool.
-    pub fn database_url(&self) -> &str {
-        self.database_url.expose_secret()
-    }
-
-    /// The Redis URL, for the pool.
-    pub fn redis_url(&self) -> &str {
-        self.redis_url.expose_secret()
     }
 }
 
@@ -612,6 +700,50 @@ mod tests {
             }
         ));
         assert!(err.to_string().contains("DATABASE_URL is not set"));
+    }
+
+    #[test]
+    fn optional_urls_are_checked_when_set_and_named_when_asked_for() -> Result<(), SettingsError> {
+        let none = Settings::from_map_with_optional_urls(&vars(&[]))?;
+        assert_eq!(
+            none.database_url(),
+            Err(SettingsError::Missing {
+                name: "DATABASE_URL",
+                expected: DATABASE_URL_EXPECTED,
+            })
+        );
+        let err = none.redis_url().map(|_| ()).unwrap_err().to_string();
+        assert!(
+            err.starts_with("REDIS_URL is not set: a Redis URL"),
+            "{err}"
+        );
+        assert_eq!(none.tz, chrono_tz::America::Lima);
+        let err = none.require_urls().map(|_| ()).unwrap_err();
+        assert!(matches!(
+            err,
+            SettingsError::Missing {
+                name: "DATABASE_URL",
+                ..
+            }
+        ));
+
+        let redis_only = Settings::from_map_with_optional_urls(&vars(&BASE[1..]))?;
+        assert_eq!(redis_only.redis_url(), Ok("redis://127.0.0.1:6379"));
+        assert!(redis_only.database_url().is_err());
+
+        // A URL that is set is checked even when no command asks for it.
+        let err = Settings::from_map_with_optional_urls(&vars(&[("DATABASE_URL", "mysql://h/db")]))
+            .map(|_| ())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("DATABASE_URL"), "{err}");
+
+        let both = Settings::from_map_with_optional_urls(&vars(&BASE))?.require_urls()?;
+        assert_eq!(
+            (both.database_url(), both.redis_url()),
+            (BASE[0].1, BASE[1].1)
+        );
+        Ok(())
     }
 
     #[test]

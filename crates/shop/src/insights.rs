@@ -228,7 +228,8 @@ pub struct TopProduct {
     #[diesel(sql_type = BigInt)]
     pub units: i64,
     #[diesel(sql_type = Numeric)]
-    #[schema(value_type = String, example = "125.00")]
+    #[serde(with = "crate::money")]
+    #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "125.00")]
     pub revenue: BigDecimal,
 }
 
@@ -244,7 +245,8 @@ pub struct SalesSummary {
     /// Cancelled sales (not counted in `sales` or `revenue`).
     pub cancelled: i64,
     /// Sum of the sales' totals, in PEN.
-    #[schema(value_type = String, example = "1234.50")]
+    #[serde(with = "crate::money")]
+    #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "1234.50")]
     pub revenue: BigDecimal,
     pub currency: String,
     /// Up to 5 products by units sold (then revenue, then sku).

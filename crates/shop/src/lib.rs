@@ -10,6 +10,7 @@ pub mod auth;
 pub mod deadlines;
 pub mod files;
 pub mod insights;
+pub mod money;
 pub mod reports;
 pub mod retention;
 pub mod sales;

@@ -89,10 +89,12 @@ pub struct ReceiptCounts {
     #[schema(example = "66.67")]
     pub success_pct: String,
     /// Sum of the receipts' totals, in PEN.
-    #[schema(value_type = String, example = "1234.50")]
+    #[serde(with = "crate::money")]
+    #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "1234.50")]
     pub total_billed: BigDecimal,
     /// Sum of the ACCEPTED receipts' totals, in PEN.
-    #[schema(value_type = String, example = "1000.00")]
+    #[serde(with = "crate::money")]
+    #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "1000.00")]
     pub total_accepted: BigDecimal,
 }
 
@@ -122,7 +124,8 @@ impl ReceiptCounts {
         } else {
             (BigDecimal::from(self.accepted * 100) / BigDecimal::from(self.issued))
                 .with_scale_round(2, RoundingMode::HalfUp)
-                .to_string()
+                // Not `to_string`: it writes a zero without its scale ("0").
+                .to_plain_string()
         };
         self.total_billed = self.total_billed.with_scale(2);
         self.total_accepted = self.total_accepted.with_scale(2);
@@ -300,8 +303,8 @@ impl DailyReport {
                 &c.pending.to_string(),
                 &c.cancelled.to_string(),
                 &c.success_pct,
-                &c.total_billed.to_string(),
-                &c.total_accepted.to_string(),
+                &crate::money::format(&c.total_billed),
+                &crate::money::format(&c.total_accepted),
             ])
         };
         row("total", &self.date.to_string(), "", &self.totals).map_err(corrupt)?;

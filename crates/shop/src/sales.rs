@@ -190,8 +190,11 @@ pub struct SaleRow {
     pub customer_doc_number: String,
     pub customer_name: String,
     pub currency: String,
+    #[serde(with = "crate::money")]
     pub subtotal: BigDecimal,
+    #[serde(with = "crate::money")]
     pub igv: BigDecimal,
+    #[serde(with = "crate::money")]
     pub total: BigDecimal,
     pub is_cancelled: bool,
     pub cancelled_at: Option<DateTime<Utc>>,
@@ -223,9 +226,11 @@ pub struct SaleItem {
     pub sku: String,
     pub description: String,
     pub quantity: i32,
-    #[schema(value_type = String, example = "12.50")]
+    #[serde(with = "crate::money")]
+    #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "12.50")]
     pub unit_price: BigDecimal,
-    #[schema(value_type = String, example = "25.00")]
+    #[serde(with = "crate::money")]
+    #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "25.00")]
     pub line_total: BigDecimal,
 }
 
@@ -295,11 +300,14 @@ pub struct SaleView {
     pub customer_doc_number: String,
     pub customer_name: String,
     pub currency: String,
-    #[schema(value_type = String, example = "100.00")]
+    #[serde(with = "crate::money")]
+    #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "100.00")]
     pub subtotal: BigDecimal,
-    #[schema(value_type = String, example = "18.00")]
+    #[serde(with = "crate::money")]
+    #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "18.00")]
     pub igv: BigDecimal,
-    #[schema(value_type = String, example = "118.00")]
+    #[serde(with = "crate::money")]
+    #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "118.00")]
     pub total: BigDecimal,
     pub is_cancelled: bool,
     pub items: Vec<SaleItem>,

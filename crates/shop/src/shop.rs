@@ -28,7 +28,9 @@ pub struct Product {
     pub id: i64,
     pub sku: String,
     pub name: String,
-    #[schema(value_type = String, pattern = r"^-?[0-9]+(\.[0-9]+)?$", example = "12.50")]
+    /// Two decimals, always (`"0.10"`, `"12.50"`).
+    #[serde(with = "crate::money")]
+    #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "12.50")]
     pub unit_price: BigDecimal,
     pub stock: i32,
     pub version: i32,
@@ -69,6 +71,11 @@ pub struct ProductPatch {
     pub unit_price: Option<BigDecimal>,
     #[schema(minimum = 0)]
     pub low_stock_threshold: Option<i32>,
+    /// Change it only if the product is still at this `version` (what the caller read), else
+    /// `version_conflict`; the same as `If-Match: "3"`. Absent: change it whatever its version.
+    #[diesel(skip_update)]
+    #[schema(minimum = 0, example = 3)]
+    pub expected_version: Option<i32>,
 }
 
 /// One line of a checkout.
@@ -149,6 +156,16 @@ pub enum ShopError {
     SkuExists(String),
     #[error("the products are busy (lock contention persisted after {0} tries); try again")]
     Contention(u32),
+    /// A versioned write whose product changed since the caller read it: nothing was changed.
+    #[error(
+        "product {id} is at version {current}, not {expected}: it changed since you read it. \
+         Nothing was changed; read it again and retry"
+    )]
+    VersionConflict {
+        id: i64,
+        expected: i32,
+        current: i32,
+    },
     /// The database refused the data, or could not answer; the text is ours, never PostgreSQL's.
     #[error(transparent)]
     Db(#[from] QueryError),
@@ -176,6 +193,7 @@ impl ShopError {
             Self::Expired { .. } => "expired",
             Self::SkuExists(_) => "already_exists",
             Self::Contention(_) => "contention",
+            Self::VersionConflict { .. } => "version_conflict",
             Self::Db(QueryError::Refused(r)) => r.code(),
             Self::Db(QueryError::Unavailable) => "database_error",
         }
@@ -307,7 +325,9 @@ pub async fn get_product(conn: &mut AsyncPgConnection, id: i64) -> Result<Produc
         })
 }
 
-/// Changes a product's name, price or threshold.
+/// Changes a product's name, price or threshold. With `patch.expected_version`, only if the product
+/// is still at that version: the `UPDATE` itself carries `version = expected` (no read-then-write
+/// race), and a product that moved on answers [`ShopError::VersionConflict`], changed in nothing.
 pub async fn update_product(
     conn: &mut AsyncPgConnection,
     id: i64,
@@ -323,28 +343,74 @@ pub async fn update_product(
             .low_stock_threshold
             .unwrap_or(current.low_stock_threshold),
     )?;
+    let expected = patch.expected_version;
+    if let Some(expected) = expected.filter(|v| *v != current.version) {
+        return Err(version_conflict(id, expected, current.version));
+    }
     if patch.name.is_none() && patch.unit_price.is_none() && patch.low_stock_threshold.is_none() {
         return Ok(current);
     }
-    Ok(diesel::update(products::table.find(id))
+    let mut update = diesel::update(products::table.find(id))
         .set((
             &patch,
             products::updated_at.eq(Utc::now()),
             products::version.eq(products::version + 1),
         ))
+        .into_boxed();
+    if let Some(v) = expected {
+        update = update.filter(products::version.eq(v));
+    }
+    match update
         .returning(Product::as_returning())
         .get_result(conn)
-        .await?)
+        .await
+        .optional()?
+    {
+        Some(p) => Ok(p),
+        // Changed between the read above and the update (or deleted).
+        None => Err(conflict_or_gone(conn, id, expected).await),
+    }
+}
+
+fn version_conflict(id: i64, expected: i32, current: i32) -> ShopError {
+    ShopError::VersionConflict {
+        id,
+        expected,
+        current,
+    }
+}
+
+/// Why an update of product `id` (conditional on `expected`) changed no row: it moved past
+/// `expected`, or it is gone.
+async fn conflict_or_gone(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    expected: Option<i32>,
+) -> ShopError {
+    let gone = ShopError::NotFound {
+        what: "product",
+        id,
+    };
+    match expected {
+        None => gone,
+        Some(expected) => match get_product(conn, id).await {
+            Ok(p) => version_conflict(id, expected, p.version),
+            Err(e) => e,
+        },
+    }
 }
 
 /// Adds `delta` (negative to remove) to a product's stock; refuses to go below zero, and refuses a
 /// stock that, with the units its ACTIVE reservations hold, exceeds `i32::MAX`: releasing those
 /// reservations must always be able to give their units back (an int4 overflow there would leave
-/// a reservation that can never be released).
+/// a reservation that can never be released). With `expected`, only if the product is still at
+/// that version ([`ShopError::VersionConflict`] otherwise, checked before the delta): the row is
+/// locked and the `UPDATE` carries `version = expected`.
 pub async fn adjust_stock(
     conn: &mut AsyncPgConnection,
     id: i64,
     delta: i32,
+    expected: Option<i32>,
 ) -> Result<Product, ShopError> {
     conn.transaction::<Product, ShopError, _>(async move |conn| {
         diesel::sql_query("SET LOCAL lock_timeout = '2s'")
@@ -362,6 +428,9 @@ pub async fn adjust_stock(
                 what: "product",
                 id,
             })?;
+        if let Some(expected) = expected.filter(|v| *v != p.version) {
+            return Err(version_conflict(id, expected, p.version));
+        }
         let reserved: i64 = reservation_items::table
             .inner_join(reservations::table)
             .filter(reservations::status.eq(ReservationStatus::Active))
@@ -391,15 +460,26 @@ pub async fn adjust_stock(
                     },
                 )
             })?;
-        Ok(diesel::update(products::table.find(id))
+        let mut update = diesel::update(products::table.find(id))
             .set((
                 products::stock.eq(stock),
                 products::version.eq(products::version + 1),
                 products::updated_at.eq(Utc::now()),
             ))
+            .into_boxed();
+        if let Some(v) = expected {
+            update = update.filter(products::version.eq(v));
+        }
+        match update
             .returning(Product::as_returning())
             .get_result(conn)
-            .await?)
+            .await
+            .optional()?
+        {
+            Some(p) => Ok(p),
+            // Not while the row is locked; answered as the update above would be.
+            None => Err(conflict_or_gone(conn, id, expected).await),
+        }
     })
     .await
 }

@@ -1,7 +1,8 @@
 //! Products (admins write, everyone signed in reads), checkout and reservations (their owner or
 //! an admin).
 
-use actix_web::{delete, get, patch, post, web, HttpResponse};
+use actix_web::http::header::{self, ETag, EntityTag};
+use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use faena_shop::shop::{self, CheckoutRequest, NewProduct, Product, ProductPatch, ReservationView};
 use serde::Deserialize;
 
@@ -17,7 +18,9 @@ use crate::AppState;
     security(("bearer" = [])),
     request_body = NewProduct,
     responses(
-        (status = 201, description = "Added", body = Product),
+        (status = 201, description = "Added", body = Product, headers(
+            ("ETag" = String, description = "The product's `version` as a strong ETag (`\"0\"`)"),
+        )),
         JsonBody,
         NeedsAdmin,
         (status = 409, description = "A product has that sku (`already_exists`)", body = ErrorBody),
@@ -31,7 +34,7 @@ pub async fn create_product(
     body: ApiJson<NewProduct>,
 ) -> Result<HttpResponse, ApiError> {
     let p = shop::create_product(&mut *state.db_conn().await?, body.into_inner()).await?;
-    Ok(HttpResponse::Created().json(p))
+    Ok(with_etag(HttpResponse::Created(), &p))
 }
 
 #[derive(Deserialize, utoipa::IntoParams)]
@@ -64,13 +67,16 @@ pub async fn list_products(
     Ok(HttpResponse::Ok().json(shop::list_products(&mut *state.db_conn().await?, limit).await?))
 }
 
-/// One product.
+/// One product, with its `version` as a strong `ETag` (`"3"`) to send back in `If-Match` when
+/// changing it.
 #[utoipa::path(
     tag = "shop",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "The product's id")),
     responses(
-        (status = 200, description = "The product", body = Product),
+        (status = 200, description = "The product", body = Product, headers(
+            ("ETag" = String, description = "The product's `version` as a strong ETag (`\"3\"`)"),
+        )),
         BadInput,
         NeedsToken,
         (status = 404, description = "No such product (`not_found`)", body = ErrorBody),
@@ -83,20 +89,34 @@ pub async fn get_product(
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok().json(shop::get_product(&mut *state.db_conn().await?, *id).await?))
+    let p = shop::get_product(&mut *state.db_conn().await?, *id).await?;
+    Ok(with_etag(HttpResponse::Ok(), &p))
 }
 
-/// Changes a product's name, price or threshold; absent fields stay as they are.
+/// Changes a product's name, price or threshold; absent fields stay as they are. With
+/// `If-Match: "3"` (or `expected_version: 3`), only if the product is still at version 3.
 #[utoipa::path(
     tag = "shop",
     security(("bearer" = [])),
-    params(("id" = i64, Path, description = "The product's id")),
+    params(
+        ("id" = i64, Path, description = "The product's id"),
+        ("If-Match" = Option<String>, Header, description = IF_MATCH, example = "\"3\""),
+    ),
     request_body = ProductPatch,
     responses(
-        (status = 200, description = "The changed product", body = Product),
-        JsonBody,
+        (status = 200, description = "The changed product", body = Product, headers(
+            ("ETag" = String, description = "The product's new `version` as a strong ETag"),
+        )),
+        (status = 400, description = "The body does not fit (see `JsonBody`), or `If-Match` is \
+            not one strong ETag such as `\"3\"` or `*` (`invalid_header`), or disagrees with \
+            `expected_version` (`invalid_field`)", body = ErrorBody),
+        (status = 413, description = "The body is larger than 256 KiB (`body_too_large`).",
+            body = ErrorBody),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json` \
+            (`unsupported_media_type`).", body = ErrorBody),
         NeedsAdmin,
         (status = 404, description = "No such product (`not_found`)", body = ErrorBody),
+        (status = 409, description = VERSION_CONFLICT, body = ErrorBody),
         Unavailable,
     )
 )]
@@ -105,10 +125,13 @@ pub async fn update_product(
     _admin: AdminCaller,
     state: web::Data<AppState>,
     id: web::Path<i64>,
+    req: HttpRequest,
     body: ApiJson<ProductPatch>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok()
-        .json(shop::update_product(&mut *state.db_conn().await?, *id, body.into_inner()).await?))
+    let mut patch = body.into_inner();
+    patch.expected_version = expected_version(&req, patch.expected_version)?;
+    let p = shop::update_product(&mut *state.db_conn().await?, *id, patch).await?;
+    Ok(with_etag(HttpResponse::Ok(), &p))
 }
 
 /// A change of stock.
@@ -117,19 +140,36 @@ pub async fn update_product(
 pub struct StockAdjustment {
     /// Units to add, or with a minus sign to remove.
     delta: i32,
+    /// Change it only if the product is still at this `version`, else `version_conflict`; the
+    /// same as `If-Match: "3"`. Absent: whatever its version.
+    #[schema(minimum = 0, example = 3)]
+    expected_version: Option<i32>,
 }
 
-/// Adds (or with a negative delta removes) stock.
+/// Adds (or with a negative delta removes) stock. With `If-Match: "3"` (or
+/// `expected_version: 3`), only if the product is still at version 3.
 #[utoipa::path(
     tag = "shop",
     security(("bearer" = [])),
-    params(("id" = i64, Path, description = "The product's id")),
+    params(
+        ("id" = i64, Path, description = "The product's id"),
+        ("If-Match" = Option<String>, Header, description = IF_MATCH, example = "\"3\""),
+    ),
     request_body = StockAdjustment,
     responses(
-        (status = 200, description = "The product with its new stock", body = Product),
-        JsonBody,
+        (status = 200, description = "The product with its new stock", body = Product, headers(
+            ("ETag" = String, description = "The product's new `version` as a strong ETag"),
+        )),
+        (status = 400, description = "The body does not fit (see `JsonBody`), or `If-Match` is \
+            not one strong ETag such as `\"3\"` or `*` (`invalid_header`), or disagrees with \
+            `expected_version` (`invalid_field`)", body = ErrorBody),
+        (status = 413, description = "The body is larger than 256 KiB (`body_too_large`).",
+            body = ErrorBody),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json` \
+            (`unsupported_media_type`).", body = ErrorBody),
         NeedsAdmin,
         (status = 404, description = "No such product (`not_found`)", body = ErrorBody),
+        (status = 409, description = VERSION_CONFLICT, body = ErrorBody),
         Unavailable,
     )
 )]
@@ -138,10 +178,68 @@ pub async fn adjust_stock(
     _admin: AdminCaller,
     state: web::Data<AppState>,
     id: web::Path<i64>,
+    req: HttpRequest,
     body: ApiJson<StockAdjustment>,
 ) -> Result<HttpResponse, ApiError> {
-    Ok(HttpResponse::Ok()
-        .json(shop::adjust_stock(&mut *state.db_conn().await?, *id, body.delta).await?))
+    let expected = expected_version(&req, body.expected_version)?;
+    let p = shop::adjust_stock(&mut *state.db_conn().await?, *id, body.delta, expected).await?;
+    Ok(with_etag(HttpResponse::Ok(), &p))
+}
+
+const VERSION_CONFLICT: &str = "The product is no longer at the version of `If-Match` or \
+    `expected_version` (`version_conflict`, with `details.current_version`); nothing was changed: \
+    read it again and retry";
+
+const IF_MATCH: &str = "Change the product only if it is still at this version: the `ETag` its \
+    last answer carried, such as `\"3\"` (or `*`: whatever its version). Absent: whatever its \
+    version.";
+
+/// The answer with the product as JSON and its `version` as a strong `ETag`.
+fn with_etag(mut res: HttpResponseBuilder, p: &Product) -> HttpResponse {
+    res.insert_header(ETag(EntityTag::new_strong(p.version.to_string())))
+        .json(p)
+}
+
+/// The version a write expects: `If-Match` (one strong ETag such as `"3"`, or `*` for none) or
+/// the body's `expected_version`; both may be sent if they agree.
+fn expected_version(req: &HttpRequest, body: Option<i32>) -> Result<Option<i32>, ApiError> {
+    let mut values = req.headers().get_all(header::IF_MATCH);
+    let Some(raw) = values.next() else {
+        return Ok(body);
+    };
+    let bad = || {
+        ApiError::bad_request(
+            "invalid_header",
+            format!(
+                "If-Match {raw:?} is not one strong ETag: send the ETag the product's last answer \
+                 carried, such as \"3\" (or * for any version)"
+            ),
+            Some("If-Match".into()),
+        )
+    };
+    if values.next().is_some() {
+        return Err(bad());
+    }
+    let text = raw.to_str().map_err(|_| bad())?.trim();
+    let from_header = if text == "*" {
+        None
+    } else {
+        let version = text
+            .strip_prefix('"')
+            .and_then(|t| t.strip_suffix('"'))
+            .filter(|t| t.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|t| t.parse::<i32>().ok())
+            .ok_or_else(bad)?;
+        Some(version)
+    };
+    match (from_header, body) {
+        (Some(h), Some(b)) if h != b => Err(ApiError::bad_request(
+            "invalid_field",
+            format!("expected_version {b} disagrees with If-Match \"{h}\": send one of them"),
+            Some("expected_version".into()),
+        )),
+        (h, b) => Ok(h.or(b)),
+    }
 }
 
 /// Reserves every item or none for the reservation TTL.

@@ -2,18 +2,18 @@
 
 use std::io::Write;
 
-use faena_core::{db, health, redis_pool, Settings};
+use faena_core::{db, health, redis_pool};
 
-use super::common::{print_json, say};
+use super::common::{print_json, say, CliSettings};
 use crate::exit;
 
 /// `faena migrate`: applies pending migrations and says which (or that none were pending).
 pub(crate) async fn migrate(
-    settings: &Settings,
+    settings: &CliSettings,
     json: bool,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
-    let applied = db::run_migrations(settings.database_url()).await?;
+    let applied = db::run_migrations(settings.database_url()?).await?;
     let text = if applied.is_empty() {
         format!(
             "database is up to date ({} migrations)",
@@ -38,12 +38,13 @@ pub(crate) async fn migrate(
 
 /// `faena check-infra`: PostgreSQL and Redis with their latency; FAILED when one is down.
 pub(crate) async fn check_infra(
-    settings: &Settings,
+    settings: &CliSettings,
     json: bool,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
-    let db = db::create_pool(settings.database_url(), 1)?;
-    let redis = redis_pool::create_pool(settings.redis_url(), 1)?;
+    let (db_url, redis_url) = (settings.database_url()?, settings.redis_url()?);
+    let db = db::create_pool(db_url, 1)?;
+    let redis = redis_pool::create_pool(redis_url, 1)?;
     let report = health::check(&db, &redis).await;
     if json {
         print_json(out, &report)?;
@@ -62,14 +63,14 @@ pub(crate) async fn check_infra(
         writeln!(
             out,
             "   URL: {}",
-            faena_core::settings::mask_password(settings.database_url())
+            faena_core::settings::mask_password(db_url)
         )?;
         writeln!(out, "   Status: {}\n", status(&report.database))?;
         writeln!(out, "QUEUE (Redis)\n{}", "-".repeat(30))?;
         writeln!(
             out,
             "   URL: {}",
-            faena_core::settings::mask_password(settings.redis_url())
+            faena_core::settings::mask_password(redis_url)
         )?;
         writeln!(out, "   Key prefix: {}", settings.broker.prefix)?;
         writeln!(out, "   Status: {}\n", status(&report.redis))?;

@@ -6,9 +6,8 @@ use std::io::Write;
 use anyhow::Context;
 use chrono::Utc;
 use clap::Subcommand;
-use faena_core::Settings;
 
-use super::common::{broker, fmt_time, pg, print_json, say};
+use super::common::{broker, pg, print_json, say, CliSettings, Times};
 use crate::exit;
 
 #[derive(Debug, Subcommand)]
@@ -66,9 +65,10 @@ pub enum PeriodicCommand {
 
 /// `faena periodic ...`.
 pub(crate) async fn run(
-    settings: &Settings,
+    settings: &CliSettings,
     command: PeriodicCommand,
     json: bool,
+    times: &Times,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
     use faena_core::periodic::{self, NewPeriodic, PeriodicPatch};
@@ -82,7 +82,7 @@ pub(crate) async fn run(
                 t.schedule_text(),
                 t.timezone,
                 if t.enabled { "enabled" } else { "disabled" },
-                fmt_time(t.next_run_at(Utc::now()))
+                shown(times, t, t.next_run_at(Utc::now()))
             );
             say(out, json, text, serde_json::to_value(t)?)?;
             Ok(exit::OK)
@@ -90,8 +90,8 @@ pub(crate) async fn run(
     match command {
         PeriodicCommand::List => {
             let rows = periodic::list(&mut conn).await?;
+            let now = Utc::now();
             if json {
-                let now = Utc::now();
                 let v: Vec<_> = rows
                     .iter()
                     .map(|t| serde_json::json!({
@@ -102,7 +102,7 @@ pub(crate) async fn run(
             } else {
                 writeln!(
                     out,
-                    "{:<30} {:<18} {:<16} {:<8} {:<24} {:<24} {:>5}",
+                    "{:<30} {:<18} {:<16} {:<8} {:<25} {:<25} {:>5}",
                     "NAME", "SCHEDULE", "TZ", "ENABLED", "LAST RUN", "NEXT RUN", "RUNS"
                 )?;
                 let mut unknown: Vec<&str> = Vec::new();
@@ -118,13 +118,13 @@ pub(crate) async fn run(
                     };
                     writeln!(
                         out,
-                        "{:<30} {:<18} {:<16} {:<8} {:<24} {:<24} {:>5}",
+                        "{:<30} {:<18} {:<16} {:<8} {:<25} {:<25} {:>5}",
                         t.name,
                         t.schedule_text(),
                         t.timezone,
                         enabled,
-                        fmt_time(t.last_run_at),
-                        fmt_time(t.next_run_at(Utc::now())),
+                        shown(times, t, t.last_run_at),
+                        shown(times, t, t.next_run_at(now)),
                         t.total_run_count
                     )?;
                 }
@@ -243,5 +243,18 @@ pub(crate) async fn run(
             )?;
             Ok(exit::OK)
         }
+    }
+}
+
+/// A time of schedule `t` in its own zone (UTC with `--utc`).
+fn shown(
+    times: &Times,
+    t: &faena_core::periodic::PeriodicTask,
+    at: Option<chrono::DateTime<Utc>>,
+) -> String {
+    match t.tz() {
+        Ok(zone) => times.show_zoned(at, zone),
+        // Never stored (the zone is checked on every write); shown in the business zone.
+        Err(_) => times.show(at),
     }
 }

@@ -6,9 +6,8 @@ use std::io::Write;
 use chrono::Utc;
 use clap::Subcommand;
 use faena_broker::TaskState;
-use faena_core::Settings;
 
-use super::common::{broker, fmt_time, print_json, queue, say};
+use super::common::{broker, print_json, queue, say, CliSettings, Times};
 use crate::exit;
 
 #[derive(Debug, Subcommand)]
@@ -29,7 +28,7 @@ pub enum InspectCommand {
 
 /// `faena queues`: the statistics of every queue.
 pub(crate) async fn queues(
-    settings: &Settings,
+    settings: &CliSettings,
     json: bool,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
@@ -62,7 +61,7 @@ pub(crate) async fn queues(
 
 /// `faena queue pause|resume`.
 pub(crate) async fn pause_resume(
-    settings: &Settings,
+    settings: &CliSettings,
     command: QueueCommand,
     json: bool,
     out: &mut (impl Write + Send),
@@ -93,8 +92,9 @@ pub(crate) async fn pause_resume(
 
 /// `faena workers`: the live workers and their heartbeats.
 pub(crate) async fn workers(
-    settings: &Settings,
+    settings: &CliSettings,
     json: bool,
+    times: &Times,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
     let workers = broker(settings)?.workers().await?;
@@ -103,8 +103,8 @@ pub(crate) async fn workers(
     } else {
         writeln!(
             out,
-            "{:<40} {:>7} {:>8} {:>11} {:>10}  QUEUES",
-            "WORKER", "PID", "RUNNING", "CONCURRENCY", "HEARTBEAT"
+            "{:<40} {:>7} {:>8} {:>11} {:<25} {:>10}  QUEUES",
+            "WORKER", "PID", "RUNNING", "CONCURRENCY", "STARTED", "HEARTBEAT"
         )?;
         let now = Utc::now();
         for w in workers {
@@ -118,8 +118,13 @@ pub(crate) async fn workers(
             };
             writeln!(
                 out,
-                "{:<40} {:>7} {:>8} {:>11} {:>10}  {queues}",
-                w.id, w.pid, w.running, w.concurrency, age
+                "{:<40} {:>7} {:>8} {:>11} {:<25} {:>10}  {queues}",
+                w.id,
+                w.pid,
+                w.running,
+                w.concurrency,
+                times.show(w.started_at),
+                age
             )?;
         }
     }
@@ -128,9 +133,10 @@ pub(crate) async fn workers(
 
 /// `faena inspect ...`.
 pub(crate) async fn inspect(
-    settings: &Settings,
+    settings: &CliSettings,
     what: InspectCommand,
     json: bool,
+    times: &Times,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
     let b = broker(settings)?;
@@ -168,7 +174,7 @@ pub(crate) async fn inspect(
     } else {
         writeln!(
             out,
-            "{:<26} {:<12} {:<14} {:>8} {:<24} WORKER",
+            "{:<26} {:<12} {:<14} {:>8} {:<25} WORKER",
             "ID",
             "QUEUE",
             "KIND",
@@ -187,12 +193,12 @@ pub(crate) async fn inspect(
             };
             writeln!(
                 out,
-                "{:<26} {:<12} {:<14} {:>8} {:<24} {}",
+                "{:<26} {:<12} {:<14} {:>8} {:<25} {}",
                 r.id,
                 r.queue,
                 r.kind,
                 format!("{}/{}", r.attempts, r.max_attempts),
-                fmt_time(when),
+                times.show(when),
                 r.worker.as_deref().unwrap_or("-")
             )?;
         }
@@ -202,7 +208,7 @@ pub(crate) async fn inspect(
 
 /// `faena purge`: removes waiting or DEAD jobs of a queue, after a confirmation unless `yes`.
 pub(crate) async fn purge(
-    settings: &Settings,
+    settings: &CliSettings,
     q: &str,
     state: &str,
     yes: bool,

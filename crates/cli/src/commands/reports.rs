@@ -4,9 +4,8 @@ use std::io::Write;
 
 use chrono::Utc;
 use clap::Subcommand;
-use faena_core::Settings;
 
-use super::common::{fmt_time, pg, print_json};
+use super::common::{pg, print_json, CliSettings, Times};
 use crate::exit;
 
 #[derive(Debug, Subcommand)]
@@ -24,11 +23,13 @@ pub enum ReportCommand {
 
 /// `faena report ...`.
 pub(crate) async fn run(
-    settings: &Settings,
+    settings: &CliSettings,
     command: ReportCommand,
     json: bool,
+    times: &Times,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
+    use faena_shop::money;
     use faena_shop::reports::{self, ReceiptCounts};
     let ReportCommand::Daily { date, generate } = command;
     let date = match date {
@@ -61,7 +62,7 @@ pub(crate) async fn run(
         "SUNAT daily report {} ({}), generated {}",
         r.date,
         r.timezone,
-        fmt_time(Some(view.generated_at))
+        times.show(Some(view.generated_at))
     )?;
     writeln!(
         out,
@@ -89,8 +90,8 @@ pub(crate) async fn run(
             c.pending,
             c.cancelled,
             c.success_pct,
-            c.total_billed,
-            c.total_accepted
+            money::format(&c.total_billed),
+            money::format(&c.total_accepted)
         )
     };
     line("all", &r.totals)?;

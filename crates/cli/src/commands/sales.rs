@@ -4,9 +4,8 @@ use std::io::Write;
 
 use clap::Subcommand;
 use faena_core::jobs::EnqueueRequest;
-use faena_core::Settings;
 
-use super::common::{broker, fmt_time, pg, print_json, say};
+use super::common::{broker, pg, print_json, say, CliSettings, Times};
 use crate::exit;
 
 #[derive(Debug, Subcommand)]
@@ -19,12 +18,13 @@ pub enum SalesCommand {
 
 /// `faena sales ...`.
 pub(crate) async fn run(
-    settings: &Settings,
+    settings: &CliSettings,
     command: SalesCommand,
     json: bool,
+    times: &Times,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
-    use faena_shop::sales;
+    use faena_shop::{money, sales};
     let mut conn = pg(settings).await?;
     match command {
         SalesCommand::Show { id } => {
@@ -61,13 +61,19 @@ pub(crate) async fn run(
                 writeln!(
                     out,
                     "  {:>4} x {:<30} {:>10} {:>10}",
-                    i.quantity, i.description, i.unit_price, i.line_total
+                    i.quantity,
+                    i.description,
+                    money::format(&i.unit_price),
+                    money::format(&i.line_total)
                 )?;
             }
             writeln!(
                 out,
                 "totals:       subtotal {} IGV {} total {} {}",
-                sale.subtotal, sale.igv, sale.total, sale.currency
+                money::format(&sale.subtotal),
+                money::format(&sale.igv),
+                money::format(&sale.total),
+                sale.currency
             )?;
             writeln!(
                 out,
@@ -91,7 +97,7 @@ pub(crate) async fn run(
                     out,
                     "  attempt {} at {}: {} {} ({} ms, HTTP {})",
                     s.attempt,
-                    fmt_time(Some(s.started_at)),
+                    times.show(Some(s.started_at)),
                     s.outcome,
                     s.code.as_deref().unwrap_or("-"),
                     s.duration_ms,

@@ -7,9 +7,9 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use faena_broker::{TaskRecord, TaskState};
 use faena_core::jobs::EnqueueRequest;
-use faena_core::{Settings, TaskId};
+use faena_core::TaskId;
 
-use super::common::{broker, fmt_time, print_json, queue, say};
+use super::common::{broker, print_json, queue, say, CliSettings, Times};
 use crate::exit;
 
 // No doc comment of its own: the help of `faena enqueue` is the `Command::Enqueue` variant's.
@@ -64,7 +64,7 @@ pub enum TasksCommand {
 
 /// `faena enqueue`: one job, or `--count` copies in batches of 10,000; prints their ids.
 pub(crate) async fn enqueue(
-    settings: &Settings,
+    settings: &CliSettings,
     a: EnqueueArgs,
     json: bool,
     out: &mut (impl Write + Send),
@@ -139,9 +139,10 @@ pub(crate) fn kinds(json: bool, out: &mut (impl Write + Send)) -> anyhow::Result
 
 /// `faena tasks ...`.
 pub(crate) async fn run(
-    settings: &Settings,
+    settings: &CliSettings,
     command: TasksCommand,
     json: bool,
+    times: &Times,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
     let b = broker(settings)?;
@@ -149,7 +150,7 @@ pub(crate) async fn run(
         TasksCommand::Show { id } => {
             match b.task(&task_id(&id)?).await? {
                 Some(r) if json => print_json(out, &r).map(|_| exit::OK),
-                Some(r) => print_record(out, &r).map(|_| exit::OK),
+                Some(r) => print_record(out, &r, times).map(|_| exit::OK),
                 None => {
                     say(out, json, format!("no task {id}: it never existed or its record expired after the retention"),
                     serde_json::Value::Null)?;
@@ -254,7 +255,7 @@ fn report_action(
     }
 }
 
-fn print_record(out: &mut impl Write, r: &TaskRecord) -> anyhow::Result<()> {
+fn print_record(out: &mut impl Write, r: &TaskRecord, times: &Times) -> anyhow::Result<()> {
     writeln!(out, "id:           {}", r.id)?;
     writeln!(out, "state:        {}", r.state)?;
     writeln!(out, "kind:         {}", r.kind)?;
@@ -271,10 +272,10 @@ fn print_record(out: &mut impl Write, r: &TaskRecord) -> anyhow::Result<()> {
             r.error_class.as_deref().unwrap_or("-")
         )?;
     }
-    writeln!(out, "enqueued_at:  {}", fmt_time(r.enqueued_at))?;
-    writeln!(out, "started_at:   {}", fmt_time(r.started_at))?;
-    writeln!(out, "finished_at:  {}", fmt_time(r.finished_at))?;
-    writeln!(out, "next_run_at:  {}", fmt_time(r.next_run_at))?;
+    writeln!(out, "enqueued_at:  {}", times.show(r.enqueued_at))?;
+    writeln!(out, "started_at:   {}", times.show(r.started_at))?;
+    writeln!(out, "finished_at:  {}", times.show(r.finished_at))?;
+    writeln!(out, "next_run_at:  {}", times.show(r.next_run_at))?;
     writeln!(out, "worker:       {}", r.worker.as_deref().unwrap_or("-"))?;
     Ok(())
 }

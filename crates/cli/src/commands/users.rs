@@ -4,9 +4,8 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::Subcommand;
-use faena_core::Settings;
 
-use super::common::{fmt_time, pg, print_json, say};
+use super::common::{pg, print_json, say, CliSettings, Times};
 use crate::exit;
 
 #[derive(Debug, Subcommand)]
@@ -36,9 +35,10 @@ pub enum UsersCommand {
 
 /// `faena users ...`.
 pub(crate) async fn run(
-    settings: &Settings,
+    settings: &CliSettings,
     command: UsersCommand,
     json: bool,
+    times: &Times,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
     use faena_shop::auth::{self, Role, Username};
@@ -68,7 +68,7 @@ pub(crate) async fn run(
                         u.username,
                         u.role().as_str(),
                         if u.active { "yes" } else { "no" },
-                        fmt_time(Some(u.created_at))
+                        times.show(Some(u.created_at))
                     )?;
                 }
             }

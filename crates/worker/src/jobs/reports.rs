@@ -109,7 +109,7 @@ impl ReportJobs {
             "error": t.error,
             "pending": t.pending,
             "success_pct": t.success_pct,
-            "total_billed": t.total_billed,
+            "total_billed": faena_shop::money::format(&t.total_billed),
             "csv_path": view.csv_path,
         }))
     }
