@@ -1,7 +1,9 @@
 -- The send job last enqueued for each sale (through the outbox or directly): the sweep of unsent
--- sales reads its state to tell a sale waiting for its job from one nobody will send.
+-- sales reads its state to tell a sale waiting for its job from one nobody will send. No foreign key:
+-- a new sale writes this row before its own (in the same transaction, ahead of the series lock),
+-- and sales are never deleted.
 CREATE TABLE sale_send_jobs (
-    sale_id BIGINT PRIMARY KEY REFERENCES sales (id) ON DELETE CASCADE,
+    sale_id BIGINT PRIMARY KEY,
     task_id TEXT NOT NULL,
     enqueued_at TIMESTAMPTZ NOT NULL DEFAULT now()
 );

