@@ -5,16 +5,15 @@
 //! boleta (03) until the end of the 5th, in Lima time. Later, a factura is rejected with 2108 (its
 //! number is lost) and a boleta answered 1079 (it must go in a Resumen Diario, which takes it up to
 //! 7 days). A sale not yet decided (PENDING, SENDING or ERROR, not cancelled) 24 hours before its
-//! deadline opens one `sunat_deadline` insight, closed once SUNAT decides or the sale is cancelled.
+//! deadline opens one `sunat_deadline` insight (`insights::refresh_deadline_insights`), closed once
+//! SUNAT decides or the sale is cancelled.
 
 use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Jsonb, Text};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
-use crate::insights::InsightKind;
-use crate::schema::{insights, sales};
+use crate::schema::sales;
 use crate::states::SunatStatus;
 use faena_core::db::QueryError;
 
@@ -212,67 +211,6 @@ pub async fn count_at_risk(
         }
     }
     Ok(c)
-}
-
-/// What a refresh of the deadline insights changed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct DeadlineInsights {
-    pub opened: u64,
-    pub closed: u64,
-}
-
-/// Opens a `sunat_deadline` insight for each undecided sale within [`WARN_BEFORE`] of its deadline
-/// (or past it), at most one open per sale, and closes those whose sale SUNAT decided or that were
-/// cancelled. Running it again changes nothing.
-pub async fn refresh_insights(
-    conn: &mut AsyncPgConnection,
-    now: DateTime<Utc>,
-    tz: chrono_tz::Tz,
-) -> Result<DeadlineInsights, QueryError> {
-    let kind = InsightKind::SunatDeadline.as_str();
-    let settled: Vec<i64> = sales::table
-        .inner_join(insights::table.on(insights::sale_id.eq(sales::id.nullable())))
-        .filter(insights::kind.eq(kind))
-        .filter(insights::status.eq("open"))
-        .filter(
-            sales::is_cancelled
-                .eq(true)
-                .or(sales::sunat_status.ne_all(UNDECIDED)),
-        )
-        .select(sales::id)
-        .load(conn)
-        .await?;
-    let closed = diesel::update(
-        insights::table
-            .filter(insights::kind.eq(kind))
-            .filter(insights::status.eq("open"))
-            .filter(insights::sale_id.eq_any(settled.iter().map(|id| Some(*id)))),
-    )
-    .set((
-        insights::status.eq("closed"),
-        insights::closed_at.eq(Some(now)),
-        insights::updated_at.eq(diesel::dsl::now),
-    ))
-    .execute(conn)
-    .await? as u64;
-    let mut opened = 0;
-    for s in undecided_due_before(conn, now + WARN_BEFORE, tz).await? {
-        let data = serde_json::json!({
-            "number": s.number, "doc_type": s.doc_type, "issue_date": s.issue_date,
-            "sunat_status": s.sunat_status, "sunat_deadline": s.sunat_deadline,
-            "seller_id": s.seller_id,
-        });
-        opened += diesel::sql_query(
-            "INSERT INTO insights (kind, sale_id, status, data) VALUES ($1, $2, 'open', $3) \
-             ON CONFLICT (sale_id) WHERE status = 'open' AND sale_id IS NOT NULL DO NOTHING",
-        )
-        .bind::<Text, _>(kind)
-        .bind::<BigInt, _>(s.sale_id)
-        .bind::<Jsonb, _>(data)
-        .execute(conn)
-        .await? as u64;
-    }
-    Ok(DeadlineInsights { opened, closed })
 }
 
 #[cfg(test)]

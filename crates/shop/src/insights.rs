@@ -16,7 +16,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde::{Deserialize, Serialize};
 
 use crate::reports::ReportError;
-use crate::schema::insights;
+use crate::schema::{insights, sales};
 
 /// The kind of an insight.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -365,4 +365,67 @@ pub async fn store_sales_summary(
             .await?)
     })
     .await
+}
+
+/// What a refresh of the deadline insights changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct DeadlineInsights {
+    pub opened: u64,
+    pub closed: u64,
+}
+
+/// Opens a `sunat_deadline` insight for each undecided sale within 24 hours of its SUNAT deadline
+/// (or past it), at most one open per sale, and closes those whose sale SUNAT decided or that were
+/// cancelled. Running it again changes nothing.
+pub async fn refresh_deadline_insights(
+    conn: &mut AsyncPgConnection,
+    now: DateTime<Utc>,
+    tz: chrono_tz::Tz,
+) -> Result<DeadlineInsights, faena_core::db::QueryError> {
+    let kind = InsightKind::SunatDeadline.as_str();
+    let settled: Vec<i64> = sales::table
+        .inner_join(insights::table.on(insights::sale_id.eq(sales::id.nullable())))
+        .filter(insights::kind.eq(kind))
+        .filter(insights::status.eq("open"))
+        .filter(
+            sales::is_cancelled
+                .eq(true)
+                .or(sales::sunat_status.ne_all(crate::deadlines::UNDECIDED)),
+        )
+        .select(sales::id)
+        .load(conn)
+        .await?;
+    let closed = diesel::update(
+        insights::table
+            .filter(insights::kind.eq(kind))
+            .filter(insights::status.eq("open"))
+            .filter(insights::sale_id.eq_any(settled.iter().map(|id| Some(*id)))),
+    )
+    .set((
+        insights::status.eq("closed"),
+        insights::closed_at.eq(Some(now)),
+        insights::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await? as u64;
+    let mut opened = 0;
+    for s in crate::deadlines::undecided_due_before(conn, now + crate::deadlines::WARN_BEFORE, tz)
+        .await?
+    {
+        let data = serde_json::json!({
+            "number": s.number, "doc_type": s.doc_type, "issue_date": s.issue_date,
+            "sunat_status": s.sunat_status, "sunat_deadline": s.sunat_deadline,
+            "seller_id": s.seller_id,
+        });
+        opened += diesel::sql_query(
+            "INSERT INTO insights (kind, sale_id, status, data) VALUES ($1, $2, 'open', $3) \
+             ON CONFLICT (sale_id) WHERE status = 'open' AND sale_id IS NOT NULL DO NOTHING",
+        )
+        .bind::<Text, _>(kind)
+        .bind::<BigInt, _>(s.sale_id)
+        .bind::<Jsonb, _>(data)
+        .execute(conn)
+        .await? as u64;
+    }
+    Ok(DeadlineInsights { opened, closed })
 }

@@ -118,9 +118,10 @@ async fn rescue(
         }
         result?;
     }
-    let insights = faena_shop::deadlines::refresh_insights(&mut conn, chrono::Utc::now(), tz)
-        .await
-        .map_err(db_err)?;
+    let insights =
+        faena_shop::insights::refresh_deadline_insights(&mut conn, chrono::Utc::now(), tz)
+            .await
+            .map_err(db_err)?;
     if insights.opened > 0 {
         tracing::warn!(
             opened = insights.opened,
