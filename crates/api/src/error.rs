@@ -206,7 +206,11 @@ impl From<BrokerError> for ApiError {
                 Self::Unavailable(format!("the queue (Redis) is unavailable: {m}"))
             }
             BrokerError::Invalid(m) => Self::bad_request("invalid_request", m, None),
-            BrokerError::Redis(m) => Self::Internal(m),
+            BrokerError::Redis(m) => {
+                // Redis's own words stay in the log.
+                tracing::error!(error = %m, "the queue (Redis) answered an unexpected error");
+                Self::Internal("the queue answered an unexpected error; it is logged".into())
+            }
         }
     }
 }

@@ -507,3 +507,40 @@ async fn head_answers_like_get_without_a_body() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_answers_but_cannot_serve_now_is_503_never_500() -> anyhow::Result<()> {
+    let own = faena_testkit::OwnRedis::start().await?;
+    let app = common::spawn_app_with("redis_readonly", Some(&own.url())).await?;
+    let mut conn = redis::Client::open(own.url().as_str())?
+        .get_multiplexed_async_connection()
+        .await?;
+    // A replica refuses writes (READONLY), as a primary demoted by a failover does until clients
+    // move: here a replica of a port nobody listens on.
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(nobody)
+        .query_async(&mut conn)
+        .await?;
+    let (s, b) = app.post("/api/tasks", r#"{"kind":"noop"}"#).await?;
+    assert_eq!(
+        (s, b["error"]["code"].clone()),
+        (503, json!("service_unavailable")),
+        "{b}"
+    );
+    assert!(
+        !b.to_string().contains("READONLY"),
+        "Redis's own words stay in the log: {b}"
+    );
+    let _: () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut conn)
+        .await?;
+    let (s, b) = app.post("/api/tasks", r#"{"kind":"noop"}"#).await?;
+    assert_eq!(s, 202, "{b}");
+    Ok(())
+}

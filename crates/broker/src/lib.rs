@@ -65,12 +65,28 @@ impl BrokerError {
     }
 }
 
+/// A Redis that answers but cannot serve now: loading its data after a restart, a replica (after a
+/// failover, until clients find the new primary), out of memory, busy with a script.
+fn serves_later(e: &redis::RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind as S};
+    matches!(
+        e.kind(),
+        ErrorKind::Server(
+            S::BusyLoading | S::TryAgain | S::ClusterDown | S::MasterDown | S::ReadOnly
+        )
+    ) || matches!(
+        e.code(),
+        Some("LOADING" | "READONLY" | "MASTERDOWN" | "OOM" | "BUSY" | "NOREPLICAS" | "TRYAGAIN")
+    )
+}
+
 impl From<redis::RedisError> for BrokerError {
     fn from(e: redis::RedisError) -> Self {
         if e.is_io_error()
             || e.is_timeout()
             || e.is_connection_dropped()
             || e.is_connection_refusal()
+            || serves_later(&e)
         {
             Self::Unavailable(e.to_string())
         } else {

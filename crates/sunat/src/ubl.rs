@@ -207,7 +207,13 @@ fn igv_scheme(w: &mut Xml) {
 pub fn decimal(v: &BigDecimal, min: i64, max: i64) -> String {
     let s = v.with_scale_round(max, RoundingMode::HalfUp).to_string();
     let Some(dot) = s.find('.') else {
-        return s;
+        // BigDecimal writes a zero as `0` whatever its scale: SUNAT's amounts want their decimals.
+        let zeros = usize::try_from(min).unwrap_or(0);
+        return if zeros == 0 {
+            s
+        } else {
+            format!("{s}.{}", "0".repeat(zeros))
+        };
     };
     let keep_at_least = dot + 1 + usize::try_from(min).unwrap_or(0);
     let trimmed = s.trim_end_matches('0');
@@ -300,6 +306,9 @@ mod tests {
     fn decimals_are_plain() {
         let d = |s: &str| s.parse::<BigDecimal>().unwrap();
         assert_eq!(decimal(&d("12.5"), 2, 2), "12.50");
+        assert_eq!(decimal(&d("0"), 2, 2), "0.00", "a zero keeps its decimals");
+        assert_eq!(decimal(&d("0.00"), 2, 10), "0.00");
+        assert_eq!(decimal(&d("0"), 0, 2), "0");
         assert_eq!(decimal(&d("10"), 2, 10), "10.00");
         assert_eq!(decimal(&d("8.47457627118"), 2, 10), "8.4745762712");
         assert_eq!(decimal(&d("1000000"), 2, 2), "1000000.00");
