@@ -103,6 +103,48 @@ fn due(r: Row, tz: chrono_tz::Tz) -> SaleDue {
     }
 }
 
+/// The columns of a [`Row`].
+const DUE_COLUMNS: (
+    sales::id,
+    sales::series,
+    sales::correlative,
+    sales::doc_type,
+    sales::issue_date,
+    sales::seller_id,
+    sales::sunat_status,
+    sales::is_cancelled,
+) = (
+    sales::id,
+    sales::series,
+    sales::correlative,
+    sales::doc_type,
+    sales::issue_date,
+    sales::seller_id,
+    sales::sunat_status,
+    sales::is_cancelled,
+);
+
+/// The latest issue date whose deadline can fall before `before`: a factura's allowance (the
+/// shortest) earlier. The database narrows to those; [`by_deadline`] applies the exact rule.
+fn latest_issue_date(before: DateTime<Utc>, tz: chrono_tz::Tz) -> NaiveDate {
+    before
+        .with_timezone(&tz)
+        .date_naive()
+        .checked_sub_days(Days::new(days_allowed("01")))
+        .unwrap_or(NaiveDate::MIN)
+}
+
+/// The rows with their deadlines, those before `before` if given, earliest deadline first.
+fn by_deadline(rows: Vec<Row>, tz: chrono_tz::Tz, before: Option<DateTime<Utc>>) -> Vec<SaleDue> {
+    let mut out: Vec<SaleDue> = rows
+        .into_iter()
+        .map(|r| due(r, tz))
+        .filter(|s| before.is_none_or(|b| s.sunat_deadline < b))
+        .collect();
+    out.sort_by_key(|s| (s.sunat_deadline, s.sale_id));
+    out
+}
+
 /// Sales matching `filter`, earliest deadline first.
 pub async fn list_sales(
     conn: &mut AsyncPgConnection,
@@ -118,35 +160,15 @@ pub async fn list_sales(
         q = q.filter(sales::seller_id.eq(seller.clone()));
     }
     if let Some(before) = filter.due_before {
-        // A deadline before `before` needs an issue date at least 3 days (a factura's allowance)
-        // before it: the database narrows to those, the exact rule is applied below.
-        let local = before.with_timezone(&tz).date_naive();
-        let latest = local
-            .checked_sub_days(Days::new(days_allowed("01")))
-            .unwrap_or(NaiveDate::MIN);
-        q = q.filter(sales::issue_date.le(latest));
+        q = q.filter(sales::issue_date.le(latest_issue_date(before, tz)));
     }
     let rows: Vec<Row> = q
         .order((sales::issue_date.asc(), sales::id.asc()))
         .limit(20_000)
-        .select((
-            sales::id,
-            sales::series,
-            sales::correlative,
-            sales::doc_type,
-            sales::issue_date,
-            sales::seller_id,
-            sales::sunat_status,
-            sales::is_cancelled,
-        ))
+        .select(DUE_COLUMNS)
         .load(conn)
         .await?;
-    let mut out: Vec<SaleDue> = rows
-        .into_iter()
-        .map(|r| due(r, tz))
-        .filter(|s| filter.due_before.is_none_or(|b| s.sunat_deadline < b))
-        .collect();
-    out.sort_by_key(|s| (s.sunat_deadline, s.sale_id));
+    let mut out = by_deadline(rows, tz, filter.due_before);
     out.truncate(limit);
     Ok(out)
 }
@@ -157,34 +179,15 @@ pub async fn undecided_due_before(
     before: DateTime<Utc>,
     tz: chrono_tz::Tz,
 ) -> Result<Vec<SaleDue>, QueryError> {
-    let local = before.with_timezone(&tz).date_naive();
-    let latest = local
-        .checked_sub_days(Days::new(days_allowed("01")))
-        .unwrap_or(NaiveDate::MIN);
     let rows: Vec<Row> = sales::table
         .filter(sales::sunat_status.eq_any(UNDECIDED))
         .filter(sales::is_cancelled.eq(false))
-        .filter(sales::issue_date.le(latest))
+        .filter(sales::issue_date.le(latest_issue_date(before, tz)))
         .order((sales::issue_date.asc(), sales::id.asc()))
-        .select((
-            sales::id,
-            sales::series,
-            sales::correlative,
-            sales::doc_type,
-            sales::issue_date,
-            sales::seller_id,
-            sales::sunat_status,
-            sales::is_cancelled,
-        ))
+        .select(DUE_COLUMNS)
         .load(conn)
         .await?;
-    let mut out: Vec<SaleDue> = rows
-        .into_iter()
-        .map(|r| due(r, tz))
-        .filter(|s| s.sunat_deadline < before)
-        .collect();
-    out.sort_by_key(|s| (s.sunat_deadline, s.sale_id));
-    Ok(out)
+    Ok(by_deadline(rows, tz, Some(before)))
 }
 
 /// Undecided sales at the moment `now`: due within [`WARN_BEFORE`], and past their deadline.

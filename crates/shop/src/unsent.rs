@@ -18,11 +18,33 @@ pub struct Unsent {
     pub task_id: Option<String>,
 }
 
-fn rows(found: Vec<(i64, Option<String>)>) -> Vec<Unsent> {
-    found
+/// Not-cancelled sales in `status`, oldest first: PENDING ones created before `before`, SENDING ones
+/// whose last send began before it.
+async fn in_state_before(
+    conn: &mut AsyncPgConnection,
+    status: SunatStatus,
+    before: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Unsent>, SaleError> {
+    let mut q = sales::table
+        .left_join(sale_send_jobs::table)
+        .filter(sales::sunat_status.eq(status))
+        .filter(sales::is_cancelled.eq(false))
+        .into_boxed();
+    q = match status {
+        SunatStatus::Sending => q.filter(sales::sunat_sent_at.lt(before)),
+        _ => q.filter(sales::created_at.lt(before)),
+    };
+    let found: Vec<(i64, Option<String>)> = q
+        .order(sales::id.asc())
+        .limit(limit)
+        .select((sales::id, sale_send_jobs::task_id.nullable()))
+        .load(conn)
+        .await?;
+    Ok(found
         .into_iter()
         .map(|(sale_id, task_id)| Unsent { sale_id, task_id })
-        .collect()
+        .collect())
 }
 
 /// PENDING sales, not cancelled, created before `before`, oldest first.
@@ -31,17 +53,7 @@ pub async fn pending_before(
     before: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<Unsent>, SaleError> {
-    let found = sales::table
-        .left_join(sale_send_jobs::table)
-        .filter(sales::sunat_status.eq(SunatStatus::Pending))
-        .filter(sales::is_cancelled.eq(false))
-        .filter(sales::created_at.lt(before))
-        .order(sales::id.asc())
-        .limit(limit)
-        .select((sales::id, sale_send_jobs::task_id.nullable()))
-        .load(conn)
-        .await?;
-    Ok(rows(found))
+    in_state_before(conn, SunatStatus::Pending, before, limit).await
 }
 
 /// SENDING sales, not cancelled, whose last send began before `before`, oldest first.
@@ -50,17 +62,7 @@ pub async fn sending_before(
     before: DateTime<Utc>,
     limit: i64,
 ) -> Result<Vec<Unsent>, SaleError> {
-    let found = sales::table
-        .left_join(sale_send_jobs::table)
-        .filter(sales::sunat_status.eq(SunatStatus::Sending))
-        .filter(sales::is_cancelled.eq(false))
-        .filter(sales::sunat_sent_at.lt(before))
-        .order(sales::id.asc())
-        .limit(limit)
-        .select((sales::id, sale_send_jobs::task_id.nullable()))
-        .load(conn)
-        .await?;
-    Ok(rows(found))
+    in_state_before(conn, SunatStatus::Sending, before, limit).await
 }
 
 /// SENDING -> PENDING, only if it is still SENDING (the caller holds the sale's send lock, so no
