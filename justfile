@@ -61,6 +61,10 @@ test:
     scripts/test-deps.sh
     scripts/verify-units.sh
     scripts/check-module-cycles.py
+    # A merge's conflict markers must never land (one did, in ARCHITECTURE.md).
+    if grep -rIn --exclude-dir={target,var,.git,node_modules} -E '^(<<<<<<<|>>>>>>>)( |$)' .; then
+        echo "merge conflict markers above: resolve them"; exit 1
+    fi
     set -a; source var/services.env; set +a
     export FAENA_TEST_DATABASE_URL="$DATABASE_URL" FAENA_TEST_REDIS_URL="$REDIS_URL"
     cargo fmt --all -- --check
