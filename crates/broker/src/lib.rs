@@ -19,8 +19,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use deadpool_redis::Pool;
 use faena_core::jobs::{Catalog, EnqueueError, EnqueueRequest, NewTask};
+use faena_core::redis_pool::{Pool, RedisTarget, SharedConnection};
 use faena_core::settings::BrokerSettings;
 use faena_core::{QueueName, TaskId};
 use redis::AsyncCommands;
@@ -66,14 +66,16 @@ impl BrokerError {
 }
 
 /// A Redis that answers but cannot serve now: loading its data after a restart, a replica (after a
-/// failover, until clients find the new primary), out of memory, busy with a script.
+/// failover, until clients find the new primary), out of memory, busy with a script; or Sentinels
+/// that name no primary yet (the old one is down and none is promoted: a failover under way).
 fn serves_later(e: &redis::RedisError) -> bool {
     use redis::{ErrorKind, ServerErrorKind as S};
     matches!(
         e.kind(),
         ErrorKind::Server(
             S::BusyLoading | S::TryAgain | S::ClusterDown | S::MasterDown | S::ReadOnly
-        )
+        ) | ErrorKind::MasterNameNotFoundBySentinel
+            | ErrorKind::NoValidReplicasFoundBySentinel
     ) || matches!(
         e.code(),
         Some("LOADING" | "READONLY" | "MASTERDOWN" | "OOM" | "BUSY" | "NOREPLICAS" | "TRYAGAIN")
@@ -101,8 +103,8 @@ impl From<redis::ParsingError> for BrokerError {
     }
 }
 
-impl From<deadpool_redis::PoolError> for BrokerError {
-    fn from(e: deadpool_redis::PoolError) -> Self {
+impl From<faena_core::redis_pool::PoolError> for BrokerError {
+    fn from(e: faena_core::redis_pool::PoolError) -> Self {
         Self::Unavailable(e.to_string())
     }
 }
@@ -124,9 +126,11 @@ pub enum PurgeTarget {
 pub struct Broker {
     pool: Pool,
     /// One multiplexed, self-reconnecting connection for every hot-path command: concurrent callers
-    /// are pipelined on it, and unlike a deadpool checkout it costs no PING per use.
-    shared: redis::aio::ConnectionManager,
-    redis_url: Arc<str>,
+    /// are pipelined on it, and unlike a deadpool checkout it costs no PING per use. Under Sentinel
+    /// it follows the primary through a failover.
+    shared: SharedConnection,
+    /// Where Redis is (one server or a Sentinel service): the blocking connections are made from it.
+    target: RedisTarget,
     cfg: Arc<BrokerSettings>,
     catalog: Catalog,
     global: Arc<GlobalKeys>,
@@ -145,20 +149,20 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 impl Broker {
-    /// A broker over a pool. `redis_url` is used for the shared multiplexed connection and the
-    /// dedicated blocking connections of workers; nothing connects until first use.
+    /// A broker over a pool. The shared multiplexed connection and the dedicated blocking
+    /// connections of workers go where the pool goes (`redis_url` is the one the pool was made
+    /// from, kept for callers that built both); nothing connects until first use.
     pub fn new(pool: Pool, redis_url: &str, cfg: BrokerSettings, catalog: Catalog) -> Result<Self> {
-        let client = redis::Client::open(redis_url)?;
-        let mcfg = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(faena_core::redis_pool::CONNECT_TIMEOUT))
-            .set_response_timeout(Some(faena_core::redis_pool::RESPONSE_TIMEOUT))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let shared = redis::aio::ConnectionManager::new_lazy_with_config(client, mcfg)?;
+        let target = faena_core::redis_pool::pool_target(&pool);
+        debug_assert!(
+            target.is_sentinel() == faena_core::redis_pool::is_sentinel_url(redis_url),
+            "the pool and the URL name the same Redis"
+        );
+        let shared = target.shared()?;
         Ok(Self {
             pool,
             shared,
-            redis_url: redis_url.into(),
+            target,
             global: Arc::new(GlobalKeys::new(&cfg.prefix)),
             cfg: Arc::new(cfg),
             catalog,
@@ -185,8 +189,39 @@ impl Broker {
         QueueKeys::new(&self.cfg.prefix, queue)
     }
 
-    pub(crate) async fn conn(&self) -> Result<redis::aio::ConnectionManager> {
+    pub(crate) async fn conn(&self) -> Result<SharedConnection> {
         Ok(self.shared.clone())
+    }
+
+    /// Appends `WAIT min_replicas timeout` to `pipe` when writes must reach replicas
+    /// (`FAENA_REDIS_MIN_REPLICAS`); true when it did. In the same pipeline, so it is sent on the
+    /// connection that carried the writes (a `WAIT` on another connection would vouch for nothing).
+    pub(crate) fn push_wait(&self, pipe: &mut redis::Pipeline) -> bool {
+        if self.cfg.min_replicas == 0 {
+            return false;
+        }
+        pipe.cmd("WAIT")
+            .arg(self.cfg.min_replicas)
+            .arg(self.cfg.replica_timeout.as_millis().max(1) as u64);
+        true
+    }
+
+    /// Reads `WAIT`'s answer: fewer replicas than asked makes the write unacknowledged (the api
+    /// answers 503 and the client retries with its idempotency key; a worker keeps the outcome
+    /// and records it again, which changes nothing the second time).
+    pub(crate) fn check_replicated(&self, reply: Option<redis::Value>, what: &str) -> Result<()> {
+        let acked: i64 = match reply {
+            Some(v) => redis::from_redis_value(v)?,
+            None => 0,
+        };
+        if acked < i64::from(self.cfg.min_replicas) {
+            return Err(BrokerError::Unavailable(format!(
+                "{what} reached {acked} of the {} replicas FAENA_REDIS_MIN_REPLICAS asks for within {} ms; it is on the primary but not acknowledged",
+                self.cfg.min_replicas,
+                self.cfg.replica_timeout.as_millis()
+            )));
+        }
+        Ok(())
     }
 
     /// Validates and enqueues one job; returns its id (or the id of the job that already holds its
@@ -251,8 +286,13 @@ impl Broker {
                 order.push(chunk);
             }
         }
+        let waits = self.push_wait(&mut pipe);
         let mut conn = self.conn().await?;
-        let replies: Vec<Vec<String>> = scripts::query_pipe(&mut conn, &pipe).await?;
+        let mut replies: Vec<redis::Value> = scripts::query_pipe(&mut conn, &pipe).await?;
+        if waits {
+            self.check_replicated(replies.pop(), "the enqueue")?;
+        }
+        let replies: Vec<Vec<String>> = redis::from_redis_value(redis::Value::Array(replies))?;
         let mut ids: Vec<TaskId> = tasks.iter().map(|t| t.id).collect();
         for (chunk, reply) in order.into_iter().zip(replies) {
             if reply.len() != chunk.len() {
@@ -526,12 +566,9 @@ impl Broker {
 
     /// A connection without a response timeout, for blocking commands (one per fetcher).
     pub async fn blocking_connection(&self) -> Result<BlockingConnection> {
-        let client = redis::Client::open(&*self.redis_url)?;
         let cfg = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(None);
-        Ok(client
-            .get_multiplexed_async_connection_with_config(&cfg)
-            .await?)
+        Ok(self.target.connect(&cfg).await?)
     }
 }

@@ -308,7 +308,17 @@ impl Broker {
                 .arg(at);
         }
         let mut conn = self.conn().await?;
-        let reply: Vec<String> = scripts::run(&mut conn, &cmd).await?;
+        let reply: Vec<String> = if self.cfg.min_replicas == 0 {
+            scripts::run(&mut conn, &cmd).await?
+        } else {
+            let mut pipe = redis::pipe();
+            pipe.add_command(cmd);
+            self.push_wait(&mut pipe);
+            let (reply, acked): (Vec<String>, redis::Value) =
+                scripts::query_pipe(&mut conn, &pipe).await?;
+            self.check_replicated(Some(acked), "the outcome")?;
+            reply
+        };
         let num = |i: usize| reply.get(i).and_then(|v| v.parse().ok()).unwrap_or(0);
         let stale = reply
             .get(3..)

@@ -35,8 +35,8 @@ pub fn binary(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// A directory for one test's logs, removed on drop unless the test failed (then kept, and named
-/// on stderr, to read the processes' logs).
+/// A directory for one test's logs, removed on drop unless the test panicked or
+/// `FAENA_CHAOS_KEEP_LOGS` is set (then kept, and named on stderr, to read the processes' logs).
 pub struct Scratch {
     pub dir: PathBuf,
 }
@@ -51,7 +51,7 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() || std::env::var_os("FAENA_CHAOS_KEEP_LOGS").is_some() {
             eprintln!("logs kept in {}", self.dir.display());
         } else {
             let _ = std::fs::remove_dir_all(&self.dir);

@@ -17,7 +17,7 @@ use faena_core::jobs::EnqueueRequest;
 use faena_core::periodic::{self, NewPeriodic};
 use faena_core::settings::BrokerSettings;
 use faena_core::{QueueName, TaskId};
-use faena_testkit::{unique, wait_for, OwnRedis, TestDb, TestRedis};
+use faena_testkit::{unique, wait_for, OwnRedis, SentinelSet, TestDb, TestRedis};
 use serde_json::json;
 
 /// The lease of every test (short, so faults play out in seconds).
@@ -29,6 +29,8 @@ struct Target {
     db_url: String,
     redis_url: String,
     prefix: String,
+    /// Set for every process of the test (a Sentinel test's `FAENA_REDIS_MIN_REPLICAS`).
+    common: Vec<(&'static str, String)>,
 }
 
 impl Target {
@@ -37,6 +39,7 @@ impl Target {
             db_url: db.url.clone(),
             redis_url: r.url.clone(),
             prefix: r.prefix.clone(),
+            common: Vec::new(),
         }
     }
 
@@ -47,6 +50,7 @@ impl Target {
             ("FAENA_REDIS_PREFIX", self.prefix.clone()),
             ("FAENA_LEASE_SECS", LEASE_SECS.to_string()),
         ];
+        env.extend(self.common.iter().cloned());
         env.extend(extra.iter().cloned());
         env
     }
@@ -79,18 +83,18 @@ impl Target {
 
 /// A broker on a private redis-server (nothing to clean: the server and its files go with it).
 fn own_broker(redis: &OwnRedis, prefix: &str) -> anyhow::Result<Broker> {
+    broker_at(&redis.url(), prefix)
+}
+
+/// A broker on the Redis `url` names (a server, or a Sentinel service).
+fn broker_at(url: &str, prefix: &str) -> anyhow::Result<Broker> {
     let cfg = BrokerSettings {
         prefix: prefix.to_owned(),
         lease: Duration::from_secs(LEASE_SECS),
         ..BrokerSettings::default()
     };
-    let pool = faena_core::redis_pool::create_pool(&redis.url(), 8)?;
-    Ok(Broker::new(
-        pool,
-        &redis.url(),
-        cfg,
-        faena_catalog::catalog(),
-    )?)
+    let pool = faena_core::redis_pool::create_pool(url, 8)?;
+    Ok(Broker::new(pool, url, cfg, faena_catalog::catalog())?)
 }
 
 /// `n` jobs of `sleep {ms}` with `max_attempts`.
@@ -123,8 +127,13 @@ async fn state_and_attempts(broker: &Broker, id: &TaskId) -> anyhow::Result<(Tas
 async fn all_succeed(broker: &Broker, ids: &[TaskId], deadline: Duration) -> anyhow::Result<()> {
     let q = QueueName::default_queue();
     let want = ids.len() as u64;
+    // A broker error (Redis failing over) is "not yet": the wait goes on until its deadline.
     let waited = wait_for("every job to succeed", deadline, || async {
-        Ok((broker.stats(&q).await?.succeeded >= want).then_some(()))
+        Ok(broker
+            .stats(&q)
+            .await
+            .ok()
+            .and_then(|s| (s.succeeded >= want).then_some(())))
     })
     .await;
     let mut not_done = Vec::new();
@@ -440,6 +449,7 @@ async fn redis_killed_under_enqueues_loses_no_accepted_job() -> anyhow::Result<(
         db_url: db.url.clone(),
         redis_url: redis.url(),
         prefix: prefix.clone(),
+        common: Vec::new(),
     };
     let mut api = Api::start(&scratch, &t).await?;
     let mut worker = t.worker(&scratch, "w", 16)?;
@@ -503,6 +513,7 @@ async fn a_sale_committed_by_an_api_killed_before_any_enqueue_is_still_sent() ->
         db_url: db.url.clone(),
         redis_url: redis.url(),
         prefix: prefix.clone(),
+        common: Vec::new(),
     };
     let mut api = Api::start(&scratch, &t).await?;
     let pool = faena_core::db::create_pool(&db.url, 2)?;
@@ -623,6 +634,7 @@ async fn redis_paused_for_three_leases_takes_no_job_away() -> anyhow::Result<()>
         db_url: db.url.clone(),
         redis_url: redis.url(),
         prefix,
+        common: Vec::new(),
     };
     let q = QueueName::default_queue();
     let ids = sleeps(&broker, 20, 10_000, 1).await?;
@@ -660,12 +672,40 @@ async fn redis_paused_for_three_leases_takes_no_job_away() -> anyhow::Result<()>
     Ok(())
 }
 
+/// Disables the seeded schedules (they would add jobs to the lists) and adds `every-second`, a
+/// `noop` every second, its jobs going to `queue` (the kind's own when `None`).
+async fn only_every_second(db_url: &str, queue: Option<&str>) -> anyhow::Result<()> {
+    let pool = faena_core::db::create_pool(db_url, 1)?;
+    let mut conn = pool.get().await?;
+    let catalog = faena_catalog::catalog();
+    for row in periodic::list(&mut conn).await? {
+        let off = periodic::PeriodicPatch {
+            enabled: Some(false),
+            ..Default::default()
+        };
+        periodic::update(&mut conn, &catalog, &row.name, off).await?;
+    }
+    let every_second = NewPeriodic {
+        name: "every-second".into(),
+        kind: "noop".into(),
+        queue: queue.map(str::to_owned),
+        interval_secs: Some(1),
+        timezone: Some("UTC".into()),
+        ..Default::default()
+    };
+    periodic::create(&mut conn, &catalog, every_second).await?;
+    Ok(())
+}
+
 /// The tick times (ms) of the jobs schedule `name` enqueued, from their idempotency keys, with
 /// repeats kept (a tick enqueued twice shows twice).
 async fn ticks(broker: &Broker, name: &str) -> anyhow::Result<Vec<i64>> {
-    let jobs = broker
-        .list(&QueueName::default_queue(), TaskState::Pending, 100_000)
-        .await?;
+    ticks_in(broker, &QueueName::default_queue(), name).await
+}
+
+/// Like [`ticks`], for a schedule whose jobs go to `queue` (one no worker of the test consumes).
+async fn ticks_in(broker: &Broker, queue: &QueueName, name: &str) -> anyhow::Result<Vec<i64>> {
+    let jobs = broker.list(queue, TaskState::Pending, 100_000).await?;
     let prefix = format!("periodic:{name}:");
     let mut out: Vec<i64> = jobs
         .iter()
@@ -697,27 +737,7 @@ async fn beats_killed_and_paused_enqueue_each_tick_at_most_once() -> anyhow::Res
     let r = TestRedis::new("chaos_beat")?;
     let scratch = Scratch::new("beats")?;
     let t = Target::of(&db, &r);
-    {
-        let pool = faena_core::db::create_pool(&db.url, 1)?;
-        let mut conn = pool.get().await?;
-        let catalog = faena_catalog::catalog();
-        // Only this test's schedule: the seeded ones would add jobs to the list.
-        for row in periodic::list(&mut conn).await? {
-            let off = periodic::PeriodicPatch {
-                enabled: Some(false),
-                ..Default::default()
-            };
-            periodic::update(&mut conn, &catalog, &row.name, off).await?;
-        }
-        let every_second = NewPeriodic {
-            name: "every-second".into(),
-            kind: "noop".into(),
-            interval_secs: Some(1),
-            timezone: Some("UTC".into()),
-            ..Default::default()
-        };
-        periodic::create(&mut conn, &catalog, every_second).await?;
-    }
+    only_every_second(&db.url, None).await?;
     let env = t.env(&[("FAENA_BEAT_LEASE_SECS", LEASE_SECS.to_string())]);
     let beat = binary("faena-beat")?;
     let mut beats: BTreeMap<u32, Proc> = BTreeMap::new();
@@ -812,5 +832,156 @@ async fn beats_killed_and_paused_enqueue_each_tick_at_most_once() -> anyhow::Res
         outside.is_empty(),
         "ticks lost outside a lease after a fault: {outside:?}; faults at {windows:?}; ticks {all:?}"
     );
+    Ok(())
+}
+
+/// 9. Redis under Sentinel (a primary, two replicas, three Sentinels) with
+///    `FAENA_REDIS_MIN_REPLICAS=1`: the primary killed -9 while the api takes enqueues. The
+///    Sentinels promote a replica; the api (202 or 503 meanwhile, never anything else), two workers
+///    and two beats follow it without a restart. Every id answered 202 exists after the failover and
+///    runs; only jobs already started before the kill may run twice (a lease is not replicated
+///    before the job starts); beat has one leader afterwards and enqueues each tick once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_failover_loses_no_acknowledged_enqueue() -> anyhow::Result<()> {
+    let db = TestDb::new("chaos_sentinel").await?;
+    let mut set = SentinelSet::start(2, 3).await?;
+    let prefix = unique("chaos_sentinel");
+    let url = set.url();
+    let broker = broker_at(&url, &prefix)?;
+    let ticks_queue = QueueName::parse("beat-probe")?;
+    only_every_second(&db.url, Some(ticks_queue.as_str())).await?;
+    let scratch = Scratch::new("sentinel")?;
+    let t = Target {
+        db_url: db.url.clone(),
+        redis_url: url.clone(),
+        prefix: prefix.clone(),
+        common: vec![
+            ("FAENA_REDIS_MIN_REPLICAS", "1".into()),
+            ("FAENA_BEAT_LEASE_SECS", LEASE_SECS.to_string()),
+        ],
+    };
+    let mut api = Api::start(&scratch, &t).await?;
+    let mut workers = vec![t.worker(&scratch, "w1", 8)?, t.worker(&scratch, "w2", 8)?];
+    let beat = binary("faena-beat")?;
+    let mut beats = vec![
+        Proc::start(&scratch.dir, "beat1", &beat, &[], &t.env(&[]))?,
+        Proc::start(&scratch.dir, "beat2", &beat, &[], &t.env(&[]))?,
+    ];
+    let (http, base, token) = (&api.http, api.base.clone(), api.token.clone());
+    let mut p = Poster {
+        http,
+        url: format!("{base}/api/tasks"),
+        token: &token,
+        accepted: Vec::new(),
+        unavailable: 0,
+    };
+    let deadline = |secs| Instant::now() + Duration::from_secs(secs);
+    let until = deadline(30);
+    while p.accepted.len() < 50 {
+        anyhow::ensure!(Instant::now() < until, "50 enqueues before the kill");
+        p.post().await?;
+    }
+    wait_for("a beat leader", Duration::from_secs(20), || async {
+        broker.leader(faena_beat::ROLE).await.map_err(Into::into)
+    })
+    .await?;
+    let old = set.primary_port().await?;
+    let before_kill = p.accepted.len();
+    let killed = Utc::now();
+    set.node_mut(old)?.kill9()?;
+    // Enqueue on through the failover: until the Sentinels name another primary and 50 more
+    // enqueues were acknowledged on it.
+    let until = deadline(60);
+    loop {
+        anyhow::ensure!(
+            Instant::now() < until,
+            "a new primary and 50 acknowledged enqueues after the kill ({} so far, {} answers 503)",
+            p.accepted.len() - before_kill,
+            p.unavailable
+        );
+        p.post().await?;
+        if p.accepted.len() >= before_kill + 50 && set.primary_port().await? != old {
+            break;
+        }
+    }
+    let new = set.primary_port().await?;
+    assert_ne!(new, old, "a replica was promoted");
+    let (accepted, unavailable) = (p.accepted, p.unavailable);
+    all_succeed(&broker, &accepted, Duration::from_secs(60)).await?;
+    api.proc.ensure_running()?;
+    for w in &mut workers {
+        w.ensure_running()?;
+    }
+    let failed_over = Utc::now();
+    wait_for(
+        "3 ticks on the new primary",
+        Duration::from_secs(30),
+        || async {
+            let after = ticks_in(&broker, &ticks_queue, "every-second")
+                .await?
+                .into_iter()
+                .filter(|t| *t > failed_over.timestamp_millis())
+                .count();
+            Ok((after >= 3).then_some(()))
+        },
+    )
+    .await?;
+    let leader = broker.leader(faena_beat::ROLE).await?;
+    for b in &mut beats {
+        b.ensure_running()?;
+    }
+    let all = ticks_in(&broker, &ticks_queue, "every-second").await?;
+    let distinct: BTreeSet<i64> = all.iter().copied().collect();
+    assert_eq!(
+        distinct.len(),
+        all.len(),
+        "a tick was enqueued twice: {all:?}"
+    );
+    let holder = leader.context("beat has a leader after the failover")?;
+    assert!(
+        beats
+            .iter()
+            .any(|b| holder.split(':').nth(1) == Some(&*b.pid().to_string())),
+        "the leader {holder} is one of the two beats"
+    );
+
+    let events = attempts(&workers.iter().collect::<Vec<_>>())?;
+    let c = counts(&events);
+    let mut twice = Vec::new();
+    for id in &accepted {
+        let got = c.get(&id.to_string()).copied().unwrap_or_default();
+        assert!(
+            got.started >= 1 && got.succeeded >= 1,
+            "{id} was acknowledged, so it runs: {got:?}"
+        );
+        if got.started > 1 {
+            twice.push(id.to_string());
+        }
+    }
+    // A job may run again only if its first start came before the kill (its lease and outcome
+    // were on the old primary only).
+    for id in &twice {
+        let first = events
+            .iter()
+            .filter(|e| &e.task_id == id)
+            .map(|e| e.at)
+            .min()
+            .context("a started job has an event")?;
+        assert!(
+            first <= killed,
+            "{id} ran twice though it first started after the kill ({first} > {killed})"
+        );
+    }
+    assert!(
+        accepted.len() >= before_kill + 50,
+        "{} acknowledged",
+        accepted.len()
+    );
+    eprintln!(
+        "sentinel failover {old} -> {new}: {} acknowledged, {unavailable} answers 503, {} ran twice",
+        accepted.len(),
+        twice.len()
+    );
+    drop(beats);
     Ok(())
 }

@@ -80,7 +80,7 @@ pub async fn check_database(pool: &PgPool) -> DependencyHealth {
 }
 
 /// Checks Redis with `PING`.
-pub async fn check_redis(pool: &deadpool_redis::Pool) -> DependencyHealth {
+pub async fn check_redis(pool: &crate::redis_pool::Pool) -> DependencyHealth {
     timed(async {
         let mut conn = pool.get().await.map_err(|e| e.to_string())?;
         let pong: String = redis::cmd("PING")
@@ -97,7 +97,7 @@ pub async fn check_redis(pool: &deadpool_redis::Pool) -> DependencyHealth {
 }
 
 /// Checks both at once.
-pub async fn check(db: &PgPool, redis: &deadpool_redis::Pool) -> HealthReport {
+pub async fn check(db: &PgPool, redis: &crate::redis_pool::Pool) -> HealthReport {
     let (database, redis) = tokio::join!(check_database(db), check_redis(redis));
     HealthReport {
         database,

@@ -1,11 +1,24 @@
-//! The Redis connection pool (deadpool-redis) with timeouts that fail fast when Redis is down.
+//! Where Redis is and how to connect to it: one server (`redis://`, `rediss://`) or the primary that
+//! Redis Sentinel names (`redis+sentinel://`), a connection pool over either with timeouts that fail
+//! fast when Redis is down, and a shared connection that follows a Sentinel failover by itself.
+//!
+//! Sentinel support is the `redis` crate's own (`redis::sentinel`): this module only parses the URL,
+//! asks the crate for the current primary when it (re)connects, and forgets a connection that broke
+//! or that answers as a replica (`READONLY` after a failover), so the next command asks again.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use deadpool_redis::{Manager, Pool, Runtime, Timeouts};
-use redis::AsyncConnectionConfig;
+use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
+use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
+use redis::{AsyncConnectionConfig, Cmd, ConnectionAddr, Pipeline, RedisError, RedisFuture, Value};
+use tokio::sync::Mutex;
 
-/// A pool that could not be built (a bad URL; an unreachable server only shows at first use).
+/// A pool that could not be built, or a Redis URL that cannot be used (an unreachable server only
+/// shows at first use).
 #[derive(Debug, thiserror::Error)]
 #[error("cannot set up the Redis pool for {url}: {message}")]
 pub struct RedisPoolError {
@@ -17,29 +30,518 @@ pub struct RedisPoolError {
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long connecting may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Sentinel's default port, used when a Sentinel address has none.
+pub const SENTINEL_PORT: u16 = 26379;
+
+/// The pool of Redis connections every process uses for its short commands.
+pub type Pool = managed::Pool<RedisManager>;
+/// A connection taken from [`Pool`] (dereferences to the multiplexed connection).
+pub type PooledConnection = managed::Object<RedisManager>;
+/// Why a connection could not be taken from the pool.
+pub type PoolError = managed::PoolError<RedisError>;
+
+/// Where Redis is: parsed once from `REDIS_URL`.
+#[derive(Clone)]
+pub enum RedisTarget {
+    /// One server: `redis://`, `rediss://`, `redis+unix://`, `unix://`.
+    Direct(Box<redis::Client>),
+    /// The primary of a Sentinel-monitored service: `redis+sentinel://` or `rediss+sentinel://`.
+    Sentinel(Arc<SentinelTarget>),
+}
+
+/// A Sentinel-monitored service: the crate's client, asked for the primary at each (re)connection.
+pub struct SentinelTarget {
+    client: Mutex<SentinelClient>,
+    service: String,
+}
+
+impl std::fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RedisTarget::Direct(_) => f.write_str("RedisTarget::Direct"),
+            RedisTarget::Sentinel(s) => write!(f, "RedisTarget::Sentinel({})", s.service),
+        }
+    }
+}
+
+/// The parts of a `redis+sentinel://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentinelUrl {
+    pub tls: bool,
+    /// The Sentinels' addresses, in the order given.
+    pub sentinels: Vec<(String, u16)>,
+    /// The monitored service's name (`mymaster`).
+    pub service: String,
+    pub db: i64,
+    /// Credentials of the data nodes (the URL's user information).
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// Credentials of the Sentinels (`?sentinel_username=&sentinel_password=`).
+    pub sentinel_username: Option<String>,
+    pub sentinel_password: Option<String>,
+}
+
+/// True when `url` names Sentinels rather than one server.
+pub fn is_sentinel_url(url: &str) -> bool {
+    url.starts_with("redis+sentinel://") || url.starts_with("rediss+sentinel://")
+}
+
+fn decode(s: &str) -> String {
+    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+impl SentinelUrl {
+    /// Parses `redis+sentinel://[user[:password]@]host[:port][,host[:port]...]/service[/db]
+    /// [?sentinel_username=...&sentinel_password=...]`; the error says what is wrong.
+    pub fn parse(url: &str) -> Result<Self, String> {
+        let (tls, rest) = if let Some(r) = url.strip_prefix("redis+sentinel://") {
+            (false, r)
+        } else if let Some(r) = url.strip_prefix("rediss+sentinel://") {
+            (true, r)
+        } else {
+            return Err("a URL starting with redis+sentinel:// or rediss+sentinel://".into());
+        };
+        let (rest, query) = match rest.split_once('?') {
+            Some((r, q)) => (r, Some(q)),
+            None => (rest, None),
+        };
+        let (authority, path) = rest.split_once('/').ok_or_else(|| {
+            "the Sentinel service name after the addresses, as in redis+sentinel://h1:26379,h2:26379/mymaster"
+                .to_owned()
+        })?;
+        let (userinfo, hosts) = match authority.rsplit_once('@') {
+            Some((u, h)) => (Some(u), h),
+            None => (None, authority),
+        };
+        let (username, password) = match userinfo {
+            None => (None, None),
+            Some(u) => match u.split_once(':') {
+                Some((user, pass)) => (
+                    Some(decode(user)).filter(|s| !s.is_empty()),
+                    Some(decode(pass)),
+                ),
+                None => (Some(decode(u)).filter(|s| !s.is_empty()), None),
+            },
+        };
+        let mut sentinels = Vec::new();
+        for host in hosts.split(',') {
+            let host = host.trim();
+            if host.is_empty() {
+                return Err(
+                    "at least one Sentinel address (host:port), separated by commas".into(),
+                );
+            }
+            let (name, port) = match host.rsplit_once(':') {
+                Some((h, p)) => (
+                    h,
+                    p.parse::<u16>()
+                        .map_err(|_| format!("a port number after {h}: (got {p:?})"))?,
+                ),
+                None => (host, SENTINEL_PORT),
+            };
+            if name.is_empty() {
+                return Err(format!("a host before :{port}"));
+            }
+            sentinels.push((name.trim_matches(['[', ']']).to_owned(), port));
+        }
+        let mut segments = path.split('/').filter(|s| !s.is_empty());
+        let service = segments
+            .next()
+            .ok_or_else(|| "the Sentinel service name, as in .../mymaster".to_owned())?
+            .to_owned();
+        let db = match segments.next() {
+            Some(d) => d
+                .parse::<i64>()
+                .map_err(|_| format!("a database number after the service name (got {d:?})"))?,
+            None => 0,
+        };
+        if let Some(extra) = segments.next() {
+            return Err(format!("nothing after the database number (got {extra:?})"));
+        }
+        let (mut sentinel_username, mut sentinel_password) = (None, None);
+        for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            match &*k {
+                "sentinel_username" => sentinel_username = Some(v.into_owned()),
+                "sentinel_password" => sentinel_password = Some(v.into_owned()),
+                other => {
+                    return Err(format!(
+                        "only sentinel_username and sentinel_password as query parameters (got {other:?})"
+                    ))
+                }
+            }
+        }
+        Ok(SentinelUrl {
+            tls,
+            sentinels,
+            service,
+            db,
+            username,
+            password,
+            sentinel_username,
+            sentinel_password,
+        })
+    }
+
+    fn client(&self) -> Result<SentinelClient, RedisError> {
+        let addrs = self.sentinels.iter().map(|(host, port)| {
+            if self.tls {
+                ConnectionAddr::TcpTls {
+                    host: host.clone(),
+                    port: *port,
+                    insecure: false,
+                    tls_params: None,
+                }
+            } else {
+                ConnectionAddr::Tcp(host.clone(), *port)
+            }
+        });
+        let mut b = SentinelClientBuilder::new(addrs, &self.service, SentinelServerType::Master)?
+            .set_client_to_redis_db(self.db);
+        if self.tls {
+            b = b
+                .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
+                .set_client_to_sentinel_tls_mode(redis::TlsMode::Secure);
+        }
+        if let Some(u) = &self.username {
+            b = b.set_client_to_redis_username(u);
+        }
+        if let Some(p) = &self.password {
+            b = b.set_client_to_redis_password(p);
+        }
+        if let Some(u) = &self.sentinel_username {
+            b = b.set_client_to_sentinel_username(u);
+        }
+        if let Some(p) = &self.sentinel_password {
+            b = b.set_client_to_sentinel_password(p);
+        }
+        b.build()
+    }
+}
+
+/// `url` with its passwords replaced by `***`, for logs and errors.
+pub fn mask_sentinel_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "<unparseable URL>".into();
+    };
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    let masked_rest = match rest.split_once('/') {
+        Some((authority, path)) => match authority.rsplit_once('@') {
+            Some((user, hosts)) => {
+                let user = match user.split_once(':') {
+                    Some((name, _)) => format!("{name}:***"),
+                    None => user.to_owned(),
+                };
+                format!("{user}@{hosts}/{path}")
+            }
+            None => rest.to_owned(),
+        },
+        None => rest.to_owned(),
+    };
+    let masked_query = query.map(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .map(|(k, v)| {
+                if k.contains("password") {
+                    format!("{k}=***")
+                } else {
+                    format!("{k}={v}")
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    match masked_query {
+        Some(q) => format!("{scheme}://{masked_rest}?{q}"),
+        None => format!("{scheme}://{masked_rest}"),
+    }
+}
+
+impl RedisTarget {
+    /// Parses `REDIS_URL`; nothing connects yet.
+    pub fn parse(url: &str) -> Result<Self, RedisPoolError> {
+        let fail = |message: String| RedisPoolError {
+            url: crate::settings::mask_password(url),
+            message,
+        };
+        if is_sentinel_url(url) {
+            let parsed = SentinelUrl::parse(url).map_err(|e| fail(format!("expected {e}")))?;
+            let client = parsed.client().map_err(|e| fail(e.to_string()))?;
+            Ok(RedisTarget::Sentinel(Arc::new(SentinelTarget {
+                client: Mutex::new(client),
+                service: parsed.service,
+            })))
+        } else {
+            Ok(RedisTarget::Direct(Box::new(
+                redis::Client::open(url).map_err(|e| fail(e.to_string()))?,
+            )))
+        }
+    }
+
+    /// True when the primary is found through Sentinels.
+    pub fn is_sentinel(&self) -> bool {
+        matches!(self, RedisTarget::Sentinel(_))
+    }
+
+    /// A new multiplexed connection to the server, or to the primary the Sentinels name now.
+    pub async fn connect(
+        &self,
+        cfg: &AsyncConnectionConfig,
+    ) -> Result<MultiplexedConnection, RedisError> {
+        match self {
+            RedisTarget::Direct(client) => {
+                client
+                    .get_multiplexed_async_connection_with_config(cfg)
+                    .await
+            }
+            RedisTarget::Sentinel(s) => {
+                // The crate asks each Sentinel in turn for the primary's address; bounded so a
+                // Sentinel that accepts and never answers cannot hold every caller.
+                let client = tokio::time::timeout(CONNECT_TIMEOUT * 3, async {
+                    s.client.lock().await.async_get_client().await
+                })
+                .await
+                .map_err(|_| {
+                    RedisError::from((
+                        redis::ErrorKind::Io,
+                        "no Sentinel named the primary in time",
+                        s.service.clone(),
+                    ))
+                })??;
+                let mut conn = client
+                    .get_multiplexed_async_connection_with_config(cfg)
+                    .await?;
+                // Between a failover and the Sentinels' next answer the old primary may still be
+                // named; it answers as a replica, and writes would fail with READONLY.
+                if !is_primary(&mut conn).await? {
+                    return Err(RedisError::from((
+                        redis::ErrorKind::Io,
+                        "the server the Sentinels named is not the primary (a failover is under way)",
+                        s.service.clone(),
+                    )));
+                }
+                Ok(conn)
+            }
+        }
+    }
+
+    /// The connection every short command of a process shares: for one server the crate's
+    /// reconnecting `ConnectionManager`; under Sentinel a connection that asks the Sentinels
+    /// again after it broke or found itself on a replica.
+    pub fn shared(&self) -> Result<SharedConnection, RedisError> {
+        match self {
+            RedisTarget::Direct(client) => {
+                let mcfg = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                    .set_number_of_retries(2)
+                    .set_max_delay(Duration::from_millis(500));
+                Ok(SharedConnection::Direct(
+                    ConnectionManager::new_lazy_with_config((**client).clone(), mcfg)?,
+                ))
+            }
+            RedisTarget::Sentinel(_) => Ok(SharedConnection::Sentinel(FollowingConnection {
+                target: self.clone(),
+                current: Arc::new(Mutex::new(None)),
+                db: 0,
+            })),
+        }
+    }
+}
+
+async fn is_primary(conn: &mut MultiplexedConnection) -> Result<bool, RedisError> {
+    let role: Vec<Value> = redis::cmd("ROLE").query_async(conn).await?;
+    Ok(
+        matches!(role.first(), Some(Value::BulkString(b)) if b == b"master")
+            || matches!(role.first(), Some(Value::SimpleString(s)) if s == "master"),
+    )
+}
+
+/// True when an error means the connection is no use any more (broken, or on a replica).
+fn needs_new_connection(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_timeout()
+        || e.code() == Some("READONLY")
+        || e.code() == Some("LOADING")
+}
+
+/// The shared connection of a process (see [`RedisTarget::shared`]).
+#[derive(Clone)]
+pub enum SharedConnection {
+    Direct(ConnectionManager),
+    Sentinel(FollowingConnection),
+}
+
+/// A multiplexed connection to the Sentinels' current primary, remade on the next command after it
+/// broke or found itself on a replica. Clones share the connection.
+#[derive(Clone)]
+pub struct FollowingConnection {
+    target: RedisTarget,
+    current: Arc<Mutex<Option<MultiplexedConnection>>>,
+    db: i64,
+}
+
+impl FollowingConnection {
+    async fn connection(&mut self) -> Result<MultiplexedConnection, RedisError> {
+        let mut current = self.current.lock().await;
+        if let Some(c) = &*current {
+            return Ok(c.clone());
+        }
+        let c = self.target.connect(&connection_config()).await?;
+        *current = Some(c.clone());
+        Ok(c)
+    }
+
+    async fn forget_if_broken(&self, e: &RedisError) {
+        if needs_new_connection(e) {
+            *self.current.lock().await = None;
+        }
+    }
+}
+
+impl ConnectionLike for FollowingConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let mut conn = self.connection().await?;
+            let result = conn.req_packed_command(cmd).await;
+            if let Err(e) = &result {
+                self.forget_if_broken(e).await;
+            }
+            result
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let mut conn = self.connection().await?;
+            let result = conn.req_packed_commands(cmd, offset, count).await;
+            if let Err(e) = &result {
+                self.forget_if_broken(e).await;
+            }
+            result
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.db
+    }
+}
+
+impl ConnectionLike for SharedConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            SharedConnection::Direct(c) => c.req_packed_command(cmd),
+            SharedConnection::Sentinel(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            SharedConnection::Direct(c) => c.req_packed_commands(cmd, offset, count),
+            SharedConnection::Sentinel(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            SharedConnection::Direct(c) => c.get_db(),
+            SharedConnection::Sentinel(c) => c.get_db(),
+        }
+    }
+}
+
+/// Makes the pool's connections: to the server, or to the primary the Sentinels name.
+pub struct RedisManager {
+    target: RedisTarget,
+    config: AsyncConnectionConfig,
+}
+
+impl std::fmt::Debug for RedisManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisManager")
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+impl managed::Manager for RedisManager {
+    type Type = MultiplexedConnection;
+    type Error = RedisError;
+
+    async fn create(&self) -> Result<MultiplexedConnection, RedisError> {
+        self.target.connect(&self.config).await
+    }
+
+    async fn recycle(
+        &self,
+        conn: &mut MultiplexedConnection,
+        _: &Metrics,
+    ) -> RecycleResult<RedisError> {
+        if self.target.is_sentinel() {
+            // After a failover the old primary may be back as a replica: such a connection is
+            // dropped so the next one asks the Sentinels.
+            return match is_primary(conn).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(RecycleError::message("the server is a replica now")),
+                Err(e) => Err(RecycleError::Backend(e)),
+            };
+        }
+        let pong: String = redis::cmd("PING").query_async(conn).await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(RecycleError::message("unexpected answer to PING"))
+        }
+    }
+}
 
 /// Builds a pool of `size` multiplexed connections. Connections are made lazily and remade after
-/// Redis comes back, so processes recover from a Redis restart on their own.
+/// Redis comes back (or, under Sentinel, after a failover), so processes recover on their own.
 pub fn create_pool(url: &str, size: usize) -> Result<Pool, RedisPoolError> {
-    let masked = || crate::settings::mask_password(url);
-    let manager =
-        Manager::new_with_config(url, connection_config()).map_err(|e| RedisPoolError {
-            url: masked(),
-            message: e.to_string(),
-        })?;
+    let target = RedisTarget::parse(url)?;
+    create_pool_for(target, size).map_err(|message| RedisPoolError {
+        url: crate::settings::mask_password(url),
+        message,
+    })
+}
+
+/// Builds a pool over an already parsed target.
+pub fn create_pool_for(target: RedisTarget, size: usize) -> Result<Pool, String> {
+    let manager = RedisManager {
+        target,
+        config: connection_config(),
+    };
     Pool::builder(manager)
         .max_size(size.max(1))
-        .runtime(Runtime::Tokio1)
-        .timeouts(Timeouts {
+        .runtime(deadpool::Runtime::Tokio1)
+        .timeouts(managed::Timeouts {
             wait: Some(Duration::from_secs(2)),
-            create: Some(CONNECT_TIMEOUT * 2),
+            create: Some(CONNECT_TIMEOUT * 4),
             recycle: Some(Duration::from_secs(1)),
         })
         .build()
-        .map_err(|e| RedisPoolError {
-            url: masked(),
-            message: e.to_string(),
-        })
+        .map_err(|e| e.to_string())
+}
+
+/// The target a pool connects to (the broker builds its other connections from it).
+pub fn pool_target(pool: &Pool) -> RedisTarget {
+    pool.manager().target.clone()
 }
 
 /// The connection settings used for pooled connections.
@@ -47,4 +549,59 @@ pub fn connection_config() -> AsyncConnectionConfig {
     AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sentinel_url_names_its_sentinels_service_db_and_both_passwords() {
+        let u = SentinelUrl::parse(
+            "redis+sentinel://app:s%40cret@10.0.0.1:26379,10.0.0.2,sent3:26380/mymaster/2?sentinel_password=sp",
+        )
+        .expect("valid");
+        assert!(!u.tls);
+        assert_eq!(
+            u.sentinels,
+            vec![
+                ("10.0.0.1".to_owned(), 26379),
+                ("10.0.0.2".to_owned(), SENTINEL_PORT),
+                ("sent3".to_owned(), 26380)
+            ]
+        );
+        assert_eq!(u.service, "mymaster");
+        assert_eq!(u.db, 2);
+        assert_eq!(u.username.as_deref(), Some("app"));
+        assert_eq!(u.password.as_deref(), Some("s@cret"));
+        assert_eq!(u.sentinel_password.as_deref(), Some("sp"));
+        assert!(
+            SentinelUrl::parse("rediss+sentinel://h/m")
+                .expect("tls")
+                .tls
+        );
+    }
+
+    #[test]
+    fn a_bad_sentinel_url_says_what_is_missing() {
+        let no_service = SentinelUrl::parse("redis+sentinel://h1:26379").unwrap_err();
+        assert!(no_service.contains("service name"), "{no_service}");
+        let bad_port = SentinelUrl::parse("redis+sentinel://h1:x/m").unwrap_err();
+        assert!(bad_port.contains("port"), "{bad_port}");
+        let bad_db = SentinelUrl::parse("redis+sentinel://h1/m/zero").unwrap_err();
+        assert!(bad_db.contains("database number"), "{bad_db}");
+        let empty = SentinelUrl::parse("redis+sentinel://h1,,h2/m").unwrap_err();
+        assert!(empty.contains("Sentinel address"), "{empty}");
+        let unknown = SentinelUrl::parse("redis+sentinel://h1/m?tls=yes").unwrap_err();
+        assert!(unknown.contains("query parameters"), "{unknown}");
+    }
+
+    #[test]
+    fn masking_hides_both_passwords() {
+        let m = mask_sentinel_url(
+            "redis+sentinel://app:hunter2@h1:26379,h2/m?sentinel_password=hunter3",
+        );
+        assert!(!m.contains("hunter2") && !m.contains("hunter3"), "{m}");
+        assert!(m.contains("h1:26379,h2/m"), "{m}");
+    }
 }

@@ -27,7 +27,8 @@ pub enum LogFormat {
 pub struct Urls {
     /// `DATABASE_URL`: PostgreSQL connection URL.
     database_url: SecretString,
-    /// `REDIS_URL`: `redis://` or `rediss://` URL, with a password when the server needs one.
+    /// `REDIS_URL`: `redis://` or `rediss://` URL, with a password when the server needs one, or
+    /// `redis+sentinel://host:26379,host:26379/mymaster` to follow a Sentinel-monitored primary.
     redis_url: SecretString,
 }
 
@@ -180,6 +181,13 @@ pub struct BrokerSettings {
     pub dead_ttl: Duration,
     /// `FAENA_IDEMPOTENCY_TTL_SECS`: how long an idempotency key maps to its first task (default 86400).
     pub idempotency_ttl: Duration,
+    /// `FAENA_REDIS_MIN_REPLICAS`: replicas that must hold every enqueue and every outcome (Redis
+    /// `WAIT`) before the api answers 202 or a worker forgets the outcome (default 0: the primary's
+    /// word is enough; Redis replication is asynchronous, so a failover may lose the last writes).
+    pub min_replicas: u32,
+    /// `FAENA_REDIS_REPLICA_TIMEOUT_MS`: how long one `WAIT` for those replicas may take before the
+    /// write counts as not replicated (default 1000).
+    pub replica_timeout: Duration,
 }
 
 /// Settings of the worker process.
@@ -205,6 +213,8 @@ impl Default for BrokerSettings {
             result_ttl: Duration::from_secs(86_400),
             dead_ttl: Duration::from_secs(7 * 86_400),
             idempotency_ttl: Duration::from_secs(86_400),
+            min_replicas: 0,
+            replica_timeout: Duration::from_millis(1000),
         }
     }
 }
@@ -299,6 +309,9 @@ fn check_url(name: &'static str, value: &str, schemes: &[&str]) -> Result<(), Se
 
 /// Replaces the password of a URL with `***` so it can be logged or shown in an error.
 pub fn mask_password(url: &str) -> String {
+    if crate::redis_pool::is_sentinel_url(url) {
+        return crate::redis_pool::mask_sentinel_url(url);
+    }
     match url::Url::parse(url) {
         Ok(mut u) if u.password().is_some() => {
             let _ = u.set_password(Some("***"));
@@ -408,7 +421,17 @@ impl Settings<OptionalUrls> {
         }
         let redis_url = env.get(REDIS_URL).map(str::to_owned);
         if let Some(url) = &redis_url {
-            check_url(REDIS_URL, url, &["redis", "rediss", "redis+unix", "unix"])?;
+            if crate::redis_pool::is_sentinel_url(url) {
+                crate::redis_pool::SentinelUrl::parse(url).map_err(|expected| {
+                    SettingsError::Invalid {
+                        name: REDIS_URL,
+                        value: mask_password(url),
+                        expected,
+                    }
+                })?;
+            } else {
+                check_url(REDIS_URL, url, &["redis", "rediss", "redis+unix", "unix"])?;
+            }
         }
 
         let tz_name = env.get("TZ").unwrap_or("America/Lima");
@@ -498,7 +521,24 @@ impl Settings<OptionalUrls> {
                 "FAENA_IDEMPOTENCY_TTL_SECS",
                 defaults.idempotency_ttl.as_secs(),
             )?,
+            min_replicas: env.parsed(
+                "FAENA_REDIS_MIN_REPLICAS",
+                0u32,
+                "a whole number of replicas, 0 (the default) to not wait for any",
+            )?,
+            replica_timeout: Duration::from_millis(env.parsed(
+                "FAENA_REDIS_REPLICA_TIMEOUT_MS",
+                1000u64,
+                "a whole number of milliseconds greater than 0, such as 1000",
+            )?),
         };
+        if broker.replica_timeout.is_zero() {
+            return Err(SettingsError::Invalid {
+                name: "FAENA_REDIS_REPLICA_TIMEOUT_MS",
+                value: "0".into(),
+                expected: "a whole number of milliseconds greater than 0 (0 would make WAIT block forever)".into(),
+            });
+        }
 
         let queues = match env.get("FAENA_WORKER_QUEUES") {
             None => Vec::new(),
@@ -744,6 +784,34 @@ mod tests {
             (BASE[0].1, BASE[1].1)
         );
         Ok(())
+    }
+
+    #[test]
+    fn a_sentinel_redis_url_is_accepted_and_a_bad_one_named_without_its_password() {
+        let mut v = vars(&BASE);
+        v.insert(
+            "REDIS_URL".into(),
+            "redis+sentinel://:hunter2@10.0.0.1:26379,10.0.0.2:26379/mymaster".into(),
+        );
+        v.insert("FAENA_REDIS_MIN_REPLICAS".into(), "1".into());
+        let s = Settings::from_map(&v).expect("a Sentinel URL is a Redis URL");
+        assert_eq!(s.broker.min_replicas, 1);
+        assert_eq!(s.broker.replica_timeout, Duration::from_millis(1000));
+
+        v.insert(
+            "REDIS_URL".into(),
+            "redis+sentinel://:hunter2@10.0.0.1:26379".into(),
+        );
+        let err = Settings::from_map(&v).map(|_| ()).unwrap_err().to_string();
+        assert!(
+            err.contains("REDIS_URL") && err.contains("service name") && !err.contains("hunter2"),
+            "{err}"
+        );
+
+        let mut v = vars(&BASE);
+        v.insert("FAENA_REDIS_REPLICA_TIMEOUT_MS".into(), "0".into());
+        let err = Settings::from_map(&v).map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("FAENA_REDIS_REPLICA_TIMEOUT_MS"), "{err}");
     }
 
     #[test]

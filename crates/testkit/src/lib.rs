@@ -206,6 +206,10 @@ pub struct OwnRedis {
     dir: std::path::PathBuf,
     password: Option<String>,
     durable: bool,
+    /// More `redis-server` arguments (`--replicaof ...`).
+    extra: Vec<String>,
+    /// A Sentinel's configuration (written to its directory; Sentinel rewrites it).
+    sentinel_conf: Option<String>,
 }
 
 impl OwnRedis {
@@ -244,7 +248,14 @@ impl OwnRedis {
             dir: std::env::temp_dir().join(unique("redis")),
             password,
             durable: false,
+            extra: Vec::new(),
+            sentinel_conf: None,
         })
+    }
+
+    /// Its port on 127.0.0.1.
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// Its URL (with the password, when it has one).
@@ -264,7 +275,15 @@ impl OwnRedis {
         } else {
             &["--appendonly", "no"]
         };
-        let child = std::process::Command::new("redis-server")
+        let mut cmd = std::process::Command::new("redis-server");
+        if let Some(conf) = &self.sentinel_conf {
+            let path = self.dir.join("sentinel.conf");
+            if !path.exists() {
+                std::fs::write(&path, conf)?;
+            }
+            cmd.arg(&path).arg("--sentinel");
+        }
+        let child = cmd
             .args([
                 "--port",
                 &self.port.to_string(),
@@ -281,6 +300,7 @@ impl OwnRedis {
                     .iter()
                     .flat_map(|p| ["--requirepass".to_owned(), p.clone()]),
             )
+            .args(&self.extra)
             .stdout(std::process::Stdio::null())
             .spawn()
             .map_err(|e| anyhow::anyhow!("cannot run redis-server (install redis-server): {e}"))?;
@@ -328,6 +348,122 @@ impl OwnRedis {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// A Sentinel-monitored Redis on loopback: one primary, `replicas` replicas and `sentinels`
+/// Sentinels (quorum: a majority), each a private `redis-server` owned by the test.
+pub struct SentinelSet {
+    /// The data nodes; the first started as the primary (after a failover, ask
+    /// [`SentinelSet::primary_port`]).
+    pub nodes: Vec<OwnRedis>,
+    pub sentinels: Vec<OwnRedis>,
+    pub service: String,
+}
+
+impl SentinelSet {
+    /// Starts the nodes, then the Sentinels, and waits until every Sentinel knows every replica
+    /// and the other Sentinels. Sentinels declare a node down after 1 s.
+    pub async fn start(replicas: usize, sentinels: usize) -> anyhow::Result<Self> {
+        let service = "faena".to_owned();
+        let mut nodes = vec![OwnRedis::start_with(None).await?];
+        let primary = nodes[0].port;
+        for _ in 0..replicas {
+            let mut r = OwnRedis::unstarted(None)?;
+            r.extra = vec![
+                "--replicaof".into(),
+                "127.0.0.1".into(),
+                primary.to_string(),
+            ];
+            r.restart().await?;
+            nodes.push(r);
+        }
+        let quorum = sentinels / 2 + 1;
+        let mut sents = Vec::new();
+        for _ in 0..sentinels {
+            let mut s = OwnRedis::unstarted(None)?;
+            s.sentinel_conf = Some(format!(
+                "sentinel monitor {service} 127.0.0.1 {primary} {quorum}\n\
+                 sentinel down-after-milliseconds {service} 1000\n\
+                 sentinel failover-timeout {service} 4000\n\
+                 sentinel parallel-syncs {service} 2\n"
+            ));
+            s.restart().await?;
+            sents.push(s);
+        }
+        let set = Self {
+            nodes,
+            sentinels: sents,
+            service,
+        };
+        for s in &set.sentinels {
+            let url = s.url();
+            let service = set.service.clone();
+            wait_for(
+                "each Sentinel to see every replica and Sentinel",
+                Duration::from_secs(30),
+                || {
+                    let (url, service) = (url.clone(), service.clone());
+                    async move {
+                        let mut c = redis::Client::open(url.as_str())?
+                            .get_multiplexed_async_connection()
+                            .await?;
+                        let reps: Vec<redis::Value> = redis::cmd("SENTINEL")
+                            .arg("REPLICAS")
+                            .arg(&service)
+                            .query_async(&mut c)
+                            .await?;
+                        let others: Vec<redis::Value> = redis::cmd("SENTINEL")
+                            .arg("SENTINELS")
+                            .arg(&service)
+                            .query_async(&mut c)
+                            .await?;
+                        Ok((reps.len() == replicas && others.len() + 1 == sentinels).then_some(()))
+                    }
+                },
+            )
+            .await?;
+        }
+        Ok(set)
+    }
+
+    /// `redis+sentinel://` URL naming every Sentinel.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect();
+        format!("redis+sentinel://{}/{}", hosts.join(","), self.service)
+    }
+
+    /// The primary's port as the first Sentinel that answers names it.
+    pub async fn primary_port(&self) -> anyhow::Result<u16> {
+        for s in &self.sentinels {
+            let Ok(client) = redis::Client::open(s.url().as_str()) else {
+                continue;
+            };
+            let Ok(mut c) = client.get_multiplexed_async_connection().await else {
+                continue;
+            };
+            let addr: Option<(String, u16)> = redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg(&self.service)
+                .query_async(&mut c)
+                .await?;
+            if let Some((_, port)) = addr {
+                return Ok(port);
+            }
+        }
+        anyhow::bail!("no Sentinel names a primary")
+    }
+
+    /// The data node listening on `port`.
+    pub fn node_mut(&mut self, port: u16) -> anyhow::Result<&mut OwnRedis> {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.port == port)
+            .ok_or_else(|| anyhow::anyhow!("no node of the set listens on {port}"))
     }
 }
 

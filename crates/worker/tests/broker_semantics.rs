@@ -401,3 +401,34 @@ async fn cancelled_job_never_runs() -> anyhow::Result<()> {
     let _ = SleepArgs { ms: 0 };
     Ok(())
 }
+
+/// `FAENA_REDIS_MIN_REPLICAS`: on a Redis without replicas no enqueue is acknowledged. The job is
+/// written on the primary, but the caller gets "unavailable" (the api's 503) naming the setting,
+/// after the replica timeout and not later.
+#[tokio::test]
+async fn min_replicas_refuses_to_acknowledge_what_no_replica_holds() -> anyhow::Result<()> {
+    let r = TestRedis::with("min_replicas", |c| {
+        c.min_replicas = 1;
+        c.replica_timeout = Duration::from_millis(100);
+    })?;
+    let started = Instant::now();
+    let err = r
+        .broker
+        .enqueue(req("noop", json!({})))
+        .await
+        .expect_err("no replica can hold the enqueue");
+    let took = started.elapsed();
+    assert_eq!(err.code(), "broker_unavailable", "{err}");
+    assert!(
+        err.to_string().contains("FAENA_REDIS_MIN_REPLICAS"),
+        "the error names the setting: {err}"
+    );
+    assert!(took >= Duration::from_millis(100), "WAIT waited: {took:?}");
+    let plain = r.same_prefix()?;
+    let stats = plain.stats(&QueueName::default_queue()).await?;
+    assert_eq!(
+        stats.pending, 1,
+        "the job is on the primary, unacknowledged"
+    );
+    Ok(())
+}
