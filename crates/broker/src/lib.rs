@@ -30,11 +30,11 @@ use redis::AsyncCommands;
 pub use keys::{GlobalKeys, QueueKeys};
 pub use leases::{Admission, EventLimit};
 pub use record::{QueueStats, TaskRecord, TaskState, WorkerInfo};
-pub use workflow::{StepState, WorkflowRecord, WorkflowStarted, WorkflowState, WorkflowStep};
 pub use worker_api::{
     Fetch, FinishReport, Lease, LeaseToken, LeasedJob, MaintainReport, Outcome, OutcomeKind,
     Waiter, WorkerRegistration,
 };
+pub use workflow::{StepState, WorkflowRecord, WorkflowStarted, WorkflowState, WorkflowStep};
 
 /// The dedicated connection of a blocking wait ([`Broker::blocking_connection`]).
 pub type BlockingConnection = redis::aio::MultiplexedConnection;
@@ -380,9 +380,9 @@ impl Broker {
         let k = self.queue_keys(&queue);
         let mut conn = self.conn().await?;
         let mut cmd = scripts::evalsha(
-                &scripts::ADMIN,
-                &[&k.pending, &k.scheduled, &k.dead, &k.stats],
-            );
+            &scripts::ADMIN,
+            &[&k.pending, &k.scheduled, &k.dead, &k.stats],
+        );
         cmd.arg(action)
             .arg(id.to_string())
             .arg(&k.base)

@@ -9,27 +9,24 @@ pub(crate) static ENQUEUE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/enqueue.lua")));
 pub(crate) static FETCH: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/fetch.lua")));
-pub(crate) static FINISH: LazyLock<Script> =
-    LazyLock::new(|| {
-        Script::new(concat!(
-            include_str!("lua/workflow.lua"),
-            include_str!("lua/finish.lua")
-        ))
-    });
-pub(crate) static MAINTAIN: LazyLock<Script> =
-    LazyLock::new(|| {
-        Script::new(concat!(
-            include_str!("lua/workflow.lua"),
-            include_str!("lua/maintain.lua")
-        ))
-    });
-pub(crate) static ADMIN: LazyLock<Script> =
-    LazyLock::new(|| {
-        Script::new(concat!(
-            include_str!("lua/workflow.lua"),
-            include_str!("lua/admin.lua")
-        ))
-    });
+pub(crate) static FINISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/workflow.lua"),
+        include_str!("lua/finish.lua")
+    ))
+});
+pub(crate) static MAINTAIN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/workflow.lua"),
+        include_str!("lua/maintain.lua")
+    ))
+});
+pub(crate) static ADMIN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/workflow.lua"),
+        include_str!("lua/admin.lua")
+    ))
+});
 /// Starts a workflow (or adds a chunk of a group's members to it).
 pub(crate) static WF_START: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/wf_start.lua")));

@@ -240,7 +240,8 @@ impl Broker {
         // A task's state: its record's, or (its record expired) the one it ended in.
         let mut pipe = redis::pipe();
         for (id, idx) in &all {
-            pipe.hget(k.task(id), "state").hget(format!("{wk}:res"), idx);
+            pipe.hget(k.task(id), "state")
+                .hget(format!("{wk}:res"), idx);
         }
         let answers: Vec<Option<String>> = pipe.query_async(&mut conn).await?;
         let later = if state == WorkflowState::Running {
@@ -277,5 +278,22 @@ impl Broker {
             steps,
             callback,
         }))
+    }
+
+    /// The time left (ms) of each of a workflow's keys (`-1`: no expiry yet, while it runs), for
+    /// checks that no workflow key outlives its tasks' records. Empty when it does not exist.
+    pub async fn workflow_ttls(&self, id: &TaskId) -> Result<Vec<i64>> {
+        let mut out = Vec::new();
+        let mut conn = self.conn().await?;
+        for q in self.queues().await? {
+            let wk = format!("{}wf:{id}", self.queue_keys(&q).base);
+            for key in [wk.clone(), format!("{wk}:ids"), format!("{wk}:res")] {
+                let ttl: i64 = redis::cmd("PTTL").arg(&key).query_async(&mut conn).await?;
+                if ttl != -2 {
+                    out.push(ttl);
+                }
+            }
+        }
+        Ok(out)
     }
 }

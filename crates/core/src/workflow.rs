@@ -237,10 +237,7 @@ impl Catalog {
     ) -> Result<NewWorkflow, WorkflowError> {
         let (name, list, shape_is_chain) = match (req.chain, req.group) {
             (Some(_), Some(_)) => {
-                return Err(invalid(
-                    "chain",
-                    "give either `chain` or `group`, not both",
-                ))
+                return Err(invalid("chain", "give either `chain` or `group`, not both"))
             }
             (None, None) => {
                 return Err(invalid(
@@ -339,7 +336,10 @@ mod tests {
         let c = Catalog::new(DIAGNOSTIC_KINDS);
         let now = Utc::now();
         let bad_args = WorkflowRequest {
-            group: Some(vec![step("noop", json!({})), step("sleep", json!({"ms": "x"}))]),
+            group: Some(vec![
+                step("noop", json!({})),
+                step("sleep", json!({"ms": "x"})),
+            ]),
             ..Default::default()
         };
         let e = c.prepare_workflow(bad_args, now).expect_err("bad args");
@@ -365,10 +365,15 @@ mod tests {
         assert_eq!(e.code(), "invalid_workflow");
 
         let strict = WorkflowRequest {
-            chain: Some(vec![step("noop", json!({})), step("sleep", json!({"ms": 1}))]),
+            chain: Some(vec![
+                step("noop", json!({})),
+                step("sleep", json!({"ms": 1})),
+            ]),
             ..Default::default()
         };
-        let e = c.prepare_workflow(strict, now).expect_err("sleep refuses `previous`");
+        let e = c
+            .prepare_workflow(strict, now)
+            .expect_err("sleep refuses `previous`");
         assert_eq!(e.field().as_deref(), Some("chain[1].args.previous"));
     }
 
