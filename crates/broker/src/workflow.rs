@@ -202,6 +202,9 @@ impl Broker {
     /// A workflow's progress; `None` when it never existed or expired with its tasks' records.
     pub async fn workflow(&self, id: &TaskId) -> Result<Option<WorkflowRecord>> {
         let queues = self.queues().await?;
+        if queues.is_empty() {
+            return Ok(None);
+        }
         let wid = id.to_string();
         let mut pipe = redis::pipe();
         for q in &queues {
