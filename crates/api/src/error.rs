@@ -202,6 +202,7 @@ impl From<BrokerError> for ApiError {
     fn from(e: BrokerError) -> Self {
         match e {
             BrokerError::Enqueue(e) => Self::bad_request(e.code(), e.to_string(), e.field()),
+            BrokerError::Workflow(e) => Self::bad_request(e.code(), e.to_string(), e.field()),
             BrokerError::Unavailable(m) => {
                 Self::Unavailable(format!("the queue (Redis) is unavailable: {m}"))
             }

@@ -282,6 +282,8 @@ pub fn run(listener: TcpListener, state: AppState, board: board::Board) -> std::
             .service(routes::metrics::metrics)
             .service(routes::tasks::enqueue)
             .service(routes::tasks::show)
+            .service(routes::workflows::start)
+            .service(routes::workflows::show)
             .service(routes::periodic::list)
             .service(routes::periodic::create)
             .service(routes::periodic::show)

@@ -7,6 +7,7 @@ mod hist;
 mod outbox;
 mod shop;
 mod signing;
+mod workflows;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -53,6 +54,10 @@ pub struct Args {
     /// Rate (jobs/s) of the outbox latency measurement, for `--seconds`.
     #[arg(long, default_value_t = 500)]
     outbox_rate: u64,
+    /// Members of the workflow measurement: a group with a callback, enqueue to callback start
+    /// (0 skips it).
+    #[arg(long, default_value_t = 10_000)]
+    group: usize,
     /// The worker binary (default: next to this one).
     #[arg(long)]
     worker_bin: Option<std::path::PathBuf>,
@@ -198,6 +203,9 @@ async fn measure(
     }
     println!("latency:        p50 {} ms, p99 {} ms, max {} ms  (enqueue to start, {} jobs at {}/s, ms resolution)",
         hist.value_at_quantile(0.5), hist.value_at_quantile(0.99), hist.max(), hist.len(), args.rate);
+
+    // 3b. A group with a callback, drained by the same worker.
+    workflows::group_with_callback(b, args.group).await?;
 
     let rss = peak_rss_kib(pid);
     let _ = Command::new("kill")

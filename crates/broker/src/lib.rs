@@ -2,7 +2,8 @@
 //!
 //! Enqueue (single and batch, with idempotency keys), leased fetch with blocking pickup, batched
 //! acknowledgements, retries, snoozes, promotion of delayed jobs in bounded chunks, lease reaping,
-//! a worker registry, queue statistics in O(1), pause/resume, retry/cancel/purge.
+//! a worker registry, queue statistics in O(1), pause/resume, retry/cancel/purge, and workflows
+//! (chains, groups, callbacks; `workflow.rs`).
 //! Every Redis key name lives in [`keys`]; every multi-step change is one Lua script in `src/lua/`.
 
 mod check;
@@ -13,6 +14,7 @@ pub mod record;
 pub mod relay;
 mod scripts;
 mod worker_api;
+mod workflow;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +34,7 @@ pub use worker_api::{
     Fetch, FinishReport, Lease, LeaseToken, LeasedJob, MaintainReport, Outcome, OutcomeKind,
     Waiter, WorkerRegistration,
 };
+pub use workflow::{StepState, WorkflowRecord, WorkflowStarted, WorkflowState, WorkflowStep};
 
 /// The dedicated connection of a blocking wait ([`Broker::blocking_connection`]).
 pub type BlockingConnection = redis::aio::MultiplexedConnection;
@@ -44,6 +47,8 @@ pub const ENQUEUE_CHUNK: usize = 1000;
 pub enum BrokerError {
     #[error(transparent)]
     Enqueue(#[from] EnqueueError),
+    #[error(transparent)]
+    Workflow(#[from] faena_core::workflow::WorkflowError),
     #[error(
         "Redis is unavailable: {0}. Check REDIS_URL and that Redis runs (`faena check-infra`)"
     )]
@@ -58,6 +63,7 @@ impl BrokerError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Enqueue(e) => e.code(),
+            Self::Workflow(e) => e.code(),
             Self::Unavailable(_) => "broker_unavailable",
             Self::Redis(_) => "broker_error",
             Self::Invalid(_) => "invalid_request",
@@ -413,7 +419,10 @@ impl Broker {
             QueueName::parse(&rec.queue).map_err(|e| BrokerError::Invalid(e.to_string()))?;
         let k = self.queue_keys(&queue);
         let mut conn = self.conn().await?;
-        let mut cmd = scripts::evalsha(&scripts::ADMIN, &[&k.pending, &k.scheduled, &k.dead]);
+        let mut cmd = scripts::evalsha(
+            &scripts::ADMIN,
+            &[&k.pending, &k.scheduled, &k.dead, &k.stats],
+        );
         cmd.arg(action)
             .arg(id.to_string())
             .arg(&k.base)
@@ -445,7 +454,10 @@ impl Broker {
         }
         let mut pipe = redis::pipe();
         for id in &ids {
-            let mut cmd = scripts::evalsha(&scripts::ADMIN, &[&k.pending, &k.scheduled, &k.dead]);
+            let mut cmd = scripts::evalsha(
+                &scripts::ADMIN,
+                &[&k.pending, &k.scheduled, &k.dead, &k.stats],
+            );
             cmd.arg("retry")
                 .arg(id)
                 .arg(&k.base)

@@ -1,4 +1,5 @@
 //! The Lua scripts of the broker, loaded once and called by SHA (EVALSHA, with EVAL on NOSCRIPT).
+//! `lua/workflow.lua` (workflow progress) is prepended to the scripts that end a task.
 
 use std::sync::LazyLock;
 
@@ -8,12 +9,27 @@ pub(crate) static ENQUEUE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/enqueue.lua")));
 pub(crate) static FETCH: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/fetch.lua")));
-pub(crate) static FINISH: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/finish.lua")));
-pub(crate) static MAINTAIN: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/maintain.lua")));
-pub(crate) static ADMIN: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/admin.lua")));
+pub(crate) static FINISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/workflow.lua"),
+        include_str!("lua/finish.lua")
+    ))
+});
+pub(crate) static MAINTAIN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/workflow.lua"),
+        include_str!("lua/maintain.lua")
+    ))
+});
+pub(crate) static ADMIN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/workflow.lua"),
+        include_str!("lua/admin.lua")
+    ))
+});
+/// Starts a workflow (or adds a chunk of a group's members to it).
+pub(crate) static WF_START: LazyLock<Script> =
+    LazyLock::new(|| Script::new(include_str!("lua/wf_start.lua")));
 pub(crate) static RELEASE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/release.lua")));
 pub(crate) static PURGE: LazyLock<Script> =
@@ -84,6 +100,7 @@ pub(crate) async fn load_all(conn: &mut impl redis::aio::ConnectionLike) -> redi
         &*LEASE_RELEASE,
         &*RESERVE_IN_WINDOW,
         &*GIVE_BACK_EVENT,
+        &*WF_START,
     ] {
         let _: String = s.prepare_invoke().load_async(conn).await?;
     }

@@ -285,7 +285,7 @@ impl Broker {
         let k = self.queue_keys(queue);
         let mut cmd = scripts::evalsha(
             &scripts::FINISH,
-            &[&k.leased, &k.scheduled, &k.dead, &k.stats],
+            &[&k.leased, &k.scheduled, &k.dead, &k.stats, &k.pending],
         );
         cmd.arg(now_ms())
             .arg(self.cfg.result_ttl.as_secs())

@@ -13,7 +13,7 @@ pub use commands::periodic::PeriodicCommand;
 pub use commands::queues::{InspectCommand, QueueCommand};
 pub use commands::reports::ReportCommand;
 pub use commands::sales::SalesCommand;
-pub use commands::tasks::{EnqueueArgs, TasksCommand};
+pub use commands::tasks::{EnqueueArgs, TasksCommand, WorkflowsCommand};
 pub use commands::users::UsersCommand;
 use commands::{infra, periodic, queues, reports, sales, tasks, users};
 
@@ -44,6 +44,11 @@ pub enum Command {
     Tasks {
         #[command(subcommand)]
         command: TasksCommand,
+    },
+    /// Inspect workflows (chains and groups; start one with `faena enqueue KIND --then KIND`).
+    Workflows {
+        #[command(subcommand)]
+        command: WorkflowsCommand,
     },
     /// Queue statistics.
     Queues,
@@ -118,6 +123,7 @@ impl Command {
             Self::CheckInfra => (Uses::Both, "check-infra"),
             Self::Enqueue(_) => (Uses::Redis, "enqueue"),
             Self::Tasks { .. } => (Uses::Redis, "tasks"),
+            Self::Workflows { .. } => (Uses::Redis, "workflows"),
             Self::Queues => (Uses::Redis, "queues"),
             Self::Queue { .. } => (Uses::Redis, "queue"),
             Self::Workers => (Uses::Redis, "workers"),
@@ -177,6 +183,7 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> anyhow::Result<u8> 
         Command::CheckInfra => infra::check_infra(&settings, json, out).await,
         Command::Enqueue(args) => tasks::enqueue(&settings, args, json, out).await,
         Command::Tasks { command } => tasks::run(&settings, command, json, &times, out).await,
+        Command::Workflows { command } => tasks::workflows(&settings, command, json, out).await,
         Command::Queues => queues::queues(&settings, json, out).await,
         Command::Queue { command } => queues::pause_resume(&settings, command, json, out).await,
         Command::Workers => queues::workers(&settings, json, &times, out).await,

@@ -840,3 +840,49 @@ async fn times_are_shown_in_the_schedules_zone_or_tz_to_the_second_unless_utc() 
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn enqueue_then_starts_a_chain_and_workflows_show_prints_it() -> anyhow::Result<()> {
+    let db = TestDb::new("cliwf").await?;
+    let r = TestRedis::new("cliwf")?;
+    let o = faena(
+        &db,
+        &r,
+        &[
+            "enqueue",
+            "noop",
+            "--args",
+            r#"{"a":1}"#,
+            "--then",
+            "noop",
+            "--json",
+        ],
+    )?;
+    assert!(o.status.success(), "{}", text(&o));
+    let started: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    let wf = started["workflow_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let ids = started["task_ids"].as_array().cloned().unwrap_or_default();
+    assert_eq!(ids.len(), 2);
+    let o = faena(&db, &r, &["workflows", "show", &wf])?;
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains(&format!("workflow {wf}  RUNNING")), "{out}");
+    assert!(
+        out.contains(&format!("{}  PENDING", ids[0].as_str().unwrap_or_default())),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("{}  WAITING", ids[1].as_str().unwrap_or_default())),
+        "{out}"
+    );
+    let o = faena(
+        &db,
+        &r,
+        &["workflows", "show", "01JD0000000000000000000000"],
+    )?;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    Ok(())
+}

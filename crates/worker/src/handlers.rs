@@ -21,6 +21,9 @@ pub struct JobContext {
     /// This attempt's number, from 1.
     pub attempt: u32,
     pub max_attempts: u32,
+    /// The broker, so a job can enqueue work of its own: jobs, or a workflow
+    /// (`ctx.broker.start_workflow(...)`, e.g. a group with a callback to fan work out).
+    pub broker: faena_broker::Broker,
 }
 
 type BoxFuture = Pin<Box<dyn Future<Output = Result<Value, JobError>> + Send>>;

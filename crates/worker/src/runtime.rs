@@ -478,6 +478,7 @@ async fn outcome_of(shared: &Shared, job: LeasedJob) -> OutcomeKind {
         queue: job.queue.to_string(),
         attempt: job.attempt,
         max_attempts: job.max_attempts,
+        broker: shared.broker.clone(),
     };
     let end = match shared.handlers.start(&job.kind, &job.args, ctx) {
         None => unknown_kind(shared, &job),

@@ -8,3 +8,4 @@ pub mod reports;
 pub mod sales;
 pub mod shop;
 pub mod tasks;
+pub mod workflows;

@@ -1,4 +1,4 @@
--- Operator actions on one task. KEYS[1] pending, KEYS[2] scheduled, KEYS[3] dead
+-- Operator actions on one task. KEYS[1] pending, KEYS[2] scheduled, KEYS[3] dead, KEYS[4] stats
 -- ARGV[1] action (retry | cancel), ARGV[2] id, ARGV[3] key prefix of the queue, ARGV[4] now (ms), ARGV[5] result ttl (s)
 -- Returns the state after the action, or the unchanged state when the action does not apply.
 local action, id, kp, now, rttl = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -22,6 +22,10 @@ elseif action == 'cancel' then
   redis.call('ZREM', KEYS[2], id)
   redis.call('HSET', rk, 'state', 'CANCELLED', 'finished_at', now)
   redis.call('EXPIRE', rk, rttl)
+  -- workflows: begin (a cancelled step moves its workflow: lua/workflow.lua)
+  local wf = redis.call('HGET', rk, 'wf')
+  if wf then wf_step(kp, KEYS[1], KEYS[4], id, wf, 'CANCELLED', '', now, rttl) end
+  -- workflows: end
   return 'CANCELLED'
 end
 return redis.error_reply('unknown action ' .. action)

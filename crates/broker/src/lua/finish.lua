@@ -1,5 +1,5 @@
 -- Record the outcomes of a batch of attempts.
--- KEYS[1] leased zset, KEYS[2] scheduled zset, KEYS[3] dead zset, KEYS[4] stats hash
+-- KEYS[1] leased zset, KEYS[2] scheduled zset, KEYS[3] dead zset, KEYS[4] stats hash, KEYS[5] pending list
 -- ARGV[1] now (ms), ARGV[2] result ttl (s), ARGV[3] dead ttl (s), ARGV[4] key prefix of the queue,
 -- then 6 values per outcome: id, token, code, text, class, at (ms)
 --   code S = succeeded (text = result), R = retry at `at`, D = dead, Z = snooze until `at` (attempt given back)
@@ -11,10 +11,11 @@
 local now, rttl, dttl, kp = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local s, r, d = 0, 0, 0
 local stale = {}
+local wfq = {} -- tasks of a workflow that reached a final state (workflows block below)
 for i = 5, #ARGV, 6 do
   local id, token, code, text, class, at = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5]
   local rk = kp .. 't:' .. id
-  local v = redis.call('HMGET', rk, 'token', 'state')
+  local v = redis.call('HMGET', rk, 'token', 'state', 'wf')
   if v[1] ~= token then
     stale[#stale+1] = id; stale[#stale+1] = v[1] or ''
   else
@@ -27,6 +28,7 @@ for i = 5, #ARGV, 6 do
         redis.call('HSET', rk, 'state', 'SUCCEEDED', 'finished_at', now, 'result', text, 'next_run_at', '')
         redis.call('EXPIRE', rk, rttl)
         s = s + 1
+        if v[3] then wfq[#wfq+1] = {id, v[3], 'SUCCEEDED', text, rttl} end
       end
     elseif held == 1 then
       if code == 'R' then
@@ -42,10 +44,14 @@ for i = 5, #ARGV, 6 do
         redis.call('ZADD', KEYS[3], now, id)
         redis.call('EXPIRE', rk, dttl)
         d = d + 1
+        if v[3] then wfq[#wfq+1] = {id, v[3], 'DEAD', '', dttl} end
       end
     end
   end
 end
+-- workflows: begin (chains, groups, callbacks: lua/workflow.lua)
+for _, e in ipairs(wfq) do wf_step(kp, KEYS[5], KEYS[4], e[1], e[2], e[3], e[4], now, e[5]) end
+-- workflows: end
 if s > 0 then redis.call('HINCRBY', KEYS[4], 'succeeded', s) end
 if r > 0 then redis.call('HINCRBY', KEYS[4], 'retried', r); redis.call('HINCRBY', KEYS[4], 'failed', r) end
 if d > 0 then redis.call('HINCRBY', KEYS[4], 'dead', d); redis.call('HINCRBY', KEYS[4], 'failed', d) end

@@ -38,7 +38,7 @@ local requeued, dead = 0, 0
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[3], id)
   local rk = kp .. 't:' .. id
-  local v = redis.call('HMGET', rk, 'state', 'attempts', 'max_attempts', 'worker')
+  local v = redis.call('HMGET', rk, 'state', 'attempts', 'max_attempts', 'worker', 'wf')
   if v[1] == 'RUNNING' then
     local msg = 'lease expired: worker ' .. tostring(v[4]) .. ' stopped renewing it (killed or stuck)'
     if tonumber(v[2]) >= tonumber(v[3]) then
@@ -47,6 +47,9 @@ for _, id in ipairs(expired) do
       redis.call('EXPIRE', rk, dttl)
       redis.call('HINCRBY', KEYS[5], 'dead', 1)
       dead = dead + 1
+      -- workflows: begin (a step that died of its lease moves its workflow: lua/workflow.lua)
+      if v[5] then wf_step(kp, KEYS[1], KEYS[5], id, v[5], 'DEAD', '', now, dttl) end
+      -- workflows: end
     else
       redis.call('HSET', rk, 'state', 'PENDING', 'error', msg, 'error_class', 'lease_expired', 'queued', 1)
       redis.call('RPUSH', KEYS[1], id)

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use faena_broker::{TaskRecord, TaskState};
 use faena_core::jobs::EnqueueRequest;
+use faena_core::workflow::WorkflowRequest;
 use faena_core::TaskId;
 
 use super::common::{broker, print_json, queue, say, CliSettings, Times};
@@ -34,6 +35,16 @@ pub struct EnqueueArgs {
     max_attempts: Option<u32>,
     #[arg(long)]
     idempotency_key: Option<String>,
+    /// Then run KIND (args `{"previous": <this job's result>}`) once this job succeeded: a chain.
+    /// Repeat for a longer chain. Prints the workflow's id, then each step's task id.
+    #[arg(long, value_name = "KIND", conflicts_with_all = ["count", "idempotency_key"])]
+    then: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WorkflowsCommand {
+    /// Show a workflow's state and each step's (and its callback's) task and state.
+    Show { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,6 +89,7 @@ pub(crate) async fn enqueue(
         queue,
         max_attempts,
         idempotency_key,
+        then,
     } = a;
     let args: serde_json::Value =
         serde_json::from_str(&args).with_context(|| format!("--args is not JSON: {args}"))?;
@@ -91,6 +103,29 @@ pub(crate) async fn enqueue(
         idempotency_key,
     };
     let b = broker(settings)?;
+    if !then.is_empty() {
+        let queue = req.queue.clone();
+        let mut chain = vec![req];
+        chain.extend(then.into_iter().map(|kind| EnqueueRequest {
+            kind,
+            queue: queue.clone(),
+            ..Default::default()
+        }));
+        let wf = WorkflowRequest {
+            chain: Some(chain),
+            ..Default::default()
+        };
+        let started = b.start_workflow(wf, None).await?;
+        if json {
+            print_json(out, &started)?;
+        } else {
+            writeln!(out, "workflow {}", started.workflow_id)?;
+            for id in started.task_ids {
+                writeln!(out, "{id}")?;
+            }
+        }
+        return Ok(exit::OK);
+    }
     let bar = progress(count as u64, "enqueuing");
     if count < 10_000 {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -113,6 +148,48 @@ pub(crate) async fn enqueue(
     }
     bar.finish_and_clear();
     Ok(exit::OK)
+}
+
+/// `faena workflows show ID`.
+pub(crate) async fn workflows(
+    settings: &CliSettings,
+    command: WorkflowsCommand,
+    json: bool,
+    out: &mut (impl Write + Send),
+) -> anyhow::Result<u8> {
+    let WorkflowsCommand::Show { id } = command;
+    let b = broker(settings)?;
+    let wid = TaskId::parse(&id)
+        .map_err(|_| anyhow::anyhow!("`{id}` is not a workflow id (a ULID of 26 characters)"))?;
+    let Some(w) = b.workflow(&wid).await? else {
+        say(
+            out,
+            json,
+            format!("no workflow {id}: it never existed or expired with its tasks' records"),
+            serde_json::Value::Null,
+        )?;
+        return Ok(exit::FAILED);
+    };
+    if json {
+        print_json(out, &w)?;
+        return Ok(exit::OK);
+    }
+    writeln!(out, "workflow {}  {}", w.id, word(&w.state))?;
+    for (i, s) in w.steps.iter().enumerate() {
+        writeln!(out, "  {i:>5}  {}  {}", s.task_id, word(&s.state))?;
+    }
+    if let Some(c) = &w.callback {
+        writeln!(out, "  callback  {}  {}", c.task_id, word(&c.state))?;
+    }
+    Ok(exit::OK)
+}
+
+/// The word the api answers for a state (`SUCCEEDED`, `WAITING`), for the CLI's lines.
+fn word(state: &impl serde::Serialize) -> String {
+    serde_json::to_value(state)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// `faena kinds`: the job kinds this build knows.
