@@ -357,3 +357,121 @@ fn check_all(root: Node<'_, '_>, notes: &mut Vec<String>) -> Result<(), Rejectio
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveTime;
+
+    use super::*;
+    use crate::document::{Company, Customer, DocumentType, Line, Receipt, Ruc, Series};
+    use crate::taxation::Discount;
+
+    fn receipt() -> Receipt {
+        let d = |s: &str| s.parse::<BigDecimal>().unwrap();
+        Receipt {
+            company: Company {
+                ruc: Ruc::parse("20100066603").unwrap(),
+                legal_name: "Bodega".into(),
+                address: String::new(),
+                establishment_code: "0000".into(),
+            },
+            doc_type: DocumentType::Boleta,
+            series: Series::parse("B001").unwrap(),
+            correlative: 1,
+            issue_date: NaiveDate::from_ymd_opt(2026, 12, 2).unwrap(),
+            issue_time: NaiveTime::from_hms_opt(9, 0, 0).unwrap(),
+            customer: Customer::anonymous(),
+            currency: "PEN".into(),
+            lines: vec![
+                Line {
+                    discount: Some(Discount::Amount(d("1.00"))),
+                    ..Line::new("A", "Aceite", 2, d("10.50"))
+                },
+                Line {
+                    affectation: Affectation::EXONERADO,
+                    ..Line::new("P", "Papaya", 1, d("3.00"))
+                },
+                Line {
+                    icbper: true,
+                    ..Line::new("B", "Bolsa", 3, d("0.10"))
+                },
+            ],
+        }
+    }
+
+    fn sums(xml: &str) -> Sums {
+        let doc = roxmltree::Document::parse(xml).unwrap();
+        check(doc.root_element())
+    }
+
+    fn code(xml: &str) -> Option<&'static str> {
+        sums(xml).rejection.map(|r| r.0)
+    }
+
+    #[test]
+    fn what_faena_writes_passes() {
+        let xml = crate::ubl::invoice_xml(&receipt()).unwrap();
+        let s = sums(&xml);
+        assert_eq!(s.rejection, None);
+        assert!(s.notes.is_empty(), "{:?}", s.notes);
+    }
+
+    #[test]
+    fn a_total_off_by_more_than_one_is_rejected_and_within_one_is_tolerated() {
+        let xml = crate::ubl::invoice_xml(&receipt()).unwrap();
+        let total = receipt().totals().unwrap().total;
+        let payable = format!("<cbc:PayableAmount currencyID=\"PEN\">{total}</cbc:PayableAmount>");
+        assert!(xml.contains(&payable), "{xml}");
+        let off = |by: &str| {
+            let v = &total + by.parse::<BigDecimal>().unwrap();
+            xml.replace(
+                &payable,
+                &format!("<cbc:PayableAmount currencyID=\"PEN\">{v}</cbc:PayableAmount>"),
+            )
+        };
+        assert_eq!(code(&off("1.00")), None);
+        assert_eq!(code(&off("1.01")), Some("3280"));
+        assert_eq!(code(&off("-1.01")), Some("3280"));
+    }
+
+    #[test]
+    fn a_scheme_that_does_not_fit_the_affectation_is_rejected() {
+        let xml = crate::ubl::invoice_xml(&receipt()).unwrap();
+        // The exonerated line (20) under IGV's scheme.
+        let bad = xml.replacen(
+            "<cbc:TaxExemptionReasonCode>20</cbc:TaxExemptionReasonCode>",
+            "<cbc:TaxExemptionReasonCode>10</cbc:TaxExemptionReasonCode>",
+            1,
+        );
+        assert_ne!(bad, xml);
+        assert_eq!(code(&bad), Some("2040"));
+        // EXO named INA: in the document's TaxTotal (written first, 2964), then in the line's
+        // (3051).
+        let bad = xml.replacen("<cbc:Name>EXO</cbc:Name>", "<cbc:Name>INA</cbc:Name>", 1);
+        assert_eq!(code(&bad), Some("2964"));
+        let at = xml.find("<cac:InvoiceLine>").unwrap();
+        let bad = format!(
+            "{}{}",
+            &xml[..at],
+            xml[at..].replacen("<cbc:Name>EXO</cbc:Name>", "<cbc:Name>INA</cbc:Name>", 1)
+        );
+        assert_eq!(code(&bad), Some("3051"));
+    }
+
+    #[test]
+    fn icbper_sums_are_exact() {
+        let xml = crate::ubl::invoice_xml(&receipt()).unwrap();
+        // The document's 7152 subtotal is the last TaxSubtotal before LegalMonetaryTotal.
+        let at = xml.find("<cac:LegalMonetaryTotal>").unwrap();
+        let head = &xml[..at];
+        let sub = head
+            .rfind("<cbc:TaxAmount currencyID=\"PEN\">1.50</cbc:TaxAmount>")
+            .unwrap();
+        let bad = format!(
+            "{}<cbc:TaxAmount currencyID=\"PEN\">1.40</cbc:TaxAmount>{}",
+            &xml[..sub],
+            &xml[sub + "<cbc:TaxAmount currencyID=\"PEN\">1.50</cbc:TaxAmount>".len()..]
+        );
+        assert_eq!(code(&bad), Some("3306"));
+    }
+}
