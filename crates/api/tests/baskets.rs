@@ -32,7 +32,10 @@ async fn product_taxation_fields_are_validated_and_default_to_gravado_niu() -> a
                "igv_affectation": "20", "unit_code": "KGM"}),
     )
     .await?;
-    assert_eq!((&p["igv_affectation"], &p["unit_code"]), (&json!("20"), &json!("KGM")));
+    assert_eq!(
+        (&p["igv_affectation"], &p["unit_code"]),
+        (&json!("20"), &json!("KGM"))
+    );
 
     for (field, value) in [
         ("igv_affectation", json!("99")),
@@ -55,7 +58,11 @@ async fn product_taxation_fields_are_validated_and_default_to_gravado_niu() -> a
             Some(&json!({"igv_affectation": "3O"}).to_string()),
         )
         .await?;
-    assert_eq!((s, &b["error"]["field"]), (400, &json!("igv_affectation")), "{b}");
+    assert_eq!(
+        (s, &b["error"]["field"]),
+        (400, &json!("igv_affectation")),
+        "{b}"
+    );
     let (s, b) = app
         .send(
             reqwest::Method::PATCH,
@@ -64,9 +71,16 @@ async fn product_taxation_fields_are_validated_and_default_to_gravado_niu() -> a
         )
         .await?;
     assert_eq!(s, 200, "{b}");
-    assert_eq!((&b["igv_affectation"], &b["icbper"]), (&json!("30"), &json!(true)));
+    assert_eq!(
+        (&b["igv_affectation"], &b["icbper"]),
+        (&json!("30"), &json!(true))
+    );
     let (_, list) = app.get("/api/products").await?;
-    assert_eq!(list.as_array().map(Vec::len), Some(2), "nothing bad was stored");
+    assert_eq!(
+        list.as_array().map(Vec::len),
+        Some(2),
+        "nothing bad was stored"
+    );
     Ok(())
 }
 
@@ -95,21 +109,37 @@ async fn a_mixed_basket_sale_adds_up_by_hand() -> anyhow::Result<()> {
 
     // Bad lines are refused naming the field, and take nothing.
     for (line, patch, field) in [
-        (4, json!({"discount": {"percent": "150"}}), "items[4].discount"),
-        (4, json!({"discount": {"amount": "13.00"}}), "items[4].discount"),
-        (4, json!({"discount": {"amount": "1.505"}}), "items[4].discount"),
+        (
+            4,
+            json!({"discount": {"percent": "150"}}),
+            "items[4].discount",
+        ),
+        (
+            4,
+            json!({"discount": {"amount": "13.00"}}),
+            "items[4].discount",
+        ),
+        (
+            4,
+            json!({"discount": {"amount": "1.505"}}),
+            "items[4].discount",
+        ),
         (3, json!({"discount": {"amount": "1.00"}}), "items[3].free"),
     ] {
         let mut bad = items.clone();
         for (k, v) in patch.as_object().into_iter().flatten() {
             bad[line][k] = v.clone();
         }
-        let (s, b) = app.post("/api/sales", &json!({"items": bad}).to_string()).await?;
+        let (s, b) = app
+            .post("/api/sales", &json!({"items": bad}).to_string())
+            .await?;
         assert_eq!(s, 400, "{patch}: {b}");
         assert_eq!(b["error"]["field"], field, "{patch}: {b}");
     }
 
-    let (s, sale) = app.post("/api/sales", &json!({"items": items}).to_string()).await?;
+    let (s, sale) = app
+        .post("/api/sales", &json!({"items": items}).to_string())
+        .await?;
     assert_eq!(s, 201, "{sale}");
     // By hand (IGV 18%, ICBPER 0.50 a bag since 2023):
     // gravado: aceite 10.50 -> 8.90 + 1.60; Inca Kola 13.00 - 10% = 11.70 -> 9.92 + 1.78;
@@ -134,7 +164,9 @@ async fn a_mixed_basket_sale_adds_up_by_hand() -> anyhow::Result<()> {
             )
         })
         .collect();
-    let l = |a: &str, v: &str, i: &str, b: &str, t: &str| (json!(a), json!(v), json!(i), json!(b), json!(t));
+    let l = |a: &str, v: &str, i: &str, b: &str, t: &str| {
+        (json!(a), json!(v), json!(i), json!(b), json!(t))
+    };
     assert_eq!(
         lines,
         [
