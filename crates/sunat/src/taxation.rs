@@ -328,7 +328,7 @@ pub const QUANTITY_DECIMALS: i64 = 3;
 pub fn check_quantity(q: &BigDecimal, decimal_allowed: bool) -> Result<BigDecimal, TaxError> {
     let n = q.normalized();
     let (_, scale) = n.as_bigint_and_exponent();
-    if n <= BigDecimal::zero() || scale > QUANTITY_DECIMALS || n >= BigDecimal::from(100_000_000) {
+    if n <= BigDecimal::zero() || scale > QUANTITY_DECIMALS || n >= 100_000_000 {
         return Err(TaxError::Quantity(q.to_string()));
     }
     if !decimal_allowed && scale > 0 {
@@ -352,7 +352,7 @@ impl Discount {
     /// Checks the value's range and decimals.
     pub fn check(self) -> Result<Self, TaxError> {
         let (v, ok) = match &self {
-            Discount::Percent(p) => (p, *p > BigDecimal::zero() && *p < BigDecimal::from(100)),
+            Discount::Percent(p) => (p, *p > 0 && *p < 100),
             Discount::Amount(a) => (a, *a >= BigDecimal::new(1.into(), 2)),
         };
         let (_, scale) = v.normalized().as_bigint_and_exponent();
@@ -783,7 +783,7 @@ fn below_thousand(n: u128) -> String {
     let r = (n % 100) as usize;
     let tens = if r < 30 {
         UNITS[r].to_owned()
-    } else if r % 10 == 0 {
+    } else if r.is_multiple_of(10) {
         TENS[r / 10].to_owned()
     } else {
         format!("{} Y {}", TENS[r / 10], UNITS[r % 10])

@@ -36,7 +36,7 @@ fn amount(n: Node<'_, '_>, local: &str) -> Option<BigDecimal> {
 
 /// SUNAT's "con una tolerancia + - 1".
 fn within_one(a: &BigDecimal, b: &BigDecimal) -> bool {
-    (a - b).abs() <= BigDecimal::from(1)
+    (a - b).abs() <= 1
 }
 
 /// One line's subtotal, as read.
