@@ -315,6 +315,9 @@ async fn two_release_jobs_in_parallel_return_each_unit_once() -> anyhow::Result<
             unit_price: BigDecimal::from(1),
             stock: 1500,
             low_stock_threshold: 5,
+            igv_affectation: "10".into(),
+            unit_code: "NIU".into(),
+            icbper: false,
         },
     )
     .await?;
@@ -363,6 +366,9 @@ async fn confirm_racing_release_ends_in_one_state_and_stock_adds_up() -> anyhow:
             unit_price: BigDecimal::from(1),
             stock: 300,
             low_stock_threshold: 5,
+            igv_affectation: "10".into(),
+            unit_code: "NIU".into(),
+            icbper: false,
         },
     )
     .await?;

@@ -83,6 +83,8 @@ pub(crate) async fn sales(n_sales: usize) -> anyhow::Result<()> {
                     items: Some(vec![faena_shop::sales::SaleItemInput {
                         product_id: ids[(task * 13 + n) % ids.len()],
                         quantity: 2,
+                        discount: None,
+                        free: false,
                     }]),
                     ..Default::default()
                 };
@@ -120,6 +122,9 @@ async fn seed_products(
                 unit_price: price.parse()?,
                 stock: 1_000_000_000,
                 low_stock_threshold: 0,
+                igv_affectation: "10".into(),
+                unit_code: "NIU".into(),
+                icbper: false,
             },
         )
         .await?;

@@ -35,11 +35,13 @@ pub(crate) fn sign_boletas(receipts: usize) -> anyhow::Result<()> {
             customer: Customer::anonymous(),
             currency: "PEN".into(),
             lines: (0..5)
-                .map(|i| Line {
-                    code: format!("P-{i}"),
-                    description: format!("Producto {i}"),
-                    quantity: i + 1,
-                    unit_price: "3.50".parse().unwrap_or_default(),
+                .map(|i| {
+                    Line::new(
+                        &format!("P-{i}"),
+                        &format!("Producto {i}"),
+                        i + 1,
+                        "3.50".parse().unwrap_or_default(),
+                    )
                 })
                 .collect(),
         };

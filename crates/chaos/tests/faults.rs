@@ -525,6 +525,9 @@ async fn a_sale_committed_by_an_api_killed_before_any_enqueue_is_still_sent() ->
             unit_price: "1.20".parse()?,
             stock: 10,
             low_stock_threshold: 1,
+            igv_affectation: "10".into(),
+            unit_code: "NIU".into(),
+            icbper: false,
         },
     )
     .await?;

@@ -540,6 +540,9 @@ async fn product(
             unit_price: price.parse()?,
             stock: 10,
             low_stock_threshold: 1,
+            igv_affectation: "10".into(),
+            unit_code: "NIU".into(),
+            icbper: false,
         },
     )
     .await?)
@@ -561,6 +564,8 @@ async fn sale_of_two(
             items: Some(vec![sales::SaleItemInput {
                 product_id,
                 quantity: 2,
+                discount: None,
+                free: false,
             }]),
             ..Default::default()
         },

@@ -117,12 +117,7 @@ mod tests {
             issue_time: chrono::NaiveTime::default(),
             customer: Customer::anonymous(),
             currency: "PEN".into(),
-            lines: vec![Line {
-                code: "A".into(),
-                description: "a".into(),
-                quantity: 1,
-                unit_price: 1.into(),
-            }],
+            lines: vec![Line::new("A", "a", 1, 1.into())],
         }
     }
 

@@ -170,6 +170,79 @@ pub struct DailyReport {
     /// past their sendBill deadline (`deadlines.rs`). Absent in reports made before it existed.
     #[serde(default)]
     pub sunat_deadlines: crate::deadlines::DeadlineCounts,
+    /// The day's sales that are not cancelled, split by how their lines were taxed, and the
+    /// ICBPER collected. Absent (zeros) in reports made before it existed.
+    #[serde(default)]
+    pub by_affectation: TaxSplit,
+}
+
+/// Values without taxes by base (catálogo 07: gravado 10, exonerado 20, inafecto 30, and the free
+/// lines' referential values), the IGV charged and the ICBPER collected, as exact decimal strings.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TaxSplit {
+    #[serde(with = "crate::money")]
+    #[schema(value_type = String, example = "23.44")]
+    pub gravado: BigDecimal,
+    #[serde(with = "crate::money")]
+    #[schema(value_type = String, example = "6.00")]
+    pub exonerado: BigDecimal,
+    #[serde(with = "crate::money")]
+    #[schema(value_type = String, example = "25.00")]
+    pub inafecto: BigDecimal,
+    /// Free lines, at their referential value (not charged).
+    #[serde(with = "crate::money")]
+    #[schema(value_type = String, example = "5.00")]
+    pub gratuito: BigDecimal,
+    #[serde(with = "crate::money")]
+    #[schema(value_type = String, example = "4.21")]
+    pub igv: BigDecimal,
+    #[serde(with = "crate::money")]
+    #[schema(value_type = String, example = "1.00")]
+    pub icbper: BigDecimal,
+}
+
+#[derive(QueryableByName)]
+struct BaseSum {
+    #[diesel(sql_type = Text)]
+    base: String,
+    #[diesel(sql_type = Numeric)]
+    value: BigDecimal,
+    #[diesel(sql_type = Numeric)]
+    igv: BigDecimal,
+    #[diesel(sql_type = Numeric)]
+    icbper: BigDecimal,
+}
+
+/// The split of `date`'s sales that are not cancelled by base, from their stored line amounts.
+async fn tax_split(conn: &mut AsyncPgConnection, date: NaiveDate) -> Result<TaxSplit, ReportError> {
+    let sums: Vec<BaseSum> = diesel::sql_query(
+        "SELECT CASE WHEN i.free THEN 'gratuito' \
+                     WHEN i.igv_affectation LIKE '1%' THEN 'gravado' \
+                     WHEN i.igv_affectation LIKE '2%' THEN 'exonerado' \
+                     ELSE 'inafecto' END AS base, \
+                COALESCE(sum(i.value), 0) AS value, COALESCE(sum(i.igv), 0) AS igv, \
+                COALESCE(sum(i.icbper_amount), 0) AS icbper \
+         FROM sale_items i JOIN sales s ON s.id = i.sale_id \
+         WHERE s.issue_date = $1 AND NOT s.is_cancelled \
+         GROUP BY 1",
+    )
+    .bind::<Date, _>(date)
+    .load(conn)
+    .await?;
+    let mut split = TaxSplit::default();
+    for b in sums {
+        match b.base.as_str() {
+            "gravado" => {
+                split.gravado += &b.value;
+                split.igv += &b.igv;
+            }
+            "exonerado" => split.exonerado += &b.value,
+            "inafecto" => split.inafecto += &b.value,
+            _ => split.gratuito += &b.value,
+        }
+        split.icbper += &b.icbper;
+    }
+    Ok(split)
 }
 
 /// A stored daily report.
@@ -242,8 +315,10 @@ pub async fn compute_daily_report(
         docs.entry(g.doc_type.clone()).or_default().add(g);
     }
     let sunat_deadlines = crate::deadlines::count_at_risk(conn, Utc::now(), tz).await?;
+    let by_affectation = tax_split(conn, date).await?;
     Ok(DailyReport {
         sunat_deadlines,
+        by_affectation,
         date,
         timezone: tz.name().to_owned(),
         currency: "PEN".into(),

@@ -16,6 +16,9 @@ use faena_core::db::QueryError;
 use faena_core::jobs::{EnqueueRequest, JobArgs};
 use faena_core::TaskId;
 use faena_sunat::document::{Customer, CustomerDocType, DocumentError, DocumentType, Line, Series};
+use faena_sunat::taxation::{
+    icbper_on, igv_rate_on, line_amounts, Affectation, Discount, DocumentTotals, TaxError, UnitCode,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::schema::{
@@ -24,7 +27,7 @@ use crate::schema::{
 };
 use crate::states::ReservationStatus;
 pub use crate::states::SunatStatus;
-use crate::stock::{take_stock, BadLines, Fault, StockError, StockRequest, Taken};
+use crate::stock::{take_stock, BadLines, Fault, ProductTaxation, StockError, StockRequest, Taken};
 
 /// Above this total a boleta needs the buyer's identity document (SUNAT error 2396).
 pub const ANONYMOUS_BOLETA_LIMIT: i64 = 700;
@@ -114,11 +117,38 @@ pub struct CustomerInput {
 }
 
 /// One line of a new sale.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SaleItemInput {
     pub product_id: i64,
     pub quantity: i32,
+    /// A discount on the line: `{"percent": "10"}` or `{"amount": "1.50"}` (off the price with
+    /// taxes). Written as catálogo 53 code 00 (it reduces the IGV base).
+    #[serde(default)]
+    pub discount: Option<DiscountInput>,
+    /// Given, not sold ("transferencia gratuita"): valued at its price, charged nothing.
+    #[serde(default)]
+    pub free: bool,
+}
+
+/// A line discount: a percent above 0 and below 100, or an amount of at least 0.01 (2 decimals).
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum DiscountInput {
+    #[schema(value_type = String, example = "10")]
+    Percent(BigDecimal),
+    #[schema(value_type = String, example = "1.50")]
+    Amount(BigDecimal),
+}
+
+impl DiscountInput {
+    fn check(&self) -> Result<Discount, TaxError> {
+        match self {
+            Self::Percent(p) => Discount::Percent(p.clone()),
+            Self::Amount(a) => Discount::Amount(a.clone()),
+        }
+        .check()
+    }
 }
 
 /// `POST /api/sales`: from `items` (stock is taken now) or from a CONFIRMED `reservation_id`
@@ -229,9 +259,56 @@ pub struct SaleItem {
     #[serde(with = "crate::money")]
     #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "12.50")]
     pub unit_price: BigDecimal,
+    /// What the buyer pays for the line: value + IGV + ICBPER (only ICBPER for a free line).
     #[serde(with = "crate::money")]
     #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "25.00")]
     pub line_total: BigDecimal,
+    /// Catálogo 03.
+    pub unit_code: String,
+    /// Catálogo 07, as written on the receipt (a free line's gratuitous code).
+    pub igv_affectation: String,
+    pub icbper: bool,
+    pub free: bool,
+    #[schema(value_type = Option<String>)]
+    pub discount_percent: Option<BigDecimal>,
+    #[schema(value_type = Option<String>)]
+    pub discount_amount: Option<BigDecimal>,
+    /// The line's value without taxes (`LineExtensionAmount`).
+    #[serde(with = "crate::money")]
+    #[schema(value_type = String, example = "21.19")]
+    pub value: BigDecimal,
+    #[serde(with = "crate::money")]
+    #[schema(value_type = String, example = "3.81")]
+    pub igv: BigDecimal,
+    #[serde(with = "crate::money")]
+    #[schema(value_type = String, example = "0.00")]
+    pub icbper_amount: BigDecimal,
+    /// The discount, with taxes.
+    #[serde(with = "crate::money")]
+    #[schema(value_type = String, example = "0.00")]
+    pub discount: BigDecimal,
+}
+
+impl SaleItem {
+    /// The line as the receipt carries it.
+    pub fn line(&self) -> Result<Line, TaxError> {
+        let discount = match (&self.discount_percent, &self.discount_amount) {
+            (Some(p), _) => Some(Discount::Percent(p.clone())),
+            (None, Some(a)) => Some(Discount::Amount(a.clone())),
+            (None, None) => None,
+        };
+        Ok(Line {
+            code: self.sku.clone(),
+            description: self.description.clone(),
+            quantity: BigDecimal::from(self.quantity),
+            unit_code: UnitCode::parse(&self.unit_code)?,
+            unit_price: self.unit_price.clone(),
+            affectation: Affectation::parse(&self.igv_affectation)?,
+            icbper: self.icbper,
+            discount,
+            free: self.free,
+        })
+    }
 }
 
 /// One attempt to send a sale to SUNAT.
@@ -364,6 +441,9 @@ struct DraftLine {
     name: String,
     quantity: i32,
     unit_price: BigDecimal,
+    taxation: ProductTaxation,
+    discount: Option<Discount>,
+    free: bool,
 }
 
 impl From<Taken> for DraftLine {
@@ -374,18 +454,26 @@ impl From<Taken> for DraftLine {
             name: t.name,
             quantity: t.quantity,
             unit_price: t.unit_price,
+            taxation: t.taxation,
+            discount: None,
+            free: false,
         }
     }
 }
 
 impl DraftLine {
-    fn line(&self) -> Line {
-        Line {
+    fn line(&self) -> Result<Line, TaxError> {
+        Ok(Line {
             code: self.sku.clone(),
             description: self.name.clone(),
-            quantity: i64::from(self.quantity),
+            quantity: BigDecimal::from(self.quantity),
+            unit_code: UnitCode::parse(&self.taxation.unit_code)?,
             unit_price: self.unit_price.clone(),
-        }
+            affectation: Affectation::parse(&self.taxation.igv_affectation)?,
+            icbper: self.taxation.icbper,
+            discount: self.discount.clone(),
+            free: self.free,
+        })
     }
 }
 
@@ -456,6 +544,10 @@ pub async fn create_sale(
             ))
         }
     };
+    let line_terms = match &req.items {
+        Some(items) => parse_line_terms(items)?,
+        None => Vec::new(),
+    };
     let now = Utc::now();
     let issue_date = now.with_timezone(&defaults.tz).date_naive();
     let send = req.send.unwrap_or(defaults.auto_send);
@@ -479,6 +571,15 @@ pub async fn create_sale(
             let mut draft: Vec<DraftLine> = Vec::new();
             if let Some(stock) = &stock {
                 draft.extend(take_stock(conn, stock).await?.into_iter().map(DraftLine::from));
+                // The request's discounts and free lines, checked before the transaction.
+                for d in &mut draft {
+                    if let Some((_, discount, free)) =
+                        line_terms.iter().find(|(id, _, _)| *id == d.product_id)
+                    {
+                        d.discount = discount.clone();
+                        d.free = *free;
+                    }
+                }
             } else {
                 let rid = req.reservation_id.unwrap_or_default();
                 let r: Option<(Option<String>, ReservationStatus)> = reservations::table
@@ -514,28 +615,33 @@ pub async fn create_sale(
                         "reservation {rid} already became a sale"
                     )));
                 }
-                let rows: Vec<(i64, String, String, BigDecimal, i32)> = reservation_items::table
-                    .inner_join(products::table)
-                    .filter(reservation_items::reservation_id.eq(rid))
-                    .order(products::id.asc())
-                    .select((
-                        products::id,
-                        products::sku,
-                        products::name,
-                        products::unit_price,
-                        reservation_items::quantity,
-                    ))
-                    .load(conn)
-                    .await?;
-                draft.extend(rows.into_iter().map(|(product_id, sku, name, unit_price, quantity)| {
-                    DraftLine {
+                let rows: Vec<(i64, String, String, BigDecimal, i32, ProductTaxation)> =
+                    reservation_items::table
+                        .inner_join(products::table)
+                        .filter(reservation_items::reservation_id.eq(rid))
+                        .order(products::id.asc())
+                        .select((
+                            products::id,
+                            products::sku,
+                            products::name,
+                            products::unit_price,
+                            reservation_items::quantity,
+                            ProductTaxation::as_select(),
+                        ))
+                        .load(conn)
+                        .await?;
+                draft.extend(rows.into_iter().map(
+                    |(product_id, sku, name, unit_price, quantity, taxation)| DraftLine {
                         product_id,
                         sku,
                         name,
                         quantity,
                         unit_price,
-                    }
-                }));
+                        taxation,
+                        discount: None,
+                        free: false,
+                    },
+                ));
             }
             // A product stored before prices had to be above zero: `sale_items` would refuse it.
             if let Some(d) = draft.iter().find(|d| d.unit_price <= 0) {
@@ -555,11 +661,43 @@ pub async fn create_sale(
                     ),
                 ));
             }
-            let lines: Vec<Line> = draft.iter().map(DraftLine::line).collect();
-            let zero = BigDecimal::from(0);
-            let subtotal = lines.iter().fold(zero.clone(), |a, l| a + l.value());
-            let igv = lines.iter().fold(zero, |a, l| a + l.igv());
-            let total = &subtotal + &igv;
+            // Each line taxed as its product says, at the rates in force on the issue date.
+            let field_of = |d: &DraftLine, what: &str| match &req.items {
+                Some(items) => items
+                    .iter()
+                    .position(|i| i.product_id == d.product_id)
+                    .map_or_else(|| "items".to_owned(), |i| format!("items[{i}].{what}")),
+                None => "reservation_id".to_owned(),
+            };
+            let rate = igv_rate_on(issue_date);
+            let icbper = icbper_on(issue_date);
+            let mut lines = Vec::with_capacity(draft.len());
+            let mut amounts = Vec::with_capacity(draft.len());
+            for d in &draft {
+                let line = d
+                    .line()
+                    .map_err(|e| invalid(field_of(d, "product_id"), e.to_string()))?;
+                if line.icbper && icbper.is_none() {
+                    return Err(invalid(
+                        field_of(d, "product_id"),
+                        TaxError::IcbperNotInForce(issue_date).to_string(),
+                    ));
+                }
+                let a = line_amounts(line.input(), line.free, &rate, icbper.as_ref()).map_err(
+                    |e| {
+                        let what = match e {
+                            TaxError::FreeWithDiscount => "free",
+                            TaxError::Discount(_) | TaxError::DiscountTooLarge { .. } => "discount",
+                            _ => "product_id",
+                        };
+                        invalid(field_of(d, what), e.to_string())
+                    },
+                )?;
+                lines.push(line);
+                amounts.push(a);
+            }
+            let totals = DocumentTotals::of(&amounts);
+            let (subtotal, igv, total) = (totals.subtotal, totals.igv, totals.total);
             let limit = BigDecimal::from(ANONYMOUS_BOLETA_LIMIT);
             if doc == DocumentType::Boleta
                 && customer.doc_type == CustomerDocType::None
@@ -601,16 +739,35 @@ pub async fn create_sale(
                 .await?;
             let rows: Vec<_> = draft
                 .iter()
-                .zip(&lines)
-                .map(|(d, l)| {
+                .zip(lines.iter().zip(&amounts))
+                .map(|(d, (l, a))| {
+                    let (percent, amount) = match &l.discount {
+                        Some(Discount::Percent(p)) => (Some(p.clone()), None),
+                        Some(Discount::Amount(v)) => (None, Some(v.clone())),
+                        None => (None, None),
+                    };
                     (
-                        sale_items::sale_id.eq(id),
-                        sale_items::product_id.eq(Some(d.product_id)),
-                        sale_items::sku.eq(d.sku.clone()),
-                        sale_items::description.eq(d.name.clone()),
-                        sale_items::quantity.eq(d.quantity),
-                        sale_items::unit_price.eq(d.unit_price.clone()),
-                        sale_items::line_total.eq(l.total()),
+                        (
+                            sale_items::sale_id.eq(id),
+                            sale_items::product_id.eq(Some(d.product_id)),
+                            sale_items::sku.eq(d.sku.clone()),
+                            sale_items::description.eq(d.name.clone()),
+                            sale_items::quantity.eq(d.quantity),
+                            sale_items::unit_price.eq(d.unit_price.clone()),
+                            sale_items::line_total.eq(a.payable.clone()),
+                            sale_items::unit_code.eq(l.unit_code.as_str()),
+                        ),
+                        (
+                            sale_items::igv_affectation.eq(a.affectation.code()),
+                            sale_items::icbper.eq(l.icbper),
+                            sale_items::free.eq(a.is_free()),
+                            sale_items::discount_percent.eq(percent),
+                            sale_items::discount_amount.eq(amount),
+                            sale_items::value.eq(a.value.clone()),
+                            sale_items::igv.eq(a.igv.clone()),
+                            sale_items::icbper_amount.eq(a.icbper.clone()),
+                            sale_items::discount.eq(a.discount.clone()),
+                        ),
                     )
                 })
                 .collect();
@@ -696,6 +853,34 @@ pub async fn record_send_task(
         .execute(conn)
         .await?;
     Ok(())
+}
+
+/// Each item's discount (checked) and whether it is free, by product id; the error names the
+/// line's field.
+fn parse_line_terms(
+    items: &[SaleItemInput],
+) -> Result<Vec<(i64, Option<Discount>, bool)>, SaleError> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(index, i)| {
+            let discount = i
+                .discount
+                .as_ref()
+                .map(|d| {
+                    d.check()
+                        .map_err(|e| invalid(format!("items[{index}].discount"), e.to_string()))
+                })
+                .transpose()?;
+            if i.free && discount.is_some() {
+                return Err(invalid(
+                    format!("items[{index}].free"),
+                    TaxError::FreeWithDiscount.to_string(),
+                ));
+            }
+            Ok((i.product_id, discount, i.free))
+        })
+        .collect()
 }
 
 /// The items of a new sale, as stock to take; the error names the first line at fault.

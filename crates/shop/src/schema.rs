@@ -11,6 +11,9 @@ diesel::table! {
         low_stock_threshold -> Int4,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        igv_affectation -> Text,
+        unit_code -> Text,
+        icbper -> Bool,
     }
 }
 
@@ -154,6 +157,16 @@ diesel::table! {
         quantity -> Int4,
         unit_price -> Numeric,
         line_total -> Numeric,
+        unit_code -> Text,
+        igv_affectation -> Text,
+        icbper -> Bool,
+        free -> Bool,
+        discount_percent -> Nullable<Numeric>,
+        discount_amount -> Nullable<Numeric>,
+        value -> Numeric,
+        igv -> Numeric,
+        icbper_amount -> Numeric,
+        discount -> Numeric,
     }
 }
 

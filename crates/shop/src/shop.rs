@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use faena_core::db::QueryError;
+use faena_sunat::taxation::{Affectation, UnitCode};
 use serde::{Deserialize, Serialize};
 
 use crate::schema::{products, reservation_items, reservations};
@@ -37,6 +38,14 @@ pub struct Product {
     pub low_stock_threshold: i32,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The IGV affectation, a catálogo 07 code ("10" gravado, "20" exonerado, "30" inafecto, ...).
+    #[schema(example = "10")]
+    pub igv_affectation: String,
+    /// The unit of measure, a catálogo 03 code ("NIU", "KGM", ...).
+    #[schema(example = "NIU")]
+    pub unit_code: String,
+    /// A plastic bag that carries ICBPER (tributo 7152) per unit sold.
+    pub icbper: bool,
 }
 
 /// A new product. `unit_price` is a decimal string such as `"12.50"` (a JSON number is accepted too).
@@ -54,10 +63,47 @@ pub struct NewProduct {
     #[serde(default = "default_threshold")]
     #[schema(minimum = 0, default = 5)]
     pub low_stock_threshold: i32,
+    /// The IGV affectation, a catálogo 07 code as a string: "10" gravado (default), "20"
+    /// exonerado, "30" inafecto, or a gratuitous one (11-16, 21, 31-37: every sale of it is free).
+    #[serde(default = "default_affectation")]
+    #[schema(default = "10", example = "20")]
+    pub igv_affectation: String,
+    /// The unit of measure, a catálogo 03 code: "NIU" (default), "ZZ", "KGM", "LTR", ...
+    #[serde(default = "default_unit")]
+    #[schema(default = "NIU", example = "KGM")]
+    pub unit_code: String,
+    /// A plastic bag subject to ICBPER (tributo 7152): each unit sold carries the amount in force.
+    #[serde(default)]
+    pub icbper: bool,
 }
 
 fn default_threshold() -> i32 {
     5
+}
+
+fn default_affectation() -> String {
+    Affectation::GRAVADO.code().to_owned()
+}
+
+fn default_unit() -> String {
+    UnitCode::NIU.as_str().to_owned()
+}
+
+/// Checks a product's taxation codes and answers them as stored (trimmed), naming the field.
+fn check_taxation(
+    affectation: Option<&str>,
+    unit: Option<&str>,
+) -> Result<(Option<String>, Option<String>), ShopError> {
+    let a = affectation
+        .map(|a| Affectation::parse(a).map_err(|e| invalid("igv_affectation", e.to_string())))
+        .transpose()?;
+    let u = unit
+        .map(|u| UnitCode::parse(u).map_err(|e| invalid("unit_code", e.to_string())))
+        .transpose()?;
+    Ok((
+        a.map(|a| a.code().to_owned()),
+        u.map(|u| u.as_str().to_owned()),
+    ))
 }
 
 /// Changes to a product's description (stock changes go through [`adjust_stock`]).
@@ -71,6 +117,13 @@ pub struct ProductPatch {
     pub unit_price: Option<BigDecimal>,
     #[schema(minimum = 0)]
     pub low_stock_threshold: Option<i32>,
+    /// A catálogo 07 code as a string ("10", "20", "30", ...).
+    #[schema(example = "20")]
+    pub igv_affectation: Option<String>,
+    /// A catálogo 03 code ("NIU", "KGM", ...).
+    #[schema(example = "KGM")]
+    pub unit_code: Option<String>,
+    pub icbper: Option<bool>,
     /// Change it only if the product is still at this `version` (what the caller read), else
     /// `version_conflict`; the same as `If-Match: "3"`. Absent: change it whatever its version.
     #[diesel(skip_update)]
@@ -272,7 +325,7 @@ fn check_price(price: &BigDecimal) -> Result<(), ShopError> {
 /// Adds a product.
 pub async fn create_product(
     conn: &mut AsyncPgConnection,
-    new: NewProduct,
+    mut new: NewProduct,
 ) -> Result<Product, ShopError> {
     check_product(
         &new.sku,
@@ -281,6 +334,9 @@ pub async fn create_product(
         Some(new.stock),
         new.low_stock_threshold,
     )?;
+    let (a, u) = check_taxation(Some(&new.igv_affectation), Some(&new.unit_code))?;
+    new.igv_affectation = a.unwrap_or_default();
+    new.unit_code = u.unwrap_or_default();
     match diesel::insert_into(products::table)
         .values(&new)
         .returning(Product::as_returning())
@@ -331,9 +387,12 @@ pub async fn get_product(conn: &mut AsyncPgConnection, id: i64) -> Result<Produc
 pub async fn update_product(
     conn: &mut AsyncPgConnection,
     id: i64,
-    patch: ProductPatch,
+    mut patch: ProductPatch,
 ) -> Result<Product, ShopError> {
     let current = get_product(conn, id).await?;
+    let (a, u) = check_taxation(patch.igv_affectation.as_deref(), patch.unit_code.as_deref())?;
+    patch.igv_affectation = a;
+    patch.unit_code = u;
     check_product(
         &current.sku,
         patch.name.as_deref().unwrap_or(&current.name),
@@ -347,7 +406,13 @@ pub async fn update_product(
     if let Some(expected) = expected.filter(|v| *v != current.version) {
         return Err(version_conflict(id, expected, current.version));
     }
-    if patch.name.is_none() && patch.unit_price.is_none() && patch.low_stock_threshold.is_none() {
+    if patch.name.is_none()
+        && patch.unit_price.is_none()
+        && patch.low_stock_threshold.is_none()
+        && patch.igv_affectation.is_none()
+        && patch.unit_code.is_none()
+        && patch.icbper.is_none()
+    {
         return Ok(current);
     }
     let mut update = diesel::update(products::table.find(id))

@@ -115,6 +115,15 @@ impl From<diesel::result::Error> for StockError {
     }
 }
 
+/// How a product is taxed (catálogo 07 affectation, catálogo 03 unit, ICBPER), as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = products, check_for_backend(diesel::pg::Pg))]
+pub struct ProductTaxation {
+    pub igv_affectation: String,
+    pub unit_code: String,
+    pub icbper: bool,
+}
+
 /// A line as taken, with what its product says now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Taken {
@@ -123,6 +132,7 @@ pub struct Taken {
     pub name: String,
     pub unit_price: BigDecimal,
     pub quantity: i32,
+    pub taxation: ProductTaxation,
 }
 
 /// Takes the stock of every line, in product-id order, inside the caller's transaction: one
@@ -138,24 +148,30 @@ pub async fn take_stock(
     let mut taken = Vec::with_capacity(lines.len());
     let mut looked = false;
     while let Some(line) = lines.get(taken.len()) {
-        let row: Option<(String, String, BigDecimal)> =
+        let row: Option<(String, String, BigDecimal, ProductTaxation)> =
             diesel::update(products::table.find(line.product_id))
                 .filter(products::stock.ge(line.quantity))
                 .set((
                     products::stock.eq(products::stock - line.quantity),
                     products::version.eq(products::version + 1),
                 ))
-                .returning((products::sku, products::name, products::unit_price))
+                .returning((
+                    products::sku,
+                    products::name,
+                    products::unit_price,
+                    ProductTaxation::as_returning(),
+                ))
                 .get_result(conn)
                 .await
                 .optional()?;
         match row {
-            Some((sku, name, unit_price)) => taken.push(Taken {
+            Some((sku, name, unit_price, taxation)) => taken.push(Taken {
                 product_id: line.product_id,
                 sku,
                 name,
                 unit_price,
                 quantity: line.quantity,
+                taxation,
             }),
             // Refused, and nothing changed since (the look holds the locks): every fault, named.
             None if looked => return Err(refusal(conn, request, taken.len()).await?),

@@ -27,6 +27,9 @@ async fn sales_of(conn: &mut AsyncPgConnection, n: usize) -> anyhow::Result<Vec<
             unit_price: "2.50".parse()?,
             stock: 1000,
             low_stock_threshold: 1,
+            igv_affectation: "10".into(),
+            unit_code: "NIU".into(),
+            icbper: false,
         },
     )
     .await?;
@@ -40,6 +43,8 @@ async fn sales_of(conn: &mut AsyncPgConnection, n: usize) -> anyhow::Result<Vec<
             items: Some(vec![SaleItemInput {
                 product_id: p.id,
                 quantity: 1,
+                discount: None,
+                free: false,
             }]),
             ..Default::default()
         };

@@ -3,9 +3,14 @@
 
 use std::fmt;
 
-use bigdecimal::{BigDecimal, RoundingMode};
+use bigdecimal::BigDecimal;
 use chrono::{NaiveDate, NaiveTime};
 use serde::{Deserialize, Serialize};
+
+use crate::taxation::{
+    self, icbper_on, igv_rate_on, Affectation, Discount, DocumentTotals, LineAmounts, LineInput,
+    TaxError, UnitCode,
+};
 
 /// What is wrong with a document value, with the value and what is expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -28,6 +33,12 @@ pub enum DocumentError {
     InvalidLine { index: usize, why: String },
     #[error("a receipt needs at least one line")]
     NoLines,
+    #[error("line {index}: {source}")]
+    Tax {
+        index: usize,
+        #[source]
+        source: TaxError,
+    },
 }
 
 /// A RUC (Registro Único de Contribuyentes): 11 digits whose last one is a mod-11 check digit.
@@ -335,24 +346,31 @@ pub struct Company {
     pub establishment_code: String,
 }
 
-/// One line of the receipt. Prices include IGV (18%), as a POS shows them.
+/// One line of the receipt. Prices include IGV, as a POS shows them; how a line is taxed is in
+/// [`crate::taxation`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line {
     /// The product's code (SKU).
     pub code: String,
     pub description: String,
-    pub quantity: i64,
-    /// Unit price with IGV, 2 decimals.
+    /// Above 0, up to 3 decimals (whole for a product sold in units).
+    pub quantity: BigDecimal,
+    /// Catálogo 03 (NIU unless the product says otherwise).
+    #[serde(default)]
+    pub unit_code: UnitCode,
+    /// Unit price with IGV, 2 decimals (the referential price of a free line).
     pub unit_price: BigDecimal,
-}
-
-/// The IGV rate: 18%.
-pub fn igv_rate() -> BigDecimal {
-    BigDecimal::new(18.into(), 2)
-}
-
-fn round2(v: &BigDecimal) -> BigDecimal {
-    v.with_scale_round(2, RoundingMode::HalfUp)
+    /// Catálogo 07 (10 gravado unless the product says otherwise).
+    #[serde(default)]
+    pub affectation: Affectation,
+    /// A plastic bag subject to ICBPER (tributo 7152).
+    #[serde(default)]
+    pub icbper: bool,
+    #[serde(default)]
+    pub discount: Option<Discount>,
+    /// Given, not sold ("transferencia gratuita").
+    #[serde(default)]
+    pub free: bool,
 }
 
 /// The longest product code SUNAT takes without an observation (4269 "El dato ingresado como
@@ -371,39 +389,35 @@ impl Line {
         ((1..=MAX_PRODUCT_CODE_CHARS).contains(&len) && !has_other_whitespace(code)).then_some(code)
     }
 
-    /// Price with IGV times quantity.
-    pub fn total(&self) -> BigDecimal {
-        round2(&(&self.unit_price * BigDecimal::from(self.quantity)))
+    /// A gravado line in units (NIU), without discount: what every line was before issue 16.
+    pub fn new(code: &str, description: &str, quantity: i64, unit_price: BigDecimal) -> Self {
+        Self {
+            code: code.into(),
+            description: description.into(),
+            quantity: BigDecimal::from(quantity),
+            unit_code: UnitCode::NIU,
+            unit_price,
+            affectation: Affectation::GRAVADO,
+            icbper: false,
+            discount: None,
+            free: false,
+        }
     }
 
-    /// The line's value without IGV (`LineExtensionAmount`): total / 1.18, 2 decimals.
-    pub fn value(&self) -> BigDecimal {
-        round2(&(self.total() / (BigDecimal::from(1) + igv_rate())))
-    }
-
-    /// The line's IGV: total - value, so value + IGV is the total to the cent.
-    pub fn igv(&self) -> BigDecimal {
-        self.total() - self.value()
-    }
-
-    /// Unit value without IGV (`Price/PriceAmount`), up to 10 decimals as SUNAT allows.
-    pub fn unit_value(&self) -> BigDecimal {
-        (&self.unit_price / (BigDecimal::from(1) + igv_rate()))
-            .with_scale_round(10, RoundingMode::HalfUp)
-            .normalized()
+    /// The line as [`crate::taxation::line_amounts`] reads it.
+    pub fn input(&self) -> LineInput<'_> {
+        LineInput {
+            quantity: &self.quantity,
+            unit_price: &self.unit_price,
+            affectation: self.affectation,
+            discount: self.discount.as_ref(),
+            icbper: self.icbper,
+        }
     }
 }
 
-/// Totals of a receipt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Totals {
-    /// Sum of the lines' values without IGV (`LineExtensionAmount`, gravada).
-    pub subtotal: BigDecimal,
-    /// Sum of the lines' IGV.
-    pub igv: BigDecimal,
-    /// subtotal + igv (`PayableAmount`).
-    pub total: BigDecimal,
-}
+/// Totals of a receipt (see [`DocumentTotals`]).
+pub type Totals = DocumentTotals;
 
 /// A receipt to send: everything the XML, the PDF and the QR need.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -437,12 +451,8 @@ impl Receipt {
         }
         let zero = BigDecimal::from(0);
         for (index, l) in self.lines.iter().enumerate() {
-            if l.quantity <= 0 {
-                return Err(DocumentError::InvalidLine {
-                    index,
-                    why: format!("quantity {} must be > 0", l.quantity),
-                });
-            }
+            taxation::check_quantity(&l.quantity, true)
+                .map_err(|source| DocumentError::Tax { index, source })?;
             if l.unit_price <= zero {
                 return Err(DocumentError::InvalidLine {
                     index,
@@ -450,6 +460,7 @@ impl Receipt {
                 });
             }
         }
+        self.amounts()?;
         if !is_registration_name(&self.customer.name) {
             return Err(DocumentError::InvalidCustomerName(
                 self.customer.name.clone(),
@@ -479,22 +490,40 @@ impl Receipt {
         )
     }
 
-    pub fn totals(&self) -> Totals {
-        let zero = BigDecimal::from(0);
-        let subtotal = self.lines.iter().fold(zero.clone(), |a, l| a + l.value());
-        let igv = self.lines.iter().fold(zero, |a, l| a + l.igv());
-        let total = &subtotal + &igv;
-        Totals {
-            subtotal: round2(&subtotal),
-            igv: round2(&igv),
-            total: round2(&total),
-        }
+    /// The IGV rate in force on the issue date.
+    pub fn igv_rate(&self) -> BigDecimal {
+        igv_rate_on(self.issue_date)
+    }
+
+    /// Every line's amounts, with the IGV rate and ICBPER amount of the issue date.
+    pub fn amounts(&self) -> Result<Vec<LineAmounts>, DocumentError> {
+        let rate = self.igv_rate();
+        let icbper = icbper_on(self.issue_date);
+        self.lines
+            .iter()
+            .enumerate()
+            .map(|(index, l)| {
+                if l.icbper && icbper.is_none() {
+                    return Err(DocumentError::Tax {
+                        index,
+                        source: TaxError::IcbperNotInForce(self.issue_date),
+                    });
+                }
+                taxation::line_amounts(l.input(), l.free, &rate, icbper.as_ref())
+                    .map_err(|source| DocumentError::Tax { index, source })
+            })
+            .collect()
+    }
+
+    /// The receipt's totals: sums of its lines' rounded amounts.
+    pub fn totals(&self) -> Result<Totals, DocumentError> {
+        Ok(DocumentTotals::of(&self.amounts()?))
     }
 
     /// The QR content of `sunat.md`: `RUC|TIPO|SERIE|NUMERO|IGV|TOTAL|YYYY-MM-DD|TIPO_DOC_ADQ|NUM_DOC_ADQ|DIGEST_VALUE|`.
-    pub fn qr_content(&self, digest_value: &str) -> String {
-        let t = self.totals();
-        format!(
+    pub fn qr_content(&self, digest_value: &str) -> Result<String, DocumentError> {
+        let t = self.totals()?;
+        Ok(format!(
             "{}|{}|{}|{}|{}|{}|{}|{}|{}|{}|",
             self.company.ruc,
             self.doc_type.code(),
@@ -506,7 +535,7 @@ impl Receipt {
             self.customer.doc_type.code(),
             self.customer.doc_number,
             digest_value
-        )
+        ))
     }
 }
 
@@ -576,12 +605,7 @@ mod tests {
 
     #[test]
     fn a_product_code_over_30_characters_is_left_out() {
-        let line = |code: &str| Line {
-            code: code.into(),
-            description: "x".into(),
-            quantity: 1,
-            unit_price: BigDecimal::from(1),
-        };
+        let line = |code: &str| Line::new(code, "x", 1, BigDecimal::from(1));
         let thirty = "A".repeat(30);
         assert_eq!(line(&thirty).sunat_code(), Some(thirty.as_str()));
         assert_eq!(line(" INKA 500 ").sunat_code(), Some("INKA 500"));
@@ -593,20 +617,20 @@ mod tests {
 
     #[test]
     fn totals_add_up_to_the_cent() {
-        let line = |p: &str, q| Line {
-            code: "X".into(),
-            description: "x".into(),
-            quantity: q,
-            unit_price: p.parse().unwrap(),
-        };
-        let lines = vec![line("10.00", 3), line("2.50", 1), line("0.10", 7)];
-        let total: BigDecimal = lines.iter().map(Line::total).sum();
+        let line = |p: &str, q| Line::new("X", "x", q, p.parse().unwrap());
+        let rate = igv_rate_on(NaiveDate::from_ymd_opt(2025, 3, 14).unwrap());
+        let lines = [line("10.00", 3), line("2.50", 1), line("0.10", 7)];
+        let amounts: Vec<_> = lines
+            .iter()
+            .map(|l| taxation::line_amounts(l.input(), false, &rate, None).unwrap())
+            .collect();
+        let total: BigDecimal = amounts.iter().map(|a| a.payable.clone()).sum();
         assert_eq!(total, "33.20".parse::<BigDecimal>().unwrap());
-        for l in &lines {
-            assert_eq!(l.value() + l.igv(), l.total());
+        for a in &amounts {
+            assert_eq!(&a.value + &a.igv, a.gross);
         }
         // 30.00 / 1.18 = 25.42; 2.50 / 1.18 = 2.12; 0.70 / 1.18 = 0.59
-        let value: BigDecimal = lines.iter().map(Line::value).sum();
+        let value: BigDecimal = amounts.iter().map(|a| a.value.clone()).sum();
         assert_eq!(value, "28.13".parse::<BigDecimal>().unwrap());
     }
 }

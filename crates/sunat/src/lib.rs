@@ -16,6 +16,7 @@ pub mod printable;
 pub mod sign;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod taxation;
 pub mod testcert;
 pub mod ubl;
 
@@ -27,3 +28,4 @@ pub use document::{
 pub use outcome::Outcome;
 pub use prepare::{prepare, signed_sha256, PrepareError, Prepared};
 pub use sign::{verify, SignError, Signed, Signer, Verified, VerifyError};
+pub use taxation::{Affectation, Discount, TaxError, TaxScheme, UnitCode};

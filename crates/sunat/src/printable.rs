@@ -13,7 +13,7 @@ use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
-use bigdecimal::{BigDecimal, RoundingMode};
+use bigdecimal::{BigDecimal, RoundingMode, Zero};
 use encoding_rs::WINDOWS_1252;
 use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder};
@@ -22,6 +22,10 @@ use qrcode::types::QrError;
 use qrcode::{Color, EcLevel, QrCode};
 
 use crate::document::{CustomerDocType, DocumentError, DocumentType, Receipt};
+use crate::taxation::{
+    self, amount_in_words, Discount, DocumentTotals, LineAmounts, TaxBase, TaxScheme, UnitCode,
+};
+use crate::ubl::decimal;
 
 /// Why a receipt could not be printed.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +119,18 @@ pub fn qr_png(content: &str) -> Result<Vec<u8>, PrintError> {
     Ok(png)
 }
 
+/// The QR code of a receipt ([`Receipt::qr_content`]) as PNG bytes ([`qr_png`]).
+pub fn receipt_qr_png(receipt: &Receipt, digest_value: &str) -> Result<Vec<u8>, PrintError> {
+    let content =
+        receipt
+            .qr_content(digest_value)
+            .map_err(|source| PrintError::InvalidReceipt {
+                id: receipt.id(),
+                source,
+            })?;
+    qr_png(&content)
+}
+
 /// The printed receipt as a one-page PDF (80 mm ticket): title, company, number, date, customer,
 /// items, totals, observations (e.g. SUNAT's notes on an accepted receipt; may be empty), the
 /// digest value ("valor resumen") and the QR code of [`Receipt::qr_content`].
@@ -123,14 +139,14 @@ pub fn receipt_pdf(
     digest_value: &str,
     observations: &[String],
 ) -> Result<Vec<u8>, PrintError> {
-    receipt
-        .validate()
-        .map_err(|source| PrintError::InvalidReceipt {
-            id: receipt.id(),
-            source,
-        })?;
-    let qr = QrMatrix::new(&receipt.qr_content(digest_value))?;
-    let layout = lay_out(receipt, digest_value, observations);
+    let invalid = |source| PrintError::InvalidReceipt {
+        id: receipt.id(),
+        source,
+    };
+    receipt.validate().map_err(invalid)?;
+    let amounts = receipt.amounts().map_err(invalid)?;
+    let qr = QrMatrix::new(&receipt.qr_content(digest_value).map_err(invalid)?)?;
+    let layout = lay_out(receipt, &amounts, digest_value, observations);
     let height = layout.y + MARGIN;
     if height > MAX_PAGE_SIDE {
         return Err(PrintError::TooLong {
@@ -153,7 +169,7 @@ pub fn write_files(
 ) -> Result<PrintedFiles, PrintError> {
     let dir = dir.as_ref();
     let pdf_bytes = receipt_pdf(receipt, digest_value, observations)?;
-    let qr_png_bytes = qr_png(&receipt.qr_content(digest_value))?;
+    let qr_png_bytes = receipt_qr_png(receipt, digest_value)?;
     fs::create_dir_all(dir).map_err(|source| PrintError::Io {
         path: dir.to_owned(),
         source,
@@ -492,7 +508,12 @@ fn customer_doc_label(doc: CustomerDocType) -> &'static str {
     }
 }
 
-fn lay_out(receipt: &Receipt, digest_value: &str, observations: &[String]) -> Layout {
+fn lay_out(
+    receipt: &Receipt,
+    amounts: &[LineAmounts],
+    digest_value: &str,
+    observations: &[String],
+) -> Layout {
     let mut l = Layout::new();
     let sym = currency_symbol(&receipt.currency);
 
@@ -560,7 +581,7 @@ fn lay_out(receipt: &Receipt, digest_value: &str, observations: &[String]) -> La
     l.put(y, Align::Right(price_right), Font::Bold, size, "P. UNIT.");
     l.put(y, Align::Right(amount_right), Font::Bold, size, "IMPORTE");
     l.gap(2.0);
-    for line in &receipt.lines {
+    for (line, a) in receipt.lines.iter().zip(amounts) {
         let description = printable_text(&line.description);
         let wrapped = wrap(&description, Font::Regular, size, desc_width);
         let y = l.next_line(size);
@@ -569,7 +590,7 @@ fn lay_out(receipt: &Receipt, digest_value: &str, observations: &[String]) -> La
             Align::Right(qty_right),
             Font::Regular,
             size,
-            &line.quantity.to_string(),
+            &decimal(&line.quantity, 0, taxation::QUANTITY_DECIMALS),
         );
         l.put(
             y,
@@ -578,39 +599,116 @@ fn lay_out(receipt: &Receipt, digest_value: &str, observations: &[String]) -> La
             size,
             &money(&line.unit_price),
         );
+        let charged = if a.is_free() {
+            BigDecimal::from(0)
+        } else {
+            a.gross.clone()
+        };
         l.put(
             y,
             Align::Right(amount_right),
             Font::Regular,
             size,
-            &money(&line.total()),
+            &money(&charged),
         );
         for (i, text) in wrapped.iter().enumerate() {
             let y = if i == 0 { y } else { l.next_line(size) };
             l.put(y, Align::Left(desc_left), Font::Regular, size, text);
         }
+        // What sets the line apart: its unit when not NIU, its affectation when not gravado, a
+        // free line, its discount, its ICBPER.
+        let mut notes: Vec<(String, Option<BigDecimal>)> = Vec::new();
+        if line.unit_code != UnitCode::NIU {
+            notes.push((
+                format!("{} ({})", line.unit_code.name(), line.unit_code),
+                None,
+            ));
+        }
+        if a.is_free() {
+            notes.push((
+                format!(
+                    "GRATUITO, {} (valor referencial {})",
+                    a.affectation.base().label(),
+                    money(&a.gross)
+                ),
+                None,
+            ));
+        } else if a.affectation.base() != TaxBase::Gravado {
+            notes.push((a.affectation.base().label().to_uppercase(), None));
+        }
+        if !a.discount.is_zero() {
+            let what = match &line.discount {
+                Some(Discount::Percent(p)) => format!("Descuento {}%", p.normalized()),
+                _ => "Descuento".to_owned(),
+            };
+            notes.push((what, Some(-a.discount.clone())));
+        }
+        if let Some(rate) = &a.icbper_rate {
+            notes.push((
+                format!("ICBPER {} x {}", decimal(&line.quantity, 0, 0), money(rate)),
+                Some(a.icbper.clone()),
+            ));
+        }
+        for (text, amount) in notes {
+            let y = l.next_line(SMALL);
+            l.put(y, Align::Left(desc_left), Font::Regular, SMALL, &text);
+            if let Some(v) = amount {
+                l.put(
+                    y,
+                    Align::Right(amount_right),
+                    Font::Regular,
+                    SMALL,
+                    &money(&v),
+                );
+            }
+        }
     }
     l.rule();
 
-    // Totals.
-    let totals = receipt.totals();
-    l.label_value(
-        Font::Regular,
-        BODY,
-        "OP. GRAVADA",
-        &format!("{sym} {}", money(&totals.subtotal)),
-    );
-    l.label_value(
-        Font::Regular,
-        BODY,
-        "IGV 18%",
-        &format!("{sym} {}", money(&totals.igv)),
-    );
+    // Totals: each base the receipt uses, the discounts, the IGV, the ICBPER, the total and the
+    // amount in words.
+    let totals = DocumentTotals::of(amounts);
+    let used = |s: TaxScheme| amounts.iter().any(|a| a.scheme == s);
+    let mut rows: Vec<(String, &BigDecimal)> = Vec::new();
+    if used(TaxScheme::Igv) || amounts.iter().all(|a| a.is_free()) {
+        rows.push(("OP. GRAVADA".into(), &totals.gravada));
+    }
+    if used(TaxScheme::Exo) {
+        rows.push(("OP. EXONERADA".into(), &totals.exonerada));
+    }
+    if used(TaxScheme::Ina) {
+        rows.push(("OP. INAFECTA".into(), &totals.inafecta));
+    }
+    if used(TaxScheme::Gra) {
+        rows.push(("OP. GRATUITA".into(), &totals.gratuita));
+    }
+    if !totals.discounts.is_zero() {
+        rows.push(("DESCUENTOS".into(), &totals.discounts));
+    }
+    let rate = receipt.igv_rate() * BigDecimal::from(100);
+    rows.push((format!("IGV {}%", rate.normalized()), &totals.igv));
+    if amounts.iter().any(|a| a.icbper_rate.is_some()) {
+        rows.push(("ICBPER".into(), &totals.icbper));
+    }
+    for (label, value) in rows {
+        l.label_value(
+            Font::Regular,
+            BODY,
+            &label,
+            &format!("{sym} {}", money(value)),
+        );
+    }
     l.label_value(
         Font::Bold,
         8.5,
         "IMPORTE TOTAL",
         &format!("{sym} {}", money(&totals.total)),
+    );
+    l.paragraph(
+        Align::Left(MARGIN),
+        Font::Regular,
+        BODY,
+        &amount_in_words(&totals.total, &receipt.currency),
     );
     l.rule();
 

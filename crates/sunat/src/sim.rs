@@ -39,6 +39,19 @@
 //! to 1500 characters without line breaks or tabs is rejected with CDR 2022 "RegistrationName -
 //! El dato ingresado no cumple con el estandar".
 //!
+//! The sums SUNAT checks (`sim/sums.rs`), with its tolerance of ± 1 where the rule has one, reject
+//! the receipt with their CDR code: each line's scheme id, name and type code against catálogo 05
+//! (2036, 3051, 2377) and its affectation code against its scheme (2040); a line's IGV against
+//! rate x base (3103), zero IGV on exonerado, inafecto and their free lines (3110), the line's
+//! TaxAmount (3292), its value against unit value x quantity - discounts 00 (3271), a discount
+//! against base x factor (3290), a free line's price 0 (2640); each scheme's document subtotal
+//! present (2638) and equal to its lines' sums (3277 gravado, 3275 exonerado, 3274 inafecto, 3276
+//! gratuito, 3302 free IGV, 3306 ICBPER), the document IGV against rate x base (3291), zero tax
+//! on 9997/9998 (3000), TaxTotal (3294), legend 1002 with a free total (2416), and
+//! LegalMonetaryTotal's LineExtensionAmount (3278), TaxInclusiveAmount (3279) and PayableAmount
+//! (3280). An ICBPER line whose amount is not bags x amount per bag, or whose amount per bag is
+//! not the one in force on the issue date, is accepted with 4318 or 4237.
+//!
 //! # Faults the checks answer (HTTP 500)
 //! 0101 no WS-Security header · 0102 wrong user or password · 0151 bad zip file name ·
 //! 0154 file RUC is not the user's RUC · 0155 empty zip · 0156 corrupt zip or base64 ·
@@ -65,6 +78,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+
+mod sums;
 
 use crate::archive;
 use crate::client::{NS_SOAP_ENV, NS_WSSE};
@@ -883,7 +898,14 @@ fn check_document(name: &FileName, request: &Request) -> Result<Checked, Fault> 
         };
         Fault::client(e.sunat_code(), &text)
     })?;
-    Ok(check_content(root, name.doc_type))
+    let mut checked = check_content(root, name.doc_type);
+    // The sums of the lines and totals, and the tax schemes against the affectations.
+    let sums = sums::check(root);
+    checked.notes.extend(sums.notes);
+    if checked.rejection.is_none() {
+        checked.rejection = sums.rejection;
+    }
+    Ok(checked)
 }
 
 /// SUNAT's format rules on the buyer and the items that the simulator answers.

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use bigdecimal::{BigDecimal, RoundingMode};
 
 use crate::document::{DocumentError, DocumentType, Receipt};
+use crate::taxation::{self, amount_in_words, DocumentTotals, FREE_LEGEND};
 
 pub const NS_INVOICE: &str = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2";
 pub const NS_CAC: &str = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2";
@@ -21,7 +22,8 @@ pub fn invoice_xml(receipt: &Receipt) -> Result<String, DocumentError> {
     receipt.validate()?;
     let mut w = Xml::default();
     let cur = receipt.currency.as_str();
-    let totals = receipt.totals();
+    let amounts = receipt.amounts()?;
+    let totals = DocumentTotals::of(&amounts);
     let company = &receipt.company;
 
     w.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
@@ -53,6 +55,16 @@ pub fn invoice_xml(receipt: &Receipt) -> Result<String, DocumentError> {
         &[("listID", "0101")],
         receipt.doc_type.code(),
     );
+    // Legends (catálogo 52): the amount in words, and the free-transfer legend when a line is
+    // free (2416 asks for a free total above 0 with it, which a free line makes).
+    w.leaf(
+        "cbc:Note",
+        &[("languageLocaleID", "1000")],
+        &amount_in_words(&totals.total, cur),
+    );
+    if amounts.iter().any(|a| a.is_free()) {
+        w.leaf("cbc:Note", &[("languageLocaleID", "1002")], FREE_LEGEND);
+    }
     w.leaf("cbc:DocumentCurrencyCode", &[], cur);
 
     // cac:Signature: who signed and where the ds:Signature is.
@@ -122,56 +134,17 @@ pub fn invoice_xml(receipt: &Receipt) -> Result<String, DocumentError> {
         w.close("cac:PaymentTerms");
     }
 
-    // Document taxes.
-    w.open("cac:TaxTotal");
-    w.amount("cbc:TaxAmount", cur, &totals.igv);
-    w.open("cac:TaxSubtotal");
-    w.amount("cbc:TaxableAmount", cur, &totals.subtotal);
-    w.amount("cbc:TaxAmount", cur, &totals.igv);
-    w.open("cac:TaxCategory");
-    igv_scheme(&mut w);
-    w.close("cac:TaxCategory");
-    w.close("cac:TaxSubtotal");
-    w.close("cac:TaxTotal");
+    taxation::write_document_taxes(&mut w, cur, &totals, &amounts);
 
-    w.open("cac:LegalMonetaryTotal");
-    w.amount("cbc:LineExtensionAmount", cur, &totals.subtotal);
-    w.amount("cbc:TaxInclusiveAmount", cur, &totals.total);
-    w.amount("cbc:PayableAmount", cur, &totals.total);
-    w.close("cac:LegalMonetaryTotal");
-
-    for (i, line) in receipt.lines.iter().enumerate() {
+    for (i, (line, a)) in receipt.lines.iter().zip(&amounts).enumerate() {
         w.open("cac:InvoiceLine");
         w.leaf("cbc:ID", &[], &(i + 1).to_string());
         w.leaf(
             "cbc:InvoicedQuantity",
-            &[("unitCode", "NIU")],
-            &line.quantity.to_string(),
+            &[("unitCode", line.unit_code.as_str())],
+            &decimal(&line.quantity, 0, taxation::QUANTITY_DECIMALS),
         );
-        w.amount("cbc:LineExtensionAmount", cur, &line.value());
-        w.open("cac:PricingReference");
-        w.open("cac:AlternativeConditionPrice");
-        w.leaf(
-            "cbc:PriceAmount",
-            &[("currencyID", cur)],
-            &decimal(&line.unit_price, 2, 10),
-        );
-        w.leaf("cbc:PriceTypeCode", &[], "01");
-        w.close("cac:AlternativeConditionPrice");
-        w.close("cac:PricingReference");
-        w.open("cac:TaxTotal");
-        w.amount("cbc:TaxAmount", cur, &line.igv());
-        w.open("cac:TaxSubtotal");
-        w.amount("cbc:TaxableAmount", cur, &line.value());
-        w.amount("cbc:TaxAmount", cur, &line.igv());
-        w.open("cac:TaxCategory");
-        w.leaf("cbc:ID", &[], "S");
-        w.leaf("cbc:Percent", &[], "18");
-        w.leaf("cbc:TaxExemptionReasonCode", &[], "10");
-        igv_scheme(&mut w);
-        w.close("cac:TaxCategory");
-        w.close("cac:TaxSubtotal");
-        w.close("cac:TaxTotal");
+        taxation::write_line_taxes(&mut w, cur, a);
         w.open("cac:Item");
         w.leaf("cbc:Description", &[], &line.description);
         // Left out when SUNAT would observe it (4269); see `Line::sunat_code`.
@@ -185,21 +158,13 @@ pub fn invoice_xml(receipt: &Receipt) -> Result<String, DocumentError> {
         w.leaf(
             "cbc:PriceAmount",
             &[("currencyID", cur)],
-            &decimal(&line.unit_value(), 2, 10),
+            &decimal(&a.unit_value, 2, 10),
         );
         w.close("cac:Price");
         w.close("cac:InvoiceLine");
     }
     w.raw("</Invoice>\n");
     Ok(w.out)
-}
-
-fn igv_scheme(w: &mut Xml) {
-    w.open("cac:TaxScheme");
-    w.leaf("cbc:ID", &[], "1000");
-    w.leaf("cbc:Name", &[], "IGV");
-    w.leaf("cbc:TaxTypeCode", &[], "VAT");
-    w.close("cac:TaxScheme");
 }
 
 /// A decimal in plain notation with at least `min` and at most `max` decimals (`12.50`,
@@ -256,35 +221,35 @@ fn is_xml_char(c: char) -> bool {
 /// A tiny indenting writer: every text value goes through [`escape_text`], every attribute
 /// through [`escape_attr`].
 #[derive(Default)]
-struct Xml {
-    out: String,
+pub(crate) struct Xml {
+    pub(crate) out: String,
     depth: usize,
 }
 
 impl Xml {
-    fn raw(&mut self, s: &str) {
+    pub(crate) fn raw(&mut self, s: &str) {
         self.out.push_str(s);
     }
 
-    fn indent(&mut self) {
+    pub(crate) fn indent(&mut self) {
         for _ in 0..=self.depth {
             self.out.push_str("  ");
         }
     }
 
-    fn open(&mut self, name: &str) {
+    pub(crate) fn open(&mut self, name: &str) {
         self.indent();
         let _ = writeln!(self.out, "<{name}>");
         self.depth += 1;
     }
 
-    fn close(&mut self, name: &str) {
+    pub(crate) fn close(&mut self, name: &str) {
         self.depth = self.depth.saturating_sub(1);
         self.indent();
         let _ = writeln!(self.out, "</{name}>");
     }
 
-    fn leaf(&mut self, name: &str, attrs: &[(&str, &str)], text: &str) {
+    pub(crate) fn leaf(&mut self, name: &str, attrs: &[(&str, &str)], text: &str) {
         self.indent();
         let _ = write!(self.out, "<{name}");
         for (k, v) in attrs {
@@ -293,7 +258,7 @@ impl Xml {
         let _ = writeln!(self.out, ">{}</{name}>", escape_text(text));
     }
 
-    fn amount(&mut self, name: &str, currency: &str, v: &BigDecimal) {
+    pub(crate) fn amount(&mut self, name: &str, currency: &str, v: &BigDecimal) {
         self.leaf(name, &[("currencyID", currency)], &decimal(v, 2, 2));
     }
 }

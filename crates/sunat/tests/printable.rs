@@ -18,12 +18,7 @@ fn price(s: &str) -> BigDecimal {
 }
 
 fn line(code: &str, description: &str, quantity: i64, unit_price: &str) -> Line {
-    Line {
-        code: code.into(),
-        description: description.into(),
-        quantity,
-        unit_price: price(unit_price),
-    }
+    Line::new(code, description, quantity, price(unit_price))
 }
 
 fn company() -> Company {
@@ -175,14 +170,17 @@ fn boleta_pdf_renders_with_its_text_and_a_readable_qr() {
 
     // The QR code embedded in the page decodes to the receipt's QR content.
     let sharp = render(&files.pdf_path, 200);
-    assert_eq!(decode_qr(&sharp), vec![receipt.qr_content(DIGEST)]);
+    assert_eq!(
+        decode_qr(&sharp),
+        vec![receipt.qr_content(DIGEST).expect("valid receipt")]
+    );
     std::fs::copy(&sharp, &sample).expect("copy the sample page");
 }
 
 #[test]
 fn qr_png_decodes_to_the_receipt_qr_content() {
     let receipt = boleta();
-    let content = receipt.qr_content(DIGEST);
+    let content = receipt.qr_content(DIGEST).expect("valid receipt");
     assert_eq!(
         content,
         format!("20100066603|03|B001|123|18.00|118.00|2025-03-14|1|12345678|{DIGEST}|")
@@ -217,7 +215,10 @@ fn factura_prints_its_own_title_and_buyer() {
         "no observations given:\n{text}"
     );
     let png = dir.path().join(format!("{}.png", receipt.file_stem()));
-    assert_eq!(decode_qr(&png), vec![receipt.qr_content(DIGEST)]);
+    assert_eq!(
+        decode_qr(&png),
+        vec![receipt.qr_content(DIGEST).expect("valid receipt")]
+    );
 }
 
 #[test]

@@ -172,6 +172,9 @@ async fn sales_of(pool: &PgPool, n: usize, send: bool) -> anyhow::Result<Vec<Sal
             unit_price: "1.50".parse()?,
             stock: 100,
             low_stock_threshold: 1,
+            igv_affectation: "10".into(),
+            unit_code: "NIU".into(),
+            icbper: false,
         },
     )
     .await?;
@@ -185,6 +188,8 @@ async fn sales_of(pool: &PgPool, n: usize, send: bool) -> anyhow::Result<Vec<Sal
             items: Some(vec![SaleItemInput {
                 product_id: p.id,
                 quantity: 1,
+                discount: None,
+                free: false,
             }]),
             send: Some(send),
             ..Default::default()
@@ -230,6 +235,8 @@ async fn a_sale_made_with_send_has_its_job_and_a_refused_sale_none() -> anyhow::
             items: Some(vec![SaleItemInput {
                 product_id: sent[0].items[0].product_id.unwrap_or_default(),
                 quantity: 1_000,
+                discount: None,
+                free: false,
             }]),
             send: Some(true),
             ..Default::default()
@@ -382,6 +389,9 @@ async fn sale_issued(pool: &PgPool, doc_type: &str, days_ago: u64) -> anyhow::Re
             unit_price: "4.20".parse()?,
             stock: 10,
             low_stock_threshold: 1,
+            igv_affectation: "10".into(),
+            unit_code: "NIU".into(),
+            icbper: false,
         },
     )
     .await?;
@@ -402,6 +412,8 @@ async fn sale_issued(pool: &PgPool, doc_type: &str, days_ago: u64) -> anyhow::Re
             items: Some(vec![SaleItemInput {
                 product_id: p.id,
                 quantity: 1,
+                discount: None,
+                free: false,
             }]),
             send: Some(false),
             ..Default::default()

@@ -132,6 +132,9 @@ async fn product(
             unit_price: price.parse()?,
             stock,
             low_stock_threshold: threshold,
+            igv_affectation: "10".into(),
+            unit_code: "NIU".into(),
+            icbper: false,
         },
     )
     .await?)
@@ -157,6 +160,8 @@ async fn sale(
                 .map(|&(product_id, quantity)| SaleItemInput {
                     product_id,
                     quantity,
+                    discount: None,
+                    free: false,
                 })
                 .collect(),
         ),

@@ -28,6 +28,9 @@ async fn release_job_runs_in_the_worker() -> anyhow::Result<()> {
             unit_price: 3.into(),
             stock: 10,
             low_stock_threshold: 1,
+            igv_affectation: "10".into(),
+            unit_code: "NIU".into(),
+            icbper: false,
         },
     )
     .await?;

@@ -108,6 +108,9 @@ async fn sales_of(e: &Env, n: usize) -> anyhow::Result<Vec<SaleView>> {
             unit_price: "2.50".parse()?,
             stock: 10_000,
             low_stock_threshold: 1,
+            igv_affectation: "10".into(),
+            unit_code: "NIU".into(),
+            icbper: false,
         },
     )
     .await?;
@@ -122,6 +125,8 @@ async fn sales_of(e: &Env, n: usize) -> anyhow::Result<Vec<SaleView>> {
             items: Some(vec![SaleItemInput {
                 product_id: p.id,
                 quantity: 4,
+                discount: None,
+                free: false,
             }]),
             ..Default::default()
         };
@@ -619,6 +624,9 @@ async fn an_anonymous_boleta_is_accepted_without_observation() -> anyhow::Result
             unit_price: "2.50".parse()?,
             stock: 100,
             low_stock_threshold: 1,
+            igv_affectation: "10".into(),
+            unit_code: "NIU".into(),
+            icbper: false,
         },
     )
     .await?;
@@ -630,6 +638,8 @@ async fn an_anonymous_boleta_is_accepted_without_observation() -> anyhow::Result
         items: Some(vec![SaleItemInput {
             product_id: p.id,
             quantity: 2,
+            discount: None,
+            free: false,
         }]),
         ..Default::default()
     };

@@ -58,9 +58,32 @@ pub(crate) async fn run(
                 sale.customer_doc_type, sale.customer_doc_number, sale.customer_name
             )?;
             for i in &sale.items {
+                // What sets a line apart, only when it differs from a gravado unit line.
+                let mut marks = Vec::new();
+                if i.unit_code != "NIU" {
+                    marks.push(i.unit_code.clone());
+                }
+                if i.free {
+                    marks.push(format!("gratuito ({})", i.igv_affectation));
+                } else if i.igv_affectation.starts_with('2') {
+                    marks.push("exonerado".to_owned());
+                } else if i.igv_affectation.starts_with('3') {
+                    marks.push("inafecto".to_owned());
+                }
+                if money::format(&i.discount) != "0.00" {
+                    marks.push(format!("descuento {}", money::format(&i.discount)));
+                }
+                if i.icbper {
+                    marks.push(format!("ICBPER {}", money::format(&i.icbper_amount)));
+                }
+                let marks = if marks.is_empty() {
+                    String::new()
+                } else {
+                    format!("  [{}]", marks.join(", "))
+                };
                 writeln!(
                     out,
-                    "  {:>4} x {:<30} {:>10} {:>10}",
+                    "  {:>4} x {:<30} {:>10} {:>10}{marks}",
                     i.quantity,
                     i.description,
                     money::format(&i.unit_price),

@@ -30,18 +30,18 @@ pub fn boleta(correlative: i64) -> Receipt {
             .expect("valid test fixture"),
         currency: "PEN".into(),
         lines: vec![
-            Line {
-                code: "INKA-500".into(),
-                description: "Inca Kola 500 ml".into(),
-                quantity: 3,
-                unit_price: "2.50".parse().expect("valid test fixture"),
-            },
-            Line {
-                code: "PAN-01".into(),
-                description: "Pan francés <unidad> & más".into(),
-                quantity: 10,
-                unit_price: "0.30".parse().expect("valid test fixture"),
-            },
+            Line::new(
+                "INKA-500",
+                "Inca Kola 500 ml",
+                3,
+                "2.50".parse().expect("valid test fixture"),
+            ),
+            Line::new(
+                "PAN-01",
+                "Pan francés <unidad> & más",
+                10,
+                "0.30".parse().expect("valid test fixture"),
+            ),
         ],
     }
 }

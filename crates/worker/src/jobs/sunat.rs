@@ -21,7 +21,7 @@ use faena_core::Settings;
 use faena_shop::files::{write_atomic, ReceiptFiles};
 use faena_shop::jobs::{RetryFailedSendsArgs, SendSaleArgs};
 use faena_shop::sales::{self, NewSubmission, NotSendable, SaleRow, SendResult, SunatStatus};
-use faena_sunat::document::{Company, Customer, CustomerDocType, DocumentType, Line, Receipt};
+use faena_sunat::document::{Company, Customer, CustomerDocType, DocumentType, Receipt};
 use faena_sunat::{printable, Client, Outcome, Ruc, Series, Signer, SunatConfig};
 use serde_json::{json, Value};
 
@@ -431,7 +431,7 @@ impl SunatJobs {
         }
         let printed = printable::receipt_pdf(receipt, digest, &r.notes)
             .and_then(|pdf| {
-                let qr = printable::qr_png(&receipt.qr_content(digest))?;
+                let qr = printable::receipt_qr_png(receipt, digest)?;
                 Ok([(files.pdf(), pdf), (files.qr(), qr)])
             })
             .map_err(|e| JobError::Retry(anyhow::anyhow!("cannot print the receipt: {e}")))?;
@@ -524,13 +524,12 @@ impl SunatJobs {
             currency: row.currency.clone(),
             lines: items
                 .iter()
-                .map(|i| Line {
-                    code: i.sku.clone(),
-                    description: i.description.clone(),
-                    quantity: i64::from(i.quantity),
-                    unit_price: i.unit_price.clone(),
+                .enumerate()
+                .map(|(index, i)| {
+                    i.line()
+                        .map_err(|source| faena_sunat::DocumentError::Tax { index, source })
                 })
-                .collect(),
+                .collect::<Result<_, _>>()?,
         };
         receipt.validate()?;
         Ok(receipt)
