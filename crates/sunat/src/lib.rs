@@ -16,6 +16,7 @@ pub mod printable;
 pub mod sign;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod summary;
 pub mod testcert;
 pub mod ubl;
 
@@ -27,3 +28,7 @@ pub use document::{
 pub use outcome::Outcome;
 pub use prepare::{prepare, signed_sha256, PrepareError, Prepared};
 pub use sign::{verify, SignError, Signed, Signer, Verified, VerifyError};
+pub use summary::{
+    prepare_summary, prepare_voided, DailySummary, LineStatus, SummaryError, SummaryId,
+    SummaryKind, SummaryLine, VoidedDocuments, VoidedLine,
+};

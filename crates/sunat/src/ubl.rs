@@ -194,7 +194,7 @@ pub fn invoice_xml(receipt: &Receipt) -> Result<String, DocumentError> {
     Ok(w.out)
 }
 
-fn igv_scheme(w: &mut Xml) {
+pub(crate) fn igv_scheme(w: &mut Xml) {
     w.open("cac:TaxScheme");
     w.leaf("cbc:ID", &[], "1000");
     w.leaf("cbc:Name", &[], "IGV");
@@ -256,35 +256,39 @@ fn is_xml_char(c: char) -> bool {
 /// A tiny indenting writer: every text value goes through [`escape_text`], every attribute
 /// through [`escape_attr`].
 #[derive(Default)]
-struct Xml {
+pub(crate) struct Xml {
     out: String,
     depth: usize,
 }
 
 impl Xml {
-    fn raw(&mut self, s: &str) {
+    pub(crate) fn into_string(self) -> String {
+        self.out
+    }
+
+    pub(crate) fn raw(&mut self, s: &str) {
         self.out.push_str(s);
     }
 
-    fn indent(&mut self) {
+    pub(crate) fn indent(&mut self) {
         for _ in 0..=self.depth {
             self.out.push_str("  ");
         }
     }
 
-    fn open(&mut self, name: &str) {
+    pub(crate) fn open(&mut self, name: &str) {
         self.indent();
         let _ = writeln!(self.out, "<{name}>");
         self.depth += 1;
     }
 
-    fn close(&mut self, name: &str) {
+    pub(crate) fn close(&mut self, name: &str) {
         self.depth = self.depth.saturating_sub(1);
         self.indent();
         let _ = writeln!(self.out, "</{name}>");
     }
 
-    fn leaf(&mut self, name: &str, attrs: &[(&str, &str)], text: &str) {
+    pub(crate) fn leaf(&mut self, name: &str, attrs: &[(&str, &str)], text: &str) {
         self.indent();
         let _ = write!(self.out, "<{name}");
         for (k, v) in attrs {
@@ -293,7 +297,7 @@ impl Xml {
         let _ = writeln!(self.out, ">{}</{name}>", escape_text(text));
     }
 
-    fn amount(&mut self, name: &str, currency: &str, v: &BigDecimal) {
+    pub(crate) fn amount(&mut self, name: &str, currency: &str, v: &BigDecimal) {
         self.leaf(name, &[("currencyID", currency)], &decimal(v, 2, 2));
     }
 }
