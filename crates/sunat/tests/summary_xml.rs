@@ -67,7 +67,7 @@ fn check(
 ) {
     let stem = prepared.file_name.trim_end_matches(".zip");
     let path = dir.join(format!("{stem}.xml"));
-    std::fs::write(&path, &prepared.xml).unwrap();
+    std::fs::write(&path, &prepared.xml).expect("write the XML");
     let (ok, out) = common::run(
         Command::new("xmllint")
             .arg("--noout")
@@ -89,10 +89,12 @@ fn check(
     );
     assert!(ok, "xmlsec1 did not verify {stem}:\n{out}");
     assert_eq!(
-        verify(&prepared.xml).unwrap().digest_value,
+        verify(&prepared.xml)
+            .expect("signature verifies")
+            .digest_value,
         prepared.digest_value
     );
-    let (name, content) = faena_sunat::archive::read_single(&prepared.zip).unwrap();
+    let (name, content) = faena_sunat::archive::read_single(&prepared.zip).expect("one-file zip");
     assert_eq!(name, format!("{stem}.xml"));
     assert_eq!(content, prepared.xml);
 }
