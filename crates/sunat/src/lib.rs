@@ -20,7 +20,7 @@ pub mod summary;
 pub mod testcert;
 pub mod ubl;
 
-pub use client::{Cdr, Client, ClientError, Submission, SunatConfig};
+pub use client::{Cdr, Client, ClientError, ConsultAnswer, Submission, SunatConfig, TicketStatus};
 pub use document::{
     Company, Customer, CustomerDocType, DocumentError, DocumentType, Line, Receipt, Ruc, Series,
 };
