@@ -121,6 +121,10 @@ pub struct SunatSettings {
     /// `SUNAT_ENDPOINT`: the billService URL (default: the local simulator,
     /// `http://127.0.0.1:8099/ol-ti-itcpfegem-beta/billService`).
     pub endpoint: String,
+    /// `SUNAT_CONSULT_ENDPOINT`: the billConsultService URL for `getStatusCdr` (default: the
+    /// simulator's when `SUNAT_ENDPOINT` is unset, else none: SUNAT's beta has no consult
+    /// service, so an unknown outcome is reconciled by resending). `none` turns it off.
+    pub consult_endpoint: Option<String>,
     /// `FAENA_COMPANY_RUC`: the company's RUC (11 digits).
     pub company_ruc: Option<String>,
     /// `FAENA_COMPANY_NAME`: its legal name.
@@ -606,6 +610,17 @@ impl Settings<OptionalUrls> {
                     check_url("SUNAT_ENDPOINT", &v, &["http", "https"])?;
                     v
                 },
+                consult_endpoint: match env.get("SUNAT_CONSULT_ENDPOINT").map(str::trim) {
+                    Some("") | Some("none") => None,
+                    Some(v) => {
+                        check_url("SUNAT_CONSULT_ENDPOINT", v, &["http", "https"])?;
+                        Some(v.to_owned())
+                    }
+                    None if env.get("SUNAT_ENDPOINT").is_none() => Some(
+                        "http://127.0.0.1:8099/ol-it-wsconscpegem/billConsultService".to_owned(),
+                    ),
+                    None => None,
+                },
                 company_ruc: env.get("FAENA_COMPANY_RUC").map(str::to_owned),
                 company_name: env.get("FAENA_COMPANY_NAME").map(str::to_owned),
                 company_address: env.get("FAENA_COMPANY_ADDRESS").unwrap_or("-").to_owned(),
@@ -724,6 +739,32 @@ mod tests {
             err.contains("FAENA_XML_RETENTION_DAYS") && err.contains("days"),
             "{err}"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn the_consult_endpoint_defaults_to_the_simulator_only_with_it() -> Result<(), SettingsError> {
+        let sim = Settings::from_map(&vars(&BASE))?;
+        assert_eq!(
+            sim.sunat.consult_endpoint.as_deref(),
+            Some("http://127.0.0.1:8099/ol-it-wsconscpegem/billConsultService")
+        );
+        let mut v = vars(&BASE);
+        v.insert(
+            "SUNAT_ENDPOINT".into(),
+            "https://e-beta.sunat.gob.pe/ol-ti-itcpfegem-beta/billService".into(),
+        );
+        assert_eq!(Settings::from_map(&v)?.sunat.consult_endpoint, None);
+        v.insert(
+            "SUNAT_CONSULT_ENDPOINT".into(),
+            "https://e-factura.sunat.gob.pe/ol-it-wsconscpegem/billConsultService".into(),
+        );
+        assert!(Settings::from_map(&v)?.sunat.consult_endpoint.is_some());
+        v.insert("SUNAT_CONSULT_ENDPOINT".into(), "none".into());
+        assert_eq!(Settings::from_map(&v)?.sunat.consult_endpoint, None);
+        v.insert("SUNAT_CONSULT_ENDPOINT".into(), "ftp://x".into());
+        let err = Settings::from_map(&v).map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("SUNAT_CONSULT_ENDPOINT"), "{err}");
         Ok(())
     }
 

@@ -25,6 +25,11 @@ pub const PASSWORD_TEXT: &str = "http://docs.oasis-open.org/wss/2004/01/oasis-20
 pub const BETA_ENDPOINT: &str = "https://e-beta.sunat.gob.pe/ol-ti-itcpfegem-beta/billService";
 /// SUNAT's production billService.
 pub const PRODUCTION_ENDPOINT: &str = "https://e-factura.sunat.gob.pe/ol-ti-itcpfegem/billService";
+/// SUNAT's production billConsultService (`getStatusCdr`). SUNAT publishes no beta instance of it
+/// (greenter: the lookup "solo es posible en Producción"), so on beta it stays unset and an
+/// unknown outcome is reconciled by resending the stored bytes.
+pub const PRODUCTION_CONSULT_ENDPOINT: &str =
+    "https://e-factura.sunat.gob.pe/ol-it-wsconscpegem/billConsultService";
 
 /// How to reach SUNAT for one company. The SOAP user is `ruc` + `sol_user`.
 #[derive(Clone)]
@@ -40,6 +45,9 @@ pub struct SunatConfig {
     pub connect_timeout: Duration,
     /// Time to wait for the answer once connected; running out makes the outcome unknown.
     pub read_timeout: Duration,
+    /// The billConsultService URL for `getStatusCdr` ([`PRODUCTION_CONSULT_ENDPOINT`] or the
+    /// simulator's); `None` where SUNAT offers none (beta).
+    pub consult_endpoint: Option<String>,
 }
 
 impl fmt::Debug for SunatConfig {
@@ -51,6 +59,7 @@ impl fmt::Debug for SunatConfig {
             .field("sol_password", &"[REDACTED]")
             .field("connect_timeout", &self.connect_timeout)
             .field("read_timeout", &self.read_timeout)
+            .field("consult_endpoint", &self.consult_endpoint)
             .finish()
     }
 }
@@ -65,6 +74,7 @@ impl SunatConfig {
             sol_password: SecretString::from("moddatos"),
             connect_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(60),
+            consult_endpoint: None,
         }
     }
 
@@ -195,47 +205,19 @@ impl Client {
             zip,
         );
         let started = Instant::now();
-        let response = self
-            .http
-            .post(&self.config.endpoint)
-            .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
-            .header("SOAPAction", "urn:sendBill")
-            .body(body)
-            .send()
-            .await;
-        let response = match response {
-            Ok(r) => r,
-            Err(e) => {
-                return Submission {
-                    outcome: transport_outcome(&e),
-                    http_status: e.status().map(|s| s.as_u16()),
-                    duration: started.elapsed(),
-                    cdr_zip: None,
-                    cdr: None,
+        let (status, content_type, bytes) =
+            match self.post(&self.config.endpoint, "urn:sendBill", body).await {
+                Ok(answer) => answer,
+                Err((outcome, http_status)) => {
+                    return Submission {
+                        outcome,
+                        http_status,
+                        duration: started.elapsed(),
+                        cdr_zip: None,
+                        cdr: None,
+                    }
                 }
-            }
-        };
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let bytes = match response.bytes().await {
-            Ok(b) => b,
-            Err(e) => {
-                return Submission {
-                    outcome: Outcome::Unknown {
-                        reason: format!("HTTP {status}, then reading the answer failed: {e}"),
-                    },
-                    http_status: Some(status),
-                    duration: started.elapsed(),
-                    cdr_zip: None,
-                    cdr: None,
-                }
-            }
-        };
+            };
         let duration = started.elapsed();
         let (outcome, cdr_zip, cdr) = read_answer(status, &content_type, &bytes);
         tracing::debug!(
@@ -254,22 +236,239 @@ impl Client {
             cdr,
         }
     }
+
+    /// Sends a Resumen Diario or a Comunicación de Baja (`RUC-RC-YYYYMMDD-N.zip`) with
+    /// `sendSummary`, on the same billService as `sendBill`. `Ok` carries SUNAT's ticket, to ask
+    /// with [`Client::get_status`]; `Err` the classified fault or transport failure.
+    pub async fn send_summary(&self, file_name: &str, zip: &[u8]) -> Result<String, Outcome> {
+        let body = format!(
+            "<ser:sendSummary><fileName>{}</fileName><contentFile>{}</contentFile></ser:sendSummary>",
+            escape_text(file_name),
+            B64.encode(zip)
+        );
+        let (status, content_type, bytes) = self
+            .post(
+                &self.config.endpoint,
+                "urn:sendSummary",
+                self.envelope(&body),
+            )
+            .await
+            .map_err(|(o, _)| o)?;
+        let ticket = read_child_text(&bytes, "ticket");
+        match ticket.filter(|t| !t.is_empty()) {
+            Some(t) => {
+                tracing::debug!(file_name, ticket = %t, "sendSummary answered");
+                Ok(t)
+            }
+            None => Err(non_result(status, &content_type, &bytes, "ticket")),
+        }
+    }
+
+    /// Asks for a ticket of `sendSummary`: [`TicketStatus::InProcess`] (98) to ask again later,
+    /// or [`TicketStatus::Done`] (0 processed, 99 processed with errors) with the CDR. `Err` is
+    /// a fault (0127: no such ticket) or a transport failure.
+    pub async fn get_status(&self, ticket: &str) -> Result<TicketStatus, Outcome> {
+        let body = format!(
+            "<ser:getStatus><ticket>{}</ticket></ser:getStatus>",
+            escape_text(ticket)
+        );
+        let (status, content_type, bytes) = self
+            .post(&self.config.endpoint, "urn:getStatus", self.envelope(&body))
+            .await
+            .map_err(|(o, _)| o)?;
+        let Some(code) = read_child_text(&bytes, "statusCode") else {
+            return Err(non_result(status, &content_type, &bytes, "statusCode"));
+        };
+        if code == "98" {
+            return Ok(TicketStatus::InProcess);
+        }
+        let content = read_child_text(&bytes, "content").unwrap_or_default();
+        let zip = B64
+            .decode(content.as_bytes())
+            .ok()
+            .filter(|z| !z.is_empty())
+            .ok_or_else(|| Outcome::Unknown {
+                reason: format!("getStatus answered {code} without a readable CDR"),
+            })?;
+        let cdr = parse_cdr_zip(&zip).map_err(|reason| Outcome::Unknown { reason })?;
+        Ok(TicketStatus::Done {
+            status_code: code,
+            cdr_zip: zip,
+            cdr,
+        })
+    }
+
+    /// Asks SUNAT's billConsultService for the state and CDR of one factura (or F-series note):
+    /// the check before resending after an unknown outcome. `Ok(None)` when no consult endpoint
+    /// is set (SUNAT's beta has none): reconcile by resending the stored bytes instead.
+    pub async fn get_status_cdr(
+        &self,
+        doc_type_code: &str,
+        series: &str,
+        number: i64,
+    ) -> Result<Option<ConsultAnswer>, Outcome> {
+        let Some(endpoint) = self.config.consult_endpoint.clone() else {
+            return Ok(None);
+        };
+        let body = format!(
+            "<ser:getStatusCdr><rucComprobante>{}</rucComprobante><tipoComprobante>{}</tipoComprobante>\
+<serieComprobante>{}</serieComprobante><numeroComprobante>{number}</numeroComprobante></ser:getStatusCdr>",
+            escape_text(self.config.ruc.as_str()),
+            escape_text(doc_type_code),
+            escape_text(series),
+        );
+        let (status, content_type, bytes) = self
+            .post(&endpoint, "urn:getStatusCdr", self.envelope(&body))
+            .await
+            .map_err(|(o, _)| o)?;
+        let Some(code) = read_child_text(&bytes, "statusCode") else {
+            return Err(non_result(status, &content_type, &bytes, "statusCode"));
+        };
+        let message = read_child_text(&bytes, "statusMessage").unwrap_or_default();
+        let zip = read_child_text(&bytes, "content")
+            .and_then(|c| B64.decode(c.as_bytes()).ok())
+            .filter(|z| !z.is_empty());
+        let cdr = match &zip {
+            Some(z) => Some(parse_cdr_zip(z).map_err(|reason| Outcome::Unknown { reason })?),
+            None => None,
+        };
+        Ok(Some(ConsultAnswer {
+            status_code: code,
+            status_message: message,
+            cdr_zip: zip,
+            cdr,
+        }))
+    }
+
+    fn envelope(&self, operation: &str) -> String {
+        soap_envelope(
+            &self.config.username(),
+            self.config.sol_password.expose_secret(),
+            operation,
+        )
+    }
+
+    /// One SOAP POST: the HTTP status, content type and body, or the transport failure's
+    /// outcome (with the HTTP status when one came).
+    async fn post(
+        &self,
+        url: &str,
+        action: &str,
+        body: String,
+    ) -> Result<(u16, String, Vec<u8>), (Outcome, Option<u16>)> {
+        let response = self
+            .http
+            .post(url)
+            .header(reqwest::header::CONTENT_TYPE, "text/xml; charset=utf-8")
+            .header("SOAPAction", action)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| (transport_outcome(&e), e.status().map(|s| s.as_u16())))?;
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        let bytes = response.bytes().await.map_err(|e| {
+            (
+                Outcome::Unknown {
+                    reason: format!("HTTP {status}, then reading the answer failed: {e}"),
+                },
+                Some(status),
+            )
+        })?;
+        Ok((status, content_type, bytes.to_vec()))
+    }
 }
 
-/// The `sendBill` SOAP envelope.
-pub fn send_bill_envelope(username: &str, password: &str, file_name: &str, zip: &[u8]) -> String {
+/// What a ticket says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TicketStatus {
+    /// 98: SUNAT is still processing the summary; ask again later.
+    InProcess,
+    /// 0 (processed) or 99 (processed with errors), with the CDR: `cdr.response_code` 0 means
+    /// every line was applied, anything else that none was.
+    Done {
+        status_code: String,
+        cdr_zip: Vec<u8>,
+        cdr: Cdr,
+    },
+}
+
+/// The billConsultService's answer about one document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsultAnswer {
+    /// 0001 accepted, 0002 rejected, 0003 voided, 0011 does not exist, 0004-0012 input errors.
+    pub status_code: String,
+    pub status_message: String,
+    pub cdr_zip: Option<Vec<u8>>,
+    pub cdr: Option<Cdr>,
+}
+
+impl ConsultAnswer {
+    /// SUNAT has the document (accepted, rejected or voided).
+    pub fn exists(&self) -> bool {
+        matches!(self.status_code.as_str(), "0001" | "0002" | "0003")
+    }
+}
+
+/// The trimmed text of the first element named `local` in a SOAP answer.
+fn read_child_text(body: &[u8], local: &str) -> Option<String> {
+    let text = std::str::from_utf8(body).ok()?;
+    let doc = roxmltree::Document::parse(text.trim_start_matches('\u{feff}').trim()).ok()?;
+    let body_el = doc
+        .descendants()
+        .find(|n| n.has_tag_name((NS_SOAP_ENV, "Body")))?;
+    body_el
+        .descendants()
+        .find(|n| n.tag_name().name() == local)
+        .map(|n| {
+            n.text()
+                .unwrap_or("")
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect()
+        })
+}
+
+/// An answer without the expected result: the fault, HTML or empty body classified like a
+/// sendBill answer; anything else is unknown.
+fn non_result(status: u16, content_type: &str, body: &[u8], wanted: &str) -> Outcome {
+    match read_answer(status, content_type, body).0 {
+        Outcome::Unknown { .. } => Outcome::Unknown {
+            reason: format!("HTTP {status} without a {wanted}"),
+        },
+        other => other,
+    }
+}
+
+/// A SOAP envelope with the WS-Security UsernameToken around one `ser:` operation.
+pub fn soap_envelope(username: &str, password: &str, operation: &str) -> String {
     format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
 <soapenv:Envelope xmlns:soapenv=\"{NS_SOAP_ENV}\" xmlns:ser=\"{NS_SER}\" xmlns:wsse=\"{NS_WSSE}\">\
 <soapenv:Header><wsse:Security><wsse:UsernameToken>\
 <wsse:Username>{}</wsse:Username><wsse:Password Type=\"{PASSWORD_TEXT}\">{}</wsse:Password>\
 </wsse:UsernameToken></wsse:Security></soapenv:Header>\
-<soapenv:Body><ser:sendBill><fileName>{}</fileName><contentFile>{}</contentFile></ser:sendBill>\
-</soapenv:Body></soapenv:Envelope>",
+<soapenv:Body>{operation}</soapenv:Body></soapenv:Envelope>",
         escape_text(username),
         escape_text(password),
-        escape_text(file_name),
-        B64.encode(zip)
+    )
+}
+
+/// The `sendBill` SOAP envelope.
+pub fn send_bill_envelope(username: &str, password: &str, file_name: &str, zip: &[u8]) -> String {
+    soap_envelope(
+        username,
+        password,
+        &format!(
+            "<ser:sendBill><fileName>{}</fileName><contentFile>{}</contentFile></ser:sendBill>",
+            escape_text(file_name),
+            B64.encode(zip)
+        ),
     )
 }
 

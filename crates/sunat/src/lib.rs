@@ -16,11 +16,12 @@ pub mod printable;
 pub mod sign;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod summary;
 pub mod taxation;
 pub mod testcert;
 pub mod ubl;
 
-pub use client::{Cdr, Client, ClientError, Submission, SunatConfig};
+pub use client::{Cdr, Client, ClientError, ConsultAnswer, Submission, SunatConfig, TicketStatus};
 pub use document::{
     Company, Customer, CustomerDocType, DocumentError, DocumentType, Line, Receipt, Ruc, Series,
 };
@@ -28,4 +29,8 @@ pub use document::{
 pub use outcome::Outcome;
 pub use prepare::{prepare, signed_sha256, PrepareError, Prepared};
 pub use sign::{verify, SignError, Signed, Signer, Verified, VerifyError};
+pub use summary::{
+    prepare_summary, prepare_voided, DailySummary, LineStatus, SummaryError, SummaryId,
+    SummaryKind, SummaryLine, VoidedDocuments, VoidedLine,
+};
 pub use taxation::{Affectation, Discount, TaxError, TaxScheme, UnitCode};

@@ -38,6 +38,8 @@ pub enum PrepareError {
     #[error(transparent)]
     Document(#[from] DocumentError),
     #[error(transparent)]
+    Summary(#[from] crate::summary::SummaryError),
+    #[error(transparent)]
     Sign(#[from] SignError),
     #[error(transparent)]
     Archive(#[from] ArchiveError),
@@ -47,6 +49,7 @@ impl PrepareError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Document(_) => "prepare.document",
+            Self::Summary(e) => e.code(),
             Self::Sign(e) => e.code(),
             Self::Archive(e) => e.code(),
         }

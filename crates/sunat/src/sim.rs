@@ -1,4 +1,5 @@
-//! A local SUNAT billService for tests and development: the same SOAP `sendBill` protocol, the
+//! A local SUNAT billService for tests and development: the same SOAP `sendBill`, `sendSummary`,
+//! `getStatus` and `getStatusCdr` protocol, the
 //! checks SUNAT makes (credentials, zip, file name vs XML, structure, signature), a CDR or a SOAP
 //! fault in answer, and scenarios to reproduce every outcome on demand.
 //!
@@ -61,9 +62,27 @@
 //! 1036 number differs · 2335 altered document (digest or signature mismatch) · 2336 signature
 //! missing or unusable.
 //!
+//! # Summaries, tickets and the consult service ([`ticket`])
+//! `sendSummary` takes a Resumen Diario (RC) or a Comunicación de Baja (RA), checks the file
+//! name, zip, `cbc:ID`, CustomizationID, dates and signature (faults), then each line against the
+//! registry, and answers a ticket. `getStatus` answers 98 for the summary's `pending_polls`, then
+//! 0 with the CDR, or 99 with a CDR carrying the first line error: RA 2308 (not a factura), 2105
+//! (not registered), 2398 (rejected), 2323 (already voided), 2348 (repeated), 2957 (more than 7
+//! days); RC 2241 (not a boleta), 2282 (status 1 for a registered boleta), 2663 (status 3 for one
+//! SUNAT does not have), 2987 (already voided or rejected), 3094 (repeated), 2957; an ID used
+//! before, 2223 (RC) / 2324 (RA). An unknown ticket is fault 0127. An accepted summary voids its
+//! documents (a later sendBill gets 1032) or registers its status-1 boletas (1033).
+//! `getStatusCdr` (on any path; [`SimHandle::consult_endpoint`]) answers 0001 accepted, 0002
+//! rejected or 0003 voided with the stored CDR, 0011 unknown, 0009 a type other than 01/07/08,
+//! 0010 a series not starting with F.
+//!
 //! # Control endpoints
+//! `POST /control/summary {"summary_id":"RC-20250315-1","pending_polls":3,"scenario":"rejection"}`
+//! (`scenario` optional: `accepted` lets the checks decide, `rejection` answers 99 with CDR 2800
+//! and applies nothing),
 //! `POST /control/scenario {"series":"B001","correlative":7,"scenario":"http_503","times":2}`,
-//! `GET /control/calls` (`{"total":3,"calls":{"20100066603-03-B001-7.zip":3}}`),
+//! `GET /control/calls` (`{"total":3,"calls":{"20100066603-03-B001-7.zip":3}}`; getStatus calls
+//! count under `getStatus:<ticket>`, getStatusCdr under `getStatusCdr:<type>-<series>-<number>`),
 //! `POST /control/reset`, `GET /health`.
 
 use std::collections::{BTreeMap, HashMap};
@@ -86,6 +105,9 @@ use crate::client::{NS_SOAP_ENV, NS_WSSE};
 use crate::document::{DocumentType, Ruc, Series};
 use crate::sign;
 use crate::ubl::{escape_text, NS_CAC, NS_CBC, NS_INVOICE};
+
+mod ticket;
+pub use ticket::{SummaryRequest, SummaryScenario};
 
 /// The simulator's settings.
 #[derive(Clone)]
@@ -259,6 +281,9 @@ enum Registry {
     Accepted,
     /// Rejected (state 0): a later send gets 1032.
     Rejected,
+    /// Voided by a Comunicación de Baja or an RC line with status 3 (state 2): a later send gets
+    /// 1032.
+    Voided,
 }
 
 #[derive(Default)]
@@ -266,6 +291,9 @@ struct State {
     scenarios: HashMap<(String, i64), (Scenario, u32)>,
     calls: Calls,
     registered: HashMap<String, Registry>,
+    /// The CDR zip of each registered document, by its zip file name (for getStatusCdr).
+    cdrs: HashMap<String, Vec<u8>>,
+    tickets: ticket::Tickets,
 }
 
 /// The simulator's shared state, for tests that run it in-process.
@@ -347,6 +375,10 @@ impl SimState {
     fn registry(&self, file_name: &str) -> Option<Registry> {
         self.lock().registered.get(file_name).copied()
     }
+
+    fn store_cdr(&self, file_name: &str, zip: Vec<u8>) {
+        self.lock().cdrs.insert(file_name.to_owned(), zip);
+    }
 }
 
 /// Why the simulator could not start. `code()` is stable.
@@ -384,6 +416,11 @@ impl SimHandle {
     /// The billService URL to give the client.
     pub fn endpoint(&self) -> String {
         format!("http://{}/ol-ti-itcpfegem-beta/billService", self.addr)
+    }
+
+    /// The billConsultService URL (`getStatusCdr`) to give the client.
+    pub fn consult_endpoint(&self) -> String {
+        format!("http://{}/ol-it-wsconscpegem/billConsultService", self.addr)
     }
 
     /// Stops the server, letting answers in progress finish.
@@ -424,6 +461,7 @@ fn server(
             .route("/control/scenario", web::post().to(control_scenario))
             .route("/control/calls", web::get().to(control_calls))
             .route("/control/reset", web::post().to(control_reset))
+            .route("/control/summary", web::post().to(ticket::control_summary))
             .default_service(web::post().to(send_bill))
     })
     .workers(2);
@@ -517,13 +555,37 @@ impl Fault {
     }
 }
 
-/// The parts of a sendBill request.
+/// The parts of a request: the operation (`sendBill`, `sendSummary`, `getStatus`,
+/// `getStatusCdr`), the credentials, and the operation's fields.
 struct Request {
+    op: String,
     username: String,
     password: String,
     file_name: String,
     content: String,
+    fields: HashMap<String, String>,
 }
+
+impl Request {
+    /// What `GET /control/calls` counts this call under: the `fileName` of a sendBill or
+    /// sendSummary, `getStatus:<ticket>`, `getStatusCdr:<type>-<series>-<number>`.
+    fn call_key(&self) -> String {
+        let f = |name: &str| self.fields.get(name).map(String::as_str).unwrap_or("");
+        match self.op.as_str() {
+            "getStatus" => format!("getStatus:{}", f("ticket")),
+            "getStatusCdr" => format!(
+                "getStatusCdr:{}-{}-{}",
+                f("tipoComprobante"),
+                f("serieComprobante"),
+                f("numeroComprobante")
+            ),
+            _ => self.file_name.clone(),
+        }
+    }
+}
+
+/// The operations the simulator speaks.
+const OPERATIONS: [&str; 4] = ["sendBill", "sendSummary", "getStatus", "getStatusCdr"];
 
 fn parse_envelope(body: &str) -> Result<Request, Fault> {
     let unreadable =
@@ -536,16 +598,39 @@ fn parse_envelope(body: &str) -> Result<Request, Fault> {
     let send_bill = root
         .children()
         .find(|n| n.has_tag_name((NS_SOAP_ENV, "Body")))
-        .and_then(|b| b.children().find(|n| n.tag_name().name() == "sendBill"))
+        .and_then(|b| {
+            b.children()
+                .find(|n| OPERATIONS.contains(&n.tag_name().name()))
+        })
         .ok_or_else(|| unreadable("no Body/sendBill"))?;
+    let op = send_bill.tag_name().name().to_owned();
     let child = |parent: roxmltree::Node<'_, '_>, name: &str| {
         parent
             .children()
             .find(|n| n.tag_name().name() == name)
             .map(|n| n.text().unwrap_or("").trim().to_owned())
     };
-    let file_name = child(send_bill, "fileName").ok_or_else(|| unreadable("no fileName"))?;
-    let content = child(send_bill, "contentFile").ok_or_else(|| unreadable("no contentFile"))?;
+    let fields: HashMap<String, String> = send_bill
+        .children()
+        .filter(|n| n.is_element())
+        .map(|n| {
+            (
+                n.tag_name().name().to_owned(),
+                n.text().unwrap_or("").trim().to_owned(),
+            )
+        })
+        .collect();
+    let carries_file = op == "sendBill" || op == "sendSummary";
+    let file_name = match child(send_bill, "fileName") {
+        Some(f) => f,
+        None if carries_file => return Err(unreadable("no fileName")),
+        None => String::new(),
+    };
+    let content = match child(send_bill, "contentFile") {
+        Some(c) => c,
+        None if carries_file => return Err(unreadable("no contentFile")),
+        None => String::new(),
+    };
     let token = root
         .children()
         .find(|n| n.has_tag_name((NS_SOAP_ENV, "Header")))
@@ -561,10 +646,12 @@ fn parse_envelope(body: &str) -> Result<Request, Fault> {
         ));
     };
     Ok(Request {
+        op,
         username: child(token, "Username").unwrap_or_default(),
         password: child(token, "Password").unwrap_or_default(),
         file_name,
         content,
+        fields,
     })
 }
 
@@ -619,11 +706,27 @@ async fn send_bill(shared: web::Data<Shared>, req: HttpRequest, body: web::Bytes
             return fault.into_response();
         }
     };
-    shared.state.count_call(&request.file_name);
-    if !soap_action.is_empty() && soap_action != "urn:sendBill" {
+    shared.state.count_call(&request.call_key());
+    if !soap_action.is_empty() && soap_action != format!("urn:{}", request.op) {
         return client_fault("0306", &format!("Operacion no soportada: {soap_action}"));
     }
-    handle(&shared, request).await
+    if !credentials_ok(&shared.config, &request) {
+        return client_fault("0102", "Usuario o contraseña incorrectos");
+    }
+    match request.op.as_str() {
+        "sendSummary" => ticket::send_summary(&shared, request),
+        "getStatus" => ticket::get_status(&shared, &request),
+        "getStatusCdr" => ticket::get_status_cdr(&shared, &request),
+        _ => handle(&shared, request).await,
+    }
+}
+
+/// WS-Security: RUC + SOL user, and the password.
+fn credentials_ok(config: &SimConfig, request: &Request) -> bool {
+    request.username.len() > 11
+        && request.username.is_char_boundary(11)
+        && request.username[11..] == config.sol_user
+        && request.password == *config.sol_password.expose_secret()
 }
 
 async fn handle(shared: &Shared, request: Request) -> HttpResponse {
@@ -737,7 +840,20 @@ async fn handle(shared: &Shared, request: Request) -> HttpResponse {
     if scenario == Scenario::Fault0125 {
         return client_fault("0125", "No se pudo obtener la constancia");
     }
-    let response = cdr_response(&name, answer.code, &answer.description, &answer.notes);
+    let id = format!("{}-{}", name.series, name.correlative);
+    let zip = match cdr_zip(
+        &name.ruc,
+        &id,
+        &name.stem,
+        answer.code,
+        &answer.description,
+        &answer.notes,
+    ) {
+        Ok(z) => z,
+        Err(e) => return fault("soap-env:Server", &format!("0200 - {e}")),
+    };
+    state.store_cdr(&request.file_name, zip.clone());
+    let response = application_response(&zip);
     if matches!(
         scenario,
         Scenario::UnknownThen1033 | Scenario::UnknownThen1032
@@ -755,7 +871,7 @@ fn taken(registry: Registry) -> HttpResponse {
             "1033",
             "El comprobante fue registrado previamente con otros datos",
         ),
-        Registry::Rejected => client_fault(
+        Registry::Rejected | Registry::Voided => client_fault(
             "1032",
             "El comprobante ya esta informado y se encuentra con estado anulado o rechazado",
         ),
@@ -984,21 +1100,26 @@ fn cbc_text<'a>(parent: roxmltree::Node<'a, '_>, local: &str) -> Option<&'a str>
         .map(str::trim)
 }
 
-/// The success answer: `applicationResponse` holding the CDR zip (`dummy/` then
-/// `R-<name>.xml`, ISO-8859-1 like SUNAT's).
-fn cdr_response(name: &FileName, code: &str, description: &str, notes: &[String]) -> HttpResponse {
-    let xml = cdr_xml(name, code, description, notes);
+/// The CDR zip (`dummy/` then `R-<stem>.xml`, ISO-8859-1 like SUNAT's) answering document or
+/// summary `id`.
+fn cdr_zip(
+    ruc: &str,
+    id: &str,
+    stem: &str,
+    code: &str,
+    description: &str,
+    notes: &[String],
+) -> Result<Vec<u8>, archive::ArchiveError> {
+    let xml = cdr_xml(ruc, id, code, description, notes);
     let latin1: Vec<u8> = xml
         .chars()
         .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
         .collect();
-    let zip = match archive::zip_entries(&[
-        ("dummy/", b""),
-        (&format!("R-{}.xml", name.stem), &latin1),
-    ]) {
-        Ok(z) => z,
-        Err(e) => return fault("soap-env:Server", &format!("0200 - {e}")),
-    };
+    archive::zip_entries(&[("dummy/", b""), (&format!("R-{stem}.xml"), &latin1)])
+}
+
+/// The success answer of sendBill: `applicationResponse` holding the CDR zip.
+fn application_response(zip: &[u8]) -> HttpResponse {
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><soap-env:Envelope xmlns:soap-env=\"{NS_SOAP_ENV}\">\
 <soap-env:Header/><soap-env:Body><br:sendBillResponse xmlns:br=\"http://service.sunat.gob.pe\">\
@@ -1011,7 +1132,7 @@ fn cdr_response(name: &FileName, code: &str, description: &str, notes: &[String]
 }
 
 /// The CDR, an UBL 2.1 `ApplicationResponse` (unsigned: the simulator has no SUNAT key).
-fn cdr_xml(name: &FileName, code: &str, description: &str, notes: &[String]) -> String {
+fn cdr_xml(ruc: &str, id: &str, code: &str, description: &str, notes: &[String]) -> String {
     let utc = chrono::Utc::now();
     // Lima is UTC-5 all year.
     let now = chrono::FixedOffset::west_opt(5 * 3600)
@@ -1023,7 +1144,6 @@ fn cdr_xml(name: &FileName, code: &str, description: &str, notes: &[String]) -> 
     for n in notes {
         notes_xml.push_str(&format!("<cbc:Note>{}</cbc:Note>", escape_text(n)));
     }
-    let id = format!("{}-{}", name.series, name.correlative);
     format!(
         "<?xml version=\"1.0\" encoding=\"ISO-8859-1\"?>\n\
 <ar:ApplicationResponse xmlns:ar=\"urn:oasis:names:specification:ubl:schema:xsd:ApplicationResponse-2\" xmlns:cac=\"{NS_CAC}\" xmlns:cbc=\"{NS_CBC}\">\
@@ -1032,13 +1152,15 @@ fn cdr_xml(name: &FileName, code: &str, description: &str, notes: &[String]) -> 
 <cbc:ResponseDate>{date}</cbc:ResponseDate><cbc:ResponseTime>{time}</cbc:ResponseTime>{notes_xml}\
 <cac:SenderParty><cac:PartyIdentification><cbc:ID>20131312955</cbc:ID></cac:PartyIdentification></cac:SenderParty>\
 <cac:ReceiverParty><cac:PartyIdentification><cbc:ID>{}</cbc:ID></cac:PartyIdentification></cac:ReceiverParty>\
-<cac:DocumentResponse><cac:Response><cbc:ReferenceID>{id}</cbc:ReferenceID><cbc:ResponseCode>{}</cbc:ResponseCode>\
+<cac:DocumentResponse><cac:Response><cbc:ReferenceID>{}</cbc:ReferenceID><cbc:ResponseCode>{}</cbc:ResponseCode>\
 <cbc:Description>{}</cbc:Description></cac:Response>\
-<cac:DocumentReference><cbc:ID>{id}</cbc:ID></cac:DocumentReference></cac:DocumentResponse></ar:ApplicationResponse>\n",
+<cac:DocumentReference><cbc:ID>{}</cbc:ID></cac:DocumentReference></cac:DocumentResponse></ar:ApplicationResponse>\n",
         utc.timestamp_millis(),
-        name.ruc,
+        escape_text(ruc),
+        escape_text(id),
         escape_text(code),
         escape_text(description),
+        escape_text(id),
     )
 }
 

@@ -572,7 +572,7 @@ pub struct SchemeTotal {
 }
 
 /// A document's totals: sums of its lines' rounded amounts.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub struct DocumentTotals {
     /// Value of the gravado (1000), exonerado (9997), inafecto (9998) and free (9996) lines.
     pub gravada: BigDecimal,
@@ -797,7 +797,8 @@ fn below_thousand(n: u128) -> String {
 
 // ---- XML -----------------------------------------------------------------------------------
 
-fn write_scheme(w: &mut Xml, scheme: TaxScheme) {
+/// A `cac:TaxScheme` with the scheme's catálogo 05 id, name and type code.
+pub(crate) fn write_scheme(w: &mut Xml, scheme: TaxScheme) {
     w.open("cac:TaxScheme");
     w.leaf("cbc:ID", &[], scheme.id());
     w.leaf("cbc:Name", &[], scheme.name());

@@ -227,6 +227,10 @@ pub(crate) struct Xml {
 }
 
 impl Xml {
+    pub(crate) fn into_string(self) -> String {
+        self.out
+    }
+
     pub(crate) fn raw(&mut self, s: &str) {
         self.out.push_str(s);
     }

@@ -102,6 +102,7 @@ fn build(settings: &Settings) -> Result<Ready, String> {
         sol_password,
         connect_timeout: s.connect_timeout,
         read_timeout: s.read_timeout,
+        consult_endpoint: s.consult_endpoint.clone(),
     };
     let fingerprint = config.fingerprint(&cert);
     let client = Client::new(config).map_err(|e| format!("SUNAT client: {e}"))?;
