@@ -8,10 +8,18 @@ pub(crate) static ENQUEUE: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/enqueue.lua")));
 pub(crate) static FETCH: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/fetch.lua")));
-pub(crate) static FINISH: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/finish.lua")));
-pub(crate) static MAINTAIN: LazyLock<Script> =
-    LazyLock::new(|| Script::new(include_str!("lua/maintain.lua")));
+pub(crate) static FINISH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/history.lua"),
+        include_str!("lua/finish.lua")
+    ))
+});
+pub(crate) static MAINTAIN: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        include_str!("lua/history.lua"),
+        include_str!("lua/maintain.lua")
+    ))
+});
 pub(crate) static ADMIN: LazyLock<Script> =
     LazyLock::new(|| Script::new(include_str!("lua/admin.lua")));
 pub(crate) static RELEASE: LazyLock<Script> =
