@@ -121,7 +121,7 @@ async fn ten_simulated_minutes_read_back_exactly_per_minute_and_kind() -> anyhow
         for (kind, seed) in [("noop", 3), ("fail", 7)] {
             let outcomes: Vec<char> = (0..(minute * seed) % 11 + 1)
                 .map(|i| match (i + minute) % 5 {
-                    0 | 1 | 2 => 'S',
+                    0..=2 => 'S',
                     3 => 'R',
                     _ => 'D',
                 })
