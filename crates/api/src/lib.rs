@@ -280,6 +280,7 @@ pub fn run(listener: TcpListener, state: AppState, board: board::Board) -> std::
             .service(routes::auth::refresh)
             .service(routes::auth::logout)
             .service(routes::metrics::metrics)
+            .service(routes::metrics::history)
             .service(routes::tasks::enqueue)
             .service(routes::tasks::show)
             .service(routes::workflows::start)

@@ -40,6 +40,7 @@ pub const BEARER: &str = "bearer";
         openapi_json,
         routes::health::health,
         routes::metrics::metrics,
+        routes::metrics::history,
         routes::auth::token,
         routes::auth::refresh,
         routes::auth::logout,

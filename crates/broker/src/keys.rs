@@ -38,6 +38,12 @@ impl QueueKeys {
         format!("{}t:{id}", self.base)
     }
 
+    /// The history hash of one minute (ms since the epoch / 60000): per-kind outcome counters and
+    /// latency buckets. `finish.lua` and `maintain.lua` build the same name from `base` (`history.lua`).
+    pub fn history(&self, minute: i64) -> String {
+        format!("{}h:{minute}", self.base)
+    }
+
     /// The list a blocking fetch parks an id in before the fetch script leases it.
     pub fn inflight(&self, worker: &str) -> String {
         format!("{}inflight:{worker}", self.base)
@@ -110,6 +116,7 @@ mod tests {
             &k.stats,
             &k.paused,
             &k.task("X"),
+            &k.history(29_000_000),
             &k.inflight("w"),
         ] {
             assert!(key.starts_with("{faena:q:sunat}:"), "{key}");

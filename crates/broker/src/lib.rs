@@ -8,6 +8,7 @@
 
 mod check;
 pub mod consume;
+pub mod history;
 pub mod keys;
 mod leases;
 pub mod record;
@@ -17,6 +18,7 @@ mod worker_api;
 mod workflow;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -140,6 +142,9 @@ pub struct Broker {
     cfg: Arc<BrokerSettings>,
     catalog: Catalog,
     global: Arc<GlobalKeys>,
+    /// The caller's clock (ms): the system's, or one a test or a simulation sets
+    /// ([`Broker::with_manual_clock`]).
+    clock: Option<Arc<AtomicI64>>,
 }
 
 impl std::fmt::Debug for Broker {
@@ -172,7 +177,25 @@ impl Broker {
             global: Arc::new(GlobalKeys::new(&cfg.prefix)),
             cfg: Arc::new(cfg),
             catalog,
+            clock: None,
         })
+    }
+
+    /// This broker reading the caller's clock from `clock` (ms since the epoch) instead of the
+    /// system's: the times scripts write (`enqueued_at`, `started_at`, `finished_at`, due jobs) and
+    /// the minute of the history's counters follow it. Leases stay on Redis's clock. For tests and
+    /// simulations that replay minutes or days without waiting for them.
+    pub fn with_manual_clock(mut self, clock: Arc<AtomicI64>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Now (ms) on the caller's clock.
+    pub(crate) fn now_ms(&self) -> i64 {
+        match &self.clock {
+            Some(c) => c.load(Ordering::Relaxed),
+            None => now_ms(),
+        }
     }
 
     pub fn settings(&self) -> &BrokerSettings {
@@ -259,7 +282,7 @@ impl Broker {
     /// Enqueues validated tasks, grouped by queue, in chunks of [`ENQUEUE_CHUNK`] pipelined together.
     /// Returns the ids in the order of `tasks`.
     pub async fn enqueue_prepared(&self, tasks: Vec<NewTask>) -> Result<Vec<TaskId>> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut by_queue: HashMap<QueueName, Vec<usize>> = HashMap::new();
         for (i, t) in tasks.iter().enumerate() {
             by_queue.entry(t.queue.clone()).or_default().push(i);
@@ -426,7 +449,7 @@ impl Broker {
         cmd.arg(action)
             .arg(id.to_string())
             .arg(&k.base)
-            .arg(now_ms())
+            .arg(self.now_ms())
             .arg(self.cfg.result_ttl.as_secs());
         let state: String = scripts::run(&mut conn, &cmd).await?;
         Ok(TaskState::parse(&state))
@@ -461,7 +484,7 @@ impl Broker {
             cmd.arg("retry")
                 .arg(id)
                 .arg(&k.base)
-                .arg(now_ms())
+                .arg(self.now_ms())
                 .arg(self.cfg.result_ttl.as_secs());
             pipe.add_command(cmd);
         }

@@ -12,12 +12,14 @@ pub(crate) static FETCH: LazyLock<Script> =
 pub(crate) static FINISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/workflow.lua"),
+        include_str!("lua/history.lua"),
         include_str!("lua/finish.lua")
     ))
 });
 pub(crate) static MAINTAIN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
         include_str!("lua/workflow.lua"),
+        include_str!("lua/history.lua"),
         include_str!("lua/maintain.lua")
     ))
 });

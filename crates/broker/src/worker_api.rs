@@ -188,7 +188,7 @@ impl Broker {
     /// Leases up to `n` jobs of `queue` to `worker`.
     pub async fn fetch(&self, queue: &QueueName, worker: &str, n: usize) -> Result<Fetch> {
         let k = self.queue_keys(queue);
-        let now = now_ms();
+        let now = self.now_ms();
         let inflight = k.inflight(worker);
         let mut cmd = scripts::evalsha(
             &scripts::FETCH,
@@ -287,7 +287,7 @@ impl Broker {
             &scripts::FINISH,
             &[&k.leased, &k.scheduled, &k.dead, &k.stats, &k.pending],
         );
-        cmd.arg(now_ms())
+        cmd.arg(self.now_ms())
             .arg(self.cfg.result_ttl.as_secs())
             .arg(self.cfg.dead_ttl.as_secs())
             .arg(&k.base);
@@ -366,7 +366,7 @@ impl Broker {
             &scripts::MAINTAIN,
             &[&k.pending, &k.scheduled, &k.leased, &k.dead, &k.stats],
         );
-        cmd.arg(now_ms())
+        cmd.arg(self.now_ms())
             .arg(limit.max(1))
             .arg(&k.base)
             .arg(self.cfg.dead_ttl.as_secs())

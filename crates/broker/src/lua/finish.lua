@@ -7,6 +7,7 @@
 -- lease. A stale one (a paused worker whose job was leased again) changes nothing and is counted
 -- (`stale` in the stats). A failure whose lease expired but was not leased again is ignored too (the
 -- requeued job runs again); a late success of the latest lease still counts.
+-- Each recorded outcome is also counted in the queue's per-minute history (history.lua, prepended).
 -- Returns {succeeded, retried, dead, then id and current token of each stale outcome}
 local now, rttl, dttl, kp = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local s, r, d = 0, 0, 0
@@ -24,6 +25,7 @@ for i = 5, #ARGV, 6 do
     if code == 'S' then
       if st == 'RUNNING' or st == 'PENDING' or st == 'SCHEDULED' then
         if st == 'SCHEDULED' then redis.call('ZREM', KEYS[2], id) end
+        history_note(rk, 'S', true) -- history (issue 18)
         -- An empty next_run_at reads as "none" (cheaper than an HDEL).
         redis.call('HSET', rk, 'state', 'SUCCEEDED', 'finished_at', now, 'result', text, 'next_run_at', '')
         redis.call('EXPIRE', rk, rttl)
@@ -32,6 +34,7 @@ for i = 5, #ARGV, 6 do
       end
     elseif held == 1 then
       if code == 'R' then
+        history_note(rk, 'R', true) -- history (issue 18)
         redis.call('HSET', rk, 'state', 'SCHEDULED', 'next_run_at', at, 'error', text, 'error_class', class)
         redis.call('ZADD', KEYS[2], at, id)
         r = r + 1
@@ -40,6 +43,7 @@ for i = 5, #ARGV, 6 do
         redis.call('HINCRBY', rk, 'attempts', -1)
         redis.call('ZADD', KEYS[2], at, id)
       else
+        history_note(rk, 'D', true) -- history (issue 18)
         redis.call('HSET', rk, 'state', 'DEAD', 'finished_at', now, 'error', text, 'error_class', class, 'next_run_at', '')
         redis.call('ZADD', KEYS[3], now, id)
         redis.call('EXPIRE', rk, dttl)
@@ -55,6 +59,7 @@ for _, e in ipairs(wfq) do wf_step(kp, KEYS[5], KEYS[4], e[1], e[2], e[3], e[4],
 if s > 0 then redis.call('HINCRBY', KEYS[4], 'succeeded', s) end
 if r > 0 then redis.call('HINCRBY', KEYS[4], 'retried', r); redis.call('HINCRBY', KEYS[4], 'failed', r) end
 if d > 0 then redis.call('HINCRBY', KEYS[4], 'dead', d); redis.call('HINCRBY', KEYS[4], 'failed', d) end
+history_flush(kp, now) -- history (issue 18)
 if #stale > 0 then redis.call('HINCRBY', KEYS[4], 'stale', #stale / 2) end
 local out = {s, r, d}
 for _, x in ipairs(stale) do out[#out+1] = x end

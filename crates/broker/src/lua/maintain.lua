@@ -3,6 +3,8 @@
 -- KEYS[1] pending, KEYS[2] scheduled, KEYS[3] leased, KEYS[4] dead, KEYS[5] stats
 -- ARGV[1] now (ms, the caller's clock: etas), ARGV[2] limit, ARGV[3] key prefix of the queue,
 -- ARGV[4] dead ttl (s), ARGV[5] stall (ms)
+-- A lease taken back counts in the queue's per-minute history (history.lua, prepended) as retried
+-- (requeued) or dead, and failed.
 -- Returns {promoted, requeued, dead, score of the next scheduled job or -1, leases shifted}
 --
 -- Leases are judged on Redis's clock. Time in which no upkeep of this queue ran at all for longer
@@ -42,6 +44,7 @@ for _, id in ipairs(expired) do
   if v[1] == 'RUNNING' then
     local msg = 'lease expired: worker ' .. tostring(v[4]) .. ' stopped renewing it (killed or stuck)'
     if tonumber(v[2]) >= tonumber(v[3]) then
+      history_note(rk, 'D', false) -- history (issue 18)
       redis.call('HSET', rk, 'state', 'DEAD', 'finished_at', now, 'error', msg, 'error_class', 'lease_expired')
       redis.call('ZADD', KEYS[4], now, id)
       redis.call('EXPIRE', rk, dttl)
@@ -51,6 +54,7 @@ for _, id in ipairs(expired) do
       if v[5] then wf_step(kp, KEYS[1], KEYS[5], id, v[5], 'DEAD', '', now, dttl) end
       -- workflows: end
     else
+      history_note(rk, 'R', false) -- history (issue 18)
       redis.call('HSET', rk, 'state', 'PENDING', 'error', msg, 'error_class', 'lease_expired', 'queued', 1)
       redis.call('RPUSH', KEYS[1], id)
       requeued = requeued + 1
@@ -58,6 +62,7 @@ for _, id in ipairs(expired) do
     redis.call('HINCRBY', KEYS[5], 'failed', 1)
   end
 end
+history_flush(kp, now) -- history (issue 18)
 local old = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now - dttl * 1000, 'LIMIT', 0, limit)
 for _, id in ipairs(old) do redis.call('ZREM', KEYS[4], id) end
 local nxt = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
