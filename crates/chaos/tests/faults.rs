@@ -322,10 +322,20 @@ async fn kill_nine_with_500_leased_jobs_loses_none() -> anyhow::Result<()> {
     let q = QueueName::default_queue();
     let ids = sleeps(&r.broker, N, 3_000, 3).await?;
     let mut a = t.worker(&scratch, "a", N)?;
-    wait_for("500 jobs running on a", Duration::from_secs(30), || async {
-        Ok((r.broker.stats(&q).await?.running == N as u64).then_some(()))
+    // Leased is not started: on a loaded host the last leases can precede their attempts' start
+    // by a moment, so the kill waits for a's log to show all 500 started.
+    wait_for("500 jobs started on a", Duration::from_secs(30), || {
+        let started = attempts(&[&a]).map(|ev| {
+            ev.iter()
+                .filter(|e| e.step == Step::Started)
+                .map(|e| e.task_id.clone())
+                .collect::<BTreeSet<_>>()
+                .len()
+        });
+        async move { Ok((started? == N).then_some(())) }
     })
     .await?;
+    assert_eq!(r.broker.stats(&q).await?.running, N as u64);
     a.kill9()?;
     let killed = Instant::now();
     let b = t.worker(&scratch, "b", N)?;

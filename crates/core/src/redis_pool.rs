@@ -230,18 +230,20 @@ pub fn mask_sentinel_url(url: &str) -> String {
         Some((r, q)) => (r, Some(q)),
         None => (rest, None),
     };
-    let masked_rest = match rest.split_once('/') {
-        Some((authority, path)) => match authority.rsplit_once('@') {
-            Some((user, hosts)) => {
-                let user = match user.split_once(':') {
-                    Some((name, _)) => format!("{name}:***"),
-                    None => user.to_owned(),
-                };
-                format!("{user}@{hosts}/{path}")
-            }
-            None => rest.to_owned(),
+    let (authority, path) = match rest.split_once('/') {
+        Some((a, p)) => (a, Some(p)),
+        None => (rest, None),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((user, hosts)) => match user.split_once(':') {
+            Some((name, _)) => format!("{name}:***@{hosts}"),
+            None => format!("{user}@{hosts}"),
         },
-        None => rest.to_owned(),
+        None => authority.to_owned(),
+    };
+    let masked_rest = match path {
+        Some(p) => format!("{authority}/{p}"),
+        None => authority,
     };
     let masked_query = query.map(|q| {
         url::form_urlencoded::parse(q.as_bytes())
@@ -603,5 +605,10 @@ mod tests {
         );
         assert!(!m.contains("hunter2") && !m.contains("hunter3"), "{m}");
         assert!(m.contains("h1:26379,h2/m"), "{m}");
+        let no_path = mask_sentinel_url("redis+sentinel://:hunter2@h1:26379");
+        assert!(
+            !no_path.contains("hunter2") && no_path.contains("h1:26379"),
+            "{no_path}"
+        );
     }
 }

@@ -39,7 +39,7 @@ async fn constraint_violations_and_data_exceptions_are_the_callers_fault() -> an
         (
             format!(
                 "{SALE} INSERT INTO sale_items (sale_id, sku, description, quantity, unit_price, \
-                 line_total) SELECT id, 'A-1', 'Arroz', 1, 0.00, 0.00 FROM s"
+                 line_total, value, igv) SELECT id, 'A-1', 'Arroz', 1, 0.00, 0.00, 0.00, 0.00 FROM s"
             ),
             refused(Rule::Check, Some("unit_price")),
         ),
