@@ -18,6 +18,7 @@ pub mod schema;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod urls;
 pub mod workflow;
 
 pub use domain::{QueueName, TaskId};

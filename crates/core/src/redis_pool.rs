@@ -17,6 +17,8 @@ use redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType}
 use redis::{AsyncConnectionConfig, Cmd, ConnectionAddr, Pipeline, RedisError, RedisFuture, Value};
 use tokio::sync::Mutex;
 
+pub use crate::urls::{is_sentinel_url, mask_sentinel_url, SentinelUrl, SENTINEL_PORT};
+
 /// A pool that could not be built, or a Redis URL that cannot be used (an unreachable server only
 /// shows at first use).
 #[derive(Debug, thiserror::Error)]
@@ -30,8 +32,6 @@ pub struct RedisPoolError {
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long connecting may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
-/// Sentinel's default port, used when a Sentinel address has none.
-pub const SENTINEL_PORT: u16 = 26379;
 
 /// The pool of Redis connections every process uses for its short commands.
 pub type Pool = managed::Pool<RedisManager>;
@@ -64,215 +64,52 @@ impl std::fmt::Debug for RedisTarget {
     }
 }
 
-/// The parts of a `redis+sentinel://` URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SentinelUrl {
-    pub tls: bool,
-    /// The Sentinels' addresses, in the order given.
-    pub sentinels: Vec<(String, u16)>,
-    /// The monitored service's name (`mymaster`).
-    pub service: String,
-    pub db: i64,
-    /// Credentials of the data nodes (the URL's user information).
-    pub username: Option<String>,
-    pub password: Option<String>,
-    /// Credentials of the Sentinels (`?sentinel_username=&sentinel_password=`).
-    pub sentinel_username: Option<String>,
-    pub sentinel_password: Option<String>,
-}
-
-/// True when `url` names Sentinels rather than one server.
-pub fn is_sentinel_url(url: &str) -> bool {
-    url.starts_with("redis+sentinel://") || url.starts_with("rediss+sentinel://")
-}
-
-fn decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
-}
-
-impl SentinelUrl {
-    /// Parses `redis+sentinel://[user[:password]@]host[:port][,host[:port]...]/service[/db]
-    /// [?sentinel_username=...&sentinel_password=...]`; the error says what is wrong.
-    pub fn parse(url: &str) -> Result<Self, String> {
-        let (tls, rest) = if let Some(r) = url.strip_prefix("redis+sentinel://") {
-            (false, r)
-        } else if let Some(r) = url.strip_prefix("rediss+sentinel://") {
-            (true, r)
+/// The crate's Sentinel client for a parsed URL.
+fn sentinel_client(u: &SentinelUrl) -> Result<SentinelClient, RedisError> {
+    let addrs = u.sentinels.iter().map(|(host, port)| {
+        if u.tls {
+            ConnectionAddr::TcpTls {
+                host: host.clone(),
+                port: *port,
+                insecure: false,
+                tls_params: None,
+            }
         } else {
-            return Err("a URL starting with redis+sentinel:// or rediss+sentinel://".into());
-        };
-        let (rest, query) = match rest.split_once('?') {
-            Some((r, q)) => (r, Some(q)),
-            None => (rest, None),
-        };
-        let (authority, path) = rest.split_once('/').ok_or_else(|| {
-            "the Sentinel service name after the addresses, as in redis+sentinel://h1:26379,h2:26379/mymaster"
-                .to_owned()
-        })?;
-        let (userinfo, hosts) = match authority.rsplit_once('@') {
-            Some((u, h)) => (Some(u), h),
-            None => (None, authority),
-        };
-        let (username, password) = match userinfo {
-            None => (None, None),
-            Some(u) => match u.split_once(':') {
-                Some((user, pass)) => (
-                    Some(decode(user)).filter(|s| !s.is_empty()),
-                    Some(decode(pass)),
-                ),
-                None => (Some(decode(u)).filter(|s| !s.is_empty()), None),
-            },
-        };
-        let mut sentinels = Vec::new();
-        for host in hosts.split(',') {
-            let host = host.trim();
-            if host.is_empty() {
-                return Err(
-                    "at least one Sentinel address (host:port), separated by commas".into(),
-                );
-            }
-            let (name, port) = match host.rsplit_once(':') {
-                Some((h, p)) => (
-                    h,
-                    p.parse::<u16>()
-                        .map_err(|_| format!("a port number after {h}: (got {p:?})"))?,
-                ),
-                None => (host, SENTINEL_PORT),
-            };
-            if name.is_empty() {
-                return Err(format!("a host before :{port}"));
-            }
-            sentinels.push((name.trim_matches(['[', ']']).to_owned(), port));
+            ConnectionAddr::Tcp(host.clone(), *port)
         }
-        let mut segments = path.split('/').filter(|s| !s.is_empty());
-        let service = segments
-            .next()
-            .ok_or_else(|| "the Sentinel service name, as in .../mymaster".to_owned())?
-            .to_owned();
-        let db = match segments.next() {
-            Some(d) => d
-                .parse::<i64>()
-                .map_err(|_| format!("a database number after the service name (got {d:?})"))?,
-            None => 0,
-        };
-        if let Some(extra) = segments.next() {
-            return Err(format!("nothing after the database number (got {extra:?})"));
-        }
-        let (mut sentinel_username, mut sentinel_password) = (None, None);
-        for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-            match &*k {
-                "sentinel_username" => sentinel_username = Some(v.into_owned()),
-                "sentinel_password" => sentinel_password = Some(v.into_owned()),
-                other => {
-                    return Err(format!(
-                        "only sentinel_username and sentinel_password as query parameters (got {other:?})"
-                    ))
-                }
-            }
-        }
-        Ok(SentinelUrl {
-            tls,
-            sentinels,
-            service,
-            db,
-            username,
-            password,
-            sentinel_username,
-            sentinel_password,
-        })
-    }
-
-    fn client(&self) -> Result<SentinelClient, RedisError> {
-        let addrs = self.sentinels.iter().map(|(host, port)| {
-            if self.tls {
-                ConnectionAddr::TcpTls {
-                    host: host.clone(),
-                    port: *port,
-                    insecure: false,
-                    tls_params: None,
-                }
-            } else {
-                ConnectionAddr::Tcp(host.clone(), *port)
-            }
-        });
-        let mut b = SentinelClientBuilder::new(addrs, &self.service, SentinelServerType::Master)?
-            .set_client_to_redis_db(self.db);
-        if self.tls {
-            b = b
-                .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
-                .set_client_to_sentinel_tls_mode(redis::TlsMode::Secure);
-        }
-        if let Some(u) = &self.username {
-            b = b.set_client_to_redis_username(u);
-        }
-        if let Some(p) = &self.password {
-            b = b.set_client_to_redis_password(p);
-        }
-        if let Some(u) = &self.sentinel_username {
-            b = b.set_client_to_sentinel_username(u);
-        }
-        if let Some(p) = &self.sentinel_password {
-            b = b.set_client_to_sentinel_password(p);
-        }
-        b.build()
-    }
-}
-
-/// `url` with its passwords replaced by `***`, for logs and errors.
-pub fn mask_sentinel_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return "<unparseable URL>".into();
-    };
-    let (rest, query) = match rest.split_once('?') {
-        Some((r, q)) => (r, Some(q)),
-        None => (rest, None),
-    };
-    let (authority, path) = match rest.split_once('/') {
-        Some((a, p)) => (a, Some(p)),
-        None => (rest, None),
-    };
-    let authority = match authority.rsplit_once('@') {
-        Some((user, hosts)) => match user.split_once(':') {
-            Some((name, _)) => format!("{name}:***@{hosts}"),
-            None => format!("{user}@{hosts}"),
-        },
-        None => authority.to_owned(),
-    };
-    let masked_rest = match path {
-        Some(p) => format!("{authority}/{p}"),
-        None => authority,
-    };
-    let masked_query = query.map(|q| {
-        url::form_urlencoded::parse(q.as_bytes())
-            .map(|(k, v)| {
-                if k.contains("password") {
-                    format!("{k}=***")
-                } else {
-                    format!("{k}={v}")
-                }
-            })
-            .collect::<Vec<_>>()
-            .join("&")
     });
-    match masked_query {
-        Some(q) => format!("{scheme}://{masked_rest}?{q}"),
-        None => format!("{scheme}://{masked_rest}"),
+    let mut b = SentinelClientBuilder::new(addrs, &u.service, SentinelServerType::Master)?
+        .set_client_to_redis_db(u.db);
+    if u.tls {
+        b = b
+            .set_client_to_redis_tls_mode(redis::TlsMode::Secure)
+            .set_client_to_sentinel_tls_mode(redis::TlsMode::Secure);
     }
+    if let Some(u) = &u.username {
+        b = b.set_client_to_redis_username(u);
+    }
+    if let Some(p) = &u.password {
+        b = b.set_client_to_redis_password(p);
+    }
+    if let Some(u) = &u.sentinel_username {
+        b = b.set_client_to_sentinel_username(u);
+    }
+    if let Some(p) = &u.sentinel_password {
+        b = b.set_client_to_sentinel_password(p);
+    }
+    b.build()
 }
 
 impl RedisTarget {
     /// Parses `REDIS_URL`; nothing connects yet.
     pub fn parse(url: &str) -> Result<Self, RedisPoolError> {
         let fail = |message: String| RedisPoolError {
-            url: crate::settings::mask_password(url),
+            url: crate::urls::mask_password(url),
             message,
         };
         if is_sentinel_url(url) {
             let parsed = SentinelUrl::parse(url).map_err(|e| fail(format!("expected {e}")))?;
-            let client = parsed.client().map_err(|e| fail(e.to_string()))?;
+            let client = sentinel_client(&parsed).map_err(|e| fail(e.to_string()))?;
             Ok(RedisTarget::Sentinel(Arc::new(SentinelTarget {
                 client: Mutex::new(client),
                 service: parsed.service,
@@ -518,7 +355,7 @@ impl managed::Manager for RedisManager {
 pub fn create_pool(url: &str, size: usize) -> Result<Pool, RedisPoolError> {
     let target = RedisTarget::parse(url)?;
     create_pool_for(target, size).map_err(|message| RedisPoolError {
-        url: crate::settings::mask_password(url),
+        url: crate::urls::mask_password(url),
         message,
     })
 }
@@ -551,64 +388,4 @@ pub fn connection_config() -> AsyncConnectionConfig {
     AsyncConnectionConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         .set_response_timeout(Some(RESPONSE_TIMEOUT))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_sentinel_url_names_its_sentinels_service_db_and_both_passwords() {
-        let u = SentinelUrl::parse(
-            "redis+sentinel://app:s%40cret@10.0.0.1:26379,10.0.0.2,sent3:26380/mymaster/2?sentinel_password=sp",
-        )
-        .expect("valid");
-        assert!(!u.tls);
-        assert_eq!(
-            u.sentinels,
-            vec![
-                ("10.0.0.1".to_owned(), 26379),
-                ("10.0.0.2".to_owned(), SENTINEL_PORT),
-                ("sent3".to_owned(), 26380)
-            ]
-        );
-        assert_eq!(u.service, "mymaster");
-        assert_eq!(u.db, 2);
-        assert_eq!(u.username.as_deref(), Some("app"));
-        assert_eq!(u.password.as_deref(), Some("s@cret"));
-        assert_eq!(u.sentinel_password.as_deref(), Some("sp"));
-        assert!(
-            SentinelUrl::parse("rediss+sentinel://h/m")
-                .expect("tls")
-                .tls
-        );
-    }
-
-    #[test]
-    fn a_bad_sentinel_url_says_what_is_missing() {
-        let no_service = SentinelUrl::parse("redis+sentinel://h1:26379").unwrap_err();
-        assert!(no_service.contains("service name"), "{no_service}");
-        let bad_port = SentinelUrl::parse("redis+sentinel://h1:x/m").unwrap_err();
-        assert!(bad_port.contains("port"), "{bad_port}");
-        let bad_db = SentinelUrl::parse("redis+sentinel://h1/m/zero").unwrap_err();
-        assert!(bad_db.contains("database number"), "{bad_db}");
-        let empty = SentinelUrl::parse("redis+sentinel://h1,,h2/m").unwrap_err();
-        assert!(empty.contains("Sentinel address"), "{empty}");
-        let unknown = SentinelUrl::parse("redis+sentinel://h1/m?tls=yes").unwrap_err();
-        assert!(unknown.contains("query parameters"), "{unknown}");
-    }
-
-    #[test]
-    fn masking_hides_both_passwords() {
-        let m = mask_sentinel_url(
-            "redis+sentinel://app:hunter2@h1:26379,h2/m?sentinel_password=hunter3",
-        );
-        assert!(!m.contains("hunter2") && !m.contains("hunter3"), "{m}");
-        assert!(m.contains("h1:26379,h2/m"), "{m}");
-        let no_path = mask_sentinel_url("redis+sentinel://:hunter2@h1:26379");
-        assert!(
-            !no_path.contains("hunter2") && no_path.contains("h1:26379"),
-            "{no_path}"
-        );
-    }
 }

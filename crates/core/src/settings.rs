@@ -311,20 +311,7 @@ fn check_url(name: &'static str, value: &str, schemes: &[&str]) -> Result<(), Se
     Ok(())
 }
 
-/// Replaces the password of a URL with `***` so it can be logged or shown in an error.
-pub fn mask_password(url: &str) -> String {
-    if crate::redis_pool::is_sentinel_url(url) {
-        return crate::redis_pool::mask_sentinel_url(url);
-    }
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("***"));
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => "<unparseable URL>".into(),
-    }
-}
+pub use crate::urls::mask_password;
 
 /// The variables of the process: `.env` when present, then the process environment.
 fn process_vars() -> HashMap<String, String> {
@@ -425,8 +412,8 @@ impl Settings<OptionalUrls> {
         }
         let redis_url = env.get(REDIS_URL).map(str::to_owned);
         if let Some(url) = &redis_url {
-            if crate::redis_pool::is_sentinel_url(url) {
-                crate::redis_pool::SentinelUrl::parse(url).map_err(|expected| {
+            if crate::urls::is_sentinel_url(url) {
+                crate::urls::SentinelUrl::parse(url).map_err(|expected| {
                     SettingsError::Invalid {
                         name: REDIS_URL,
                         value: mask_password(url),

@@ -20,6 +20,7 @@ pub mod summary;
 pub mod taxation;
 pub mod testcert;
 pub mod ubl;
+pub mod xml;
 
 pub use client::{Cdr, Client, ClientError, ConsultAnswer, Submission, SunatConfig, TicketStatus};
 pub use document::{
@@ -27,10 +28,12 @@ pub use document::{
 };
 
 pub use outcome::Outcome;
-pub use prepare::{prepare, signed_sha256, PrepareError, Prepared};
+pub use prepare::{
+    prepare, prepare_summary, prepare_voided, signed_sha256, PrepareError, Prepared,
+};
 pub use sign::{verify, SignError, Signed, Signer, Verified, VerifyError};
 pub use summary::{
-    prepare_summary, prepare_voided, DailySummary, LineStatus, SummaryError, SummaryId,
-    SummaryKind, SummaryLine, VoidedDocuments, VoidedLine,
+    DailySummary, LineStatus, SummaryError, SummaryId, SummaryKind, SummaryLine, VoidedDocuments,
+    VoidedLine,
 };
 pub use taxation::{Affectation, Discount, TaxError, TaxScheme, UnitCode};

@@ -6,6 +6,7 @@ use std::fmt;
 use crate::archive::{self, ArchiveError};
 use crate::document::{DocumentError, Receipt};
 use crate::sign::{SignError, Signer};
+use crate::summary::{self, DailySummary, VoidedDocuments};
 use crate::ubl;
 
 /// A signed, zipped receipt ready for `sendBill`.
@@ -73,8 +74,24 @@ pub fn signed_sha256(xml: &[u8]) -> String {
 /// Builds, signs and zips the receipt.
 pub fn prepare(receipt: &Receipt, signer: &Signer) -> Result<Prepared, PrepareError> {
     let xml = ubl::invoice_xml(receipt)?;
-    let signed = signer.sign(&xml)?;
-    let stem = receipt.file_stem();
+    sign_and_zip(&xml, &receipt.file_stem(), signer)
+}
+
+/// Builds, signs and zips a Resumen Diario for `sendSummary`.
+pub fn prepare_summary(s: &DailySummary, signer: &Signer) -> Result<Prepared, PrepareError> {
+    let xml = summary::summary_xml(s)?;
+    sign_and_zip(&xml, &s.file_stem(), signer)
+}
+
+/// Builds, signs and zips a Comunicación de Baja for `sendSummary`.
+pub fn prepare_voided(v: &VoidedDocuments, signer: &Signer) -> Result<Prepared, PrepareError> {
+    let xml = summary::voided_xml(v)?;
+    sign_and_zip(&xml, &v.file_stem(), signer)
+}
+
+/// Signs `xml` and zips it as `stem.xml` into `stem.zip`.
+fn sign_and_zip(xml: &str, stem: &str, signer: &Signer) -> Result<Prepared, PrepareError> {
+    let signed = signer.sign(xml)?;
     let zip = archive::zip_single(&format!("{stem}.xml"), &signed.xml)?;
     Ok(Prepared {
         file_name: format!("{stem}.zip"),

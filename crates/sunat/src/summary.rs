@@ -1,7 +1,7 @@
 //! SUNAT's two UBL 2.0 summaries, sent with `sendSummary` and answered with a ticket: the
 //! Resumen Diario (RC, `SummaryDocuments`: boletas added, or voided with status 3) and the
 //! Comunicación de Baja (RA, `VoidedDocuments`: facturas voided inside their window). Both are
-//! signed like a receipt (the same [`Signer`]) and zipped as `RUC-RC-YYYYMMDD-N.zip`.
+//! signed like a receipt (the same `Signer`, in `prepare.rs`) and zipped as `RUC-RC-YYYYMMDD-N.zip`.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -10,12 +10,10 @@ use bigdecimal::BigDecimal;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::archive;
 use crate::document::{Company, Customer, DocumentType, Series, Totals};
-use crate::prepare::{PrepareError, Prepared};
-use crate::sign::Signer;
 use crate::taxation::{self, TaxScheme};
-use crate::ubl::{Xml, NS_CAC, NS_CBC, NS_DS, NS_EXT, SIGNATURE_ID};
+use crate::ubl::{NS_CAC, NS_CBC, NS_DS, NS_EXT, SIGNATURE_ID};
+use crate::xml::Xml;
 
 pub const NS_SUMMARY: &str = "urn:sunat:names:specification:ubl:peru:schema:xsd:SummaryDocuments-1";
 pub const NS_VOIDED: &str = "urn:sunat:names:specification:ubl:peru:schema:xsd:VoidedDocuments-1";
@@ -522,29 +520,6 @@ pub fn voided_xml(v: &VoidedDocuments) -> Result<String, SummaryError> {
     }
     w.raw("</VoidedDocuments>\n");
     Ok(w.into_string())
-}
-
-fn sign_and_zip(xml: &str, stem: &str, signer: &Signer) -> Result<Prepared, PrepareError> {
-    let signed = signer.sign(xml)?;
-    let zip = archive::zip_single(&format!("{stem}.xml"), &signed.xml)?;
-    Ok(Prepared {
-        file_name: format!("{stem}.zip"),
-        xml: signed.xml,
-        zip,
-        digest_value: signed.digest_value,
-    })
-}
-
-/// Builds, signs and zips a Resumen Diario for `sendSummary`.
-pub fn prepare_summary(s: &DailySummary, signer: &Signer) -> Result<Prepared, PrepareError> {
-    let xml = summary_xml(s)?;
-    sign_and_zip(&xml, &s.file_stem(), signer)
-}
-
-/// Builds, signs and zips a Comunicación de Baja for `sendSummary`.
-pub fn prepare_voided(v: &VoidedDocuments, signer: &Signer) -> Result<Prepared, PrepareError> {
-    let xml = voided_xml(v)?;
-    sign_and_zip(&xml, &v.file_stem(), signer)
 }
 
 #[cfg(test)]

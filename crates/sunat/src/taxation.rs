@@ -22,7 +22,7 @@ use bigdecimal::{BigDecimal, RoundingMode, Zero};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use crate::ubl::{decimal, Xml};
+use crate::xml::{decimal, Xml};
 
 /// What is wrong with a taxation value: which value, and what is expected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

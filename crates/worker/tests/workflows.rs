@@ -286,9 +286,11 @@ async fn a_cancelled_member_counts_and_the_workflow_keys_expire_with_its_records
     w.shutdown().await;
     assert_eq!(wf.state, WorkflowState::Succeeded);
     assert_eq!(wf.steps[1].state, StepState::Cancelled);
-    let runs = runs.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
-    let members = &runs[&started.task_ids[2]][0]["members"];
-    assert_eq!(members[1]["state"], json!("CANCELLED"));
+    {
+        let runs = runs.lock().map_err(|_| anyhow::anyhow!("poisoned"))?;
+        let members = &runs[&started.task_ids[2]][0]["members"];
+        assert_eq!(members[1]["state"], json!("CANCELLED"));
+    }
     // No workflow key outlives the workflow's records: every one expires within the result TTL.
     let ttls = r.broker.workflow_ttls(&started.workflow_id).await?;
     assert_eq!(ttls.len(), 3, "{ttls:?}");
