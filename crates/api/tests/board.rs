@@ -187,9 +187,9 @@ impl Chromedriver {
                 ],
             }),
         );
-        // chromedriver is spoken to over plain HTTP, but the client's TLS needs a provider.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        Ok(fantoccini::ClientBuilder::rustls()?
+        // chromedriver listens on loopback: plain HTTP.
+        let http = hyper_util::client::legacy::connect::HttpConnector::new();
+        Ok(fantoccini::ClientBuilder::new(http)
             .capabilities(caps)
             .connect(&format!("http://127.0.0.1:{}", self.port))
             .await?)
