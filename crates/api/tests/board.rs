@@ -378,3 +378,43 @@ async fn drive_board(app: &TestApp, browser: &fantoccini::Client) -> anyhow::Res
     assert!(len > 0, "{} is empty", shot.display());
     Ok(())
 }
+
+/// The board's health stream (what its "System Status" shows): open with an SSE comment while
+/// `/api/health` is 200; refused with 503, like `/api/health`, when Redis cannot be reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn board_health_stream_follows_api_health() -> anyhow::Result<()> {
+    let app = spawn_with_jobs("board_events", "boardq", 0).await?;
+    let res = app
+        .client
+        .get(format!("{}/board/api/v1/events", app.base))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await?;
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut res = res;
+    let first = res.chunk().await?.unwrap_or_default();
+    assert_eq!(&first[..], b": faena healthy\n\n");
+    drop(res);
+
+    // Redis stops under a running app.
+    let mut own = faena_testkit::OwnRedis::start().await?;
+    let down = common::spawn_app_with("board_events_down", Some(&own.url())).await?;
+    own.stop();
+    let res = down
+        .client
+        .get(format!("{}/api/health", down.base))
+        .send()
+        .await?;
+    assert_eq!(res.status().as_u16(), 503, "/api/health");
+    let res = down
+        .client
+        .get(format!("{}/board/api/v1/events", down.base))
+        .bearer_auth(&down.admin_token)
+        .send()
+        .await?;
+    assert_eq!(res.status().as_u16(), 503, "the board's health stream");
+    let body: Value = res.json().await?;
+    assert_eq!(body["redis"]["ok"], false, "{body}");
+    Ok(())
+}
