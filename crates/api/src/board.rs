@@ -30,7 +30,28 @@
 //! strips `/board` from the address the app's router reads at start, and puts it back on the
 //! addresses the app pushes, so reloading a board page lands on the board again.
 //!
-//! Live task logs (`/api/v1/events`, the `events` feature) are not enabled.
+//! # What Faena changes in the page
+//!
+//! The compiled UI is apalis-board 1.0's; Faena adapts it by what it serves, not by patching it:
+//!
+//! - **Health.** The sidebar's "System Status" is the state of the app's EventSource on
+//!   `/api/v1/events` (Healthy until that stream errors; apalis-board's own stream carries task
+//!   logs, the `events` feature, not enabled here). Faena answers that path itself ([`events`]):
+//!   503 when `GET /api/health` would not be 200, else an open stream of SSE comments (no
+//!   messages) re-checked every [`EVENTS_CHECK`], closed as soon as a check fails. So the indicator
+//!   reads Faena's health: Healthy while `/api/health` answers 200, Unhealthy once it does not
+//!   (until the page is reloaded: the app does not reconnect).
+//! - **Statistic titles.** The app titles an overview card by looking its `title` up in its own
+//!   list of known statistics and shows "Total Jobs" for any other, so Faena's statistics
+//!   (`SCHEDULED_JOBS`, `DEAD_JOBS`, `QUEUES`...) all read "Total Jobs". [`SHIM`] keeps the titles of
+//!   the `/overview` answer it sees and writes each card's own title ([`STAT_LABELS`]) over the
+//!   app's, in the order the app renders them (the answer's order), whenever the page changes.
+//!   The JSON keeps Faena's stable keys.
+//! - **"Pro" entries.** Stepped, Complex and Schedules (the "Advanced" section) link to
+//!   apalis-board's paid edition and cannot work over Faena: [`SHIM`] hides them with CSS and hides
+//!   the section's heading. Beat's schedules are Faena's own (`faena beat`, `/api/schedules`).
+//!
+//! Live task logs (`/api/v1/events` messages, the `events` feature) are not enabled.
 //!
 //! # Admins only
 //!
@@ -153,6 +174,7 @@ impl Board {
                 }
             })
             .route("/login", web::get().to(login))
+            .route(&format!("{API_PATH}/events"), web::get().to(events))
             .service(
                 web::resource(format!("{API_PATH}/queues/{{queue}}/tasks"))
                     .guard(actix_web::guard::Put())
@@ -186,10 +208,103 @@ where
     actix_web::dev::ServiceResponse::new(req, answer).map_into_right_body()
 }
 
-/// Runs in the page before the app: see the module documentation.
+/// How often the board's health stream re-checks Faena's health.
+pub const EVENTS_CHECK: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `GET /board/api/v1/events`: the stream whose life is the board's health indicator (see the
+/// module documentation). 503 with the health report when a dependency is down; else
+/// `text/event-stream` with an SSE comment now and after every passing check, ended by the first
+/// failing one. Comments carry no message, so the app (which parses every message as a log
+/// entry) never sees one.
+async fn events(state: web::Data<AppState>) -> HttpResponse {
+    let report = faena_core::health::check(&state.db, state.broker.pool()).await;
+    if !report.ok() {
+        return HttpResponse::ServiceUnavailable().json(report);
+    }
+    let ticks = futures::stream::unfold((state, true), |(state, first)| async move {
+        if !first {
+            tokio::time::sleep(EVENTS_CHECK).await;
+            let report = faena_core::health::check(&state.db, state.broker.pool()).await;
+            if !report.ok() {
+                tracing::warn!(down = ?report.down(), "board: health stream closed");
+                return None;
+            }
+        }
+        Some((
+            Ok::<_, actix_web::Error>(web::Bytes::from_static(b": faena healthy\n\n")),
+            (state, false),
+        ))
+    });
+    HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "text/event-stream"))
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .streaming(ticks)
+}
+
+/// The title [`SHIM`] gives each overview card, by the statistic's key in the JSON (a key not
+/// listed is shown as itself, in words). Kept in step with `faena_apalis::queue_statistics` and
+/// `Metrics::global` by the board's browser test.
+pub const STAT_LABELS: &[(&str, &str)] = &[
+    ("PENDING_JOBS", "Pending jobs"),
+    ("SCHEDULED_JOBS", "Scheduled jobs"),
+    ("RUNNING_JOBS", "Running jobs"),
+    ("DEAD_JOBS", "Dead jobs"),
+    ("SUCCEEDED_ATTEMPTS", "Succeeded attempts"),
+    ("FAILED_ATTEMPTS", "Failed attempts"),
+    ("RETRIED_ATTEMPTS", "Retried attempts"),
+    ("ENQUEUED_JOBS", "Enqueued jobs"),
+    ("PAUSED", "Paused"),
+    ("PAUSED_QUEUES", "Paused queues"),
+    ("QUEUES", "Queues"),
+    ("WORKERS", "Workers"),
+];
+
+/// Hides the "Pro" entries (links to `/pro?interest=...`) of the sidebar.
+const STYLE: &str = r#"<style>
+a[href^="/pro"], a[href^="/board/pro"] { display: none !important; }
+</style>"#;
+
+/// Runs in the page before the app: see the module documentation. `__LABELS__` is replaced by
+/// [`STAT_LABELS`] as a JSON object.
 pub const SHIM: &str = r#"<script>
 (function () {
   var board = "/board", api = "/api/v1";
+  var labels = __LABELS__;
+  var overview = null;
+  var label = function (key) {
+    if (Object.prototype.hasOwnProperty.call(labels, key)) return labels[key];
+    var s = String(key).toLowerCase().replace(/_/g, " ");
+    return s.charAt(0).toUpperCase() + s.slice(1);
+  };
+  // Each overview card gets the title of its own statistic (the app renders them in order).
+  var relabel = function () {
+    if (overview) {
+      var ps = document.querySelectorAll("section > p");
+      for (var i = 0; i < ps.length; i++) {
+        if (ps[i].textContent.trim() !== "Backend stats overview") continue;
+        var grid = ps[i].parentElement.querySelector("div.grid");
+        if (!grid) continue;
+        for (var j = 0; j < grid.children.length && j < overview.length; j++) {
+          var h3 = grid.children[j].querySelector("h3");
+          var want = label(overview[j]);
+          if (h3 && h3.textContent !== want) {
+            h3.textContent = want;
+            h3.setAttribute("data-faena-stat", overview[j]);
+          }
+        }
+      }
+    }
+    // The "Advanced" heading holds only the hidden "Pro" entries.
+    var hs = document.querySelectorAll("h2");
+    for (var k = 0; k < hs.length; k++) {
+      if (hs[k].textContent.trim() === "Advanced" && hs[k].parentElement &&
+          hs[k].parentElement.style.display !== "none") {
+        hs[k].parentElement.style.display = "none";
+      }
+    }
+  };
+  new MutationObserver(relabel).observe(document.documentElement,
+    { childList: true, subtree: true, characterData: true });
   var under = function (p, root) { return p === root || p.indexOf(root + "/") === 0; };
   var toBoard = function (u) {
     try {
@@ -209,7 +324,19 @@ pub const SHIM: &str = r#"<script>
     } else if (typeof input === "string" || input instanceof URL) {
       input = toBoard(String(input));
     }
-    return fetch0.call(this, input, init);
+    var answer = fetch0.call(this, input, init);
+    try {
+      var path = new URL(input instanceof Request ? input.url : String(input), location.href).pathname;
+      if (path === board + api + "/overview") {
+        answer.then(function (res) { return res.clone().json(); })
+          .then(function (list) {
+            overview = list.map(function (s) { return s.title; });
+            relabel();
+          })
+          .catch(function () {});
+      }
+    } catch (e) {}
+    return answer;
   };
   if (window.EventSource) {
     var ES = window.EventSource;
@@ -260,7 +387,8 @@ pub const SHIM: &str = r#"<script>
 })();
 </script>"#;
 
-/// The embedded `index.html`, with its asset URLs under `/board` and [`SHIM`] first in `<head>`.
+/// The embedded `index.html`, with its asset URLs under `/board`, and [`STYLE`] and [`SHIM`] first
+/// in `<head>`.
 fn index_html() -> &'static str {
     static INDEX: OnceLock<String> = OnceLock::new();
     INDEX.get_or_init(|| {
@@ -272,7 +400,12 @@ fn index_html() -> &'static str {
             .replace("\"/", &format!("\"{BOARD_PATH}/"))
             // The app resolves its own links against `/`.
             .replace(&format!("<base href=\"{BOARD_PATH}/\""), "<base href=\"/\"");
-        prefixed.replacen("<head>", &format!("<head>\n{SHIM}"), 1)
+        let labels: serde_json::Map<String, Value> = STAT_LABELS
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), Value::from(*v)))
+            .collect();
+        let shim = SHIM.replace("__LABELS__", &Value::Object(labels).to_string());
+        prefixed.replacen("<head>", &format!("<head>\n{STYLE}\n{shim}"), 1)
     })
 }
 

@@ -1,5 +1,8 @@
 //! The apalis-board dashboard at `/board`: its JSON API over Faena's apalis backend, and the real
-//! page in a headless Chromium (`chromium` on PATH; `scripts/test-deps.sh` installs it).
+//! page in a headless Chromium driven through chromedriver (WebDriver, `fantoccini`;
+//! `scripts/test-deps.sh` installs `/usr/bin/chromium` and `/usr/bin/chromedriver`): every
+//! statistic card has its own title, the health indicator reads Faena's health, the "Pro" entries
+//! are hidden.
 //!
 //! Queues are registered with apalis-board when the app is built, so `boardq` gets jobs before
 //! the app starts (like a deployed api restarting over a live Redis); `lateq` is first used after
@@ -135,74 +138,283 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
 }
 
-/// Runs headless Chromium on `url` with `args`, in a fresh profile; returns its stdout.
-async fn chromium(url: &str, args: &[&str]) -> anyhow::Result<String> {
-    let profile = std::env::temp_dir().join(format!(
-        "faena-board-chromium-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)?
-            .as_nanos()
-    ));
-    std::fs::create_dir_all(&profile)?;
-    let run = tokio::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-dev-shm-usage",
-            "--virtual-time-budget=5000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .args(args)
-        .arg(url)
-        .kill_on_drop(true)
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(90), run).await;
-    let _ = std::fs::remove_dir_all(&profile);
-    let out = out.map_err(|_| anyhow::anyhow!("chromium did not finish in 90s"))??;
-    anyhow::ensure!(
-        out.status.success(),
-        "chromium failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// A chromedriver on a free loopback port, owned by the test: killed on drop.
+struct Chromedriver {
+    child: std::process::Child,
+    port: u16,
 }
 
+impl Chromedriver {
+    async fn start() -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = std::process::Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()?;
+        let driver = Self { child, port };
+        faena_testkit::wait_for(
+            "chromedriver to listen",
+            Duration::from_secs(20),
+            || async move {
+                Ok(tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .ok()
+                    .map(|_| ()))
+            },
+        )
+        .await?;
+        Ok(driver)
+    }
+
+    /// A headless Chromium session in a fresh profile (removed on drop).
+    async fn session(&self, profile: &Path) -> anyhow::Result<fantoccini::Client> {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--no-first-run", "--disable-background-networking", "--disable-sync",
+                    "--disable-component-update", "--window-size=1280,900",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            }),
+        );
+        // chromedriver listens on loopback: plain HTTP.
+        let http = hyper_util::client::legacy::connect::HttpConnector::new();
+        Ok(fantoccini::ClientBuilder::new(http)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await?)
+    }
+}
+
+impl Drop for Chromedriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The titles of the overview's statistic cards, as the page shows them.
+const CARD_TITLES: &str = r#"
+var ps = Array.from(document.querySelectorAll("section > p"));
+var p = ps.find(function (p) { return p.textContent.trim() === "Backend stats overview"; });
+if (!p) return null;
+var grid = p.parentElement.querySelector("div.grid");
+if (!grid) return null;
+return Array.from(grid.children).map(function (c) {
+  var h = c.querySelector("h3"); return h ? h.textContent.trim() : "";
+});
+"#;
+
+/// The text next to "System Status:" in the sidebar.
+const HEALTH_TEXT: &str = r#"
+var s = Array.from(document.querySelectorAll("span"))
+  .find(function (s) { return s.textContent.trim() === "System Status:"; });
+return s && s.nextElementSibling ? s.nextElementSibling.textContent.trim() : null;
+"#;
+
+/// The "Pro" links in the page, and how many of them are visible.
+const PRO_LINKS: &str = r#"
+var all = Array.from(document.querySelectorAll("a")).filter(function (a) {
+  return /^(\/board)?\/pro/.test(a.getAttribute("href") || "");
+});
+return [all.length, all.filter(function (a) { return a.getClientRects().length > 0; }).length];
+"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn board_renders_the_queue_in_chromium() -> anyhow::Result<()> {
+async fn board_in_chromium_titles_every_card_reads_faena_health_and_hides_pro() -> anyhow::Result<()>
+{
+    for tool in [CHROMIUM, CHROMEDRIVER] {
+        if !Path::new(tool).exists() {
+            eprintln!(
+                "SKIPPED board_in_chromium: {tool} is missing (scripts/test-deps.sh installs \
+                 chromium and chromium-driver)"
+            );
+            return Ok(());
+        }
+    }
     let app = spawn_with_jobs("board_chromium", "boardq", 3).await?;
+    let driver = Chromedriver::start().await?;
+    let profile = tempfile::tempdir()?;
+    let browser = driver.session(profile.path()).await?;
+    let outcome = drive_board(&app, &browser).await;
+    let _ = browser.close().await;
+    outcome
+}
+
+async fn drive_board(app: &TestApp, browser: &fantoccini::Client) -> anyhow::Result<()> {
     // A browser cannot send a bearer header: /board/login keeps the admin's token in a cookie
     // and redirects to the board.
-    let url = format!("{}/board/login?token={}", app.base, app.admin_token);
+    browser
+        .goto(&format!(
+            "{}/board/login?token={}",
+            app.base, app.admin_token
+        ))
+        .await?;
 
-    let dom = chromium(&url, &["--dump-dom"]).await?;
-    assert!(
-        dom.contains("boardq"),
-        "the page does not show boardq:\n{dom}"
+    // The statistics the api answers, and the title each card must carry.
+    let (status, overview) = app.get("/board/api/v1/overview").await?;
+    assert_eq!(status, 200, "{overview}");
+    let keys: Vec<String> = overview
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s["title"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(
+        keys,
+        [
+            "PENDING_JOBS",
+            "SCHEDULED_JOBS",
+            "RUNNING_JOBS",
+            "DEAD_JOBS",
+            "SUCCEEDED_ATTEMPTS",
+            "FAILED_ATTEMPTS",
+            "RETRIED_ATTEMPTS",
+            "ENQUEUED_JOBS",
+            "PAUSED_QUEUES",
+            "QUEUES",
+            "WORKERS"
+        ],
+        "{overview}"
     );
+    let expected = [
+        "Pending jobs",
+        "Scheduled jobs",
+        "Running jobs",
+        "Dead jobs",
+        "Succeeded attempts",
+        "Failed attempts",
+        "Retried attempts",
+        "Enqueued jobs",
+        "Paused queues",
+        "Queues",
+        "Workers",
+    ];
+    let last = std::cell::RefCell::new(Value::Null);
+    let (last_ref, keys_ref) = (&last, &keys);
+    let titles = faena_testkit::wait_for(
+        "the overview's cards, each with its own title",
+        Duration::from_secs(60),
+        || async move {
+            let seen = browser.execute(CARD_TITLES, vec![]).await?;
+            *last_ref.borrow_mut() = seen.clone();
+            let titles: Vec<String> = serde_json::from_value(seen).unwrap_or_default();
+            let distinct: std::collections::BTreeSet<&String> = titles.iter().collect();
+            Ok(
+                (titles.len() == keys_ref.len() && distinct.len() == titles.len())
+                    .then_some(titles),
+            )
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}; the cards were titled {}", last.borrow()))?;
+    assert_eq!(titles, expected, "the overview's card titles");
 
-    let dir = target_dir();
+    // The queue is shown.
+    faena_testkit::wait_for("boardq on the page", Duration::from_secs(30), || async {
+        let text = browser
+            .execute("return document.body.innerText;", vec![])
+            .await?;
+        Ok(text
+            .as_str()
+            .is_some_and(|t| t.contains("boardq"))
+            .then_some(()))
+    })
+    .await?;
+
+    // Health: /api/health answers 200, the board's health stream opens, and the indicator reads
+    // Healthy after it did.
+    let res = app
+        .client
+        .get(format!("{}/api/health", app.base))
+        .send()
+        .await?;
+    assert_eq!(res.status().as_u16(), 200, "/api/health");
+    let opened = browser
+        .execute_async(
+            r#"var done = arguments[arguments.length - 1];
+               var es = new EventSource("/api/v1/events");
+               es.onopen = function () { es.close(); done("open"); };
+               es.onerror = function () { es.close(); done("error"); };"#,
+            vec![],
+        )
+        .await?;
+    assert_eq!(opened, "open", "the board's health stream");
+    let health = browser.execute(HEALTH_TEXT, vec![]).await?;
+    assert_eq!(health, "Healthy", "the sidebar's System Status");
+
+    // The "Pro" entries are rendered by the app, and none is visible.
+    let pro = browser.execute(PRO_LINKS, vec![]).await?;
+    assert_eq!(
+        pro,
+        serde_json::json!([3, 0]),
+        "Pro links [in the page, visible]"
+    );
+    let text = browser
+        .execute("return document.body.innerText;", vec![])
+        .await?;
+    let text = text.as_str().unwrap_or_default();
+    for entry in ["Stepped", "Complex", "Schedules", "Advanced"] {
+        assert!(!text.contains(entry), "{entry:?} is visible:\n{text}");
+    }
+
+    let dir = target_dir().join("console");
     std::fs::create_dir_all(&dir)?;
     let shot = dir.join("board.png");
-    let _ = std::fs::remove_file(&shot);
-    chromium(
-        &url,
-        &[
-            &format!("--screenshot={}", shot.display()),
-            "--window-size=1280,800",
-        ],
-    )
-    .await?;
-    let len = std::fs::metadata(&shot)
-        .map_err(|e| anyhow::anyhow!("no screenshot at {}: {e}", shot.display()))?
-        .len();
+    std::fs::write(&shot, browser.screenshot().await?)?;
+    let len = std::fs::metadata(&shot)?.len();
     assert!(len > 0, "{} is empty", shot.display());
+    Ok(())
+}
+
+/// The board's health stream (what its "System Status" shows): open with an SSE comment while
+/// `/api/health` is 200; refused with 503, like `/api/health`, when Redis cannot be reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn board_health_stream_follows_api_health() -> anyhow::Result<()> {
+    let app = spawn_with_jobs("board_events", "boardq", 0).await?;
+    let res = app
+        .client
+        .get(format!("{}/board/api/v1/events", app.base))
+        .bearer_auth(&app.admin_token)
+        .send()
+        .await?;
+    assert_eq!(res.status().as_u16(), 200);
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut res = res;
+    let first = res.chunk().await?.unwrap_or_default();
+    assert_eq!(&first[..], b": faena healthy\n\n");
+    drop(res);
+
+    // Redis stops under a running app.
+    let mut own = faena_testkit::OwnRedis::start().await?;
+    let down = common::spawn_app_with("board_events_down", Some(&own.url())).await?;
+    own.stop();
+    let res = down
+        .client
+        .get(format!("{}/api/health", down.base))
+        .send()
+        .await?;
+    assert_eq!(res.status().as_u16(), 503, "/api/health");
+    let res = down
+        .client
+        .get(format!("{}/board/api/v1/events", down.base))
+        .bearer_auth(&down.admin_token)
+        .send()
+        .await?;
+    assert_eq!(res.status().as_u16(), 503, "the board's health stream");
+    let body: Value = res.json().await?;
+    assert_eq!(body["redis"]["ok"], false, "{body}");
     Ok(())
 }
