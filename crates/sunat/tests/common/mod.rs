@@ -82,3 +82,29 @@ pub fn run(cmd: &mut Command) -> (bool, String) {
     );
     (out.status.success(), text)
 }
+
+/// Asserts that `path` validates against the schema `xsd` (xmllint), naming `stem` if not.
+#[allow(dead_code)] // each test binary uses its own part of the helpers
+pub fn assert_schema_valid(xsd: &Path, path: &Path, stem: &str) {
+    let (ok, out) = run(Command::new("xmllint")
+        .arg("--noout")
+        .arg("--schema")
+        .arg(xsd)
+        .arg(path));
+    assert!(ok, "xmllint rejected {stem}:\n{out}");
+}
+
+/// Asserts that the enveloped signature of `path` verifies with `cert_pem` (xmlsec1).
+#[allow(dead_code)]
+pub fn assert_signature_verifies(cert_pem: &Path, path: &Path, stem: &str) {
+    let (ok, out) = run(Command::new("xmlsec1")
+        .args([
+            "--verify",
+            "--enabled-reference-uris",
+            "empty",
+            "--pubkey-cert-pem",
+        ])
+        .arg(cert_pem)
+        .arg(path));
+    assert!(ok, "xmlsec1 did not verify {stem}:\n{out}");
+}
