@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::document::{Company, Customer, DocumentType, Series, Totals};
 use crate::taxation::{self, TaxScheme};
-use crate::ubl::{NS_CAC, NS_CBC, NS_DS, NS_EXT, SIGNATURE_ID};
+use crate::ubl::{self, NS_CAC, NS_CBC, NS_DS, NS_EXT};
 use crate::xml::Xml;
 
 pub const NS_SUMMARY: &str = "urn:sunat:names:specification:ubl:peru:schema:xsd:SummaryDocuments-1";
@@ -404,22 +404,7 @@ fn header(
         &[],
         &id.issue_date.format("%Y-%m-%d").to_string(),
     );
-    w.open("cac:Signature");
-    w.leaf("cbc:ID", &[], SIGNATURE_ID);
-    w.open("cac:SignatoryParty");
-    w.open("cac:PartyIdentification");
-    w.leaf("cbc:ID", &[], company.ruc.as_str());
-    w.close("cac:PartyIdentification");
-    w.open("cac:PartyName");
-    w.leaf("cbc:Name", &[], &company.legal_name);
-    w.close("cac:PartyName");
-    w.close("cac:SignatoryParty");
-    w.open("cac:DigitalSignatureAttachment");
-    w.open("cac:ExternalReference");
-    w.leaf("cbc:URI", &[], &format!("#{SIGNATURE_ID}"));
-    w.close("cac:ExternalReference");
-    w.close("cac:DigitalSignatureAttachment");
-    w.close("cac:Signature");
+    ubl::signature_reference(w, company);
     w.open("cac:AccountingSupplierParty");
     w.leaf("cbc:CustomerAssignedAccountID", &[], company.ruc.as_str());
     w.leaf("cbc:AdditionalAccountID", &[], "6");

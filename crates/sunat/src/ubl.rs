@@ -1,7 +1,7 @@
 //! The UBL 2.1 `Invoice` XML of a boleta (03) or factura (01), in the element order SUNAT and the
 //! OASIS schema expect, with an empty `ext:ExtensionContent` where the signature goes.
 
-use crate::document::{DocumentError, DocumentType, Receipt};
+use crate::document::{Company, DocumentError, DocumentType, Receipt};
 use crate::taxation::{self, amount_in_words, DocumentTotals, FREE_LEGEND};
 use crate::xml::Xml;
 pub use crate::xml::{decimal, escape_attr, escape_text};
@@ -66,22 +66,7 @@ pub fn invoice_xml(receipt: &Receipt) -> Result<String, DocumentError> {
     w.leaf("cbc:DocumentCurrencyCode", &[], cur);
 
     // cac:Signature: who signed and where the ds:Signature is.
-    w.open("cac:Signature");
-    w.leaf("cbc:ID", &[], SIGNATURE_ID);
-    w.open("cac:SignatoryParty");
-    w.open("cac:PartyIdentification");
-    w.leaf("cbc:ID", &[], company.ruc.as_str());
-    w.close("cac:PartyIdentification");
-    w.open("cac:PartyName");
-    w.leaf("cbc:Name", &[], &company.legal_name);
-    w.close("cac:PartyName");
-    w.close("cac:SignatoryParty");
-    w.open("cac:DigitalSignatureAttachment");
-    w.open("cac:ExternalReference");
-    w.leaf("cbc:URI", &[], &format!("#{SIGNATURE_ID}"));
-    w.close("cac:ExternalReference");
-    w.close("cac:DigitalSignatureAttachment");
-    w.close("cac:Signature");
+    signature_reference(&mut w, company);
 
     // Supplier.
     w.open("cac:AccountingSupplierParty");
@@ -163,4 +148,25 @@ pub fn invoice_xml(receipt: &Receipt) -> Result<String, DocumentError> {
     }
     w.raw("</Invoice>\n");
     Ok(w.out)
+}
+
+/// `cac:Signature`: who signed (the issuer) and where the `ds:Signature` is. Every document
+/// Faena signs carries the same one.
+pub(crate) fn signature_reference(w: &mut Xml, company: &Company) {
+    w.open("cac:Signature");
+    w.leaf("cbc:ID", &[], SIGNATURE_ID);
+    w.open("cac:SignatoryParty");
+    w.open("cac:PartyIdentification");
+    w.leaf("cbc:ID", &[], company.ruc.as_str());
+    w.close("cac:PartyIdentification");
+    w.open("cac:PartyName");
+    w.leaf("cbc:Name", &[], &company.legal_name);
+    w.close("cac:PartyName");
+    w.close("cac:SignatoryParty");
+    w.open("cac:DigitalSignatureAttachment");
+    w.open("cac:ExternalReference");
+    w.leaf("cbc:URI", &[], &format!("#{SIGNATURE_ID}"));
+    w.close("cac:ExternalReference");
+    w.close("cac:DigitalSignatureAttachment");
+    w.close("cac:Signature");
 }
