@@ -84,9 +84,9 @@ chaos:
     export FAENA_TEST_DATABASE_URL="$DATABASE_URL" FAENA_TEST_REDIS_URL="$REDIS_URL"
     cargo build --bins
     if cargo nextest --version >/dev/null 2>&1; then
-        cargo nextest run -p faena-chaos --no-fail-fast
+        cargo nextest run -p faena-chaos --no-fail-fast --run-ignored all
     else
-        cargo test -p faena-chaos --no-fail-fast
+        cargo test -p faena-chaos --no-fail-fast -- --include-ignored
     fi
 
 # Build in release mode and run the benchmark: just bench [ARGS...]
