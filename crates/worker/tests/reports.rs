@@ -517,7 +517,7 @@ async fn stock_alerts_are_deduplicated_and_closed_when_stock_recovers() -> anyho
         &InsightFilter {
             status: Some(InsightStatus::Closed),
             kind: Some(InsightKind::LowStock),
-            limit: None,
+            ..Default::default()
         },
     )
     .await?;
