@@ -770,7 +770,7 @@ pub async fn create_sale(
                 ))
                 .execute(conn)
                 .await?;
-            stores::record_sale_store(conn, id, store.id).await?;
+            stores::record_sale_store(conn, id, &store).await?;
             let rows: Vec<_> = draft
                 .iter()
                 .zip(lines.iter().zip(&amounts))

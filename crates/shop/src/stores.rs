@@ -668,14 +668,19 @@ pub async fn store_for_sale(
     Ok(store)
 }
 
-/// Records the store of a sale just inserted, in the sale's transaction.
+/// Records the store of a sale just inserted, in the sale's transaction (which holds its series'
+/// counter until it commits). The main store needs no statement: `sales.store_id` defaults to it
+/// (the migration that made it set the default), so a one-store shop sells as fast as before.
 pub async fn record_sale_store(
     conn: &mut AsyncPgConnection,
     sale_id: i64,
-    store_id: i64,
+    store: &Store,
 ) -> Result<(), StoreError> {
+    if store.is_main() {
+        return Ok(());
+    }
     diesel::update(sale_stores::table.find(sale_id))
-        .set(sale_stores::store_id.eq(store_id))
+        .set(sale_stores::store_id.eq(store.id))
         .execute(conn)
         .await?;
     Ok(())

@@ -91,6 +91,10 @@ pub async fn show(
     responses(
         (status = 201, description = "The store", body = Store),
         (status = 400, description = BAD_STORE, body = ErrorBody),
+        (status = 413, description = "The body is larger than 256 KiB (`body_too_large`).",
+            body = ErrorBody),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json` \
+            (`unsupported_media_type`).", body = ErrorBody),
         NeedsAdmin,
         (status = 409, description = STORE_CONFLICT, body = ErrorBody),
         Unavailable,
@@ -116,6 +120,10 @@ pub async fn create(
     responses(
         (status = 200, description = "The changed store", body = Store),
         (status = 400, description = BAD_STORE, body = ErrorBody),
+        (status = 413, description = "The body is larger than 256 KiB (`body_too_large`).",
+            body = ErrorBody),
+        (status = 415, description = "The body is not sent as `Content-Type: application/json` \
+            (`unsupported_media_type`).", body = ErrorBody),
         NeedsAdmin,
         (status = 404, description = "No such store (`not_found`)", body = ErrorBody),
         (status = 409, description = STORE_CONFLICT, body = ErrorBody),
