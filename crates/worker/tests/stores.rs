@@ -227,7 +227,14 @@ async fn two_stores_boletas_carry_their_own_series_and_establishment_codes() -> 
         Handlers::production(e.pool.clone(), e.redis.broker.clone(), &e.settings),
     );
     for s in [&main_sale, &cusco_sale] {
-        sales::queue_send(&mut *e.pool.get().await?, s.id, None).await?;
+        e.redis
+            .broker
+            .enqueue(EnqueueRequest {
+                kind: "send_sale_to_sunat".into(),
+                args: json!({ "sale_id": s.id }),
+                ..Default::default()
+            })
+            .await?;
     }
     let mut sent = Vec::new();
     for s in [&main_sale, &cusco_sale] {

@@ -162,8 +162,9 @@ pub async fn list_insights(
 }
 
 /// Starts the hourly insights fan-out now: one `store_insights` per active store (a group) and
-/// the `insights_summary` callback, over the hour that started last; follow it with
-/// `GET /api/workflows/{workflow_id}`.
+/// the `insights_summary` callback, over the 24 hours up to the end of this hour, so sales made
+/// until now count; the next hourly run covers the same window and replaces the same insights
+/// with its complete numbers. Follow it with `GET /api/workflows/{workflow_id}`.
 #[utoipa::path(
     tag = "reports",
     security(("bearer" = [])),
@@ -179,9 +180,10 @@ pub async fn refresh_insights(
     admin: AdminCaller,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let now = chrono::Utc::now();
-    let until = chrono::DurationRound::duration_trunc(now, chrono::Duration::hours(1))
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let hour = chrono::Duration::hours(1);
+    let until = chrono::DurationRound::duration_trunc(chrono::Utc::now(), hour)
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        + hour;
     let req = store_insights::fan_out(&mut *state.db_conn().await?, until)
         .await?
         .ok_or_else(|| {
