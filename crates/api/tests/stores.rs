@@ -494,3 +494,57 @@ async fn refresh_starts_the_fan_out_and_a_worker_completes_it() -> anyhow::Resul
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn the_series_settings_set_the_main_store_only_until_it_issues() -> anyhow::Result<()> {
+    let db = faena_testkit::TestDb::new("stores_settings").await?;
+    let redis = faena_testkit::TestRedis::new("stores_settings")?;
+    let first = common::settings_with(
+        &db,
+        &redis.url,
+        &redis.prefix,
+        &[("FAENA_BOLETA_SERIES", "B007")],
+    )?;
+    let restarted = common::settings_with(
+        &db,
+        &redis.url,
+        &redis.prefix,
+        &[
+            ("FAENA_BOLETA_SERIES", "B009"),
+            ("FAENA_FACTURA_SERIES", "F009"),
+        ],
+    )?;
+    let app = TestApp::start(db, redis, &first).await?;
+    let (_, main) = app.get("/api/stores/principal").await?;
+    assert_eq!(
+        (
+            main["boleta_series"].as_str(),
+            main["factura_series"].as_str()
+        ),
+        (Some("B007"), Some("F001")),
+        "nothing issued: the main store takes the setting"
+    );
+    let pid = product(&app).await?;
+    let (s, b) = app
+        .post(
+            "/api/sales",
+            &json!({"items": [{"product_id": pid, "quantity": 1}], "send": false}).to_string(),
+        )
+        .await?;
+    assert_eq!((s, b["number"].as_str()), (201, Some("B007-1")), "{b}");
+
+    // Another start with other settings: the boleta series was used and stays; the factura
+    // series, unused, follows the setting.
+    let again = faena_api::Application::build(&restarted).await?;
+    drop(again);
+    let (_, main) = app.get("/api/stores/principal").await?;
+    assert_eq!(
+        (
+            main["boleta_series"].as_str(),
+            main["factura_series"].as_str()
+        ),
+        (Some("B007"), Some("F009")),
+        "{main}"
+    );
+    Ok(())
+}

@@ -199,7 +199,7 @@ pub(crate) async fn run(
             )?;
             Ok(exit::FAILED)
         }
-        Err(e) => Err(option_names(e).into()),
+        Err(e) => Err(option_names(e)),
     }
 }
 
