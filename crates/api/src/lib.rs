@@ -74,6 +74,7 @@ impl Application {
         }
         db::ensure_migrated(settings.database_url()).await?;
         let db = db::create_pool(settings.database_url(), settings.db_pool_size)?;
+        adopt_series_settings(&db, settings).await?;
         let redis = redis_pool::create_pool(settings.redis_url(), settings.redis_pool_size)?;
         let broker = Broker::new(
             redis,
@@ -128,6 +129,47 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         self.server.await
     }
+}
+
+/// Applies `FAENA_BOLETA_SERIES` / `FAENA_FACTURA_SERIES` to the main store while it has issued
+/// nothing of that type, and says what it did (`docs/decisions.md`).
+async fn adopt_series_settings(db: &PgPool, settings: &Settings) -> anyhow::Result<()> {
+    use faena_shop::stores::SeriesSetting;
+    let mut conn = db.get().await?;
+    let done = faena_shop::stores::adopt_series_settings(
+        &mut conn,
+        &settings.sunat.boleta_series,
+        &settings.sunat.factura_series,
+    )
+    .await?;
+    for d in done {
+        match d {
+            SeriesSetting::Adopted { variable, from, to } => tracing::info!(
+                variable,
+                from,
+                to,
+                "the main store had issued nothing of this type: its series follows the setting"
+            ),
+            SeriesSetting::Ignored {
+                variable,
+                setting,
+                store_series,
+                store_code,
+            } => tracing::warn!(
+                variable,
+                setting,
+                store_series,
+                "the main store already issued on its own series, which stays; change a store's \
+                 series with `faena stores set {store_code} --boleta-series|--factura-series`"
+            ),
+            SeriesSetting::Refused {
+                variable,
+                setting,
+                reason,
+            } => tracing::warn!(variable, setting, reason, "the series setting is not used"),
+        }
+    }
+    Ok(())
 }
 
 fn json_error(
@@ -303,6 +345,11 @@ pub fn run(listener: TcpListener, state: AppState, board: board::Board) -> std::
             .service(routes::sales::send_to_sunat)
             .service(routes::reports::daily)
             .service(routes::reports::list_insights)
+            .service(routes::reports::refresh_insights)
+            .service(routes::stores::list)
+            .service(routes::stores::create)
+            .service(routes::stores::show)
+            .service(routes::stores::update)
             .service(routes::shop::get_reservation)
             .service(routes::shop::confirm)
             .service(routes::shop::release)

@@ -69,6 +69,11 @@ pub const BEARER: &str = "bearer";
         routes::sales::send_to_sunat,
         routes::reports::daily,
         routes::reports::list_insights,
+        routes::reports::refresh_insights,
+        routes::stores::list,
+        routes::stores::show,
+        routes::stores::create,
+        routes::stores::update,
         board::login,
         board::ui_root,
         board::ui_page,
@@ -92,6 +97,7 @@ pub const BEARER: &str = "bearer";
         (name = "workflows", description = "Chains and groups of jobs, with callbacks"),
         (name = "periodic", description = "Periodic schedules (admins only)"),
         (name = "shop", description = "Products, checkout and reservations"),
+        (name = "stores", description = "Stores: SUNAT establishments with their own series (admins only)"),
         (name = "board", description = "The apalis-board dashboard (admins only)"),
     )
 )]

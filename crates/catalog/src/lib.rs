@@ -147,6 +147,60 @@ impl JobArgs for StockAlertsArgs {
     const KIND: &'static str = "stock_alerts";
 }
 
+/// `out_of_stock_alerts {}`: opens an `out_of_stock` alert for each product that ran out (closing
+/// its low-stock one) and closes those of products that came back; beat, every 15 minutes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutOfStockAlertsArgs {}
+impl JobArgs for OutOfStockAlertsArgs {
+    const KIND: &'static str = "out_of_stock_alerts";
+}
+
+/// `generate_insights {until?}`: the hourly fan-out. Starts a group of one `store_insights` per
+/// active store with an `insights_summary` callback (`on_failure: run`), all in the `default` queue.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateInsightsArgs {
+    /// The end of the window the stores' insights cover (RFC 3339; default: the start of the
+    /// current hour).
+    #[serde(default)]
+    pub until: Option<DateTime<Utc>>,
+}
+impl JobArgs for GenerateInsightsArgs {
+    const KIND: &'static str = "generate_insights";
+}
+
+/// `store_insights {store_id, until?}`: one store's insights (its sales of the 24 hours before
+/// `until`, top products, sales SUNAT has not decided), stored as a `store_insights` insight of
+/// that store; a re-run for the same window replaces it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreInsightsArgs {
+    pub store_id: i64,
+    #[serde(default)]
+    pub until: Option<DateTime<Utc>>,
+}
+impl JobArgs for StoreInsightsArgs {
+    const KIND: &'static str = "store_insights";
+}
+
+/// `insights_summary {stores, until?, members}`: the fan-out's callback. `stores` are the group's
+/// store ids in its order, so `members[i]` (added by the workflow) is the job of `stores[i]`;
+/// writes the all-stores `insights_summary` insight, naming the stores whose job failed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InsightsSummaryArgs {
+    pub stores: Vec<i64>,
+    #[serde(default)]
+    pub until: Option<DateTime<Utc>>,
+    /// Filled in by the workflow: each member's id, state and result, in the group's order.
+    #[serde(default)]
+    pub members: Option<Vec<Option<faena_core::workflow::CallbackMember>>>,
+}
+impl JobArgs for InsightsSummaryArgs {
+    const KIND: &'static str = "insights_summary";
+}
+
 /// `cleanup_old_files {dry_run?}`: deletes receipt files past their retention.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -210,6 +264,31 @@ pub const KINDS: &[KindSpec] = &[
     KindSpec::new::<StockAlertsArgs>(
         "default",
         "Opens one alert per product at or below its threshold (or out of stock), closes recovered ones.",
+    )
+    .max_attempts(5)
+    .time_limit(Duration::from_secs(120)),
+    KindSpec::new::<OutOfStockAlertsArgs>(
+        "default",
+        "Opens an out_of_stock alert per product that ran out, closes those of products that came back.",
+    )
+    .max_attempts(5)
+    .time_limit(Duration::from_secs(120)),
+    // The fan-out and its members share the `default` queue: a workflow lives in one queue.
+    KindSpec::new::<GenerateInsightsArgs>(
+        "default",
+        "Starts one store_insights per active store as a group, with an insights_summary callback: {workflow_id, stores}.",
+    )
+    .max_attempts(5)
+    .time_limit(Duration::from_secs(120)),
+    KindSpec::new::<StoreInsightsArgs>(
+        "default",
+        "One store's insights of the last 24 hours, stored as its store_insights insight.",
+    )
+    .max_attempts(3)
+    .time_limit(Duration::from_secs(300)),
+    KindSpec::new::<InsightsSummaryArgs>(
+        "default",
+        "The fan-out's callback: the all-stores insights_summary, naming the stores whose job failed.",
     )
     .max_attempts(5)
     .time_limit(Duration::from_secs(120)),

@@ -13,9 +13,10 @@ pub use commands::periodic::PeriodicCommand;
 pub use commands::queues::{InspectCommand, QueueCommand};
 pub use commands::reports::ReportCommand;
 pub use commands::sales::SalesCommand;
+pub use commands::stores::StoresCommand;
 pub use commands::tasks::{EnqueueArgs, TasksCommand, WorkflowsCommand};
 pub use commands::users::UsersCommand;
-use commands::{infra, periodic, queues, reports, sales, tasks, users};
+use commands::{infra, periodic, queues, reports, sales, stores, tasks, users};
 
 /// Faena's operator CLI: migrate, check infrastructure, enqueue and inspect jobs.
 #[derive(Debug, Parser)]
@@ -87,6 +88,11 @@ pub enum Command {
         #[command(subcommand)]
         command: SalesCommand,
     },
+    /// The shop's stores: each a SUNAT establishment with its own series.
+    Stores {
+        #[command(subcommand)]
+        command: StoresCommand,
+    },
     /// Users of the api. Passwords are read from a prompt, or from the first line of stdin when
     /// it is not a terminal; never from the command line.
     Users {
@@ -138,6 +144,7 @@ impl Command {
             } => (Uses::Both, "sales send"),
             Self::Sales { .. } => (Uses::Database, "sales"),
             Self::Users { .. } => (Uses::Database, "users"),
+            Self::Stores { .. } => (Uses::Database, "stores"),
             Self::Report { .. } => (Uses::Database, "report"),
         }
     }
@@ -193,6 +200,7 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> anyhow::Result<u8> 
         }
         Command::Periodic { command } => periodic::run(&settings, command, json, &times, out).await,
         Command::Users { command } => users::run(&settings, command, json, &times, out).await,
+        Command::Stores { command } => stores::run(&settings, command, json, out).await,
         Command::Sales { command } => sales::run(&settings, command, json, &times, out).await,
         Command::Report { command } => reports::run(&settings, command, json, &times, out).await,
         Command::Completions { .. } | Command::Kinds => {

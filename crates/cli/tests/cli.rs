@@ -399,6 +399,11 @@ async fn sales_show_and_send() -> anyhow::Result<()> {
         "{}",
         text(&o)
     );
+    assert!(
+        text(&o).contains("\nstore:        principal (Tienda principal, establecimiento 0000)\n"),
+        "{}",
+        text(&o)
+    );
     let o = faena(&db, &r, &["--json", "sales", "send", &id])?;
     assert!(o.status.success(), "{}", text(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
@@ -889,5 +894,129 @@ async fn enqueue_then_starts_a_chain_and_workflows_show_prints_it() -> anyhow::R
         &["workflows", "show", "01JD0000000000000000000000"],
     )?;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    Ok(())
+}
+
+#[tokio::test]
+async fn stores_are_added_changed_and_disabled_and_users_put_in_them() -> anyhow::Result<()> {
+    let db = TestDb::new("clistores").await?;
+    let r = TestRedis::new("clistores")?;
+    let add = |code: &'static str, establishment: &'static str| {
+        [
+            "stores",
+            "add",
+            code,
+            "--name",
+            "Tienda Lima Centro",
+            "--establishment",
+            establishment,
+            "--boleta-series",
+            "B002",
+            "--factura-series",
+            "F002",
+            "--boleta-note-series",
+            "BC02",
+            "--factura-note-series",
+            "FC02",
+        ]
+    };
+    let o = faena(&db, &r, &add("lima-centro", "0001"))?;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("creada: tienda lima-centro (id 2): Tienda Lima Centro, establecimiento 0001, boletas B002, facturas F002, notas BC02/FC02, activa"),
+        "{}",
+        text(&o)
+    );
+    // Bad input exits 2 naming the option; what another store holds too.
+    let o = faena(&db, &r, &add("cusco", "12"))?;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("--establishment: `12`"), "{}", text(&o));
+    let o = faena(&db, &r, &add("cusco", "0002"))?;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("B002 belongs to store lima-centro"),
+        "{}",
+        text(&o)
+    );
+
+    let o = faena(
+        &db,
+        &r,
+        &["stores", "set", "lima-centro", "--factura-series", "F012"],
+    )?;
+    assert!(text(&o).contains("facturas F012"), "{}", text(&o));
+    let o = faena(&db, &r, &["stores", "disable", "2"])?;
+    assert!(text(&o).contains("desactivada"), "{}", text(&o));
+    let o = faena(&db, &r, &["stores", "enable", "cusco"])?;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("no existe la tienda cusco"),
+        "{}",
+        text(&o)
+    );
+    let o = faena(&db, &r, &["--json", "stores", "list"])?;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    let rows: Vec<(String, String, bool)> = v
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|s| {
+            (
+                s["code"].as_str().unwrap_or_default().to_owned(),
+                s["factura_series"].as_str().unwrap_or_default().to_owned(),
+                s["active"].as_bool().unwrap_or(true),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        vec![
+            ("principal".to_owned(), "F001".to_owned(), true),
+            ("lima-centro".to_owned(), "F012".to_owned(), false),
+        ]
+    );
+
+    let o = faena_stdin(
+        &db,
+        &r,
+        &[
+            "users",
+            "create",
+            "ana",
+            "--role",
+            "seller",
+            "--store",
+            "lima-centro",
+        ],
+        "una clave bastante larga\n",
+    )?;
+    assert!(o.status.success(), "{}", text(&o));
+    let o = faena_stdin(
+        &db,
+        &r,
+        &[
+            "users", "create", "jose", "--role", "seller", "--store", "nowhere",
+        ],
+        "una clave bastante larga\n",
+    )?;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = faena(
+        &db,
+        &r,
+        &["users", "set-store", "ana", "--store", "principal"],
+    )?;
+    assert!(
+        text(&o).contains("ana vende ahora en la tienda principal"),
+        "{}",
+        text(&o)
+    );
+    let o = faena(&db, &r, &["--json", "users", "list"])?;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    assert_eq!(
+        (v[0]["username"].as_str(), v[0]["store"].as_str()),
+        (Some("ana"), Some("principal")),
+        "{v}"
+    );
     Ok(())
 }

@@ -55,6 +55,23 @@ pub struct WorkflowRequest {
     pub on_failure: Option<OnFailure>,
 }
 
+/// One member of a group as its callback receives it, in `members` (in the group's order):
+/// `state` is SUCCEEDED, DEAD or CANCELLED, `result` the member's result (`null` when it failed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CallbackMember {
+    pub task_id: String,
+    pub state: String,
+    #[serde(default)]
+    pub result: Option<serde_json::Value>,
+}
+
+impl CallbackMember {
+    /// Whether the member succeeded.
+    pub fn succeeded(&self) -> bool {
+        self.state == "SUCCEEDED"
+    }
+}
+
 /// The shape of a validated workflow.
 #[derive(Debug, Clone)]
 pub enum WorkflowShape {

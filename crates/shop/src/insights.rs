@@ -1,5 +1,7 @@
-//! Insights: stock alerts (`low_stock`, `out_of_stock`) and sales summaries (`sales_summary`),
-//! stored in the `insights` table.
+//! Insights: stock alerts (`low_stock`, `out_of_stock`) and sales summaries (`sales_summary`,
+//! for all stores with a line per store), stored in the `insights` table. One store's insights
+//! (`store_insights`) and the all-stores summary of the hourly fan-out (`insights_summary`) are
+//! made by `store_insights.rs` and stored here too, with their `store_id`.
 //!
 //! A product has at most one open alert, whatever its kind: the partial unique index
 //! `insights_one_open_per_product` guarantees it even when two workers run `stock_alerts` at once
@@ -27,14 +29,20 @@ pub enum InsightKind {
     SalesSummary,
     /// A sale not yet decided by SUNAT within 24 hours of its sendBill deadline (`deadlines.rs`).
     SunatDeadline,
+    /// One store's insights of a window (`store_insights.rs`), with its `store_id`.
+    StoreInsights,
+    /// The all-stores summary of the hourly fan-out, naming the stores whose job failed.
+    InsightsSummary,
 }
 
 impl InsightKind {
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 6] = [
         Self::LowStock,
         Self::OutOfStock,
         Self::SalesSummary,
         Self::SunatDeadline,
+        Self::StoreInsights,
+        Self::InsightsSummary,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +51,8 @@ impl InsightKind {
             Self::OutOfStock => "out_of_stock",
             Self::SalesSummary => "sales_summary",
             Self::SunatDeadline => "sunat_deadline",
+            Self::StoreInsights => "store_insights",
+            Self::InsightsSummary => "insights_summary",
         }
     }
 
@@ -54,7 +64,8 @@ impl InsightKind {
             .ok_or_else(|| ReportError::Invalid {
                 field: "kind",
                 message: format!(
-                    "`{s}` is not an insight kind: give low_stock, out_of_stock, sales_summary or sunat_deadline"
+                    "`{s}` is not an insight kind: give low_stock, out_of_stock, sales_summary, \
+                     sunat_deadline, store_insights or insights_summary"
                 ),
             })
     }
@@ -94,7 +105,7 @@ impl InsightStatus {
 #[diesel(table_name = insights, check_for_backend(diesel::pg::Pg))]
 pub struct Insight {
     pub id: i64,
-    /// low_stock, out_of_stock, sales_summary or sunat_deadline.
+    /// low_stock, out_of_stock, sales_summary, sunat_deadline, store_insights or insights_summary.
     pub kind: String,
     /// The product of an alert.
     pub product_id: Option<i64>,
@@ -111,6 +122,8 @@ pub struct Insight {
     pub opened_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// The store of a `store_insights` insight; none for the others (all stores).
+    pub store_id: Option<i64>,
 }
 
 /// Which insights to list.
@@ -118,6 +131,8 @@ pub struct Insight {
 pub struct InsightFilter {
     pub status: Option<InsightStatus>,
     pub kind: Option<InsightKind>,
+    /// Only this store's insights.
+    pub store_id: Option<i64>,
     /// At most this many, newest first (default 100, at most 1000).
     pub limit: Option<i64>,
 }
@@ -133,6 +148,9 @@ pub async fn list_insights(
     }
     if let Some(k) = filter.kind {
         q = q.filter(insights::kind.eq(k.as_str()));
+    }
+    if let Some(id) = filter.store_id {
+        q = q.filter(insights::store_id.eq(id));
     }
     Ok(q.order((insights::opened_at.desc(), insights::id.desc()))
         .limit(filter.limit.unwrap_or(100).clamp(1, 1000))
@@ -164,12 +182,39 @@ struct Count {
     n: i64,
 }
 
+/// Which stock alerts a run looks after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AlertScope {
+    /// Low stock and out of stock (`stock_alerts`, every 30 minutes).
+    All,
+    /// Only running out and coming back (`out_of_stock_alerts`, every 15 minutes): a product at 0
+    /// gets its `out_of_stock` alert (its low-stock one closed), and the out-of-stock alert of a
+    /// product back above 0 is closed; low-stock alerts are left to the full run.
+    OutOfStock,
+}
+
 /// Opens an alert for each product at or below its threshold (out of stock when at 0), closes
 /// alerts whose product recovered, and refreshes the stock recorded in open ones. Running it
 /// again without stock changes changes nothing.
 pub async fn refresh_stock_alerts(
     conn: &mut AsyncPgConnection,
 ) -> Result<StockAlertsReport, ReportError> {
+    refresh_alerts(conn, AlertScope::All).await
+}
+
+/// [`refresh_stock_alerts`] within `scope`.
+pub async fn refresh_alerts(
+    conn: &mut AsyncPgConnection,
+    scope: AlertScope,
+) -> Result<StockAlertsReport, ReportError> {
+    // The product predicate of each statement under the scope (`p` is the product, `i` the alert).
+    let (close_only, open_only) = match scope {
+        AlertScope::All => ("", ""),
+        AlertScope::OutOfStock => (
+            " AND (p.stock = 0 OR i.kind = 'out_of_stock')",
+            " AND p.stock = 0",
+        ),
+    };
     conn.transaction::<_, ReportError, _>(async |conn| {
         let closed = diesel::sql_query(format!(
             "UPDATE insights i SET status = 'closed', closed_at = now(), updated_at = now(), \
@@ -177,7 +222,7 @@ pub async fn refresh_stock_alerts(
              FROM products p \
              WHERE i.product_id = p.id AND i.status = 'open' \
                AND i.kind IN ('low_stock', 'out_of_stock') \
-               AND i.kind IS DISTINCT FROM ({WANTED})"
+               AND i.kind IS DISTINCT FROM ({WANTED}){close_only}"
         ))
         .execute(conn)
         .await? as u64;
@@ -194,7 +239,7 @@ pub async fn refresh_stock_alerts(
             "INSERT INTO insights (kind, product_id, status, data) \
              SELECT {WANTED}, p.id, 'open', jsonb_build_object('sku', p.sku, 'name', p.name, \
                  'stock', p.stock, 'threshold', p.low_stock_threshold) \
-             FROM products p WHERE p.stock <= p.low_stock_threshold \
+             FROM products p WHERE p.stock <= p.low_stock_threshold{open_only} \
              ORDER BY p.id \
              ON CONFLICT (product_id) WHERE status = 'open' AND product_id IS NOT NULL DO NOTHING"
         ))
@@ -251,6 +296,31 @@ pub struct SalesSummary {
     pub currency: String,
     /// Up to 5 products by units sold (then revenue, then sku).
     pub top_products: Vec<TopProduct>,
+    /// The same counts per store (every store that sold in the window, and every active one), by
+    /// store id; empty in a summary of one store and in summaries made before stores existed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub by_store: Vec<StoreSales>,
+}
+
+/// One store's sales in a summary's window.
+#[derive(
+    Debug, Clone, PartialEq, Eq, Serialize, Deserialize, QueryableByName, utoipa::ToSchema,
+)]
+pub struct StoreSales {
+    #[diesel(sql_type = BigInt)]
+    pub store_id: i64,
+    #[diesel(sql_type = Text)]
+    pub code: String,
+    #[diesel(sql_type = Text)]
+    pub name: String,
+    #[diesel(sql_type = BigInt)]
+    pub sales: i64,
+    #[diesel(sql_type = BigInt)]
+    pub cancelled: i64,
+    #[diesel(sql_type = Numeric)]
+    #[serde(with = "crate::money")]
+    #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "400.00")]
+    pub revenue: BigDecimal,
 }
 
 #[derive(QueryableByName)]
@@ -271,21 +341,57 @@ pub fn summary_period(until: DateTime<Utc>, hours: u32) -> String {
     )
 }
 
-/// Computes the summary of the `hours` before `until`.
+/// Computes the summary of the `hours` before `until`, for all stores (with a line per store).
 pub async fn compute_sales_summary(
     conn: &mut AsyncPgConnection,
     until: DateTime<Utc>,
     hours: u32,
 ) -> Result<SalesSummary, ReportError> {
+    let mut summary = compute_store_sales_summary(conn, until, hours, None).await?;
+    let from = summary.from;
+    let by_store: Vec<StoreSales> = diesel::sql_query(
+        "SELECT st.id AS store_id, st.code, st.name, \
+                count(s.id) FILTER (WHERE NOT s.is_cancelled)::int8 AS sales, \
+                count(s.id) FILTER (WHERE s.is_cancelled)::int8 AS cancelled, \
+                COALESCE(sum(s.total) FILTER (WHERE NOT s.is_cancelled), 0) AS revenue \
+         FROM stores st \
+         LEFT JOIN sales s ON s.store_id = st.id AND s.issued_at >= $1 AND s.issued_at < $2 \
+         GROUP BY st.id HAVING st.active OR count(s.id) > 0 ORDER BY st.id",
+    )
+    .bind::<Timestamptz, _>(from)
+    .bind::<Timestamptz, _>(until)
+    .load(conn)
+    .await?;
+    summary.by_store = by_store
+        .into_iter()
+        .map(|s| StoreSales {
+            revenue: s.revenue.with_scale(2),
+            ..s
+        })
+        .collect();
+    Ok(summary)
+}
+
+/// Computes the summary of the `hours` before `until` of one store (`store_id`), or of all
+/// stores together (`None`, without the per-store lines).
+pub async fn compute_store_sales_summary(
+    conn: &mut AsyncPgConnection,
+    until: DateTime<Utc>,
+    hours: u32,
+    store_id: Option<i64>,
+) -> Result<SalesSummary, ReportError> {
+    use diesel::sql_types::Nullable;
     let from = until - chrono::Duration::hours(i64::from(hours));
     let totals: Vec<Totals> = diesel::sql_query(
         "SELECT count(*) FILTER (WHERE NOT is_cancelled)::int8 AS sales, \
                 count(*) FILTER (WHERE is_cancelled)::int8 AS cancelled, \
                 COALESCE(sum(total) FILTER (WHERE NOT is_cancelled), 0) AS revenue \
-         FROM sales WHERE issued_at >= $1 AND issued_at < $2",
+         FROM sales WHERE issued_at >= $1 AND issued_at < $2 \
+           AND ($3::int8 IS NULL OR store_id = $3)",
     )
     .bind::<Timestamptz, _>(from)
     .bind::<Timestamptz, _>(until)
+    .bind::<Nullable<BigInt>, _>(store_id)
     .load(conn)
     .await?;
     let top_products: Vec<TopProduct> = diesel::sql_query(
@@ -293,11 +399,13 @@ pub async fn compute_sales_summary(
                 sum(i.line_total) AS revenue \
          FROM sale_items i JOIN sales s ON s.id = i.sale_id \
          WHERE NOT s.is_cancelled AND s.issued_at >= $1 AND s.issued_at < $2 \
+           AND ($4::int8 IS NULL OR s.store_id = $4) \
          GROUP BY i.sku ORDER BY units DESC, revenue DESC, i.sku LIMIT $3",
     )
     .bind::<Timestamptz, _>(from)
     .bind::<Timestamptz, _>(until)
     .bind::<Integer, _>(5)
+    .bind::<Nullable<BigInt>, _>(store_id)
     .load(conn)
     .await?;
     let t = totals.into_iter().next().unwrap_or(Totals {
@@ -320,11 +428,13 @@ pub async fn compute_sales_summary(
                 ..p
             })
             .collect(),
+        by_store: Vec::new(),
     })
 }
 
 /// Computes and stores the summary of the `hours` before `until` as a `sales_summary` insight:
-/// one per period (a re-run replaces its data), and only the newest period's stays open.
+/// one per period (a re-run replaces its data), and only the newest period's of the same length
+/// stays open (the daily and the weekly summaries each keep their newest).
 pub async fn store_sales_summary(
     conn: &mut AsyncPgConnection,
     until: DateTime<Utc>,
@@ -340,7 +450,7 @@ pub async fn store_sales_summary(
         diesel::sql_query(
             "INSERT INTO insights (kind, period, status, data) \
              VALUES ('sales_summary', $1, 'open', $2) \
-             ON CONFLICT (kind, period) WHERE period IS NOT NULL \
+             ON CONFLICT (kind, period) WHERE period IS NOT NULL AND store_id IS NULL \
              DO UPDATE SET data = EXCLUDED.data, updated_at = now() \
              WHERE insights.data IS DISTINCT FROM EXCLUDED.data",
         )
@@ -348,13 +458,16 @@ pub async fn store_sales_summary(
         .bind::<Jsonb, _>(&data)
         .execute(conn)
         .await?;
-        // Only the summary of the latest window stays open.
+        // Only the summary of the latest window of this length stays open.
         diesel::sql_query(
             "UPDATE insights SET status = 'closed', closed_at = now(), updated_at = now() \
-             WHERE kind = 'sales_summary' AND status = 'open' AND id <> ( \
+             WHERE kind = 'sales_summary' AND status = 'open' AND data -> 'hours' = $1 \
+               AND id <> ( \
                  SELECT id FROM insights WHERE kind = 'sales_summary' AND status = 'open' \
+                   AND data -> 'hours' = $1 \
                  ORDER BY (data ->> 'until')::timestamptz DESC, id DESC LIMIT 1)",
         )
+        .bind::<Jsonb, _>(serde_json::json!(hours))
         .execute(conn)
         .await?;
         Ok(insights::table

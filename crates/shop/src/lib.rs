@@ -18,6 +18,8 @@ pub mod schema;
 pub mod shop;
 pub mod states;
 pub mod stock;
+pub mod store_insights;
+pub mod stores;
 pub mod unsent;
 
 /// The application's jobs: their args and the kind catalog (crate `faena-catalog`).

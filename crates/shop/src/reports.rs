@@ -154,6 +154,18 @@ pub struct DocTypeLine {
     pub counts: ReceiptCounts,
 }
 
+/// One store's receipts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct StoreLine {
+    pub store_id: i64,
+    pub code: String,
+    pub name: String,
+    /// The SUNAT establishment its receipts carry.
+    pub establishment_code: String,
+    #[serde(flatten)]
+    pub counts: ReceiptCounts,
+}
+
 /// The report of one day's SUNAT sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct DailyReport {
@@ -166,6 +178,10 @@ pub struct DailyReport {
     pub by_seller: Vec<SellerLine>,
     /// Facturas (01) and boletas (03), both always present.
     pub by_doc_type: Vec<DocTypeLine>,
+    /// By store, in store id order: every store with receipts that day and every active store.
+    /// Absent (empty) in reports made before stores existed.
+    #[serde(default)]
+    pub by_store: Vec<StoreLine>,
     /// Sales of any day not decided by SUNAT when the report was made: due within 24 hours, and
     /// past their sendBill deadline (`deadlines.rs`). Absent in reports made before it existed.
     #[serde(default)]
@@ -258,6 +274,8 @@ pub struct DailyReportView {
 
 #[derive(QueryableByName)]
 struct Group {
+    #[diesel(sql_type = BigInt)]
+    store_id: i64,
     #[diesel(sql_type = Text)]
     seller_id: String,
     #[diesel(sql_type = Nullable<Text>)]
@@ -289,11 +307,11 @@ pub async fn compute_daily_report(
     tz: chrono_tz::Tz,
 ) -> Result<DailyReport, ReportError> {
     let groups: Vec<Group> = diesel::sql_query(
-        "SELECT s.seller_id, u.username AS seller_name, s.doc_type, s.sunat_status, \
+        "SELECT s.store_id, s.seller_id, u.username AS seller_name, s.doc_type, s.sunat_status, \
                 s.is_cancelled, count(*)::int8 AS n, COALESCE(sum(s.total), 0) AS total \
          FROM sales s LEFT JOIN users u ON u.id::text = s.seller_id \
          WHERE s.issue_date = $1 \
-         GROUP BY 1, 2, 3, 4, 5",
+         GROUP BY 1, 2, 3, 4, 5, 6",
     )
     .bind::<Date, _>(date)
     .load(conn)
@@ -304,8 +322,10 @@ pub async fn compute_daily_report(
         .into_iter()
         .map(|d| (d.to_owned(), ReceiptCounts::default()))
         .collect();
+    let mut by_store: BTreeMap<i64, ReceiptCounts> = BTreeMap::new();
     for g in &groups {
         totals.add(g);
+        by_store.entry(g.store_id).or_default().add(g);
         // Numeric ids sort as numbers: shorter first, then by text.
         let seller = sellers
             .entry((g.seller_id.len(), g.seller_id.clone()))
@@ -316,7 +336,29 @@ pub async fn compute_daily_report(
     }
     let sunat_deadlines = crate::deadlines::count_at_risk(conn, Utc::now(), tz).await?;
     let by_affectation = tax_split(conn, date).await?;
+    let by_store = crate::stores::list_stores(conn)
+        .await
+        .map_err(|e| match e {
+            crate::stores::StoreError::Db(q) => ReportError::Db(q),
+            other => ReportError::Corrupt {
+                what: "stores".into(),
+                message: other.to_string(),
+            },
+        })?
+        .into_iter()
+        .filter_map(|st| {
+            let counts = by_store.remove(&st.id);
+            (st.active || counts.is_some()).then(|| StoreLine {
+                store_id: st.id,
+                code: st.code,
+                name: st.name,
+                establishment_code: st.establishment_code,
+                counts: counts.unwrap_or_default().finish(),
+            })
+        })
+        .collect();
     Ok(DailyReport {
+        by_store,
         sunat_deadlines,
         by_affectation,
         date,
@@ -344,7 +386,7 @@ pub async fn compute_daily_report(
 
 impl DailyReport {
     /// The report as CSV: a header, then one row for the day, one per seller, one per
-    /// document type.
+    /// document type, one per store.
     pub fn to_csv(&self) -> Result<String, ReportError> {
         let corrupt = |e: csv::Error| ReportError::Corrupt {
             what: format!("CSV of the report of {}", self.date),
@@ -394,6 +436,9 @@ impl DailyReport {
         }
         for d in &self.by_doc_type {
             row("doc_type", &d.doc_type, &d.name, &d.counts).map_err(corrupt)?;
+        }
+        for st in &self.by_store {
+            row("store", &st.code, &st.name, &st.counts).map_err(corrupt)?;
         }
         let bytes = w.into_inner().map_err(|e| ReportError::Corrupt {
             what: format!("CSV of the report of {}", self.date),

@@ -28,6 +28,7 @@ use crate::schema::{
 use crate::states::ReservationStatus;
 pub use crate::states::SunatStatus;
 use crate::stock::{take_stock, BadLines, Fault, ProductTaxation, StockError, StockRequest, Taken};
+use crate::stores::{self, StoreError};
 
 /// Above this total a boleta needs the buyer's identity document (SUNAT error 2396).
 pub const ANONYMOUS_BOLETA_LIMIT: i64 = 700;
@@ -96,6 +97,19 @@ impl From<StockError> for SaleError {
     }
 }
 
+impl From<StoreError> for SaleError {
+    /// A store the seller may not use is 403, a disabled one 409; an unknown `store_id` is the
+    /// request's field.
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Invalid { field, message } => Self::Invalid { field, message },
+            StoreError::NotFound(m) | StoreError::Conflict(m) => Self::Conflict(m),
+            StoreError::Forbidden(m) => Self::Forbidden(m),
+            StoreError::Db(e) => Self::Db(e),
+        }
+    }
+}
+
 fn invalid(field: impl Into<String>, message: impl Into<String>) -> SaleError {
     SaleError::Invalid {
         field: field.into(),
@@ -159,9 +173,13 @@ pub struct NewSale {
     /// boleta (default) or factura.
     #[serde(default)]
     pub doc_type: Option<String>,
-    /// The series; the configured one of the document type when absent.
+    /// The series: the store's series of the document type (the default); another is a 400.
     #[serde(default)]
     pub series: Option<String>,
+    /// The store that sells: the seller's own store when absent. Only admins may name another
+    /// (a seller naming another store gets 403); a disabled store cannot sell (409).
+    #[serde(default)]
+    pub store_id: Option<i64>,
     /// The buyer; an anonymous consumer when absent (boletas up to S/ 700 only).
     #[serde(default)]
     pub customer: Option<CustomerInput>,
@@ -178,6 +196,9 @@ pub struct NewSale {
 /// Where a new sale takes its defaults.
 #[derive(Debug, Clone)]
 pub struct SaleDefaults {
+    /// `FAENA_BOLETA_SERIES` / `FAENA_FACTURA_SERIES`: the main store's series while it has
+    /// issued nothing of the type (the api applies them at start, `stores::adopt_series_settings`).
+    /// A sale always takes its store's series.
     pub boleta_series: String,
     pub factura_series: String,
     /// The business time zone: the issue date is today there.
@@ -364,6 +385,8 @@ pub struct SaleFiles {
 pub struct SaleView {
     pub id: i64,
     pub seller_id: String,
+    /// The store it was made in; its series and its receipt's establishment code are the store's.
+    pub store_id: i64,
     pub reservation_id: Option<i64>,
     /// 01 (factura) or 03 (boleta).
     pub doc_type: String,
@@ -392,9 +415,15 @@ pub struct SaleView {
     pub files: SaleFiles,
 }
 
-fn view(row: SaleRow, items: Vec<SaleItem>, submissions: Vec<Submission>) -> SaleView {
+fn view(
+    row: SaleRow,
+    store_id: i64,
+    items: Vec<SaleItem>,
+    submissions: Vec<Submission>,
+) -> SaleView {
     SaleView {
         number: format!("{}-{}", row.series, row.correlative),
+        store_id,
         id: row.id,
         seller_id: row.seller_id,
         reservation_id: row.reservation_id,
@@ -527,12 +556,12 @@ pub async fn create_sale(
         None => DocumentType::Boleta,
         Some(d) => DocumentType::parse(d).map_err(|e| invalid("doc_type", e.to_string()))?,
     };
-    let series_name = req.series.clone().unwrap_or_else(|| match doc {
-        DocumentType::Boleta => defaults.boleta_series.clone(),
-        DocumentType::Factura => defaults.factura_series.clone(),
-    });
-    let series =
-        Series::parse_for(&series_name, doc).map_err(|e| invalid("series", e.to_string()))?;
+    // The series is the store's (`stores::Store::series_for`); a requested one must be it.
+    let requested_series = req
+        .series
+        .as_deref()
+        .map(|s| Series::parse_for(s, doc).map_err(|e| invalid("series", e.to_string())))
+        .transpose()?;
     let customer = parse_customer(req.customer.as_ref(), doc)?;
     let stock = match (&req.items, req.reservation_id) {
         (Some(items), None) => Some(parse_items(items)?),
@@ -565,6 +594,10 @@ pub async fn create_sale(
             .get_result(conn)
             .await?;
             let id = id.id;
+            let store =
+                stores::store_for_sale(conn, &seller.user_id, seller.is_admin, req.store_id)
+                    .await?;
+            let series = store.series_for(doc, requested_series.as_ref())?;
             if send {
                 queue_send_in_tx(conn, id, Some(&seller.user_id)).await?;
             }
@@ -737,6 +770,7 @@ pub async fn create_sale(
                 ))
                 .execute(conn)
                 .await?;
+            stores::record_sale_store(conn, id, &store).await?;
             let rows: Vec<_> = draft
                 .iter()
                 .zip(lines.iter().zip(&amounts))
@@ -922,6 +956,7 @@ pub async fn sale_items(conn: &mut AsyncPgConnection, id: i64) -> Result<Vec<Sal
 /// A sale with its items and SUNAT attempts.
 pub async fn get_sale(conn: &mut AsyncPgConnection, id: i64) -> Result<SaleView, SaleError> {
     let row = sale_row(conn, id).await?;
+    let store = stores::sale_store(conn, id).await?;
     let items = sale_items(conn, id).await?;
     let subs = sunat_submissions::table
         .filter(sunat_submissions::sale_id.eq(id))
@@ -929,7 +964,7 @@ pub async fn get_sale(conn: &mut AsyncPgConnection, id: i64) -> Result<SaleView,
         .select(Submission::as_select())
         .load(conn)
         .await?;
-    Ok(view(row, items, subs))
+    Ok(view(row, store.id, items, subs))
 }
 
 /// Whether a send may be queued now: not cancelled, not decided by SUNAT, not being sent. The

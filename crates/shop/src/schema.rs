@@ -61,6 +61,7 @@ diesel::table! {
         active -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        store_id -> Int8,
     }
 }
 
@@ -215,6 +216,7 @@ diesel::table! {
         closed_at -> Nullable<Timestamptz>,
         updated_at -> Timestamptz,
         sale_id -> Nullable<Int8>,
+        store_id -> Nullable<Int8>,
     }
 }
 
@@ -231,3 +233,42 @@ diesel::table! {
 }
 
 diesel::joinable!(sale_send_jobs -> sales (sale_id));
+
+diesel::table! {
+    /// Stores: each a SUNAT establishment with its own series (`stores.rs`).
+    stores (id) {
+        id -> Int8,
+        code -> Text,
+        name -> Text,
+        address -> Text,
+        establishment_code -> Text,
+        active -> Bool,
+        boleta_series -> Text,
+        factura_series -> Text,
+        boleta_note_series -> Text,
+        factura_note_series -> Text,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    /// The store of each sale: `sales.store_id`, which `sales` above leaves out (diesel's tables
+    /// take 32 columns). Only `stores.rs` and `store_insights.rs` use it.
+    #[sql_name = "sales"]
+    sale_stores (id) {
+        id -> Int8,
+        store_id -> Int8,
+        doc_type -> Text,
+        is_cancelled -> Bool,
+        sunat_status -> Text,
+    }
+}
+
+diesel::joinable!(users -> stores (store_id));
+diesel::joinable!(sale_stores -> stores (store_id));
+diesel::joinable!(insights -> stores (store_id));
+diesel::allow_tables_to_appear_in_same_query!(stores, users);
+diesel::allow_tables_to_appear_in_same_query!(stores, sale_stores);
+diesel::allow_tables_to_appear_in_same_query!(stores, insights);
+diesel::allow_tables_to_appear_in_same_query!(stores, sales);

@@ -473,7 +473,7 @@ async fn sales_near_their_sunat_deadline_open_one_insight_each_until_decided() -
         &faena_shop::insights::InsightFilter {
             status: Some(faena_shop::insights::InsightStatus::Open),
             kind: Some(faena_shop::insights::InsightKind::SunatDeadline),
-            limit: None,
+            ..Default::default()
         },
     )
     .await?;

@@ -361,12 +361,16 @@ async fn daily_report_matches_a_count_by_hand_and_a_rerun_replaces_it() -> anyho
         let code = line["doc_type"].as_str().unwrap_or_default();
         by_doc[code].check(line, &format!("doc type {code}"));
     }
-    // The CSV copy: header, the day, 2 sellers, 2 document types.
+    // The CSV copy: header, the day, 2 sellers, 2 document types, the one store.
     let csv_rel = stored.csv_path.clone().unwrap_or_default();
     assert_eq!(csv_rel, "reports/sunat-daily-2026-11-20.csv");
     let csv = std::fs::read_to_string(e.files.join(&csv_rel))?;
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines.len(), 6, "{csv}");
+    assert_eq!(lines.len(), 7, "{csv}");
+    assert_eq!(
+        lines[6], "store,principal,Tienda principal,7,3,1,1,2,1,42.86,189.10,101.25",
+        "{csv}"
+    );
     assert!(
         lines[0].starts_with("section,key,name,issued,accepted"),
         "{csv}"
@@ -452,6 +456,52 @@ async fn open_alerts(pool: &PgPool) -> anyhow::Result<BTreeMap<i64, String>> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_stock_alerts_handle_only_running_out_and_coming_back() -> anyhow::Result<()> {
+    let e = env("rep_oos").await?;
+    let low = product(&e.pool, "LOW", "1.00", 3, 5).await?;
+    let out = product(&e.pool, "OUT", "1.00", 0, 3).await?;
+    let back = product(&e.pool, "BACK", "1.00", 0, 1).await?;
+
+    // Every 15 minutes: the products at 0 only; a low one waits for the 30-minute run.
+    let r = e.run("out_of_stock_alerts", json!({})).await?;
+    assert_eq!(
+        r,
+        json!({"opened": 2, "closed": 0, "updated": 0, "open": 2})
+    );
+    let r = e.run("stock_alerts", json!({})).await?;
+    assert_eq!(
+        r,
+        json!({"opened": 1, "closed": 0, "updated": 0, "open": 3})
+    );
+
+    // LOW runs out, BACK is back above its threshold, OUT is back but still low.
+    set_stock(&e.pool, low.id, 0).await?;
+    set_stock(&e.pool, back.id, 5).await?;
+    set_stock(&e.pool, out.id, 1).await?;
+    let r = e.run("out_of_stock_alerts", json!({})).await?;
+    assert_eq!(
+        r,
+        json!({"opened": 1, "closed": 3, "updated": 0, "open": 1}),
+        "LOW's low_stock, BACK's and OUT's out_of_stock closed; LOW's out_of_stock opened"
+    );
+    let expected: BTreeMap<i64, String> = [(low.id, "out_of_stock".to_owned())].into();
+    assert_eq!(open_alerts(&e.pool).await?, expected);
+    // The full run then gives OUT its low-stock alert.
+    let r = e.run("stock_alerts", json!({})).await?;
+    assert_eq!(
+        r,
+        json!({"opened": 1, "closed": 0, "updated": 0, "open": 2})
+    );
+    let expected: BTreeMap<i64, String> = [
+        (low.id, "out_of_stock".to_owned()),
+        (out.id, "low_stock".to_owned()),
+    ]
+    .into();
+    assert_eq!(open_alerts(&e.pool).await?, expected);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stock_alerts_are_deduplicated_and_closed_when_stock_recovers() -> anyhow::Result<()> {
     let e = env("rep_stock").await?;
     let ok = product(&e.pool, "OK", "1.00", 10, 5).await?;
@@ -517,7 +567,7 @@ async fn stock_alerts_are_deduplicated_and_closed_when_stock_recovers() -> anyho
         &InsightFilter {
             status: Some(InsightStatus::Closed),
             kind: Some(InsightKind::LowStock),
-            limit: None,
+            ..Default::default()
         },
     )
     .await?;

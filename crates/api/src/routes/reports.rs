@@ -1,11 +1,16 @@
 //! `/api/reports` and `/api/insights`: the stored daily SUNAT report (JSON, or CSV with
-//! `Accept: text/csv`) and the insights (stock alerts, sales summaries). Admins only; the worker's
-//! jobs make them (`sunat_daily_report`, `stock_alerts`, `sales_summary`).
+//! `Accept: text/csv`) and the insights (stock alerts, sales summaries, each store's insights and
+//! their all-stores summary). Admins only; the worker's jobs make them (`sunat_daily_report`,
+//! `stock_alerts`, `sales_summary`, the `generate_insights` fan-out, which
+//! `POST /api/insights/refresh` starts now).
 
 use actix_web::http::header;
-use actix_web::{get, web, HttpRequest, HttpResponse};
+use actix_web::{get, post, web, HttpRequest, HttpResponse};
+use faena_broker::WorkflowStarted;
 use faena_shop::insights::{self, Insight, InsightFilter, InsightKind, InsightStatus};
 use faena_shop::reports::{self, DailyReportView, ReportError};
+use faena_shop::store_insights;
+use faena_shop::stores::{self, StoreKey};
 use serde::Deserialize;
 
 use crate::auth::AdminCaller;
@@ -93,14 +98,19 @@ pub async fn daily(
 pub struct InsightsQuery {
     /// open or closed; both when absent.
     pub status: Option<String>,
-    /// low_stock, out_of_stock, sales_summary or sunat_deadline; all when absent.
+    /// low_stock, out_of_stock, sales_summary, sunat_deadline, store_insights or
+    /// insights_summary; all when absent.
     pub kind: Option<String>,
+    /// Only the insights of this store (its id or code): its `store_insights`. Insights of all
+    /// stores (stock alerts, summaries) have no store.
+    pub store: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<i64>,
 }
 
-/// Insights, newest first: stock alerts (one open per product) and sales summaries.
+/// Insights, newest first: stock alerts (one open per product), sales summaries (with a line per
+/// store), each store's insights and the all-stores summary of the fan-out.
 #[utoipa::path(
     tag = "reports",
     security(("bearer" = [])),
@@ -109,6 +119,7 @@ pub struct InsightsQuery {
         (status = 200, description = "The insights", body = Vec<Insight>),
         BadInput,
         NeedsAdmin,
+        (status = 404, description = "`store` names no store (`not_found`)", body = ErrorBody),
         Unavailable,
     )
 )]
@@ -118,7 +129,17 @@ pub async fn list_insights(
     state: web::Data<AppState>,
     query: web::Query<InsightsQuery>,
 ) -> Result<HttpResponse, ApiError> {
+    let mut conn = state.db_conn().await?;
+    let store_id = match query.store.as_deref() {
+        Some(raw) => Some(
+            stores::get_store(&mut conn, &StoreKey::parse("store", raw)?)
+                .await?
+                .id,
+        ),
+        None => None,
+    };
     let filter = InsightFilter {
+        store_id,
         status: query
             .status
             .as_deref()
@@ -136,6 +157,40 @@ pub async fn list_insights(
             n => n,
         },
     };
-    let list = insights::list_insights(&mut *state.db_conn().await?, &filter).await?;
+    let list = insights::list_insights(&mut conn, &filter).await?;
     Ok(HttpResponse::Ok().json(list))
+}
+
+/// Starts the hourly insights fan-out now: one `store_insights` per active store (a group) and
+/// the `insights_summary` callback, over the 24 hours up to the end of this hour, so sales made
+/// until now count; the next hourly run covers the same window and replaces the same insights
+/// with its complete numbers. Follow it with `GET /api/workflows/{workflow_id}`.
+#[utoipa::path(
+    tag = "reports",
+    security(("bearer" = [])),
+    responses(
+        (status = 202, description = "Started: the workflow's id and its task ids (one per             active store, then the summary)", body = WorkflowStarted),
+        NeedsAdmin,
+        (status = 409, description = "No store is active (`conflict`)", body = ErrorBody),
+        Unavailable,
+    )
+)]
+#[post("/api/insights/refresh")]
+pub async fn refresh_insights(
+    admin: AdminCaller,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let hour = chrono::Duration::hours(1);
+    let until = chrono::DurationRound::duration_trunc(chrono::Utc::now(), hour)
+        .map_err(|e| ApiError::Internal(e.to_string()))?
+        + hour;
+    let req = store_insights::fan_out(&mut *state.db_conn().await?, until)
+        .await?
+        .ok_or_else(|| {
+            ApiError::Conflict(
+                "no store is active: there are no insights to generate (GET /api/stores)".into(),
+            )
+        })?;
+    let started = state.broker.start_workflow(req, Some(admin.0.sub)).await?;
+    Ok(HttpResponse::Accepted().json(started))
 }

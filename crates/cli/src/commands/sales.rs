@@ -52,6 +52,12 @@ pub(crate) async fn run(
                 sale.number,
                 sale.issue_date
             )?;
+            let store = faena_shop::stores::sale_store(&mut conn, sale.id).await?;
+            writeln!(
+                out,
+                "store:        {} ({}, establecimiento {})",
+                store.code, store.name, store.establishment_code
+            )?;
             writeln!(
                 out,
                 "customer:     {} {} {}",

@@ -1,4 +1,4 @@
-//! Users of the api: `faena users create|list|set-password|set-role|disable|enable`.
+//! Users of the api: `faena users create|list|set-password|set-role|set-store|disable|enable`.
 
 use std::io::Write;
 
@@ -10,12 +10,15 @@ use crate::exit;
 
 #[derive(Debug, Subcommand)]
 pub enum UsersCommand {
-    /// Create a user: `faena users create ana --role seller`.
+    /// Create a user: `faena users create ana --role seller [--store lima-centro]`.
     Create {
         username: String,
         /// admin or seller.
         #[arg(long)]
         role: String,
+        /// The store (code or id) the user sells in; the main store when absent.
+        #[arg(long)]
+        store: Option<String>,
     },
     /// Every user with role and state.
     List,
@@ -26,6 +29,12 @@ pub enum UsersCommand {
         username: String,
         #[arg(long)]
         role: String,
+    },
+    /// Move a user to another store (code or id): their next sales are that store's.
+    SetStore {
+        username: String,
+        #[arg(long)]
+        store: String,
     },
     /// Disable a user: logins and refreshes fail, refresh tokens are revoked.
     Disable { username: String },
@@ -42,7 +51,9 @@ pub(crate) async fn run(
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
     use faena_shop::auth::{self, Role, Username};
+    use faena_shop::stores::{self, StoreKey};
     let mut conn = pg(settings).await?;
+    let store_key = |s: &str| StoreKey::parse("store", s).map_err(|e| anyhow::anyhow!("--{e}"));
     let show = |u: &auth::User| {
         serde_json::json!({
             "id": u.id, "username": u.username, "role": u.role().as_str(), "active": u.active,
@@ -52,33 +63,70 @@ pub(crate) async fn run(
     let user = match command {
         UsersCommand::List => {
             let users = auth::list_users(&mut conn).await?;
+            let in_store = stores::user_stores(&mut conn).await?;
+            let store_of = |u: &auth::User| in_store.get(&u.id).cloned().unwrap_or_default();
             if json {
-                print_json(out, &users.iter().map(show).collect::<Vec<_>>())?;
+                let list: Vec<_> = users
+                    .iter()
+                    .map(|u| {
+                        let mut v = show(u);
+                        v["store"] = serde_json::json!(store_of(u));
+                        v
+                    })
+                    .collect();
+                print_json(out, &list)?;
             } else {
                 writeln!(
                     out,
-                    "{:<6} {:<24} {:<8} {:<8} CREATED",
-                    "ID", "USERNAME", "ROLE", "ACTIVE"
+                    "{:<6} {:<24} {:<8} {:<8} {:<16} CREATED",
+                    "ID", "USERNAME", "ROLE", "ACTIVE", "STORE"
                 )?;
                 for u in &users {
                     writeln!(
                         out,
-                        "{:<6} {:<24} {:<8} {:<8} {}",
+                        "{:<6} {:<24} {:<8} {:<8} {:<16} {}",
                         u.id,
                         u.username,
                         u.role().as_str(),
                         if u.active { "yes" } else { "no" },
+                        store_of(u),
                         times.show(Some(u.created_at))
                     )?;
                 }
             }
             return Ok(exit::OK);
         }
-        UsersCommand::Create { username, role } => {
+        UsersCommand::Create {
+            username,
+            role,
+            store,
+        } => {
             let name = Username::parse(&username)?;
             let role = Role::parse(&role)?;
+            // The store is checked before the password is asked for.
+            let store = match &store {
+                Some(s) => Some(stores::get_store(&mut conn, &store_key(s)?).await?),
+                None => None,
+            };
             let pw = read_password(&username)?;
-            auth::create_user(&mut conn, &name, pw, role).await?
+            let user = auth::create_user(&mut conn, &name, pw, role).await?;
+            if let Some(st) = store {
+                stores::set_user_store(&mut conn, &user.username, &StoreKey::Id(st.id)).await?;
+            }
+            user
+        }
+        UsersCommand::SetStore { username, store } => {
+            let st = stores::set_user_store(&mut conn, &username, &store_key(&store)?).await?;
+            say(
+                out,
+                json,
+                format!(
+                    "{username} vende ahora en la tienda {} ({})",
+                    st.code, st.name
+                ),
+                serde_json::json!({ "username": username, "store": st.code, "store_id": st.id }),
+            )?;
+            return Ok(exit::OK);
         }
         UsersCommand::SetPassword { username } => {
             let pw = read_password(&username)?;

@@ -1,7 +1,9 @@
-//! The report and cleanup jobs: `sunat_daily_report`, `sales_summary`, `stock_alerts` and
-//! `cleanup_old_files`. Each is idempotent (see `faena_shop::reports`, `insights`, `retention`);
-//! beat schedules them (seeded in the periodic_tasks migration) and `faena enqueue KIND` starts
-//! one by hand.
+//! The report and cleanup jobs: `sunat_daily_report`, `sales_summary`, `stock_alerts`,
+//! `out_of_stock_alerts` and `cleanup_old_files`, and the per-store insights fanned out as a
+//! workflow: `generate_insights` starts a group of `store_insights` (one per active store) with an
+//! `insights_summary` callback. Each is idempotent (see `faena_shop::reports`, `insights`,
+//! `store_insights`, `retention`); beat schedules them (seeded by migrations) and
+//! `faena enqueue KIND` starts one by hand.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,11 +13,13 @@ use faena_core::db::PgPool;
 use faena_core::jobs::JobError;
 use faena_core::settings::RetentionSettings;
 use faena_core::Settings;
+use faena_shop::insights::AlertScope;
 use faena_shop::jobs::{
-    CleanupOldFilesArgs, SalesSummaryArgs, StockAlertsArgs, SunatDailyReportArgs,
+    CleanupOldFilesArgs, GenerateInsightsArgs, InsightsSummaryArgs, OutOfStockAlertsArgs,
+    SalesSummaryArgs, StockAlertsArgs, StoreInsightsArgs, SunatDailyReportArgs,
 };
 use faena_shop::reports::ReportError;
-use faena_shop::{insights, reports, retention};
+use faena_shop::{insights, reports, retention, store_insights};
 use serde_json::Value;
 
 use crate::handlers::{Handlers, JobContext};
@@ -49,6 +53,16 @@ fn job_err(e: ReportError) -> JobError {
     }
 }
 
+/// `until`, or the start of the current hour.
+fn this_hour(until: Option<chrono::DateTime<Utc>>) -> Result<chrono::DateTime<Utc>, JobError> {
+    match until {
+        Some(u) => Ok(u),
+        None => Utc::now()
+            .duration_trunc(chrono::Duration::hours(1))
+            .map_err(|e| JobError::Permanent(e.into())),
+    }
+}
+
 fn to_value(v: &impl serde::Serialize) -> Result<Value, JobError> {
     serde_json::to_value(v).map_err(|e| JobError::Permanent(e.into()))
 }
@@ -63,7 +77,7 @@ impl ReportJobs {
         }
     }
 
-    /// Registers the four kinds.
+    /// Registers its kinds.
     pub fn register(self: Arc<Self>, h: &mut Handlers) {
         let jobs = Arc::clone(&self);
         h.register(move |a: SunatDailyReportArgs, _ctx: JobContext| {
@@ -78,7 +92,27 @@ impl ReportJobs {
         let jobs = Arc::clone(&self);
         h.register(move |_: StockAlertsArgs, _ctx: JobContext| {
             let jobs = Arc::clone(&jobs);
-            async move { jobs.stock_alerts().await }
+            async move { jobs.stock_alerts(AlertScope::All).await }
+        });
+        let jobs = Arc::clone(&self);
+        h.register(move |_: OutOfStockAlertsArgs, _ctx: JobContext| {
+            let jobs = Arc::clone(&jobs);
+            async move { jobs.stock_alerts(AlertScope::OutOfStock).await }
+        });
+        let jobs = Arc::clone(&self);
+        h.register(move |a: GenerateInsightsArgs, ctx: JobContext| {
+            let jobs = Arc::clone(&jobs);
+            async move { jobs.generate_insights(a, &ctx).await }
+        });
+        let jobs = Arc::clone(&self);
+        h.register(move |a: StoreInsightsArgs, _ctx: JobContext| {
+            let jobs = Arc::clone(&jobs);
+            async move { jobs.store_insights(a).await }
+        });
+        let jobs = Arc::clone(&self);
+        h.register(move |a: InsightsSummaryArgs, _ctx: JobContext| {
+            let jobs = Arc::clone(&jobs);
+            async move { jobs.insights_summary(a).await }
         });
         let jobs = self;
         h.register(move |a: CleanupOldFilesArgs, _ctx: JobContext| {
@@ -115,12 +149,7 @@ impl ReportJobs {
     }
 
     async fn sales_summary(&self, a: SalesSummaryArgs) -> Result<Value, JobError> {
-        let until = match a.until {
-            Some(u) => u,
-            None => Utc::now()
-                .duration_trunc(chrono::Duration::hours(1))
-                .map_err(|e| JobError::Permanent(e.into()))?,
-        };
+        let until = this_hour(a.until)?;
         let mut conn = self.conn().await?;
         let insight = insights::store_sales_summary(&mut conn, until, a.hours.get())
             .await
@@ -129,18 +158,86 @@ impl ReportJobs {
         Ok(serde_json::json!({ "insight_id": insight.id, "summary": insight.data }))
     }
 
-    async fn stock_alerts(&self) -> Result<Value, JobError> {
+    async fn stock_alerts(&self, scope: AlertScope) -> Result<Value, JobError> {
         let mut conn = self.conn().await?;
-        let r = insights::refresh_stock_alerts(&mut conn)
+        let r = insights::refresh_alerts(&mut conn, scope)
             .await
             .map_err(job_err)?;
         tracing::info!(
+            ?scope,
             opened = r.opened,
             closed = r.closed,
             open = r.open,
             "refreshed stock alerts"
         );
         to_value(&r)
+    }
+
+    /// Starts the fan-out: one `store_insights` per active store, then `insights_summary`. A
+    /// retry after the start would start a second workflow over the same window; its members and
+    /// summary replace the same insights, so the stored result is the same.
+    async fn generate_insights(
+        &self,
+        a: GenerateInsightsArgs,
+        ctx: &JobContext,
+    ) -> Result<Value, JobError> {
+        let until = this_hour(a.until)?;
+        let mut conn = self.conn().await?;
+        let Some(req) = store_insights::fan_out(&mut conn, until)
+            .await
+            .map_err(job_err)?
+        else {
+            tracing::info!("no active store: no insights to generate");
+            return Ok(serde_json::json!({ "stores": 0, "workflow_id": null }));
+        };
+        let stores = req.group.as_ref().map_or(0, Vec::len);
+        let started = ctx
+            .broker
+            .start_workflow(req, None)
+            .await
+            .map_err(|e| JobError::Retry(anyhow::anyhow!("cannot start the fan-out: {e}")))?;
+        tracing::info!(workflow_id = %started.workflow_id, stores, "started the stores' insights");
+        Ok(serde_json::json!({
+            "workflow_id": started.workflow_id,
+            "stores": stores,
+            "until": until,
+        }))
+    }
+
+    async fn store_insights(&self, a: StoreInsightsArgs) -> Result<Value, JobError> {
+        let until = this_hour(a.until)?;
+        let mut conn = self.conn().await?;
+        let (insight, data) = store_insights::store_store_insights(&mut conn, a.store_id, until)
+            .await
+            .map_err(job_err)?;
+        tracing::info!(
+            store_id = a.store_id,
+            insight_id = insight.id,
+            "stored a store's insights"
+        );
+        to_value(&data)
+    }
+
+    async fn insights_summary(&self, a: InsightsSummaryArgs) -> Result<Value, JobError> {
+        let until = this_hour(a.until)?;
+        let members = a.members.unwrap_or_default();
+        let mut conn = self.conn().await?;
+        let (insight, summary) =
+            store_insights::store_insights_summary(&mut conn, &a.stores, &members, until)
+                .await
+                .map_err(job_err)?;
+        if !summary.failed.is_empty() {
+            tracing::warn!(
+                failed = ?summary.failed.iter().map(|f| f.store_id).collect::<Vec<_>>(),
+                "the insights of some stores failed; the summary names them"
+            );
+        }
+        tracing::info!(
+            insight_id = insight.id,
+            stores = summary.stores,
+            "stored the insights summary"
+        );
+        to_value(&summary)
     }
 
     async fn cleanup(&self, a: CleanupOldFilesArgs) -> Result<Value, JobError> {

@@ -21,6 +21,7 @@ use faena_core::Settings;
 use faena_shop::files::{write_atomic, ReceiptFiles};
 use faena_shop::jobs::{RetryFailedSendsArgs, SendSaleArgs};
 use faena_shop::sales::{self, NewSubmission, NotSendable, SaleRow, SendResult, SunatStatus};
+use faena_shop::stores;
 use faena_sunat::document::{Company, Customer, CustomerDocType, DocumentType, Receipt};
 use faena_sunat::{printable, Client, Outcome, Ruc, Series, Signer, SunatConfig};
 use serde_json::{json, Value};
@@ -114,7 +115,8 @@ fn build(settings: &Settings) -> Result<Ready, String> {
             ruc,
             legal_name,
             address: s.company_address.clone(),
-            establishment_code: "0000".into(),
+            // Each sale's store's, set per receipt.
+            establishment_code: faena_shop::stores::MAIN_ESTABLISHMENT.into(),
         },
     })
 }
@@ -241,7 +243,15 @@ impl SunatJobs {
         let items = sales::sale_items(&mut conn, sale_id)
             .await
             .map_err(db_err)?;
-        let receipt = match self.receipt(&ready.company, &row, &items) {
+        // The issuer is the company; the establishment is the sale's store's.
+        let store = stores::sale_store(&mut conn, sale_id)
+            .await
+            .map_err(db_err)?;
+        let company = Company {
+            establishment_code: store.establishment_code,
+            ..ready.company.clone()
+        };
+        let receipt = match self.receipt(&company, &row, &items) {
             Ok(r) => r,
             Err(e) => {
                 // Caught before sending: SUNAT would refuse it and use up the number (2022).
