@@ -7,6 +7,7 @@
 //! no HTTP framework and runs no job loop: the worker's handlers call into it.
 
 pub mod auth;
+pub mod cancel;
 pub mod deadlines;
 pub mod files;
 pub mod insights;
@@ -18,6 +19,7 @@ pub mod schema;
 pub mod shop;
 pub mod states;
 pub mod stock;
+pub mod summaries;
 pub mod unsent;
 
 /// The application's jobs: their args and the kind catalog (crate `faena-catalog`).
