@@ -760,13 +760,19 @@ pub async fn record_outcome(
     Ok(())
 }
 
+/// The `last_outcome` of a summary SENT after an earlier call that may have reached SUNAT: a
+/// later 2223/2324 ("already presented") may then be our own first send.
+pub const TICKET_AFTER_UNSURE: &str = "ticket_after_unsure";
+
 /// PENDING -> SENT with SUNAT's ticket, and the first poll queued after `poll_after` seconds, in
-/// one transaction. False when the summary was no longer PENDING.
+/// one transaction. `unsure`: an earlier call may have reached SUNAT. False when the summary was
+/// no longer PENDING.
 pub async fn record_ticket(
     conn: &mut AsyncPgConnection,
     id: i64,
     ticket: &str,
     poll_after: u64,
+    unsure: bool,
 ) -> Result<bool, SummaryError> {
     let ticket = ticket.to_owned();
     let wrote = conn
@@ -779,7 +785,11 @@ pub async fn record_ticket(
             .set((
                 sunat_summaries::state.eq(SummaryState::Sent),
                 sunat_summaries::ticket.eq(&ticket),
-                sunat_summaries::last_outcome.eq("ticket"),
+                sunat_summaries::last_outcome.eq(if unsure {
+                    TICKET_AFTER_UNSURE
+                } else {
+                    "ticket"
+                }),
                 sunat_summaries::sunat_code.eq(None::<String>),
                 sunat_summaries::sunat_description.eq(None::<String>),
                 sunat_summaries::sent_at.eq(diesel::dsl::now),
@@ -1019,4 +1029,31 @@ pub async fn decide(
         Ok(applied)
     })
     .await
+}
+
+/// The name of beat's schedule of `build_sunat_summaries` (seeded by the migration).
+pub const SCHEDULE: &str = "build-sunat-summaries";
+
+/// Writes `at` (`FAENA_SUNAT_SUMMARY_TIME`) into the `build-sunat-summaries` schedule when it says
+/// another time; true when it changed it. A deleted schedule stays deleted.
+pub async fn apply_schedule_time(
+    conn: &mut AsyncPgConnection,
+    at: chrono::NaiveTime,
+) -> Result<bool, SummaryError> {
+    use chrono::Timelike;
+    use faena_core::schema::periodic_tasks;
+    let cron = format!("0 {} {} * * *", at.minute(), at.hour());
+    let n = diesel::update(
+        periodic_tasks::table
+            .filter(periodic_tasks::name.eq(SCHEDULE))
+            .filter(periodic_tasks::cron.is_distinct_from(&cron)),
+    )
+    .set((
+        periodic_tasks::cron.eq(&cron),
+        periodic_tasks::interval_secs.eq(None::<i64>),
+        periodic_tasks::updated_at.eq(diesel::dsl::now),
+    ))
+    .execute(conn)
+    .await?;
+    Ok(n == 1)
 }
