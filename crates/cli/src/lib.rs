@@ -13,9 +13,10 @@ pub use commands::periodic::PeriodicCommand;
 pub use commands::queues::{InspectCommand, QueueCommand};
 pub use commands::reports::ReportCommand;
 pub use commands::sales::SalesCommand;
+pub use commands::sunat::SunatCommand;
 pub use commands::tasks::{EnqueueArgs, TasksCommand, WorkflowsCommand};
 pub use commands::users::UsersCommand;
-use commands::{infra, periodic, queues, reports, sales, tasks, users};
+use commands::{infra, periodic, queues, reports, sales, sunat, tasks, users};
 
 /// Faena's operator CLI: migrate, check infrastructure, enqueue and inspect jobs.
 #[derive(Debug, Parser)]
@@ -87,6 +88,11 @@ pub enum Command {
         #[command(subcommand)]
         command: SalesCommand,
     },
+    /// SUNAT's Resumen Diario and Comunicación de Baja documents.
+    Sunat {
+        #[command(subcommand)]
+        command: SunatCommand,
+    },
     /// Users of the api. Passwords are read from a prompt, or from the first line of stdin when
     /// it is not a terminal; never from the command line.
     Users {
@@ -137,6 +143,7 @@ impl Command {
                 command: SalesCommand::Send { .. },
             } => (Uses::Both, "sales send"),
             Self::Sales { .. } => (Uses::Database, "sales"),
+            Self::Sunat { .. } => (Uses::Database, "sunat"),
             Self::Users { .. } => (Uses::Database, "users"),
             Self::Report { .. } => (Uses::Database, "report"),
         }
@@ -194,6 +201,7 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> anyhow::Result<u8> 
         Command::Periodic { command } => periodic::run(&settings, command, json, &times, out).await,
         Command::Users { command } => users::run(&settings, command, json, &times, out).await,
         Command::Sales { command } => sales::run(&settings, command, json, &times, out).await,
+        Command::Sunat { command } => sunat::run(&settings, command, json, &times, out).await,
         Command::Report { command } => reports::run(&settings, command, json, &times, out).await,
         Command::Completions { .. } | Command::Kinds => {
             anyhow::bail!("completions and kinds run before settings are read")

@@ -19,7 +19,7 @@ use faena_catalog::{PollSunatTicketArgs, SendSunatSummaryArgs};
 use faena_core::db::QueryError;
 use faena_core::jobs::{EnqueueRequest, JobArgs};
 use faena_sunat::summary::MAX_LINES;
-use faena_sunat::{SummaryId, SummaryKind};
+pub use faena_sunat::{SummaryId, SummaryKind};
 use serde::Serialize;
 
 use crate::schema::{

@@ -7,5 +7,6 @@ pub mod periodic;
 pub mod reports;
 pub mod sales;
 pub mod shop;
+pub mod sunat;
 pub mod tasks;
 pub mod workflows;

@@ -8,5 +8,6 @@ pub(crate) mod periodic;
 pub(crate) mod queues;
 pub(crate) mod reports;
 pub(crate) mod sales;
+pub(crate) mod sunat;
 pub(crate) mod tasks;
 pub(crate) mod users;
