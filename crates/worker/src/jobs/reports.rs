@@ -159,6 +159,7 @@ impl ReportJobs {
             files = r.files,
             bytes = r.bytes,
             sales = r.sales,
+            summaries = r.summaries,
             "cleaned up old receipt files"
         );
         to_value(&r)
