@@ -453,7 +453,7 @@ struct IdRow {
 
 /// Serializes builds: two at once (a manual run during beat's) would otherwise race for the same
 /// documents (the partial unique index would refuse the second, after work).
-const BUILD_LOCK: i64 = 0x6661_656e_6131_35; // "faena15"
+const BUILD_LOCK: i64 = 0x0066_6165_6e61_3135; // "faena15"
 
 /// Builds the summaries of what waits, into summaries generated `today` (the date in their IDs):
 /// every cancellation QUEUED before `through` and every boleta answered 1079 before it. Voids
