@@ -337,12 +337,25 @@ impl SummaryJobs {
                         }
                         Err(JobError::Snooze(self.sunat.retry_delay))
                     }
-                    // SUNAT refused the file itself: none of its lines was applied.
+                    // SUNAT refused the file itself: none of its lines was applied. Unless it
+                    // says the ID was presented before and an earlier call of ours may have been
+                    // that: then only a person can tell what SUNAT did with it.
                     _ => {
-                        let d = Decision::Rejected {
-                            code,
-                            description,
-                            cdr_path: None,
+                        let presented = matches!(code.as_deref(), Some("2223" | "2324"));
+                        let d = if presented && unsure {
+                            Decision::Error {
+                                code,
+                                description: format!(
+                                    "SUNAT ya tenía {summary_id} de un envío anterior cuya respuesta \
+                                     se perdió ({description}): consulte ese resumen en SUNAT SOL"
+                                ),
+                            }
+                        } else {
+                            Decision::Rejected {
+                                code,
+                                description,
+                                cdr_path: None,
+                            }
                         };
                         let applied = summaries::decide(&mut conn, id, &d, &BTreeMap::new())
                             .await
