@@ -4,7 +4,8 @@
 //! a receipt past the window, one being sent, one with an unsure outcome and a CONFLICT); a
 //! ticket that answers 98 three times is polled with snoozes, then applied; a Resumen Diario
 //! carries a boleta answered 1079 to ACCEPTED; two builds make one summary per document; an
-//! unsure factura is settled by getStatusCdr without a resend.
+//! unsure factura is settled by getStatusCdr without a resend; cleanup_old_files deletes a decided
+//! summary's XML and CDR at the receipts' age.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -615,6 +616,52 @@ async fn an_unsure_factura_is_settled_by_get_status_cdr_without_a_resend() -> an
     );
     let cdr = e.files.join(f.files.cdr.as_deref().unwrap_or("-"));
     assert!(std::fs::metadata(&cdr)?.len() > 0, "{}", cdr.display());
+    w.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_treats_a_decided_summary_like_its_receipts() -> anyhow::Result<()> {
+    let e = env("summary_cleanup").await?;
+    let w = worker(&e);
+    let boleta = sent(&e, false, None, "ACCEPTED").await?;
+    cancel_sale(&e, boleta.id).await?;
+    build(&e).await?;
+    let s = decided(&e).await?.remove(0);
+    let (xml, cdr) = (
+        e.files.join(s.xml_path.as_deref().unwrap_or("-")),
+        e.files.join(s.cdr_path.as_deref().unwrap_or("-")),
+    );
+    let zip = xml.with_extension("zip");
+    for f in [&xml, &zip, &cdr] {
+        assert!(f.exists(), "{}", f.display());
+    }
+    let retention = faena_core::settings::RetentionSettings::default();
+    let cleanup = |days: i64| {
+        let e = &e;
+        async move {
+            faena_shop::retention::cleanup_old_files(
+                &mut *e.pool.get().await?,
+                &e.files,
+                retention,
+                false,
+                Utc::now() + chrono::Duration::days(days),
+            )
+            .await
+            .map_err(anyhow::Error::from)
+        }
+    };
+    // 179 days on: younger than FAENA_XML_RETENTION_DAYS (180), kept.
+    assert_eq!(cleanup(179).await?.summaries, 0);
+    assert!(xml.exists() && cdr.exists());
+    // 182 days on: its XML, zip and CDR go with the receipt's, and their paths are cleared.
+    let r = cleanup(182).await?;
+    assert_eq!((r.sales, r.summaries), (1, 1), "{r:?}");
+    for f in [&xml, &zip, &cdr] {
+        assert!(!f.exists(), "{}", f.display());
+    }
+    let s = all_summaries(&e).await?.remove(0);
+    assert_eq!((s.xml_path, s.cdr_path), (None, None));
     w.shutdown().await;
     Ok(())
 }
