@@ -5,7 +5,7 @@
 //! ticket that answers 98 three times is polled with snoozes, then applied; a Resumen Diario
 //! carries a boleta answered 1079 to ACCEPTED; two builds make one summary per document; an
 //! unsure factura is settled by getStatusCdr without a resend; cleanup_old_files deletes a decided
-//! summary's XML and CDR at the receipts' age.
+//! summary's XML and CDR at the receipts' age; a refused Resumen Diario applies nothing.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -662,6 +662,48 @@ async fn cleanup_treats_a_decided_summary_like_its_receipts() -> anyhow::Result<
     }
     let s = all_summaries(&e).await?.remove(0);
     assert_eq!((s.xml_path, s.cdr_path), (None, None));
+    w.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_resumen_diario_applies_nothing_and_says_so() -> anyhow::Result<()> {
+    let e = env("rc_refused").await?;
+    let w = worker(&e);
+    let voided = sent(&e, false, None, "ACCEPTED").await?;
+    let late = sent(&e, false, Some(Scenario::Fault1079), "ERROR").await?;
+    cancel_sale(&e, voided.id).await?;
+    e.sim.state.set_summary(SummaryRequest {
+        summary_id: format!("RC-{}-1", today().format("%Y%m%d")),
+        pending_polls: 1,
+        scenario: Some(sim::SummaryScenario::Rejection),
+    });
+    build(&e).await?;
+    let s = decided(&e).await?.remove(0);
+    assert_eq!(
+        (s.state, s.sunat_code.as_deref(), s.polls),
+        (SummaryState::Rejected, Some("2800"), 1)
+    );
+    assert!(s
+        .lines
+        .iter()
+        .all(|l| l.outcome.as_deref() == Some("rejected")));
+    // The cancelled boleta is still accepted at SUNAT: its cancellation FAILED (a credit note).
+    let v = sale(&e, voided.id).await?;
+    assert_eq!(v.sunat.status.as_str(), "ACCEPTED");
+    let c = v.cancellation.expect("cancelled");
+    assert_eq!(
+        (c.sunat_state, c.sunat_code.as_deref()),
+        (VoidState::Failed, Some("2800"))
+    );
+    // The 1079 boleta stays ERROR, marked so no build or sweep takes it again by itself.
+    let v = sale(&e, late.id).await?;
+    assert_eq!(
+        (v.sunat.status.as_str(), v.sunat.outcome.as_deref()),
+        ("ERROR", Some("summary_rejected"))
+    );
+    let r = build(&e).await?;
+    assert_eq!(r["built"], json!([]), "{r}");
     w.shutdown().await;
     Ok(())
 }
