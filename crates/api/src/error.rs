@@ -268,3 +268,40 @@ impl From<faena_shop::sales::SaleError> for ApiError {
         }
     }
 }
+
+impl From<faena_shop::cancel::CancelError> for ApiError {
+    fn from(e: faena_shop::cancel::CancelError) -> Self {
+        use faena_shop::cancel::CancelError as C;
+        match e {
+            C::Invalid { field, .. } => {
+                let code = e.code();
+                Self::bad_request(code, e.to_string(), Some(field.into()))
+            }
+            C::NotFound(_) => Self::NotFound(e.to_string()),
+            C::Forbidden(m) => Self::Forbidden(m),
+            C::Refused {
+                reason,
+                message,
+                status,
+            } => Self::ConflictWith {
+                message,
+                details: serde_json::json!({ "reason": reason, "status": status }),
+            },
+            C::Db(q) => Self::from_query(&q, false),
+        }
+    }
+}
+
+impl From<faena_shop::summaries::SummaryError> for ApiError {
+    fn from(e: faena_shop::summaries::SummaryError) -> Self {
+        use faena_shop::summaries::SummaryError as S;
+        match &e {
+            S::NotFound(_) => Self::NotFound(e.to_string()),
+            S::Invalid { field, .. } => {
+                Self::bad_request(e.code(), e.to_string(), Some((*field).into()))
+            }
+            S::Corrupt { .. } => Self::Internal(e.to_string()),
+            S::Db(q) => Self::from_query(q, false),
+        }
+    }
+}

@@ -343,6 +343,8 @@ pub fn run(listener: TcpListener, state: AppState, board: board::Board) -> std::
             .service(routes::sales::list)
             .service(routes::sales::show)
             .service(routes::sales::send_to_sunat)
+            .service(routes::sales::cancel)
+            .service(routes::sunat::list)
             .service(routes::reports::daily)
             .service(routes::reports::list_insights)
             .service(routes::reports::refresh_insights)

@@ -67,6 +67,8 @@ pub const BEARER: &str = "bearer";
         routes::sales::list,
         routes::sales::show,
         routes::sales::send_to_sunat,
+        routes::sales::cancel,
+        routes::sunat::list,
         routes::reports::daily,
         routes::reports::list_insights,
         routes::reports::refresh_insights,

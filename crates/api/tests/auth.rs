@@ -160,6 +160,12 @@ async fn role_by_endpoint_matrix() -> anyhow::Result<()> {
             None,
             Access::Seller,
         ),
+        (
+            Method::GET,
+            "/api/sunat/summaries".into(),
+            None,
+            Access::Admin,
+        ),
         (Method::GET, "/board/".into(), None, Access::Admin),
         (
             Method::GET,

@@ -131,7 +131,7 @@ async fn money_has_two_decimals_in_every_answer_and_in_csv() -> anyhow::Result<(
         .await?;
     assert_eq!(
         csv.lines().nth(1),
-        Some("total,2026-11-20,,2,0,0,0,2,0,0.00,119.00,0.00"),
+        Some("total,2026-11-20,,2,0,0,0,2,0,0.00,119.00,0.00,0,0.00,0.00"),
         "{csv}"
     );
     let stored = std::fs::read_to_string(files.path().join("reports/sunat-daily-2026-11-20.csv"))?;

@@ -213,6 +213,43 @@ impl JobArgs for CleanupOldFilesArgs {
     const KIND: &'static str = "cleanup_old_files";
 }
 
+/// `build_sunat_summaries {date?}`: the Resumen Diario and Comunicación de Baja of what waited
+/// until the end of `date` (default: yesterday in the business time zone): cancellations to void
+/// and boletas answered 1079; each summary queued for `send_sunat_summary`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildSunatSummariesArgs {
+    /// A `YYYY-MM-DD` date.
+    #[serde(default)]
+    pub date: Option<chrono::NaiveDate>,
+}
+impl JobArgs for BuildSunatSummariesArgs {
+    const KIND: &'static str = "build_sunat_summaries";
+}
+
+/// `send_sunat_summary {summary_id}`: signs a summary once, sends it with `sendSummary` and
+/// stores SUNAT's ticket.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendSunatSummaryArgs {
+    /// The summary's row id (`faena sunat summaries`).
+    pub summary_id: i64,
+}
+impl JobArgs for SendSunatSummaryArgs {
+    const KIND: &'static str = "send_sunat_summary";
+}
+
+/// `poll_sunat_ticket {summary_id}`: asks SUNAT for a summary's ticket (getStatus), snoozing
+/// while it answers 98, then applies the CDR to every document the summary carried.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PollSunatTicketArgs {
+    pub summary_id: i64,
+}
+impl JobArgs for PollSunatTicketArgs {
+    const KIND: &'static str = "poll_sunat_ticket";
+}
+
 /// The application's kinds: the kernel's diagnostic kinds and the back office's jobs. The
 /// worker's handlers register exactly these (a test checks both sets are equal).
 pub const KINDS: &[KindSpec] = &[
@@ -292,6 +329,25 @@ pub const KINDS: &[KindSpec] = &[
     )
     .max_attempts(5)
     .time_limit(Duration::from_secs(120)),
+    KindSpec::new::<BuildSunatSummariesArgs>(
+        "default",
+        "Builds the Resumen Diario and Comunicación de Baja of what waits (voids, 1079 boletas) and queues their sends; beat runs it nightly.",
+    )
+    .max_attempts(5)
+    .time_limit(Duration::from_secs(300)),
+    // Like a sale's send: SUNAT's temporary failures are snoozes, the attempts cover crashes.
+    KindSpec::new::<SendSunatSummaryArgs>(
+        "sunat",
+        "Signs a summary once, sends it with sendSummary and stores SUNAT's ticket; queues its poll.",
+    )
+    .max_attempts(10)
+    .time_limit(Duration::from_secs(600)),
+    KindSpec::new::<PollSunatTicketArgs>(
+        "sunat",
+        "Asks SUNAT for a summary's ticket, snoozing while it answers 98; applies the CDR to every document it carried.",
+    )
+    .max_attempts(10)
+    .time_limit(Duration::from_secs(600)),
     KindSpec::new::<CleanupOldFilesArgs>(
         "default",
         "Deletes old XML/CDR/QR files and cancelled sales' PDFs of decided sales: {files, bytes, ...}.",

@@ -14,9 +14,10 @@ pub use commands::queues::{InspectCommand, QueueCommand};
 pub use commands::reports::ReportCommand;
 pub use commands::sales::SalesCommand;
 pub use commands::stores::StoresCommand;
+pub use commands::sunat::SunatCommand;
 pub use commands::tasks::{EnqueueArgs, TasksCommand, WorkflowsCommand};
 pub use commands::users::UsersCommand;
-use commands::{infra, periodic, queues, reports, sales, stores, tasks, users};
+use commands::{infra, periodic, queues, reports, sales, stores, sunat, tasks, users};
 
 /// Faena's operator CLI: migrate, check infrastructure, enqueue and inspect jobs.
 #[derive(Debug, Parser)]
@@ -93,6 +94,11 @@ pub enum Command {
         #[command(subcommand)]
         command: StoresCommand,
     },
+    /// SUNAT's Resumen Diario and Comunicación de Baja documents.
+    Sunat {
+        #[command(subcommand)]
+        command: SunatCommand,
+    },
     /// Users of the api. Passwords are read from a prompt, or from the first line of stdin when
     /// it is not a terminal; never from the command line.
     Users {
@@ -143,6 +149,7 @@ impl Command {
                 command: SalesCommand::Send { .. },
             } => (Uses::Both, "sales send"),
             Self::Sales { .. } => (Uses::Database, "sales"),
+            Self::Sunat { .. } => (Uses::Database, "sunat"),
             Self::Users { .. } => (Uses::Database, "users"),
             Self::Stores { .. } => (Uses::Database, "stores"),
             Self::Report { .. } => (Uses::Database, "report"),
@@ -202,6 +209,7 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> anyhow::Result<u8> 
         Command::Users { command } => users::run(&settings, command, json, &times, out).await,
         Command::Stores { command } => stores::run(&settings, command, json, out).await,
         Command::Sales { command } => sales::run(&settings, command, json, &times, out).await,
+        Command::Sunat { command } => sunat::run(&settings, command, json, &times, out).await,
         Command::Report { command } => reports::run(&settings, command, json, &times, out).await,
         Command::Completions { .. } | Command::Kinds => {
             anyhow::bail!("completions and kinds run before settings are read")

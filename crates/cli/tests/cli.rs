@@ -456,6 +456,101 @@ async fn sales_show_and_send() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn sales_cancel_and_sunat_summaries() -> anyhow::Result<()> {
+    let db = TestDb::new("clicancel").await?;
+    let r = TestRedis::new("clicancel")?;
+    let pool = faena_core::db::create_pool(&db.url, 1)?;
+    let mut conn = pool.get().await?;
+    let p = product(&mut conn, "TE", "Té de manzanilla", "3.00").await?;
+    let never = sale_of_two(&mut conn, p.id).await?.id.to_string();
+    let late = sale_of_two(&mut conn, p.id).await?.id.to_string();
+    let o = faena(&db, &r, &["sales", "cancel", &never, "--reason", "no"])?;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("reason"), "{}", text(&o));
+    let o = faena(
+        &db,
+        &r,
+        &[
+            "sales",
+            "cancel",
+            &never,
+            "--reason",
+            "Cliente devolvió el té",
+        ],
+    )?;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!("venta {never} anulada: Anulada en Faena")),
+        "{}",
+        text(&o)
+    );
+    let o = faena(
+        &db,
+        &r,
+        &[
+            "--json",
+            "sales",
+            "cancel",
+            &never,
+            "--reason",
+            "Otro motivo",
+        ],
+    )?;
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    assert_eq!(
+        (
+            v["sunat_action"].clone(),
+            v["reason"].clone(),
+            v["cancelled_by"].clone()
+        ),
+        (
+            serde_json::json!("NONE"),
+            serde_json::json!("Cliente devolvió el té"),
+            serde_json::json!("cli")
+        ),
+        "the first cancellation, unchanged: {v}"
+    );
+    assert_eq!(
+        faena_shop::shop::get_product(&mut conn, p.id).await?.stock,
+        8,
+        "2 of the 4 units back, once"
+    );
+    let o = faena(&db, &r, &["sales", "show", &never])?;
+    assert!(
+        text(&o).contains("anulada:") && text(&o).contains("Cliente devolvió el té"),
+        "{}",
+        text(&o)
+    );
+    // Accepted more than 6 days ago: a credit note is needed; exit 1, nothing changed.
+    for sql in [
+        format!("UPDATE sales SET sunat_status = 'ACCEPTED' WHERE id = {late}"),
+        format!("UPDATE sales SET issue_date = issue_date - 10 WHERE id = {late}"),
+    ] {
+        diesel_async::RunQueryDsl::execute(diesel::sql_query(sql), &mut conn).await?;
+    }
+    let o = faena(
+        &db,
+        &r,
+        &["sales", "cancel", &late, "--reason", "Cliente devolvió"],
+    )?;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("nota de crédito"), "{}", text(&o));
+
+    let o = faena(&db, &r, &["sunat", "summaries"])?;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("no hay resúmenes"), "{}", text(&o));
+    let o = faena(&db, &r, &["--json", "sunat", "summaries", "--kind", "RC"])?;
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&o.stdout)?,
+        serde_json::json!([])
+    );
+    let o = faena(&db, &r, &["sunat", "summaries", "--kind", "XX"])?;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    Ok(())
+}
+
+#[tokio::test]
 async fn report_daily_says_what_to_do_then_prints_the_table() -> anyhow::Result<()> {
     let db = TestDb::new("clireport").await?;
     let r = TestRedis::new("clireport")?;
@@ -504,10 +599,10 @@ async fn report_daily_says_what_to_do_then_prints_the_table() -> anyhow::Result<
         .unwrap_or_default()
         .split_whitespace()
         .collect::<Vec<_>>();
-    // issued accepted rejected error pending cancelled success% billed accepted
+    // issued accepted rejected error pending cancelled success% billed accepted voided voided-PEN
     assert_eq!(
         all,
-        ["all", "2", "1", "0", "1", "0", "0", "50.00", "14.00", "7.00"],
+        ["all", "2", "1", "0", "1", "0", "0", "50.00", "14.00", "7.00", "0", "0.00"],
         "{out}"
     );
     assert!(

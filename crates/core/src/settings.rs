@@ -149,6 +149,16 @@ pub struct SunatSettings {
     pub max_retries: u32,
     /// `SUNAT_RETRY_DELAY_SECS` (default 300): the wait between those retries.
     pub retry_delay: Duration,
+    /// `FAENA_SUNAT_SUMMARY_TIME` (`HH:MM` in `TZ`, default 00:30): when beat runs
+    /// `build_sunat_summaries` (the worker writes it into the `build-sunat-summaries` schedule
+    /// at start).
+    pub summary_time: chrono::NaiveTime,
+    /// `SUNAT_TICKET_POLL_SECS` (default 30): the wait before the first getStatus of a ticket,
+    /// doubled after each answer of 98 (at most 30 minutes).
+    pub ticket_poll: Duration,
+    /// `SUNAT_TICKET_MAX_POLLS` (default 10): answers of 98 after which `poll_sunat_ticket` stops
+    /// (the summary stays SENT; the nightly build polls it again).
+    pub ticket_max_polls: u32,
 }
 
 /// Authentication settings (the api's access and refresh tokens).
@@ -625,6 +635,32 @@ impl Settings<OptionalUrls> {
                 read_timeout: env.secs("SUNAT_READ_TIMEOUT_SECS", 60)?,
                 max_retries: env.parsed("SUNAT_MAX_RETRIES", 3, "a whole number such as 3")?,
                 retry_delay: env.secs("SUNAT_RETRY_DELAY_SECS", 300)?,
+                summary_time: match env.get("FAENA_SUNAT_SUMMARY_TIME") {
+                    None => chrono::NaiveTime::from_hms_opt(0, 30, 0).unwrap_or_default(),
+                    Some(v) => chrono::NaiveTime::parse_from_str(v, "%H:%M").map_err(|_| {
+                        SettingsError::Invalid {
+                            name: "FAENA_SUNAT_SUMMARY_TIME",
+                            value: v.to_owned(),
+                            expected: "a time of day as HH:MM, such as 00:30".into(),
+                        }
+                    })?,
+                },
+                ticket_poll: env.secs("SUNAT_TICKET_POLL_SECS", 30)?,
+                ticket_max_polls: {
+                    let n: u32 = env.parsed(
+                        "SUNAT_TICKET_MAX_POLLS",
+                        10,
+                        "a whole number from 1 to 1000, such as 10",
+                    )?;
+                    if !(1..=1000).contains(&n) {
+                        return Err(SettingsError::Invalid {
+                            name: "SUNAT_TICKET_MAX_POLLS",
+                            value: n.to_string(),
+                            expected: "a whole number from 1 to 1000, such as 10".into(),
+                        });
+                    }
+                    n
+                },
             },
             files_dir: std::path::PathBuf::from(
                 env.get("FAENA_FILES_DIR").unwrap_or("./var/files"),

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::Path;
 
 use faena_sunat::document::Receipt;
+use faena_sunat::{Ruc, SummaryId};
 
 /// Where a receipt's files live under the files directory: the one place that spells the layout.
 /// Paths are relative to the files directory and `/`-separated, as the sale row stores them
@@ -20,7 +21,8 @@ use faena_sunat::document::Receipt;
 /// | its QR code                   | `pdf/<stem>.png`     |
 ///
 /// `<stem>` is the receipt's `RUC-TT-SERIE-CORRELATIVO` ([`Receipt::file_stem`]), e.g.
-/// `20100066603-03-B001-42`.
+/// `20100066603-03-B001-42`; a Resumen Diario's or Comunicación de Baja's is `RUC-RC-YYYYMMDD-N`
+/// ([`ReceiptFiles::of_summary`]), with the same layout (no PDF).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiptFiles {
     stem: String,
@@ -31,6 +33,13 @@ impl ReceiptFiles {
     pub fn of(receipt: &Receipt) -> Self {
         Self {
             stem: receipt.file_stem(),
+        }
+    }
+
+    /// The files of a summary (`RUC-RC-YYYYMMDD-N`): signed XML, its zip and the CDR of its ticket.
+    pub fn of_summary(ruc: &Ruc, id: &SummaryId) -> Self {
+        Self {
+            stem: format!("{ruc}-{id}"),
         }
     }
 
@@ -133,6 +142,12 @@ mod tests {
         assert_eq!(f.qr(), "pdf/20100066603-03-B001-42.png");
         assert_eq!(ReceiptFiles::zip_beside(&f.xml()), Some(f.zip()));
         assert_eq!(ReceiptFiles::zip_beside("pdf/x.pdf"), None);
+        let ruc = Ruc::parse("20100066603").expect("a valid RUC");
+        let id = SummaryId::parse("RC-20261203-2").expect("a valid summary id");
+        let f = ReceiptFiles::of_summary(&ruc, &id);
+        assert_eq!(f.zip_name(), "20100066603-RC-20261203-2.zip");
+        assert_eq!(f.xml(), "xml/20100066603-RC-20261203-2.xml");
+        assert_eq!(f.cdr(), "cdr/R-20100066603-RC-20261203-2.zip");
     }
 
     #[test]

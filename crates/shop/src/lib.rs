@@ -7,6 +7,7 @@
 //! no HTTP framework and runs no job loop: the worker's handlers call into it.
 
 pub mod auth;
+pub mod cancel;
 pub mod deadlines;
 pub mod files;
 pub mod insights;
@@ -20,6 +21,7 @@ pub mod states;
 pub mod stock;
 pub mod store_insights;
 pub mod stores;
+pub mod summaries;
 pub mod unsent;
 
 /// The application's jobs: their args and the kind catalog (crate `faena-catalog`).

@@ -4,7 +4,8 @@
 //! Definitions (also in `docs/operations.md`): the receipts of a day are its sales (by
 //! `issue_date`, the business date) that are not cancelled; each is in exactly one of accepted,
 //! rejected, error (ERROR or CONFLICT) or pending (PENDING or SENDING). `cancelled` counts the
-//! day's cancelled sales apart. `total_billed` sums the receipts' totals, `total_accepted` only
+//! day's cancelled sales apart (`total_cancelled` their amount), and `voided` those of them SUNAT
+//! voided (`total_voided`). `total_billed` sums the receipts' totals, `total_accepted` only
 //! the ACCEPTED ones; money is exact (`NUMERIC` to [`BigDecimal`]). `success_pct` is accepted / receipts * 100,
 //! rounded half up to 2 decimals ("0.00" for a day without receipts).
 
@@ -96,12 +97,30 @@ pub struct ReceiptCounts {
     #[serde(with = "crate::money")]
     #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "1000.00")]
     pub total_accepted: BigDecimal,
+    /// Cancelled sales SUNAT voided (a Comunicación de Baja or a Resumen Diario line with
+    /// status 3 it accepted); among `cancelled`.
+    #[serde(default)]
+    pub voided: i64,
+    /// Sum of the cancelled sales' totals, in PEN.
+    #[serde(default, with = "crate::money")]
+    #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "25.00")]
+    pub total_cancelled: BigDecimal,
+    /// Sum of the voided sales' totals, in PEN.
+    #[serde(default, with = "crate::money")]
+    #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "20.00")]
+    pub total_voided: BigDecimal,
 }
 
 impl ReceiptCounts {
     fn add(&mut self, g: &Group) {
-        if g.is_cancelled {
+        // A voided sale is always a cancelled one.
+        if g.is_cancelled || g.sunat_status == SunatStatus::Voided {
             self.cancelled += g.n;
+            self.total_cancelled += &g.total;
+            if g.sunat_status == SunatStatus::Voided {
+                self.voided += g.n;
+                self.total_voided += &g.total;
+            }
             return;
         }
         self.issued += g.n;
@@ -114,6 +133,8 @@ impl ReceiptCounts {
             // A conflict needs a person, like the errors that do.
             SunatStatus::Error | SunatStatus::Conflict => self.error += g.n,
             SunatStatus::Pending | SunatStatus::Sending => self.pending += g.n,
+            // Counted with the cancelled sales above.
+            SunatStatus::Voided => {}
         }
         self.total_billed += &g.total;
     }
@@ -129,6 +150,8 @@ impl ReceiptCounts {
         };
         self.total_billed = self.total_billed.with_scale(2);
         self.total_accepted = self.total_accepted.with_scale(2);
+        self.total_cancelled = self.total_cancelled.with_scale(2);
+        self.total_voided = self.total_voided.with_scale(2);
         self
     }
 }
@@ -406,6 +429,9 @@ impl DailyReport {
             "success_pct",
             "total_billed",
             "total_accepted",
+            "voided",
+            "total_cancelled",
+            "total_voided",
         ])
         .map_err(corrupt)?;
         let mut row = |section: &str, key: &str, name: &str, c: &ReceiptCounts| {
@@ -422,6 +448,9 @@ impl DailyReport {
                 &c.success_pct,
                 &crate::money::format(&c.total_billed),
                 &crate::money::format(&c.total_accepted),
+                &c.voided.to_string(),
+                &crate::money::format(&c.total_cancelled),
+                &crate::money::format(&c.total_voided),
             ])
         };
         row("total", &self.date.to_string(), "", &self.totals).map_err(corrupt)?;

@@ -1,12 +1,20 @@
 //! `cleanup_old_files`: deletes receipt files past their retention and clears their paths in
 //! the sale rows.
 //!
-//! Rules: only sales SUNAT has decided (ACCEPTED or REJECTED) are touched, never one that may
-//! still be sent. The XML (with the zip beside it), the CDR and the QR of a sale issued more than
+//! Rules: only sales SUNAT has decided (ACCEPTED, REJECTED or VOIDED) are touched, never one that
+//! may still be sent. The XML (with the zip beside it), the CDR and the QR of a sale issued more than
 //! `xml_days` ago go; the PDF of a cancelled sale cancelled (or, without a cancellation time,
 //! issued) more than `cancelled_pdf_days` ago goes. A file is deleted before its path is
 //! cleared, so a crash in between leaves a path to a missing file, which the next run clears
 //! (counted as `missing`). A dry run deletes and clears nothing and reports what it would free.
+//!
+//! Summaries (Resumen Diario, Comunicación de Baja) are treated like the receipts they speak of:
+//! their signed XML (with its zip) and the CDR of their ticket go once the summary is decided
+//! (ACCEPTED or REJECTED) and its issue date is more than `xml_days` ago. The same age as the
+//! receipts because a summary is the evidence of what happened to those receipts (voided, or
+//! informed after 1079): kept as long as they are, and never less, since a summary is always
+//! issued on or after the documents it carries. A summary SUNAT has not answered, or one in
+//! ERROR (a person must look), keeps its files.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -18,8 +26,8 @@ use serde::Serialize;
 
 use crate::files::ReceiptFiles;
 use crate::reports::{under, ReportError};
-use crate::schema::sales;
-use crate::states::SunatStatus;
+use crate::schema::{sales, sunat_summaries};
+use crate::states::{SummaryState, SunatStatus};
 use faena_core::settings::RetentionSettings;
 
 /// Sales looked at per query.
@@ -38,6 +46,8 @@ pub struct CleanupReport {
     pub dry_run: bool,
     /// Sales whose paths were (would be) cleared.
     pub sales: u64,
+    /// Summaries whose paths were (would be) cleared.
+    pub summaries: u64,
     /// Files deleted (that would be deleted).
     pub files: u64,
     /// Bytes freed (that would be freed).
@@ -221,5 +231,70 @@ pub async fn cleanup_old_files(
             }
         }
     }
+    cleanup_summaries(conn, files_dir, xml_before, dry_run, &mut report).await?;
     Ok(report)
+}
+
+/// The summaries' part of the cleanup (see the module's rules).
+async fn cleanup_summaries(
+    conn: &mut AsyncPgConnection,
+    files_dir: &Path,
+    xml_before: DateTime<Utc>,
+    dry_run: bool,
+    report: &mut CleanupReport,
+) -> Result<(), ReportError> {
+    let decided = [SummaryState::Accepted, SummaryState::Rejected];
+    let before = xml_before.date_naive();
+    let mut last_id = 0i64;
+    loop {
+        let page: Vec<(i64, Option<String>, Option<String>)> = sunat_summaries::table
+            .filter(sunat_summaries::state.eq_any(decided))
+            .filter(sunat_summaries::id.gt(last_id))
+            .filter(sunat_summaries::issue_date.lt(before))
+            .filter(
+                sunat_summaries::xml_path
+                    .is_not_null()
+                    .or(sunat_summaries::cdr_path.is_not_null()),
+            )
+            .order(sunat_summaries::id.asc())
+            .limit(PAGE)
+            .select((
+                sunat_summaries::id,
+                sunat_summaries::xml_path,
+                sunat_summaries::cdr_path,
+            ))
+            .load(conn)
+            .await?;
+        let Some(last) = page.last() else { break };
+        last_id = last.0;
+        for (id, xml, cdr) in page {
+            if let Some(xml) = &xml {
+                remove(files_dir, xml, "xml", dry_run, report).await?;
+                if let Some(zip) = ReceiptFiles::zip_beside(xml) {
+                    let before = report.missing;
+                    remove(files_dir, &zip, "xml", dry_run, report).await?;
+                    report.missing = before;
+                }
+            }
+            if let Some(cdr) = &cdr {
+                remove(files_dir, cdr, "cdr", dry_run, report).await?;
+            }
+            if !dry_run {
+                diesel::update(
+                    sunat_summaries::table
+                        .find(id)
+                        .filter(sunat_summaries::state.eq_any(decided)),
+                )
+                .set((
+                    sunat_summaries::xml_path.eq(None::<String>),
+                    sunat_summaries::cdr_path.eq(None::<String>),
+                    sunat_summaries::updated_at.eq(diesel::dsl::now),
+                ))
+                .execute(conn)
+                .await?;
+            }
+            report.summaries += 1;
+        }
+    }
+    Ok(())
 }

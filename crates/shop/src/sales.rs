@@ -29,6 +29,7 @@ use crate::states::ReservationStatus;
 pub use crate::states::SunatStatus;
 use crate::stock::{take_stock, BadLines, Fault, ProductTaxation, StockError, StockRequest, Taken};
 use crate::stores::{self, StoreError};
+use crate::summaries::{CancellationView, CarriedView};
 
 /// Above this total a boleta needs the buyer's identity document (SUNAT error 2396).
 pub const ANONYMOUS_BOLETA_LIMIT: i64 = 700;
@@ -410,8 +411,12 @@ pub struct SaleView {
     #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "118.00")]
     pub total: BigDecimal,
     pub is_cancelled: bool,
+    /// When, why, by whom, and what SUNAT was told; null unless cancelled.
+    pub cancellation: Option<CancellationView>,
     pub items: Vec<SaleItem>,
     pub sunat: SunatView,
+    /// Every Resumen Diario or Comunicación de Baja that carried the sale, oldest first.
+    pub summaries: Vec<CarriedView>,
     pub files: SaleFiles,
 }
 
@@ -420,8 +425,12 @@ fn view(
     store_id: i64,
     items: Vec<SaleItem>,
     submissions: Vec<Submission>,
+    cancellation: Option<CancellationView>,
+    summaries: Vec<CarriedView>,
 ) -> SaleView {
     SaleView {
+        cancellation,
+        summaries,
         number: format!("{}-{}", row.series, row.correlative),
         store_id,
         id: row.id,
@@ -964,7 +973,9 @@ pub async fn get_sale(conn: &mut AsyncPgConnection, id: i64) -> Result<SaleView,
         .select(Submission::as_select())
         .load(conn)
         .await?;
-    Ok(view(row, store.id, items, subs))
+    let cancellation = crate::summaries::cancellation_of(conn, id).await?;
+    let summaries = crate::summaries::carried(conn, id).await?;
+    Ok(view(row, store.id, items, subs, cancellation, summaries))
 }
 
 /// Whether a send may be queued now: not cancelled, not decided by SUNAT, not being sent. The
@@ -1184,8 +1195,8 @@ pub async fn sent_unsure_before(
 pub const UNSURE: [&str; 2] = ["unknown", "in_process"];
 
 /// Outcome classes that a retry cannot fix without a person: the document must change, or it
-/// must go in a Resumen Diario.
-pub const NOT_AUTO_RETRIED: [&str; 2] = ["document_error", "needs_summary"];
+/// must go in a Resumen Diario (which the nightly build sends), or SUNAT refused that summary.
+pub const NOT_AUTO_RETRIED: [&str; 3] = ["document_error", "needs_summary", "summary_rejected"];
 
 /// Sales in ERROR whose last attempt is older than `older_than`, not cancelled and not needing a
 /// person, oldest first, at most `limit`. A sale whose last answer was a SOL login failure

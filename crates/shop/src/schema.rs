@@ -49,7 +49,10 @@ diesel::allow_tables_to_appear_in_same_query!(
     sales,
     sale_items,
     sunat_submissions,
-    sale_send_jobs
+    sale_send_jobs,
+    sale_cancellations,
+    sunat_summaries,
+    sunat_summary_lines
 );
 
 diesel::table! {
@@ -272,3 +275,72 @@ diesel::allow_tables_to_appear_in_same_query!(stores, users);
 diesel::allow_tables_to_appear_in_same_query!(stores, sale_stores);
 diesel::allow_tables_to_appear_in_same_query!(stores, insights);
 diesel::allow_tables_to_appear_in_same_query!(stores, sales);
+
+diesel::table! {
+    /// Why, by whom and how a sale was cancelled (issue 15); `sales.is_cancelled` and
+    /// `cancelled_at` are set in the same transaction.
+    sale_cancellations (sale_id) {
+        sale_id -> Int8,
+        reason -> Text,
+        cancelled_by -> Text,
+        sunat_action -> Text,
+        sunat_state -> Text,
+        sunat_code -> Nullable<Text>,
+        sunat_description -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    summary_counters (kind, issue_date) {
+        kind -> Text,
+        issue_date -> Date,
+        last_number -> Int4,
+    }
+}
+
+diesel::table! {
+    sunat_summaries (id) {
+        id -> Int8,
+        kind -> Text,
+        issue_date -> Date,
+        number -> Int4,
+        reference_date -> Date,
+        state -> Text,
+        ticket -> Nullable<Text>,
+        sunat_code -> Nullable<Text>,
+        sunat_description -> Nullable<Text>,
+        last_outcome -> Nullable<Text>,
+        xml_path -> Nullable<Text>,
+        cdr_path -> Nullable<Text>,
+        signed_sha256 -> Nullable<Text>,
+        attempts -> Int4,
+        polls -> Int4,
+        created_at -> Timestamptz,
+        sent_at -> Nullable<Timestamptz>,
+        decided_at -> Nullable<Timestamptz>,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    sunat_summary_lines (id) {
+        id -> Int8,
+        summary_id -> Int8,
+        line_no -> Int4,
+        sale_id -> Int8,
+        condition_code -> Text,
+        doc_type -> Text,
+        series -> Text,
+        correlative -> Int8,
+        subtotal -> Numeric,
+        igv -> Numeric,
+        total -> Numeric,
+        outcome -> Nullable<Text>,
+    }
+}
+
+diesel::joinable!(sale_cancellations -> sales (sale_id));
+diesel::joinable!(sunat_summary_lines -> sunat_summaries (summary_id));
+diesel::joinable!(sunat_summary_lines -> sales (sale_id));

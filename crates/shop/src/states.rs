@@ -99,7 +99,9 @@ macro_rules! text_states {
 text_states! {
     /// A sale's SUNAT state (`sales.sunat_status`; `docs/job-states.md` draws its machine):
     /// PENDING -> SENDING -> ACCEPTED | REJECTED | ERROR | CONFLICT, SENDING -> PENDING when a
-    /// retry is due, ERROR -> SENDING on a retry.
+    /// retry is due, ERROR -> SENDING on a retry; ACCEPTED -> VOIDED when SUNAT accepts the
+    /// summary that voids it, ERROR (1079) -> ACCEPTED when it accepts the Resumen Diario that
+    /// informs it.
     SunatStatus ("SUNAT status") {
         /// Not sent yet, or a retry is due. The column's default.
         Pending = "PENDING",
@@ -116,6 +118,9 @@ text_states! {
         /// on the same series): a person must look. No receipt is printed; never sent again by
         /// itself.
         Conflict = "CONFLICT",
+        /// SUNAT voided it: an accepted Comunicación de Baja (facturas) or a Resumen Diario line
+        /// with status 3 (boletas) carried its cancellation. Final.
+        Voided = "VOIDED",
     }
 }
 
@@ -138,7 +143,7 @@ text_states! {
 
 impl SunatStatus {
     /// The states in which SUNAT has answered for good: the sale is never sent again.
-    pub const DECIDED: [Self; 2] = [Self::Accepted, Self::Rejected];
+    pub const DECIDED: [Self; 3] = [Self::Accepted, Self::Rejected, Self::Voided];
 
     /// True in a [`Self::DECIDED`] state.
     pub fn is_decided(self) -> bool {
@@ -155,6 +160,70 @@ impl SunatStatus {
             Self::Error => "Error de envío: se reintenta o necesita revisión",
             Self::Conflict => {
                 "Conflicto: SUNAT ya tiene este número con otros datos; necesita revisión"
+            }
+            Self::Voided => "Anulado en SUNAT (comunicación de baja o resumen diario)",
+        }
+    }
+}
+
+text_states! {
+    /// A Resumen Diario's or Comunicación de Baja's state (`sunat_summaries.state`):
+    /// PENDING -> SENT (SUNAT answered a ticket) -> ACCEPTED | REJECTED; PENDING -> REJECTED when
+    /// SUNAT refuses the file itself; PENDING | SENT -> ERROR when a person must look.
+    SummaryState ("summary state") {
+        /// Built; not sent yet, or a resend is due.
+        Pending = "PENDING",
+        /// SUNAT answered a ticket; `poll_sunat_ticket` asks for it.
+        Sent = "SENT",
+        /// The ticket answered 0: every line was applied.
+        Accepted = "ACCEPTED",
+        /// The ticket answered 99, or SUNAT refused the file: no line was applied.
+        Rejected = "REJECTED",
+        /// Needs a person (e.g. SUNAT already had this ID from a send whose answer was lost).
+        Error = "ERROR",
+    }
+}
+
+text_states! {
+    /// How SUNAT learns of a sale's cancellation (`sale_cancellations.sunat_action`), from the
+    /// decision table in `docs/decisions.md`.
+    VoidRoute ("cancellation route") {
+        /// SUNAT holds nothing to void (never sent, rejected, or answered 1079).
+        None = "NONE",
+        /// A line of a Comunicación de Baja (an accepted factura).
+        Baja = "BAJA",
+        /// A line with status 3 of a Resumen Diario (an accepted boleta).
+        Resumen = "RESUMEN",
+    }
+}
+
+text_states! {
+    /// Where a cancellation stands at SUNAT (`sale_cancellations.sunat_state`):
+    /// QUEUED -> CARRIED -> VOIDED | FAILED, QUEUED -> FAILED past the 7 days; NONE when SUNAT
+    /// has nothing to void.
+    VoidState ("cancellation state") {
+        None = "NONE",
+        /// Waits for the nightly `build_sunat_summaries`.
+        Queued = "QUEUED",
+        /// In a summary SUNAT has not answered yet.
+        Carried = "CARRIED",
+        /// SUNAT accepted the summary: the receipt is voided.
+        Voided = "VOIDED",
+        /// SUNAT refused it, or it is past SUNAT's 7 days: a credit note is needed.
+        Failed = "FAILED",
+    }
+}
+
+impl VoidState {
+    /// The state as the shop's staff read it, in Spanish.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Self::None => "Anulada en Faena; SUNAT no tiene nada que anular",
+            Self::Queued => "Anulada; la baja sale con el resumen de esta noche",
+            Self::Carried => "Anulada; esperando la respuesta de SUNAT a la baja",
+            Self::Voided => "Anulada y dada de baja en SUNAT",
+            Self::Failed => {
+                "Anulada en Faena, pero SUNAT no la dio de baja: emita una nota de crédito"
             }
         }
     }
@@ -196,7 +265,7 @@ mod tests {
         let words: Vec<_> = SunatStatus::ALL.iter().map(|s| s.as_str()).collect();
         assert_eq!(
             words,
-            ["PENDING", "SENDING", "ACCEPTED", "REJECTED", "ERROR", "CONFLICT"]
+            ["PENDING", "SENDING", "ACCEPTED", "REJECTED", "ERROR", "CONFLICT", "VOIDED"]
         );
     }
 
@@ -228,7 +297,7 @@ mod tests {
                 e.to_string(),
                 format!(
                     "`{word}` is not a SUNAT status: expected one of \
-                     PENDING, SENDING, ACCEPTED, REJECTED, ERROR, CONFLICT"
+                     PENDING, SENDING, ACCEPTED, REJECTED, ERROR, CONFLICT, VOIDED"
                 )
             );
         }
@@ -241,12 +310,19 @@ mod tests {
     }
 
     #[test]
-    fn only_accepted_and_rejected_are_decided() {
+    fn only_accepted_rejected_and_voided_are_decided() {
         let decided: Vec<_> = SunatStatus::ALL
             .iter()
             .filter(|s| s.is_decided())
             .copied()
             .collect();
-        assert_eq!(decided, [SunatStatus::Accepted, SunatStatus::Rejected]);
+        assert_eq!(
+            decided,
+            [
+                SunatStatus::Accepted,
+                SunatStatus::Rejected,
+                SunatStatus::Voided
+            ]
+        );
     }
 }

@@ -188,6 +188,30 @@ pub async fn take_stock(
     Ok(taken)
 }
 
+/// Gives the units of `request` back to their products (a cancelled sale), inside the caller's
+/// transaction and in product-id order, the lock order of [`take_stock`], so a cancellation and a
+/// checkout never deadlock. A product that no longer exists takes nothing back. Returns the units
+/// given back.
+pub async fn give_back(
+    conn: &mut AsyncPgConnection,
+    request: &StockRequest,
+) -> Result<i64, diesel::result::Error> {
+    let mut units = 0i64;
+    for line in request.lines() {
+        let n = diesel::update(products::table.find(line.product_id))
+            .set((
+                products::stock.eq(products::stock + line.quantity),
+                products::version.eq(products::version + 1),
+            ))
+            .execute(conn)
+            .await?;
+        if n == 1 {
+            units += i64::from(line.quantity);
+        }
+    }
+    Ok(units)
+}
+
 /// Like [`faults`], for a line refused under the locks: always a refusal.
 async fn refusal(
     conn: &mut AsyncPgConnection,

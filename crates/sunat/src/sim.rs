@@ -23,6 +23,7 @@
 //! | `fault_1078` | 99999911 | fault 1078: the issuer is not enabled for SEE-Del contribuyente (not registered) |
 //! | `unknown_then_1032` | 99999912 | rejects the document (2800), waits `timeout_delay`, then the CDR; a resend gets 1032 |
 //! | `fault_0125` | 99999913 | registers the document, answers fault 0125 "No se pudo obtener la constancia"; a resend gets 1033 |
+//! | `fault_1079` | 99999914 | fault 1079 "Solo puede enviar el comprobante en un resumen diario": a boleta past its sendBill window (not registered; a Resumen Diario with status 1 takes it) |
 //!
 //! A convention scenario applies to the first send of that document only; a control scenario to
 //! the next `times` sends. A document once registered answers, on every later send, fault 1033
@@ -171,11 +172,13 @@ pub enum Scenario {
     UnknownThen1032,
     #[serde(rename = "fault_0125")]
     Fault0125,
+    #[serde(rename = "fault_1079")]
+    Fault1079,
 }
 
 impl Scenario {
     /// Every scenario, in the order of the table above.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::Accepted,
         Self::Observations,
         Self::Rejection,
@@ -190,6 +193,7 @@ impl Scenario {
         Self::Fault1078,
         Self::UnknownThen1032,
         Self::Fault0125,
+        Self::Fault1079,
     ];
 
     /// The correlative that selects a scenario by convention.
@@ -216,6 +220,7 @@ impl Scenario {
             Self::Fault1078 => 99_999_911,
             Self::UnknownThen1032 => 99_999_912,
             Self::Fault0125 => 99_999_913,
+            Self::Fault1079 => 99_999_914,
         })
     }
 
@@ -248,6 +253,9 @@ impl Scenario {
                 "rejects it (2800), answers after the timeout delay; a resend gets 1032"
             }
             Self::Fault0125 => "registers it, answers fault 0125 (no CDR); a resend gets 1033",
+            Self::Fault1079 => {
+                "fault 1079: past the sendBill window, only a Resumen Diario takes it (not registered)"
+            }
         }
     }
 }
@@ -791,6 +799,12 @@ async fn handle(shared: &Shared, request: Request) -> HttpResponse {
         Scenario::Fault1032 => {
             state.register(&request.file_name, Registry::Rejected);
             return taken(Registry::Rejected);
+        }
+        Scenario::Fault1079 => {
+            return client_fault(
+                "1079",
+                "Solo puede enviar el comprobante en un resumen diario",
+            )
         }
         Scenario::Fault1078 => {
             return client_fault(

@@ -33,6 +33,7 @@ pub async fn run(queues: Option<Vec<QueueName>>, concurrency: Option<usize>) -> 
         config.concurrency = c;
     }
     let pg = db::create_pool(settings.database_url(), settings.db_pool_size)?;
+    apply_summary_time(&pg, &settings).await;
     let handlers = Handlers::production(pg.clone(), broker.clone(), &settings);
     // Jobs written in a transaction (a sale's send) reach Redis through the outbox.
     let (relay_stop, relay_rx) = tokio::sync::watch::channel(false);
@@ -47,4 +48,25 @@ pub async fn run(queues: Option<Vec<QueueName>>, concurrency: Option<usize>) -> 
     handle.join().await;
     let _ = relay.await;
     Ok(())
+}
+
+/// Writes `FAENA_SUNAT_SUMMARY_TIME` into beat's `build-sunat-summaries` schedule. A failure is
+/// logged, not fatal: the schedule keeps its time and every other job runs.
+async fn apply_summary_time(pg: &db::PgPool, settings: &Settings) {
+    let at = settings.sunat.summary_time;
+    let result = match pg.get().await {
+        Ok(mut conn) => faena_shop::summaries::apply_schedule_time(&mut conn, at)
+            .await
+            .map_err(|e| e.to_string()),
+        Err(e) => Err(e.to_string()),
+    };
+    match result {
+        Ok(true) => {
+            tracing::info!(%at, "the build-sunat-summaries schedule now runs at FAENA_SUNAT_SUMMARY_TIME")
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(%at, error = %e, "could not set the build-sunat-summaries schedule's time")
+        }
+    }
 }

@@ -8,5 +8,6 @@ pub mod reports;
 pub mod sales;
 pub mod shop;
 pub mod stores;
+pub mod sunat;
 pub mod tasks;
 pub mod workflows;

@@ -3,9 +3,11 @@
 //! admins every sale.
 
 use actix_web::{get, post, web, HttpResponse};
+use faena_shop::cancel::{CancelRequest, Canceller};
 use faena_shop::deadlines::{self, SaleDue, SaleFilter};
 use faena_shop::jobs::SendSaleArgs;
 use faena_shop::sales::{self, NewSale, SaleView, Seller, SunatStatus};
+use faena_shop::summaries::CancellationView;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::Caller;
@@ -153,12 +155,50 @@ pub async fn send_to_sunat(
     }))
 }
 
+/// Cancels a sale: its stock comes back, and SUNAT is told what the decision table says (a
+/// Comunicación de Baja for an accepted factura, a Resumen Diario line with status 3 for an
+/// accepted boleta, nothing when SUNAT holds nothing to void). Cancelling again answers the same.
+#[utoipa::path(
+    tag = "sales",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The sale's id")),
+    request_body = CancelRequest,
+    responses(
+        (status = 200, description = "Cancelled (now or before): the cancellation", body = CancellationView),
+        JsonBody,
+        NeedsOwner,
+        (status = 404, description = "No such sale (`not_found`)", body = ErrorBody),
+        (status = 409, description = "Not cancellable now (`conflict`; `details.reason`: \
+            `credit_note_needed` past SUNAT's window, `sunat_pending` while SUNAT's answer is \
+            awaited, `sunat_conflict`, `already_voided`; `details.status`)", body = ErrorBody),
+        Unavailable,
+    )
+)]
+#[post("/api/sales/{id}/cancel")]
+pub async fn cancel(
+    caller: Caller,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: ApiJson<CancelRequest>,
+) -> Result<HttpResponse, ApiError> {
+    let who = Canceller::User(Seller {
+        user_id: caller.user_id().to_owned(),
+        is_admin: caller.is_admin(),
+    });
+    let now = chrono::Utc::now();
+    let today = now.with_timezone(&state.sale_defaults.tz).date_naive();
+    let done =
+        faena_shop::cancel::cancel(&mut *state.db_conn().await?, *id, &who, &body, now, today)
+            .await?;
+    Ok(HttpResponse::Ok().json(done))
+}
+
 /// Filters of `GET /api/sales`.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct SalesQuery {
-    /// PENDING, SENDING, ACCEPTED, REJECTED or ERROR; any when absent.
+    /// PENDING, SENDING, ACCEPTED, REJECTED, ERROR, CONFLICT or VOIDED; any when absent.
     pub sunat_status: Option<String>,
     /// Only sales whose SUNAT sendBill deadline is before this: an RFC 3339 instant
     /// (`2026-12-05T00:00:00-05:00`) or a date (`2026-12-05`: its start in the business time zone).

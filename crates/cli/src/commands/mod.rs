@@ -9,5 +9,6 @@ pub(crate) mod queues;
 pub(crate) mod reports;
 pub(crate) mod sales;
 pub(crate) mod stores;
+pub(crate) mod sunat;
 pub(crate) mod tasks;
 pub(crate) mod users;

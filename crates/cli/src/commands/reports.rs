@@ -66,7 +66,7 @@ pub(crate) async fn run(
     )?;
     writeln!(
         out,
-        "{:<28} {:>6} {:>8} {:>8} {:>6} {:>7} {:>9} {:>9} {:>14} {:>14}",
+        "{:<28} {:>6} {:>8} {:>8} {:>6} {:>7} {:>9} {:>9} {:>14} {:>14} {:>7} {:>14}",
         "",
         "issued",
         "accepted",
@@ -76,12 +76,14 @@ pub(crate) async fn run(
         "cancelled",
         "success%",
         "billed PEN",
-        "accepted PEN"
+        "accepted PEN",
+        "voided",
+        "voided PEN"
     )?;
     let mut line = |label: &str, c: &ReceiptCounts| {
         writeln!(
             out,
-            "{:<28} {:>6} {:>8} {:>8} {:>6} {:>7} {:>9} {:>9} {:>14} {:>14}",
+            "{:<28} {:>6} {:>8} {:>8} {:>6} {:>7} {:>9} {:>9} {:>14} {:>14} {:>7} {:>14}",
             label,
             c.issued,
             c.accepted,
@@ -91,7 +93,9 @@ pub(crate) async fn run(
             c.cancelled,
             c.success_pct,
             money::format(&c.total_billed),
-            money::format(&c.total_accepted)
+            money::format(&c.total_accepted),
+            c.voided,
+            money::format(&c.total_voided)
         )
     };
     line("all", &r.totals)?;

@@ -1,4 +1,5 @@
-//! Sales: `faena sales show|send` (a sale with its SUNAT state; queue its send).
+//! Sales: `faena sales show|send|cancel` (a sale with its SUNAT state and cancellation; queue its
+//! send; cancel it by the decision table of `faena_shop::cancel`).
 
 use std::io::Write;
 
@@ -14,6 +15,15 @@ pub enum SalesCommand {
     Show { id: i64 },
     /// Queue the sale's send to SUNAT (the worker's `sunat` queue).
     Send { id: i64 },
+    /// Cancel the sale: its stock comes back, and SUNAT is told as the decision table says (a
+    /// Comunicación de Baja or a Resumen Diario line, sent by the nightly build). Exit 1 when it
+    /// cannot be cancelled now (the message says why); cancelling again prints the same.
+    Cancel {
+        id: i64,
+        /// Why, 3 to 100 characters (the text SUNAT receives in a Comunicación de Baja).
+        #[arg(long)]
+        reason: String,
+    },
 }
 
 /// `faena sales ...`.
@@ -133,6 +143,44 @@ pub(crate) async fn run(
                     s.http_status.map_or("-".into(), |h| h.to_string())
                 )?;
             }
+            if let Some(c) = &sale.cancellation {
+                writeln!(
+                    out,
+                    "anulada:      {} por {}: {}",
+                    times.show(Some(c.cancelled_at)),
+                    c.cancelled_by,
+                    c.reason
+                )?;
+                writeln!(
+                    out,
+                    "              SUNAT: {} {} ({}){}",
+                    c.sunat_action,
+                    c.sunat_state,
+                    c.sunat_label,
+                    match (&c.sunat_code, &c.sunat_description) {
+                        (Some(code), Some(d)) => format!(" {code} {d}"),
+                        _ => String::new(),
+                    }
+                )?;
+            } else if sale.is_cancelled {
+                writeln!(out, "anulada")?;
+            }
+            for s in &sale.summaries {
+                writeln!(
+                    out,
+                    "  {} (estado {} en la línea) {}: ticket {} {} {}{}",
+                    s.summary_id,
+                    s.condition_code,
+                    s.state,
+                    s.ticket.as_deref().unwrap_or("-"),
+                    s.outcome.as_deref().unwrap_or("sin respuesta"),
+                    s.sunat_code.as_deref().unwrap_or(""),
+                    s.sunat_description
+                        .as_deref()
+                        .map(|d| format!(" {d}"))
+                        .unwrap_or_default()
+                )?;
+            }
             if let Some(pdf) = &sale.files.pdf {
                 writeln!(
                     out,
@@ -141,6 +189,32 @@ pub(crate) async fn run(
                 )?;
             }
             Ok(exit::OK)
+        }
+        SalesCommand::Cancel { id, reason } => {
+            use faena_shop::cancel::{self, CancelError, CancelRequest, Canceller};
+            let now = chrono::Utc::now();
+            let today = now.with_timezone(&settings.tz).date_naive();
+            let req = CancelRequest { reason };
+            match cancel::cancel(&mut conn, id, &Canceller::Operator, &req, now, today).await {
+                Ok(c) => {
+                    say(
+                        out,
+                        json,
+                        format!("venta {id} anulada: {}", c.sunat_label),
+                        serde_json::to_value(&c)?,
+                    )?;
+                    Ok(exit::OK)
+                }
+                Err(e @ CancelError::Invalid { .. }) => {
+                    eprintln!("faena: {e}");
+                    Ok(exit::USAGE)
+                }
+                Err(e @ (CancelError::NotFound(_) | CancelError::Refused { .. })) => {
+                    eprintln!("faena: {e}");
+                    Ok(exit::FAILED)
+                }
+                Err(e) => Err(e.into()),
+            }
         }
         SalesCommand::Send { id } => {
             let row = match sales::sale_row(&mut conn, id).await {

@@ -1,9 +1,10 @@
 //! Every job this worker runs, by room: the kernel's diagnostic kinds, the shop's database jobs,
-//! the SUNAT sends, and the reports and cleanups. This module composes them into [`Handlers`].
+//! the SUNAT sends and summaries, and the reports and cleanups. This module composes them into [`Handlers`].
 
 pub mod diagnostics;
 pub mod reports;
 pub mod shop;
+pub mod summaries;
 pub mod sunat;
 pub mod unsent;
 
@@ -23,12 +24,13 @@ impl Handlers {
     ) -> Self {
         let mut h = Self::all(db.clone());
         unsent::register(&mut h, db.clone(), broker.clone(), settings.tz);
-        Arc::new(sunat::SunatJobs::from_settings(
+        let sunat = Arc::new(sunat::SunatJobs::from_settings(
             db.clone(),
             broker,
             settings,
-        ))
-        .register(&mut h);
+        ));
+        Arc::clone(&sunat).register(&mut h);
+        Arc::new(summaries::SummaryJobs::from_settings(sunat, settings)).register(&mut h);
         Arc::new(reports::ReportJobs::from_settings(db, settings)).register(&mut h);
         h
     }

@@ -256,6 +256,7 @@ impl ReportJobs {
             files = r.files,
             bytes = r.bytes,
             sales = r.sales,
+            summaries = r.summaries,
             "cleaned up old receipt files"
         );
         to_value(&r)

@@ -29,10 +29,10 @@ use serde_json::{json, Value};
 use crate::handlers::{Handlers, JobContext};
 
 /// What sending needs once the settings are complete.
-struct Ready {
-    client: Client,
-    signer: Signer,
-    company: Company,
+pub(crate) struct Ready {
+    pub(crate) client: Client,
+    pub(crate) signer: Signer,
+    pub(crate) company: Company,
     /// `SunatConfig::fingerprint` of these settings, recorded with each call.
     fingerprint: String,
 }
@@ -52,15 +52,15 @@ struct Attempt<'a> {
 
 /// The SUNAT jobs and what they share.
 pub struct SunatJobs {
-    db: PgPool,
-    broker: Broker,
+    pub(crate) db: PgPool,
+    pub(crate) broker: Broker,
     /// The client, signer and company, or what is missing from the settings.
-    ready: Result<Ready, String>,
-    files_dir: PathBuf,
-    tz: chrono_tz::Tz,
-    max_retries: u32,
-    retry_delay: Duration,
-    lock_ttl: Duration,
+    pub(crate) ready: Result<Ready, String>,
+    pub(crate) files_dir: PathBuf,
+    pub(crate) tz: chrono_tz::Tz,
+    pub(crate) max_retries: u32,
+    pub(crate) retry_delay: Duration,
+    pub(crate) lock_ttl: Duration,
 }
 
 impl std::fmt::Debug for SunatJobs {
@@ -318,14 +318,32 @@ impl SunatJobs {
         let reconciling = sales::sent_unsure_before(&mut conn, sale_id, &signed)
             .await
             .map_err(db_err)?;
+        // Before resending after an unsure send, ask SUNAT's consult service for the CDR of the
+        // number (facturas only; none on beta): when SUNAT has it, it decides, with no resend.
         let clock = Instant::now();
-        let submission = ready.client.send_bill(&files.zip_name(), &zip).await;
-        let took = clock.elapsed();
-        let outcome = if reconciling {
-            submission.outcome.clone().on_resend()
+        let consulted = if reconciling {
+            self.consult(ready, &receipt).await
         } else {
-            submission.outcome.clone()
+            None
         };
+        let (outcome, cdr_zip, http_status, via) = match consulted {
+            Some((outcome, cdr_zip)) => (outcome, cdr_zip, None, "getStatusCdr"),
+            None => {
+                let submission = ready.client.send_bill(&files.zip_name(), &zip).await;
+                let outcome = if reconciling {
+                    submission.outcome.on_resend()
+                } else {
+                    submission.outcome
+                };
+                (
+                    outcome,
+                    submission.cdr_zip,
+                    submission.http_status,
+                    "sendBill",
+                )
+            }
+        };
+        let took = clock.elapsed();
         tracing::info!(
             sale_id,
             attempt = number,
@@ -333,15 +351,20 @@ impl SunatJobs {
             code = outcome.code().unwrap_or("-"),
             reconciling,
             ms = took.as_millis() as u64,
-            "sendBill"
+            via,
+            "SUNAT answered"
         );
         let mut r = SendResult {
             outcome: outcome.name().into(),
             code: outcome.code().map(str::to_owned),
-            description: Some(outcome.description().to_owned()),
+            description: Some(if via == "sendBill" {
+                outcome.description().to_owned()
+            } else {
+                format!("{via}: {}", outcome.description())
+            }),
             ..Default::default()
         };
-        let http = submission.http_status.map(i32::from);
+        let http = http_status.map(i32::from);
         let answer = json!({
             "sale_id": sale_id, "number": receipt.id(), "attempt": number,
             "outcome": outcome.name(), "code": outcome.code(),
@@ -367,14 +390,22 @@ impl SunatJobs {
         match &outcome {
             Outcome::Accepted { notes, .. } | Outcome::AcceptedWithObservations { notes, .. } => {
                 r.notes = notes.clone();
-                self.accept(&receipt, &digest, &submission.cdr_zip, &mut r)?;
+                self.accept(&receipt, &digest, &cdr_zip, &mut r)?;
             }
             Outcome::AlreadyRegistered { .. } => {
-                self.accept(&receipt, &digest, &submission.cdr_zip, &mut r)?;
+                self.accept(&receipt, &digest, &cdr_zip, &mut r)?;
             }
             Outcome::Rejected { notes, .. } => {
                 r.status = SunatStatus::Rejected;
                 r.notes = notes.clone();
+                // A CDR that a consult found is stored like sendBill's.
+                if let Some(cdr) = cdr_zip.as_ref().filter(|_| via == "getStatusCdr") {
+                    let rel = files.cdr();
+                    write_atomic(&self.files_dir.join(&rel), cdr).map_err(|e| {
+                        JobError::Retry(anyhow::anyhow!("cannot store the CDR: {e}"))
+                    })?;
+                    r.cdr_path = Some(rel);
+                }
             }
             Outcome::Retryable { .. }
             | Outcome::Unknown { .. }
@@ -426,8 +457,52 @@ impl SunatJobs {
         Ok(answer)
     }
 
+    /// getStatusCdr for a factura whose earlier send is unsure: SUNAT's own answer (its CDR read
+    /// as sendBill's would be: accepted, observed, rejected; a voided number is a conflict) when
+    /// SUNAT has the document and its CDR, else `None` (no consult service, a boleta, SUNAT does
+    /// not have it, or the consult failed): then the stored bytes are sent again.
+    async fn consult(
+        &self,
+        ready: &Ready,
+        receipt: &Receipt,
+    ) -> Option<(Outcome, Option<Vec<u8>>)> {
+        if receipt.doc_type != DocumentType::Factura {
+            return None;
+        }
+        let answer = match ready
+            .client
+            .get_status_cdr(
+                receipt.doc_type.code(),
+                receipt.series.as_str(),
+                receipt.correlative,
+            )
+            .await
+        {
+            Ok(Some(a)) => a,
+            Ok(None) => return None,
+            Err(o) => {
+                tracing::warn!(number = %receipt.id(), outcome = o.name(), "getStatusCdr failed; reconciling by resending");
+                return None;
+            }
+        };
+        let cdr = answer.cdr.as_ref()?;
+        if !answer.exists() {
+            return None;
+        }
+        let outcome = if answer.status_code == "0003" {
+            Outcome::Conflict {
+                code: answer.status_code.clone(),
+                description: format!("SUNAT: {}", answer.status_message),
+            }
+        } else {
+            faena_sunat::outcome::classify_cdr(&cdr.response_code, &cdr.description, &cdr.notes)
+        };
+        tracing::info!(number = %receipt.id(), status = %answer.status_code, outcome = outcome.name(), "getStatusCdr found the document at SUNAT");
+        Some((outcome, answer.cdr_zip))
+    }
+
     /// Stores the CDR and prints the PDF and QR; the result becomes ACCEPTED.
-    fn accept(
+    pub(crate) fn accept(
         &self,
         receipt: &Receipt,
         digest: &str,
@@ -512,7 +587,7 @@ impl SunatJobs {
     }
 
     /// The receipt of a stored sale.
-    fn receipt(
+    pub(crate) fn receipt(
         &self,
         company: &Company,
         row: &SaleRow,
