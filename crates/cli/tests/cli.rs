@@ -538,11 +538,12 @@ async fn product(
             sku: sku.into(),
             name: name.into(),
             unit_price: price.parse()?,
-            stock: 10,
-            low_stock_threshold: 1,
+            stock: 10.into(),
+            low_stock_threshold: 1.into(),
             igv_affectation: "10".into(),
             unit_code: "NIU".into(),
             icbper: false,
+            decimal_quantity: false,
         },
     )
     .await?)
@@ -563,7 +564,7 @@ async fn sale_of_two(
         &sales::NewSale {
             items: Some(vec![sales::SaleItemInput {
                 product_id,
-                quantity: 2,
+                quantity: faena_shop::quantity::Quantity::whole(2)?,
                 discount: None,
                 free: false,
             }]),

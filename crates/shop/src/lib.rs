@@ -11,6 +11,7 @@ pub mod deadlines;
 pub mod files;
 pub mod insights;
 pub mod money;
+pub mod quantity;
 pub mod reports;
 pub mod retention;
 pub mod sales;
@@ -18,6 +19,7 @@ pub mod schema;
 pub mod shop;
 pub mod states;
 pub mod stock;
+pub mod terms;
 pub mod unsent;
 
 /// The application's jobs: their args and the kind catalog (crate `faena-catalog`).
