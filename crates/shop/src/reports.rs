@@ -469,8 +469,14 @@ impl DailyReport {
             .map_err(corrupt)?;
         }
         for d in &self.by_doc_type {
-            row("doc_type", &d.doc_type, &d.name, &d.counts, &d.by_affectation)
-                .map_err(corrupt)?;
+            row(
+                "doc_type",
+                &d.doc_type,
+                &d.name,
+                &d.counts,
+                &d.by_affectation,
+            )
+            .map_err(corrupt)?;
         }
         let bytes = w.into_inner().map_err(|e| ReportError::Corrupt {
             what: format!("CSV of the report of {}", self.date),

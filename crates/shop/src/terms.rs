@@ -38,7 +38,12 @@ impl DiscountInput {
     /// From the stored columns (a percent wins; the database keeps at most one).
     pub fn from_columns(percent: Option<&BigDecimal>, amount: Option<&BigDecimal>) -> Option<Self> {
         match (percent, amount) {
-            (Some(p), _) => Some(Self::Percent(p.normalized())),
+            // As given: `10`, not `10.00` (a percent has at most 2 decimals).
+            (Some(p), _) => Some(Self::Percent(
+                crate::quantity::format(p)
+                    .parse()
+                    .unwrap_or_else(|_| p.clone()),
+            )),
             (None, Some(a)) => Some(Self::Amount(a.with_scale(2))),
             (None, None) => None,
         }
