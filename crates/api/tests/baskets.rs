@@ -837,6 +837,17 @@ async fn a_mixed_basket_with_a_weighed_line_is_sold_signed_accepted_and_printed(
             "5.21",
             "{stem}: IGV 4.21 + ICBPER 1.00"
         );
+        let icbper = tax_total
+            .children()
+            .filter(|n| n.tag_name().name() == "TaxSubtotal")
+            .find(|n| {
+                child(*n, "TaxCategory")
+                    .and_then(|c| child(c, "TaxScheme"))
+                    .and_then(|t| text(t, "ID"))
+                    .is_ok_and(|id| id == "7152")
+            })
+            .ok_or_else(|| anyhow::anyhow!("{stem}: no ICBPER subtotal"))?;
+        assert_eq!(text(icbper, "TaxAmount")?, HAND_ICBPER, "{stem}");
         let quantities: Vec<(String, String)> = root
             .children()
             .filter(|n| n.tag_name().name() == "InvoiceLine")
@@ -866,7 +877,7 @@ async fn a_mixed_basket_with_a_weighed_line_is_sold_signed_accepted_and_printed(
             "1.250 KGM (kilogramo) x 4.20",
             "ICBPER 2 x 0.50",
             "ICBPER",
-            "S/ 1.00",
+            &format!("S/ {HAND_ICBPER}"),
             &format!("S/ {HAND_TOTAL}"),
             HAND_WORDS,
         ] {

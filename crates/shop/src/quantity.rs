@@ -15,7 +15,7 @@
 
 use std::fmt;
 
-use bigdecimal::{BigDecimal, Zero};
+use bigdecimal::BigDecimal;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -119,10 +119,10 @@ impl Quantity {
     }
 
     fn check(value: BigDecimal, text: &str) -> Result<Self, QuantityError> {
-        if value <= BigDecimal::zero() {
+        if value <= 0 {
             return Err(QuantityError::NotPositive(text.to_owned()));
         }
-        if value >= BigDecimal::from(LINE_LIMIT) {
+        if value >= LINE_LIMIT {
             return Err(QuantityError::TooLarge(text.to_owned()));
         }
         Ok(Self(value))

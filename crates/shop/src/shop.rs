@@ -572,7 +572,7 @@ pub async fn update_product(
                     .limit(1)
                     .load(conn)
                     .await?;
-                if let Some((rid, q)) = held.iter().next() {
+                if let Some((rid, q)) = held.as_slice().first() {
                     return Err(ShopError::DecimalStock {
                         id,
                         holds: format!(
