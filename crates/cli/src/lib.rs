@@ -10,12 +10,13 @@ use clap::{Parser, Subcommand};
 
 use commands::common::{CliSettings, Times};
 pub use commands::periodic::PeriodicCommand;
+pub use commands::products::ProductsCommand;
 pub use commands::queues::{InspectCommand, QueueCommand};
 pub use commands::reports::ReportCommand;
 pub use commands::sales::SalesCommand;
 pub use commands::tasks::{EnqueueArgs, TasksCommand, WorkflowsCommand};
 pub use commands::users::UsersCommand;
-use commands::{infra, periodic, queues, reports, sales, tasks, users};
+use commands::{infra, periodic, products, queues, reports, sales, tasks, users};
 
 /// Faena's operator CLI: migrate, check infrastructure, enqueue and inspect jobs.
 #[derive(Debug, Parser)]
@@ -82,6 +83,11 @@ pub enum Command {
         #[command(subcommand)]
         command: PeriodicCommand,
     },
+    /// Products: list, add, change (taxation, unit, decimal quantities), as the api checks them.
+    Products {
+        #[command(subcommand)]
+        command: ProductsCommand,
+    },
     /// Sales and their SUNAT receipts.
     Sales {
         #[command(subcommand)]
@@ -138,6 +144,7 @@ impl Command {
             } => (Uses::Both, "sales send"),
             Self::Sales { .. } => (Uses::Database, "sales"),
             Self::Users { .. } => (Uses::Database, "users"),
+            Self::Products { .. } => (Uses::Database, "products"),
             Self::Report { .. } => (Uses::Database, "report"),
         }
     }
@@ -194,6 +201,7 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> anyhow::Result<u8> 
         Command::Periodic { command } => periodic::run(&settings, command, json, &times, out).await,
         Command::Users { command } => users::run(&settings, command, json, &times, out).await,
         Command::Sales { command } => sales::run(&settings, command, json, &times, out).await,
+        Command::Products { command } => products::run(&settings, command, json, out).await,
         Command::Report { command } => reports::run(&settings, command, json, &times, out).await,
         Command::Completions { .. } | Command::Kinds => {
             anyhow::bail!("completions and kinds run before settings are read")
