@@ -225,10 +225,13 @@ pub mod number {
             }
         }
 
+        /// `null` is `None`, as for any optional field.
         pub fn deserialize<'de, D: Deserializer<'de>>(
             d: D,
         ) -> Result<Option<BigDecimal>, D::Error> {
-            super::deserialize(d).map(Some)
+            #[derive(Deserialize)]
+            struct Given(#[serde(with = "super")] BigDecimal);
+            Ok(Option::<Given>::deserialize(d)?.map(|g| g.0))
         }
     }
 }
@@ -351,6 +354,24 @@ mod tests {
             };
             assert_eq!(serde_json::to_string(&line).ok().as_deref(), Some(json));
         }
+    }
+
+    #[test]
+    fn an_optional_quantity_may_be_null_or_absent() {
+        #[derive(Deserialize)]
+        struct Patch {
+            #[serde(default, with = "number::option")]
+            threshold: Option<BigDecimal>,
+        }
+        let read = |body: &str| {
+            serde_json::from_str::<Patch>(body)
+                .map(|p| p.threshold)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(read("{}"), Ok(None));
+        assert_eq!(read(r#"{"threshold": null}"#), Ok(None));
+        assert_eq!(read(r#"{"threshold": "0.5"}"#), Ok(Some(d("0.500"))));
+        assert!(read(r#"{"threshold": 0.0001}"#).is_err());
     }
 
     #[test]
