@@ -136,7 +136,8 @@ impl ResponseError for ApiError {
                     S::WrongState { .. }
                     | S::SkuExists(_)
                     | S::Contention(_)
-                    | S::VersionConflict { .. } => StatusCode::CONFLICT,
+                    | S::VersionConflict { .. }
+                    | S::DecimalStock { .. } => StatusCode::CONFLICT,
                     S::Expired { .. } => StatusCode::GONE,
                     S::Db(QueryError::Refused(r)) if r.rule.is_conflict() => StatusCode::CONFLICT,
                     S::Db(QueryError::Refused(_)) => StatusCode::BAD_REQUEST,
@@ -151,6 +152,7 @@ impl ResponseError for ApiError {
         let field = match self {
             Self::BadRequest { field, .. } => field.as_deref(),
             Self::Shop(S::Invalid { field, .. }) => Some(field.as_str()),
+            Self::Shop(S::DecimalStock { .. }) => Some("decimal_quantity"),
             // A product's columns are the fields of its requests.
             Self::Shop(S::Db(QueryError::Refused(r))) if !r.rule.is_conflict() => {
                 r.column.as_deref()

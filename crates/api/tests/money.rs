@@ -130,8 +130,18 @@ async fn money_has_two_decimals_in_every_answer_and_in_csv() -> anyhow::Result<(
         .text()
         .await?;
     assert_eq!(
+        csv.lines().next(),
+        Some(
+            "section,key,name,issued,accepted,rejected,error,pending,cancelled,success_pct,\
+             total_billed,total_accepted,voided,total_cancelled,total_voided,\
+             gravado,exonerado,inafecto,gratuito,igv,icbper"
+        ),
+        "{csv}"
+    );
+    // The split of the day: 119.00 of gravado lines is 100.85 + IGV 18.15, nothing else.
+    assert_eq!(
         csv.lines().nth(1),
-        Some("total,2026-11-20,,2,0,0,0,2,0,0.00,119.00,0.00,0,0.00,0.00"),
+        Some("total,2026-11-20,,2,0,0,0,2,0,0.00,119.00,0.00,0,0.00,0.00,100.85,0.00,0.00,0.00,18.15,0.00"),
         "{csv}"
     );
     let stored = std::fs::read_to_string(files.path().join("reports/sunat-daily-2026-11-20.csv"))?;

@@ -248,7 +248,7 @@ async fn concurrent_multi_item_checkouts_keep_stock_plus_held_constant() -> anyh
     let pool = faena_core::db::create_pool(&app.db.url, 1)?;
     let mut conn = pool.get().await?;
     for id in ids.iter() {
-        let held: Option<i64> = reservation_items::table
+        let held: Option<bigdecimal::BigDecimal> = reservation_items::table
             .inner_join(reservations::table)
             .filter(reservation_items::product_id.eq(id))
             .filter(reservations::status.eq("ACTIVE"))
@@ -258,8 +258,8 @@ async fn concurrent_multi_item_checkouts_keep_stock_plus_held_constant() -> anyh
         let stock = stock_of(&app, *id).await?;
         assert!(stock >= 0);
         assert_eq!(
-            stock + held.unwrap_or(0),
-            40,
+            bigdecimal::BigDecimal::from(stock) + held.clone().unwrap_or_default(),
+            bigdecimal::BigDecimal::from(40),
             "product {id}: stock {stock} + held {held:?}"
         );
     }
@@ -287,7 +287,7 @@ async fn reserve_directly(
             (
                 reservation_items::reservation_id.eq(r),
                 reservation_items::product_id.eq(product),
-                reservation_items::quantity.eq(1),
+                reservation_items::quantity.eq(bigdecimal::BigDecimal::from(1)),
             )
         })
         .collect();
@@ -296,7 +296,7 @@ async fn reserve_directly(
         .execute(conn)
         .await?;
     diesel::update(products::table.find(product))
-        .set(products::stock.eq(products::stock - n as i32))
+        .set(products::stock.eq(products::stock - bigdecimal::BigDecimal::from(n as i64)))
         .execute(conn)
         .await?;
     Ok(ids)
@@ -313,11 +313,12 @@ async fn two_release_jobs_in_parallel_return_each_unit_once() -> anyhow::Result<
             sku: "R".into(),
             name: "r".into(),
             unit_price: BigDecimal::from(1),
-            stock: 1500,
-            low_stock_threshold: 5,
+            stock: 1500.into(),
+            low_stock_threshold: 5.into(),
             igv_affectation: "10".into(),
             unit_code: "NIU".into(),
             icbper: false,
+            decimal_quantity: false,
         },
     )
     .await?;
@@ -364,11 +365,12 @@ async fn confirm_racing_release_ends_in_one_state_and_stock_adds_up() -> anyhow:
             sku: "Q".into(),
             name: "q".into(),
             unit_price: BigDecimal::from(1),
-            stock: 300,
-            low_stock_threshold: 5,
+            stock: 300.into(),
+            low_stock_threshold: 5.into(),
             igv_affectation: "10".into(),
             unit_code: "NIU".into(),
             icbper: false,
+            decimal_quantity: false,
         },
     )
     .await?;
@@ -440,8 +442,8 @@ async fn confirm_racing_release_ends_in_one_state_and_stock_adds_up() -> anyhow:
         "every 200 answer is a CONFIRMED row and nothing else"
     );
     assert_eq!(
-        shop::get_product(&mut conn, p.id).await?.stock as usize,
-        300 - confirmed
+        shop::get_product(&mut conn, p.id).await?.stock,
+        bigdecimal::BigDecimal::from(300 - confirmed as i64)
     );
     Ok(())
 }

@@ -33,7 +33,9 @@ pub(crate) async fn checkouts(n_checkouts: usize) -> anyhow::Result<()> {
                     let req = faena_shop::shop::CheckoutRequest {
                         items: vec![faena_shop::shop::CheckoutItem {
                             product_id,
-                            quantity: 1,
+                            quantity: faena_shop::quantity::Quantity::whole(1)?,
+                            discount: None,
+                            free: false,
                         }],
                     };
                     let s = Instant::now();
@@ -82,7 +84,7 @@ pub(crate) async fn sales(n_sales: usize) -> anyhow::Result<()> {
                 let req = faena_shop::sales::NewSale {
                     items: Some(vec![faena_shop::sales::SaleItemInput {
                         product_id: ids[(task * 13 + n) % ids.len()],
-                        quantity: 2,
+                        quantity: faena_shop::quantity::Quantity::whole(2)?,
                         discount: None,
                         free: false,
                     }]),
@@ -120,11 +122,12 @@ async fn seed_products(
                 sku: format!("B-{i}"),
                 name: format!("bench {i}"),
                 unit_price: price.parse()?,
-                stock: 1_000_000_000,
-                low_stock_threshold: 0,
+                stock: 1_000_000_000.into(),
+                low_stock_threshold: 0.into(),
                 igv_affectation: "10".into(),
                 unit_code: "NIU".into(),
                 icbper: false,
+                decimal_quantity: false,
             },
         )
         .await?;

@@ -533,11 +533,12 @@ async fn a_sale_committed_by_an_api_killed_before_any_enqueue_is_still_sent() ->
             sku: "CHAOS-1".into(),
             name: "Galletas".into(),
             unit_price: "1.20".parse()?,
-            stock: 10,
-            low_stock_threshold: 1,
+            stock: 10.into(),
+            low_stock_threshold: 1.into(),
             igv_affectation: "10".into(),
             unit_code: "NIU".into(),
             icbper: false,
+            decimal_quantity: false,
         },
     )
     .await?;

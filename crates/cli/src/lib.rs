@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 
 use commands::common::{CliSettings, Times};
 pub use commands::periodic::PeriodicCommand;
+pub use commands::products::ProductsCommand;
 pub use commands::queues::{InspectCommand, QueueCommand};
 pub use commands::reports::ReportCommand;
 pub use commands::sales::SalesCommand;
@@ -17,7 +18,7 @@ pub use commands::stores::StoresCommand;
 pub use commands::sunat::SunatCommand;
 pub use commands::tasks::{EnqueueArgs, TasksCommand, WorkflowsCommand};
 pub use commands::users::UsersCommand;
-use commands::{infra, periodic, queues, reports, sales, stores, sunat, tasks, users};
+use commands::{infra, periodic, products, queues, reports, sales, stores, sunat, tasks, users};
 
 /// Faena's operator CLI: migrate, check infrastructure, enqueue and inspect jobs.
 #[derive(Debug, Parser)]
@@ -83,6 +84,11 @@ pub enum Command {
     Periodic {
         #[command(subcommand)]
         command: PeriodicCommand,
+    },
+    /// Products: list, add, change (taxation, unit, decimal quantities), as the api checks them.
+    Products {
+        #[command(subcommand)]
+        command: ProductsCommand,
     },
     /// Sales and their SUNAT receipts.
     Sales {
@@ -152,6 +158,7 @@ impl Command {
             Self::Sunat { .. } => (Uses::Database, "sunat"),
             Self::Users { .. } => (Uses::Database, "users"),
             Self::Stores { .. } => (Uses::Database, "stores"),
+            Self::Products { .. } => (Uses::Database, "products"),
             Self::Report { .. } => (Uses::Database, "report"),
         }
     }
@@ -210,6 +217,7 @@ pub async fn run(cli: Cli, out: &mut (impl Write + Send)) -> anyhow::Result<u8> 
         Command::Stores { command } => stores::run(&settings, command, json, out).await,
         Command::Sales { command } => sales::run(&settings, command, json, &times, out).await,
         Command::Sunat { command } => sunat::run(&settings, command, json, &times, out).await,
+        Command::Products { command } => products::run(&settings, command, json, out).await,
         Command::Report { command } => reports::run(&settings, command, json, &times, out).await,
         Command::Completions { .. } | Command::Kinds => {
             anyhow::bail!("completions and kinds run before settings are read")

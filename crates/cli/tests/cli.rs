@@ -638,11 +638,12 @@ async fn product(
             sku: sku.into(),
             name: name.into(),
             unit_price: price.parse()?,
-            stock: 10,
-            low_stock_threshold: 1,
+            stock: 10.into(),
+            low_stock_threshold: 1.into(),
             igv_affectation: "10".into(),
             unit_code: "NIU".into(),
             icbper: false,
+            decimal_quantity: false,
         },
     )
     .await?)
@@ -663,7 +664,7 @@ async fn sale_of_two(
         &sales::NewSale {
             items: Some(vec![sales::SaleItemInput {
                 product_id,
-                quantity: 2,
+                quantity: faena_shop::quantity::Quantity::whole(2)?,
                 discount: None,
                 free: false,
             }]),
@@ -1112,6 +1113,87 @@ async fn stores_are_added_changed_and_disabled_and_users_put_in_them() -> anyhow
         (v[0]["username"].as_str(), v[0]["store"].as_str()),
         (Some("ana"), Some("principal")),
         "{v}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn products_are_added_and_changed_with_the_apis_checks() -> anyhow::Result<()> {
+    let db = TestDb::new("cliproducts").await?;
+    let r = TestRedis::new("cliproducts")?;
+    let run = |args: &[&str]| faena(&db, &r, args);
+    let o = run(&["migrate"])?;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = run(&[
+        "products",
+        "add",
+        "ARR-G",
+        "--name",
+        "Arroz a granel",
+        "--price",
+        "4.20",
+        "--stock",
+        "25.500",
+        "--unit-code",
+        "KGM",
+        "--decimal-quantity",
+    ])?;
+    assert_eq!(
+        (o.status.code(), String::from_utf8_lossy(&o.stdout).trim()),
+        (
+            Some(0),
+            "producto 1 (ARR-G) Arroz a granel: S/ 4.20, stock 25.5 KGM, gravado (10), por peso o medida"
+        ),
+        "{}",
+        text(&o)
+    );
+    // Each bad value: exit 2, naming the option, nothing stored.
+    for (args, option) in [
+        (&["--igv-affectation", "40"][..], "--igv-affectation"),
+        (&["--unit-code", "XYZ"], "--unit-code"),
+        (&["--stock", "1.5"], "--stock"),
+        (&["--stock", "1.2505", "--decimal-quantity"], "--stock"),
+        (&["--icbper", "--decimal-quantity"], "--decimal-quantity"),
+        (&["--price", "gratis"], "--price"),
+    ] {
+        let mut all = vec!["products", "add", "MAL", "--name", "Malo"];
+        for (default, value) in [("--price", "1.00"), ("--stock", "1")] {
+            if !args.contains(&default) {
+                all.extend([default, value]);
+            }
+        }
+        all.extend(args);
+        let o = run(&all)?;
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).starts_with(&format!("faena: {option}")),
+            "{args:?}: {}",
+            text(&o)
+        );
+    }
+    let o = run(&["products", "set", "1", "--igv-affectation", "20"])?;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("exonerado (20)"), "{}", text(&o));
+    // Whole units again is refused while the stock has decimals: exit 1 with the reason.
+    let o = run(&["products", "set", "1", "--decimal-quantity", "false"])?;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("has a stock of 25.5"), "{}", text(&o));
+    let o = run(&["--json", "products", "list"])?;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    assert_eq!(
+        (
+            list.as_array().map(Vec::len),
+            &list[0]["stock"],
+            &list[0]["decimal_quantity"],
+            &list[0]["igv_affectation"]
+        ),
+        (
+            Some(1),
+            &serde_json::json!(25.5),
+            &serde_json::json!(true),
+            &serde_json::json!("20")
+        )
     );
     Ok(())
 }

@@ -19,6 +19,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use faena_core::db::QueryError;
 use serde::{Deserialize, Serialize};
 
+use crate::quantity::Quantity;
 use crate::sales::{sale_row, SaleError, SaleRow, Seller, UNSURE};
 use crate::schema::{
     sale_cancellations, sale_items, sales, sunat_submissions, sunat_summary_lines,
@@ -292,12 +293,22 @@ pub async fn cancel(
             ))
             .execute(conn)
             .await?;
-        let lines: Vec<(Option<i64>, i32)> = sale_items::table
+        let stored: Vec<(Option<i64>, bigdecimal::BigDecimal)> = sale_items::table
             .filter(sale_items::sale_id.eq(sale_id))
             .select((sale_items::product_id, sale_items::quantity))
             .load(conn)
             .await?;
-        let lines = lines.into_iter().filter_map(|(p, q)| p.map(|p| (p, q)));
+        let mut lines = Vec::with_capacity(stored.len());
+        for (product, q) in stored {
+            let Some(product) = product else { continue };
+            match Quantity::from_decimal(&q) {
+                Ok(q) => lines.push((product, q)),
+                Err(e) => {
+                    tracing::error!(sale_id, product, quantity = %q, error = %e, "a stored sale line's quantity does not parse");
+                    return Err(CancelError::Db(QueryError::Unavailable));
+                }
+            }
+        }
         match StockRequest::parse(lines) {
             Ok(request) => {
                 give_back(conn, &request).await?;

@@ -218,7 +218,7 @@ pub async fn refresh_alerts(
     conn.transaction::<_, ReportError, _>(async |conn| {
         let closed = diesel::sql_query(format!(
             "UPDATE insights i SET status = 'closed', closed_at = now(), updated_at = now(), \
-                 data = i.data || jsonb_build_object('closed_stock', p.stock) \
+                 data = i.data || jsonb_build_object('closed_stock', trim_scale(p.stock)) \
              FROM products p \
              WHERE i.product_id = p.id AND i.status = 'open' \
                AND i.kind IN ('low_stock', 'out_of_stock') \
@@ -227,18 +227,18 @@ pub async fn refresh_alerts(
         .execute(conn)
         .await? as u64;
         let updated = diesel::sql_query(
-            "UPDATE insights i SET data = jsonb_set(i.data, '{stock}', to_jsonb(p.stock)), \
+            "UPDATE insights i SET data = jsonb_set(i.data, '{stock}', to_jsonb(trim_scale(p.stock))), \
                  updated_at = now() \
              FROM products p \
              WHERE i.product_id = p.id AND i.status = 'open' \
-               AND i.data -> 'stock' IS DISTINCT FROM to_jsonb(p.stock)",
+               AND i.data -> 'stock' IS DISTINCT FROM to_jsonb(trim_scale(p.stock))",
         )
         .execute(conn)
         .await? as u64;
         let opened = diesel::sql_query(format!(
             "INSERT INTO insights (kind, product_id, status, data) \
              SELECT {WANTED}, p.id, 'open', jsonb_build_object('sku', p.sku, 'name', p.name, \
-                 'stock', p.stock, 'threshold', p.low_stock_threshold) \
+                 'stock', trim_scale(p.stock), 'threshold', trim_scale(p.low_stock_threshold)) \
              FROM products p WHERE p.stock <= p.low_stock_threshold{open_only} \
              ORDER BY p.id \
              ON CONFLICT (product_id) WHERE status = 'open' AND product_id IS NOT NULL DO NOTHING"
@@ -270,8 +270,11 @@ pub struct TopProduct {
     pub sku: String,
     #[diesel(sql_type = Text)]
     pub description: String,
-    #[diesel(sql_type = BigInt)]
-    pub units: i64,
+    /// Quantities sold, summed (a JSON number: `12`, `3.75` for goods sold by weight).
+    #[diesel(sql_type = Numeric)]
+    #[serde(with = "crate::quantity::number")]
+    #[schema(value_type = f64, example = 12)]
+    pub units: BigDecimal,
     #[diesel(sql_type = Numeric)]
     #[serde(with = "crate::money")]
     #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "125.00")]
@@ -395,7 +398,7 @@ pub async fn compute_store_sales_summary(
     .load(conn)
     .await?;
     let top_products: Vec<TopProduct> = diesel::sql_query(
-        "SELECT i.sku, max(i.description) AS description, sum(i.quantity)::int8 AS units, \
+        "SELECT i.sku, max(i.description) AS description, sum(i.quantity) AS units, \
                 sum(i.line_total) AS revenue \
          FROM sale_items i JOIN sales s ON s.id = i.sale_id \
          WHERE NOT s.is_cancelled AND s.issued_at >= $1 AND s.issued_at < $2 \

@@ -12,6 +12,7 @@ pub mod deadlines;
 pub mod files;
 pub mod insights;
 pub mod money;
+pub mod quantity;
 pub mod reports;
 pub mod retention;
 pub mod sales;
@@ -22,6 +23,7 @@ pub mod stock;
 pub mod store_insights;
 pub mod stores;
 pub mod summaries;
+pub mod terms;
 pub mod unsent;
 
 /// The application's jobs: their args and the kind catalog (crate `faena-catalog`).

@@ -164,6 +164,10 @@ pub struct SellerLine {
     pub seller_name: Option<String>,
     #[serde(flatten)]
     pub counts: ReceiptCounts,
+    /// The seller's sales that are not cancelled, by base, with IGV and ICBPER. Absent (zeros)
+    /// in reports made before it existed.
+    #[serde(default)]
+    pub by_affectation: TaxSplit,
 }
 
 /// One document type's receipts.
@@ -175,6 +179,10 @@ pub struct DocTypeLine {
     pub name: String,
     #[serde(flatten)]
     pub counts: ReceiptCounts,
+    /// The document type's sales that are not cancelled, by base, with IGV and ICBPER. Absent
+    /// (zeros) in reports made before it existed.
+    #[serde(default)]
+    pub by_affectation: TaxSplit,
 }
 
 /// One store's receipts.
@@ -187,6 +195,10 @@ pub struct StoreLine {
     pub establishment_code: String,
     #[serde(flatten)]
     pub counts: ReceiptCounts,
+    /// The store's sales that are not cancelled, by base, with IGV and ICBPER. Absent (zeros) in
+    /// reports made before it existed.
+    #[serde(default)]
+    pub by_affectation: TaxSplit,
 }
 
 /// The report of one day's SUNAT sends.
@@ -240,8 +252,52 @@ pub struct TaxSplit {
     pub icbper: BigDecimal,
 }
 
+impl TaxSplit {
+    fn add(&mut self, b: &BaseSum) {
+        match b.base.as_str() {
+            "gravado" => {
+                self.gravado += &b.value;
+                self.igv += &b.igv;
+            }
+            "exonerado" => self.exonerado += &b.value,
+            "inafecto" => self.inafecto += &b.value,
+            _ => self.gratuito += &b.value,
+        }
+        self.icbper += &b.icbper;
+    }
+
+    /// Its columns in the CSV, two decimals each.
+    fn csv(&self) -> [String; 6] {
+        [
+            &self.gravado,
+            &self.exonerado,
+            &self.inafecto,
+            &self.gratuito,
+            &self.igv,
+            &self.icbper,
+        ]
+        .map(crate::money::format)
+    }
+}
+
+/// The CSV header of a [`TaxSplit`]'s columns.
+const SPLIT_COLUMNS: [&str; 6] = [
+    "gravado",
+    "exonerado",
+    "inafecto",
+    "gratuito",
+    "igv",
+    "icbper",
+];
+
 #[derive(QueryableByName)]
 struct BaseSum {
+    #[diesel(sql_type = BigInt)]
+    store_id: i64,
+    #[diesel(sql_type = Text)]
+    seller_id: String,
+    #[diesel(sql_type = Text)]
+    doc_type: String,
     #[diesel(sql_type = Text)]
     base: String,
     #[diesel(sql_type = Numeric)]
@@ -252,10 +308,19 @@ struct BaseSum {
     icbper: BigDecimal,
 }
 
-/// The split of `date`'s sales that are not cancelled by base, from their stored line amounts.
-async fn tax_split(conn: &mut AsyncPgConnection, date: NaiveDate) -> Result<TaxSplit, ReportError> {
+/// The split of `date`'s sales that are not cancelled by base, from their stored line amounts:
+/// for the day, by seller id, by document type and by store.
+struct Splits {
+    day: TaxSplit,
+    by_seller: BTreeMap<String, TaxSplit>,
+    by_doc_type: BTreeMap<String, TaxSplit>,
+    by_store: BTreeMap<i64, TaxSplit>,
+}
+
+async fn tax_split(conn: &mut AsyncPgConnection, date: NaiveDate) -> Result<Splits, ReportError> {
     let sums: Vec<BaseSum> = diesel::sql_query(
-        "SELECT CASE WHEN i.free THEN 'gratuito' \
+        "SELECT s.store_id, s.seller_id, s.doc_type, \
+                CASE WHEN i.free THEN 'gratuito' \
                      WHEN i.igv_affectation LIKE '1%' THEN 'gravado' \
                      WHEN i.igv_affectation LIKE '2%' THEN 'exonerado' \
                      ELSE 'inafecto' END AS base, \
@@ -263,25 +328,32 @@ async fn tax_split(conn: &mut AsyncPgConnection, date: NaiveDate) -> Result<TaxS
                 COALESCE(sum(i.icbper_amount), 0) AS icbper \
          FROM sale_items i JOIN sales s ON s.id = i.sale_id \
          WHERE s.issue_date = $1 AND NOT s.is_cancelled \
-         GROUP BY 1",
+         GROUP BY 1, 2, 3, 4",
     )
     .bind::<Date, _>(date)
     .load(conn)
     .await?;
-    let mut split = TaxSplit::default();
-    for b in sums {
-        match b.base.as_str() {
-            "gravado" => {
-                split.gravado += &b.value;
-                split.igv += &b.igv;
-            }
-            "exonerado" => split.exonerado += &b.value,
-            "inafecto" => split.inafecto += &b.value,
-            _ => split.gratuito += &b.value,
-        }
-        split.icbper += &b.icbper;
+    let mut splits = Splits {
+        day: TaxSplit::default(),
+        by_seller: BTreeMap::new(),
+        by_doc_type: BTreeMap::new(),
+        by_store: BTreeMap::new(),
+    };
+    for b in &sums {
+        splits.day.add(b);
+        splits.by_store.entry(b.store_id).or_default().add(b);
+        splits
+            .by_seller
+            .entry(b.seller_id.clone())
+            .or_default()
+            .add(b);
+        splits
+            .by_doc_type
+            .entry(b.doc_type.clone())
+            .or_default()
+            .add(b);
     }
-    Ok(split)
+    Ok(splits)
 }
 
 /// A stored daily report.
@@ -358,7 +430,7 @@ pub async fn compute_daily_report(
         docs.entry(g.doc_type.clone()).or_default().add(g);
     }
     let sunat_deadlines = crate::deadlines::count_at_risk(conn, Utc::now(), tz).await?;
-    let by_affectation = tax_split(conn, date).await?;
+    let mut splits = tax_split(conn, date).await?;
     let by_store = crate::stores::list_stores(conn)
         .await
         .map_err(|e| match e {
@@ -377,13 +449,14 @@ pub async fn compute_daily_report(
                 name: st.name,
                 establishment_code: st.establishment_code,
                 counts: counts.unwrap_or_default().finish(),
+                by_affectation: splits.by_store.remove(&st.id).unwrap_or_default(),
             })
         })
         .collect();
     Ok(DailyReport {
         by_store,
         sunat_deadlines,
-        by_affectation,
+        by_affectation: splits.day,
         date,
         timezone: tz.name().to_owned(),
         currency: "PEN".into(),
@@ -391,6 +464,7 @@ pub async fn compute_daily_report(
         by_seller: sellers
             .into_iter()
             .map(|((_, seller_id), (seller_name, counts))| SellerLine {
+                by_affectation: splits.by_seller.remove(&seller_id).unwrap_or_default(),
                 seller_id,
                 seller_name,
                 counts: counts.finish(),
@@ -400,6 +474,7 @@ pub async fn compute_daily_report(
             .into_iter()
             .map(|(doc_type, counts)| DocTypeLine {
                 name: doc_type_name(&doc_type).into(),
+                by_affectation: splits.by_doc_type.remove(&doc_type).unwrap_or_default(),
                 doc_type,
                 counts: counts.finish(),
             })
@@ -409,14 +484,16 @@ pub async fn compute_daily_report(
 
 impl DailyReport {
     /// The report as CSV: a header, then one row for the day, one per seller, one per
-    /// document type, one per store.
+    /// document type, one per store; each row ends with its voided count, cancelled and voided
+    /// amounts, then its split by base, its IGV and the ICBPER collected (`gravado`, `exonerado`,
+    /// `inafecto`, `gratuito`, `igv`, `icbper`, two decimals).
     pub fn to_csv(&self) -> Result<String, ReportError> {
         let corrupt = |e: csv::Error| ReportError::Corrupt {
             what: format!("CSV of the report of {}", self.date),
             message: e.to_string(),
         };
         let mut w = csv::Writer::from_writer(Vec::new());
-        w.write_record([
+        let header = [
             "section",
             "key",
             "name",
@@ -432,42 +509,59 @@ impl DailyReport {
             "voided",
             "total_cancelled",
             "total_voided",
-        ])
-        .map_err(corrupt)?;
-        let mut row = |section: &str, key: &str, name: &str, c: &ReceiptCounts| {
-            w.write_record([
-                section,
-                key,
-                name,
-                &c.issued.to_string(),
-                &c.accepted.to_string(),
-                &c.rejected.to_string(),
-                &c.error.to_string(),
-                &c.pending.to_string(),
-                &c.cancelled.to_string(),
-                &c.success_pct,
-                &crate::money::format(&c.total_billed),
-                &crate::money::format(&c.total_accepted),
-                &c.voided.to_string(),
-                &crate::money::format(&c.total_cancelled),
-                &crate::money::format(&c.total_voided),
-            ])
+        ];
+        w.write_record(header.iter().chain(&SPLIT_COLUMNS))
+            .map_err(corrupt)?;
+        let mut row = |section: &str, key: &str, name: &str, c: &ReceiptCounts, t: &TaxSplit| {
+            let counts = [
+                section.to_owned(),
+                key.to_owned(),
+                name.to_owned(),
+                c.issued.to_string(),
+                c.accepted.to_string(),
+                c.rejected.to_string(),
+                c.error.to_string(),
+                c.pending.to_string(),
+                c.cancelled.to_string(),
+                c.success_pct.clone(),
+                crate::money::format(&c.total_billed),
+                crate::money::format(&c.total_accepted),
+                c.voided.to_string(),
+                crate::money::format(&c.total_cancelled),
+                crate::money::format(&c.total_voided),
+            ];
+            w.write_record(counts.iter().chain(&t.csv()))
         };
-        row("total", &self.date.to_string(), "", &self.totals).map_err(corrupt)?;
+        row(
+            "total",
+            &self.date.to_string(),
+            "",
+            &self.totals,
+            &self.by_affectation,
+        )
+        .map_err(corrupt)?;
         for s in &self.by_seller {
             row(
                 "seller",
                 &s.seller_id,
                 s.seller_name.as_deref().unwrap_or(""),
                 &s.counts,
+                &s.by_affectation,
             )
             .map_err(corrupt)?;
         }
         for d in &self.by_doc_type {
-            row("doc_type", &d.doc_type, &d.name, &d.counts).map_err(corrupt)?;
+            row(
+                "doc_type",
+                &d.doc_type,
+                &d.name,
+                &d.counts,
+                &d.by_affectation,
+            )
+            .map_err(corrupt)?;
         }
         for st in &self.by_store {
-            row("store", &st.code, &st.name, &st.counts).map_err(corrupt)?;
+            row("store", &st.code, &st.name, &st.counts, &st.by_affectation).map_err(corrupt)?;
         }
         let bytes = w.into_inner().map_err(|e| ReportError::Corrupt {
             what: format!("CSV of the report of {}", self.date),

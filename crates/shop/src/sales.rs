@@ -21,6 +21,7 @@ use faena_sunat::taxation::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::quantity::{self, Quantity};
 use crate::schema::{
     products, reservation_items, reservations, sale_items, sale_send_jobs, sale_sends, sales,
     sunat_submissions,
@@ -30,6 +31,8 @@ pub use crate::states::SunatStatus;
 use crate::stock::{take_stock, BadLines, Fault, ProductTaxation, StockError, StockRequest, Taken};
 use crate::stores::{self, StoreError};
 use crate::summaries::{CancellationView, CarriedView};
+pub use crate::terms::DiscountInput;
+use crate::terms::LineTerms;
 
 /// Above this total a boleta needs the buyer's identity document (SUNAT error 2396).
 pub const ANONYMOUS_BOLETA_LIMIT: i64 = 700;
@@ -41,12 +44,16 @@ pub enum SaleError {
     Invalid { field: String, message: String },
     #[error("no {what} with id {id}")]
     NotFound { what: &'static str, id: i64 },
-    #[error("not enough stock of product {product_id} ({sku}): {available} available, {requested} requested")]
+    #[error(
+        "not enough stock of product {product_id} ({sku}): {} available, {} requested",
+        quantity::format(.available),
+        quantity::format(.requested)
+    )]
     InsufficientStock {
         product_id: i64,
         sku: String,
-        available: i32,
-        requested: i32,
+        available: BigDecimal,
+        requested: BigDecimal,
     },
     #[error("{0}")]
     Conflict(String),
@@ -77,9 +84,10 @@ impl From<diesel::result::Error> for SaleError {
     }
 }
 
-impl From<StockError> for SaleError {
-    /// The first line at fault, in product-id order.
-    fn from(e: StockError) -> Self {
+impl SaleError {
+    /// Why the items' stock could not be taken: the first line at fault, in product-id order; a
+    /// quantity with decimals of a product sold in whole units names the item's quantity.
+    fn from_stock(e: StockError, items: &[SaleItemInput]) -> Self {
         match e {
             StockError::Db(e) => e.into(),
             StockError::Refused { first, .. } => match first {
@@ -87,6 +95,17 @@ impl From<StockError> for SaleError {
                     what: "product",
                     id,
                 },
+                Fault::Whole {
+                    product_id,
+                    sku,
+                    quantity,
+                } => invalid(
+                    items
+                        .iter()
+                        .position(|i| i.product_id == product_id)
+                        .map_or_else(|| "items".to_owned(), |i| format!("items[{i}].quantity")),
+                    crate::shop::whole_units_message(product_id, &sku, &quantity),
+                ),
                 Fault::Short(s) => Self::InsufficientStock {
                     product_id: s.product_id,
                     sku: s.sku,
@@ -136,7 +155,10 @@ pub struct CustomerInput {
 #[serde(deny_unknown_fields)]
 pub struct SaleItemInput {
     pub product_id: i64,
-    pub quantity: i32,
+    /// A JSON number (`2`, `1.25`) or a decimal string (`"1.250"`): above 0, at most 3
+    /// decimals, whole unless the product has `decimal_quantity`.
+    #[schema(schema_with = crate::quantity::request_schema)]
+    pub quantity: Quantity,
     /// A discount on the line: `{"percent": "10"}` or `{"amount": "1.50"}` (off the price with
     /// taxes). Written as catálogo 53 code 00 (it reduces the IGV base).
     #[serde(default)]
@@ -144,26 +166,6 @@ pub struct SaleItemInput {
     /// Given, not sold ("transferencia gratuita"): valued at its price, charged nothing.
     #[serde(default)]
     pub free: bool,
-}
-
-/// A line discount: a percent above 0 and below 100, or an amount of at least 0.01 (2 decimals).
-#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase", deny_unknown_fields)]
-pub enum DiscountInput {
-    #[schema(value_type = String, example = "10")]
-    Percent(BigDecimal),
-    #[schema(value_type = String, example = "1.50")]
-    Amount(BigDecimal),
-}
-
-impl DiscountInput {
-    fn check(&self) -> Result<Discount, TaxError> {
-        match self {
-            Self::Percent(p) => Discount::Percent(p.clone()),
-            Self::Amount(a) => Discount::Amount(a.clone()),
-        }
-        .check()
-    }
 }
 
 /// `POST /api/sales`: from `items` (stock is taken now) or from a CONFIRMED `reservation_id`
@@ -277,7 +279,11 @@ pub struct SaleItem {
     pub product_id: Option<i64>,
     pub sku: String,
     pub description: String,
-    pub quantity: i32,
+    /// A JSON number: whole (`2`), or with up to 3 decimals (`1.25`) for a product sold by
+    /// weight or measure.
+    #[serde(with = "crate::quantity::number")]
+    #[schema(value_type = f64, example = 1.25)]
+    pub quantity: BigDecimal,
     #[serde(with = "crate::money")]
     #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "12.50")]
     pub unit_price: BigDecimal,
@@ -322,7 +328,7 @@ impl SaleItem {
         Ok(Line {
             code: self.sku.clone(),
             description: self.description.clone(),
-            quantity: BigDecimal::from(self.quantity),
+            quantity: self.quantity.clone(),
             unit_code: UnitCode::parse(&self.unit_code)?,
             unit_price: self.unit_price.clone(),
             affectation: Affectation::parse(&self.igv_affectation)?,
@@ -477,7 +483,7 @@ struct DraftLine {
     product_id: i64,
     sku: String,
     name: String,
-    quantity: i32,
+    quantity: BigDecimal,
     unit_price: BigDecimal,
     taxation: ProductTaxation,
     discount: Option<Discount>,
@@ -490,7 +496,7 @@ impl From<Taken> for DraftLine {
             product_id: t.product_id,
             sku: t.sku,
             name: t.name,
-            quantity: t.quantity,
+            quantity: t.quantity.decimal().clone(),
             unit_price: t.unit_price,
             taxation: t.taxation,
             discount: None,
@@ -504,7 +510,7 @@ impl DraftLine {
         Ok(Line {
             code: self.sku.clone(),
             description: self.name.clone(),
-            quantity: BigDecimal::from(self.quantity),
+            quantity: self.quantity.clone(),
             unit_code: UnitCode::parse(&self.taxation.unit_code)?,
             unit_price: self.unit_price.clone(),
             affectation: Affectation::parse(&self.taxation.igv_affectation)?,
@@ -612,14 +618,17 @@ pub async fn create_sale(
             }
             let mut draft: Vec<DraftLine> = Vec::new();
             if let Some(stock) = &stock {
-                draft.extend(take_stock(conn, stock).await?.into_iter().map(DraftLine::from));
+                let items = req.items.as_deref().unwrap_or_default();
+                let taken = take_stock(conn, stock)
+                    .await
+                    .map_err(|e| SaleError::from_stock(e, items))?;
+                draft.extend(taken.into_iter().map(DraftLine::from));
                 // The request's discounts and free lines, checked before the transaction.
                 for d in &mut draft {
-                    if let Some((_, discount, free)) =
-                        line_terms.iter().find(|(id, _, _)| *id == d.product_id)
+                    if let Some((_, terms)) = line_terms.iter().find(|(id, _)| *id == d.product_id)
                     {
-                        d.discount = discount.clone();
-                        d.free = *free;
+                        d.discount = terms.discount.clone();
+                        d.free = terms.free;
                     }
                 }
             } else {
@@ -657,31 +666,46 @@ pub async fn create_sale(
                         "reservation {rid} already became a sale"
                     )));
                 }
-                let rows: Vec<(i64, String, String, BigDecimal, i32, ProductTaxation)> =
-                    reservation_items::table
-                        .inner_join(products::table)
-                        .filter(reservation_items::reservation_id.eq(rid))
-                        .order(products::id.asc())
-                        .select((
-                            products::id,
-                            products::sku,
-                            products::name,
-                            products::unit_price,
-                            reservation_items::quantity,
-                            ProductTaxation::as_select(),
-                        ))
-                        .load(conn)
-                        .await?;
+                type Reserved = (
+                    i64,
+                    String,
+                    String,
+                    BigDecimal,
+                    BigDecimal,
+                    bool,
+                    Option<BigDecimal>,
+                    Option<BigDecimal>,
+                    ProductTaxation,
+                );
+                let rows: Vec<Reserved> = reservation_items::table
+                    .inner_join(products::table)
+                    .filter(reservation_items::reservation_id.eq(rid))
+                    .order(products::id.asc())
+                    .select((
+                        products::id,
+                        products::sku,
+                        products::name,
+                        products::unit_price,
+                        reservation_items::quantity,
+                        reservation_items::free,
+                        reservation_items::discount_percent,
+                        reservation_items::discount_amount,
+                        ProductTaxation::as_select(),
+                    ))
+                    .load(conn)
+                    .await?;
+                // The terms the checkout took, applied now at the product's price.
                 draft.extend(rows.into_iter().map(
-                    |(product_id, sku, name, unit_price, quantity, taxation)| DraftLine {
+                    |(product_id, sku, name, unit_price, quantity, free, percent, amount, taxation)| DraftLine {
                         product_id,
                         sku,
                         name,
                         quantity,
                         unit_price,
                         taxation,
-                        discount: None,
-                        free: false,
+                        discount: DiscountInput::from_columns(percent.as_ref(), amount.as_ref())
+                            .map(|d| d.discount()),
+                        free,
                     },
                 ));
             }
@@ -784,18 +808,14 @@ pub async fn create_sale(
                 .iter()
                 .zip(lines.iter().zip(&amounts))
                 .map(|(d, (l, a))| {
-                    let (percent, amount) = match &l.discount {
-                        Some(Discount::Percent(p)) => (Some(p.clone()), None),
-                        Some(Discount::Amount(v)) => (None, Some(v.clone())),
-                        None => (None, None),
-                    };
+                    let (percent, amount) = DiscountInput::columns(l.discount.as_ref());
                     (
                         (
                             sale_items::sale_id.eq(id),
                             sale_items::product_id.eq(Some(d.product_id)),
                             sale_items::sku.eq(d.sku.clone()),
                             sale_items::description.eq(d.name.clone()),
-                            sale_items::quantity.eq(d.quantity),
+                            sale_items::quantity.eq(d.quantity.clone()),
                             sale_items::unit_price.eq(d.unit_price.clone()),
                             sale_items::line_total.eq(a.payable.clone()),
                             sale_items::unit_code.eq(l.unit_code.as_str()),
@@ -898,42 +918,26 @@ pub async fn record_send_task(
     Ok(())
 }
 
-/// Each item's discount (checked) and whether it is free, by product id; the error names the
-/// line's field.
-fn parse_line_terms(
-    items: &[SaleItemInput],
-) -> Result<Vec<(i64, Option<Discount>, bool)>, SaleError> {
+/// Each item's terms (discount, free), checked, by product id; the error names the line's field.
+fn parse_line_terms(items: &[SaleItemInput]) -> Result<Vec<(i64, LineTerms)>, SaleError> {
     items
         .iter()
         .enumerate()
         .map(|(index, i)| {
-            let discount = i
-                .discount
-                .as_ref()
-                .map(|d| {
-                    d.check()
-                        .map_err(|e| invalid(format!("items[{index}].discount"), e.to_string()))
+            LineTerms::parse(i.discount.as_ref(), i.free)
+                .map(|t| (i.product_id, t))
+                .map_err(|(field, e)| {
+                    invalid(format!("items[{index}].{}", field.name()), e.to_string())
                 })
-                .transpose()?;
-            if i.free && discount.is_some() {
-                return Err(invalid(
-                    format!("items[{index}].free"),
-                    TaxError::FreeWithDiscount.to_string(),
-                ));
-            }
-            Ok((i.product_id, discount, i.free))
         })
         .collect()
 }
 
 /// The items of a new sale, as stock to take; the error names the first line at fault.
 fn parse_items(items: &[SaleItemInput]) -> Result<StockRequest, SaleError> {
-    let lines = items.iter().map(|i| (i.product_id, i.quantity));
+    let lines = items.iter().map(|i| (i.product_id, i.quantity.clone()));
     StockRequest::parse(lines).map_err(|bad| match bad {
         BadLines::Count(_) => invalid("items", "give 1 to 100 items"),
-        BadLines::Quantity { index, .. } => {
-            invalid(format!("items[{index}].quantity"), "must be greater than 0")
-        }
         BadLines::Repeated { index, product_id } => invalid(
             format!("items[{index}].product_id"),
             format!("product {product_id} is listed twice; give it once with the total quantity"),

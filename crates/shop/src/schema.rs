@@ -6,14 +6,15 @@ diesel::table! {
         sku -> Text,
         name -> Text,
         unit_price -> Numeric,
-        stock -> Int4,
+        stock -> Numeric,
         version -> Int4,
-        low_stock_threshold -> Int4,
+        low_stock_threshold -> Numeric,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         igv_affectation -> Text,
         unit_code -> Text,
         icbper -> Bool,
+        decimal_quantity -> Bool,
     }
 }
 
@@ -33,7 +34,10 @@ diesel::table! {
     reservation_items (reservation_id, product_id) {
         reservation_id -> Int8,
         product_id -> Int8,
-        quantity -> Int4,
+        quantity -> Numeric,
+        free -> Bool,
+        discount_percent -> Nullable<Numeric>,
+        discount_amount -> Nullable<Numeric>,
     }
 }
 
@@ -158,7 +162,7 @@ diesel::table! {
         product_id -> Nullable<Int8>,
         sku -> Text,
         description -> Text,
-        quantity -> Int4,
+        quantity -> Numeric,
         unit_price -> Numeric,
         line_total -> Numeric,
         unit_code -> Text,

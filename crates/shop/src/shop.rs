@@ -14,13 +14,22 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use faena_core::db::QueryError;
-use faena_sunat::taxation::{Affectation, UnitCode};
+use faena_sunat::taxation::{
+    icbper_on, igv_rate_on, line_amounts, Affectation, LineInput, TaxError, UnitCode,
+};
 use serde::{Deserialize, Serialize};
 
+use crate::quantity::{self, Quantity};
 use crate::schema::{products, reservation_items, reservations};
 pub use crate::states::ReservationStatus;
 pub use crate::stock::Shortage;
-use crate::stock::{take_stock, BadLines, Fault, StockError, StockRequest};
+use crate::stock::{take_stock, BadLines, Fault, StockError, StockRequest, Taken};
+pub use crate::terms::DiscountInput;
+use crate::terms::LineTerms;
+
+/// The most a product's stock may hold with what its ACTIVE reservations hold (the limit the
+/// integer column had, kept: releasing those reservations must always fit).
+pub const MAX_STOCK: i64 = i32::MAX as i64;
 
 /// A product as stored.
 #[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
@@ -33,9 +42,16 @@ pub struct Product {
     #[serde(with = "crate::money")]
     #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "12.50")]
     pub unit_price: BigDecimal,
-    pub stock: i32,
+    /// A JSON number: whole (`12`), or with up to 3 decimals (`4.75`) for a product with
+    /// `decimal_quantity`.
+    #[serde(with = "crate::quantity::number")]
+    #[schema(value_type = f64, example = 12)]
+    pub stock: BigDecimal,
     pub version: i32,
-    pub low_stock_threshold: i32,
+    /// A JSON number, like `stock`.
+    #[serde(with = "crate::quantity::number")]
+    #[schema(value_type = f64, example = 5)]
+    pub low_stock_threshold: BigDecimal,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     /// The IGV affectation, a catálogo 07 code ("10" gravado, "20" exonerado, "30" inafecto, ...).
@@ -46,6 +62,9 @@ pub struct Product {
     pub unit_code: String,
     /// A plastic bag that carries ICBPER (tributo 7152) per unit sold.
     pub icbper: bool,
+    /// Sold by weight or measure: quantities and stock may have up to 3 decimals (`1.250` kg).
+    /// Otherwise every quantity is whole.
+    pub decimal_quantity: bool,
 }
 
 /// A new product. `unit_price` is a decimal string such as `"12.50"` (a JSON number is accepted too).
@@ -58,11 +77,15 @@ pub struct NewProduct {
     /// The price, from 0.01 (a product cannot be free) to 9999999999.99.
     #[schema(value_type = String, pattern = r"^[0-9]{1,10}(\.[0-9]{1,2})?$", example = "12.50")]
     pub unit_price: BigDecimal,
-    #[schema(minimum = 0)]
-    pub stock: i32,
-    #[serde(default = "default_threshold")]
-    #[schema(minimum = 0, default = 5)]
-    pub low_stock_threshold: i32,
+    /// 0 or more: a JSON number or a decimal string, whole unless `decimal_quantity` (then up to
+    /// 3 decimals).
+    #[serde(with = "crate::quantity::number")]
+    #[schema(value_type = f64, minimum = 0, example = 12)]
+    pub stock: BigDecimal,
+    /// 0 or more, up to 3 decimals: an alert opens when the stock is at or below it.
+    #[serde(with = "crate::quantity::number", default = "default_threshold")]
+    #[schema(value_type = f64, minimum = 0, default = 5)]
+    pub low_stock_threshold: BigDecimal,
     /// The IGV affectation, a catálogo 07 code as a string: "10" gravado (default), "20"
     /// exonerado, "30" inafecto, or a gratuitous one (11-16, 21, 31-37: every sale of it is free).
     #[serde(default = "default_affectation")]
@@ -75,10 +98,14 @@ pub struct NewProduct {
     /// A plastic bag subject to ICBPER (tributo 7152): each unit sold carries the amount in force.
     #[serde(default)]
     pub icbper: bool,
+    /// Sold by weight or measure (`KGM`, `LTR`, ...): quantities may have up to 3 decimals.
+    /// Default false: whole units. A plastic bag (`icbper`) counts whole bags.
+    #[serde(default)]
+    pub decimal_quantity: bool,
 }
 
-fn default_threshold() -> i32 {
-    5
+fn default_threshold() -> BigDecimal {
+    BigDecimal::from(5)
 }
 
 fn default_affectation() -> String {
@@ -115,8 +142,10 @@ pub struct ProductPatch {
     /// The price, from 0.01 (a product cannot be free) to 9999999999.99.
     #[schema(value_type = Option<String>, pattern = r"^[0-9]{1,10}(\.[0-9]{1,2})?$", example = "12.50")]
     pub unit_price: Option<BigDecimal>,
-    #[schema(minimum = 0)]
-    pub low_stock_threshold: Option<i32>,
+    /// 0 or more, up to 3 decimals (a JSON number or a decimal string).
+    #[serde(default, with = "crate::quantity::number::option")]
+    #[schema(value_type = Option<f64>, minimum = 0, example = 5)]
+    pub low_stock_threshold: Option<BigDecimal>,
     /// A catálogo 07 code as a string ("10", "20", "30", ...).
     #[schema(example = "20")]
     pub igv_affectation: Option<String>,
@@ -124,6 +153,9 @@ pub struct ProductPatch {
     #[schema(example = "KGM")]
     pub unit_code: Option<String>,
     pub icbper: Option<bool>,
+    /// Sold by weight or measure. Turning it off while the stock, or a quantity an ACTIVE
+    /// reservation holds, has decimals is a 409 (`decimal_stock`): adjust the stock first.
+    pub decimal_quantity: Option<bool>,
     /// Change it only if the product is still at this `version` (what the caller read), else
     /// `version_conflict`; the same as `If-Match: "3"`. Absent: change it whatever its version.
     #[diesel(skip_update)]
@@ -131,13 +163,23 @@ pub struct ProductPatch {
     pub expected_version: Option<i32>,
 }
 
-/// One line of a checkout.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, utoipa::ToSchema)]
+/// One line of a checkout: what to reserve, and the terms the sale made from the reservation
+/// will use.
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CheckoutItem {
     pub product_id: i64,
-    #[schema(minimum = 1)]
-    pub quantity: i32,
+    /// A JSON number (`2`, `1.25`) or a decimal string (`"1.250"`): above 0, at most 3
+    /// decimals, whole unless the product has `decimal_quantity`.
+    #[schema(schema_with = crate::quantity::request_schema)]
+    pub quantity: Quantity,
+    /// A discount on the line, applied when the reservation becomes a sale: `{"percent": "10"}`
+    /// or `{"amount": "1.50"}` (off the price with taxes).
+    #[serde(default)]
+    pub discount: Option<DiscountInput>,
+    /// Given, not sold ("transferencia gratuita"), when the reservation becomes a sale.
+    #[serde(default)]
+    pub free: bool,
 }
 
 /// `POST /api/checkout`.
@@ -162,11 +204,19 @@ pub struct ReservationView {
     pub items: Vec<ReservedItem>,
 }
 
-#[derive(Debug, Clone, Serialize, Queryable, utoipa::ToSchema)]
+/// A reserved line, with the terms its sale will use.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReservedItem {
     pub product_id: i64,
     pub sku: String,
-    pub quantity: i32,
+    /// A JSON number (`2`, `1.25`).
+    #[schema(value_type = f64, example = 1.25)]
+    pub quantity: Quantity,
+    /// Catálogo 03 unit of the product (`NIU`, `KGM`, ...).
+    pub unit_code: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub discount: Option<DiscountInput>,
+    pub free: bool,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -182,10 +232,12 @@ struct ReservationRow {
 }
 
 /// What the release job did.
-#[derive(Debug, Clone, Copy, Default, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct ReleaseReport {
     pub released: u64,
-    pub units: u64,
+    /// The quantities given back, summed (a JSON number).
+    #[serde(with = "crate::quantity::number")]
+    pub units: BigDecimal,
 }
 
 /// An error of the shop. Every variant has a stable [`ShopError::code`].
@@ -219,6 +271,13 @@ pub enum ShopError {
         expected: i32,
         current: i32,
     },
+    /// `decimal_quantity` cannot be turned off while a quantity of the product has decimals.
+    #[error(
+        "product {id} {holds}: it cannot be sold in whole units only while a quantity of it has \
+         decimals. Adjust the stock to a whole number (POST /api/products/{id}/stock) and wait \
+         for the reservations to end, then try again"
+    )]
+    DecimalStock { id: i64, holds: String },
     /// The database refused the data, or could not answer; the text is ours, never PostgreSQL's.
     #[error(transparent)]
     Db(#[from] QueryError),
@@ -229,7 +288,10 @@ fn describe(s: &[Shortage]) -> String {
         .map(|x| {
             format!(
                 "product {} ({}) has {} available, {} requested",
-                x.product_id, x.sku, x.available, x.requested
+                x.product_id,
+                x.sku,
+                quantity::format(&x.available),
+                quantity::format(&x.requested)
             )
         })
         .collect::<Vec<_>>()
@@ -247,6 +309,7 @@ impl ShopError {
             Self::SkuExists(_) => "already_exists",
             Self::Contention(_) => "contention",
             Self::VersionConflict { .. } => "version_conflict",
+            Self::DecimalStock { .. } => "decimal_stock",
             Self::Db(QueryError::Refused(r)) => r.code(),
             Self::Db(QueryError::Unavailable) => "database_error",
         }
@@ -285,8 +348,9 @@ fn check_product(
     sku: &str,
     name: &str,
     price: Option<&BigDecimal>,
-    stock: Option<i32>,
-    threshold: i32,
+    stock: Option<&BigDecimal>,
+    threshold: &BigDecimal,
+    sold: Sold,
 ) -> Result<(), ShopError> {
     if sku.trim().is_empty() || sku.len() > 64 {
         return Err(invalid("sku", "give 1 to 64 characters"));
@@ -297,13 +361,57 @@ fn check_product(
     if let Some(price) = price {
         check_price(price)?;
     }
-    if stock.is_some_and(|s| s < 0) {
-        return Err(invalid("stock", "stock cannot be negative"));
+    if let Some(stock) = stock {
+        if *stock < 0 {
+            return Err(invalid(
+                "stock",
+                format!("{} is negative: give 0 or more", quantity::format(stock)),
+            ));
+        }
+        if *stock > MAX_STOCK {
+            return Err(invalid(
+                "stock",
+                format!(
+                    "{} is more than a product may hold: at most {MAX_STOCK}",
+                    quantity::format(stock)
+                ),
+            ));
+        }
+        if !sold.decimal_quantity && !quantity::is_whole(stock) {
+            return Err(invalid(
+                "stock",
+                format!(
+                    "{} has decimals, but the product is sold in whole units: give a whole \
+                     number, or \"decimal_quantity\": true for a product sold by weight or measure",
+                    quantity::format(stock)
+                ),
+            ));
+        }
     }
-    if threshold < 0 {
-        return Err(invalid("low_stock_threshold", "cannot be negative"));
+    if *threshold < 0 || *threshold > MAX_STOCK {
+        return Err(invalid(
+            "low_stock_threshold",
+            format!(
+                "{} is not a threshold: give 0 to {MAX_STOCK}",
+                quantity::format(threshold)
+            ),
+        ));
+    }
+    if sold.decimal_quantity && sold.icbper {
+        return Err(invalid(
+            "decimal_quantity",
+            "a plastic bag (icbper) is sold in whole bags: ICBPER is charged per bag; leave \
+             decimal_quantity false",
+        ));
     }
     Ok(())
+}
+
+/// How a product is sold, for [`check_product`].
+#[derive(Debug, Clone, Copy)]
+struct Sold {
+    decimal_quantity: bool,
+    icbper: bool,
 }
 
 /// A product's price: above zero (a sale line cannot be free: `sale_items` refuses it), at most two
@@ -331,8 +439,12 @@ pub async fn create_product(
         &new.sku,
         &new.name,
         Some(&new.unit_price),
-        Some(new.stock),
-        new.low_stock_threshold,
+        Some(&new.stock),
+        &new.low_stock_threshold,
+        Sold {
+            decimal_quantity: new.decimal_quantity,
+            icbper: new.icbper,
+        },
     )?;
     let (a, u) = check_taxation(Some(&new.igv_affectation), Some(&new.unit_code))?;
     new.igv_affectation = a.unwrap_or_default();
@@ -400,7 +512,12 @@ pub async fn update_product(
         None,
         patch
             .low_stock_threshold
-            .unwrap_or(current.low_stock_threshold),
+            .as_ref()
+            .unwrap_or(&current.low_stock_threshold),
+        Sold {
+            decimal_quantity: patch.decimal_quantity.unwrap_or(current.decimal_quantity),
+            icbper: patch.icbper.unwrap_or(current.icbper),
+        },
     )?;
     let expected = patch.expected_version;
     if let Some(expected) = expected.filter(|v| *v != current.version) {
@@ -412,12 +529,75 @@ pub async fn update_product(
         && patch.igv_affectation.is_none()
         && patch.unit_code.is_none()
         && patch.icbper.is_none()
+        && patch.decimal_quantity.is_none()
     {
         return Ok(current);
     }
+    if patch.decimal_quantity == Some(false) && current.decimal_quantity {
+        // Whole units from now on: under the product's row lock (which every taking and
+        // giving back of its stock needs), nothing of it may have decimals.
+        return conn
+            .transaction::<Product, ShopError, _>(async move |conn| {
+                diesel::sql_query("SET LOCAL lock_timeout = '2s'")
+                    .execute(conn)
+                    .await?;
+                let stock: Option<BigDecimal> = products::table
+                    .find(id)
+                    .select(products::stock)
+                    .for_update()
+                    .first(conn)
+                    .await
+                    .optional()?;
+                let stock = stock.ok_or(ShopError::NotFound {
+                    what: "product",
+                    id,
+                })?;
+                if !quantity::is_whole(&stock) {
+                    return Err(ShopError::DecimalStock {
+                        id,
+                        holds: format!("has a stock of {}", quantity::format(&stock)),
+                    });
+                }
+                let held: Vec<(i64, BigDecimal)> = reservation_items::table
+                    .inner_join(reservations::table)
+                    .filter(reservations::status.eq(ReservationStatus::Active))
+                    .filter(reservation_items::product_id.eq(id))
+                    .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+                        "reservation_items.quantity <> trunc(reservation_items.quantity)",
+                    ))
+                    .select((
+                        reservation_items::reservation_id,
+                        reservation_items::quantity,
+                    ))
+                    .limit(1)
+                    .load(conn)
+                    .await?;
+                if let Some((rid, q)) = held.as_slice().first() {
+                    return Err(ShopError::DecimalStock {
+                        id,
+                        holds: format!(
+                            "has {} held by ACTIVE reservation {rid}",
+                            quantity::format(q)
+                        ),
+                    });
+                }
+                write_patch(conn, id, &patch).await
+            })
+            .await;
+    }
+    write_patch(conn, id, &patch).await
+}
+
+/// The `UPDATE` of a checked patch, conditional on its `expected_version`.
+async fn write_patch(
+    conn: &mut AsyncPgConnection,
+    id: i64,
+    patch: &ProductPatch,
+) -> Result<Product, ShopError> {
+    let expected = patch.expected_version;
     let mut update = diesel::update(products::table.find(id))
         .set((
-            &patch,
+            patch,
             products::updated_at.eq(Utc::now()),
             products::version.eq(products::version + 1),
         ))
@@ -465,16 +645,16 @@ async fn conflict_or_gone(
     }
 }
 
-/// Adds `delta` (negative to remove) to a product's stock; refuses to go below zero, and refuses a
-/// stock that, with the units its ACTIVE reservations hold, exceeds `i32::MAX`: releasing those
-/// reservations must always be able to give their units back (an int4 overflow there would leave
-/// a reservation that can never be released). With `expected`, only if the product is still at
-/// that version ([`ShopError::VersionConflict`] otherwise, checked before the delta): the row is
-/// locked and the `UPDATE` carries `version = expected`.
+/// Adds `delta` (negative to remove) to a product's stock; refuses to go below zero, a delta
+/// with decimals for a product sold in whole units, and a stock that, with what its ACTIVE
+/// reservations hold, exceeds [`MAX_STOCK`]: releasing those reservations must always be able to
+/// give their quantities back. With `expected`, only if the product is still at that version
+/// ([`ShopError::VersionConflict`] otherwise, checked before the delta): the row is locked and
+/// the `UPDATE` carries `version = expected`.
 pub async fn adjust_stock(
     conn: &mut AsyncPgConnection,
     id: i64,
-    delta: i32,
+    delta: BigDecimal,
     expected: Option<i32>,
 ) -> Result<Product, ShopError> {
     conn.transaction::<Product, ShopError, _>(async move |conn| {
@@ -496,35 +676,46 @@ pub async fn adjust_stock(
         if let Some(expected) = expected.filter(|v| *v != p.version) {
             return Err(version_conflict(id, expected, p.version));
         }
-        let reserved: i64 = reservation_items::table
+        let shown = quantity::format(&delta);
+        if !p.decimal_quantity && !quantity::is_whole(&delta) {
+            return Err(invalid(
+                "delta",
+                format!(
+                    "{shown} has decimals, but product {id} is sold in whole units: give a \
+                     whole number (or make it decimal_quantity first)"
+                ),
+            ));
+        }
+        let reserved: BigDecimal = reservation_items::table
             .inner_join(reservations::table)
             .filter(reservations::status.eq(ReservationStatus::Active))
             .filter(reservation_items::product_id.eq(id))
             .select(diesel::dsl::sum(reservation_items::quantity))
-            .first::<Option<i64>>(conn)
+            .first::<Option<BigDecimal>>(conn)
             .await?
-            .unwrap_or(0);
-        let after = i64::from(p.stock) + i64::from(delta);
-        let stock = i32::try_from(after)
-            .ok()
-            .filter(|s| *s >= 0 && after + reserved <= i64::from(i32::MAX))
-            .ok_or_else(|| {
-                invalid(
-                    "delta",
-                    if after < 0 {
-                        format!(
-                            "{delta} would leave product {id} with {after} units; it has {}",
-                            p.stock
-                        )
-                    } else {
-                        format!(
-                            "{delta} would give product {id} {after} units, plus {reserved} held by \
-                             reservations: at most {} in all",
-                            i32::MAX
-                        )
-                    },
-                )
-            })?;
+            .unwrap_or_default();
+        let stock = &p.stock + &delta;
+        if stock < 0 {
+            return Err(invalid(
+                "delta",
+                format!(
+                    "{shown} would leave product {id} with {}; it has {}",
+                    quantity::format(&stock),
+                    quantity::format(&p.stock)
+                ),
+            ));
+        }
+        if &stock + &reserved > MAX_STOCK {
+            return Err(invalid(
+                "delta",
+                format!(
+                    "{shown} would give product {id} {}, plus {} held by reservations: at most \
+                     {MAX_STOCK} in all",
+                    quantity::format(&stock),
+                    quantity::format(&reserved)
+                ),
+            ));
+        }
         let mut update = diesel::update(products::table.find(id))
             .set((
                 products::stock.eq(stock),
@@ -557,38 +748,79 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_millis(base + jitter)).await;
 }
 
-/// Reserves every item or none, for `ttl`.
+/// Why a checkout's transaction took nothing: stock it could not take (retried when transient),
+/// or a line's terms its product refuses.
+enum CheckoutTx {
+    Stock(StockError),
+    Terms(ShopError),
+}
+
+impl From<diesel::result::Error> for CheckoutTx {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Stock(StockError::Db(e))
+    }
+}
+
+impl From<StockError> for CheckoutTx {
+    fn from(e: StockError) -> Self {
+        Self::Stock(e)
+    }
+}
+
+/// Reserves every item or none, for `ttl`. Each line's terms (its discount, or free) are checked
+/// as the sale made from the reservation will apply them, at the product's price now.
 pub async fn checkout(
     conn: &mut AsyncPgConnection,
     req: &CheckoutRequest,
     ttl: Duration,
     user_id: Option<&str>,
 ) -> Result<ReservationView, ShopError> {
-    let lines = req.items.iter().map(|i| (i.product_id, i.quantity));
+    let lines = req.items.iter().map(|i| (i.product_id, i.quantity.clone()));
     let request = StockRequest::parse(lines).map_err(|bad| match bad {
         BadLines::Count(0) => invalid("items", "give at least one item"),
         BadLines::Count(_) => invalid("items", "give at most 100 items"),
-        BadLines::Quantity { index, quantity } => invalid(
-            format!("items[{index}].quantity"),
-            format!("{quantity} is not a quantity: give 1 or more"),
-        ),
         BadLines::Repeated { index, product_id } => invalid(
             format!("items[{index}].product_id"),
             format!("product {product_id} is listed twice: give it once with the total quantity"),
         ),
     })?;
+    let terms: Vec<LineTerms> = req
+        .items
+        .iter()
+        .enumerate()
+        .map(|(index, i)| {
+            LineTerms::parse(i.discount.as_ref(), i.free).map_err(|(field, e)| {
+                invalid(format!("items[{index}].{}", field.name()), e.to_string())
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let position = |product_id: i64| req.items.iter().position(|i| i.product_id == product_id);
+    // By product id, as the stock is taken.
+    let terms_of: std::collections::HashMap<i64, (usize, LineTerms)> = req
+        .items
+        .iter()
+        .zip(terms)
+        .enumerate()
+        .map(|(index, (i, t))| (i.product_id, (index, t)))
+        .collect();
     let expires_at = Utc::now()
         + chrono::Duration::from_std(ttl).unwrap_or_else(|_| chrono::Duration::minutes(15));
     let user = user_id.map(str::to_owned);
     for attempt in 0..MAX_TRIES {
         let request_tx = request.clone();
         let user_tx = user.clone();
+        let terms_tx = terms_of.clone();
         let result = conn
-            .transaction::<i64, StockError, _>(async move |conn| {
+            .transaction::<i64, CheckoutTx, _>(async move |conn| {
                 diesel::sql_query("SET LOCAL lock_timeout = '2s'")
                     .execute(conn)
                     .await?;
-                take_stock(conn, &request_tx).await?;
+                let taken = take_stock(conn, &request_tx).await?;
+                for t in &taken {
+                    if let Some((index, terms)) = terms_tx.get(&t.product_id) {
+                        check_terms(t, terms, *index).map_err(CheckoutTx::Terms)?;
+                    }
+                }
                 let id: i64 = diesel::insert_into(reservations::table)
                     .values((
                         reservations::user_id.eq(user_tx),
@@ -601,10 +833,16 @@ pub async fn checkout(
                     .lines()
                     .iter()
                     .map(|i| {
+                        let terms = terms_tx.get(&i.product_id).map(|(_, t)| t);
+                        let (percent, amount) =
+                            DiscountInput::columns(terms.and_then(|t| t.discount.as_ref()));
                         (
                             reservation_items::reservation_id.eq(id),
                             reservation_items::product_id.eq(i.product_id),
-                            reservation_items::quantity.eq(i.quantity),
+                            reservation_items::quantity.eq(i.quantity.decimal().clone()),
+                            reservation_items::free.eq(terms.is_some_and(|t| t.free)),
+                            reservation_items::discount_percent.eq(percent),
+                            reservation_items::discount_amount.eq(amount),
                         )
                     })
                     .collect();
@@ -617,24 +855,64 @@ pub async fn checkout(
             .await;
         match result {
             Ok(id) => return get_reservation(conn, id).await,
-            Err(StockError::Refused { first, rest }) => {
-                return Err(refused(std::iter::once(first).chain(rest)))
+            Err(CheckoutTx::Terms(e)) => return Err(e),
+            Err(CheckoutTx::Stock(StockError::Refused { first, rest })) => {
+                return Err(refused(std::iter::once(first).chain(rest), position))
             }
-            Err(StockError::Db(e)) if ShopError::is_transient(&e) && attempt + 1 < MAX_TRIES => {
+            Err(CheckoutTx::Stock(StockError::Db(e)))
+                if ShopError::is_transient(&e) && attempt + 1 < MAX_TRIES =>
+            {
                 backoff(attempt).await
             }
-            Err(StockError::Db(e)) if ShopError::is_transient(&e) => {
+            Err(CheckoutTx::Stock(StockError::Db(e))) if ShopError::is_transient(&e) => {
                 return Err(ShopError::Contention(MAX_TRIES))
             }
-            Err(StockError::Db(e)) => return Err(e.into()),
+            Err(CheckoutTx::Stock(StockError::Db(e))) => return Err(e.into()),
         }
     }
     Err(ShopError::Contention(MAX_TRIES))
 }
 
-/// Why a checkout could not reserve: an unknown product (404) before the shortages (400).
-fn refused(faults: impl Iterator<Item = Fault>) -> ShopError {
+/// Checks a reserved line's terms as a sale today would tax it (a discount below the line's
+/// amount); the error names the line's field.
+fn check_terms(t: &Taken, terms: &LineTerms, index: usize) -> Result<(), ShopError> {
+    if terms.discount.is_none() {
+        return Ok(());
+    }
+    let today = Utc::now().date_naive();
+    let Ok(affectation) = Affectation::parse(&t.taxation.igv_affectation) else {
+        return Ok(());
+    };
+    let input = LineInput {
+        quantity: t.quantity.decimal(),
+        unit_price: &t.unit_price,
+        affectation,
+        discount: terms.discount.as_ref(),
+        icbper: t.taxation.icbper,
+    };
+    match line_amounts(
+        input,
+        terms.free,
+        &igv_rate_on(today),
+        icbper_on(today).as_ref(),
+    ) {
+        Err(e @ (TaxError::DiscountTooLarge { .. } | TaxError::Discount(_))) => {
+            Err(invalid(format!("items[{index}].discount"), e.to_string()))
+        }
+        // Anything else is the sale's to answer, with the product as it is then.
+        _ => Ok(()),
+    }
+}
+
+/// Why stock could not be taken: an unknown product (404) before a fraction of a product sold in
+/// whole units (400 naming the line's quantity, by `position` of its product id) before the
+/// shortages (400).
+fn refused(
+    faults: impl Iterator<Item = Fault>,
+    position: impl Fn(i64) -> Option<usize>,
+) -> ShopError {
     let mut shortages = Vec::new();
+    let mut whole = None;
     for fault in faults {
         match fault {
             Fault::Unknown(id) => {
@@ -643,10 +921,30 @@ fn refused(faults: impl Iterator<Item = Fault>) -> ShopError {
                     id,
                 }
             }
+            Fault::Whole {
+                product_id,
+                sku,
+                quantity,
+            } => {
+                whole.get_or_insert_with(|| {
+                    let field = position(product_id)
+                        .map_or_else(|| "items".to_owned(), |i| format!("items[{i}].quantity"));
+                    invalid(field, whole_units_message(product_id, &sku, &quantity))
+                });
+            }
             Fault::Short(s) => shortages.push(s),
         }
     }
-    ShopError::InsufficientStock(shortages)
+    whole.unwrap_or(ShopError::InsufficientStock(shortages))
+}
+
+/// What to do about a quantity with decimals of a product sold in whole units.
+pub fn whole_units_message(product_id: i64, sku: &str, quantity: &Quantity) -> String {
+    format!(
+        "{quantity} has decimals, but product {product_id} ({sku}) is sold in whole units: give a \
+         whole quantity (decimals are for products with decimal_quantity, sold by weight or \
+         measure)"
+    )
 }
 
 /// A reservation with its items.
@@ -664,7 +962,16 @@ pub async fn get_reservation(
             what: "reservation",
             id,
         })?;
-    let items: Vec<ReservedItem> = reservation_items::table
+    type ItemRow = (
+        i64,
+        String,
+        BigDecimal,
+        String,
+        bool,
+        Option<BigDecimal>,
+        Option<BigDecimal>,
+    );
+    let rows: Vec<ItemRow> = reservation_items::table
         .inner_join(products::table)
         .filter(reservation_items::reservation_id.eq(id))
         .order(reservation_items::product_id)
@@ -672,9 +979,29 @@ pub async fn get_reservation(
             reservation_items::product_id,
             products::sku,
             reservation_items::quantity,
+            products::unit_code,
+            reservation_items::free,
+            reservation_items::discount_percent,
+            reservation_items::discount_amount,
         ))
         .load(conn)
         .await?;
+    let mut items = Vec::with_capacity(rows.len());
+    for (product_id, sku, quantity, unit_code, free, percent, amount) in rows {
+        // Stored by a checkout, so above 0 with at most 3 decimals (`NUMERIC(13, 3)`).
+        let quantity = Quantity::from_decimal(&quantity).map_err(|e| {
+            tracing::error!(reservation = id, product_id, error = %e, "a stored quantity does not parse");
+            ShopError::Db(QueryError::Unavailable)
+        })?;
+        items.push(ReservedItem {
+            product_id,
+            sku,
+            quantity,
+            unit_code,
+            discount: DiscountInput::from_columns(percent.as_ref(), amount.as_ref()),
+            free,
+        });
+    }
     Ok(ReservationView {
         reservation_id: row.id,
         user_id: row.user_id,
@@ -719,12 +1046,13 @@ pub async fn confirm(conn: &mut AsyncPgConnection, id: i64) -> Result<Reservatio
     }
 }
 
-/// Returns the stock of `reservation_ids` (already locked and marked) in product order.
+/// Returns the stock of `reservation_ids` (already locked and marked) in product order; answers
+/// the quantities given back, summed.
 async fn return_stock(
     conn: &mut AsyncPgConnection,
     reservation_ids: &[i64],
-) -> Result<u64, diesel::result::Error> {
-    let sums: Vec<(i64, i64)> = reservation_items::table
+) -> Result<BigDecimal, diesel::result::Error> {
+    let sums: Vec<(i64, Option<BigDecimal>)> = reservation_items::table
         .filter(reservation_items::reservation_id.eq_any(reservation_ids))
         .group_by(reservation_items::product_id)
         .select((
@@ -732,22 +1060,19 @@ async fn return_stock(
             diesel::dsl::sum(reservation_items::quantity),
         ))
         .order(reservation_items::product_id)
-        .load::<(i64, Option<i64>)>(conn)
-        .await?
-        .into_iter()
-        .map(|(p, q)| (p, q.unwrap_or(0)))
-        .collect();
-    let mut units = 0u64;
+        .load(conn)
+        .await?;
+    let mut units = BigDecimal::from(0);
     for (product, qty) in sums {
-        let q = i32::try_from(qty).unwrap_or(i32::MAX);
+        let q = qty.unwrap_or_default();
         diesel::update(products::table.find(product))
             .set((
-                products::stock.eq(products::stock + q),
+                products::stock.eq(products::stock + &q),
                 products::version.eq(products::version + 1),
             ))
             .execute(conn)
             .await?;
-        units += qty as u64;
+        units += q;
     }
     Ok(units)
 }
@@ -817,7 +1142,7 @@ pub async fn release_expired(
     let mut failures = 0;
     loop {
         let result = conn
-            .transaction::<(u64, u64), diesel::result::Error, _>(async move |conn| {
+            .transaction::<(u64, BigDecimal), diesel::result::Error, _>(async move |conn| {
                 diesel::sql_query("SET LOCAL lock_timeout = '2s'")
                     .execute(conn)
                     .await?;
@@ -832,7 +1157,7 @@ pub async fn release_expired(
                     .load(conn)
                     .await?;
                 if ids.is_empty() {
-                    return Ok((0, 0));
+                    return Ok((0, BigDecimal::from(0)));
                 }
                 diesel::update(reservations::table.filter(reservations::id.eq_any(&ids)))
                     .set((
@@ -850,6 +1175,7 @@ pub async fn release_expired(
             Ok((n, units)) => {
                 report.released += n;
                 report.units += units;
+                report.units = report.units.with_scale(quantity::DECIMALS);
             }
             Err(e) if ShopError::is_transient(&e) && failures < MAX_TRIES => {
                 failures += 1;

@@ -1,32 +1,39 @@
 //! Taking stock, the one way both a checkout and a sale from items do it: the request is parsed
-//! into a [`StockRequest`] (1 to 100 lines, each product once, each quantity 1 or more), then
+//! into a [`StockRequest`] (1 to 100 lines, each product once, each with a [`Quantity`]), then
 //! [`take_stock`] locks the products' rows in product-id order, checks every line and takes the
-//! units, or takes nothing and answers every line at fault.
+//! quantities, or takes nothing and answers every line at fault.
 //!
 //! One lock order for every transaction that touches several products means two of them never
 //! deadlock; the lock is held until the caller's transaction ends, so what was checked is what is
 //! taken, and `CHECK (stock >= 0)` backs it. Lock waits are the caller's to bound
 //! (`SET LOCAL lock_timeout`), and so are retries.
+//!
+//! Quantities are exact decimals (`NUMERIC(13, 3)`): a fraction is taken only from a product sold
+//! by weight or measure (`decimal_quantity`), checked in the same conditional `UPDATE` that takes
+//! it, so a line costs one statement whatever it holds (`CHECK (decimal_quantity OR stock =
+//! trunc(stock))` backs it).
 
 use bigdecimal::BigDecimal;
 use diesel::prelude::*;
+use diesel::sql_types::Bool;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
+use crate::quantity::Quantity;
 use crate::schema::products;
 
 /// The most lines one request may take.
 pub const MAX_LINES: usize = 100;
 
-/// `quantity` units of product `product_id`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// `quantity` of product `product_id`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StockLine {
     pub product_id: i64,
-    pub quantity: i32,
+    pub quantity: Quantity,
 }
 
-/// Lines that may take stock: 1 to [`MAX_LINES`], each product once, each quantity 1 or more,
-/// kept in product-id order (the lock order).
+/// Lines that may take stock: 1 to [`MAX_LINES`], each product once, kept in product-id order
+/// (the lock order). Each quantity is a [`Quantity`] already (above 0, at most 3 decimals).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StockRequest(Vec<StockLine>);
 
@@ -35,16 +42,14 @@ pub struct StockRequest(Vec<StockLine>);
 pub enum BadLines {
     /// No lines, or more than [`MAX_LINES`]: how many there were.
     Count(usize),
-    /// A quantity below 1.
-    Quantity { index: usize, quantity: i32 },
     /// A product given a second time.
     Repeated { index: usize, product_id: i64 },
 }
 
 impl StockRequest {
     /// Checks `(product_id, quantity)` lines in the order given: first their number, then each
-    /// line's quantity and product, so the first line at fault is the one named.
-    pub fn parse(lines: impl IntoIterator<Item = (i64, i32)>) -> Result<Self, BadLines> {
+    /// line's product, so the first line at fault is the one named.
+    pub fn parse(lines: impl IntoIterator<Item = (i64, Quantity)>) -> Result<Self, BadLines> {
         let mut lines: Vec<StockLine> = lines
             .into_iter()
             .map(|(product_id, quantity)| StockLine {
@@ -57,12 +62,6 @@ impl StockRequest {
         }
         let mut seen = std::collections::HashSet::new();
         for (index, line) in lines.iter().enumerate() {
-            if line.quantity <= 0 {
-                return Err(BadLines::Quantity {
-                    index,
-                    quantity: line.quantity,
-                });
-            }
             if !seen.insert(line.product_id) {
                 return Err(BadLines::Repeated {
                     index,
@@ -85,8 +84,14 @@ impl StockRequest {
 pub struct Shortage {
     pub product_id: i64,
     pub sku: String,
-    pub requested: i32,
-    pub available: i32,
+    /// A JSON number (`2`, `1.25`).
+    #[serde(with = "crate::quantity::number")]
+    #[schema(value_type = f64, example = 1.25)]
+    pub requested: BigDecimal,
+    /// A JSON number (`0`, `0.75`).
+    #[serde(with = "crate::quantity::number")]
+    #[schema(value_type = f64, example = 0.75)]
+    pub available: BigDecimal,
 }
 
 /// A line that cannot be served.
@@ -94,8 +99,14 @@ pub struct Shortage {
 pub enum Fault {
     /// No product has this id.
     Unknown(i64),
-    /// The product has fewer units than the line asks for.
+    /// The product has less stock than the line asks for.
     Short(Shortage),
+    /// A quantity with a fraction of a product sold in whole units (`decimal_quantity` false).
+    Whole {
+        product_id: i64,
+        sku: String,
+        quantity: Quantity,
+    },
 }
 
 /// Why [`take_stock`] took nothing.
@@ -131,7 +142,7 @@ pub struct Taken {
     pub sku: String,
     pub name: String,
     pub unit_price: BigDecimal,
-    pub quantity: i32,
+    pub quantity: Quantity,
     pub taxation: ProductTaxation,
 }
 
@@ -148,11 +159,15 @@ pub async fn take_stock(
     let mut taken = Vec::with_capacity(lines.len());
     let mut looked = false;
     while let Some(line) = lines.get(taken.len()) {
+        let q = line.quantity.decimal();
+        // A fraction only from a product sold by weight: `decimal_quantity OR $whole`.
+        let whole = line.quantity.is_whole().into_sql::<Bool>();
         let row: Option<(String, String, BigDecimal, ProductTaxation)> =
             diesel::update(products::table.find(line.product_id))
-                .filter(products::stock.ge(line.quantity))
+                .filter(products::stock.ge(q))
+                .filter(products::decimal_quantity.or(whole))
                 .set((
-                    products::stock.eq(products::stock - line.quantity),
+                    products::stock.eq(products::stock - q),
                     products::version.eq(products::version + 1),
                 ))
                 .returning((
@@ -170,7 +185,7 @@ pub async fn take_stock(
                 sku,
                 name,
                 unit_price,
-                quantity: line.quantity,
+                quantity: line.quantity.clone(),
                 taxation,
             }),
             // Refused, and nothing changed since (the look holds the locks): every fault, named.
@@ -191,22 +206,23 @@ pub async fn take_stock(
 /// Gives the units of `request` back to their products (a cancelled sale), inside the caller's
 /// transaction and in product-id order, the lock order of [`take_stock`], so a cancellation and a
 /// checkout never deadlock. A product that no longer exists takes nothing back. Returns the units
-/// given back.
+/// given back (exact: a weighed product's fractions count as they are).
 pub async fn give_back(
     conn: &mut AsyncPgConnection,
     request: &StockRequest,
-) -> Result<i64, diesel::result::Error> {
-    let mut units = 0i64;
+) -> Result<BigDecimal, diesel::result::Error> {
+    let mut units = BigDecimal::from(0);
     for line in request.lines() {
+        let q = line.quantity.decimal();
         let n = diesel::update(products::table.find(line.product_id))
             .set((
-                products::stock.eq(products::stock + line.quantity),
+                products::stock.eq(products::stock + q),
                 products::version.eq(products::version + 1),
             ))
             .execute(conn)
             .await?;
         if n == 1 {
-            units += i64::from(line.quantity);
+            units += q;
         }
     }
     Ok(units)
@@ -234,10 +250,15 @@ async fn faults(
     refused: usize,
 ) -> Result<Option<StockError>, StockError> {
     let ids: Vec<i64> = request.lines().iter().map(|l| l.product_id).collect();
-    let found: Vec<(i64, String, i32)> = products::table
+    let found: Vec<(i64, String, BigDecimal, bool)> = products::table
         .filter(products::id.eq_any(&ids))
         .order(products::id)
-        .select((products::id, products::sku, products::stock))
+        .select((
+            products::id,
+            products::sku,
+            products::stock,
+            products::decimal_quantity,
+        ))
         .for_update()
         .load(conn)
         .await?;
@@ -245,12 +266,17 @@ async fn faults(
     for line in &request.lines()[refused..] {
         match found.iter().find(|f| f.0 == line.product_id) {
             None => faults.push(Fault::Unknown(line.product_id)),
-            Some((_, sku, stock)) if *stock < line.quantity => {
+            Some((_, sku, _, false)) if !line.quantity.is_whole() => faults.push(Fault::Whole {
+                product_id: line.product_id,
+                sku: sku.clone(),
+                quantity: line.quantity.clone(),
+            }),
+            Some((_, sku, stock, _)) if stock < line.quantity.decimal() => {
                 faults.push(Fault::Short(Shortage {
                     product_id: line.product_id,
                     sku: sku.clone(),
-                    requested: line.quantity,
-                    available: *stock,
+                    requested: line.quantity.decimal().clone(),
+                    available: stock.clone(),
                 }))
             }
             Some(_) => {}
@@ -267,8 +293,11 @@ async fn faults(
 mod tests {
     use super::*;
 
-    fn line(product_id: i64, quantity: i32) -> (i64, i32) {
-        (product_id, quantity)
+    fn line(product_id: i64, quantity: i64) -> (i64, Quantity) {
+        (
+            product_id,
+            Quantity::whole(quantity).unwrap_or_else(|e| panic!("{e}")),
+        )
     }
 
     #[test]
@@ -287,14 +316,7 @@ mod tests {
             Err(BadLines::Count(MAX_LINES + 1))
         );
         assert_eq!(
-            StockRequest::parse([line(1, 1), line(1, 0)]),
-            Err(BadLines::Quantity {
-                index: 1,
-                quantity: 0
-            })
-        );
-        assert_eq!(
-            StockRequest::parse([line(1, 1), line(2, 1), line(1, 2), line(3, -1)]),
+            StockRequest::parse([line(1, 1), line(2, 1), line(1, 2), line(3, 1)]),
             Err(BadLines::Repeated {
                 index: 2,
                 product_id: 1

@@ -66,8 +66,9 @@ async fn constraint_violations_and_data_exceptions_are_the_callers_fault() -> an
             format!("{PRODUCT} ('A-4', 'Oro', 99999999999.99, 1)"),
             refused(Rule::Data, None),
         ),
+        // NUMERIC(13, 3) holds less than ten thousand million units.
         (
-            format!("{PRODUCT} ('A-5', 'Sal', 1.00, 2147483648)"),
+            format!("{PRODUCT} ('A-5', 'Sal', 1.00, 10000000000)"),
             refused(Rule::Data, None),
         ),
         ("SELECT 'abc'::int".to_owned(), refused(Rule::Data, None)),

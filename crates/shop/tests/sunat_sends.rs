@@ -25,11 +25,12 @@ async fn sales_of(conn: &mut AsyncPgConnection, n: usize) -> anyhow::Result<Vec<
             sku: "INKA-500".into(),
             name: "Inca Kola 500 ml".into(),
             unit_price: "2.50".parse()?,
-            stock: 1000,
-            low_stock_threshold: 1,
+            stock: 1000.into(),
+            low_stock_threshold: 1.into(),
             igv_affectation: "10".into(),
             unit_code: "NIU".into(),
             icbper: false,
+            decimal_quantity: false,
         },
     )
     .await?;
@@ -42,7 +43,7 @@ async fn sales_of(conn: &mut AsyncPgConnection, n: usize) -> anyhow::Result<Vec<
         let req = NewSale {
             items: Some(vec![SaleItemInput {
                 product_id: p.id,
-                quantity: 1,
+                quantity: faena_shop::quantity::Quantity::whole(1)?,
                 discount: None,
                 free: false,
             }]),

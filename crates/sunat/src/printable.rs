@@ -483,6 +483,20 @@ fn money(v: &BigDecimal) -> String {
         .to_plain_string()
 }
 
+fn is_whole(q: &BigDecimal) -> bool {
+    q.with_scale(0) == *q
+}
+
+/// A quantity as printed: whole (`2`), or with its 3 decimals (`1.250`), as a scale shows it.
+fn printed_quantity(q: &BigDecimal) -> String {
+    if is_whole(q) {
+        decimal(q, 0, 0)
+    } else {
+        q.with_scale_round(taxation::QUANTITY_DECIMALS, RoundingMode::HalfUp)
+            .to_plain_string()
+    }
+}
+
 fn currency_symbol(code: &str) -> &str {
     if code.eq_ignore_ascii_case("PEN") {
         "S/"
@@ -585,13 +599,8 @@ fn lay_out(
         let description = printable_text(&line.description);
         let wrapped = wrap(&description, Font::Regular, size, desc_width);
         let y = l.next_line(size);
-        l.put(
-            y,
-            Align::Right(qty_right),
-            Font::Regular,
-            size,
-            &decimal(&line.quantity, 0, taxation::QUANTITY_DECIMALS),
-        );
+        let quantity = printed_quantity(&line.quantity);
+        l.put(y, Align::Right(qty_right), Font::Regular, size, &quantity);
         l.put(
             y,
             Align::Right(price_right),
@@ -615,12 +624,17 @@ fn lay_out(
             let y = if i == 0 { y } else { l.next_line(size) };
             l.put(y, Align::Left(desc_left), Font::Regular, size, text);
         }
-        // What sets the line apart: its unit when not NIU, its affectation when not gravado, a
-        // free line, its discount, its ICBPER.
+        // What sets the line apart: its quantity with its unit when not whole units (NIU), its
+        // affectation when not gravado, a free line, its discount, its ICBPER.
         let mut notes: Vec<(String, Option<BigDecimal>)> = Vec::new();
-        if line.unit_code != UnitCode::NIU {
+        if line.unit_code != UnitCode::NIU || !is_whole(&line.quantity) {
             notes.push((
-                format!("{} ({})", line.unit_code.name(), line.unit_code),
+                format!(
+                    "{quantity} {} ({}) x {}",
+                    line.unit_code,
+                    line.unit_code.name(),
+                    money(&line.unit_price)
+                ),
                 None,
             ));
         }

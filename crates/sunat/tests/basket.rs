@@ -301,7 +301,7 @@ async fn a_mixed_basket_validates_verifies_adds_up_prints_and_is_accepted() {
             "GRATUITO, gravado (valor referencial 5.90)",
             "Descuento 10%",
             "-1.30",
-            "kilogramo (KGM)",
+            "1.250 KGM (kilogramo) x 4.20",
             "1.25",
             "ICBPER 2 x 0.50",
             "OP. GRAVADA",

@@ -170,11 +170,12 @@ async fn sales_of(pool: &PgPool, n: usize, send: bool) -> anyhow::Result<Vec<Sal
             sku: format!("SKU-{}", faena_testkit::unique("p")),
             name: "Agua 625 ml".into(),
             unit_price: "1.50".parse()?,
-            stock: 100,
-            low_stock_threshold: 1,
+            stock: 100.into(),
+            low_stock_threshold: 1.into(),
             igv_affectation: "10".into(),
             unit_code: "NIU".into(),
             icbper: false,
+            decimal_quantity: false,
         },
     )
     .await?;
@@ -187,7 +188,7 @@ async fn sales_of(pool: &PgPool, n: usize, send: bool) -> anyhow::Result<Vec<Sal
         let req = NewSale {
             items: Some(vec![SaleItemInput {
                 product_id: p.id,
-                quantity: 1,
+                quantity: faena_shop::quantity::Quantity::whole(1)?,
                 discount: None,
                 free: false,
             }]),
@@ -234,7 +235,7 @@ async fn a_sale_made_with_send_has_its_job_and_a_refused_sale_none() -> anyhow::
         &NewSale {
             items: Some(vec![SaleItemInput {
                 product_id: sent[0].items[0].product_id.unwrap_or_default(),
-                quantity: 1_000,
+                quantity: faena_shop::quantity::Quantity::whole(1_000)?,
                 discount: None,
                 free: false,
             }]),
@@ -387,11 +388,12 @@ async fn sale_issued(pool: &PgPool, doc_type: &str, days_ago: u64) -> anyhow::Re
             sku: format!("SKU-{}", faena_testkit::unique("d")),
             name: "Arroz 1 kg".into(),
             unit_price: "4.20".parse()?,
-            stock: 10,
-            low_stock_threshold: 1,
+            stock: 10.into(),
+            low_stock_threshold: 1.into(),
             igv_affectation: "10".into(),
             unit_code: "NIU".into(),
             icbper: false,
+            decimal_quantity: false,
         },
     )
     .await?;
@@ -411,7 +413,7 @@ async fn sale_issued(pool: &PgPool, doc_type: &str, days_ago: u64) -> anyhow::Re
             customer,
             items: Some(vec![SaleItemInput {
                 product_id: p.id,
-                quantity: 1,
+                quantity: faena_shop::quantity::Quantity::whole(1)?,
                 discount: None,
                 free: false,
             }]),

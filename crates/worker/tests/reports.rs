@@ -130,11 +130,12 @@ async fn product(
             sku: sku.into(),
             name: format!("Producto {sku}"),
             unit_price: price.parse()?,
-            stock,
-            low_stock_threshold: threshold,
+            stock: stock.into(),
+            low_stock_threshold: threshold.into(),
             igv_affectation: "10".into(),
             unit_code: "NIU".into(),
             icbper: false,
+            decimal_quantity: false,
         },
     )
     .await?)
@@ -157,13 +158,15 @@ async fn sale(
         items: Some(
             items
                 .iter()
-                .map(|&(product_id, quantity)| SaleItemInput {
-                    product_id,
-                    quantity,
-                    discount: None,
-                    free: false,
+                .map(|&(product_id, quantity)| {
+                    Ok(SaleItemInput {
+                        product_id,
+                        quantity: faena_shop::quantity::Quantity::whole(quantity.into())?,
+                        discount: None,
+                        free: false,
+                    })
                 })
-                .collect(),
+                .collect::<anyhow::Result<_>>()?,
         ),
         ..Default::default()
     };
@@ -427,7 +430,7 @@ async fn daily_report_matches_a_count_by_hand_and_a_rerun_replaces_it() -> anyho
 
 async fn set_stock(pool: &PgPool, id: i64, stock: i32) -> anyhow::Result<()> {
     diesel::update(products::table.find(id))
-        .set(products::stock.eq(stock))
+        .set(products::stock.eq(BigDecimal::from(stock)))
         .execute(&mut *pool.get().await?)
         .await?;
     Ok(())
@@ -642,7 +645,8 @@ async fn sales_summary_counts_the_window_and_reruns_replace_it() -> anyhow::Resu
             count += 1;
             revenue += &s.total;
             for i in &s.items {
-                *units.entry(i.sku.clone()).or_default() += i64::from(i.quantity);
+                *units.entry(i.sku.clone()).or_default() +=
+                    faena_shop::quantity::format(&i.quantity).parse::<i64>()?;
             }
         }
     }

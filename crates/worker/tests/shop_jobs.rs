@@ -26,18 +26,21 @@ async fn release_job_runs_in_the_worker() -> anyhow::Result<()> {
             sku: "J".into(),
             name: "j".into(),
             unit_price: 3.into(),
-            stock: 10,
-            low_stock_threshold: 1,
+            stock: 10.into(),
+            low_stock_threshold: 1.into(),
             igv_affectation: "10".into(),
             unit_code: "NIU".into(),
             icbper: false,
+            decimal_quantity: false,
         },
     )
     .await?;
     let req = shop::CheckoutRequest {
         items: vec![shop::CheckoutItem {
             product_id: p.id,
-            quantity: 4,
+            quantity: faena_shop::quantity::Quantity::whole(4)?,
+            discount: None,
+            free: false,
         }],
     };
     let res = shop::checkout(&mut conn, &req, Duration::from_secs(900), None).await?;

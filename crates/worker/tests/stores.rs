@@ -120,7 +120,7 @@ async fn boleta(e: &Env, product: i64, store: Option<i64>) -> anyhow::Result<Sal
     let req = NewSale {
         items: Some(vec![SaleItemInput {
             product_id: product,
-            quantity: 2,
+            quantity: faena_shop::quantity::Quantity::whole(2)?,
             discount: None,
             free: false,
         }]),
@@ -198,11 +198,12 @@ async fn two_stores_boletas_carry_their_own_series_and_establishment_codes() -> 
             sku: "INKA-500".into(),
             name: "Inca Kola 500 ml".into(),
             unit_price: "2.50".parse()?,
-            stock: 100,
-            low_stock_threshold: 1,
+            stock: 100.into(),
+            low_stock_threshold: 1.into(),
             igv_affectation: "10".into(),
             unit_code: "NIU".into(),
             icbper: false,
+            decimal_quantity: false,
         },
     )
     .await?;

@@ -89,11 +89,12 @@ async fn env(label: &str) -> anyhow::Result<Env> {
             sku: "INKA-500".into(),
             name: "Inca Kola 500 ml".into(),
             unit_price: "2.50".parse()?,
-            stock: 1_000,
-            low_stock_threshold: 1,
+            stock: 1_000.into(),
+            low_stock_threshold: 1.into(),
             igv_affectation: "10".into(),
             unit_code: "NIU".into(),
             icbper: false,
+            decimal_quantity: false,
         },
     )
     .await?
@@ -156,7 +157,7 @@ async fn sale_of(e: &Env, factura: bool) -> anyhow::Result<SaleView> {
         }),
         items: Some(vec![SaleItemInput {
             product_id: e.product,
-            quantity: 4,
+            quantity: faena_shop::quantity::Quantity::whole(4)?,
             discount: None,
             free: false,
         }]),
@@ -241,10 +242,13 @@ async fn cancel_sale(e: &Env, id: i64) -> Result<CancellationView, CancelError> 
     .await
 }
 
-async fn stock(e: &Env) -> anyhow::Result<i32> {
-    Ok(shop::get_product(&mut *e.pool.get().await?, e.product)
+/// The product's stock, which this test keeps whole.
+async fn stock(e: &Env) -> anyhow::Result<i64> {
+    let s = shop::get_product(&mut *e.pool.get().await?, e.product)
         .await?
-        .stock)
+        .stock;
+    anyhow::ensure!(s.with_scale(0) == s, "the stock is whole: {s}");
+    bigdecimal::ToPrimitive::to_i64(&s).ok_or_else(|| anyhow::anyhow!("the stock {s} fits an i64"))
 }
 
 fn today() -> chrono::NaiveDate {

@@ -106,11 +106,12 @@ async fn sales_of(e: &Env, n: usize) -> anyhow::Result<Vec<SaleView>> {
             sku: "INKA-500".into(),
             name: "Inca Kola 500 ml".into(),
             unit_price: "2.50".parse()?,
-            stock: 10_000,
-            low_stock_threshold: 1,
+            stock: 10_000.into(),
+            low_stock_threshold: 1.into(),
             igv_affectation: "10".into(),
             unit_code: "NIU".into(),
             icbper: false,
+            decimal_quantity: false,
         },
     )
     .await?;
@@ -124,7 +125,7 @@ async fn sales_of(e: &Env, n: usize) -> anyhow::Result<Vec<SaleView>> {
         let req = NewSale {
             items: Some(vec![SaleItemInput {
                 product_id: p.id,
-                quantity: 4,
+                quantity: faena_shop::quantity::Quantity::whole(4)?,
                 discount: None,
                 free: false,
             }]),
@@ -622,11 +623,12 @@ async fn an_anonymous_boleta_is_accepted_without_observation() -> anyhow::Result
             sku: long_sku.into(),
             name: "Inca Kola 500 ml".into(),
             unit_price: "2.50".parse()?,
-            stock: 100,
-            low_stock_threshold: 1,
+            stock: 100.into(),
+            low_stock_threshold: 1.into(),
             igv_affectation: "10".into(),
             unit_code: "NIU".into(),
             icbper: false,
+            decimal_quantity: false,
         },
     )
     .await?;
@@ -637,7 +639,7 @@ async fn an_anonymous_boleta_is_accepted_without_observation() -> anyhow::Result
     let req = NewSale {
         items: Some(vec![SaleItemInput {
             product_id: p.id,
-            quantity: 2,
+            quantity: faena_shop::quantity::Quantity::whole(2)?,
             discount: None,
             free: false,
         }]),

@@ -116,7 +116,10 @@ pub async fn get_product(
             (`unsupported_media_type`).", body = ErrorBody),
         NeedsAdmin,
         (status = 404, description = "No such product (`not_found`)", body = ErrorBody),
-        (status = 409, description = VERSION_CONFLICT, body = ErrorBody),
+        (status = 409, description = "The product is no longer at the version of `If-Match` or \
+            `expected_version` (`version_conflict`, with `details.current_version`), or \
+            `decimal_quantity: false` while its stock or an ACTIVE reservation of it has decimals \
+            (`decimal_stock`); nothing was changed", body = ErrorBody),
         Unavailable,
     )
 )]
@@ -138,8 +141,11 @@ pub async fn update_product(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StockAdjustment {
-    /// Units to add, or with a minus sign to remove.
-    delta: i32,
+    /// What to add, or with a minus sign to remove: a JSON number or a decimal string, whole
+    /// unless the product has `decimal_quantity` (then up to 3 decimals, `-0.250`).
+    #[serde(with = "faena_shop::quantity::number")]
+    #[schema(value_type = f64, example = 12)]
+    delta: bigdecimal::BigDecimal,
     /// Change it only if the product is still at this `version`, else `version_conflict`; the
     /// same as `If-Match: "3"`. Absent: whatever its version.
     #[schema(minimum = 0, example = 3)]
@@ -181,6 +187,7 @@ pub async fn adjust_stock(
     req: HttpRequest,
     body: ApiJson<StockAdjustment>,
 ) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
     let expected = expected_version(&req, body.expected_version)?;
     let p = shop::adjust_stock(&mut *state.db_conn().await?, *id, body.delta, expected).await?;
     Ok(with_etag(HttpResponse::Ok(), &p))

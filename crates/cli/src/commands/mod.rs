@@ -5,6 +5,7 @@
 pub(crate) mod common;
 pub(crate) mod infra;
 pub(crate) mod periodic;
+pub(crate) mod products;
 pub(crate) mod queues;
 pub(crate) mod reports;
 pub(crate) mod sales;

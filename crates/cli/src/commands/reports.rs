@@ -109,6 +109,19 @@ pub(crate) async fn run(
     for d in &r.by_doc_type {
         line(&format!("{} ({})", d.name, d.doc_type), &d.counts)?;
     }
+    // The day's bases as the receipts print them, and the ICBPER collected.
+    let t = &r.by_affectation;
+    writeln!(
+        out,
+        "bases PEN: OP. GRAVADA {}  OP. EXONERADA {}  OP. INAFECTA {}  OP. GRATUITA {}  IGV {}  \
+         ICBPER {}",
+        money::format(&t.gravado),
+        money::format(&t.exonerado),
+        money::format(&t.inafecto),
+        money::format(&t.gratuito),
+        money::format(&t.igv),
+        money::format(&t.icbper)
+    )?;
     if let Some(csv) = &view.csv_path {
         writeln!(out, "csv: {}", settings.files_dir.join(csv).display())?;
     }

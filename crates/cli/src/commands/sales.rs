@@ -100,7 +100,7 @@ pub(crate) async fn run(
                 writeln!(
                     out,
                     "  {:>4} x {:<30} {:>10} {:>10}{marks}",
-                    i.quantity,
+                    faena_shop::quantity::format(&i.quantity),
                     i.description,
                     money::format(&i.unit_price),
                     money::format(&i.line_total)

@@ -38,7 +38,7 @@ pub fn register(h: &mut Handlers, db: PgPool) {
                 .map_err(|e| JobError::Retry(anyhow::anyhow!(e)))?;
             tracing::info!(
                 released = report.released,
-                units = report.units,
+                units = %faena_shop::quantity::format(&report.units),
                 "released expired reservations"
             );
             serde_json::to_value(report).map_err(|e| JobError::Permanent(e.into()))
