@@ -222,8 +222,10 @@ async fn schemathesis_finds_no_failures() -> anyhow::Result<()> {
         out.status
     );
     println!("schemathesis passed in {took:?}:\n{stdout}");
-    // A runaway guard only: the bounded examples keep it far below this even on a busy machine.
-    assert!(took < Duration::from_secs(240), "took {took:?}");
+    // A runaway guard only, not a speed check: alone it takes about 70 s for the 50-odd
+    // operations; under a loaded full suite on 2 cores it was measured at 330-367 s once the
+    // stores, cancellation and summaries routes came (2026-12-02), so the guard is 600 s.
+    assert!(took < Duration::from_secs(600), "took {took:?}");
     Ok(())
 }
 
