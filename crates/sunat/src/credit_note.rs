@@ -200,6 +200,27 @@ pub struct CreditLine {
     pub quantity: BigDecimal,
 }
 
+impl CreditLine {
+    /// What this note credits of the line: [`taxation::share_amounts`] at the IGV rate and
+    /// ICBPER amount in force on the original's issue date (`original_issue_date`).
+    pub fn amounts(&self, original_issue_date: NaiveDate) -> Result<LineAmounts, TaxError> {
+        let icbper = icbper_on(original_issue_date);
+        if self.line.icbper && icbper.is_none() {
+            return Err(TaxError::IcbperNotInForce(original_issue_date));
+        }
+        taxation::check_quantity(&self.quantity, true)?;
+        taxation::share_amounts(
+            self.line.input(),
+            self.line.free,
+            &igv_rate_on(original_issue_date),
+            icbper.as_ref(),
+            &self.line.quantity,
+            &self.credited_before,
+            &self.quantity,
+        )
+    }
+}
+
 /// A credit note to send: everything its XML, PDF and QR need.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CreditNote {
@@ -291,29 +312,14 @@ impl CreditNote {
         igv_rate_on(self.original.issue_date)
     }
 
-    /// Every credited line's amounts ([`taxation::share_amounts`] at the original's rates).
+    /// Every credited line's amounts ([`CreditLine::amounts`] at the original's rates).
     pub fn amounts(&self) -> Result<Vec<LineAmounts>, DocumentError> {
-        let rate = self.igv_rate();
-        let icbper = icbper_on(self.original.issue_date);
         self.lines
             .iter()
             .enumerate()
             .map(|(index, c)| {
-                let tax = |source| DocumentError::Tax { index, source };
-                if c.line.icbper && icbper.is_none() {
-                    return Err(tax(TaxError::IcbperNotInForce(self.original.issue_date)));
-                }
-                taxation::check_quantity(&c.quantity, true).map_err(tax)?;
-                taxation::share_amounts(
-                    c.line.input(),
-                    c.line.free,
-                    &rate,
-                    icbper.as_ref(),
-                    &c.line.quantity,
-                    &c.credited_before,
-                    &c.quantity,
-                )
-                .map_err(tax)
+                c.amounts(self.original.issue_date)
+                    .map_err(|source| DocumentError::Tax { index, source })
             })
             .collect()
     }
