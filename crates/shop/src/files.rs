@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use faena_sunat::credit_note::CreditNote;
 use faena_sunat::document::Receipt;
 
 /// Where a receipt's files live under the files directory: the one place that spells the layout.
@@ -20,7 +21,8 @@ use faena_sunat::document::Receipt;
 /// | its QR code                   | `pdf/<stem>.png`     |
 ///
 /// `<stem>` is the receipt's `RUC-TT-SERIE-CORRELATIVO` ([`Receipt::file_stem`]), e.g.
-/// `20100066603-03-B001-42`.
+/// `20100066603-03-B001-42`; a credit note's is `RUC-07-SERIE-CORRELATIVO`
+/// ([`CreditNote::file_stem`]), e.g. `20100066603-07-BC01-3`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiptFiles {
     stem: String,
@@ -31,6 +33,13 @@ impl ReceiptFiles {
     pub fn of(receipt: &Receipt) -> Self {
         Self {
             stem: receipt.file_stem(),
+        }
+    }
+
+    /// The files of a credit note (`<stem>` is `RUC-07-SERIE-CORRELATIVO`).
+    pub fn of_credit_note(note: &CreditNote) -> Self {
+        Self {
+            stem: note.file_stem(),
         }
     }
 

@@ -1,4 +1,5 @@
-//! Taking stock, the one way both a checkout and a sale from items do it: the request is parsed
+//! Taking stock, the one way both a checkout and a sale from items do it, and putting it back
+//! when a credit note returns goods ([`return_stock`]): the request is parsed
 //! into a [`StockRequest`] (1 to 100 lines, each product once, each quantity 1 or more), then
 //! [`take_stock`] locks the products' rows in product-id order, checks every line and takes the
 //! units, or takes nothing and answers every line at fault.
@@ -186,6 +187,30 @@ pub async fn take_stock(
         }
     }
     Ok(taken)
+}
+
+/// Puts units back in stock (the goods a credit note returns), in product-id order, inside the
+/// caller's transaction: one `UPDATE ... SET stock = stock + q` per line, each taking its row's
+/// lock in the same order as [`take_stock`], so a return and a sale never deadlock. Returns the
+/// units put back; a product that no longer exists takes none (it is not counted).
+pub async fn return_stock(
+    conn: &mut AsyncPgConnection,
+    request: &StockRequest,
+) -> Result<u64, diesel::result::Error> {
+    let mut units = 0u64;
+    for line in request.lines() {
+        let n = diesel::update(products::table.find(line.product_id))
+            .set((
+                products::stock.eq(products::stock + line.quantity),
+                products::version.eq(products::version + 1),
+            ))
+            .execute(conn)
+            .await?;
+        if n == 1 {
+            units += u64::from(line.quantity.unsigned_abs());
+        }
+    }
+    Ok(units)
 }
 
 /// Like [`faults`], for a line refused under the locks: always a refusal.

@@ -1,6 +1,7 @@
 //! Every job this worker runs, by room: the kernel's diagnostic kinds, the shop's database jobs,
-//! the SUNAT sends, and the reports and cleanups. This module composes them into [`Handlers`].
+//! the SUNAT sends (sales and credit notes), and the reports and cleanups. This module composes them into [`Handlers`].
 
+pub mod credit_notes;
 pub mod diagnostics;
 pub mod reports;
 pub mod shop;
@@ -24,6 +25,12 @@ impl Handlers {
         let mut h = Self::all(db.clone());
         unsent::register(&mut h, db.clone(), broker.clone(), settings.tz);
         Arc::new(sunat::SunatJobs::from_settings(
+            db.clone(),
+            broker.clone(),
+            settings,
+        ))
+        .register(&mut h);
+        Arc::new(credit_notes::CreditNoteJobs::from_settings(
             db.clone(),
             broker,
             settings,

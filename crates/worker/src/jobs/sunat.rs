@@ -27,13 +27,13 @@ use serde_json::{json, Value};
 
 use crate::handlers::{Handlers, JobContext};
 
-/// What sending needs once the settings are complete.
-struct Ready {
-    client: Client,
-    signer: Signer,
-    company: Company,
+/// What sending needs once the settings are complete (the credit note job builds it too).
+pub(super) struct Ready {
+    pub(super) client: Client,
+    pub(super) signer: Signer,
+    pub(super) company: Company,
     /// `SunatConfig::fingerprint` of these settings, recorded with each call.
-    fingerprint: String,
+    pub(super) fingerprint: String,
 }
 
 /// One attempt of `send_sale_to_sunat` on one sale.
@@ -71,7 +71,7 @@ impl std::fmt::Debug for SunatJobs {
     }
 }
 
-fn build(settings: &Settings) -> Result<Ready, String> {
+pub(super) fn build(settings: &Settings) -> Result<Ready, String> {
     let s = &settings.sunat;
     let need = |v: &Option<String>, name: &str| {
         v.clone()
