@@ -67,6 +67,7 @@ pub const BEARER: &str = "bearer";
         routes::sales::list,
         routes::sales::show,
         routes::sales::send_to_sunat,
+        routes::sales::create_credit_note,
         routes::reports::daily,
         routes::reports::list_insights,
         board::login,

@@ -106,7 +106,15 @@ async fn daily_report_as_json_and_csv_and_insights_for_admins_only() -> anyhow::
     assert!(ct.starts_with("text/csv"), "{ct}");
     let csv = res.text().await?;
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines.len(), 5, "header, day, 1 seller, 2 doc types: {csv}");
+    assert_eq!(
+        lines.len(),
+        6,
+        "header, day, 1 seller, 2 doc types, credit notes: {csv}"
+    );
+    assert_eq!(
+        lines[5], "credit_notes,07,nota de crédito,0,0,0,0,0,0,0.00,0.00,0.00",
+        "{csv}"
+    );
     assert!(
         lines[1].starts_with("total,2026-11-20,,2,1,1,0,0,0,50.00,9.80,4.90"),
         "{csv}"

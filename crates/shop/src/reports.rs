@@ -6,7 +6,8 @@
 //! rejected, error (ERROR or CONFLICT) or pending (PENDING or SENDING). `cancelled` counts the
 //! day's cancelled sales apart. `total_billed` sums the receipts' totals, `total_accepted` only
 //! the ACCEPTED ones; money is exact (`NUMERIC` to [`BigDecimal`]). `success_pct` is accepted / receipts * 100,
-//! rounded half up to 2 decimals ("0.00" for a day without receipts).
+//! rounded half up to 2 decimals ("0.00" for a day without receipts). The day's credit notes
+//! (by their own issue date) are counted apart the same way, their totals being what they credit.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -104,18 +105,23 @@ impl ReceiptCounts {
             self.cancelled += g.n;
             return;
         }
-        self.issued += g.n;
-        match g.sunat_status {
+        self.count(g.sunat_status, g.n, &g.total);
+    }
+
+    /// `n` documents in `status` whose totals add up to `total`.
+    fn count(&mut self, status: SunatStatus, n: i64, total: &BigDecimal) {
+        self.issued += n;
+        match status {
             SunatStatus::Accepted => {
-                self.accepted += g.n;
-                self.total_accepted += &g.total;
+                self.accepted += n;
+                self.total_accepted += total;
             }
-            SunatStatus::Rejected => self.rejected += g.n,
+            SunatStatus::Rejected => self.rejected += n,
             // A conflict needs a person, like the errors that do.
-            SunatStatus::Error | SunatStatus::Conflict => self.error += g.n,
-            SunatStatus::Pending | SunatStatus::Sending => self.pending += g.n,
+            SunatStatus::Error | SunatStatus::Conflict => self.error += n,
+            SunatStatus::Pending | SunatStatus::Sending => self.pending += n,
         }
-        self.total_billed += &g.total;
+        self.total_billed += total;
     }
 
     fn finish(mut self) -> Self {
@@ -174,6 +180,40 @@ pub struct DailyReport {
     /// ICBPER collected. Absent (zeros) in reports made before it existed.
     #[serde(default)]
     pub by_affectation: TaxSplit,
+    /// The credit notes issued that day (by their issue date), counted like receipts:
+    /// `total_billed` is what they credit, `total_accepted` what the ACCEPTED ones credit.
+    /// Absent (zeros) in reports made before credit notes existed.
+    #[serde(default)]
+    pub credit_notes: ReceiptCounts,
+}
+
+#[derive(QueryableByName)]
+struct NoteGroup {
+    #[diesel(sql_type = Text)]
+    sunat_status: SunatStatus,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = Numeric)]
+    total: BigDecimal,
+}
+
+/// The credit notes issued on `date`, by SUNAT state, with what they credit.
+async fn credit_note_counts(
+    conn: &mut AsyncPgConnection,
+    date: NaiveDate,
+) -> Result<ReceiptCounts, ReportError> {
+    let groups: Vec<NoteGroup> = diesel::sql_query(
+        "SELECT sunat_status, count(*)::int8 AS n, COALESCE(sum(total), 0) AS total \
+         FROM credit_notes WHERE issue_date = $1 GROUP BY 1",
+    )
+    .bind::<Date, _>(date)
+    .load(conn)
+    .await?;
+    let mut counts = ReceiptCounts::default();
+    for g in &groups {
+        counts.count(g.sunat_status, g.n, &g.total);
+    }
+    Ok(counts.finish())
 }
 
 /// Values without taxes by base (catálogo 07: gravado 10, exonerado 20, inafecto 30, and the free
@@ -316,7 +356,9 @@ pub async fn compute_daily_report(
     }
     let sunat_deadlines = crate::deadlines::count_at_risk(conn, Utc::now(), tz).await?;
     let by_affectation = tax_split(conn, date).await?;
+    let credit_notes = credit_note_counts(conn, date).await?;
     Ok(DailyReport {
+        credit_notes,
         sunat_deadlines,
         by_affectation,
         date,
@@ -395,6 +437,8 @@ impl DailyReport {
         for d in &self.by_doc_type {
             row("doc_type", &d.doc_type, &d.name, &d.counts).map_err(corrupt)?;
         }
+        // What the day's credit notes credit: total_billed issued, total_accepted accepted.
+        row("credit_notes", "07", "nota de crédito", &self.credit_notes).map_err(corrupt)?;
         let bytes = w.into_inner().map_err(|e| ReportError::Corrupt {
             what: format!("CSV of the report of {}", self.date),
             message: e.to_string(),

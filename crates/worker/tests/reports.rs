@@ -361,12 +361,16 @@ async fn daily_report_matches_a_count_by_hand_and_a_rerun_replaces_it() -> anyho
         let code = line["doc_type"].as_str().unwrap_or_default();
         by_doc[code].check(line, &format!("doc type {code}"));
     }
-    // The CSV copy: header, the day, 2 sellers, 2 document types.
+    // The CSV copy: header, the day, 2 sellers, 2 document types, the credit notes (none).
     let csv_rel = stored.csv_path.clone().unwrap_or_default();
     assert_eq!(csv_rel, "reports/sunat-daily-2026-11-20.csv");
     let csv = std::fs::read_to_string(e.files.join(&csv_rel))?;
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines.len(), 6, "{csv}");
+    assert_eq!(lines.len(), 7, "{csv}");
+    assert_eq!(
+        lines[6], "credit_notes,07,nota de crédito,0,0,0,0,0,0,0.00,0.00,0.00",
+        "{csv}"
+    );
     assert!(
         lines[0].starts_with("section,key,name,issued,accepted"),
         "{csv}"

@@ -105,6 +105,7 @@ pub(crate) async fn run(
     for d in &r.by_doc_type {
         line(&format!("{} ({})", d.name, d.doc_type), &d.counts)?;
     }
+    line("notas de crédito (07)", &r.credit_notes)?;
     if let Some(csv) = &view.csv_path {
         writeln!(out, "csv: {}", settings.files_dir.join(csv).display())?;
     }
