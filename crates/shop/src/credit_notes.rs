@@ -757,19 +757,16 @@ pub async fn create_in_tx(
             continue;
         };
         // Sale lines are whole units today, so what is credited of them is too.
-        let units = now
-            .to_i32()
-            .filter(|u| BigDecimal::from(*u) == *now)
-            .ok_or_else(|| {
-                invalid(
-                    "items",
-                    format!(
-                        "{} units of {} are not whole units",
-                        now.normalized(),
-                        item.sku
-                    ),
-                )
-            })?;
+        let units = now.to_i32().filter(|_| now.is_integer()).ok_or_else(|| {
+            invalid(
+                "items",
+                format!(
+                    "{} units of {} are not whole units",
+                    now.normalized(),
+                    item.sku
+                ),
+            )
+        })?;
         back.push((product, units));
     }
     if !back.is_empty() {

@@ -10,12 +10,12 @@ use faena_sunat::{
 };
 
 fn d(s: &str) -> BigDecimal {
-    s.parse().unwrap()
+    s.parse().expect("a decimal")
 }
 
 /// `cbc:<name>` texts anywhere under the element `parent` (by local name).
 fn texts(xml: &str, parent: &str, name: &str) -> Vec<String> {
-    let doc = roxmltree::Document::parse(xml).unwrap();
+    let doc = roxmltree::Document::parse(xml).expect("well-formed XML");
     doc.descendants()
         .filter(|n| n.tag_name().name() == parent)
         .flat_map(|p| {
@@ -67,7 +67,7 @@ fn notes_of_a_boleta_and_a_factura_validate_and_their_signatures_verify() {
         let original = note.original.id();
         assert_eq!(
             texts(&xml, "DiscrepancyResponse", "ReferenceID"),
-            [original.clone()]
+            std::slice::from_ref(&original)
         );
         assert_eq!(
             texts(&xml, "DiscrepancyResponse", "ResponseCode"),

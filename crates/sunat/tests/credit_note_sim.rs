@@ -67,6 +67,9 @@ fn edited(n: &CreditNote, edit: impl Fn(String) -> String) -> Prepared {
     }
 }
 
+/// A change to a note's XML before it is signed.
+type Edit = Box<dyn Fn(String) -> String>;
+
 fn rejected_with(o: &Outcome) -> Option<&str> {
     matches!(o, Outcome::Rejected { .. })
         .then(|| o.code())
@@ -154,7 +157,7 @@ async fn a_broken_reference_reason_or_signature_gets_sunats_code() {
     let boleta = common::boleta(30);
     assert!(send_receipt(&client, &boleta).await.is_accepted());
     let n = common::credit_note(&boleta, "BC01", 1, CreditReason::ItemReturn, &[(0, 0, 1)]);
-    let cases: [(&str, Box<dyn Fn(String) -> String>); 5] = [
+    let cases: [(&str, Edit); 5] = [
         // A B note that modifies a factura.
         (
             "2399",
