@@ -610,7 +610,8 @@ struct Next {
 /// documentation): checks, returns the credited units to stock, takes the correlative, stores
 /// the note and queues its send through the outbox. Returns the note's id; after the commit,
 /// call `faena_core::outbox::committed()`. `created_by` is the user (or `cli`) who made it, and
-/// owns the send job.
+/// owns the send job. A cancelled sale is refused, so a cancellation that issues a whole note
+/// ([`CreditRequest::whole`]) calls this before it marks the sale cancelled, in its transaction.
 pub async fn create_in_tx(
     conn: &mut AsyncPgConnection,
     sale_id: i64,
