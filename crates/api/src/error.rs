@@ -253,6 +253,31 @@ impl From<faena_shop::auth::AuthError> for ApiError {
     }
 }
 
+impl From<faena_shop::credit_notes::CreditNoteError> for ApiError {
+    fn from(e: faena_shop::credit_notes::CreditNoteError) -> Self {
+        use faena_shop::credit_notes::CreditNoteError as C;
+        match &e {
+            C::Invalid { field, .. } => {
+                Self::bad_request(e.code(), e.to_string(), Some(field.clone()))
+            }
+            C::NotFound { .. } => Self::NotFound(e.to_string()),
+            C::NotCreditable {
+                status,
+                is_cancelled,
+                ..
+            } => Self::ConflictWith {
+                message: e.to_string(),
+                details: serde_json::json!({ "status": status, "is_cancelled": is_cancelled }),
+            },
+            C::Exceeds { remaining, .. } => Self::ConflictWith {
+                message: e.to_string(),
+                details: serde_json::json!({ "remaining": faena_shop::money::format(remaining) }),
+            },
+            C::Db(q) => Self::from_query(q, false),
+        }
+    }
+}
+
 impl From<faena_shop::sales::SaleError> for ApiError {
     fn from(e: faena_shop::sales::SaleError) -> Self {
         use faena_shop::sales::SaleError as S;

@@ -38,6 +38,8 @@ pub struct AppState {
     pub login_max_failures_per_address: u32,
     /// Series and time zone of new sales.
     pub sale_defaults: faena_shop::sales::SaleDefaults,
+    /// Series and time zone of new credit notes.
+    pub note_defaults: faena_shop::credit_notes::NoteDefaults,
     /// Other origins whose browser pages may call the api (`FAENA_CORS_ORIGINS`).
     pub cors_origins: Vec<String>,
 }
@@ -105,6 +107,11 @@ impl Application {
                 login_max_failures: settings.auth.login_max_failures,
                 login_max_failures_per_address: settings.auth.login_max_failures_per_address,
                 cors_origins: settings.cors_origins.clone(),
+                note_defaults: faena_shop::credit_notes::NoteDefaults {
+                    factura_series: settings.sunat.factura_note_series.clone(),
+                    boleta_series: settings.sunat.boleta_note_series.clone(),
+                    tz: settings.tz,
+                },
                 sale_defaults: faena_shop::sales::SaleDefaults {
                     boleta_series: settings.sunat.boleta_series.clone(),
                     factura_series: settings.sunat.factura_series.clone(),
@@ -345,6 +352,7 @@ pub fn run(listener: TcpListener, state: AppState, board: board::Board) -> std::
             .service(routes::sales::send_to_sunat)
             .service(routes::sales::cancel)
             .service(routes::sunat::list)
+            .service(routes::sales::create_credit_note)
             .service(routes::reports::daily)
             .service(routes::reports::list_insights)
             .service(routes::reports::refresh_insights)

@@ -69,6 +69,7 @@ pub const BEARER: &str = "bearer";
         routes::sales::send_to_sunat,
         routes::sales::cancel,
         routes::sunat::list,
+        routes::sales::create_credit_note,
         routes::reports::daily,
         routes::reports::list_insights,
         routes::reports::refresh_insights,

@@ -108,12 +108,22 @@ async fn daily_report_as_json_and_csv_and_insights_for_admins_only() -> anyhow::
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(
         lines.len(),
-        6,
-        "header, day, 1 seller, 2 doc types, 1 store: {csv}"
+        7,
+        "header, day, 1 seller, 2 doc types, 1 store, credit notes: {csv}"
     );
+    // Every sale is the main store's: its row has the day's numbers, column for column.
+    let numbers = |line: &str| line.split(',').skip(3).collect::<Vec<_>>().join(",");
+    assert!(
+        lines[5].starts_with(
+            "store,principal,Tienda principal,2,1,1,0,0,0,50.00,9.80,4.90,0,0.00,0.00,"
+        ),
+        "{csv}"
+    );
+    assert_eq!(numbers(lines[5]), numbers(lines[1]), "{csv}");
+    // No credit note that day: every column 0 (its split columns stay 0.00).
     assert_eq!(
-        lines[5], "store,principal,Tienda principal,2,1,1,0,0,0,50.00,9.80,4.90",
-        "every sale is the main store's: {csv}"
+        lines[6], "credit_notes,07,nota de crédito,0,0,0,0,0,0,0.00,0.00,0.00,0,0.00,0.00,0.00,0.00,0.00,0.00,0.00,0.00",
+        "{csv}"
     );
     assert!(
         lines[1].starts_with("total,2026-11-20,,2,1,1,0,0,0,50.00,9.80,4.90"),

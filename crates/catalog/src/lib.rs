@@ -32,6 +32,17 @@ impl JobArgs for SendSaleArgs {
     const KIND: &'static str = "send_sale_to_sunat";
 }
 
+/// `send_credit_note_to_sunat {credit_note_id}`: signs (once), sends and records a credit note
+/// at SUNAT with `sendBill`, as `send_sale_to_sunat` does a sale.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendCreditNoteArgs {
+    pub credit_note_id: i64,
+}
+impl JobArgs for SendCreditNoteArgs {
+    const KIND: &'static str = "send_credit_note_to_sunat";
+}
+
 /// `retry_failed_sunat_sends {limit?, older_than_secs?}`: re-enqueues sales in ERROR.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -267,6 +278,12 @@ pub const KINDS: &[KindSpec] = &[
     KindSpec::new::<SendSaleArgs>(
         "sunat",
         "Sends a sale's signed receipt to SUNAT, retrying what SUNAT says is temporary; stores CDR, PDF and QR.",
+    )
+    .max_attempts(10)
+    .time_limit(Duration::from_secs(600)),
+    KindSpec::new::<SendCreditNoteArgs>(
+        "sunat",
+        "Sends a credit note's signed XML to SUNAT (sendBill), retrying what SUNAT says is temporary; stores CDR, PDF and QR.",
     )
     .max_attempts(10)
     .time_limit(Duration::from_secs(600)),

@@ -551,6 +551,79 @@ async fn sales_cancel_and_sunat_summaries() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
+async fn sales_credit_note_credits_what_is_left_and_says_why_not() -> anyhow::Result<()> {
+    let db = TestDb::new("clinote").await?;
+    let r = TestRedis::new("clinote")?;
+    let pool = faena_core::db::create_pool(&db.url, 1)?;
+    let mut conn = pool.get().await?;
+    let p = product(&mut conn, "CAFE", "Café pasado", "4.50").await?;
+    let sale = sale_of_two(&mut conn, p.id).await?;
+    let id = sale.id.to_string();
+    let item = format!("{}=1", p.id);
+    let note = |reason: &str, item: Option<&str>| {
+        let mut args = vec![
+            "sales",
+            "credit-note",
+            &id,
+            "--reason-code",
+            reason,
+            "--description",
+            "Devolvió un café",
+        ];
+        if let Some(i) = item {
+            args.extend(["--item", i]);
+        }
+        faena(&db, &r, &args)
+    };
+    // Not accepted by SUNAT yet: exit 1, saying so.
+    let o = note("07", Some(&item))?;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("is PENDING"), "{}", text(&o));
+    diesel_async::RunQueryDsl::execute(
+        diesel::sql_query(format!(
+            "UPDATE sales SET sunat_status = 'ACCEPTED' WHERE id = {id}"
+        )),
+        &mut conn,
+    )
+    .await?;
+    // Bad input: exit 2, naming what is wrong.
+    let o = note("99", None)?;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("reason_code"), "{}", text(&o));
+    let o = note("07", Some("cafe"))?;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("PRODUCT=QTY"), "{}", text(&o));
+
+    let o = note("07", Some(&item))?;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("nota de crédito BC01-1 de la venta")
+            && text(&o).contains("07 Devolución por ítem, S/ 4.50"),
+        "{}",
+        text(&o)
+    );
+    let stock = faena_shop::shop::get_product(&mut conn, p.id).await?.stock;
+    assert_eq!(stock, 9, "10 - 2 sold + 1 back");
+    // One café is left: two are refused, and nothing changes.
+    let o = note("07", Some(&format!("{}=2", p.id)))?;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("S/ 4.50 is left"), "{}", text(&o));
+    let o = faena(&db, &r, &["sales", "show", &id])?;
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("nota de crédito BC01-1")
+            && text(&o).contains("acreditado:   S/ 4.50, queda S/ 4.50"),
+        "{}",
+        text(&o)
+    );
+    let o = faena(&db, &r, &["--json", "sales", "show", &id])?;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    assert_eq!(v["credit_notes"][0]["number"], "BC01-1", "{v}");
+    assert_eq!(v["remaining"], "4.50", "{v}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn report_daily_says_what_to_do_then_prints_the_table() -> anyhow::Result<()> {
     let db = TestDb::new("clireport").await?;
     let r = TestRedis::new("clireport")?;

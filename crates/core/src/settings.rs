@@ -142,6 +142,11 @@ pub struct SunatSettings {
     /// `FAENA_BOLETA_SERIES` (default B001) and `FAENA_FACTURA_SERIES` (default F001).
     pub boleta_series: String,
     pub factura_series: String,
+    /// `FAENA_BOLETA_NOTE_SERIES` (default BC01) and `FAENA_FACTURA_NOTE_SERIES` (default FC01):
+    /// the series of credit notes of boletas and of facturas. Checked at start: 4 uppercase
+    /// letters or digits starting with B (or F), and not the series of the sales.
+    pub boleta_note_series: String,
+    pub factura_note_series: String,
     /// `SUNAT_CONNECT_TIMEOUT_SECS` (default 10) and `SUNAT_READ_TIMEOUT_SECS` (default 60).
     pub connect_timeout: Duration,
     pub read_timeout: Duration,
@@ -299,6 +304,44 @@ impl Env<'_> {
         }
         Ok(Duration::from_secs(secs))
     }
+}
+
+/// A credit note series: 4 uppercase letters or digits starting with `letter` (SUNAT: F for
+/// notes of facturas, B for notes of boletas), other than the sales' series `sales` (the two
+/// would share one counter and collide at SUNAT).
+fn note_series(
+    env: &Env<'_>,
+    name: &'static str,
+    default: &str,
+    letter: char,
+    sales: &str,
+) -> Result<String, SettingsError> {
+    let value = env.get(name).unwrap_or(default).to_owned();
+    let b = value.as_bytes();
+    let shaped = b.len() == 4
+        && value.starts_with(letter)
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase());
+    if !shaped {
+        return Err(SettingsError::Invalid {
+            name,
+            value,
+            expected: format!(
+                "4 uppercase letters or digits starting with {letter}, such as {default}"
+            ),
+        });
+    }
+    if value.eq_ignore_ascii_case(sales) {
+        return Err(SettingsError::Invalid {
+            name,
+            value,
+            expected: format!(
+                "a series other than the sales' {sales}: a note has its own series and correlatives"
+            ),
+        });
+    }
+    Ok(value)
 }
 
 fn check_url(name: &'static str, value: &str, schemes: &[&str]) -> Result<(), SettingsError> {
@@ -631,6 +674,20 @@ impl Settings<OptionalUrls> {
                     .map(|s| SecretString::from(s.to_owned())),
                 boleta_series: env.get("FAENA_BOLETA_SERIES").unwrap_or("B001").to_owned(),
                 factura_series: env.get("FAENA_FACTURA_SERIES").unwrap_or("F001").to_owned(),
+                boleta_note_series: note_series(
+                    &env,
+                    "FAENA_BOLETA_NOTE_SERIES",
+                    "BC01",
+                    'B',
+                    env.get("FAENA_BOLETA_SERIES").unwrap_or("B001"),
+                )?,
+                factura_note_series: note_series(
+                    &env,
+                    "FAENA_FACTURA_NOTE_SERIES",
+                    "FC01",
+                    'F',
+                    env.get("FAENA_FACTURA_SERIES").unwrap_or("F001"),
+                )?,
                 connect_timeout: env.secs("SUNAT_CONNECT_TIMEOUT_SECS", 10)?,
                 read_timeout: env.secs("SUNAT_READ_TIMEOUT_SECS", 60)?,
                 max_retries: env.parsed("SUNAT_MAX_RETRIES", 3, "a whole number such as 3")?,
@@ -788,6 +845,33 @@ mod tests {
         v.insert("SUNAT_CONSULT_ENDPOINT".into(), "ftp://x".into());
         let err = Settings::from_map(&v).map(|_| ()).unwrap_err().to_string();
         assert!(err.contains("SUNAT_CONSULT_ENDPOINT"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn note_series_default_and_are_checked_at_start() -> Result<(), SettingsError> {
+        let s = Settings::from_map(&vars(&BASE))?;
+        assert_eq!(
+            (
+                s.sunat.boleta_note_series.as_str(),
+                s.sunat.factura_note_series.as_str()
+            ),
+            ("BC01", "FC01")
+        );
+        for (name, value) in [
+            ("FAENA_BOLETA_NOTE_SERIES", "FC01"),
+            ("FAENA_BOLETA_NOTE_SERIES", "bc01"),
+            ("FAENA_FACTURA_NOTE_SERIES", "FC1"),
+            ("FAENA_FACTURA_NOTE_SERIES", "F001"),
+        ] {
+            let mut v = vars(&BASE);
+            v.insert(name.into(), value.into());
+            let err = Settings::from_map(&v).map(|_| ()).unwrap_err().to_string();
+            assert!(err.contains(name), "{value}: {err}");
+        }
+        let mut v = vars(&BASE);
+        v.insert("FAENA_FACTURA_NOTE_SERIES".into(), "FN07".into());
+        assert_eq!(Settings::from_map(&v)?.sunat.factura_note_series, "FN07");
         Ok(())
     }
 

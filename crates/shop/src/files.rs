@@ -5,6 +5,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use faena_sunat::credit_note::CreditNote;
 use faena_sunat::document::Receipt;
 use faena_sunat::{Ruc, SummaryId};
 
@@ -22,7 +23,8 @@ use faena_sunat::{Ruc, SummaryId};
 ///
 /// `<stem>` is the receipt's `RUC-TT-SERIE-CORRELATIVO` ([`Receipt::file_stem`]), e.g.
 /// `20100066603-03-B001-42`; a Resumen Diario's or Comunicación de Baja's is `RUC-RC-YYYYMMDD-N`
-/// ([`ReceiptFiles::of_summary`]), with the same layout (no PDF).
+/// ([`ReceiptFiles::of_summary`]), with the same layout (no PDF); a credit note's is
+/// `RUC-07-SERIE-CORRELATIVO` ([`CreditNote::file_stem`]), e.g. `20100066603-07-BC01-3`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReceiptFiles {
     stem: String,
@@ -40,6 +42,13 @@ impl ReceiptFiles {
     pub fn of_summary(ruc: &Ruc, id: &SummaryId) -> Self {
         Self {
             stem: format!("{ruc}-{id}"),
+        }
+    }
+
+    /// The files of a credit note (`<stem>` is `RUC-07-SERIE-CORRELATIVO`).
+    pub fn of_credit_note(note: &CreditNote) -> Self {
+        Self {
+            stem: note.file_stem(),
         }
     }
 

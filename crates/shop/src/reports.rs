@@ -7,7 +7,8 @@
 //! day's cancelled sales apart (`total_cancelled` their amount), and `voided` those of them SUNAT
 //! voided (`total_voided`). `total_billed` sums the receipts' totals, `total_accepted` only
 //! the ACCEPTED ones; money is exact (`NUMERIC` to [`BigDecimal`]). `success_pct` is accepted / receipts * 100,
-//! rounded half up to 2 decimals ("0.00" for a day without receipts).
+//! rounded half up to 2 decimals ("0.00" for a day without receipts). The day's credit notes
+//! (by their own issue date) are counted apart the same way, their totals being what they credit.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -123,20 +124,25 @@ impl ReceiptCounts {
             }
             return;
         }
-        self.issued += g.n;
-        match g.sunat_status {
+        self.count(g.sunat_status, g.n, &g.total);
+    }
+
+    /// `n` documents in `status` whose totals add up to `total`.
+    fn count(&mut self, status: SunatStatus, n: i64, total: &BigDecimal) {
+        self.issued += n;
+        match status {
             SunatStatus::Accepted => {
-                self.accepted += g.n;
-                self.total_accepted += &g.total;
+                self.accepted += n;
+                self.total_accepted += total;
             }
-            SunatStatus::Rejected => self.rejected += g.n,
+            SunatStatus::Rejected => self.rejected += n,
             // A conflict needs a person, like the errors that do.
-            SunatStatus::Error | SunatStatus::Conflict => self.error += g.n,
-            SunatStatus::Pending | SunatStatus::Sending => self.pending += g.n,
-            // Counted with the cancelled sales above.
+            SunatStatus::Error | SunatStatus::Conflict => self.error += n,
+            SunatStatus::Pending | SunatStatus::Sending => self.pending += n,
+            // A voided sale is counted with the cancelled ones (`add`); a note is never VOIDED.
             SunatStatus::Voided => {}
         }
-        self.total_billed += &g.total;
+        self.total_billed += total;
     }
 
     fn finish(mut self) -> Self {
@@ -225,6 +231,40 @@ pub struct DailyReport {
     /// ICBPER collected. Absent (zeros) in reports made before it existed.
     #[serde(default)]
     pub by_affectation: TaxSplit,
+    /// The credit notes issued that day (by their issue date), counted like receipts:
+    /// `total_billed` is what they credit, `total_accepted` what the ACCEPTED ones credit.
+    /// Absent (zeros) in reports made before credit notes existed.
+    #[serde(default)]
+    pub credit_notes: ReceiptCounts,
+}
+
+#[derive(QueryableByName)]
+struct NoteGroup {
+    #[diesel(sql_type = Text)]
+    sunat_status: SunatStatus,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+    #[diesel(sql_type = Numeric)]
+    total: BigDecimal,
+}
+
+/// The credit notes issued on `date`, by SUNAT state, with what they credit.
+async fn credit_note_counts(
+    conn: &mut AsyncPgConnection,
+    date: NaiveDate,
+) -> Result<ReceiptCounts, ReportError> {
+    let groups: Vec<NoteGroup> = diesel::sql_query(
+        "SELECT sunat_status, count(*)::int8 AS n, COALESCE(sum(total), 0) AS total \
+         FROM credit_notes WHERE issue_date = $1 GROUP BY 1",
+    )
+    .bind::<Date, _>(date)
+    .load(conn)
+    .await?;
+    let mut counts = ReceiptCounts::default();
+    for g in &groups {
+        counts.count(g.sunat_status, g.n, &g.total);
+    }
+    Ok(counts.finish())
 }
 
 /// Values without taxes by base (catálogo 07: gravado 10, exonerado 20, inafecto 30, and the free
@@ -453,8 +493,10 @@ pub async fn compute_daily_report(
             })
         })
         .collect();
+    let credit_notes = credit_note_counts(conn, date).await?;
     Ok(DailyReport {
         by_store,
+        credit_notes,
         sunat_deadlines,
         by_affectation: splits.day,
         date,
@@ -563,6 +605,16 @@ impl DailyReport {
         for st in &self.by_store {
             row("store", &st.code, &st.name, &st.counts, &st.by_affectation).map_err(corrupt)?;
         }
+        // What the day's credit notes credit: total_billed issued, total_accepted accepted; its
+        // split columns stay 0.00 (notes are not split by base yet).
+        row(
+            "credit_notes",
+            "07",
+            "nota de crédito",
+            &self.credit_notes,
+            &TaxSplit::default(),
+        )
+        .map_err(corrupt)?;
         let bytes = w.into_inner().map_err(|e| ReportError::Corrupt {
             what: format!("CSV of the report of {}", self.date),
             message: e.to_string(),

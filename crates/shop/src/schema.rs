@@ -56,7 +56,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     sale_send_jobs,
     sale_cancellations,
     sunat_summaries,
-    sunat_summary_lines
+    sunat_summary_lines,
+    credit_notes,
+    credit_note_items
 );
 
 diesel::table! {
@@ -348,3 +350,59 @@ diesel::table! {
 diesel::joinable!(sale_cancellations -> sales (sale_id));
 diesel::joinable!(sunat_summary_lines -> sunat_summaries (summary_id));
 diesel::joinable!(sunat_summary_lines -> sales (sale_id));
+
+diesel::table! {
+    /// Credit notes of accepted sales (issue 15).
+    credit_notes (id) {
+        id -> Int8,
+        sale_id -> Int8,
+        created_by -> Text,
+        series -> Text,
+        correlative -> Int8,
+        issue_date -> Date,
+        issued_at -> Timestamptz,
+        reason_code -> Text,
+        description -> Text,
+        currency -> Text,
+        subtotal -> Numeric,
+        igv -> Numeric,
+        icbper -> Numeric,
+        total -> Numeric,
+        sunat_status -> Text,
+        sunat_outcome -> Nullable<Text>,
+        sunat_code -> Nullable<Text>,
+        sunat_description -> Nullable<Text>,
+        sunat_notes -> Jsonb,
+        sunat_attempts -> Int4,
+        sunat_sent_at -> Nullable<Timestamptz>,
+        accepted_at -> Nullable<Timestamptz>,
+        sunat_send_marker -> Nullable<Text>,
+        unsure_sha256 -> Nullable<Text>,
+        digest_value -> Nullable<Text>,
+        xml_path -> Nullable<Text>,
+        cdr_path -> Nullable<Text>,
+        pdf_path -> Nullable<Text>,
+        qr_path -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    credit_note_items (id) {
+        id -> Int8,
+        credit_note_id -> Int8,
+        sale_item_id -> Int8,
+        product_id -> Nullable<Int8>,
+        quantity -> Numeric,
+        credited_before -> Numeric,
+        value -> Numeric,
+        igv -> Numeric,
+        icbper_amount -> Numeric,
+        line_total -> Numeric,
+    }
+}
+
+diesel::joinable!(credit_notes -> sales (sale_id));
+diesel::joinable!(credit_note_items -> credit_notes (credit_note_id));
+diesel::joinable!(credit_note_items -> sale_items (sale_item_id));

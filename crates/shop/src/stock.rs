@@ -1,4 +1,5 @@
-//! Taking stock, the one way both a checkout and a sale from items do it: the request is parsed
+//! Taking stock, the one way both a checkout and a sale from items do it, and giving it back
+//! when a sale is cancelled or a credit note returns goods ([`give_back`]): the request is parsed
 //! into a [`StockRequest`] (1 to 100 lines, each product once, each with a [`Quantity`]), then
 //! [`take_stock`] locks the products' rows in product-id order, checks every line and takes the
 //! quantities, or takes nothing and answers every line at fault.
@@ -203,7 +204,8 @@ pub async fn take_stock(
     Ok(taken)
 }
 
-/// Gives the units of `request` back to their products (a cancelled sale), inside the caller's
+/// Gives the units of `request` back to their products (a cancelled sale, the goods a credit note
+/// returns), inside the caller's
 /// transaction and in product-id order, the lock order of [`take_stock`], so a cancellation and a
 /// checkout never deadlock. A product that no longer exists takes nothing back. Returns the units
 /// given back (exact: a weighed product's fractions count as they are).

@@ -33,6 +33,9 @@ pub enum DocumentError {
     InvalidLine { index: usize, why: String },
     #[error("a receipt needs at least one line")]
     NoLines,
+    /// A credit note that SUNAT would refuse: what is wrong, with SUNAT's code.
+    #[error("invalid credit note: {0}")]
+    InvalidNote(String),
     #[error("line {index}: {source}")]
     Tax {
         index: usize,
@@ -324,8 +327,14 @@ impl Customer {
 /// 3 hasta 1500 caracteres (se considera cualquier carácter incluido espacio, no se permite ningún
 /// otro whitespace character: salto de línea, tab, fin de línea, etc.)".
 pub fn is_registration_name(name: &str) -> bool {
-    let len = name.chars().count();
-    (3..=1500).contains(&len) && !name.trim().is_empty() && !has_other_whitespace(name)
+    is_text_of(name, 3, 1500)
+}
+
+/// SUNAT's usual text rule: `min` to `max` characters, not only spaces, and no whitespace but the
+/// space ("no se permite ningún otro whitespace character: salto de línea, tab, fin de línea").
+pub fn is_text_of(s: &str, min: usize, max: usize) -> bool {
+    let len = s.chars().count();
+    (min..=max).contains(&len) && !s.trim().is_empty() && !has_other_whitespace(s)
 }
 
 /// Whitespace other than the plain space (line breaks, tabs, ...), which SUNAT's text rules

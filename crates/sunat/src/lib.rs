@@ -9,6 +9,7 @@
 pub mod archive;
 mod c14n;
 pub mod client;
+pub mod credit_note;
 pub mod document;
 pub mod outcome;
 pub mod prepare;
@@ -23,13 +24,15 @@ pub mod ubl;
 pub mod xml;
 
 pub use client::{Cdr, Client, ClientError, ConsultAnswer, Submission, SunatConfig, TicketStatus};
+pub use credit_note::{CreditLine, CreditNote, CreditReason, OriginalDocument};
 pub use document::{
     Company, Customer, CustomerDocType, DocumentError, DocumentType, Line, Receipt, Ruc, Series,
 };
 
 pub use outcome::Outcome;
 pub use prepare::{
-    prepare, prepare_summary, prepare_voided, signed_sha256, PrepareError, Prepared,
+    prepare, prepare_credit_note, prepare_summary, prepare_voided, signed_sha256, PrepareError,
+    Prepared,
 };
 pub use sign::{verify, SignError, Signed, Signer, Verified, VerifyError};
 pub use summary::{

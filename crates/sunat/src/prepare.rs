@@ -4,6 +4,7 @@
 use std::fmt;
 
 use crate::archive::{self, ArchiveError};
+use crate::credit_note::{self, CreditNote};
 use crate::document::{DocumentError, Receipt};
 use crate::sign::{SignError, Signer};
 use crate::summary::{self, DailySummary, VoidedDocuments};
@@ -75,6 +76,12 @@ pub fn signed_sha256(xml: &[u8]) -> String {
 pub fn prepare(receipt: &Receipt, signer: &Signer) -> Result<Prepared, PrepareError> {
     let xml = ubl::invoice_xml(receipt)?;
     sign_and_zip(&xml, &receipt.file_stem(), signer)
+}
+
+/// Builds, signs and zips a credit note for `sendBill`.
+pub fn prepare_credit_note(note: &CreditNote, signer: &Signer) -> Result<Prepared, PrepareError> {
+    let xml = credit_note::credit_note_xml(note)?;
+    sign_and_zip(&xml, &note.file_stem(), signer)
 }
 
 /// Builds, signs and zips a Resumen Diario for `sendSummary`.

@@ -1,4 +1,5 @@
-//! The printable receipt: a PDF with company, customer, items, totals, digest value and a QR code.
+//! The printable receipt: a PDF with company, customer, items, totals, digest value and a QR code;
+//! a credit note prints the same way, with the document it modifies and its reason.
 //!
 //! The PDF is one page of an 80 mm thermal ticket (the paper of a shop's POS printer), as long
 //! as its content needs. Text is real text in the PDF's built-in Helvetica fonts with
@@ -14,6 +15,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use bigdecimal::{BigDecimal, RoundingMode, Zero};
+use chrono::{NaiveDate, NaiveTime};
 use encoding_rs::WINDOWS_1252;
 use image::codecs::png::PngEncoder;
 use image::{ExtendedColorType, ImageEncoder};
@@ -21,7 +23,10 @@ use pdf_writer::{Content, Finish, Name, Pdf, Rect, Ref, Str, TextStr};
 use qrcode::types::QrError;
 use qrcode::{Color, EcLevel, QrCode};
 
-use crate::document::{CustomerDocType, DocumentError, DocumentType, Receipt};
+use crate::credit_note::CreditNote;
+use crate::document::{
+    Company, Customer, CustomerDocType, DocumentError, DocumentType, Line, Receipt,
+};
 use crate::taxation::{
     self, amount_in_words, Discount, DocumentTotals, LineAmounts, TaxBase, TaxScheme, UnitCode,
 };
@@ -146,16 +151,91 @@ pub fn receipt_pdf(
     receipt.validate().map_err(invalid)?;
     let amounts = receipt.amounts().map_err(invalid)?;
     let qr = QrMatrix::new(&receipt.qr_content(digest_value).map_err(invalid)?)?;
-    let layout = lay_out(receipt, &amounts, digest_value, observations);
+    let doc = Printed {
+        company: &receipt.company,
+        title: title(receipt.doc_type),
+        id: receipt.id(),
+        issue_date: receipt.issue_date,
+        issue_time: receipt.issue_time,
+        customer: &receipt.customer,
+        currency: &receipt.currency,
+        igv_rate: receipt.igv_rate(),
+        lines: &receipt.lines,
+        reference: None,
+    };
+    page(&doc, &amounts, digest_value, observations, &qr)
+}
+
+/// The printed credit note ("NOTA DE CRÉDITO ELECTRÓNICA") as a one-page PDF like a receipt's,
+/// with the document it modifies, the reason (catálogo 09) and its description, the credited
+/// lines with their credited quantities and amounts, and the QR code of
+/// [`CreditNote::qr_content`].
+pub fn credit_note_pdf(
+    note: &CreditNote,
+    digest_value: &str,
+    observations: &[String],
+) -> Result<Vec<u8>, PrintError> {
+    let invalid = |source| PrintError::InvalidReceipt {
+        id: note.id(),
+        source,
+    };
+    note.validate().map_err(invalid)?;
+    let amounts = note.amounts().map_err(invalid)?;
+    let qr = QrMatrix::new(&note.qr_content(digest_value).map_err(invalid)?)?;
+    let lines = note.printed_lines();
+    let original_title = title(note.original.doc_type);
+    let doc = Printed {
+        company: &note.company,
+        title: CREDIT_NOTE_TITLE,
+        id: note.id(),
+        issue_date: note.issue_date,
+        issue_time: note.issue_time,
+        customer: &note.customer,
+        currency: &note.currency,
+        igv_rate: note.igv_rate(),
+        lines: &lines,
+        reference: Some(Reference {
+            document: format!("{original_title} {}", note.original.id()),
+            issue_date: note.original.issue_date,
+            reason: format!("{} {}", note.reason.code(), note.reason.label()),
+            description: &note.description,
+        }),
+    };
+    page(&doc, &amounts, digest_value, observations, &qr)
+}
+
+/// The QR code of a credit note ([`CreditNote::qr_content`]) as PNG bytes ([`qr_png`]).
+pub fn credit_note_qr_png(note: &CreditNote, digest_value: &str) -> Result<Vec<u8>, PrintError> {
+    let content = note
+        .qr_content(digest_value)
+        .map_err(|source| PrintError::InvalidReceipt {
+            id: note.id(),
+            source,
+        })?;
+    qr_png(&content)
+}
+
+/// The title of a printed credit note.
+pub const CREDIT_NOTE_TITLE: &str = "NOTA DE CRÉDITO ELECTRÓNICA";
+
+/// Lays out and renders one document, refusing one taller than a PDF page.
+fn page(
+    doc: &Printed<'_>,
+    amounts: &[LineAmounts],
+    digest_value: &str,
+    observations: &[String],
+    qr: &QrMatrix,
+) -> Result<Vec<u8>, PrintError> {
+    let layout = lay_out(doc, amounts, digest_value, observations);
     let height = layout.y + MARGIN;
     if height > MAX_PAGE_SIDE {
         return Err(PrintError::TooLong {
-            id: receipt.id(),
+            id: doc.id.clone(),
             height_mm: height / MM,
             max_mm: MAX_PAGE_SIDE / MM,
         });
     }
-    Ok(render(&layout, &qr, height, &receipt.id()))
+    Ok(render(&layout, qr, height, &doc.id))
 }
 
 /// Writes `<file_stem>.pdf` (the receipt) and `<file_stem>.png` (its QR code) into `dir`,
@@ -522,14 +602,40 @@ fn customer_doc_label(doc: CustomerDocType) -> &'static str {
     }
 }
 
+/// What a printed document shows, whether a receipt or a credit note.
+struct Printed<'a> {
+    company: &'a Company,
+    title: &'static str,
+    id: String,
+    issue_date: NaiveDate,
+    issue_time: NaiveTime,
+    customer: &'a Customer,
+    currency: &'a str,
+    igv_rate: BigDecimal,
+    /// The lines as printed (a credit note's with their credited quantities).
+    lines: &'a [Line],
+    /// The document a note modifies, and why.
+    reference: Option<Reference<'a>>,
+}
+
+/// The document a credit note modifies and its reason, as printed.
+struct Reference<'a> {
+    /// "BOLETA DE VENTA ELECTRÓNICA B001-7".
+    document: String,
+    issue_date: NaiveDate,
+    /// "07 Devolución por ítem".
+    reason: String,
+    description: &'a str,
+}
+
 fn lay_out(
-    receipt: &Receipt,
+    receipt: &Printed<'_>,
     amounts: &[LineAmounts],
     digest_value: &str,
     observations: &[String],
 ) -> Layout {
     let mut l = Layout::new();
-    let sym = currency_symbol(&receipt.currency);
+    let sym = currency_symbol(receipt.currency);
 
     // The issuer.
     l.paragraph(Align::Center, Font::Bold, 9.0, &receipt.company.legal_name);
@@ -543,8 +649,8 @@ fn lay_out(
     l.rule();
 
     // The document.
-    l.paragraph(Align::Center, Font::Bold, 9.0, title(receipt.doc_type));
-    l.paragraph(Align::Center, Font::Bold, 10.0, &receipt.id());
+    l.paragraph(Align::Center, Font::Bold, 9.0, receipt.title);
+    l.paragraph(Align::Center, Font::Bold, 10.0, &receipt.id);
     l.rule();
     l.label_value(
         Font::Regular,
@@ -577,10 +683,40 @@ fn lay_out(
         if receipt.currency.eq_ignore_ascii_case("PEN") {
             "SOLES"
         } else {
-            &receipt.currency
+            receipt.currency
         },
     );
     l.rule();
+
+    // A note's original document and reason.
+    if let Some(r) = &receipt.reference {
+        l.paragraph(
+            Align::Left(MARGIN),
+            Font::Bold,
+            BODY,
+            "Documento que modifica:",
+        );
+        l.paragraph(Align::Left(MARGIN), Font::Regular, BODY, &r.document);
+        l.label_value(
+            Font::Regular,
+            BODY,
+            "Fecha de emisión del documento:",
+            &r.issue_date.format("%d/%m/%Y").to_string(),
+        );
+        l.paragraph(
+            Align::Left(MARGIN),
+            Font::Regular,
+            BODY,
+            &format!("Motivo: {}", r.reason),
+        );
+        l.paragraph(
+            Align::Left(MARGIN),
+            Font::Regular,
+            BODY,
+            &format!("Sustento: {}", r.description),
+        );
+        l.rule();
+    }
 
     // The items: quantity | description | unit price | amount.
     let size = 7.0;
@@ -699,7 +835,7 @@ fn lay_out(
     if !totals.discounts.is_zero() {
         rows.push(("DESCUENTOS".into(), &totals.discounts));
     }
-    let rate = receipt.igv_rate() * BigDecimal::from(100);
+    let rate = &receipt.igv_rate * BigDecimal::from(100);
     rows.push((format!("IGV {}%", rate.normalized()), &totals.igv));
     if amounts.iter().any(|a| a.icbper_rate.is_some()) {
         rows.push(("ICBPER".into(), &totals.icbper));
@@ -722,7 +858,7 @@ fn lay_out(
         Align::Left(MARGIN),
         Font::Regular,
         BODY,
-        &amount_in_words(&totals.total, &receipt.currency),
+        &amount_in_words(&totals.total, receipt.currency),
     );
     l.rule();
 
@@ -750,7 +886,7 @@ fn lay_out(
         SMALL,
         &format!(
             "Representación impresa de la {}",
-            title(receipt.doc_type).to_lowercase()
+            receipt.title.to_lowercase()
         ),
     );
     l

@@ -99,10 +99,12 @@ use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+mod notes;
 mod sums;
 
 use crate::archive;
 use crate::client::{NS_SOAP_ENV, NS_WSSE};
+use crate::credit_note::NS_CREDIT_NOTE;
 use crate::document::{DocumentType, Ruc, Series};
 use crate::sign;
 use crate::ubl::{escape_text, NS_CAC, NS_CBC, NS_INVOICE};
@@ -302,6 +304,10 @@ struct State {
     /// The CDR zip of each registered document, by its zip file name (for getStatusCdr).
     cdrs: HashMap<String, Vec<u8>>,
     tickets: ticket::Tickets,
+    /// Total, currency and issue date of each accepted document, by registry key.
+    facts: HashMap<String, notes::Facts>,
+    /// What accepted credit notes took off each original, by the original's registry key.
+    credited: HashMap<String, bigdecimal::BigDecimal>,
 }
 
 /// The simulator's shared state, for tests that run it in-process.
@@ -378,6 +384,25 @@ impl SimState {
                 true
             }
         }
+    }
+
+    /// Registers the document with what its checks found: its facts, and once accepted, a
+    /// credit note's amount against its original. False when it was registered before.
+    fn register_with(&self, file_name: &str, as_: Registry, checked: &Checked) -> bool {
+        let mut s = self.lock();
+        if s.registered.contains_key(file_name) {
+            return false;
+        }
+        s.registered.insert(file_name.to_owned(), as_);
+        if as_ == Registry::Accepted {
+            if let Some(facts) = &checked.facts {
+                s.facts.insert(file_name.to_owned(), facts.clone());
+            }
+            if let Some((original, amount)) = &checked.credit {
+                *s.credited.entry(original.clone()).or_default() += amount;
+            }
+        }
+        true
     }
 
     fn registry(&self, file_name: &str) -> Option<Registry> {
@@ -663,9 +688,19 @@ fn parse_envelope(body: &str) -> Result<Request, Fault> {
     })
 }
 
+/// What a sendBill file carries: a receipt (01, 03) or a credit note (07).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FileKind {
+    Invoice,
+    CreditNote,
+}
+
 /// `RUC-TT-SERIE-CORRELATIVO.zip`.
 struct FileName {
     ruc: String,
+    kind: FileKind,
+    /// The receipt's type; for a credit note, the type its series' letter modifies (F: factura,
+    /// B: boleta), whose buyer rules it follows.
     doc_type: DocumentType,
     series: String,
     correlative: i64,
@@ -680,14 +715,20 @@ fn parse_file_name(name: &str) -> Option<FileName> {
         return None;
     }
     let ruc = Ruc::parse(ruc).ok()?;
-    let doc_type = DocumentType::parse(tt).ok().filter(|_| tt.len() == 2)?;
-    let series = Series::parse_for(series, doc_type).ok()?;
+    let (kind, series) = if tt == crate::credit_note::CREDIT_NOTE_TYPE {
+        (FileKind::CreditNote, Series::parse(series).ok()?)
+    } else {
+        let doc_type = DocumentType::parse(tt).ok().filter(|_| tt.len() == 2)?;
+        (FileKind::Invoice, Series::parse_for(series, doc_type).ok()?)
+    };
+    let doc_type = series.document_type();
     if number.starts_with('0') || !number.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let correlative: i64 = number.parse().ok()?;
     Some(FileName {
         ruc: ruc.to_string(),
+        kind,
         doc_type,
         series: series.to_string(),
         correlative,
@@ -787,7 +828,7 @@ async fn handle(shared: &Shared, request: Request) -> HttpResponse {
     if let Some(registry) = state.registry(&request.file_name) {
         return taken(registry);
     }
-    let checked = match check_document(&name, &request) {
+    let checked = match check_document(&name, &request, state) {
         Ok(c) => c,
         Err(fault) => return fault.into_response(),
     };
@@ -832,14 +873,14 @@ async fn handle(shared: &Shared, request: Request) -> HttpResponse {
     };
     // The content checks' observations ride on an accepted CDR, as SUNAT's do.
     if answer.code == "0" {
-        answer.notes.extend(checked.notes);
+        answer.notes.extend(checked.notes.iter().cloned());
     }
     let registry = if answer.code == "0" {
         Registry::Accepted
     } else {
         Registry::Rejected
     };
-    if !state.register(&request.file_name, registry) {
+    if !state.register_with(&request.file_name, registry, &checked) {
         // Another request registered it meanwhile.
         return state.registry(&request.file_name).map_or_else(
             || {
@@ -910,9 +951,10 @@ impl Answer {
 }
 
 fn accepted_text(name: &FileName) -> String {
-    let kind = match name.doc_type {
-        DocumentType::Factura => "Factura",
-        DocumentType::Boleta => "Boleta",
+    let kind = match (name.kind, name.doc_type) {
+        (FileKind::CreditNote, _) => "Nota de Credito",
+        (_, DocumentType::Factura) => "Factura",
+        (_, DocumentType::Boleta) => "Boleta",
     };
     format!(
         "La {kind} numero {}-{}, ha sido aceptada",
@@ -927,11 +969,15 @@ struct Checked {
     rejection: Option<(&'static str, String)>,
     /// Observations (`4208 - ...`) for the CDR of an accepted receipt.
     notes: Vec<String>,
+    /// What the registry keeps of the document once accepted (a credit note's limit reads it).
+    facts: Option<notes::Facts>,
+    /// A credit note's amount, credited to its original (by registry key) once accepted.
+    credit: Option<(String, bigdecimal::BigDecimal)>,
 }
 
 /// The zip, the file names, the XML's identity and structure, and the signature (faults); then
 /// the buyer's and the items' rules (a rejection or observations).
-fn check_document(name: &FileName, request: &Request) -> Result<Checked, Fault> {
+fn check_document(name: &FileName, request: &Request, state: &SimState) -> Result<Checked, Fault> {
     let zip = B64
         .decode(request.content.as_bytes())
         .map_err(|_| Fault::client("0156", "El archivo ZIP esta corrupto (base64)"))?;
@@ -955,8 +1001,19 @@ fn check_document(name: &FileName, request: &Request) -> Result<Checked, Fault> 
     let text = std::str::from_utf8(&xml).map_err(|e| unreadable(&e.to_string()))?;
     let doc = roxmltree::Document::parse(text).map_err(|e| unreadable(&e.to_string()))?;
     let root = doc.root_element();
-    if !root.has_tag_name((NS_INVOICE, "Invoice")) {
-        return Err(unreadable("the root element is not an UBL Invoice"));
+    let (root_name, line_tag) = match name.kind {
+        FileKind::Invoice => ((NS_INVOICE, "Invoice"), "InvoiceLine"),
+        FileKind::CreditNote => ((NS_CREDIT_NOTE, "CreditNote"), "CreditNoteLine"),
+    };
+    if !root.has_tag_name(root_name) {
+        return Err(unreadable(&format!(
+            "the root element is not an UBL {} (the file name says type {})",
+            root_name.1,
+            match name.kind {
+                FileKind::Invoice => name.doc_type.code(),
+                FileKind::CreditNote => crate::credit_note::CREDIT_NOTE_TYPE,
+            }
+        )));
     }
     let cbc = cbc_text;
     let missing = |what: &str| {
@@ -970,17 +1027,19 @@ fn check_document(name: &FileName, request: &Request) -> Result<Checked, Fault> 
         "CustomizationID",
         "ID",
         "IssueDate",
-        "InvoiceTypeCode",
         "DocumentCurrencyCode",
     ] {
         cbc(root, required).ok_or_else(|| missing(required))?;
+    }
+    if name.kind == FileKind::Invoice {
+        cbc(root, "InvoiceTypeCode").ok_or_else(|| missing("InvoiceTypeCode"))?;
     }
     for required in [
         "AccountingSupplierParty",
         "AccountingCustomerParty",
         "TaxTotal",
         "LegalMonetaryTotal",
-        "InvoiceLine",
+        line_tag,
     ] {
         root.children()
             .find(|n| n.has_tag_name((NS_CAC, required)))
@@ -1015,7 +1074,8 @@ fn check_document(name: &FileName, request: &Request) -> Result<Checked, Fault> 
             "Número de documento en el nombre del archivo no coincide con el consignado en el contenido del XML",
         ));
     }
-    if cbc(root, "InvoiceTypeCode") != Some(name.doc_type.code()) {
+    if name.kind == FileKind::Invoice && cbc(root, "InvoiceTypeCode") != Some(name.doc_type.code())
+    {
         return Err(Fault::client(
             "1003",
             "InvoiceTypeCode - El valor del tipo de documento es invalido o no coincide con el nombre del archivo",
@@ -1030,10 +1090,24 @@ fn check_document(name: &FileName, request: &Request) -> Result<Checked, Fault> 
     })?;
     let mut checked = check_content(root, name.doc_type);
     // The sums of the lines and totals, and the tax schemes against the affectations.
-    let sums = sums::check(root);
+    let lines = match name.kind {
+        FileKind::Invoice => sums::INVOICE_LINES,
+        FileKind::CreditNote => sums::CREDIT_NOTE_LINES,
+    };
+    let sums = sums::check(root, lines);
     checked.notes.extend(sums.notes);
     if checked.rejection.is_none() {
         checked.rejection = sums.rejection;
+    }
+    checked.facts = notes::Facts::of(root);
+    if name.kind == FileKind::CreditNote {
+        // What it modifies, why, and by how much, against the registry.
+        let note = notes::check(root, name, state);
+        checked.notes.extend(note.notes);
+        if checked.rejection.is_none() {
+            checked.rejection = note.rejection;
+        }
+        checked.credit = note.credit;
     }
     Ok(checked)
 }

@@ -45,6 +45,8 @@ pub enum TaxError {
     IcbperQuantity(String),
     #[error("a free line cannot have a discount")]
     FreeWithDiscount,
+    #[error("quantity {part} is not above 0 and at most the {left} left of the line")]
+    Share { part: String, left: String },
 }
 
 /// A tax scheme of catálogo 05, with its id, name and international type code.
@@ -562,6 +564,82 @@ pub fn line_amounts(
     })
 }
 
+/// The amounts of `part` units of a line of `whole` units of which `before` were already taken
+/// (credited): the line's amounts at `before + part` units minus its amounts at `before`, each
+/// by [`line_amounts`]. So the parts of a line, however it is split, add up to the whole line to
+/// the cent, and a last part is exactly what is left of it. A percent discount applies to every
+/// part; a discount amount is shared in proportion to the quantity (half-up to the cent).
+/// `line.quantity` is ignored: `whole` is the line's quantity.
+pub fn share_amounts(
+    line: LineInput<'_>,
+    free: bool,
+    igv_rate: &BigDecimal,
+    icbper_rate: Option<&BigDecimal>,
+    whole: &BigDecimal,
+    before: &BigDecimal,
+    part: &BigDecimal,
+) -> Result<LineAmounts, TaxError> {
+    let upto = before + part;
+    if *part <= BigDecimal::zero() || *before < BigDecimal::zero() || upto > *whole {
+        return Err(TaxError::Share {
+            part: part.to_string(),
+            left: (whole - before).to_string(),
+        });
+    }
+    let at = |q: &BigDecimal| -> Result<LineAmounts, TaxError> {
+        let discount = line.discount.map(|d| match d {
+            Discount::Amount(a) if q != whole => Discount::Amount(round2(&(a * q / whole))),
+            other => other.clone(),
+        });
+        line_amounts(
+            LineInput {
+                quantity: q,
+                discount: discount.as_ref(),
+                ..line
+            },
+            free,
+            igv_rate,
+            icbper_rate,
+        )
+    };
+    let taken = at(&upto)?;
+    if before.is_zero() {
+        return Ok(taken);
+    }
+    Ok(taken.minus(&at(before)?, part))
+}
+
+impl LineAmounts {
+    /// These amounts less `earlier`'s (the same line at fewer units), for `part` units.
+    fn minus(&self, earlier: &LineAmounts, part: &BigDecimal) -> LineAmounts {
+        let ten = |v: BigDecimal| v.with_scale_round(10, RoundingMode::HalfUp).normalized();
+        let base_value = &self.base_value - &earlier.base_value;
+        let payable = &self.payable - &earlier.payable;
+        let (unit_value, reference_price) = if self.is_free() {
+            (BigDecimal::zero(), self.reference_price.clone())
+        } else {
+            (ten(&base_value / part), ten(&payable / part))
+        };
+        LineAmounts {
+            affectation: self.affectation,
+            scheme: self.scheme,
+            gross: &self.gross - &earlier.gross,
+            discount: &self.discount - &earlier.discount,
+            base_value,
+            discount_value: &self.discount_value - &earlier.discount_value,
+            value: &self.value - &earlier.value,
+            igv: &self.igv - &earlier.igv,
+            icbper: &self.icbper - &earlier.icbper,
+            icbper_rate: self.icbper_rate.clone(),
+            payable,
+            unit_value,
+            reference_price,
+            reference_code: self.reference_code,
+            percent: self.percent.clone(),
+        }
+    }
+}
+
 /// One document-level `cac:TaxSubtotal`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemeTotal {
@@ -838,9 +916,20 @@ pub(crate) fn write_document_taxes(
     w.close("cac:LegalMonetaryTotal");
 }
 
-/// A line's `LineExtensionAmount`, `PricingReference`, `AllowanceCharge` (its discount) and
-/// `TaxTotal` (its affectation's subtotal, and ICBPER's), in the schema's order.
+/// An invoice line's `LineExtensionAmount`, `PricingReference`, `AllowanceCharge` (its
+/// discount) and `TaxTotal` (its affectation's subtotal, and ICBPER's), in the order of
+/// `InvoiceLineType`.
 pub(crate) fn write_line_taxes(w: &mut Xml, cur: &str, a: &LineAmounts) {
+    write_line_value(w, cur, a);
+    if !a.discount_value.is_zero() {
+        write_line_discount(w, cur, a);
+    }
+    write_line_tax_total(w, cur, a);
+}
+
+/// A line's `LineExtensionAmount` and `PricingReference` (price 01 with taxes, or 02
+/// referential for a free line).
+pub(crate) fn write_line_value(w: &mut Xml, cur: &str, a: &LineAmounts) {
     w.amount("cbc:LineExtensionAmount", cur, &a.value);
     w.open("cac:PricingReference");
     w.open("cac:AlternativeConditionPrice");
@@ -852,19 +941,25 @@ pub(crate) fn write_line_taxes(w: &mut Xml, cur: &str, a: &LineAmounts) {
     w.leaf("cbc:PriceTypeCode", &[], a.reference_code);
     w.close("cac:AlternativeConditionPrice");
     w.close("cac:PricingReference");
-    if !a.discount_value.is_zero() {
-        w.open("cac:AllowanceCharge");
-        w.leaf("cbc:ChargeIndicator", &[], "false");
-        w.leaf("cbc:AllowanceChargeReasonCode", &[], DISCOUNT_REDUCES_BASE);
-        w.leaf(
-            "cbc:MultiplierFactorNumeric",
-            &[],
-            &decimal(&(&a.discount_value / &a.base_value), 2, 5),
-        );
-        w.amount("cbc:Amount", cur, &a.discount_value);
-        w.amount("cbc:BaseAmount", cur, &a.base_value);
-        w.close("cac:AllowanceCharge");
-    }
+}
+
+/// A line's discount as `cac:AllowanceCharge` code 00 (reduces the base).
+fn write_line_discount(w: &mut Xml, cur: &str, a: &LineAmounts) {
+    w.open("cac:AllowanceCharge");
+    w.leaf("cbc:ChargeIndicator", &[], "false");
+    w.leaf("cbc:AllowanceChargeReasonCode", &[], DISCOUNT_REDUCES_BASE);
+    w.leaf(
+        "cbc:MultiplierFactorNumeric",
+        &[],
+        &decimal(&(&a.discount_value / &a.base_value), 2, 5),
+    );
+    w.amount("cbc:Amount", cur, &a.discount_value);
+    w.amount("cbc:BaseAmount", cur, &a.base_value);
+    w.close("cac:AllowanceCharge");
+}
+
+/// A line's `cac:TaxTotal`: its affectation's subtotal, and ICBPER's.
+pub(crate) fn write_line_tax_total(w: &mut Xml, cur: &str, a: &LineAmounts) {
     w.open("cac:TaxTotal");
     w.amount("cbc:TaxAmount", cur, &a.tax_total());
     w.open("cac:TaxSubtotal");

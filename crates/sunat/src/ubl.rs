@@ -1,7 +1,7 @@
 //! The UBL 2.1 `Invoice` XML of a boleta (03) or factura (01), in the element order SUNAT and the
 //! OASIS schema expect, with an empty `ext:ExtensionContent` where the signature goes.
 
-use crate::document::{Company, DocumentError, DocumentType, Receipt};
+use crate::document::{Company, Customer, DocumentError, DocumentType, Receipt};
 use crate::taxation::{self, amount_in_words, DocumentTotals, FREE_LEGEND};
 use crate::xml::Xml;
 pub use crate::xml::{decimal, escape_attr, escape_text};
@@ -68,47 +68,8 @@ pub fn invoice_xml(receipt: &Receipt) -> Result<String, DocumentError> {
     // cac:Signature: who signed and where the ds:Signature is.
     signature_reference(&mut w, company);
 
-    // Supplier.
-    w.open("cac:AccountingSupplierParty");
-    w.open("cac:Party");
-    w.open("cac:PartyIdentification");
-    w.leaf("cbc:ID", &[("schemeID", "6")], company.ruc.as_str());
-    w.close("cac:PartyIdentification");
-    w.open("cac:PartyLegalEntity");
-    w.leaf("cbc:RegistrationName", &[], &company.legal_name);
-    w.open("cac:RegistrationAddress");
-    let establishment = if company.establishment_code.trim().is_empty() {
-        "0000"
-    } else {
-        company.establishment_code.trim()
-    };
-    w.leaf("cbc:AddressTypeCode", &[], establishment);
-    if !company.address.trim().is_empty() {
-        w.open("cac:AddressLine");
-        w.leaf("cbc:Line", &[], company.address.trim());
-        w.close("cac:AddressLine");
-    }
-    w.close("cac:RegistrationAddress");
-    w.close("cac:PartyLegalEntity");
-    w.close("cac:Party");
-    w.close("cac:AccountingSupplierParty");
-
-    // Customer.
-    let customer = &receipt.customer;
-    w.open("cac:AccountingCustomerParty");
-    w.open("cac:Party");
-    w.open("cac:PartyIdentification");
-    w.leaf(
-        "cbc:ID",
-        &[("schemeID", customer.doc_type.code())],
-        &customer.doc_number,
-    );
-    w.close("cac:PartyIdentification");
-    w.open("cac:PartyLegalEntity");
-    w.leaf("cbc:RegistrationName", &[], &customer.name);
-    w.close("cac:PartyLegalEntity");
-    w.close("cac:Party");
-    w.close("cac:AccountingCustomerParty");
+    write_supplier(&mut w, company);
+    write_customer(&mut w, &receipt.customer);
 
     if receipt.doc_type == DocumentType::Factura {
         w.open("cac:PaymentTerms");
@@ -169,4 +130,49 @@ pub(crate) fn signature_reference(w: &mut Xml, company: &Company) {
     w.close("cac:ExternalReference");
     w.close("cac:DigitalSignatureAttachment");
     w.close("cac:Signature");
+}
+
+/// `cac:AccountingSupplierParty`: the issuer's RUC, legal name, establishment and address.
+pub(crate) fn write_supplier(w: &mut Xml, company: &Company) {
+    w.open("cac:AccountingSupplierParty");
+    w.open("cac:Party");
+    w.open("cac:PartyIdentification");
+    w.leaf("cbc:ID", &[("schemeID", "6")], company.ruc.as_str());
+    w.close("cac:PartyIdentification");
+    w.open("cac:PartyLegalEntity");
+    w.leaf("cbc:RegistrationName", &[], &company.legal_name);
+    w.open("cac:RegistrationAddress");
+    let establishment = if company.establishment_code.trim().is_empty() {
+        "0000"
+    } else {
+        company.establishment_code.trim()
+    };
+    w.leaf("cbc:AddressTypeCode", &[], establishment);
+    if !company.address.trim().is_empty() {
+        w.open("cac:AddressLine");
+        w.leaf("cbc:Line", &[], company.address.trim());
+        w.close("cac:AddressLine");
+    }
+    w.close("cac:RegistrationAddress");
+    w.close("cac:PartyLegalEntity");
+    w.close("cac:Party");
+    w.close("cac:AccountingSupplierParty");
+}
+
+/// `cac:AccountingCustomerParty`: the buyer's document (catálogo 06) and name.
+pub(crate) fn write_customer(w: &mut Xml, customer: &Customer) {
+    w.open("cac:AccountingCustomerParty");
+    w.open("cac:Party");
+    w.open("cac:PartyIdentification");
+    w.leaf(
+        "cbc:ID",
+        &[("schemeID", customer.doc_type.code())],
+        &customer.doc_number,
+    );
+    w.close("cac:PartyIdentification");
+    w.open("cac:PartyLegalEntity");
+    w.leaf("cbc:RegistrationName", &[], &customer.name);
+    w.close("cac:PartyLegalEntity");
+    w.close("cac:Party");
+    w.close("cac:AccountingCustomerParty");
 }

@@ -364,14 +364,22 @@ async fn daily_report_matches_a_count_by_hand_and_a_rerun_replaces_it() -> anyho
         let code = line["doc_type"].as_str().unwrap_or_default();
         by_doc[code].check(line, &format!("doc type {code}"));
     }
-    // The CSV copy: header, the day, 2 sellers, 2 document types, the one store.
+    // The CSV copy: header, the day, 2 sellers, 2 document types, the one store, the credit
+    // notes (none).
     let csv_rel = stored.csv_path.clone().unwrap_or_default();
     assert_eq!(csv_rel, "reports/sunat-daily-2026-11-20.csv");
     let csv = std::fs::read_to_string(e.files.join(&csv_rel))?;
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines.len(), 7, "{csv}");
+    assert_eq!(lines.len(), 8, "{csv}");
+    // Every sale is the main store's: its row has the day's numbers, column for column.
+    let numbers = |line: &str| line.split(',').skip(3).collect::<Vec<_>>().join(",");
+    assert!(
+        lines[6].starts_with("store,principal,Tienda principal,7,3,1,1,2,1,42.86,189.10,101.25,"),
+        "{csv}"
+    );
+    assert_eq!(numbers(lines[6]), numbers(lines[1]), "{csv}");
     assert_eq!(
-        lines[6], "store,principal,Tienda principal,7,3,1,1,2,1,42.86,189.10,101.25",
+        lines[7], "credit_notes,07,nota de crédito,0,0,0,0,0,0,0.00,0.00,0.00,0,0.00,0.00,0.00,0.00,0.00,0.00,0.00,0.00",
         "{csv}"
     );
     assert!(

@@ -1,9 +1,10 @@
 //! `/api/sales`: make a sale (next correlative of its series, IGV 18%), see it with its SUNAT
-//! state and attempts, and send it to SUNAT in the background. Sellers use their own sales;
-//! admins every sale.
+//! state and attempts, send it to SUNAT in the background, and credit it with a credit note.
+//! Sellers use their own sales; admins every sale.
 
 use actix_web::{get, post, web, HttpResponse};
 use faena_shop::cancel::{CancelRequest, Canceller};
+use faena_shop::credit_notes::{self, CreditNoteView, CreditRequest, NewCreditNote, SaleDetail};
 use faena_shop::deadlines::{self, SaleDue, SaleFilter};
 use faena_shop::jobs::SendSaleArgs;
 use faena_shop::sales::{self, NewSale, SaleView, Seller, SunatStatus};
@@ -52,13 +53,14 @@ pub async fn create(
     Ok(HttpResponse::Created().json(sale))
 }
 
-/// A sale with its items, SUNAT state and every attempt.
+/// A sale with its items, SUNAT state and every attempt, its credit notes with their SUNAT
+/// state, and what is left of it to credit.
 #[utoipa::path(
     tag = "sales",
     security(("bearer" = [])),
     params(("id" = i64, Path, description = "The sale's id")),
     responses(
-        (status = 200, description = "The sale", body = SaleView),
+        (status = 200, description = "The sale", body = SaleDetail),
         (status = 400, description = "Not a sale id (`invalid_path`)", body = ErrorBody),
         NeedsOwner,
         (status = 404, description = "No such sale (`not_found`)", body = ErrorBody),
@@ -71,9 +73,52 @@ pub async fn show(
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let sale = sales::get_sale(&mut *state.db_conn().await?, *id).await?;
-    caller.require_owner(Some(&sale.seller_id), "sale")?;
+    let sale = credit_notes::sale_detail(&mut *state.db_conn().await?, *id).await?;
+    caller.require_owner(Some(&sale.sale.seller_id), "sale")?;
     Ok(HttpResponse::Ok().json(sale))
+}
+
+/// Issues a credit note (07) of an accepted sale: the whole of what is left (reasons 01, 02,
+/// 06) or chosen lines with their units (reason 07). The credited units go back to stock in the
+/// same transaction, the note takes the next correlative of its series (FC01 for a factura,
+/// BC01 for a boleta by default), and its send to SUNAT (sendBill) is queued with it.
+#[utoipa::path(
+    tag = "sales",
+    security(("bearer" = [])),
+    params(("id" = i64, Path, description = "The sale's id")),
+    request_body = NewCreditNote,
+    responses(
+        (status = 201, description = "The note, PENDING at SUNAT", body = CreditNoteView),
+        JsonBody,
+        NeedsOwner,
+        (status = 404, description = "No such sale (`not_found`)", body = ErrorBody),
+        (status = 409, description = "The sale is not ACCEPTED by SUNAT or is cancelled \
+            (`conflict`, with `details.status`), or the note asks for more than what is left of \
+            the sale or of a line (`conflict`, with `details.remaining`, the amount left)",
+            body = ErrorBody),
+        Unavailable,
+    )
+)]
+#[post("/api/sales/{id}/credit-notes")]
+pub async fn create_credit_note(
+    caller: Caller,
+    state: web::Data<AppState>,
+    id: web::Path<i64>,
+    body: ApiJson<NewCreditNote>,
+) -> Result<HttpResponse, ApiError> {
+    let req = CreditRequest::parse(&body)?;
+    let mut conn = state.db_conn().await?;
+    let sale = sales::sale_row(&mut conn, *id).await?;
+    caller.require_owner(Some(&sale.seller_id), "sale")?;
+    let note = credit_notes::create(
+        &mut conn,
+        sale.id,
+        caller.user_id(),
+        &req,
+        &state.note_defaults,
+    )
+    .await?;
+    Ok(HttpResponse::Created().json(note))
 }
 
 /// The answer of `send-to-sunat`.

@@ -109,6 +109,7 @@ pub(crate) async fn run(
     for d in &r.by_doc_type {
         line(&format!("{} ({})", d.name, d.doc_type), &d.counts)?;
     }
+    line("notas de crédito (07)", &r.credit_notes)?;
     // The day's bases as the receipts print them, and the ICBPER collected.
     let t = &r.by_affectation;
     writeln!(

@@ -1,5 +1,6 @@
-//! Sales: `faena sales show|send|cancel` (a sale with its SUNAT state and cancellation; queue its
-//! send; cancel it by the decision table of `faena_shop::cancel`).
+//! Sales: `faena sales show|send|cancel|credit-note` (a sale with its SUNAT state, cancellation
+//! and credit notes; queue its send; cancel it by the decision table of `faena_shop::cancel`;
+//! issue a credit note).
 
 use std::io::Write;
 
@@ -24,6 +25,39 @@ pub enum SalesCommand {
         #[arg(long)]
         reason: String,
     },
+    /// Issue a credit note (07) of an accepted sale: the whole of what is left (reason 01, 02
+    /// or 06) or chosen lines (reason 07 with --item); the units go back to stock and the note
+    /// is queued for SUNAT.
+    CreditNote {
+        id: i64,
+        /// Catálogo 09: 01 anulación de la operación, 02 anulación por error en el RUC, 06
+        /// devolución total, 07 devolución por ítem.
+        #[arg(long)]
+        reason_code: String,
+        /// Why, as printed on the note (1 to 500 characters).
+        #[arg(long)]
+        description: String,
+        /// A line to credit (reason 07), repeatable: the product's id and the units.
+        #[arg(long = "item", value_name = "PRODUCT=QTY")]
+        items: Vec<String>,
+    },
+}
+
+/// `PRODUCT=QTY` of `--item`.
+fn parse_item(s: &str) -> Result<faena_shop::credit_notes::CreditItemInput, String> {
+    let (p, q) = s
+        .split_once('=')
+        .ok_or_else(|| format!("--item {s:?}: expected PRODUCT=QTY, e.g. --item 12=2"))?;
+    let product_id = p
+        .trim()
+        .parse()
+        .map_err(|_| format!("--item {s:?}: the product {p:?} is not a product id"))?;
+    let quantity = faena_shop::quantity::Quantity::parse(q.trim())
+        .map_err(|e| format!("--item {s:?}: the quantity {q:?}: {e}"))?;
+    Ok(faena_shop::credit_notes::CreditItemInput {
+        product_id,
+        quantity,
+    })
 }
 
 /// `faena sales ...`.
@@ -34,22 +68,23 @@ pub(crate) async fn run(
     times: &Times,
     out: &mut (impl Write + Send),
 ) -> anyhow::Result<u8> {
-    use faena_shop::{money, sales};
+    use faena_shop::{credit_notes, money, sales};
     let mut conn = pg(settings).await?;
     match command {
         SalesCommand::Show { id } => {
-            let sale = match sales::get_sale(&mut conn, id).await {
+            let detail = match credit_notes::sale_detail(&mut conn, id).await {
                 Ok(s) => s,
-                Err(e @ sales::SaleError::NotFound { .. }) => {
+                Err(e @ credit_notes::CreditNoteError::NotFound { .. }) => {
                     eprintln!("faena: {e}");
                     return Ok(exit::FAILED);
                 }
                 Err(e) => return Err(e.into()),
             };
             if json {
-                print_json(out, &sale)?;
+                print_json(out, &detail)?;
                 return Ok(exit::OK);
             }
+            let sale = &detail.sale;
             writeln!(out, "sale:         {} ({})", sale.id, sale.number)?;
             writeln!(
                 out,
@@ -187,6 +222,108 @@ pub(crate) async fn run(
                     "pdf:          {}",
                     settings.files_dir.join(pdf).display()
                 )?;
+            }
+            for n in &detail.credit_notes {
+                writeln!(
+                    out,
+                    "nota de crédito {} del {}: {} {} ({} {}) S/ {} — {} ({})",
+                    n.number,
+                    n.issue_date,
+                    n.reason_code,
+                    n.reason_label,
+                    n.sunat.status,
+                    n.sunat.code.as_deref().unwrap_or("-"),
+                    money::format(&n.total),
+                    n.description,
+                    n.sunat.status_label
+                )?;
+                for i in &n.items {
+                    writeln!(
+                        out,
+                        "  {:>4} x {:<30} {:>10}",
+                        i.quantity,
+                        i.description,
+                        money::format(&i.line_total)
+                    )?;
+                }
+            }
+            if !detail.credit_notes.is_empty() {
+                writeln!(
+                    out,
+                    "acreditado:   S/ {}, queda S/ {}",
+                    money::format(&detail.credited),
+                    money::format(&detail.remaining)
+                )?;
+            }
+            Ok(exit::OK)
+        }
+        SalesCommand::CreditNote {
+            id,
+            reason_code,
+            description,
+            items,
+        } => {
+            let items = match items
+                .iter()
+                .map(|i| parse_item(i))
+                .collect::<Result<Vec<_>, _>>()
+            {
+                Ok(v) => (!v.is_empty()).then_some(v),
+                Err(why) => {
+                    eprintln!("faena: {why}");
+                    return Ok(exit::USAGE);
+                }
+            };
+            let input = credit_notes::NewCreditNote {
+                reason_code,
+                description,
+                items,
+            };
+            let defaults = credit_notes::NoteDefaults {
+                factura_series: settings.sunat.factura_note_series.clone(),
+                boleta_series: settings.sunat.boleta_note_series.clone(),
+                tz: settings.tz,
+            };
+            let made = match credit_notes::CreditRequest::parse(&input) {
+                Ok(req) => credit_notes::create(&mut conn, id, "cli", &req, &defaults).await,
+                Err(e) => Err(e),
+            };
+            let note = match made {
+                Ok(n) => n,
+                Err(e @ credit_notes::CreditNoteError::Invalid { .. }) => {
+                    eprintln!("faena: {e}");
+                    return Ok(exit::USAGE);
+                }
+                Err(
+                    e @ (credit_notes::CreditNoteError::NotFound { .. }
+                    | credit_notes::CreditNoteError::NotCreditable { .. }
+                    | credit_notes::CreditNoteError::Exceeds { .. }),
+                ) => {
+                    eprintln!("faena: {e}");
+                    return Ok(exit::FAILED);
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if json {
+                print_json(out, &note)?;
+            } else {
+                writeln!(
+                    out,
+                    "nota de crédito {} de la venta {id}: {} {}, S/ {}; las unidades volvieron                      al stock y su envío a SUNAT está en cola",
+                    note.number,
+                    note.reason_code,
+                    note.reason_label,
+                    money::format(&note.total)
+                )?;
+                for i in &note.items {
+                    writeln!(
+                        out,
+                        "  {:>4} x {:<30} {:>10}",
+                        i.quantity,
+                        i.description,
+                        money::format(&i.line_total)
+                    )?;
+                }
             }
             Ok(exit::OK)
         }

@@ -46,10 +46,30 @@ struct LineSubtotal {
     affectation: Option<Affectation>,
 }
 
+/// Where a document keeps its lines and their quantities.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LineTags {
+    line: &'static str,
+    quantity: &'static str,
+}
+
+/// An Invoice's `cac:InvoiceLine` and `cbc:InvoicedQuantity`.
+pub(super) const INVOICE_LINES: LineTags = LineTags {
+    line: "InvoiceLine",
+    quantity: "InvoicedQuantity",
+};
+
+/// A CreditNote's `cac:CreditNoteLine` and `cbc:CreditedQuantity`: the same sums apply (the
+/// sheet `NotaCredito2_0` has the rules of the invoice sheets by the same codes).
+pub(super) const CREDIT_NOTE_LINES: LineTags = LineTags {
+    line: "CreditNoteLine",
+    quantity: "CreditedQuantity",
+};
+
 /// Checks the lines, then the document's totals; the first rule broken rejects.
-pub(super) fn check(root: Node<'_, '_>) -> Sums {
+pub(super) fn check(root: Node<'_, '_>, tags: LineTags) -> Sums {
     let mut sums = Sums::default();
-    if let Err(rejection) = check_all(root, &mut sums.notes) {
+    if let Err(rejection) = check_all(root, tags, &mut sums.notes) {
         sums.rejection = Some(rejection);
     }
     sums
@@ -61,7 +81,7 @@ fn reject(code: &'static str, text: &str) -> Result<(), Rejection> {
     Err((code, text.to_owned()))
 }
 
-fn check_all(root: Node<'_, '_>, notes: &mut Vec<String>) -> Result<(), Rejection> {
+fn check_all(root: Node<'_, '_>, tags: LineTags, notes: &mut Vec<String>) -> Result<(), Rejection> {
     let issue_date = text(root, "IssueDate").and_then(|d| d.parse::<NaiveDate>().ok());
     let rate = issue_date.map_or_else(|| BigDecimal::new(18.into(), 2), igv_rate_on);
     let zero = BigDecimal::zero();
@@ -70,9 +90,9 @@ fn check_all(root: Node<'_, '_>, notes: &mut Vec<String>) -> Result<(), Rejectio
     let mut taxes: [BigDecimal; 5] = Default::default();
     let idx = |s: TaxScheme| TaxScheme::ALL.iter().position(|x| *x == s).unwrap_or(0);
 
-    for line in cac(root, "InvoiceLine") {
+    for line in cac(root, tags.line) {
         let value = amount(line, "LineExtensionAmount").unwrap_or_default();
-        let quantity = amount(line, "InvoicedQuantity").unwrap_or_default();
+        let quantity = amount(line, tags.quantity).unwrap_or_default();
         let Some(tax_total) = cac(line, "TaxTotal").next() else {
             return reject("3195", "El XML no contiene el tag cac:TaxTotal de la linea");
         };
@@ -401,7 +421,7 @@ mod tests {
 
     fn sums(xml: &str) -> Sums {
         let doc = roxmltree::Document::parse(xml).unwrap();
-        check(doc.root_element())
+        check(doc.root_element(), INVOICE_LINES)
     }
 
     fn code(xml: &str) -> Option<&'static str> {

@@ -93,7 +93,7 @@ fn soap_ok(inner: &str) -> HttpResponse {
 }
 
 /// The registry key of a document: its sendBill zip name.
-fn doc_key(ruc: &str, doc_type: &str, series: &str, number: &str) -> String {
+pub(super) fn doc_key(ruc: &str, doc_type: &str, series: &str, number: &str) -> String {
     format!("{ruc}-{doc_type}-{series}-{number}.zip")
 }
 

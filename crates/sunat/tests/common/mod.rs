@@ -108,3 +108,43 @@ pub fn assert_signature_verifies(cert_pem: &Path, path: &Path, stem: &str) {
         .arg(path));
     assert!(ok, "xmlsec1 did not verify {stem}:\n{out}");
 }
+
+/// A credit note of `original` with `series`: `lines` are (line index, units credited before,
+/// units credited now).
+pub fn credit_note(
+    original: &Receipt,
+    series: &str,
+    correlative: i64,
+    reason: faena_sunat::CreditReason,
+    lines: &[(usize, i64, i64)],
+) -> faena_sunat::CreditNote {
+    faena_sunat::CreditNote {
+        company: original.company.clone(),
+        series: Series::parse(series).expect("valid test fixture"),
+        correlative,
+        issue_date: original.issue_date,
+        issue_time: NaiveTime::from_hms_opt(18, 5, 0).expect("valid test fixture"),
+        customer: original.customer.clone(),
+        currency: original.currency.clone(),
+        reason,
+        description: "Devolución del cliente: producto vencido".into(),
+        original: faena_sunat::OriginalDocument {
+            doc_type: original.doc_type,
+            series: original.series.clone(),
+            correlative: original.correlative,
+            issue_date: original.issue_date,
+        },
+        lines: lines
+            .iter()
+            .map(|(i, before, now)| faena_sunat::CreditLine {
+                line: original.lines[*i].clone(),
+                credited_before: (*before).into(),
+                quantity: (*now).into(),
+            })
+            .collect(),
+    }
+}
+
+pub fn credit_note_xsd() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/xsd/2.1/maindoc/UBL-CreditNote-2.1.xsd")
+}

@@ -1,6 +1,7 @@
 //! Every job this worker runs, by room: the kernel's diagnostic kinds, the shop's database jobs,
-//! the SUNAT sends and summaries, and the reports and cleanups. This module composes them into [`Handlers`].
+//! the SUNAT sends (sales and credit notes) and summaries, and the reports and cleanups. This module composes them into [`Handlers`].
 
+pub mod credit_notes;
 pub mod diagnostics;
 pub mod reports;
 pub mod shop;
@@ -26,10 +27,16 @@ impl Handlers {
         unsent::register(&mut h, db.clone(), broker.clone(), settings.tz);
         let sunat = Arc::new(sunat::SunatJobs::from_settings(
             db.clone(),
-            broker,
+            broker.clone(),
             settings,
         ));
         Arc::clone(&sunat).register(&mut h);
+        Arc::new(credit_notes::CreditNoteJobs::from_settings(
+            db.clone(),
+            broker,
+            settings,
+        ))
+        .register(&mut h);
         Arc::new(summaries::SummaryJobs::from_settings(sunat, settings)).register(&mut h);
         Arc::new(reports::ReportJobs::from_settings(db, settings)).register(&mut h);
         h

@@ -28,13 +28,14 @@ use serde_json::{json, Value};
 
 use crate::handlers::{Handlers, JobContext};
 
-/// What sending needs once the settings are complete.
+/// What sending needs once the settings are complete (the summaries' and the credit notes' jobs
+/// build it too).
 pub(crate) struct Ready {
     pub(crate) client: Client,
     pub(crate) signer: Signer,
     pub(crate) company: Company,
     /// `SunatConfig::fingerprint` of these settings, recorded with each call.
-    fingerprint: String,
+    pub(super) fingerprint: String,
 }
 
 /// One attempt of `send_sale_to_sunat` on one sale.
@@ -72,7 +73,7 @@ impl std::fmt::Debug for SunatJobs {
     }
 }
 
-fn build(settings: &Settings) -> Result<Ready, String> {
+pub(super) fn build(settings: &Settings) -> Result<Ready, String> {
     let s = &settings.sunat;
     let need = |v: &Option<String>, name: &str| {
         v.clone()

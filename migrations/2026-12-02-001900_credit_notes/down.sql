@@ -1,0 +1,2 @@
+DROP TABLE credit_note_items;
+DROP TABLE credit_notes;
