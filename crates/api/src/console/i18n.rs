@@ -113,7 +113,9 @@ messages! {
     ChartLatency => "Espera hasta el inicio (ms)", "Enqueue-to-start latency (ms)";
     Succeeded => "Exitosas", "Succeeded";
     Failed => "Fallidas", "Failed";
-    Retried => "Reintentada", "Retried";
+    AttemptSucceeded => "Exitoso", "Succeeded";
+    AttemptRetried => "Falló, se reintentará", "Failed, will be retried";
+    AttemptDead => "Falló, sin más intentos", "Failed, no attempts left";
     LatencyP50 => "mediana", "median";
     LatencyP95 => "p95", "p95";
     HistoryNote => "Por minuto, de todas las colas; se guarda 7 días.", "Per minute, every queue; kept 7 days.";

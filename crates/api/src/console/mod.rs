@@ -46,15 +46,13 @@ async fn remember_lang(
     req: ServiceRequest,
     next: Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    let lang = query_lang(req.request());
-    let http_req = req.request().clone();
+    // Made before the call: the request must not be held (routing needs it unshared).
+    let set = query_lang(req.request())
+        .map(|l| cookie(req.request(), LANG_COOKIE, l.code().to_owned()).to_string());
     let mut res = next.call(req).await?;
-    if let Some(l) = lang {
-        let c = cookie(&http_req, LANG_COOKIE, l.code().to_owned());
-        if let Ok(v) = actix_web::http::header::HeaderValue::from_str(&c.to_string()) {
-            res.headers_mut()
-                .append(actix_web::http::header::SET_COOKIE, v);
-        }
+    if let Some(v) = set.and_then(|c| actix_web::http::header::HeaderValue::from_str(&c).ok()) {
+        res.headers_mut()
+            .append(actix_web::http::header::SET_COOKIE, v);
     }
     Ok(res)
 }

@@ -219,8 +219,9 @@ fn form_page(
         @if let Some(b) = before { (b) }
         section.card {
             @if let Some(e) = err {
-                p.form-error #form-error data-code=(e.code()) {
-                    (Msg::ErrRefused.text(l)) " " (e.to_string())
+                div.form-error #form-error data-code=(e.code()) {
+                    (Msg::ErrRefused.text(l))
+                    pre { (e.to_string()) }
                 }
             }
             form #schedule-form method="post" action=(action) {

@@ -198,9 +198,9 @@ pub async fn list(
 
 fn outcome_msg(o: &AttemptOutcome) -> Msg {
     match o {
-        AttemptOutcome::Succeeded => Msg::StateSucceeded,
-        AttemptOutcome::Retried => Msg::Retried,
-        AttemptOutcome::Dead => Msg::StateDead,
+        AttemptOutcome::Succeeded => Msg::AttemptSucceeded,
+        AttemptOutcome::Retried => Msg::AttemptRetried,
+        AttemptOutcome::Dead => Msg::AttemptDead,
     }
 }
 
@@ -209,7 +209,7 @@ fn detail(r: &TaskRecord, l: Lang, tz: chrono_tz::Tz) -> Markup {
     html! {
         section.card #task-detail data-state=(r.state.as_str()) {
             table {
-                tr { th { (Msg::State.text(l)) } td #task-state { (badge(r.state.as_str())) " " (state_msg(r.state).text(l)) } }
+                tr { th { (Msg::State.text(l)) } td #task-state { (badge(r.state.as_str())) } }
                 tr { th { (Msg::Kind.text(l)) } td { (r.kind) } }
                 tr { th { (Msg::Queue.text(l)) } td { (r.queue) } }
                 tr { th { (Msg::Attempts.text(l)) } td { (r.attempts) " / " (r.max_attempts) } }
