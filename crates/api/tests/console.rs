@@ -651,6 +651,8 @@ async fn tour(
     let broker = app.redis.broker.clone();
 
     // Sign in: the console sends an anonymous visitor to the form.
+    // Tall enough that each screenshot shows the whole page.
+    browser.set_window_size(1280, 1500).await?;
     browser.goto(&format!("{base}/console")).await?;
     assert_eq!(browser.current_url().await?.path(), "/console/login");
     browser
@@ -753,6 +755,8 @@ async fn tour(
         json!("0"),
     )
     .await?;
+    // The graphs, loaded again: the hour's throughput holds the 20 jobs, none failed.
+    browser.goto(&format!("{base}/console/resumen")).await?;
     wait_js(
         browser,
         "the history graphs drawn",
@@ -760,6 +764,22 @@ async fn tour(
         json!("drawn"),
     )
     .await?;
+    let sums = browser
+        .execute_async(
+            r#"var done = arguments[arguments.length - 1];
+               fetch("/console/resumen/historial?rango=hora").then(function (r) { return r.json(); })
+                 .then(function (d) {
+                   var sum = function (a) { return a.reduce(function (x, y) { return x + y; }, 0); };
+                   done([sum(d.succeeded), sum(d.failed), d.p50.some(function (x) { return x !== null; })]);
+                 });"#,
+            vec![],
+        )
+        .await?;
+    assert_eq!(
+        sums,
+        json!([20, 0, true]),
+        "succeeded, failed, a latency point"
+    );
     let charts = browser
         .execute(
             "return document.querySelectorAll('#history .uplot').length;",

@@ -23,15 +23,20 @@
       var el = document.getElementById(s[0]);
       if (!el) return;
       el.innerHTML = "";
-      var series = [{}];
+      var series = [{ label: d.labelTime }];
       var cols = [data.at];
       s[2].forEach(function (x) {
-        series.push({ label: x[0], stroke: x[2], width: 2, points: { show: false } });
+        // Points shown: a latency minute stands alone when the minutes around it had no job.
+        series.push({ label: x[0], stroke: x[2], width: 2, points: { show: true, size: 4 } });
         cols.push(x[1]);
       });
       var sz = size(el);
+      // Times in the business zone (the page's data-tz), like every time the console prints.
+      var tz = d.tz;
       charts.push(new uPlot({ title: s[1], width: sz.width, height: sz.height, series: series,
-        axes: [{}, { size: 60 }] }, cols, el));
+        axes: [{}, { size: 60 }],
+        tzDate: function (ts) { return tz ? uPlot.tzDate(new Date(ts * 1e3), tz) : new Date(ts * 1e3); } },
+        cols, el));
     });
     box.dataset.drawn = String(data.at.length);
   }

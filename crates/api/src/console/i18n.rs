@@ -117,6 +117,7 @@ messages! {
     AttemptRetried => "Falló, se reintentará", "Failed, will be retried";
     AttemptDead => "Falló, sin más intentos", "Failed, no attempts left";
     LatencyP50 => "mediana", "median";
+    Time => "Hora", "Time";
     LatencyP95 => "p95", "p95";
     HistoryNote => "Por minuto, de todas las colas; se guarda 7 días.", "Per minute, every queue; kept 7 days.";
     State => "Estado", "State";
@@ -149,6 +150,7 @@ messages! {
     NoSchedules => "No hay programaciones.", "No schedules.";
     Name => "Nombre", "Name";
     Schedule => "Frecuencia", "Schedule";
+    Actions => "Acciones", "Actions";
     Zone => "Zona horaria", "Time zone";
     Enabled => "Activa", "Enabled";
     LastRun => "Última ejecución", "Last run";

@@ -68,6 +68,8 @@ button.danger{background:#b3261e;border-color:#b3261e}
 pre{background:#f6f8fa;border:1px solid #e3e8ee;border-radius:6px;padding:.6rem;overflow-x:auto;font-size:.85rem;white-space:pre-wrap;word-break:break-word}
 .chart{min-height:220px}
 .ranges a{margin-right:.5rem}
+td.actions{display:flex;flex-wrap:wrap;gap:.3rem;min-width:9rem}
+td.actions button{padding:.25rem .5rem;font-size:.85rem}
 .ranges a.active{font-weight:700}
 .login{max-width:380px;margin:4rem auto}
 @media (max-width:700px){main{padding:.5rem}th,td{padding:.3rem}}

@@ -284,9 +284,12 @@ pub async fn show(
                         }
                     }
                 }
-                form method="post" action={ "/console/comprobantes/" (s.id) "/reenviar" } {
-                    input type="hidden" name="csrf" value=(v.session.csrf_token);
-                    button #resend type="submit" { (Msg::Resend.text(l)) }
+                // Only while SUNAT has not decided (the api answers 409 otherwise, and says why).
+                @if !s.is_cancelled && deadlines::UNDECIDED.contains(&s.sunat.status) {
+                    form method="post" action={ "/console/comprobantes/" (s.id) "/reenviar" } {
+                        input type="hidden" name="csrf" value=(v.session.csrf_token);
+                        button #resend type="submit" { (Msg::Resend.text(l)) }
+                    }
                 }
             }
         }

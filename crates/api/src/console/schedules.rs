@@ -38,26 +38,27 @@ pub async fn list(
             @if rows.is_empty() { p.muted { (Msg::NoSchedules.text(l)) } } @else {
                 table #schedules {
                     thead { tr {
-                        th { (Msg::Name.text(l)) } th { (Msg::Kind.text(l)) } th { (Msg::Schedule.text(l)) }
-                        th { (Msg::Zone.text(l)) } th { (Msg::Enabled.text(l)) } th { (Msg::LastRun.text(l)) }
-                        th.num { (Msg::RunCount.text(l)) } th { (Msg::NextRuns.text(l)) } th { }
+                        th { (Msg::Name.text(l)) " · " (Msg::Kind.text(l)) } th { (Msg::Schedule.text(l)) }
+                        th { (Msg::Enabled.text(l)) } th { (Msg::LastRun.text(l)) }
+                        th.num { (Msg::RunCount.text(l)) } th { (Msg::NextRuns.text(l)) } th { (Msg::Actions.text(l)) }
                     } }
                     tbody {
                         @for t in &rows {
                             @let tz = t.tz().unwrap_or(v.tz);
                             @let registered = state.broker.catalog().get(&t.kind).is_some();
                             tr data-schedule=(t.name) {
-                                td { a href={ "/console/programacion/" (t.name) } { (t.name) } }
-                                td { (t.kind) @if !registered { " " span.badge.DEAD { (Msg::NoKind.text(l)) } } }
-                                td { code { (schedule_text(t, l)) } }
-                                td { (t.timezone) }
+                                td {
+                                    a href={ "/console/programacion/" (t.name) } { (t.name) } br;
+                                    span.muted { (t.kind) } @if !registered { " " span.badge.DEAD { (Msg::NoKind.text(l)) } }
+                                }
+                                td { code style="white-space:nowrap" { (schedule_text(t, l)) } br; span.muted { (t.timezone) } }
                                 td { @if t.enabled { (Msg::Yes.text(l)) } @else { (Msg::No.text(l)) } }
                                 td { (time(t.last_run_at, tz)) }
                                 td.num { (t.total_run_count) }
                                 td.next-runs {
                                     @for n in t.next_runs(now, NEXT_RUNS) { div { (time(Some(n), tz)) } }
                                 }
-                                td {
+                                td.actions {
                                     form.inline method="post" action={ "/console/programacion/" (t.name) "/ejecutar" } {
                                         input type="hidden" name="csrf" value=(csrf);
                                         button.run-now type="submit" { (Msg::RunNow.text(l)) }

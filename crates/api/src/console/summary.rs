@@ -114,7 +114,9 @@ pub async fn summary(
             data-label-failed=(Msg::Failed.text(l))
             data-label-dead=(Msg::StateDead.text(l))
             data-label-p50=(Msg::LatencyP50.text(l))
-            data-label-p95=(Msg::LatencyP95.text(l)) {
+            data-label-p95=(Msg::LatencyP95.text(l))
+            data-label-time=(Msg::Time.text(l))
+            data-tz=(v.tz.name()) {
             h2 { (Msg::History.text(l)) }
             p.ranges {
                 a href="#" data-range="hora" .active { (Msg::LastHour.text(l)) }
