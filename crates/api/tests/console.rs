@@ -443,7 +443,7 @@ async fn console_answers_malformed_input_with_400_never_500() -> anyhow::Result<
     let cron = |c: &'static str| vec![("tipo", "cron"), ("cron", c)];
     let every = |n: &'static str| vec![("tipo", "intervalo"), ("interval_secs", n)];
     // (form, the field the error names, its code)
-    let cases: Vec<(Vec<(&str, String)>, &str, &str)> = vec![
+    let cases: Vec<(FormFields, &str, &str)> = vec![
         (
             form(
                 "mala",
@@ -585,6 +585,9 @@ async fn console_answers_malformed_input_with_400_never_500() -> anyhow::Result<
     }
     Ok(())
 }
+
+/// A form's fields, owned.
+type FormFields = Vec<(&'static str, String)>;
 
 /// Reads `return ...;` in the page until it is `want` (compared as JSON).
 async fn wait_js(
