@@ -392,6 +392,21 @@ async fn console_logout_ends_the_session() -> anyhow::Result<()> {
         "the old cookie cannot even sign out"
     );
     assert_eq!(res.headers()["location"], "/console/login");
+    // Behind a proxy that says the request came over HTTPS, the cookies are Secure.
+    let res = http()?
+        .get(format!("{}/console/login", app.base))
+        .header("x-forwarded-proto", "https")
+        .send()
+        .await?;
+    let raw = res
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("faena_console_login="))
+        .expect("the form's cookie")
+        .to_owned();
+    assert!(raw.contains("Secure"), "{raw}");
     // A wrong password: 401 with the form again, no session.
     let http = http()?;
     let res = http
@@ -583,6 +598,81 @@ async fn console_answers_malformed_input_with_400_never_500() -> anyhow::Result<
         let res = s.post(path, &form).await?;
         assert_eq!(res.status().as_u16(), 400, "{path}");
     }
+    Ok(())
+}
+
+#[tokio::test]
+async fn console_purge_and_cancel_ask_first_then_act() -> anyhow::Result<()> {
+    let files = tempfile::tempdir()?;
+    let app = spawn("console_purge", files.path()).await?;
+    let broker = &app.redis.broker;
+    let q = faena_core::QueueName::parse("basura")?;
+    let noop = || EnqueueRequest {
+        kind: "noop".into(),
+        queue: Some("basura".into()),
+        ..Default::default()
+    };
+    broker.enqueue_many(vec![noop(), noop(), noop()]).await?;
+    let one = broker.enqueue(noop()).await?;
+    let s = sign_in(&app, "admin").await?;
+
+    // Cancel: the first POST only asks.
+    let path = format!("/console/tareas/{one}/cancelar");
+    let res = s.post(&path, &[("csrf", &s.csrf)]).await?;
+    assert_eq!(res.status().as_u16(), 200);
+    let html = res.text().await?;
+    assert!(html.contains("id=\"confirm\""), "{html}");
+    assert!(html.contains(&one.to_string()), "{html}");
+    let state = |id| async move {
+        Ok::<_, anyhow::Error>(broker.task(&id).await?.map(|r| r.state.as_str().to_owned()))
+    };
+    assert_eq!(state(one).await?.as_deref(), Some("PENDING"));
+    let res = s
+        .post(&path, &[("csrf", &s.csrf), ("confirmado", "si")])
+        .await?;
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(state(one).await?.as_deref(), Some("CANCELLED"));
+    // Cancelling again: 409 in a page that says why.
+    let res = s.post(&path, &[("csrf", &s.csrf)]).await?;
+    assert_eq!(res.status().as_u16(), 409);
+    assert!(res.text().await?.contains("is CANCELLED"));
+    assert_eq!(state(one).await?.as_deref(), Some("CANCELLED"));
+    // Retrying a PENDING task is refused with a 409 page that says why.
+    let other = broker.enqueue(noop()).await?;
+    let res = s
+        .post(
+            &format!("/console/tareas/{other}/reintentar"),
+            &[("csrf", &s.csrf), ("confirmado", "si")],
+        )
+        .await?;
+    assert_eq!(res.status().as_u16(), 409);
+    assert!(res.text().await?.contains("is PENDING"));
+
+    // Purge: the question says how many, and nothing goes until it is confirmed.
+    let res = s
+        .post(
+            "/console/colas/basura/vaciar",
+            &[("csrf", &s.csrf), ("que", "pending")],
+        )
+        .await?;
+    assert_eq!(res.status().as_u16(), 200);
+    let html = res.text().await?;
+    // 5 ids wait in the list: 4 PENDING and the cancelled one, which fetch would drop.
+    assert!(html.contains("las 5 tareas en espera"), "{html}");
+    assert_eq!(broker.stats(&q).await?.pending, 5);
+    let res = s
+        .post(
+            "/console/colas/basura/vaciar",
+            &[("csrf", &s.csrf), ("que", "pending"), ("confirmado", "si")],
+        )
+        .await?;
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(
+        res.headers()["location"],
+        "/console/tareas?cola=basura&estado=pending"
+    );
+    assert_eq!(broker.stats(&q).await?.pending, 0);
+    assert!(broker.check_queue(&q).await?.is_empty());
     Ok(())
 }
 

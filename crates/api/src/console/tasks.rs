@@ -340,6 +340,16 @@ async fn act(
     let l = v.lang;
     let r = record(state, v, raw).await?;
     let back = format!("/console/tareas/{}", r.id);
+    // The broker answers an action that does not apply with the unchanged state, which for a
+    // PENDING task asked to retry reads like success: say so before asking anything.
+    let applies = if is_retry {
+        matches!(r.state, TaskState::Dead | TaskState::Cancelled)
+    } else {
+        matches!(r.state, TaskState::Pending | TaskState::Scheduled)
+    };
+    if !applies {
+        return Err(not_applicable(v, &r.id, r.state, is_retry));
+    }
     let (verb, question) = if is_retry {
         ("reintentar", Msg::ConfirmRetry)
     } else {
@@ -375,17 +385,18 @@ async fn act(
     };
     match after {
         Some(s) if s == wanted => Ok(see_other(&back)),
-        Some(s) => Err(v.fail(ApiError::Conflict(format!(
-            "task {id} is {s}: {} applies to {}",
-            verb,
-            if is_retry {
-                "DEAD or CANCELLED tasks"
-            } else {
-                "PENDING or SCHEDULED tasks"
-            }
-        )))),
+        Some(s) => Err(not_applicable(v, &r.id, s, is_retry)),
         None => Err(v.fail(ApiError::NotFound(format!("no task {id}")))),
     }
+}
+
+/// 409: retry applies to DEAD or CANCELLED tasks, cancel to PENDING or SCHEDULED ones.
+fn not_applicable(v: &Viewer, id: &str, s: TaskState, is_retry: bool) -> ConsoleError {
+    v.fail(ApiError::Conflict(if is_retry {
+        format!("task {id} is {s}: only DEAD or CANCELLED tasks are retried")
+    } else {
+        format!("task {id} is {s}: only PENDING or SCHEDULED tasks are cancelled")
+    }))
 }
 
 #[post("/tareas/{id}/reintentar")]
