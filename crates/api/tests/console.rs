@@ -360,7 +360,7 @@ async fn console_sellers_see_only_their_own_receipts() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn console_logout_ends_the_session() -> anyhow::Result<()> {
+async fn console_logout_ends_the_session_and_sign_in_shares_the_api_limits() -> anyhow::Result<()> {
     let files = tempfile::tempdir()?;
     let app = spawn("console_logout", files.path()).await?;
     // Not signed in: every page sends to the form.
@@ -431,6 +431,39 @@ async fn console_logout_ends_the_session() -> anyhow::Result<()> {
         .text()
         .await?
         .contains("Usuario o contraseña incorrectos"));
+    // The api's failed-login limit (5 per user in 15 minutes) counts the form's failures too:
+    // after 4 more, even the right password is refused, on the form and on the api.
+    for _ in 0..4 {
+        let res = http
+            .post(format!("{}/console/login", app.base))
+            .header("cookie", format!("faena_console_login={c}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(url_form(&[
+                ("csrf", &c),
+                ("username", "admin"),
+                ("password", "still not it"),
+            ]))
+            .send()
+            .await?;
+        assert_eq!(res.status().as_u16(), 401);
+    }
+    let res = http
+        .post(format!("{}/console/login", app.base))
+        .header("cookie", format!("faena_console_login={c}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(url_form(&[
+            ("csrf", &c),
+            ("username", "admin"),
+            ("password", TEST_PASSWORD),
+        ]))
+        .send()
+        .await?;
+    assert_eq!(res.status().as_u16(), 429);
+    assert!(res.headers().contains_key("retry-after"));
+    assert!(set_cookie(&res, "faena_console").is_none());
+    assert!(res.text().await?.contains("Demasiados intentos fallidos"));
+    let (status, body) = common::login(&app.base, "admin", TEST_PASSWORD).await?;
+    assert_eq!(status, 429, "{body}");
     Ok(())
 }
 
