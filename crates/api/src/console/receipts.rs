@@ -8,7 +8,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{get, post, web, HttpResponse};
 use chrono::Utc;
 use faena_shop::deadlines::{self, SaleDue, SaleFilter};
-use faena_shop::sales::{self, SaleView, SunatStatus};
+use faena_shop::sales::{self, SaleView, SunatAnswer, SunatStatus};
 use maud::{html, Markup};
 use serde::Deserialize;
 
@@ -67,7 +67,7 @@ pub struct ListQuery {
 }
 
 fn sale_table(
-    rows: &[(SaleDue, Option<sales::SaleRow>)],
+    rows: &[(SaleDue, Option<SunatAnswer>)],
     l: Lang,
     tz: chrono_tz::Tz,
     id: &str,
@@ -87,11 +87,11 @@ fn sale_table(
                         td { (if s.doc_type == "01" { Msg::Factura } else { Msg::Boleta }.text(l)) }
                         td { (s.issue_date) }
                         td { (badge(s.sunat_status.as_str())) " " (status_msg(s.sunat_status).text(l)) }
-                        td { @if let Some(r) = row { code { (r.sunat_code.as_deref().unwrap_or("-")) } } }
+                        td { @if let Some(a) = row { code { (a.code.as_deref().unwrap_or("-")) } } }
                         td {
-                            @if let Some(r) = row {
-                                @if let Some(m) = r.sunat_outcome.as_deref().and_then(outcome_msg) { (m.text(l)) br; }
-                                span.muted { (r.sunat_description.as_deref().unwrap_or("")) }
+                            @if let Some(a) = row {
+                                @if let Some(m) = a.outcome.as_deref().and_then(outcome_msg) { (m.text(l)) br; }
+                                span.muted { (a.description.as_deref().unwrap_or("")) }
                             }
                         }
                         td {
@@ -105,17 +105,22 @@ fn sale_table(
     }
 }
 
-/// Adds each sale's row (code, description, outcome) to a list.
-async fn with_rows(
+/// Adds SUNAT's last answer (outcome, code, description) to each sale of a list, in one query.
+async fn with_answers(
     conn: &mut faena_core::db::PooledConnection,
-    sales: Vec<SaleDue>,
-) -> Result<Vec<(SaleDue, Option<sales::SaleRow>)>, ApiError> {
-    let mut out = Vec::with_capacity(sales.len());
-    for s in sales {
-        let row = sales::sale_row(conn, s.sale_id).await?;
-        out.push((s, Some(row)));
-    }
-    Ok(out)
+    due: Vec<SaleDue>,
+) -> Result<Vec<(SaleDue, Option<SunatAnswer>)>, ApiError> {
+    let ids: Vec<i64> = due.iter().map(|s| s.sale_id).collect();
+    let mut answers = sales::sunat_answers(conn, &ids)
+        .await
+        .map_err(|e| ApiError::from_query(&e, false))?;
+    Ok(due
+        .into_iter()
+        .map(|s| {
+            let a = answers.remove(&s.sale_id);
+            (s, a)
+        })
+        .collect())
 }
 
 /// The receipts page.
@@ -156,7 +161,7 @@ pub async fn list(
         .map_err(db)?;
         attention.extend(found.into_iter().filter(|s| !s.is_cancelled));
     }
-    let attention = with_rows(&mut conn, attention)
+    let attention = with_answers(&mut conn, attention)
         .await
         .map_err(|e| v.fail(e))?;
     let soon: Vec<SaleDue> =
@@ -167,7 +172,7 @@ pub async fn list(
             .filter(|s| seller.as_ref().is_none_or(|me| &s.seller_id == me))
             .take(LIST_LIMIT as usize)
             .collect();
-    let soon = with_rows(&mut conn, soon).await.map_err(|e| v.fail(e))?;
+    let soon = with_answers(&mut conn, soon).await.map_err(|e| v.fail(e))?;
     let by_state = deadlines::list_sales(
         &mut conn,
         &SaleFilter {
@@ -180,7 +185,9 @@ pub async fn list(
     )
     .await
     .map_err(db)?;
-    let by_state: Vec<_> = by_state.into_iter().map(|s| (s, None)).collect();
+    let by_state = with_answers(&mut conn, by_state)
+        .await
+        .map_err(|e| v.fail(e))?;
     let body = html! {
         section.card {
             h2 { (Msg::NeedsAPerson.text(l)) }
