@@ -907,6 +907,9 @@ pub struct SunatAnswer {
     pub description: Option<String>,
 }
 
+/// id, outcome, code and description of a sale.
+type AnswerRow = (i64, Option<String>, Option<String>, Option<String>);
+
 /// SUNAT's last answer about each of `ids`, in one query (for lists of sales).
 pub async fn sunat_answers(
     conn: &mut AsyncPgConnection,
@@ -915,7 +918,7 @@ pub async fn sunat_answers(
     if ids.is_empty() {
         return Ok(std::collections::HashMap::new());
     }
-    let rows: Vec<(i64, Option<String>, Option<String>, Option<String>)> = sales::table
+    let rows: Vec<AnswerRow> = sales::table
         .filter(sales::id.eq_any(ids))
         .select((
             sales::id,
