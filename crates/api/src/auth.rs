@@ -39,13 +39,24 @@ impl Caller {
 
     /// Admins may touch anything; anyone else only what they own.
     pub fn require_owner(&self, owner: Option<&str>, what: &str) -> Result<(), ApiError> {
-        if self.is_admin() || owner == Some(self.user_id()) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(format!(
-                "this {what} belongs to another user: only its owner or an admin may use it"
-            )))
-        }
+        require_owner(self.user_id(), self.is_admin(), owner, what)
+    }
+}
+
+/// Admins may touch anything; anyone else only what they own (`what`: "sale", "task"...). The
+/// api's [`Caller`] and the console's signed-in user both ask this.
+pub fn require_owner(
+    user_id: &str,
+    is_admin: bool,
+    owner: Option<&str>,
+    what: &str,
+) -> Result<(), ApiError> {
+    if is_admin || owner == Some(user_id) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "this {what} belongs to another user: only its owner or an admin may use it"
+        )))
     }
 }
 

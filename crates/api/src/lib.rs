@@ -4,10 +4,12 @@
 
 pub mod auth;
 pub mod board;
+pub mod console;
 pub mod error;
 pub mod head;
 pub mod input;
 pub mod json;
+pub mod login;
 pub mod openapi;
 pub mod responses;
 pub mod routes;
@@ -42,6 +44,8 @@ pub struct AppState {
     pub note_defaults: faena_shop::credit_notes::NoteDefaults,
     /// Other origins whose browser pages may call the api (`FAENA_CORS_ORIGINS`).
     pub cors_origins: Vec<String>,
+    /// Where receipts' files are (`FAENA_FILES_DIR`): the console serves them.
+    pub files_dir: std::path::PathBuf,
 }
 
 impl AppState {
@@ -112,6 +116,7 @@ impl Application {
                     boleta_series: settings.sunat.boleta_note_series.clone(),
                     tz: settings.tz,
                 },
+                files_dir: settings.files_dir.clone(),
                 sale_defaults: faena_shop::sales::SaleDefaults {
                     boleta_series: settings.sunat.boleta_series.clone(),
                     factura_series: settings.sunat.factura_series.clone(),
@@ -365,6 +370,8 @@ pub fn run(listener: TcpListener, state: AppState, board: board::Board) -> std::
             .service(routes::shop::release)
             // apalis-board, for admins only (see `Board::scope`).
             .service(board.scope())
+            // The Faena console: signed-in users (see `console`).
+            .service(console::scope())
             .default_service(web::route().to(not_found))
     })
     .shutdown_timeout(30)

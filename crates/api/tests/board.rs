@@ -10,9 +10,10 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use common::browser::{target_dir, Chromedriver, CHROMEDRIVER, CHROMIUM};
 use common::{settings, TestApp};
 use faena_core::jobs::EnqueueRequest;
 use faena_testkit::{TestDb, TestRedis};
@@ -130,77 +131,6 @@ async fn board_serves_the_page_and_its_api() -> anyhow::Result<()> {
     let (status, _) = app.get("/board/api/v1/queues/nosuchq/stats").await?;
     assert_eq!(status, 404);
     Ok(())
-}
-
-fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
-}
-
-const CHROMIUM: &str = "/usr/bin/chromium";
-const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
-
-/// A chromedriver on a free loopback port, owned by the test: killed on drop.
-struct Chromedriver {
-    child: std::process::Child,
-    port: u16,
-}
-
-impl Chromedriver {
-    async fn start() -> anyhow::Result<Self> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = std::process::Command::new(CHROMEDRIVER)
-            .arg(format!("--port={port}"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()?;
-        let driver = Self { child, port };
-        faena_testkit::wait_for(
-            "chromedriver to listen",
-            Duration::from_secs(20),
-            || async move {
-                Ok(tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .ok()
-                    .map(|_| ()))
-            },
-        )
-        .await?;
-        Ok(driver)
-    }
-
-    /// A headless Chromium session in a fresh profile (removed on drop).
-    async fn session(&self, profile: &Path) -> anyhow::Result<fantoccini::Client> {
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            serde_json::json!({
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--no-first-run", "--disable-background-networking", "--disable-sync",
-                    "--disable-component-update", "--window-size=1280,900",
-                    format!("--user-data-dir={}", profile.display()),
-                ],
-            }),
-        );
-        // chromedriver listens on loopback: plain HTTP.
-        let http = hyper_util::client::legacy::connect::HttpConnector::new();
-        Ok(fantoccini::ClientBuilder::new(http)
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", self.port))
-            .await?)
-    }
-}
-
-impl Drop for Chromedriver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The titles of the overview's statistic cards, as the page shows them.

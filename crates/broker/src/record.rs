@@ -79,6 +79,64 @@ pub struct TaskRecord {
     /// The user on whose behalf it was enqueued.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// Every counted attempt that ended (succeeded, retried or dead, a lease taken back included),
+    /// oldest first, also those before an operator's retry. A snooze or a job given back at
+    /// shutdown used no attempt and is not listed; nor is the attempt running now.
+    pub attempt_log: Vec<AttemptEntry>,
+}
+
+/// How one attempt of a task ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AttemptOutcome {
+    Succeeded,
+    /// Failed with attempts left: retried later (or its lease was taken back and it was requeued).
+    Retried,
+    Dead,
+}
+
+/// One ended attempt of a task, from its record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct AttemptEntry {
+    /// The attempt's number (1 for the first; it starts again at 1 after an operator's retry).
+    pub attempt: u32,
+    pub worker: String,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub outcome: AttemptOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_class: Option<String>,
+    /// The error's first 300 bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl AttemptEntry {
+    /// Reads `attempt|worker|started_at|ended_at|outcome|class|error` (`lua/history.lua`,
+    /// `attempt_entry`); `None` when it is not one.
+    fn parse(v: &str) -> Option<Self> {
+        let mut p = v.splitn(7, '|');
+        let attempt = p.next()?.parse().ok()?;
+        let worker = p.next()?.to_owned();
+        let started_at = ms(p.next().map(str::to_owned).as_ref());
+        let ended_at = ms(p.next().map(str::to_owned).as_ref());
+        let outcome = match p.next()? {
+            "S" => AttemptOutcome::Succeeded,
+            "R" => AttemptOutcome::Retried,
+            "D" => AttemptOutcome::Dead,
+            _ => return None,
+        };
+        let some = |s: Option<&str>| s.filter(|s| !s.is_empty()).map(str::to_owned);
+        Some(Self {
+            attempt,
+            worker,
+            started_at,
+            ended_at,
+            outcome,
+            error_class: some(p.next()),
+            error: some(p.next()),
+        })
+    }
 }
 
 fn ms(v: Option<&String>) -> Option<DateTime<Utc>> {
@@ -113,7 +171,52 @@ impl TaskRecord {
             worker: h.get("worker").cloned(),
             idempotency_key: h.get("idempotency_key").cloned(),
             owner: h.get("owner").cloned(),
+            attempt_log: attempt_log(h),
         })
+    }
+}
+
+/// The `at:<lease token>` fields of a record, in token order (the order the attempts started).
+fn attempt_log(h: &HashMap<String, String>) -> Vec<AttemptEntry> {
+    let mut entries: Vec<(u64, AttemptEntry)> = h
+        .iter()
+        .filter_map(|(k, v)| {
+            let token = k.strip_prefix("at:")?.parse().ok()?;
+            Some((token, AttemptEntry::parse(v)?))
+        })
+        .collect();
+    entries.sort_by_key(|(t, _)| *t);
+    entries.into_iter().map(|(_, e)| e).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attempt_entries_read_in_token_order_with_errors_that_hold_bars() {
+        let h: HashMap<String, String> = [
+            ("state", "DEAD"),
+            ("at:12", "2|w2|1000|2000|D|permanent|bad | input"),
+            ("at:9", "1|w1|500|600|R|retryable|"),
+            ("at:x", "garbage"),
+            ("at:13", "not|an|entry"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let rec = TaskRecord::from_hash("t", &h).expect("a record");
+        assert_eq!(rec.attempt_log.len(), 2);
+        assert_eq!(rec.attempt_log[0].attempt, 1);
+        assert_eq!(rec.attempt_log[0].worker, "w1");
+        assert_eq!(rec.attempt_log[0].outcome, AttemptOutcome::Retried);
+        assert_eq!(rec.attempt_log[0].error, None);
+        assert_eq!(rec.attempt_log[1].outcome, AttemptOutcome::Dead);
+        assert_eq!(rec.attempt_log[1].error.as_deref(), Some("bad | input"));
+        assert_eq!(
+            rec.attempt_log[1].started_at.map(|t| t.timestamp_millis()),
+            Some(1000)
+        );
     }
 }
 

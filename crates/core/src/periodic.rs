@@ -48,6 +48,23 @@ impl PeriodicTask {
         self.schedule().ok()?.next_after(self.tz().ok()?, from)
     }
 
+    /// The next `n` ticks after now (or after the last run when that is later), for the console.
+    pub fn next_runs(&self, now: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
+        let (Ok(schedule), Ok(tz)) = (self.schedule(), self.tz()) else {
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(n);
+        let mut from = self.last_run_at.map_or(now, |l| l.max(now));
+        while out.len() < n {
+            let Some(t) = schedule.next_after(tz, from) else {
+                break;
+            };
+            out.push(t);
+            from = t;
+        }
+        out
+    }
+
     /// The idempotency key of one tick: a failover or a second beat can never enqueue a tick twice.
     pub fn tick_key(&self, tick: DateTime<Utc>) -> String {
         format!("periodic:{}:{}", self.name, tick.timestamp_millis())

@@ -19,6 +19,7 @@ pub mod reports;
 pub mod retention;
 pub mod sales;
 pub mod schema;
+pub mod sessions;
 pub mod shop;
 pub mod states;
 pub mod stock;

@@ -946,6 +946,50 @@ fn parse_items(items: &[SaleItemInput]) -> Result<StockRequest, SaleError> {
 }
 
 /// The sale's row.
+/// SUNAT's last answer about a sale: its outcome class, code and description.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SunatAnswer {
+    pub outcome: Option<String>,
+    pub code: Option<String>,
+    pub description: Option<String>,
+}
+
+/// id, outcome, code and description of a sale.
+type AnswerRow = (i64, Option<String>, Option<String>, Option<String>);
+
+/// SUNAT's last answer about each of `ids`, in one query (for lists of sales).
+pub async fn sunat_answers(
+    conn: &mut AsyncPgConnection,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, SunatAnswer>, QueryError> {
+    if ids.is_empty() {
+        return Ok(std::collections::HashMap::new());
+    }
+    let rows: Vec<AnswerRow> = sales::table
+        .filter(sales::id.eq_any(ids))
+        .select((
+            sales::id,
+            sales::sunat_outcome,
+            sales::sunat_code,
+            sales::sunat_description,
+        ))
+        .load(conn)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, outcome, code, description)| {
+            (
+                id,
+                SunatAnswer {
+                    outcome,
+                    code,
+                    description,
+                },
+            )
+        })
+        .collect())
+}
+
 pub async fn sale_row(conn: &mut AsyncPgConnection, id: i64) -> Result<SaleRow, SaleError> {
     sales::table
         .find(id)

@@ -49,6 +49,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     reservation_items,
     users,
     refresh_tokens,
+    console_sessions,
     series_counters,
     sales,
     sale_items,
@@ -86,6 +87,19 @@ diesel::table! {
 }
 
 diesel::joinable!(refresh_tokens -> users (user_id));
+
+diesel::table! {
+    console_sessions (id) {
+        id -> Int8,
+        token_hash -> Text,
+        user_id -> Int8,
+        csrf_token -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(console_sessions -> users (user_id));
 
 diesel::table! {
     series_counters (series) {

@@ -18,7 +18,8 @@ use faena_core::{QueueName, Settings, TaskId};
 use faena_shop::auth::{self, Role, Username};
 use faena_shop::insights::{self, InsightFilter, InsightKind, InsightStatus};
 use faena_shop::sales::{self, CustomerInput, NewSale, SaleItemInput, SaleView, Seller};
-use faena_shop::schema::{products, refresh_tokens, sales as sales_t};
+use faena_shop::schema::{console_sessions, products, refresh_tokens, sales as sales_t};
+use faena_shop::sessions;
 use faena_shop::{reports, shop};
 use faena_testkit::{wait_for, TestDb, TestRedis};
 use faena_worker::{spawn, Handlers, WorkerConfig, WorkerHandle};
@@ -927,7 +928,8 @@ async fn cleanup_deletes_old_files_of_decided_sales_only() -> anyhow::Result<()>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cleanup_expired_tokens_keeps_valid_ones() -> anyhow::Result<()> {
+async fn cleanup_expired_tokens_keeps_valid_ones_and_deletes_expired_sessions() -> anyhow::Result<()>
+{
     let e = env("rep_tokens").await?;
     let mut conn = e.pool.get().await?;
     let u = auth::create_user(
@@ -954,8 +956,25 @@ async fn cleanup_expired_tokens_keeps_valid_ones() -> anyhow::Result<()> {
         .set(refresh_tokens::expires_at.eq(Utc::now() - chrono::Duration::seconds(1)))
         .execute(&mut conn)
         .await?;
+    // Two console sessions: one live, one expired.
+    let live = sessions::open(&mut conn, &u, ttl).await?;
+    let old = sessions::open(&mut conn, &u, ttl).await?;
+    let old_id = sessions::find(&mut conn, &old.token)
+        .await?
+        .map(|s| s.id)
+        .expect("the session just opened");
+    diesel::update(console_sessions::table.find(old_id))
+        .set(console_sessions::expires_at.eq(Utc::now() - chrono::Duration::seconds(1)))
+        .execute(&mut conn)
+        .await?;
     let r = e.run("cleanup_expired_tokens", json!({})).await?;
-    assert_eq!(r, json!({"deleted": 2}));
+    assert_eq!(r, json!({"deleted": 2, "sessions": 1}));
+    assert!(sessions::find(&mut conn, &live.token).await?.is_some());
+    let sessions_left: i64 = console_sessions::table
+        .count()
+        .get_result(&mut conn)
+        .await?;
+    assert_eq!(sessions_left, 1, "the live session stays");
     let left: Vec<i64> = refresh_tokens::table
         .select(refresh_tokens::id)
         .load(&mut conn)
@@ -968,9 +987,13 @@ async fn cleanup_expired_tokens_keeps_valid_ones() -> anyhow::Result<()> {
         .is_err());
     let r = e.run("cleanup_expired_tokens", json!({})).await?;
     // The rotation revoked `valid` and issued `rotated`: one to delete, then none.
-    assert_eq!(r, json!({"deleted": 1}));
+    assert_eq!(r, json!({"deleted": 1, "sessions": 0}));
     let r = e.run("cleanup_expired_tokens", json!({})).await?;
-    assert_eq!(r, json!({"deleted": 0}), "a second run changes nothing");
+    assert_eq!(
+        r,
+        json!({"deleted": 0, "sessions": 0}),
+        "a second run changes nothing"
+    );
     assert!(auth::rotate_refresh(&mut conn, &rotated, ttl).await.is_ok());
     e.stop().await;
     Ok(())

@@ -1,18 +1,10 @@
 //! `/api/auth`: log in (`token`), rotate a refresh token (`refresh`), log out (`logout`).
-//! Repeated failed logins for one user, or many for one client address, answer 429 for a while.
-//!
-//! Every login attempt first reserves one failure under its user and its address
-//! ([`Broker::reserve_events`](faena_broker::Broker::reserve_events), atomic); only then is the
-//! password checked. A wrong password keeps the reservation; a right one forgets the user's
-//! failures and gives the address's back; an attempt that fails for another reason (the database
-//! is down) gives both back. So of N attempts at once only as many as the limit leaves check a
-//! password, and an attempt refused by a limit never runs argon2. Policy: `docs/decisions.md`.
-
-use std::time::Duration;
+//! Repeated failed logins for one user, or many for one client address, answer 429 for a while:
+//! the password is checked by [`crate::login::check_password`], which the console's sign-in
+//! form uses too.
 
 use actix_web::{post, web, HttpRequest, HttpResponse};
-use faena_broker::{Admission, EventLimit};
-use faena_shop::auth::{self, AuthError, Claims, User};
+use faena_shop::auth::{self, Claims, User};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -20,9 +12,6 @@ use crate::error::{ApiError, ErrorBody};
 use crate::json::ApiJson;
 use crate::responses::{JsonBody, Unavailable};
 use crate::AppState;
-
-/// How long failed logins are remembered (from the first failure of a window).
-pub const FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// A login.
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -89,69 +78,16 @@ pub async fn token(
     body: ApiJson<TokenRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let user_key = format!("login:user:{}", body.username.to_lowercase());
-    let addr_key = format!(
-        "login:addr:{}",
-        req.peer_addr()
-            .map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string())
-    );
-    let limits = [
-        EventLimit {
-            name: &user_key,
-            max: u64::from(state.login_max_failures),
-        },
-        EventLimit {
-            name: &addr_key,
-            max: u64::from(state.login_max_failures_per_address),
-        },
-    ];
-    if let Admission::Refused { index, retry_after } =
-        state.broker.reserve_events(&limits, FAILURE_WINDOW).await?
-    {
-        let whom = if index == 0 {
-            "this user"
-        } else {
-            "this address (all its users together)"
-        };
-        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-        tracing::info!(user = %body.username, limit = whom, "login refused by its limit");
-        return Err(ApiError::TooManyRequests {
-            message: format!(
-                "too many failed logins for {whom}: wait {secs} seconds and try again"
-            ),
-            retry_after: secs.max(1),
-        });
-    }
-    let checked = async {
-        let mut conn = state.db_conn().await?;
-        let user = auth::authenticate(&mut conn, &body.username, SecretString::from(body.password))
-            .await?;
-        Ok::<_, ApiError>((conn, user))
-    }
-    .await;
-    match checked {
-        Ok((mut conn, user)) => {
-            state.broker.clear_events(&user_key).await?;
-            state.broker.give_back_event(&addr_key).await?;
-            let refresh_token =
-                auth::issue_refresh(&mut conn, user.id, state.keys.refresh_ttl).await?;
-            tracing::info!(user = %user.username, role = user.role().as_str(), "login");
-            respond(&state, &user, refresh_token)
-        }
-        Err(ApiError::Unauthorized(e @ (AuthError::BadCredentials | AuthError::Disabled))) => {
-            tracing::warn!(user = %body.username, "failed login");
-            Err(ApiError::Unauthorized(e))
-        }
-        Err(e) => {
-            // Not a failure of the user's: the attempt does not count.
-            for name in [&user_key, &addr_key] {
-                if let Err(b) = state.broker.give_back_event(name).await {
-                    tracing::warn!(error = %b, limit = %name, "could not give back a login reservation");
-                }
-            }
-            Err(e)
-        }
-    }
+    let peer = req.peer_addr().map(|a| a.ip());
+    let (mut conn, user) = crate::login::check_password(
+        &state,
+        &body.username,
+        SecretString::from(body.password),
+        peer,
+    )
+    .await?;
+    let refresh_token = auth::issue_refresh(&mut conn, user.id, state.keys.refresh_ttl).await?;
+    respond(&state, &user, refresh_token)
 }
 
 /// Exchanges a refresh token for a new access token and a new refresh token; the old refresh

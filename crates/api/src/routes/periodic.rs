@@ -22,7 +22,8 @@ pub struct PeriodicView {
     pub kind_registered: bool,
 }
 
-fn view(state: &AppState, task: PeriodicTask) -> PeriodicView {
+/// A schedule with its next run and whether this build knows its kind.
+pub fn view(state: &AppState, task: PeriodicTask) -> PeriodicView {
     PeriodicView {
         next_run_at: task.next_run_at(Utc::now()),
         kind_registered: state.broker.catalog().get(&task.kind).is_some(),
@@ -191,12 +192,18 @@ pub async fn run_now(
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let row = periodic::get(&mut *state.db_conn().await?, &name).await?;
+    Ok(HttpResponse::Accepted().json(enqueue_now(&state, &name).await?))
+}
+
+/// Enqueues a schedule's job now, outside its ticks (no tick key): `POST
+/// /api/periodic-tasks/{name}/run` and the console's "ejecutar ahora".
+pub async fn enqueue_now(state: &AppState, name: &str) -> Result<RunNow, ApiError> {
+    let row = periodic::get(&mut *state.db_conn().await?, name).await?;
     let mut req = row.request(Utc::now());
     req.idempotency_key = None;
     let id = state.broker.enqueue(req).await?;
-    Ok(HttpResponse::Accepted().json(RunNow {
+    Ok(RunNow {
         task_id: id,
         periodic_task: row.name,
-    }))
+    })
 }

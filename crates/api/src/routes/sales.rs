@@ -155,8 +155,20 @@ pub async fn send_to_sunat(
     state: web::Data<AppState>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
-    let sale = sales::sale_row(&mut *state.db_conn().await?, *id).await?;
-    caller.require_owner(Some(&sale.seller_id), "sale")?;
+    let queued = queue_send(&state, caller.user_id(), caller.is_admin(), *id).await?;
+    Ok(HttpResponse::Accepted().json(queued))
+}
+
+/// Queues a sale's send to SUNAT for `user_id` (its owner, or an admin): what
+/// `POST /api/sales/{id}/send-to-sunat` and the console's "reenviar" do.
+pub async fn queue_send(
+    state: &AppState,
+    user_id: &str,
+    is_admin: bool,
+    sale_id: i64,
+) -> Result<SendQueued, ApiError> {
+    let sale = sales::sale_row(&mut *state.db_conn().await?, sale_id).await?;
+    crate::auth::require_owner(user_id, is_admin, Some(&sale.seller_id), "sale")?;
     // A SENDING sale whose send lock is free has no attempt sending it (its worker died, or its
     // job ended without an outcome): it may be sent again, as the rescue sweep would.
     let abandoned = sale.sunat_status == sales::SunatStatus::Sending
@@ -185,19 +197,19 @@ pub async fn send_to_sunat(
                     .map_err(|e| ApiError::Internal(e.to_string()))?,
                 ..Default::default()
             },
-            Some(caller.user_id().to_owned()),
+            Some(user_id.to_owned()),
         )
         .await?;
     // The job exists; if this record fails, the sweep only sees an older job id for the sale.
     if let Err(e) = sales::record_send_task(&mut *state.db_conn().await?, sale.id, &task_id).await {
         tracing::warn!(sale_id = sale.id, error = %e, "could not record the sale's send job");
     }
-    Ok(HttpResponse::Accepted().json(SendQueued {
+    Ok(SendQueued {
         task_id,
         sale_id: sale.id,
         correlative: sale.correlative,
         number: format!("{}-{}", sale.series, sale.correlative),
-    }))
+    })
 }
 
 /// Cancels a sale: its stock comes back, and SUNAT is told what the decision table says (a

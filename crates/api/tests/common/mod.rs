@@ -3,6 +3,8 @@
 //! bearer token on every request, `anon` sends none, and `user_token` makes more users.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::collections::HashMap;
 
 use faena_shop::auth::{self, Role, Username};

@@ -7,7 +7,8 @@
 -- lease. A stale one (a paused worker whose job was leased again) changes nothing and is counted
 -- (`stale` in the stats). A failure whose lease expired but was not leased again is ignored too (the
 -- requeued job runs again); a late success of the latest lease still counts.
--- Each recorded outcome is also counted in the queue's per-minute history (history.lua, prepended).
+-- Each recorded outcome is also counted in the queue's per-minute history (history.lua, prepended),
+-- and written in the record as its attempt's entry (`at:<token>`, `attempt_entry`).
 -- Returns {succeeded, retried, dead, then id and current token of each stale outcome}
 local now, rttl, dttl, kp = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local s, r, d = 0, 0, 0
@@ -25,17 +26,19 @@ for i = 5, #ARGV, 6 do
     if code == 'S' then
       if st == 'RUNNING' or st == 'PENDING' or st == 'SCHEDULED' then
         if st == 'SCHEDULED' then redis.call('ZREM', KEYS[2], id) end
-        history_note(rk, 'S', true) -- history (issue 18)
+        local h = history_note(rk, 'S', true) -- history (issue 18)
         -- An empty next_run_at reads as "none" (cheaper than an HDEL).
-        redis.call('HSET', rk, 'state', 'SUCCEEDED', 'finished_at', now, 'result', text, 'next_run_at', '')
+        redis.call('HSET', rk, 'state', 'SUCCEEDED', 'finished_at', now, 'result', text, 'next_run_at', '',
+          'at:' .. token, attempt_entry(h, 'S', now, '', ''))
         redis.call('EXPIRE', rk, rttl)
         s = s + 1
         if v[3] then wfq[#wfq+1] = {id, v[3], 'SUCCEEDED', text, rttl} end
       end
     elseif held == 1 then
       if code == 'R' then
-        history_note(rk, 'R', true) -- history (issue 18)
-        redis.call('HSET', rk, 'state', 'SCHEDULED', 'next_run_at', at, 'error', text, 'error_class', class)
+        local h = history_note(rk, 'R', true) -- history (issue 18)
+        redis.call('HSET', rk, 'state', 'SCHEDULED', 'next_run_at', at, 'error', text, 'error_class', class,
+          'at:' .. token, attempt_entry(h, 'R', now, class, text))
         redis.call('ZADD', KEYS[2], at, id)
         r = r + 1
       elseif code == 'Z' then
@@ -43,8 +46,9 @@ for i = 5, #ARGV, 6 do
         redis.call('HINCRBY', rk, 'attempts', -1)
         redis.call('ZADD', KEYS[2], at, id)
       else
-        history_note(rk, 'D', true) -- history (issue 18)
-        redis.call('HSET', rk, 'state', 'DEAD', 'finished_at', now, 'error', text, 'error_class', class, 'next_run_at', '')
+        local h = history_note(rk, 'D', true) -- history (issue 18)
+        redis.call('HSET', rk, 'state', 'DEAD', 'finished_at', now, 'error', text, 'error_class', class, 'next_run_at', '',
+          'at:' .. token, attempt_entry(h, 'D', now, class, text))
         redis.call('ZADD', KEYS[3], now, id)
         redis.call('EXPIRE', rk, dttl)
         d = d + 1

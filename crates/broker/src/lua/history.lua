@@ -14,8 +14,10 @@ end
 -- Notes the outcome `code` of the attempt recorded at `rk`, read before the script changes the record:
 -- S succeeded, R retried (failed), D dead (failed); `latency` adds the attempt's enqueue-to-start time
 -- (started_at minus when it became due: enqueued_at, or next_run_at for a delayed job or a retry).
+-- Returns what it read (kind, enqueued_at, next_run_at, started_at, worker, attempts) for
+-- `attempt_entry`.
 local function history_note(rk, code, latency)
-  local h = redis.call('HMGET', rk, 'kind', 'enqueued_at', 'next_run_at', 'started_at')
+  local h = redis.call('HMGET', rk, 'kind', 'enqueued_at', 'next_run_at', 'started_at', 'worker', 'attempts')
   local kind = h[1] or '?'
   if code == 'S' then
     history_add(kind .. '|s', 1)
@@ -29,6 +31,14 @@ local function history_note(rk, code, latency)
     local ms = math.max(0, started - ready)
     history_add(kind .. '|l' .. math.floor(4 * math.log(ms + 1) / math.log(2)), 1)
   end
+  return h
+end
+-- The record's entry for the attempt that just ended, written by the caller in the same HSET as the
+-- outcome under the field `at:<lease token>` (one field per counted attempt; it expires with the
+-- record): attempt|worker|started_at|ended_at|outcome (S, R, D)|error class|error (300 bytes at most).
+local function attempt_entry(h, code, now, class, text)
+  return table.concat({h[6] or '', h[5] or '', h[4] or '', now, code, class or '',
+    string.sub(text or '', 1, 300)}, '|')
 end
 -- Writes the noted outcomes into the minute of `now` (ms).
 local function history_flush(kp, now)

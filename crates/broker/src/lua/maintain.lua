@@ -4,7 +4,7 @@
 -- ARGV[1] now (ms, the caller's clock: etas), ARGV[2] limit, ARGV[3] key prefix of the queue,
 -- ARGV[4] dead ttl (s), ARGV[5] stall (ms)
 -- A lease taken back counts in the queue's per-minute history (history.lua, prepended) as retried
--- (requeued) or dead, and failed.
+-- (requeued) or dead, and failed, and is written in the record as its attempt's entry (`at:<token>`).
 -- Returns {promoted, requeued, dead, score of the next scheduled job or -1, leases shifted}
 --
 -- Leases are judged on Redis's clock. Time in which no upkeep of this queue ran at all for longer
@@ -40,12 +40,13 @@ local requeued, dead = 0, 0
 for _, id in ipairs(expired) do
   redis.call('ZREM', KEYS[3], id)
   local rk = kp .. 't:' .. id
-  local v = redis.call('HMGET', rk, 'state', 'attempts', 'max_attempts', 'worker', 'wf')
+  local v = redis.call('HMGET', rk, 'state', 'attempts', 'max_attempts', 'worker', 'wf', 'token')
   if v[1] == 'RUNNING' then
     local msg = 'lease expired: worker ' .. tostring(v[4]) .. ' stopped renewing it (killed or stuck)'
     if tonumber(v[2]) >= tonumber(v[3]) then
-      history_note(rk, 'D', false) -- history (issue 18)
-      redis.call('HSET', rk, 'state', 'DEAD', 'finished_at', now, 'error', msg, 'error_class', 'lease_expired')
+      local h = history_note(rk, 'D', false) -- history (issue 18)
+      redis.call('HSET', rk, 'state', 'DEAD', 'finished_at', now, 'error', msg, 'error_class', 'lease_expired',
+        'at:' .. tostring(v[6]), attempt_entry(h, 'D', now, 'lease_expired', msg))
       redis.call('ZADD', KEYS[4], now, id)
       redis.call('EXPIRE', rk, dttl)
       redis.call('HINCRBY', KEYS[5], 'dead', 1)
@@ -54,8 +55,9 @@ for _, id in ipairs(expired) do
       if v[5] then wf_step(kp, KEYS[1], KEYS[5], id, v[5], 'DEAD', '', now, dttl) end
       -- workflows: end
     else
-      history_note(rk, 'R', false) -- history (issue 18)
-      redis.call('HSET', rk, 'state', 'PENDING', 'error', msg, 'error_class', 'lease_expired', 'queued', 1)
+      local h = history_note(rk, 'R', false) -- history (issue 18)
+      redis.call('HSET', rk, 'state', 'PENDING', 'error', msg, 'error_class', 'lease_expired', 'queued', 1,
+        'at:' .. tostring(v[6]), attempt_entry(h, 'R', now, 'lease_expired', msg))
       redis.call('RPUSH', KEYS[1], id)
       requeued = requeued + 1
     end

@@ -24,8 +24,15 @@ pub fn register(h: &mut Handlers, db: PgPool) {
             let deleted = faena_shop::auth::cleanup_expired_tokens(&mut conn)
                 .await
                 .map_err(|e| JobError::Retry(anyhow::anyhow!(e)))?;
-            tracing::info!(deleted, "deleted expired and revoked refresh tokens");
-            Ok(serde_json::json!({ "deleted": deleted }))
+            let sessions = faena_shop::sessions::cleanup_expired(&mut conn)
+                .await
+                .map_err(|e| JobError::Retry(anyhow::anyhow!(e)))?;
+            tracing::info!(
+                deleted,
+                sessions,
+                "deleted expired and revoked refresh tokens, and expired console sessions"
+            );
+            Ok(serde_json::json!({ "deleted": deleted, "sessions": sessions }))
         }
     });
     h.register(move |a: ReleaseExpiredArgs, _ctx| {
