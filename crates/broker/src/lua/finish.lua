@@ -17,7 +17,10 @@ local wfq = {} -- tasks of a workflow that reached a final state (workflows bloc
 for i = 5, #ARGV, 6 do
   local id, token, code, text, class, at = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5]
   local rk = kp .. 't:' .. id
-  local v = redis.call('HMGET', rk, 'token', 'state', 'wf')
+  -- token, state, workflow, then what history.lua notes: kind, enqueued_at, next_run_at,
+  -- started_at, worker, attempts (one read per outcome).
+  local v = redis.call('HMGET', rk, 'token', 'state', 'wf', 'kind', 'enqueued_at', 'next_run_at',
+    'started_at', 'worker', 'attempts')
   if v[1] ~= token then
     stale[#stale+1] = id; stale[#stale+1] = v[1] or ''
   else
@@ -26,7 +29,7 @@ for i = 5, #ARGV, 6 do
     if code == 'S' then
       if st == 'RUNNING' or st == 'PENDING' or st == 'SCHEDULED' then
         if st == 'SCHEDULED' then redis.call('ZREM', KEYS[2], id) end
-        local h = history_note(rk, 'S', true) -- history (issue 18)
+        local h = history_note({v[4], v[5], v[6], v[7], v[8], v[9]}, 'S', true) -- history (issue 18)
         -- An empty next_run_at reads as "none" (cheaper than an HDEL).
         redis.call('HSET', rk, 'state', 'SUCCEEDED', 'finished_at', now, 'result', text, 'next_run_at', '',
           'at:' .. token, attempt_entry(h, 'S', now, '', ''))
@@ -36,7 +39,7 @@ for i = 5, #ARGV, 6 do
       end
     elseif held == 1 then
       if code == 'R' then
-        local h = history_note(rk, 'R', true) -- history (issue 18)
+        local h = history_note({v[4], v[5], v[6], v[7], v[8], v[9]}, 'R', true) -- history (issue 18)
         redis.call('HSET', rk, 'state', 'SCHEDULED', 'next_run_at', at, 'error', text, 'error_class', class,
           'at:' .. token, attempt_entry(h, 'R', now, class, text))
         redis.call('ZADD', KEYS[2], at, id)
@@ -46,7 +49,7 @@ for i = 5, #ARGV, 6 do
         redis.call('HINCRBY', rk, 'attempts', -1)
         redis.call('ZADD', KEYS[2], at, id)
       else
-        local h = history_note(rk, 'D', true) -- history (issue 18)
+        local h = history_note({v[4], v[5], v[6], v[7], v[8], v[9]}, 'D', true) -- history (issue 18)
         redis.call('HSET', rk, 'state', 'DEAD', 'finished_at', now, 'error', text, 'error_class', class, 'next_run_at', '',
           'at:' .. token, attempt_entry(h, 'D', now, class, text))
         redis.call('ZADD', KEYS[3], now, id)

@@ -11,13 +11,12 @@ local history = {}
 local function history_add(field, n)
   history[field] = (history[field] or 0) + n
 end
--- Notes the outcome `code` of the attempt recorded at `rk`, read before the script changes the record:
--- S succeeded, R retried (failed), D dead (failed); `latency` adds the attempt's enqueue-to-start time
--- (started_at minus when it became due: enqueued_at, or next_run_at for a delayed job or a retry).
--- Returns what it read (kind, enqueued_at, next_run_at, started_at, worker, attempts) for
--- `attempt_entry`.
-local function history_note(rk, code, latency)
-  local h = redis.call('HMGET', rk, 'kind', 'enqueued_at', 'next_run_at', 'started_at', 'worker', 'attempts')
+-- Notes the outcome `code` of an attempt: S succeeded, R retried (failed), D dead (failed). `h` holds
+-- the record's {kind, enqueued_at, next_run_at, started_at, worker, attempts} as read before the
+-- script changed it (finish.lua reads them in the HMGET it makes anyway, so an outcome costs no
+-- extra read); `latency` adds the attempt's enqueue-to-start time (started_at minus when it became
+-- due: enqueued_at, or next_run_at for a delayed job or a retry). Returns `h` for `attempt_entry`.
+local function history_note(h, code, latency)
   local kind = h[1] or '?'
   if code == 'S' then
     history_add(kind .. '|s', 1)
@@ -32,6 +31,11 @@ local function history_note(rk, code, latency)
     history_add(kind .. '|l' .. math.floor(4 * math.log(ms + 1) / math.log(2)), 1)
   end
   return h
+end
+-- The same for the record at `rk`, read here (maintain's reaping, which has not read it).
+local function history_note_at(rk, code, latency)
+  return history_note(redis.call('HMGET', rk, 'kind', 'enqueued_at', 'next_run_at', 'started_at',
+    'worker', 'attempts'), code, latency)
 end
 -- The record's entry for the attempt that just ended, written by the caller in the same HSET as the
 -- outcome under the field `at:<lease token>` (one field per counted attempt; it expires with the
