@@ -1157,3 +1157,190 @@ async fn tour(
     worker.shutdown().await;
     Ok(())
 }
+
+/// Programación over HTTP: a schedule made in the form is edited (interval to cron, zone, args,
+/// queue), disabled and enabled, refused with the field named when the edit is wrong (and left as
+/// it was), and deleted only after the confirmation step; each step read back from the api.
+#[tokio::test]
+async fn console_schedules_edit_enable_disable_and_delete() -> anyhow::Result<()> {
+    let files = tempfile::tempdir()?;
+    let app = spawn("console_sched_edit", files.path()).await?;
+    let s = sign_in(&app, "admin").await?;
+    let api_path = "/api/periodic-tasks/cierre-caja";
+    let res = s
+        .post(
+            "/console/programacion/nueva",
+            &[
+                ("csrf", &s.csrf),
+                ("name", "cierre-caja"),
+                ("kind", "noop"),
+                ("args", "{}"),
+                ("queue", ""),
+                ("tipo", "intervalo"),
+                ("interval_secs", "300"),
+                ("timezone", "America/Lima"),
+                ("enabled", "on"),
+                ("description", "Cierre de caja"),
+            ],
+        )
+        .await?;
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(
+        res.headers()["location"],
+        "/console/programacion/cierre-caja"
+    );
+    let (status, t) = app.get(api_path).await?;
+    assert_eq!(status, 200, "{t}");
+    assert_eq!(t["interval_secs"], 300);
+    assert_eq!(t["enabled"], true);
+
+    // The edit form shows it with its next runs.
+    let (status, html) = s.get("/console/programacion/cierre-caja").await?;
+    assert_eq!(status, 200);
+    assert!(html.contains("id=\"next-runs\""), "{html}");
+    assert!(html.contains("value=\"300\""), "{html}");
+
+    // A wrong cron: 400 naming the field, the form again, the schedule unchanged.
+    let edit = |cron: &'static str| {
+        vec![
+            ("csrf", s.csrf.clone()),
+            ("kind", "noop".to_owned()),
+            ("args", "{\"ms\": 5}".to_owned()),
+            ("queue", "cierres".to_owned()),
+            ("tipo", "cron".to_owned()),
+            ("cron", cron.to_owned()),
+            ("timezone", "America/Bogota".to_owned()),
+            ("enabled", "on".to_owned()),
+            ("description", "Cierre de caja".to_owned()),
+        ]
+    };
+    let form = edit("0 0 25 * * *");
+    let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let res = s.post("/console/programacion/cierre-caja", &fields).await?;
+    assert_eq!(res.status().as_u16(), 400);
+    let html = res.text().await?;
+    assert!(html.contains("cron"), "{html}");
+    let (_, t) = app.get(api_path).await?;
+    assert_eq!(
+        (t["interval_secs"].as_i64(), t["cron"].as_str()),
+        (Some(300), None)
+    );
+
+    // A good one: cron at 21:30 in Bogotá, its args and queue.
+    let form = edit("0 30 21 * * *");
+    let fields: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let res = s.post("/console/programacion/cierre-caja", &fields).await?;
+    assert_eq!(res.status().as_u16(), 303);
+    let (_, t) = app.get(api_path).await?;
+    assert_eq!(t["cron"], "0 30 21 * * *");
+    assert_eq!(t["interval_secs"], serde_json::Value::Null);
+    assert_eq!(t["timezone"], "America/Bogota");
+    assert_eq!(t["args"], json!({"ms": 5}));
+    assert_eq!(t["queue"], "cierres");
+
+    // Disable, then enable.
+    let res = s
+        .post(
+            "/console/programacion/cierre-caja/desactivar",
+            &[("csrf", &s.csrf)],
+        )
+        .await?;
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(app.get(api_path).await?.1["enabled"], false);
+    let res = s
+        .post(
+            "/console/programacion/cierre-caja/activar",
+            &[("csrf", &s.csrf)],
+        )
+        .await?;
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(app.get(api_path).await?.1["enabled"], true);
+
+    // Delete: the first POST only asks; the schedule stays until it is confirmed.
+    let res = s
+        .post(
+            "/console/programacion/cierre-caja/eliminar",
+            &[("csrf", &s.csrf)],
+        )
+        .await?;
+    assert_eq!(res.status().as_u16(), 200);
+    assert!(res.text().await?.contains("id=\"confirm\""));
+    assert_eq!(app.get(api_path).await?.0, 200);
+    let res = s
+        .post(
+            "/console/programacion/cierre-caja/eliminar",
+            &[("csrf", &s.csrf), ("confirmado", "si")],
+        )
+        .await?;
+    assert_eq!(res.status().as_u16(), 303);
+    assert_eq!(app.get(api_path).await?.0, 404);
+    // Deleting what is gone: 404 in a page.
+    let res = s
+        .post(
+            "/console/programacion/cierre-caja/eliminar",
+            &[("csrf", &s.csrf), ("confirmado", "si")],
+        )
+        .await?;
+    assert_eq!(res.status().as_u16(), 404);
+    Ok(())
+}
+
+/// Comprobantes: a receipt's XML, CDR and PDF download with their type and file name, byte for
+/// byte; a file the retention removed is a 404 that says so, and an unknown kind a 404.
+#[tokio::test]
+async fn console_receipt_files_download_xml_cdr_and_pdf() -> anyhow::Result<()> {
+    let files = tempfile::tempdir()?;
+    let app = spawn("console_files", files.path()).await?;
+    let admin_token = app.user_token("caja", Role::Admin).await?;
+    let (id, _) = sale(&app, &admin_token, "PAN-9").await?;
+    let cdr = reject_with_cdr(&app, files.path(), id).await?;
+    let xml = format!("<?xml version=\"1.0\"?><Invoice>{id}</Invoice>").into_bytes();
+    let pdf = format!("%PDF-1.4 receipt {id}").into_bytes();
+    std::fs::create_dir_all(files.path().join("xml"))?;
+    std::fs::create_dir_all(files.path().join("pdf"))?;
+    std::fs::write(files.path().join(format!("xml/X-{id}.xml")), &xml)?;
+    std::fs::write(files.path().join(format!("pdf/P-{id}.pdf")), &pdf)?;
+    common::sql(
+        &app.db,
+        &format!(
+            "UPDATE sales SET xml_path = 'xml/X-{id}.xml', pdf_path = 'pdf/P-{id}.pdf' WHERE id = {id}"
+        ),
+    )
+    .await?;
+    let s = sign_in(&app, "admin").await?;
+    for (kind, bytes, ctype, name) in [
+        ("xml", &xml, "application/xml", format!("X-{id}.xml")),
+        ("cdr", &cdr, "application/zip", format!("R-test-{id}.zip")),
+        ("pdf", &pdf, "application/pdf", format!("P-{id}.pdf")),
+    ] {
+        let res = s
+            .http
+            .get(format!(
+                "{}/console/comprobantes/{id}/archivo/{kind}",
+                s.base
+            ))
+            .header("cookie", format!("faena_console={}", s.cookie))
+            .send()
+            .await?;
+        assert_eq!(res.status().as_u16(), 200, "{kind}");
+        assert_eq!(res.headers()["content-type"], ctype, "{kind}");
+        assert_eq!(
+            res.headers()["content-disposition"],
+            format!("attachment; filename=\"{name}\"").as_str(),
+            "{kind}"
+        );
+        assert_eq!(&res.bytes().await?.to_vec(), bytes, "{kind}");
+    }
+    // The PDF deleted by the retention: 404 saying so; an unknown kind: 404.
+    std::fs::remove_file(files.path().join(format!("pdf/P-{id}.pdf")))?;
+    let (status, html) = s
+        .get(&format!("/console/comprobantes/{id}/archivo/pdf"))
+        .await?;
+    assert_eq!(status, 404);
+    assert!(html.contains("retention"), "{html}");
+    let (status, _) = s
+        .get(&format!("/console/comprobantes/{id}/archivo/zip"))
+        .await?;
+    assert_eq!(status, 404);
+    Ok(())
+}

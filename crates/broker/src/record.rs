@@ -171,13 +171,16 @@ impl TaskRecord {
             worker: h.get("worker").cloned(),
             idempotency_key: h.get("idempotency_key").cloned(),
             owner: h.get("owner").cloned(),
-            attempt_log: attempt_log(h),
+            attempt_log: attempt_log(h, state),
         })
     }
 }
 
-/// The `at:<lease token>` fields of a record, in token order (the order the attempts started).
-fn attempt_log(h: &HashMap<String, String>) -> Vec<AttemptEntry> {
+/// The `at:<lease token>` fields of a record, in token order (the order the attempts started), and
+/// for a SUCCEEDED task its last attempt, which `finish.lua` does not write as an entry: the record's
+/// own fields are that attempt (a SUCCEEDED task never runs again). It replaces an entry of the same
+/// token (a lease taken back whose late success counted).
+fn attempt_log(h: &HashMap<String, String>, state: TaskState) -> Vec<AttemptEntry> {
     let mut entries: Vec<(u64, AttemptEntry)> = h
         .iter()
         .filter_map(|(k, v)| {
@@ -185,6 +188,23 @@ fn attempt_log(h: &HashMap<String, String>) -> Vec<AttemptEntry> {
             Some((token, AttemptEntry::parse(v)?))
         })
         .collect();
+    if state == TaskState::Succeeded {
+        if let Some(token) = h.get("token").and_then(|t| t.parse::<u64>().ok()) {
+            entries.retain(|(t, _)| *t != token);
+            entries.push((
+                token,
+                AttemptEntry {
+                    attempt: h.get("attempts").and_then(|v| v.parse().ok()).unwrap_or(0),
+                    worker: h.get("worker").cloned().unwrap_or_default(),
+                    started_at: ms(h.get("started_at")),
+                    ended_at: ms(h.get("finished_at")),
+                    outcome: AttemptOutcome::Succeeded,
+                    error_class: None,
+                    error: None,
+                },
+            ));
+        }
+    }
     entries.sort_by_key(|(t, _)| *t);
     entries.into_iter().map(|(_, e)| e).collect()
 }
@@ -192,6 +212,37 @@ fn attempt_log(h: &HashMap<String, String>) -> Vec<AttemptEntry> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_succeeded_task_lists_its_last_attempt_from_the_record() {
+        let h: HashMap<String, String> = [
+            ("state", "SUCCEEDED"),
+            ("token", "7"),
+            ("attempts", "2"),
+            ("worker", "w2"),
+            ("started_at", "1500"),
+            ("finished_at", "1700"),
+            ("at:3", "1|w1|500|600|R|retryable|boom"),
+            // A lease taken back (retried) whose late success then counted: the success wins.
+            ("at:7", "2|w2|1500|1600|R|lease_expired|lease expired"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let rec = TaskRecord::from_hash("t", &h).expect("a record");
+        assert_eq!(rec.attempt_log.len(), 2);
+        assert_eq!(rec.attempt_log[0].outcome, AttemptOutcome::Retried);
+        assert_eq!(rec.attempt_log[0].error.as_deref(), Some("boom"));
+        let last = &rec.attempt_log[1];
+        assert_eq!(last.outcome, AttemptOutcome::Succeeded);
+        assert_eq!((last.attempt, last.worker.as_str()), (2, "w2"));
+        assert_eq!(last.started_at.map(|t| t.timestamp_millis()), Some(1500));
+        assert_eq!(last.ended_at.map(|t| t.timestamp_millis()), Some(1700));
+        assert_eq!(
+            (last.error.as_ref(), last.error_class.as_ref()),
+            (None, None)
+        );
+    }
 
     #[test]
     fn attempt_entries_read_in_token_order_with_errors_that_hold_bars() {

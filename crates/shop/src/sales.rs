@@ -597,8 +597,8 @@ pub async fn create_sale(
     let send = req.send.unwrap_or(defaults.auto_send);
     let req = req.clone();
     let seller = seller.clone();
-    let id = conn
-        .transaction::<i64, SaleError, _>(async move |conn| {
+    let view = conn
+        .transaction::<SaleView, SaleError, _>(async move |conn| {
             // The sale's id first, and its send queued with it, before any lock is taken: sales of
             // one series run one at a time from the series' counter to the commit, so that stretch
             // holds only what needs the counter (measured: queuing the send inside it cost a quarter
@@ -784,7 +784,7 @@ pub async fn create_sale(
             .bind::<diesel::sql_types::Text, _>(series.as_str())
             .get_result(conn)
             .await?;
-            diesel::insert_into(sales::table)
+            let row = diesel::insert_into(sales::table)
                 .values((
                     sales::id.eq(id),
                     sales::seller_id.eq(&seller.user_id),
@@ -801,7 +801,8 @@ pub async fn create_sale(
                     sales::igv.eq(&igv),
                     sales::total.eq(&total),
                 ))
-                .execute(conn)
+                .returning(SaleRow::as_returning())
+                .get_result(conn)
                 .await?;
             stores::record_sale_store(conn, id, &store).await?;
             let rows: Vec<_> = draft
@@ -834,17 +835,21 @@ pub async fn create_sale(
                     )
                 })
                 .collect();
-            diesel::insert_into(sale_items::table)
+            // The answer is the sale as inserted (RETURNING): a new sale has no submission,
+            // cancellation or summary yet, so reading it back would cost six queries for nothing.
+            let mut items: Vec<SaleItem> = diesel::insert_into(sale_items::table)
                 .values(rows)
-                .execute(conn)
+                .returning(SaleItem::as_returning())
+                .get_results(conn)
                 .await?;
-            Ok(id)
+            items.sort_by_key(|i| i.id);
+            Ok(view(row, store.id, items, Vec::new(), None, Vec::new()))
         })
         .await?;
     if send {
         faena_core::outbox::committed();
     }
-    get_sale(conn, id).await
+    Ok(view)
 }
 
 /// Queues the sale's send to SUNAT through the outbox, in the caller's transaction, and records

@@ -7,8 +7,9 @@
 -- lease. A stale one (a paused worker whose job was leased again) changes nothing and is counted
 -- (`stale` in the stats). A failure whose lease expired but was not leased again is ignored too (the
 -- requeued job runs again); a late success of the latest lease still counts.
--- Each recorded outcome is also counted in the queue's per-minute history (history.lua, prepended),
--- and written in the record as its attempt's entry (`at:<token>`, `attempt_entry`).
+-- Each recorded outcome is also counted in the queue's per-minute history (history.lua, prepended);
+-- a retried or dead attempt is written in the record as its attempt's entry (`at:<token>`,
+-- `attempt_entry`; a success needs none).
 -- Returns {succeeded, retried, dead, then id and current token of each stale outcome}
 local now, rttl, dttl, kp = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local s, r, d = 0, 0, 0
@@ -18,9 +19,9 @@ for i = 5, #ARGV, 6 do
   local id, token, code, text, class, at = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5]
   local rk = kp .. 't:' .. id
   -- token, state, workflow, then what history.lua notes: kind, enqueued_at, next_run_at,
-  -- started_at, worker, attempts (one read per outcome).
+  -- started_at (one read per outcome).
   local v = redis.call('HMGET', rk, 'token', 'state', 'wf', 'kind', 'enqueued_at', 'next_run_at',
-    'started_at', 'worker', 'attempts')
+    'started_at')
   if v[1] ~= token then
     stale[#stale+1] = id; stale[#stale+1] = v[1] or ''
   else
@@ -29,17 +30,17 @@ for i = 5, #ARGV, 6 do
     if code == 'S' then
       if st == 'RUNNING' or st == 'PENDING' or st == 'SCHEDULED' then
         if st == 'SCHEDULED' then redis.call('ZREM', KEYS[2], id) end
-        local h = history_note({v[4], v[5], v[6], v[7], v[8], v[9]}, 'S', true) -- history (issue 18)
+        history_note(v[4], v[5], v[6], v[7], 'S', true) -- history (issue 18)
         -- An empty next_run_at reads as "none" (cheaper than an HDEL).
-        redis.call('HSET', rk, 'state', 'SUCCEEDED', 'finished_at', now, 'result', text, 'next_run_at', '',
-          'at:' .. token, attempt_entry(h, 'S', now, '', ''))
+        redis.call('HSET', rk, 'state', 'SUCCEEDED', 'finished_at', now, 'result', text, 'next_run_at', '')
         redis.call('EXPIRE', rk, rttl)
         s = s + 1
         if v[3] then wfq[#wfq+1] = {id, v[3], 'SUCCEEDED', text, rttl} end
       end
     elseif held == 1 then
       if code == 'R' then
-        local h = history_note({v[4], v[5], v[6], v[7], v[8], v[9]}, 'R', true) -- history (issue 18)
+        history_note(v[4], v[5], v[6], v[7], 'R', true) -- history (issue 18)
+        local h = attempt_fields(rk)
         redis.call('HSET', rk, 'state', 'SCHEDULED', 'next_run_at', at, 'error', text, 'error_class', class,
           'at:' .. token, attempt_entry(h, 'R', now, class, text))
         redis.call('ZADD', KEYS[2], at, id)
@@ -49,7 +50,8 @@ for i = 5, #ARGV, 6 do
         redis.call('HINCRBY', rk, 'attempts', -1)
         redis.call('ZADD', KEYS[2], at, id)
       else
-        local h = history_note({v[4], v[5], v[6], v[7], v[8], v[9]}, 'D', true) -- history (issue 18)
+        history_note(v[4], v[5], v[6], v[7], 'D', true) -- history (issue 18)
+        local h = attempt_fields(rk)
         redis.call('HSET', rk, 'state', 'DEAD', 'finished_at', now, 'error', text, 'error_class', class, 'next_run_at', '',
           'at:' .. token, attempt_entry(h, 'D', now, class, text))
         redis.call('ZADD', KEYS[3], now, id)

@@ -3,52 +3,65 @@
 -- ms since the epoch / 60000 on the caller's clock; `keys::QueueKeys::history`). Fields:
 -- `<kind>|s` succeeded, `<kind>|r` retried, `<kind>|d` dead, `<kind>|f` failed (= r + d), and
 -- `<kind>|l<b>` attempts whose enqueue-to-start latency fell in bucket b = floor(4 * log2(ms + 1))
--- (a quarter of an octave: percentiles within 19 %). A script notes each outcome in a Lua table and
--- writes the table once (one HINCRBY per distinct field, one EXPIRE), so a batch of a thousand
--- outcomes of one kind costs a handful of writes. Each hash lives 7 days and 1 hour.
+-- (a quarter of an octave: percentiles within 19 %). A script notes each outcome in a Lua table of
+-- numbers per kind (no string is built per outcome) and writes the table once (one HINCRBY per
+-- distinct field, one EXPIRE), so a batch of a thousand outcomes of one kind costs a handful of writes.
+-- Each hash lives 7 days and 1 hour.
 local HISTORY_TTL = 608400
+local LN2 = math.log(2)
+-- kind -> {succeeded, failed, retried, dead, {latency bucket -> count}}
 local history = {}
-local function history_add(field, n)
-  history[field] = (history[field] or 0) + n
-end
--- Notes the outcome `code` of an attempt: S succeeded, R retried (failed), D dead (failed). `h` holds
--- the record's {kind, enqueued_at, next_run_at, started_at, worker, attempts} as read before the
--- script changed it (finish.lua reads them in the HMGET it makes anyway, so an outcome costs no
--- extra read); `latency` adds the attempt's enqueue-to-start time (started_at minus when it became
--- due: enqueued_at, or next_run_at for a delayed job or a retry). Returns `h` for `attempt_entry`.
-local function history_note(h, code, latency)
-  local kind = h[1] or '?'
+-- Notes the outcome `code` of an attempt of `kind`: S succeeded, R retried (failed), D dead
+-- (failed). With `latency`, also its enqueue-to-start time: `started` minus when it became due
+-- (`enq`, or `nra` for a delayed job or a retry), all in ms as the record holds them.
+local function history_note(kind, enq, nra, started, code, latency)
+  kind = kind or '?'
+  local c = history[kind]
+  if not c then c = {0, 0, 0, 0, {}}; history[kind] = c end
   if code == 'S' then
-    history_add(kind .. '|s', 1)
+    c[1] = c[1] + 1
   else
-    history_add(kind .. '|f', 1)
-    if code == 'R' then history_add(kind .. '|r', 1) else history_add(kind .. '|d', 1) end
+    c[2] = c[2] + 1
+    if code == 'R' then c[3] = c[3] + 1 else c[4] = c[4] + 1 end
   end
-  local started = tonumber(h[4])
-  if latency and started then
-    local ready = math.max(tonumber(h[2]) or 0, tonumber(h[3]) or 0)
-    local ms = math.max(0, started - ready)
-    history_add(kind .. '|l' .. math.floor(4 * math.log(ms + 1) / math.log(2)), 1)
+  if latency then
+    local st = tonumber(started)
+    if st then
+      local ms = st - math.max(tonumber(enq) or 0, tonumber(nra) or 0)
+      if ms < 0 then ms = 0 end
+      local b = math.floor(4 * math.log(ms + 1) / LN2)
+      local l = c[5]
+      l[b] = (l[b] or 0) + 1
+    end
   end
-  return h
 end
--- The same for the record at `rk`, read here (maintain's reaping, which has not read it).
-local function history_note_at(rk, code, latency)
-  return history_note(redis.call('HMGET', rk, 'kind', 'enqueued_at', 'next_run_at', 'started_at',
-    'worker', 'attempts'), code, latency)
+-- The record's fields an attempt's entry needs: {kind, enqueued_at, next_run_at, started_at, worker,
+-- attempts}, as read before the script changes the record.
+local function attempt_fields(rk)
+  return redis.call('HMGET', rk, 'kind', 'enqueued_at', 'next_run_at', 'started_at', 'worker',
+    'attempts')
 end
--- The record's entry for the attempt that just ended, written by the caller in the same HSET as the
--- outcome under the field `at:<lease token>` (one field per counted attempt; it expires with the
--- record): attempt|worker|started_at|ended_at|outcome (S, R, D)|error class|error (300 bytes at most).
+-- The record's entry for an attempt that ended in a retry or dead (`h` from `attempt_fields`),
+-- written by the caller in the same HSET as the outcome under the field `at:<lease token>` (one field
+-- per counted attempt; it expires with the record): attempt|worker|started_at|ended_at|outcome (R, D)
+-- |error class|error (300 bytes at most). A success writes none: it is the record's last attempt, and
+-- the record's own fields (attempts, worker, started_at, finished_at) say it (`record.rs`), since a
+-- SUCCEEDED task never runs again.
 local function attempt_entry(h, code, now, class, text)
   return table.concat({h[6] or '', h[5] or '', h[4] or '', now, code, class or '',
     string.sub(text or '', 1, 300)}, '|')
 end
+local HISTORY_SUFFIX = {'|s', '|f', '|r', '|d'}
 -- Writes the noted outcomes into the minute of `now` (ms).
 local function history_flush(kp, now)
   if next(history) == nil then return end
   local hk = kp .. 'h:' .. math.floor(tonumber(now) / 60000)
-  for field, n in pairs(history) do redis.call('HINCRBY', hk, field, n) end
+  for kind, c in pairs(history) do
+    for i = 1, 4 do
+      if c[i] > 0 then redis.call('HINCRBY', hk, kind .. HISTORY_SUFFIX[i], c[i]) end
+    end
+    for b, n in pairs(c[5]) do redis.call('HINCRBY', hk, kind .. '|l' .. b, n) end
+  end
   redis.call('EXPIRE', hk, HISTORY_TTL)
 end
 -- <<< history

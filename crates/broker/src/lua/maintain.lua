@@ -44,7 +44,8 @@ for _, id in ipairs(expired) do
   if v[1] == 'RUNNING' then
     local msg = 'lease expired: worker ' .. tostring(v[4]) .. ' stopped renewing it (killed or stuck)'
     if tonumber(v[2]) >= tonumber(v[3]) then
-      local h = history_note_at(rk, 'D', false) -- history (issue 18)
+      local h = attempt_fields(rk)
+      history_note(h[1], h[2], h[3], h[4], 'D', false) -- history (issue 18)
       redis.call('HSET', rk, 'state', 'DEAD', 'finished_at', now, 'error', msg, 'error_class', 'lease_expired',
         'at:' .. tostring(v[6]), attempt_entry(h, 'D', now, 'lease_expired', msg))
       redis.call('ZADD', KEYS[4], now, id)
@@ -55,7 +56,8 @@ for _, id in ipairs(expired) do
       if v[5] then wf_step(kp, KEYS[1], KEYS[5], id, v[5], 'DEAD', '', now, dttl) end
       -- workflows: end
     else
-      local h = history_note_at(rk, 'R', false) -- history (issue 18)
+      local h = attempt_fields(rk)
+      history_note(h[1], h[2], h[3], h[4], 'R', false) -- history (issue 18)
       redis.call('HSET', rk, 'state', 'PENDING', 'error', msg, 'error_class', 'lease_expired', 'queued', 1,
         'at:' .. tostring(v[6]), attempt_entry(h, 'R', now, 'lease_expired', msg))
       redis.call('RPUSH', KEYS[1], id)
