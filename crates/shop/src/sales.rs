@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::quantity::{self, Quantity};
 use crate::schema::{
     products, reservation_items, reservations, sale_items, sale_send_jobs, sale_sends, sales,
-    sunat_submissions,
+    series_counters, sunat_submissions,
 };
 use crate::states::ReservationStatus;
 pub use crate::states::SunatStatus;
@@ -776,22 +776,29 @@ pub async fn create_sale(
                     ),
                 ));
             }
-            let next: Next = diesel::sql_query(
+            // From here to the commit, sales of this series wait for this one (the counter's row
+            // lock). The three statements go out together, pipelined on the connection (PostgreSQL
+            // runs them in order; the sale reads the correlative the UPSERT just wrote), so the
+            // stretch holds one round trip and the commit, not four (docs/benchmarks.md).
+            let counter = diesel::sql_query(
                 "INSERT INTO series_counters (series, last_correlative) VALUES ($1, 1) \
                  ON CONFLICT (series) DO UPDATE SET last_correlative = series_counters.last_correlative + 1 \
                  RETURNING last_correlative",
             )
-            .bind::<diesel::sql_types::Text, _>(series.as_str())
-            .get_result(conn)
-            .await?;
-            let row = diesel::insert_into(sales::table)
+            .bind::<diesel::sql_types::Text, _>(series.as_str());
+            let correlative = series_counters::table
+                .find(series.as_str())
+                .select(series_counters::last_correlative)
+                .single_value()
+                .assume_not_null();
+            let insert_sale = diesel::insert_into(sales::table)
                 .values((
                     sales::id.eq(id),
                     sales::seller_id.eq(&seller.user_id),
                     sales::reservation_id.eq(req.reservation_id),
                     sales::doc_type.eq(doc.code()),
                     sales::series.eq(series.as_str()),
-                    sales::correlative.eq(next.last_correlative),
+                    sales::correlative.eq(correlative),
                     sales::issue_date.eq(issue_date),
                     sales::issued_at.eq(now),
                     sales::customer_doc_type.eq(customer.doc_type.code()),
@@ -801,10 +808,7 @@ pub async fn create_sale(
                     sales::igv.eq(&igv),
                     sales::total.eq(&total),
                 ))
-                .returning(SaleRow::as_returning())
-                .get_result(conn)
-                .await?;
-            stores::record_sale_store(conn, id, &store).await?;
+                .returning(SaleRow::as_returning());
             let rows: Vec<_> = draft
                 .iter()
                 .zip(lines.iter().zip(&amounts))
@@ -835,13 +839,18 @@ pub async fn create_sale(
                     )
                 })
                 .collect();
+            let insert_items = diesel::insert_into(sale_items::table)
+                .values(rows)
+                .returning(SaleItem::as_returning());
+            let (next, row, mut items): (Next, SaleRow, Vec<SaleItem>) = futures::try_join!(
+                counter.get_result(&mut &*conn),
+                insert_sale.get_result(&mut &*conn),
+                insert_items.get_results(&mut &*conn),
+            )?;
+            debug_assert_eq!(next.last_correlative, row.correlative);
+            stores::record_sale_store(conn, id, &store).await?;
             // The answer is the sale as inserted (RETURNING): a new sale has no submission,
             // cancellation or summary yet, so reading it back would cost six queries for nothing.
-            let mut items: Vec<SaleItem> = diesel::insert_into(sale_items::table)
-                .values(rows)
-                .returning(SaleItem::as_returning())
-                .get_results(conn)
-                .await?;
             items.sort_by_key(|i| i.id);
             Ok(view(row, store.id, items, Vec::new(), None, Vec::new()))
         })
