@@ -10,7 +10,7 @@ use bigdecimal::BigDecimal;
 use common::spawn_app;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use faena_shop::schema::{products, reservation_items, reservations};
+use faena_shop::schema::{product_stock, products, reservation_items, reservations};
 use faena_shop::shop;
 use serde_json::{json, Value};
 
@@ -295,8 +295,9 @@ async fn reserve_directly(
         .values(items)
         .execute(conn)
         .await?;
-    diesel::update(products::table.find(product))
-        .set(products::stock.eq(products::stock - bigdecimal::BigDecimal::from(n as i64)))
+    // The main store's stock, which the reservations hold.
+    diesel::update(product_stock::table.filter(product_stock::product_id.eq(product)))
+        .set(product_stock::quantity.eq(product_stock::quantity - BigDecimal::from(n as i64)))
         .execute(conn)
         .await?;
     Ok(ids)
