@@ -10,7 +10,7 @@ use bigdecimal::BigDecimal;
 use common::spawn_app;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use faena_shop::schema::{product_stock, products, reservation_items, reservations};
+use faena_shop::schema::{product_stock, reservation_items, reservations};
 use faena_shop::shop;
 use serde_json::{json, Value};
 

@@ -51,7 +51,8 @@ async fn stock_in(app: &TestApp, product: i64, store: &str) -> anyhow::Result<Va
         .and_then(|l| l.iter().find(|p| p["id"] == product))
         .ok_or_else(|| anyhow::anyhow!("product {product} not listed: {list}"))?;
     anyhow::ensure!(
-        p["by_store"].as_array().map(Vec::len) == Some(1) && p["by_store"][0]["stock"] == p["stock"],
+        p["by_store"].as_array().map(Vec::len) == Some(1)
+            && p["by_store"][0]["stock"] == p["stock"],
         "one store's stock: {p}"
     );
     Ok(p["stock"].clone())
@@ -129,7 +130,11 @@ async fn a_checkout_in_one_store_cannot_take_another_stores_stock() -> anyhow::R
         (403, Some("forbidden")),
         "{b}"
     );
-    assert_eq!(stock_in(&app, pid, "cusco").await?, 5, "cusco's stock unchanged");
+    assert_eq!(
+        stock_in(&app, pid, "cusco").await?,
+        5,
+        "cusco's stock unchanged"
+    );
     assert_eq!(stock_in(&app, pid, "lima").await?, 0);
     assert_eq!(stock_in(&app, pid, "principal").await?, 100);
 
@@ -141,11 +146,7 @@ async fn a_checkout_in_one_store_cannot_take_another_stores_stock() -> anyhow::R
     )
     .await?;
     assert_eq!(s, 409, "{b}");
-    assert_eq!(
-        b["error"]["details"]["shortages"][0]["available"],
-        5,
-        "{b}"
-    );
+    assert_eq!(b["error"]["details"]["shortages"][0]["available"], 5, "{b}");
     let (s, r) = checkout(
         admin.clone(),
         json!({"items": [{"product_id": pid, "quantity": 2}], "store_id": cusco}),
@@ -177,7 +178,10 @@ async fn a_checkout_in_one_store_cannot_take_another_stores_stock() -> anyhow::R
         .execute(&mut *conn)
         .await?;
     let report = faena_shop::shop::release_expired(&mut conn, 100).await?;
-    assert_eq!((report.released, report.units), (1, bigdecimal::BigDecimal::from(4)));
+    assert_eq!(
+        (report.released, report.units),
+        (1, bigdecimal::BigDecimal::from(4))
+    );
     assert_eq!(stock_in(&app, pid, "cusco").await?, 5);
     assert_eq!(stock_in(&app, pid, "principal").await?, 100);
 
@@ -215,7 +219,11 @@ async fn a_checkout_in_one_store_cannot_take_another_stores_stock() -> anyhow::R
 
     // Unknown stores are named as such.
     let (s, b) = app.get("/api/products?store=nowhere").await?;
-    assert_eq!((s, b["error"]["code"].as_str()), (404, Some("not_found")), "{b}");
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{b}"
+    );
     let (s, b) = app
         .send(
             Method::PATCH,
@@ -223,7 +231,11 @@ async fn a_checkout_in_one_store_cannot_take_another_stores_stock() -> anyhow::R
             Some(&json!({"stock": 1, "store_id": 999}).to_string()),
         )
         .await?;
-    assert_eq!((s, b["error"]["field"].as_str()), (400, Some("store_id")), "{b}");
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (400, Some("store_id")),
+        "{b}"
+    );
     let (s, b) = app
         .send(
             Method::PATCH,
@@ -231,7 +243,11 @@ async fn a_checkout_in_one_store_cannot_take_another_stores_stock() -> anyhow::R
             Some(&json!({"store_id": cusco}).to_string()),
         )
         .await?;
-    assert_eq!((s, b["error"]["field"].as_str()), (400, Some("store_id")), "{b}");
+    assert_eq!(
+        (s, b["error"]["field"].as_str()),
+        (400, Some("store_id")),
+        "{b}"
+    );
     let (_, p) = app.get(&format!("/api/products/{pid}")).await?;
     assert_eq!(p["stock"], 104, "{p}");
     Ok(())
@@ -256,15 +272,24 @@ async fn a_sale_in_store_b_takes_bs_stock_and_its_cancellation_gives_it_back() -
         )
         .await?;
     assert_eq!(s, 200, "{p}");
-    assert_eq!((p["stock"].clone(), p["by_store"][1]["stock"].clone()), (json!(12.5), json!(2.5)), "{p}");
+    assert_eq!(
+        (p["stock"].clone(), p["by_store"][1]["stock"].clone()),
+        (json!(12.5), json!(2.5)),
+        "{p}"
+    );
     let bea = app.user_token("bea", Role::Seller).await?;
     move_user(&app, "bea", "cusco").await?;
     let sell = |quantity: &str| {
         let body = json!({"items": [{"product_id": pid, "quantity": quantity}], "send": false});
         let (app, bea) = (&app, bea.clone());
         async move {
-            app.send_as(Some(&bea), Method::POST, "/api/sales", Some(&body.to_string()))
-                .await
+            app.send_as(
+                Some(&bea),
+                Method::POST,
+                "/api/sales",
+                Some(&body.to_string()),
+            )
+            .await
         }
     };
 
@@ -322,6 +347,10 @@ async fn a_sale_in_store_b_takes_bs_stock_and_its_cancellation_gives_it_back() -
         )
         .await?;
     assert_eq!(s, 200, "{p}");
-    assert_eq!((p["decimal_quantity"].clone(), p["stock"].clone()), (json!(false), json!(12)), "{p}");
+    assert_eq!(
+        (p["decimal_quantity"].clone(), p["stock"].clone()),
+        (json!(false), json!(12)),
+        "{p}"
+    );
     Ok(())
 }

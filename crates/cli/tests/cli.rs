@@ -1250,7 +1250,11 @@ async fn products_are_added_and_changed_with_the_apis_checks() -> anyhow::Result
     // Whole units again is refused while the stock has decimals: exit 1 with the reason.
     let o = run(&["products", "set", "1", "--decimal-quantity", "false"])?;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("has a stock of 25.5 in store 1"), "{}", text(&o));
+    assert!(
+        text(&o).contains("has a stock of 25.5 in store 1"),
+        "{}",
+        text(&o)
+    );
     // Stock per store: set in one store (by its code), listed in all or in that store only.
     let o = run(&[
         "stores",
@@ -1279,11 +1283,20 @@ async fn products_are_added_and_changed_with_the_apis_checks() -> anyhow::Result
     );
     let o = run(&["products", "list", "--store", "lima"])?;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    assert!(text(&o).contains("stock 2.25 KGM (lima 2.25)"), "{}", text(&o));
+    assert!(
+        text(&o).contains("stock 2.25 KGM (lima 2.25)"),
+        "{}",
+        text(&o)
+    );
     let o = run(&["products", "list", "--store", "nowhere"])?;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let o = run(&["products", "set", "1", "--store", "lima"])?;
-    assert_eq!(o.status.code(), Some(2), "--store needs --stock: {}", text(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "--store needs --stock: {}",
+        text(&o)
+    );
     let o = run(&["products", "set", "1", "--stock=-1"])?;
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(

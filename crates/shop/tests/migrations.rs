@@ -7,7 +7,9 @@
 use bigdecimal::BigDecimal;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
-use faena_shop::schema::{insights, product_stock, products, reservation_items, reservations, sale_items};
+use faena_shop::schema::{
+    insights, product_stock, products, reservation_items, reservations, sale_items,
+};
 use faena_testkit::TestDb;
 
 const DOWN_QUANTITIES: &str =
@@ -75,10 +77,7 @@ async fn whole_quantities_migrate_to_decimals_unchanged() -> anyhow::Result<()> 
     let main = main_store(&mut conn).await?;
     assert_eq!(
         stock_rows(&mut conn).await?,
-        [
-            (1, main, n(2_147_483_647), false),
-            (2, main, n(7), false)
-        ]
+        [(1, main, n(2_147_483_647), false), (2, main, n(7), false)]
     );
     let held: (BigDecimal, bool, Option<BigDecimal>, Option<BigDecimal>) = reservation_items::table
         .select((
@@ -97,9 +96,10 @@ async fn whole_quantities_migrate_to_decimals_unchanged() -> anyhow::Result<()> 
     assert_eq!(sold, n(2));
     // Whole units: a fraction of a product without decimal_quantity is refused by the database
     // too, not only by the api.
-    let fraction = diesel::sql_query("UPDATE product_stock SET quantity = 6.5 WHERE product_id = 2")
-        .execute(&mut conn)
-        .await;
+    let fraction =
+        diesel::sql_query("UPDATE product_stock SET quantity = 6.5 WHERE product_id = 2")
+            .execute(&mut conn)
+            .await;
     assert!(fraction.is_err(), "a fractional stock of a unit product");
     Ok(())
 }
@@ -157,7 +157,9 @@ async fn stock_moves_into_the_main_store_unchanged() -> anyhow::Result<()> {
         .await?;
     assert_eq!(alert, (Some(main), "out_of_stock".to_owned()));
     // One truth: products has no stock of its own any more.
-    let gone = diesel::sql_query("SELECT stock FROM products").execute(&mut conn).await;
+    let gone = diesel::sql_query("SELECT stock FROM products")
+        .execute(&mut conn)
+        .await;
     assert!(gone.is_err(), "products.stock is dropped");
     // A product's decimal_quantity is carried to its stock rows.
     diesel::sql_query("UPDATE products SET decimal_quantity = TRUE WHERE id = 2")

@@ -61,7 +61,12 @@ async fn open_alerts(
     Ok(list
         .into_iter()
         .filter(|i| i.product_id == Some(id))
-        .map(|i| (i.store_id.unwrap_or_default(), (i.kind, i.data["stock"].clone())))
+        .map(|i| {
+            (
+                i.store_id.unwrap_or_default(),
+                (i.kind, i.data["stock"].clone()),
+            )
+        })
         .collect())
 }
 
@@ -174,7 +179,10 @@ async fn a_stores_stock_is_set_and_changed_alone() -> anyhow::Result<()> {
     .await?;
     let d = |s: &str| s.parse::<BigDecimal>().expect("a decimal");
     let p = shop::adjust_stock(&mut conn, p.id, Some(lima), d("0.375"), None).await?;
-    assert_eq!((p.stock_in(main), p.stock_in(lima)), (d("1.25"), d("0.375")));
+    assert_eq!(
+        (p.stock_in(main), p.stock_in(lima)),
+        (d("1.25"), d("0.375"))
+    );
     assert_eq!(p.stock, d("1.625"));
     // Below zero in lima is refused, whatever the main store holds.
     let err = shop::adjust_stock(&mut conn, p.id, Some(lima), d("-0.5"), None)
@@ -187,11 +195,17 @@ async fn a_stores_stock_is_set_and_changed_alone() -> anyhow::Result<()> {
         "{err:?}"
     );
     // Listed for lima only: lima's stock.
-    let listed = shop::list_products(&mut conn, 10, Some(&stores::StoreKey::Code("lima".into())))
-        .await?;
+    let listed =
+        shop::list_products(&mut conn, 10, Some(&stores::StoreKey::Code("lima".into()))).await?;
     assert_eq!(listed.len(), 1);
-    assert_eq!((listed[0].stock.clone(), listed[0].by_store.len()), (d("0.375"), 1));
+    assert_eq!(
+        (listed[0].stock.clone(), listed[0].by_store.len()),
+        (d("0.375"), 1)
+    );
     let unchanged = shop::get_product(&mut conn, p.id).await?;
-    assert_eq!((unchanged.stock_in(main), unchanged.stock_in(lima)), (d("1.25"), d("0.375")));
+    assert_eq!(
+        (unchanged.stock_in(main), unchanged.stock_in(lima)),
+        (d("1.25"), d("0.375"))
+    );
     Ok(())
 }

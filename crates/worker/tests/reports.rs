@@ -18,7 +18,7 @@ use faena_core::{QueueName, Settings, TaskId};
 use faena_shop::auth::{self, Role, Username};
 use faena_shop::insights::{self, InsightFilter, InsightKind, InsightStatus};
 use faena_shop::sales::{self, CustomerInput, NewSale, SaleItemInput, SaleView, Seller};
-use faena_shop::schema::{console_sessions, product_stock, products, refresh_tokens, sales as sales_t};
+use faena_shop::schema::{console_sessions, product_stock, refresh_tokens, sales as sales_t};
 use faena_shop::sessions;
 use faena_shop::{reports, shop};
 use faena_testkit::{wait_for, TestDb, TestRedis};

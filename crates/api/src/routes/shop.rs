@@ -76,8 +76,7 @@ pub async fn list_products(
         .as_deref()
         .map(|raw| StoreKey::parse("store", raw))
         .transpose()?;
-    let products =
-        shop::list_products(&mut *state.db_conn().await?, limit, store.as_ref()).await?;
+    let products = shop::list_products(&mut *state.db_conn().await?, limit, store.as_ref()).await?;
     Ok(HttpResponse::Ok().json(products))
 }
 
