@@ -27,6 +27,9 @@ CREATE TABLE product_stock (
     CONSTRAINT product_stock_whole CHECK (decimal_quantity OR quantity = trunc(quantity))
 );
 
+-- Stock alerts get their store below: the rule on which kinds have one changes around it.
+ALTER TABLE insights DROP CONSTRAINT insights_store_insights_has_store;
+
 DO $$
 DECLARE
     main BIGINT;
@@ -42,7 +45,6 @@ END $$;
 ALTER TABLE products DROP COLUMN stock;
 
 -- Stock alerts are per product and store: at most one open per product and store.
-ALTER TABLE insights DROP CONSTRAINT insights_store_insights_has_store;
 ALTER TABLE insights ADD CONSTRAINT insights_store_insights_has_store
     CHECK ((kind IN ('store_insights', 'low_stock', 'out_of_stock')) = (store_id IS NOT NULL));
 DROP INDEX insights_one_open_per_product;

@@ -19,10 +19,11 @@ async fn add_store(conn: &mut AsyncPgConnection, code: &str, n: u32) -> anyhow::
             name: format!("Tienda {code}"),
             address: String::new(),
             establishment_code: format!("{n:04}"),
-            boleta_series: format!("B{n:03}"),
-            factura_series: format!("F{n:03}"),
-            boleta_note_series: format!("BC{n:02}"),
-            factura_note_series: format!("FC{n:02}"),
+            // The main store has B001/F001/BC01/FC01.
+            boleta_series: format!("B{:03}", n + 10),
+            factura_series: format!("F{:03}", n + 10),
+            boleta_note_series: format!("BC{:02}", n + 10),
+            factura_note_series: format!("FC{:02}", n + 10),
             active: None,
         },
     )
