@@ -115,6 +115,20 @@ impl ApiError {
     }
 }
 
+/// The status of a store a shop request named and cannot use.
+fn store_status(e: &faena_shop::stores::StoreError) -> StatusCode {
+    use faena_shop::stores::StoreError as St;
+    match e {
+        St::Invalid { .. } => StatusCode::BAD_REQUEST,
+        St::NotFound(_) => StatusCode::NOT_FOUND,
+        St::Forbidden(_) => StatusCode::FORBIDDEN,
+        St::Conflict(_) => StatusCode::CONFLICT,
+        St::Db(QueryError::Refused(r)) if r.rule.is_conflict() => StatusCode::CONFLICT,
+        St::Db(QueryError::Refused(_)) => StatusCode::BAD_REQUEST,
+        St::Db(QueryError::Unavailable) => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
@@ -132,8 +146,10 @@ impl ResponseError for ApiError {
                 use faena_shop::shop::ShopError as S;
                 match e {
                     S::NotFound { .. } => StatusCode::NOT_FOUND,
-                    S::Invalid { .. } | S::InsufficientStock(_) => StatusCode::BAD_REQUEST,
-                    S::WrongState { .. }
+                    S::Invalid { .. } => StatusCode::BAD_REQUEST,
+                    S::Store(e) => store_status(e),
+                    S::InsufficientStock(_)
+                    | S::WrongState { .. }
                     | S::SkuExists(_)
                     | S::Contention(_)
                     | S::VersionConflict { .. }
@@ -152,6 +168,9 @@ impl ResponseError for ApiError {
         let field = match self {
             Self::BadRequest { field, .. } => field.as_deref(),
             Self::Shop(S::Invalid { field, .. }) => Some(field.as_str()),
+            Self::Shop(S::Store(faena_shop::stores::StoreError::Invalid { field, .. })) => {
+                Some(field.as_str())
+            }
             Self::Shop(S::DecimalStock { .. }) => Some("decimal_quantity"),
             // A product's columns are the fields of its requests.
             Self::Shop(S::Db(QueryError::Refused(r))) if !r.rule.is_conflict() => {
@@ -286,9 +305,22 @@ impl From<faena_shop::sales::SaleError> for ApiError {
                 Self::bad_request(e.code(), e.to_string(), Some(field.clone()))
             }
             S::NotFound { .. } => Self::NotFound(e.to_string()),
-            S::InsufficientStock { .. } => {
-                Self::bad_request(e.code(), e.to_string(), Some("items".into()))
-            }
+            // As a checkout's: 409 with the shortage in `details.shortages`.
+            S::InsufficientStock {
+                product_id,
+                sku,
+                store_id,
+                available,
+                requested,
+            } => Self::Shop(faena_shop::shop::ShopError::InsufficientStock(vec![
+                faena_shop::shop::Shortage {
+                    product_id: *product_id,
+                    sku: sku.clone(),
+                    store_id: *store_id,
+                    requested: requested.clone(),
+                    available: available.clone(),
+                },
+            ])),
             S::Conflict(_) => Self::Conflict(e.to_string()),
             S::Forbidden(m) => Self::Forbidden(m.clone()),
             S::Db(q) => Self::from_query(q, false),

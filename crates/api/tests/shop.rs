@@ -10,7 +10,7 @@ use bigdecimal::BigDecimal;
 use common::spawn_app;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use faena_shop::schema::{products, reservation_items, reservations};
+use faena_shop::schema::{product_stock, reservation_items, reservations};
 use faena_shop::shop;
 use serde_json::{json, Value};
 
@@ -55,7 +55,7 @@ async fn two_hundred_concurrent_checkouts_against_stock_ten() -> anyhow::Result<
         let (s, b) = r??;
         match s {
             201 => created += 1,
-            400 => {
+            409 => {
                 assert_eq!(b["error"]["code"], json!("insufficient_stock"), "{b}");
                 let available = b["error"]["details"]["shortages"][0]["available"].as_i64();
                 assert!(available.is_some_and(|a| a < 1), "{b}");
@@ -125,7 +125,10 @@ async fn checkout_validation() -> anyhow::Result<()> {
                 .to_string(),
         )
         .await?;
-    assert_eq!(s, 400, "{r}");
+    assert_eq!(
+        s, 409,
+        "not enough stock is a conflict with the store's stock: {r}"
+    );
     assert_eq!(
         r["error"]["details"]["shortages"].as_array().map(Vec::len),
         Some(2),
@@ -236,7 +239,7 @@ async fn concurrent_multi_item_checkouts_keep_stock_plus_held_constant() -> anyh
                 anyhow::ensure!(s2 == 200, "release: {s2} {r2}");
             }
             anyhow::ensure!(
-                s == 201 || (s == 400 && r["error"]["code"] == json!("insufficient_stock")),
+                s == 201 || (s == 409 && r["error"]["code"] == json!("insufficient_stock")),
                 "checkout: {s} {r}"
             );
             Ok(())
@@ -295,8 +298,9 @@ async fn reserve_directly(
         .values(items)
         .execute(conn)
         .await?;
-    diesel::update(products::table.find(product))
-        .set(products::stock.eq(products::stock - bigdecimal::BigDecimal::from(n as i64)))
+    // The main store's stock, which the reservations hold.
+    diesel::update(product_stock::table.filter(product_stock::product_id.eq(product)))
+        .set(product_stock::quantity.eq(product_stock::quantity - BigDecimal::from(n as i64)))
         .execute(conn)
         .await?;
     Ok(ids)

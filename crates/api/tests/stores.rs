@@ -272,6 +272,17 @@ async fn a_seller_sells_in_their_store_and_cannot_sell_as_another() -> anyhow::R
     let lima = add_store(&app, "lima", "0001", 2).await?;
     let cusco = add_store(&app, "cusco", "0002", 3).await?;
     let pid = product(&app).await?;
+    // Each store sells its own stock: lima and cusco get 10 each.
+    for store in [lima, cusco] {
+        let (s, b) = app
+            .send(
+                Method::PATCH,
+                &format!("/api/products/{pid}"),
+                Some(&json!({"stock": 10, "store_id": store}).to_string()),
+            )
+            .await?;
+        assert_eq!(s, 200, "{b}");
+    }
     let ana = app.user_token("ana", Role::Seller).await?;
     move_user(&app, "ana", "lima").await?;
     let sell = |token: Option<&str>, extra: Value| {
@@ -365,7 +376,16 @@ async fn a_seller_sells_in_their_store_and_cannot_sell_as_another() -> anyhow::R
     let (s, b) = sell(Some(&admin), json!({"store_id": lima})).await?;
     assert_eq!(s, 409, "{b}");
     let (_, p) = app.get(&format!("/api/products/{pid}")).await?;
-    assert_eq!(p["stock"], 96, "only the 4 sales made took stock");
+    assert_eq!(p["stock"], 116, "only the 4 sales made took stock: {p}");
+    assert_eq!(
+        p["by_store"],
+        json!([
+            {"store_id": 1, "store_code": "principal", "stock": 99},
+            {"store_id": lima, "store_code": "lima", "stock": 8},
+            {"store_id": cusco, "store_code": "cusco", "stock": 9}
+        ]),
+        "each sale took its own store's stock"
+    );
 
     // The sale says its store when read back.
     let (s, b) = app.get(&format!("/api/sales/{cusco_sale}")).await?;

@@ -31,6 +31,7 @@ pub(crate) async fn checkouts(n_checkouts: usize) -> anyhow::Result<()> {
                         1 + (task * 7919 + n * 31) % 1000
                     }];
                     let req = faena_shop::shop::CheckoutRequest {
+                        store_id: None,
                         items: vec![faena_shop::shop::CheckoutItem {
                             product_id,
                             quantity: faena_shop::quantity::Quantity::whole(1)?,

@@ -150,7 +150,8 @@ impl JobArgs for SalesSummaryArgs {
     const KIND: &'static str = "sales_summary";
 }
 
-/// `stock_alerts {}`: one open alert per product at or below its threshold; closes recovered ones.
+/// `stock_alerts {}`: one open alert per product and store whose stock there is at or below the
+/// product's threshold; closes recovered ones.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StockAlertsArgs {}
@@ -158,8 +159,8 @@ impl JobArgs for StockAlertsArgs {
     const KIND: &'static str = "stock_alerts";
 }
 
-/// `out_of_stock_alerts {}`: opens an `out_of_stock` alert for each product that ran out (closing
-/// its low-stock one) and closes those of products that came back; beat, every 15 minutes.
+/// `out_of_stock_alerts {}`: opens an `out_of_stock` alert for each product and store that ran out
+/// (closing its low-stock one) and closes those that came back; beat, every 15 minutes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutOfStockAlertsArgs {}
@@ -317,13 +318,13 @@ pub const KINDS: &[KindSpec] = &[
     .max_attempts(5),
     KindSpec::new::<StockAlertsArgs>(
         "default",
-        "Opens one alert per product at or below its threshold (or out of stock), closes recovered ones.",
+        "Opens one alert per product and store at or below the threshold (or out of stock), closes recovered ones.",
     )
     .max_attempts(5)
     .time_limit(Duration::from_secs(120)),
     KindSpec::new::<OutOfStockAlertsArgs>(
         "default",
-        "Opens an out_of_stock alert per product that ran out, closes those of products that came back.",
+        "Opens an out_of_stock alert per product and store that ran out, closes those that came back.",
     )
     .max_attempts(5)
     .time_limit(Duration::from_secs(120)),

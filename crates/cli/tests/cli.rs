@@ -1215,7 +1215,7 @@ async fn products_are_added_and_changed_with_the_apis_checks() -> anyhow::Result
         (o.status.code(), String::from_utf8_lossy(&o.stdout).trim()),
         (
             Some(0),
-            "producto 1 (ARR-G) Arroz a granel: S/ 4.20, stock 25.5 KGM, gravado (10), por peso o medida"
+            "producto 1 (ARR-G) Arroz a granel: S/ 4.20, stock 25.5 KGM (principal 25.5), gravado (10), por peso o medida"
         ),
         "{}",
         text(&o)
@@ -1250,7 +1250,60 @@ async fn products_are_added_and_changed_with_the_apis_checks() -> anyhow::Result
     // Whole units again is refused while the stock has decimals: exit 1 with the reason.
     let o = run(&["products", "set", "1", "--decimal-quantity", "false"])?;
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("has a stock of 25.5"), "{}", text(&o));
+    assert!(
+        text(&o).contains("has a stock of 25.5 in store 1"),
+        "{}",
+        text(&o)
+    );
+    // Stock per store: set in one store (by its code), listed in all or in that store only.
+    let o = run(&[
+        "stores",
+        "add",
+        "lima",
+        "--name",
+        "Tienda Lima",
+        "--establishment",
+        "0001",
+        "--boleta-series",
+        "B002",
+        "--factura-series",
+        "F002",
+        "--boleta-note-series",
+        "BC02",
+        "--factura-note-series",
+        "FC02",
+    ])?;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = run(&["products", "set", "1", "--stock", "2.25", "--store", "lima"])?;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("stock 27.75 KGM (principal 25.5, lima 2.25)"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&["products", "list", "--store", "lima"])?;
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("stock 2.25 KGM (lima 2.25)"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&["products", "list", "--store", "nowhere"])?;
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let o = run(&["products", "set", "1", "--store", "lima"])?;
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "--store needs --stock: {}",
+        text(&o)
+    );
+    let o = run(&["products", "set", "1", "--stock=-1"])?;
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).starts_with("faena: --stock"),
+        "{}",
+        text(&o)
+    );
     let o = run(&["--json", "products", "list"])?;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let list: serde_json::Value = serde_json::from_slice(&o.stdout)?;
@@ -1263,7 +1316,7 @@ async fn products_are_added_and_changed_with_the_apis_checks() -> anyhow::Result
         ),
         (
             Some(1),
-            &serde_json::json!(25.5),
+            &serde_json::json!(27.75),
             &serde_json::json!(true),
             &serde_json::json!("20")
         )

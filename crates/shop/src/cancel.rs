@@ -25,7 +25,7 @@ use crate::schema::{
     sale_cancellations, sale_items, sales, sunat_submissions, sunat_summary_lines,
 };
 use crate::states::{SunatStatus, VoidRoute, VoidState};
-use crate::stock::{give_back, BadLines, StockRequest};
+use crate::stock::{give_back, lines_of, BadLines, StockRequest};
 use crate::summaries::{self, CancellationView, NEEDS_SUMMARY, SUMMARY_REJECTED, VOID_WINDOW_DAYS};
 
 /// `POST /api/sales/{id}/cancel`.
@@ -310,8 +310,10 @@ pub async fn cancel(
             }
         }
         match StockRequest::parse(lines) {
+            // Back to the store the sale took it from.
             Ok(request) => {
-                give_back(conn, &request).await?;
+                let store = crate::stores::sale_store_id(conn, sale_id).await?;
+                give_back(conn, store, &lines_of(&request)).await?;
             }
             // Every line's product is gone: nothing to give back.
             Err(BadLines::Count(0)) => {}

@@ -38,7 +38,7 @@ use crate::quantity::Quantity;
 use crate::sales::{self, NotSendable, SaleItem, SaleRow, SaleView, SendResult};
 use crate::schema::{credit_note_items, credit_notes, sale_items, sales as sales_table};
 use crate::states::SunatStatus;
-use crate::stock::{give_back, StockRequest};
+use crate::stock::{give_back, lines_of, StockRequest};
 
 /// A credit note that cannot be made. Each variant has a stable [`CreditNoteError::code`].
 #[derive(Debug, thiserror::Error)]
@@ -773,7 +773,9 @@ pub async fn create_in_tx(
     if !back.is_empty() {
         let request = StockRequest::parse(back)
             .map_err(|e| invalid("items", format!("cannot return the units: {e:?}")))?;
-        give_back(conn, &request).await?;
+        // Back to the store the sale took them from.
+        let store = crate::stores::sale_store_id(conn, sale_id).await?;
+        give_back(conn, store, &lines_of(&request)).await?;
     }
     let next: Next = diesel::sql_query(
         "INSERT INTO series_counters (series, last_correlative) VALUES ($1, 1) \

@@ -3,11 +3,13 @@
 //! (`store_insights`) and the all-stores summary of the hourly fan-out (`insights_summary`) are
 //! made by `store_insights.rs` and stored here too, with their `store_id`.
 //!
-//! A product has at most one open alert, whatever its kind: the partial unique index
-//! `insights_one_open_per_product` guarantees it even when two workers run `stock_alerts` at once
-//! (inserts use `ON CONFLICT DO NOTHING` on it). An alert stays open while its condition lasts,
-//! is closed when the stock recovers, and a low-stock alert is closed and an out-of-stock one
-//! opened when the product runs out. A summary is stored once per period (a re-run replaces it);
+//! Stock alerts are per product and store (stock is per store): a product has at most one open
+//! alert per store, whatever its kind: the partial unique index `insights_one_open_per_product`
+//! on (product, store) guarantees it even when two workers run `stock_alerts` at once (inserts
+//! use `ON CONFLICT DO NOTHING` on it). The threshold is the product's, compared with each
+//! store's stock. An alert stays open while its condition lasts, is closed when the store's
+//! stock recovers, and a low-stock alert is closed and an out-of-stock one opened when the store
+//! runs out. A summary is stored once per period (a re-run replaces it);
 //! only the newest summary stays open.
 
 use bigdecimal::BigDecimal;
@@ -115,14 +117,16 @@ pub struct Insight {
     pub period: Option<String>,
     /// open or closed.
     pub status: String,
-    /// An alert: sku, name, stock, threshold (and closed_stock once closed). A summary: see
+    /// An alert: sku, name, store (its code), stock (the store's), threshold (and closed_stock
+    /// once closed). A summary: see
     /// [`SalesSummary`].
     #[schema(value_type = Object)]
     pub data: serde_json::Value,
     pub opened_at: DateTime<Utc>,
     pub closed_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
-    /// The store of a `store_insights` insight; none for the others (all stores).
+    /// The store of a `store_insights` insight or of a stock alert (`low_stock`,
+    /// `out_of_stock`); none for the others (all stores).
     pub store_id: Option<i64>,
 }
 
@@ -172,9 +176,10 @@ pub struct StockAlertsReport {
     pub open: i64,
 }
 
-/// The alert a product's stock calls for, in SQL (`p` is the product).
-const WANTED: &str = "CASE WHEN p.stock = 0 THEN 'out_of_stock' \
-    WHEN p.stock <= p.low_stock_threshold THEN 'low_stock' END";
+/// The alert a store's stock of a product calls for, in SQL (`s` is the stock row, `p` the
+/// product: the threshold is the product's).
+const WANTED: &str = "CASE WHEN s.quantity = 0 THEN 'out_of_stock' \
+    WHEN s.quantity <= p.low_stock_threshold THEN 'low_stock' END";
 
 #[derive(QueryableByName)]
 struct Count {
@@ -193,55 +198,61 @@ pub enum AlertScope {
     OutOfStock,
 }
 
-/// Opens an alert for each product at or below its threshold (out of stock when at 0), closes
-/// alerts whose product recovered, and refreshes the stock recorded in open ones. Running it
-/// again without stock changes changes nothing.
+/// Opens an alert for each product and store whose stock there is at or below the product's
+/// threshold (out of stock when at 0), closes alerts whose stock recovered, and refreshes the
+/// stock recorded in open ones. A store that holds no row for a product (it never stocked it)
+/// gets no alert. Running it again without stock changes changes nothing.
 pub async fn refresh_stock_alerts(
     conn: &mut AsyncPgConnection,
 ) -> Result<StockAlertsReport, ReportError> {
     refresh_alerts(conn, AlertScope::All).await
 }
 
+/// The stock row of an alert (`i`), with its product (`s`, `p`).
+const ALERT_STOCK: &str = "FROM product_stock s JOIN products p ON p.id = s.product_id \
+    WHERE i.product_id = s.product_id AND i.store_id = s.store_id AND i.status = 'open' \
+      AND i.kind IN ('low_stock', 'out_of_stock')";
+
 /// [`refresh_stock_alerts`] within `scope`.
 pub async fn refresh_alerts(
     conn: &mut AsyncPgConnection,
     scope: AlertScope,
 ) -> Result<StockAlertsReport, ReportError> {
-    // The product predicate of each statement under the scope (`p` is the product, `i` the alert).
+    // The stock predicate of each statement under the scope (`s` the stock row, `i` the alert).
     let (close_only, open_only) = match scope {
         AlertScope::All => ("", ""),
         AlertScope::OutOfStock => (
-            " AND (p.stock = 0 OR i.kind = 'out_of_stock')",
-            " AND p.stock = 0",
+            " AND (s.quantity = 0 OR i.kind = 'out_of_stock')",
+            " AND s.quantity = 0",
         ),
     };
     conn.transaction::<_, ReportError, _>(async |conn| {
+        // Alerts the store's stock no longer calls for (recovered, or now out of stock).
         let closed = diesel::sql_query(format!(
             "UPDATE insights i SET status = 'closed', closed_at = now(), updated_at = now(), \
-                 data = i.data || jsonb_build_object('closed_stock', trim_scale(p.stock)) \
-             FROM products p \
-             WHERE i.product_id = p.id AND i.status = 'open' \
-               AND i.kind IN ('low_stock', 'out_of_stock') \
-               AND i.kind IS DISTINCT FROM ({WANTED}){close_only}"
+                 data = i.data || jsonb_build_object('closed_stock', trim_scale(s.quantity)) \
+             {ALERT_STOCK} AND i.kind IS DISTINCT FROM ({WANTED}){close_only}"
         ))
         .execute(conn)
         .await? as u64;
-        let updated = diesel::sql_query(
-            "UPDATE insights i SET data = jsonb_set(i.data, '{stock}', to_jsonb(trim_scale(p.stock))), \
+        let updated = diesel::sql_query(format!(
+            "UPDATE insights i SET data = jsonb_set(i.data, '{{stock}}', to_jsonb(trim_scale(s.quantity))), \
                  updated_at = now() \
-             FROM products p \
-             WHERE i.product_id = p.id AND i.status = 'open' \
-               AND i.data -> 'stock' IS DISTINCT FROM to_jsonb(trim_scale(p.stock))",
-        )
+             {ALERT_STOCK} AND i.data -> 'stock' IS DISTINCT FROM to_jsonb(trim_scale(s.quantity))"
+        ))
         .execute(conn)
         .await? as u64;
         let opened = diesel::sql_query(format!(
-            "INSERT INTO insights (kind, product_id, status, data) \
-             SELECT {WANTED}, p.id, 'open', jsonb_build_object('sku', p.sku, 'name', p.name, \
-                 'stock', trim_scale(p.stock), 'threshold', trim_scale(p.low_stock_threshold)) \
-             FROM products p WHERE p.stock <= p.low_stock_threshold{open_only} \
-             ORDER BY p.id \
-             ON CONFLICT (product_id) WHERE status = 'open' AND product_id IS NOT NULL DO NOTHING"
+            "INSERT INTO insights (kind, product_id, store_id, status, data) \
+             SELECT {WANTED}, p.id, s.store_id, 'open', jsonb_build_object('sku', p.sku, \
+                 'name', p.name, 'store', st.code, 'stock', trim_scale(s.quantity), \
+                 'threshold', trim_scale(p.low_stock_threshold)) \
+             FROM product_stock s JOIN products p ON p.id = s.product_id \
+                 JOIN stores st ON st.id = s.store_id \
+             WHERE s.quantity <= p.low_stock_threshold{open_only} \
+             ORDER BY p.id, s.store_id \
+             ON CONFLICT (product_id, store_id) WHERE status = 'open' AND product_id IS NOT NULL \
+             DO NOTHING"
         ))
         .execute(conn)
         .await? as u64;

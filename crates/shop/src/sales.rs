@@ -45,13 +45,16 @@ pub enum SaleError {
     #[error("no {what} with id {id}")]
     NotFound { what: &'static str, id: i64 },
     #[error(
-        "not enough stock of product {product_id} ({sku}): {} available, {} requested",
+        "not enough stock of product {product_id} ({sku}) in store {store_id}: {} available, {} \
+         requested",
         quantity::format(.available),
         quantity::format(.requested)
     )]
     InsufficientStock {
         product_id: i64,
         sku: String,
+        /// The store the sale takes its stock from.
+        store_id: i64,
         available: BigDecimal,
         requested: BigDecimal,
     },
@@ -109,6 +112,7 @@ impl SaleError {
                 Fault::Short(s) => Self::InsufficientStock {
                     product_id: s.product_id,
                     sku: s.sku,
+                    store_id: s.store_id,
                     available: s.available,
                     requested: s.requested,
                 },
@@ -619,7 +623,7 @@ pub async fn create_sale(
             let mut draft: Vec<DraftLine> = Vec::new();
             if let Some(stock) = &stock {
                 let items = req.items.as_deref().unwrap_or_default();
-                let taken = take_stock(conn, stock)
+                let taken = take_stock(conn, store.id, stock)
                     .await
                     .map_err(|e| SaleError::from_stock(e, items))?;
                 draft.extend(taken.into_iter().map(DraftLine::from));
@@ -633,14 +637,14 @@ pub async fn create_sale(
                 }
             } else {
                 let rid = req.reservation_id.unwrap_or_default();
-                let r: Option<(Option<String>, ReservationStatus)> = reservations::table
+                let r: Option<(Option<String>, ReservationStatus, i64)> = reservations::table
                     .find(rid)
-                    .select((reservations::user_id, reservations::status))
+                    .select((reservations::user_id, reservations::status, reservations::store_id))
                     .for_update()
                     .first(conn)
                     .await
                     .optional()?;
-                let Some((owner, status)) = r else {
+                let Some((owner, status, reserved_in)) = r else {
                     return Err(SaleError::NotFound {
                         what: "reservation",
                         id: rid,
@@ -654,6 +658,13 @@ pub async fn create_sale(
                 if status != ReservationStatus::Confirmed {
                     return Err(SaleError::Conflict(format!(
                         "reservation {rid} is {status}: only a CONFIRMED reservation becomes a sale (POST /api/reservations/{rid}/confirm)"
+                    )));
+                }
+                // Its stock was taken from its store's: the sale is made there.
+                if reserved_in != store.id {
+                    return Err(SaleError::Conflict(format!(
+                        "reservation {rid} holds the stock of store {reserved_in}, not of store {} ({}): sell it in store {reserved_in} (`store_id`)",
+                        store.id, store.code
                     )));
                 }
                 let taken: i64 = sales::table

@@ -6,7 +6,6 @@ diesel::table! {
         sku -> Text,
         name -> Text,
         unit_price -> Numeric,
-        stock -> Numeric,
         version -> Int4,
         low_stock_threshold -> Numeric,
         created_at -> Timestamptz,
@@ -19,6 +18,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    /// Each product's stock in each store that stocks it (`stock.rs`); `decimal_quantity` is
+    /// the product's, kept in step by the foreign key.
+    product_stock (product_id, store_id) {
+        product_id -> Int8,
+        store_id -> Int8,
+        decimal_quantity -> Bool,
+        quantity -> Numeric,
+    }
+}
+
+diesel::table! {
     reservations (id) {
         id -> Int8,
         user_id -> Nullable<Text>,
@@ -27,8 +37,13 @@ diesel::table! {
         created_at -> Timestamptz,
         confirmed_at -> Nullable<Timestamptz>,
         released_at -> Nullable<Timestamptz>,
+        /// The store whose stock the checkout took (no foreign key, see the migration).
+        store_id -> Int8,
     }
 }
+
+diesel::joinable!(product_stock -> products (product_id));
+diesel::joinable!(product_stock -> stores (store_id));
 
 diesel::table! {
     reservation_items (reservation_id, product_id) {
@@ -45,6 +60,8 @@ diesel::joinable!(reservation_items -> products (product_id));
 diesel::joinable!(reservation_items -> reservations (reservation_id));
 diesel::allow_tables_to_appear_in_same_query!(
     products,
+    product_stock,
+    stores,
     reservations,
     reservation_items,
     users,
@@ -291,10 +308,8 @@ diesel::table! {
 diesel::joinable!(users -> stores (store_id));
 diesel::joinable!(sale_stores -> stores (store_id));
 diesel::joinable!(insights -> stores (store_id));
-diesel::allow_tables_to_appear_in_same_query!(stores, users);
 diesel::allow_tables_to_appear_in_same_query!(stores, sale_stores);
 diesel::allow_tables_to_appear_in_same_query!(stores, insights);
-diesel::allow_tables_to_appear_in_same_query!(stores, sales);
 
 diesel::table! {
     /// Why, by whom and how a sale was cancelled (issue 15); `sales.is_cancelled` and

@@ -1,9 +1,15 @@
 //! Products and checkout reservations: stock that never oversells.
 //!
+//! Stock is per store (`product_stock`): a product's stock is the sum of its stores', a checkout
+//! reserves from its caller's store and the reservation records it, so a release or an expiry
+//! gives the stock back there.
+//!
 //! Concurrency (see docs/decisions.md): a checkout takes its stock with [`take_stock`], as a sale
-//! from items does: row locks on its products in product-id order, inside one transaction, so two
-//! checkouts never deadlock and stock never goes below zero (the `CHECK (stock >= 0)` backs it).
-//! Releases lock the reservation first, then products in the same order. Lock waits are bounded
+//! from items does: row locks on its store's stock rows in product-id order, inside one
+//! transaction, so two checkouts never deadlock and stock never goes below zero (the
+//! `CHECK (quantity >= 0)` backs it). Releases lock the reservation first, then stock rows in
+//! (store, product) order through [`give_back`]. An admin's change of a product's stock locks
+//! the product's row, then the stock row. Lock waits are bounded
 //! (`lock_timeout`); a checkout that still cannot get its locks after a few retries with backoff
 //! answers `Contention` (409).
 
@@ -20,10 +26,12 @@ use faena_sunat::taxation::{
 use serde::{Deserialize, Serialize};
 
 use crate::quantity::{self, Quantity};
-use crate::schema::{products, reservation_items, reservations};
+use crate::sales::Seller;
+use crate::schema::{product_stock, products, reservation_items, reservations, stores};
 pub use crate::states::ReservationStatus;
 pub use crate::stock::Shortage;
-use crate::stock::{take_stock, BadLines, Fault, StockError, StockRequest, Taken};
+use crate::stock::{give_back, take_stock, BadLines, Fault, StockError, StockRequest, Taken};
+use crate::stores::{self as store_rules, Store, StoreError, StoreKey};
 pub use crate::terms::DiscountInput;
 use crate::terms::LineTerms;
 
@@ -31,9 +39,26 @@ use crate::terms::LineTerms;
 /// integer column had, kept: releasing those reservations must always fit).
 pub const MAX_STOCK: i64 = i32::MAX as i64;
 
-/// A product as stored.
-#[derive(Debug, Clone, Queryable, Selectable, Serialize, utoipa::ToSchema)]
+/// A product's row (its stock is per store, in `product_stock`).
+#[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = products, check_for_backend(diesel::pg::Pg))]
+struct ProductRow {
+    id: i64,
+    sku: String,
+    name: String,
+    unit_price: BigDecimal,
+    version: i32,
+    low_stock_threshold: BigDecimal,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    igv_affectation: String,
+    unit_code: String,
+    icbper: bool,
+    decimal_quantity: bool,
+}
+
+/// A product with its stock: in every store that stocks it, or in the one store asked for.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Product {
     pub id: i64,
     pub sku: String,
@@ -42,13 +67,18 @@ pub struct Product {
     #[serde(with = "crate::money")]
     #[schema(value_type = String, pattern = r"^-?[0-9]+\.[0-9]{2}$", example = "12.50")]
     pub unit_price: BigDecimal,
-    /// A JSON number: whole (`12`), or with up to 3 decimals (`4.75`) for a product with
-    /// `decimal_quantity`.
+    /// The sum of `by_store`: the product's stock in all stores, or in the store asked for
+    /// (`?store=`). A JSON number: whole (`12`), or with up to 3 decimals (`4.75`) for a product
+    /// with `decimal_quantity`.
     #[serde(with = "crate::quantity::number")]
     #[schema(value_type = f64, example = 12)]
     pub stock: BigDecimal,
+    /// The stock of each store that stocks the product, by store id (a store not listed has
+    /// none); with `?store=`, only that store's (0 when it has none).
+    pub by_store: Vec<StoreStock>,
     pub version: i32,
-    /// A JSON number, like `stock`.
+    /// A JSON number, like `stock`: an alert opens for a store whose stock of the product is at
+    /// or below it.
     #[serde(with = "crate::quantity::number")]
     #[schema(value_type = f64, example = 5)]
     pub low_stock_threshold: BigDecimal,
@@ -67,9 +97,114 @@ pub struct Product {
     pub decimal_quantity: bool,
 }
 
+/// A product's stock in one store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct StoreStock {
+    pub store_id: i64,
+    #[schema(example = "principal")]
+    pub store_code: String,
+    /// A JSON number (`12`, `4.75`).
+    #[serde(with = "crate::quantity::number")]
+    #[schema(value_type = f64, example = 12)]
+    pub stock: BigDecimal,
+}
+
+impl Product {
+    fn new(row: ProductRow, by_store: Vec<StoreStock>) -> Self {
+        let stock = by_store
+            .iter()
+            .fold(BigDecimal::from(0), |sum, s| sum + &s.stock)
+            .with_scale(quantity::DECIMALS);
+        Self {
+            id: row.id,
+            sku: row.sku,
+            name: row.name,
+            unit_price: row.unit_price,
+            stock,
+            by_store,
+            version: row.version,
+            low_stock_threshold: row.low_stock_threshold,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+            igv_affectation: row.igv_affectation,
+            unit_code: row.unit_code,
+            icbper: row.icbper,
+            decimal_quantity: row.decimal_quantity,
+        }
+    }
+
+    /// The product's stock in store `store_id` (0 when the store has none).
+    pub fn stock_in(&self, store_id: i64) -> BigDecimal {
+        self.by_store
+            .iter()
+            .find(|s| s.store_id == store_id)
+            .map_or_else(|| BigDecimal::from(0), |s| s.stock.clone())
+    }
+}
+
+/// The products of `rows` with their stock: every store's, or only `store`'s.
+async fn with_stock(
+    conn: &mut AsyncPgConnection,
+    rows: Vec<ProductRow>,
+    store: Option<&Store>,
+) -> Result<Vec<Product>, ShopError> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let mut q = product_stock::table
+        .inner_join(stores::table)
+        .filter(product_stock::product_id.eq_any(&ids))
+        .into_boxed();
+    if let Some(store) = store {
+        q = q.filter(product_stock::store_id.eq(store.id));
+    }
+    let held: Vec<(i64, i64, String, BigDecimal)> = q
+        .order((product_stock::product_id, product_stock::store_id))
+        .select((
+            product_stock::product_id,
+            product_stock::store_id,
+            stores::code,
+            product_stock::quantity,
+        ))
+        .load(conn)
+        .await?;
+    let mut by_product: std::collections::HashMap<i64, Vec<StoreStock>> =
+        std::collections::HashMap::new();
+    for (product_id, store_id, store_code, stock) in held {
+        by_product.entry(product_id).or_default().push(StoreStock {
+            store_id,
+            store_code,
+            stock,
+        });
+    }
+    Ok(rows
+        .into_iter()
+        .map(|row| {
+            let mut by_store = by_product.remove(&row.id).unwrap_or_default();
+            if let (Some(store), true) = (store, by_store.is_empty()) {
+                by_store.push(StoreStock {
+                    store_id: store.id,
+                    store_code: store.code.clone(),
+                    stock: BigDecimal::from(0).with_scale(quantity::DECIMALS),
+                });
+            }
+            Product::new(row, by_store)
+        })
+        .collect())
+}
+
+/// One product with every store's stock.
+async fn product_of(conn: &mut AsyncPgConnection, row: ProductRow) -> Result<Product, ShopError> {
+    let id = row.id;
+    with_stock(conn, vec![row], None)
+        .await?
+        .pop()
+        .ok_or(ShopError::NotFound {
+            what: "product",
+            id,
+        })
+}
+
 /// A new product. `unit_price` is a decimal string such as `"12.50"` (a JSON number is accepted too).
-#[derive(Debug, Clone, Deserialize, Insertable, utoipa::ToSchema)]
-#[diesel(table_name = products)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
     pub sku: String,
@@ -77,8 +212,9 @@ pub struct NewProduct {
     /// The price, from 0.01 (a product cannot be free) to 9999999999.99.
     #[schema(value_type = String, pattern = r"^[0-9]{1,10}(\.[0-9]{1,2})?$", example = "12.50")]
     pub unit_price: BigDecimal,
-    /// 0 or more: a JSON number or a decimal string, whole unless `decimal_quantity` (then up to
-    /// 3 decimals).
+    /// The main store's stock, 0 or more: a JSON number or a decimal string, whole unless
+    /// `decimal_quantity` (then up to 3 decimals). Other stores' stock is set afterwards (PATCH
+    /// with `store_id` and `stock`).
     #[serde(with = "crate::quantity::number")]
     #[schema(value_type = f64, minimum = 0, example = 12)]
     pub stock: BigDecimal,
@@ -133,7 +269,8 @@ fn check_taxation(
     ))
 }
 
-/// Changes to a product's description (stock changes go through [`adjust_stock`]).
+/// Changes to a product's description, and to its stock in one store (`stock`, the store's new
+/// stock, in `store_id`, the main store by default; [`adjust_stock`] adds to it instead).
 #[derive(Debug, Clone, Default, Deserialize, AsChangeset, utoipa::ToSchema)]
 #[diesel(table_name = products)]
 #[serde(deny_unknown_fields)]
@@ -156,6 +293,16 @@ pub struct ProductPatch {
     /// Sold by weight or measure. Turning it off while the stock, or a quantity an ACTIVE
     /// reservation holds, has decimals is a 409 (`decimal_stock`): adjust the stock first.
     pub decimal_quantity: Option<bool>,
+    /// The stock of the store `store_id` (the main store by default) from now on: 0 or more,
+    /// whole unless `decimal_quantity`.
+    #[serde(default, with = "crate::quantity::number::option")]
+    #[schema(value_type = Option<f64>, minimum = 0, example = 12)]
+    #[diesel(skip_update)]
+    pub stock: Option<BigDecimal>,
+    /// The store whose `stock` is set; the main store when absent. Only with `stock`.
+    #[diesel(skip_update)]
+    #[schema(example = 2)]
+    pub store_id: Option<i64>,
     /// Change it only if the product is still at this `version` (what the caller read), else
     /// `version_conflict`; the same as `If-Match: "3"`. Absent: change it whatever its version.
     #[diesel(skip_update)]
@@ -189,6 +336,11 @@ pub struct CheckoutRequest {
     /// 1 to 100 items, each product once.
     #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<CheckoutItem>,
+    /// The store whose stock is reserved: the caller's own store when absent. Only admins may
+    /// name another (403 otherwise); a disabled store cannot sell (409).
+    #[serde(default)]
+    #[schema(example = 2)]
+    pub store_id: Option<i64>,
 }
 
 /// A reservation with its items.
@@ -196,6 +348,9 @@ pub struct CheckoutRequest {
 pub struct ReservationView {
     pub reservation_id: i64,
     pub user_id: Option<String>,
+    /// The store whose stock it holds; its sale is made there, and released or expired, the
+    /// stock goes back there.
+    pub store_id: i64,
     pub status: ReservationStatus,
     pub expires_at: DateTime<Utc>,
     pub created_at: DateTime<Utc>,
@@ -229,6 +384,7 @@ struct ReservationRow {
     created_at: DateTime<Utc>,
     confirmed_at: Option<DateTime<Utc>>,
     released_at: Option<DateTime<Utc>>,
+    store_id: i64,
 }
 
 /// What the release job did.
@@ -278,6 +434,9 @@ pub enum ShopError {
          for the reservations to end, then try again"
     )]
     DecimalStock { id: i64, holds: String },
+    /// The store named (`store_id`, `?store=`) cannot be used: unknown, not the caller's, disabled.
+    #[error(transparent)]
+    Store(StoreError),
     /// The database refused the data, or could not answer; the text is ours, never PostgreSQL's.
     #[error(transparent)]
     Db(#[from] QueryError),
@@ -287,10 +446,11 @@ fn describe(s: &[Shortage]) -> String {
     s.iter()
         .map(|x| {
             format!(
-                "product {} ({}) has {} available, {} requested",
+                "product {} ({}) has {} available in store {}, {} requested",
                 x.product_id,
                 x.sku,
                 quantity::format(&x.available),
+                x.store_id,
                 quantity::format(&x.requested)
             )
         })
@@ -310,6 +470,7 @@ impl ShopError {
             Self::Contention(_) => "contention",
             Self::VersionConflict { .. } => "version_conflict",
             Self::DecimalStock { .. } => "decimal_stock",
+            Self::Store(e) => e.code(),
             Self::Db(QueryError::Refused(r)) => r.code(),
             Self::Db(QueryError::Unavailable) => "database_error",
         }
@@ -325,6 +486,15 @@ impl ShopError {
                 m.contains("deadlock detected") || m.contains("lock timeout")
             }
             _ => false,
+        }
+    }
+}
+
+impl From<StoreError> for ShopError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Db(e) => Self::Db(e),
+            other => Self::Store(other),
         }
     }
 }
@@ -430,10 +600,10 @@ fn check_price(price: &BigDecimal) -> Result<(), ShopError> {
     Ok(())
 }
 
-/// Adds a product.
+/// Adds a product, with its stock in the main store (a row even at 0: the main store stocks it).
 pub async fn create_product(
     conn: &mut AsyncPgConnection,
-    mut new: NewProduct,
+    new: NewProduct,
 ) -> Result<Product, ShopError> {
     check_product(
         &new.sku,
@@ -447,43 +617,77 @@ pub async fn create_product(
         },
     )?;
     let (a, u) = check_taxation(Some(&new.igv_affectation), Some(&new.unit_code))?;
-    new.igv_affectation = a.unwrap_or_default();
-    new.unit_code = u.unwrap_or_default();
-    match diesel::insert_into(products::table)
-        .values(&new)
-        .returning(Product::as_returning())
-        .get_result(conn)
-        .await
-    {
-        // Only the sku's key: another unique rule is answered as itself.
-        Err(diesel::result::Error::DatabaseError(
-            diesel::result::DatabaseErrorKind::UniqueViolation,
-            info,
-        )) if info.constraint_name() == Some("products_sku_key") => {
-            Err(ShopError::SkuExists(new.sku))
-        }
-        other => Ok(other?),
-    }
+    let (affectation, unit) = (a.unwrap_or_default(), u.unwrap_or_default());
+    let row = conn
+        .transaction::<ProductRow, ShopError, _>(async |conn| {
+            let main = store_rules::main_store(conn).await?;
+            let row = match diesel::insert_into(products::table)
+                .values((
+                    products::sku.eq(&new.sku),
+                    products::name.eq(&new.name),
+                    products::unit_price.eq(&new.unit_price),
+                    products::low_stock_threshold.eq(&new.low_stock_threshold),
+                    products::igv_affectation.eq(&affectation),
+                    products::unit_code.eq(&unit),
+                    products::icbper.eq(new.icbper),
+                    products::decimal_quantity.eq(new.decimal_quantity),
+                ))
+                .returning(ProductRow::as_returning())
+                .get_result(conn)
+                .await
+            {
+                // Only the sku's key: another unique rule is answered as itself.
+                Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    info,
+                )) if info.constraint_name() == Some("products_sku_key") => {
+                    return Err(ShopError::SkuExists(new.sku.clone()))
+                }
+                other => other?,
+            };
+            diesel::insert_into(product_stock::table)
+                .values((
+                    product_stock::product_id.eq(row.id),
+                    product_stock::store_id.eq(main.id),
+                    product_stock::decimal_quantity.eq(row.decimal_quantity),
+                    product_stock::quantity.eq(&new.stock),
+                ))
+                .execute(conn)
+                .await?;
+            Ok(row)
+        })
+        .await?;
+    product_of(conn, row).await
 }
 
-/// Every product by id (at most `limit`).
+/// The store a product request names (`?store=` or `store_id`), checked.
+async fn named_store(conn: &mut AsyncPgConnection, key: &StoreKey) -> Result<Store, ShopError> {
+    Ok(store_rules::get_store(conn, key).await?)
+}
+
+/// Every product by id (at most `limit`), with every store's stock, or only `store`'s.
 pub async fn list_products(
     conn: &mut AsyncPgConnection,
     limit: i64,
+    store: Option<&StoreKey>,
 ) -> Result<Vec<Product>, ShopError> {
-    Ok(products::table
+    let store = match store {
+        Some(key) => Some(named_store(conn, key).await?),
+        None => None,
+    };
+    let rows: Vec<ProductRow> = products::table
         .order(products::id)
         .limit(limit)
-        .select(Product::as_select())
+        .select(ProductRow::as_select())
         .load(conn)
-        .await?)
+        .await?;
+    with_stock(conn, rows, store.as_ref()).await
 }
 
-/// One product.
-pub async fn get_product(conn: &mut AsyncPgConnection, id: i64) -> Result<Product, ShopError> {
+async fn product_row(conn: &mut AsyncPgConnection, id: i64) -> Result<ProductRow, ShopError> {
     products::table
         .find(id)
-        .select(Product::as_select())
+        .select(ProductRow::as_select())
         .first(conn)
         .await
         .optional()?
@@ -493,8 +697,31 @@ pub async fn get_product(conn: &mut AsyncPgConnection, id: i64) -> Result<Produc
         })
 }
 
-/// Changes a product's name, price or threshold. With `patch.expected_version`, only if the product
-/// is still at that version: the `UPDATE` itself carries `version = expected` (no read-then-write
+/// The product's row under its lock (`FOR UPDATE`): its version and description stay as read
+/// until the caller's transaction ends.
+async fn locked_row(conn: &mut AsyncPgConnection, id: i64) -> Result<ProductRow, ShopError> {
+    products::table
+        .find(id)
+        .select(ProductRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()?
+        .ok_or(ShopError::NotFound {
+            what: "product",
+            id,
+        })
+}
+
+/// One product, with every store's stock.
+pub async fn get_product(conn: &mut AsyncPgConnection, id: i64) -> Result<Product, ShopError> {
+    let row = product_row(conn, id).await?;
+    product_of(conn, row).await
+}
+
+/// Changes a product's name, price, threshold or taxation, and with `stock` its stock in one store
+/// (`store_id`, the main store by default). With `patch.expected_version`, only if the product is
+/// still at that version: the `UPDATE` itself carries `version = expected` (no read-then-write
 /// race), and a product that moved on answers [`ShopError::VersionConflict`], changed in nothing.
 pub async fn update_product(
     conn: &mut AsyncPgConnection,
@@ -505,87 +732,199 @@ pub async fn update_product(
     let (a, u) = check_taxation(patch.igv_affectation.as_deref(), patch.unit_code.as_deref())?;
     patch.igv_affectation = a;
     patch.unit_code = u;
+    let sold = Sold {
+        decimal_quantity: patch.decimal_quantity.unwrap_or(current.decimal_quantity),
+        icbper: patch.icbper.unwrap_or(current.icbper),
+    };
     check_product(
         &current.sku,
         patch.name.as_deref().unwrap_or(&current.name),
         patch.unit_price.as_ref(),
-        None,
+        patch.stock.as_ref(),
         patch
             .low_stock_threshold
             .as_ref()
             .unwrap_or(&current.low_stock_threshold),
-        Sold {
-            decimal_quantity: patch.decimal_quantity.unwrap_or(current.decimal_quantity),
-            icbper: patch.icbper.unwrap_or(current.icbper),
-        },
+        sold,
     )?;
+    if patch.store_id.is_some() && patch.stock.is_none() {
+        return Err(invalid(
+            "store_id",
+            "give `stock` with it: `store_id` names the store whose stock is set",
+        ));
+    }
     let expected = patch.expected_version;
     if let Some(expected) = expected.filter(|v| *v != current.version) {
         return Err(version_conflict(id, expected, current.version));
     }
-    if patch.name.is_none()
-        && patch.unit_price.is_none()
-        && patch.low_stock_threshold.is_none()
-        && patch.igv_affectation.is_none()
-        && patch.unit_code.is_none()
-        && patch.icbper.is_none()
-        && patch.decimal_quantity.is_none()
-    {
+    let described = patch.name.is_some()
+        || patch.unit_price.is_some()
+        || patch.low_stock_threshold.is_some()
+        || patch.igv_affectation.is_some()
+        || patch.unit_code.is_some()
+        || patch.icbper.is_some()
+        || patch.decimal_quantity.is_some();
+    if !described && patch.stock.is_none() {
         return Ok(current);
     }
-    if patch.decimal_quantity == Some(false) && current.decimal_quantity {
-        // Whole units from now on: under the product's row lock (which every taking and
-        // giving back of its stock needs), nothing of it may have decimals.
-        return conn
-            .transaction::<Product, ShopError, _>(async move |conn| {
-                diesel::sql_query("SET LOCAL lock_timeout = '2s'")
-                    .execute(conn)
-                    .await?;
-                let stock: Option<BigDecimal> = products::table
-                    .find(id)
-                    .select(products::stock)
-                    .for_update()
-                    .first(conn)
-                    .await
-                    .optional()?;
-                let stock = stock.ok_or(ShopError::NotFound {
-                    what: "product",
-                    id,
-                })?;
-                if !quantity::is_whole(&stock) {
-                    return Err(ShopError::DecimalStock {
-                        id,
-                        holds: format!("has a stock of {}", quantity::format(&stock)),
-                    });
-                }
-                let held: Vec<(i64, BigDecimal)> = reservation_items::table
-                    .inner_join(reservations::table)
-                    .filter(reservations::status.eq(ReservationStatus::Active))
-                    .filter(reservation_items::product_id.eq(id))
-                    .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
-                        "reservation_items.quantity <> trunc(reservation_items.quantity)",
-                    ))
-                    .select((
-                        reservation_items::reservation_id,
-                        reservation_items::quantity,
-                    ))
-                    .limit(1)
-                    .load(conn)
-                    .await?;
-                if let Some((rid, q)) = held.as_slice().first() {
-                    return Err(ShopError::DecimalStock {
-                        id,
-                        holds: format!(
-                            "has {} held by ACTIVE reservation {rid}",
-                            quantity::format(q)
-                        ),
-                    });
-                }
-                write_patch(conn, id, &patch).await
-            })
-            .await;
+    let whole_from_now = patch.decimal_quantity == Some(false) && current.decimal_quantity;
+    if patch.stock.is_none() && !whole_from_now {
+        let row = write_patch(conn, id, &patch).await?;
+        return product_of(conn, row).await;
     }
-    write_patch(conn, id, &patch).await
+    let store = match patch.store_id {
+        Some(sid) => Some(store_for_stock(conn, sid).await?),
+        None if patch.stock.is_some() => Some(store_rules::main_store(conn).await?),
+        None => None,
+    };
+    // Under the product's row lock, then its stock rows' (every change of its stock by an
+    // admin, or of whether it takes decimals, takes them in that order).
+    let row = conn
+        .transaction::<ProductRow, ShopError, _>(async move |conn| {
+            diesel::sql_query("SET LOCAL lock_timeout = '2s'")
+                .execute(conn)
+                .await?;
+            let locked = locked_row(conn, id).await?;
+            if let Some(expected) = expected.filter(|v| *v != locked.version) {
+                return Err(version_conflict(id, expected, locked.version));
+            }
+            // Decimals from now on: the stock rows take them once the product's row says so
+            // (the foreign key carries it over), so the patch goes first.
+            let patch_first = sold.decimal_quantity && !locked.decimal_quantity;
+            let mut row = locked.clone();
+            if patch_first {
+                row = write_patch(conn, id, &patch).await?;
+            }
+            if let (Some(stock), Some(store)) = (&patch.stock, &store) {
+                set_store_stock(conn, &row, store, stock.clone()).await?;
+            }
+            if whole_from_now {
+                check_whole(conn, id).await?;
+            }
+            if !patch_first {
+                row = write_patch(conn, id, &patch).await?;
+            }
+            Ok(row)
+        })
+        .await?;
+    product_of(conn, row).await
+}
+
+/// Whole units from now on: under the product's row lock (held by the caller) and its stock rows'
+/// locks (which every taking and giving back of its stock needs), nothing of it may have decimals.
+async fn check_whole(conn: &mut AsyncPgConnection, id: i64) -> Result<(), ShopError> {
+    let held: Vec<(i64, BigDecimal)> = product_stock::table
+        .filter(product_stock::product_id.eq(id))
+        .order(product_stock::store_id)
+        .select((product_stock::store_id, product_stock::quantity))
+        .for_update()
+        .load(conn)
+        .await?;
+    if let Some((store, stock)) = held.iter().find(|(_, q)| !quantity::is_whole(q)) {
+        return Err(ShopError::DecimalStock {
+            id,
+            holds: format!(
+                "has a stock of {} in store {store}",
+                quantity::format(stock)
+            ),
+        });
+    }
+    let reserved: Vec<(i64, BigDecimal)> = reservation_items::table
+        .inner_join(reservations::table)
+        .filter(reservations::status.eq(ReservationStatus::Active))
+        .filter(reservation_items::product_id.eq(id))
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "reservation_items.quantity <> trunc(reservation_items.quantity)",
+        ))
+        .select((
+            reservation_items::reservation_id,
+            reservation_items::quantity,
+        ))
+        .limit(1)
+        .load(conn)
+        .await?;
+    if let Some((rid, q)) = reserved.as_slice().first() {
+        return Err(ShopError::DecimalStock {
+            id,
+            holds: format!(
+                "has {} held by ACTIVE reservation {rid}",
+                quantity::format(q)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// The store a stock change names by `store_id`: a 400 naming the field when there is none.
+async fn store_for_stock(conn: &mut AsyncPgConnection, store_id: i64) -> Result<Store, ShopError> {
+    store_rules::find_store(conn, &StoreKey::Id(store_id))
+        .await
+        .map_err(ShopError::from)?
+        .ok_or_else(|| {
+            invalid(
+                "store_id",
+                format!("no store with id {store_id} (GET /api/stores lists them)"),
+            )
+        })
+}
+
+/// Sets the product's stock in `store` to `stock` (checked by the caller: 0 or more, whole unless
+/// the product takes decimals), under the store row's lock, refusing a stock that, with what the
+/// store's ACTIVE reservations of the product hold, exceeds [`MAX_STOCK`] (releasing them must
+/// always fit). The caller holds the product's row lock.
+async fn set_store_stock(
+    conn: &mut AsyncPgConnection,
+    product: &ProductRow,
+    store: &Store,
+    stock: BigDecimal,
+) -> Result<(), ShopError> {
+    let id = product.id;
+    // The row first (0 when new), then its lock.
+    diesel::insert_into(product_stock::table)
+        .values((
+            product_stock::product_id.eq(id),
+            product_stock::store_id.eq(store.id),
+            product_stock::decimal_quantity.eq(product.decimal_quantity),
+            product_stock::quantity.eq(BigDecimal::from(0)),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    // Releases of the store's reservations wait: what they hold stays what is read here.
+    diesel::sql_query(
+        "SELECT 1 FROM product_stock WHERE product_id = $1 AND store_id = $2 FOR UPDATE",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(id)
+    .bind::<diesel::sql_types::BigInt, _>(store.id)
+    .execute(conn)
+    .await?;
+    let reserved: BigDecimal = reservation_items::table
+        .inner_join(reservations::table)
+        .filter(reservations::status.eq(ReservationStatus::Active))
+        .filter(reservations::store_id.eq(store.id))
+        .filter(reservation_items::product_id.eq(id))
+        .select(diesel::dsl::sum(reservation_items::quantity))
+        .first::<Option<BigDecimal>>(conn)
+        .await?
+        .unwrap_or_default();
+    if &stock + &reserved > MAX_STOCK {
+        return Err(invalid(
+            "stock",
+            format!(
+                "{} would give product {id} {} in store {}, plus {} held by reservations: at \
+                 most {MAX_STOCK} in all",
+                quantity::format(&stock),
+                quantity::format(&stock),
+                store.code,
+                quantity::format(&reserved)
+            ),
+        ));
+    }
+    diesel::update(product_stock::table.find((id, store.id)))
+        .set(product_stock::quantity.eq(&stock))
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// The `UPDATE` of a checked patch, conditional on its `expected_version`.
@@ -593,7 +932,7 @@ async fn write_patch(
     conn: &mut AsyncPgConnection,
     id: i64,
     patch: &ProductPatch,
-) -> Result<Product, ShopError> {
+) -> Result<ProductRow, ShopError> {
     let expected = patch.expected_version;
     let mut update = diesel::update(products::table.find(id))
         .set((
@@ -606,7 +945,7 @@ async fn write_patch(
         update = update.filter(products::version.eq(v));
     }
     match update
-        .returning(Product::as_returning())
+        .returning(ProductRow::as_returning())
         .get_result(conn)
         .await
         .optional()?
@@ -638,106 +977,89 @@ async fn conflict_or_gone(
     };
     match expected {
         None => gone,
-        Some(expected) => match get_product(conn, id).await {
+        Some(expected) => match product_row(conn, id).await {
             Ok(p) => version_conflict(id, expected, p.version),
             Err(e) => e,
         },
     }
 }
 
-/// Adds `delta` (negative to remove) to a product's stock; refuses to go below zero, a delta
-/// with decimals for a product sold in whole units, and a stock that, with what its ACTIVE
-/// reservations hold, exceeds [`MAX_STOCK`]: releasing those reservations must always be able to
-/// give their quantities back. With `expected`, only if the product is still at that version
-/// ([`ShopError::VersionConflict`] otherwise, checked before the delta): the row is locked and
-/// the `UPDATE` carries `version = expected`.
+/// Adds `delta` (negative to remove) to a product's stock in store `store_id` (the main store
+/// when `None`); refuses to go below zero, a delta with decimals for a product sold in whole
+/// units, and a stock that, with what the store's ACTIVE reservations hold, exceeds
+/// [`MAX_STOCK`]: releasing those reservations must always be able to give their quantities
+/// back. With `expected`, only if the product is still at that version
+/// ([`ShopError::VersionConflict`] otherwise, checked before the delta): the product's row is
+/// locked, and its version moves on.
 pub async fn adjust_stock(
     conn: &mut AsyncPgConnection,
     id: i64,
+    store_id: Option<i64>,
     delta: BigDecimal,
     expected: Option<i32>,
 ) -> Result<Product, ShopError> {
-    conn.transaction::<Product, ShopError, _>(async move |conn| {
-        diesel::sql_query("SET LOCAL lock_timeout = '2s'")
-            .execute(conn)
-            .await?;
-        // The row lock keeps checkouts and releases of this product out until the change is in.
-        let p: Product = products::table
-            .find(id)
-            .select(Product::as_select())
-            .for_update()
-            .first(conn)
-            .await
-            .optional()?
-            .ok_or(ShopError::NotFound {
-                what: "product",
-                id,
-            })?;
-        if let Some(expected) = expected.filter(|v| *v != p.version) {
-            return Err(version_conflict(id, expected, p.version));
-        }
-        let shown = quantity::format(&delta);
-        if !p.decimal_quantity && !quantity::is_whole(&delta) {
-            return Err(invalid(
-                "delta",
-                format!(
-                    "{shown} has decimals, but product {id} is sold in whole units: give a \
-                     whole number (or make it decimal_quantity first)"
-                ),
-            ));
-        }
-        let reserved: BigDecimal = reservation_items::table
-            .inner_join(reservations::table)
-            .filter(reservations::status.eq(ReservationStatus::Active))
-            .filter(reservation_items::product_id.eq(id))
-            .select(diesel::dsl::sum(reservation_items::quantity))
-            .first::<Option<BigDecimal>>(conn)
-            .await?
-            .unwrap_or_default();
-        let stock = &p.stock + &delta;
-        if stock < 0 {
-            return Err(invalid(
-                "delta",
-                format!(
-                    "{shown} would leave product {id} with {}; it has {}",
-                    quantity::format(&stock),
-                    quantity::format(&p.stock)
-                ),
-            ));
-        }
-        if &stock + &reserved > MAX_STOCK {
-            return Err(invalid(
-                "delta",
-                format!(
-                    "{shown} would give product {id} {}, plus {} held by reservations: at most \
-                     {MAX_STOCK} in all",
-                    quantity::format(&stock),
-                    quantity::format(&reserved)
-                ),
-            ));
-        }
-        let mut update = diesel::update(products::table.find(id))
-            .set((
-                products::stock.eq(stock),
-                products::version.eq(products::version + 1),
-                products::updated_at.eq(Utc::now()),
-            ))
-            .into_boxed();
-        if let Some(v) = expected {
-            update = update.filter(products::version.eq(v));
-        }
-        match update
-            .returning(Product::as_returning())
-            .get_result(conn)
-            .await
-            .optional()?
-        {
-            Some(p) => Ok(p),
-            // Not while the row is locked; answered as the update above would be.
-            None => Err(conflict_or_gone(conn, id, expected).await),
-        }
-    })
-    .await
+    let store = match store_id {
+        Some(sid) => store_for_stock(conn, sid).await?,
+        None => store_rules::main_store(conn).await?,
+    };
+    let row = conn
+        .transaction::<ProductRow, ShopError, _>(async move |conn| {
+            diesel::sql_query("SET LOCAL lock_timeout = '2s'")
+                .execute(conn)
+                .await?;
+            // The product's row lock, then the store's stock row's: checkouts and releases of
+            // the store's stock of it wait until the change is in.
+            let p = locked_row(conn, id).await?;
+            if let Some(expected) = expected.filter(|v| *v != p.version) {
+                return Err(version_conflict(id, expected, p.version));
+            }
+            let shown = quantity::format(&delta);
+            if !p.decimal_quantity && !quantity::is_whole(&delta) {
+                return Err(invalid(
+                    "delta",
+                    format!(
+                        "{shown} has decimals, but product {id} is sold in whole units: give a \
+                         whole number (or make it decimal_quantity first)"
+                    ),
+                ));
+            }
+            let before: BigDecimal = product_stock::table
+                .find((id, store.id))
+                .select(product_stock::quantity)
+                .for_update()
+                .first(conn)
+                .await
+                .optional()?
+                .unwrap_or_default();
+            let stock = &before + &delta;
+            if stock < 0 {
+                return Err(invalid(
+                    "delta",
+                    format!(
+                        "{shown} would leave product {id} with {} in store {}; it has {}",
+                        quantity::format(&stock),
+                        store.code,
+                        quantity::format(&before)
+                    ),
+                ));
+            }
+            set_store_stock(conn, &p, &store, stock)
+                .await
+                .map_err(|e| match e {
+                    ShopError::Invalid { message, .. } => invalid("delta", message),
+                    other => other,
+                })?;
+            Ok(diesel::update(products::table.find(id))
+                .set((
+                    products::version.eq(products::version + 1),
+                    products::updated_at.eq(Utc::now()),
+                ))
+                .returning(ProductRow::as_returning())
+                .get_result(conn)
+                .await?)
+        })
+        .await?;
+    product_of(conn, row).await
 }
 
 const MAX_TRIES: u32 = 4;
@@ -767,13 +1089,15 @@ impl From<StockError> for CheckoutTx {
     }
 }
 
-/// Reserves every item or none, for `ttl`. Each line's terms (its discount, or free) are checked
-/// as the sale made from the reservation will apply them, at the product's price now.
+/// Reserves every item or none, for `ttl`, from the stock of the caller's store (`req.store_id`
+/// for an admin; the main store for a checkout made by code, `caller` `None`). Each line's terms
+/// (its discount, or free) are checked as the sale made from the reservation will apply them, at
+/// the product's price now.
 pub async fn checkout(
     conn: &mut AsyncPgConnection,
     req: &CheckoutRequest,
     ttl: Duration,
-    user_id: Option<&str>,
+    caller: Option<&Seller>,
 ) -> Result<ReservationView, ShopError> {
     let lines = req.items.iter().map(|i| (i.product_id, i.quantity.clone()));
     let request = StockRequest::parse(lines).map_err(|bad| match bad {
@@ -805,7 +1129,13 @@ pub async fn checkout(
         .collect();
     let expires_at = Utc::now()
         + chrono::Duration::from_std(ttl).unwrap_or_else(|_| chrono::Duration::minutes(15));
-    let user = user_id.map(str::to_owned);
+    // As a sale's: the caller's store, or the one an admin names.
+    let store = match caller {
+        Some(c) => store_rules::store_for_sale(conn, &c.user_id, c.is_admin, req.store_id).await?,
+        None => store_rules::store_for_sale(conn, "", true, req.store_id).await?,
+    };
+    let store_id = store.id;
+    let user = caller.map(|c| c.user_id.clone());
     for attempt in 0..MAX_TRIES {
         let request_tx = request.clone();
         let user_tx = user.clone();
@@ -815,7 +1145,7 @@ pub async fn checkout(
                 diesel::sql_query("SET LOCAL lock_timeout = '2s'")
                     .execute(conn)
                     .await?;
-                let taken = take_stock(conn, &request_tx).await?;
+                let taken = take_stock(conn, store_id, &request_tx).await?;
                 for t in &taken {
                     if let Some((index, terms)) = terms_tx.get(&t.product_id) {
                         check_terms(t, terms, *index).map_err(CheckoutTx::Terms)?;
@@ -825,6 +1155,7 @@ pub async fn checkout(
                     .values((
                         reservations::user_id.eq(user_tx),
                         reservations::expires_at.eq(expires_at),
+                        reservations::store_id.eq(store_id),
                     ))
                     .returning(reservations::id)
                     .get_result(conn)
@@ -1005,6 +1336,7 @@ pub async fn get_reservation(
     Ok(ReservationView {
         reservation_id: row.id,
         user_id: row.user_id,
+        store_id: row.store_id,
         status: row.status,
         expires_at: row.expires_at,
         created_at: row.created_at,
@@ -1046,33 +1378,42 @@ pub async fn confirm(conn: &mut AsyncPgConnection, id: i64) -> Result<Reservatio
     }
 }
 
-/// Returns the stock of `reservation_ids` (already locked and marked) in product order; answers
-/// the quantities given back, summed.
+/// Gives the stock of `reservation_ids` (already locked and marked) back to each one's store,
+/// store by store in store-id order and product-id order within a store (the lock order of
+/// [`take_stock`]), through [`give_back`]; answers the quantities given back, summed.
 async fn return_stock(
     conn: &mut AsyncPgConnection,
     reservation_ids: &[i64],
 ) -> Result<BigDecimal, diesel::result::Error> {
-    let sums: Vec<(i64, Option<BigDecimal>)> = reservation_items::table
-        .filter(reservation_items::reservation_id.eq_any(reservation_ids))
-        .group_by(reservation_items::product_id)
-        .select((
-            reservation_items::product_id,
-            diesel::dsl::sum(reservation_items::quantity),
-        ))
-        .order(reservation_items::product_id)
-        .load(conn)
-        .await?;
+    #[derive(QueryableByName)]
+    struct Held {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        store_id: i64,
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        product_id: i64,
+        #[diesel(sql_type = diesel::sql_types::Numeric)]
+        quantity: BigDecimal,
+    }
+    let sums: Vec<Held> = diesel::sql_query(
+        "SELECT r.store_id, i.product_id, sum(i.quantity) AS quantity \
+         FROM reservation_items i JOIN reservations r ON r.id = i.reservation_id \
+         WHERE i.reservation_id = ANY($1) \
+         GROUP BY r.store_id, i.product_id ORDER BY r.store_id, i.product_id",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::BigInt>, _>(reservation_ids)
+    .load(conn)
+    .await?;
     let mut units = BigDecimal::from(0);
-    for (product, qty) in sums {
-        let q = qty.unwrap_or_default();
-        diesel::update(products::table.find(product))
-            .set((
-                products::stock.eq(products::stock + &q),
-                products::version.eq(products::version + 1),
-            ))
-            .execute(conn)
-            .await?;
-        units += q;
+    let mut rest = sums.as_slice();
+    while let Some(first) = rest.first() {
+        let store = first.store_id;
+        let n = rest.iter().take_while(|h| h.store_id == store).count();
+        let lines: Vec<(i64, BigDecimal)> = rest[..n]
+            .iter()
+            .map(|h| (h.product_id, h.quantity.clone()))
+            .collect();
+        units += give_back(conn, store, &lines).await?;
+        rest = &rest[n..];
     }
     Ok(units)
 }

@@ -1,27 +1,32 @@
 //! Taking stock, the one way both a checkout and a sale from items do it, and giving it back
-//! when a sale is cancelled or a credit note returns goods ([`give_back`]): the request is parsed
-//! into a [`StockRequest`] (1 to 100 lines, each product once, each with a [`Quantity`]), then
-//! [`take_stock`] locks the products' rows in product-id order, checks every line and takes the
-//! quantities, or takes nothing and answers every line at fault.
+//! when a reservation is released or expires, a sale is cancelled or a credit note returns goods
+//! ([`give_back`]): the request is parsed into a [`StockRequest`] (1 to 100 lines, each product
+//! once, each with a [`Quantity`]), then [`take_stock`] locks the store's stock rows of the
+//! products in product-id order, checks every line and takes the quantities, or takes nothing and
+//! answers every line at fault.
 //!
-//! One lock order for every transaction that touches several products means two of them never
-//! deadlock; the lock is held until the caller's transaction ends, so what was checked is what is
-//! taken, and `CHECK (stock >= 0)` backs it. Lock waits are the caller's to bound
-//! (`SET LOCAL lock_timeout`), and so are retries.
+//! Stock is per store (`product_stock`, one row per product and store that stocks it): a take
+//! touches only its store's rows, never the product's row, so sales of one product in two stores
+//! do not queue on each other. Stock goes back to the store it came from.
+//!
+//! One lock order for every transaction that touches several stock rows, (store, product), means
+//! two of them never deadlock; the lock is held until the caller's transaction ends, so what was
+//! checked is what is taken, and `CHECK (quantity >= 0)` backs it. Lock waits are the caller's to
+//! bound (`SET LOCAL lock_timeout`), and so are retries.
 //!
 //! Quantities are exact decimals (`NUMERIC(13, 3)`): a fraction is taken only from a product sold
-//! by weight or measure (`decimal_quantity`), checked in the same conditional `UPDATE` that takes
-//! it, so a line costs one statement whatever it holds (`CHECK (decimal_quantity OR stock =
-//! trunc(stock))` backs it).
+//! by weight or measure (`decimal_quantity`, which the stock row carries in step with the
+//! product), checked in the same conditional `UPDATE` that takes it, so a line costs one
+//! statement whatever it holds (`CHECK (decimal_quantity OR quantity = trunc(quantity))` backs it).
 
 use bigdecimal::BigDecimal;
 use diesel::prelude::*;
-use diesel::sql_types::Bool;
+use diesel::sql_types::{BigInt, Bool, Numeric};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
 use crate::quantity::Quantity;
-use crate::schema::products;
+use crate::schema::{product_stock, products};
 
 /// The most lines one request may take.
 pub const MAX_LINES: usize = 100;
@@ -85,6 +90,8 @@ impl StockRequest {
 pub struct Shortage {
     pub product_id: i64,
     pub sku: String,
+    /// The store whose stock was short (the checkout's or the sale's).
+    pub store_id: i64,
     /// A JSON number (`2`, `1.25`).
     #[serde(with = "crate::quantity::number")]
     #[schema(value_type = f64, example = 1.25)]
@@ -147,55 +154,75 @@ pub struct Taken {
     pub taxation: ProductTaxation,
 }
 
-/// Takes the stock of every line, in product-id order, inside the caller's transaction: one
-/// conditional `UPDATE ... WHERE stock >= q RETURNING` per line, each taking its row's lock in that
-/// order (two callers never deadlock, none oversells). When a line is refused, the products are read
-/// again under their locks to name every line at fault, and the caller's transaction must roll back
-/// what was taken. Lock timeouts and retries are the caller's.
+/// What the take of one line answers: the product as it is now.
+#[derive(QueryableByName)]
+struct TakenRow {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    sku: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+    #[diesel(sql_type = Numeric)]
+    unit_price: BigDecimal,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    igv_affectation: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    unit_code: String,
+    #[diesel(sql_type = Bool)]
+    icbper: bool,
+}
+
+/// One line's take: the store's row of the product, if it holds the quantity (and takes its
+/// fraction), with the product's description read (not locked) in the same statement.
+const TAKE: &str = "UPDATE product_stock s SET quantity = s.quantity - $3 \
+    FROM products p \
+    WHERE s.product_id = $1 AND s.store_id = $2 AND p.id = s.product_id \
+      AND s.quantity >= $3 AND (s.decimal_quantity OR $4) \
+    RETURNING p.sku, p.name, p.unit_price, p.igv_affectation, p.unit_code, p.icbper";
+
+/// Takes the stock of every line from store `store_id`, in product-id order, inside the caller's
+/// transaction: one conditional `UPDATE ... WHERE quantity >= q RETURNING` per line, each taking
+/// its stock row's lock in that order (two callers never deadlock, none oversells), never the
+/// product's row. A store without a row for a product has none of it. When a line is refused, the
+/// rows are read again under their locks to name every line at fault, and the caller's
+/// transaction must roll back what was taken. Lock timeouts and retries are the caller's.
 pub async fn take_stock(
     conn: &mut AsyncPgConnection,
+    store_id: i64,
     request: &StockRequest,
 ) -> Result<Vec<Taken>, StockError> {
     let lines = request.lines();
     let mut taken = Vec::with_capacity(lines.len());
     let mut looked = false;
     while let Some(line) = lines.get(taken.len()) {
-        let q = line.quantity.decimal();
         // A fraction only from a product sold by weight: `decimal_quantity OR $whole`.
-        let whole = line.quantity.is_whole().into_sql::<Bool>();
-        let row: Option<(String, String, BigDecimal, ProductTaxation)> =
-            diesel::update(products::table.find(line.product_id))
-                .filter(products::stock.ge(q))
-                .filter(products::decimal_quantity.or(whole))
-                .set((
-                    products::stock.eq(products::stock - q),
-                    products::version.eq(products::version + 1),
-                ))
-                .returning((
-                    products::sku,
-                    products::name,
-                    products::unit_price,
-                    ProductTaxation::as_returning(),
-                ))
-                .get_result(conn)
-                .await
-                .optional()?;
+        let row: Option<TakenRow> = diesel::sql_query(TAKE)
+            .bind::<BigInt, _>(line.product_id)
+            .bind::<BigInt, _>(store_id)
+            .bind::<Numeric, _>(line.quantity.decimal())
+            .bind::<Bool, _>(line.quantity.is_whole())
+            .get_result(conn)
+            .await
+            .optional()?;
         match row {
-            Some((sku, name, unit_price, taxation)) => taken.push(Taken {
+            Some(r) => taken.push(Taken {
                 product_id: line.product_id,
-                sku,
-                name,
-                unit_price,
+                sku: r.sku,
+                name: r.name,
+                unit_price: r.unit_price,
                 quantity: line.quantity.clone(),
-                taxation,
+                taxation: ProductTaxation {
+                    igv_affectation: r.igv_affectation,
+                    unit_code: r.unit_code,
+                    icbper: r.icbper,
+                },
             }),
             // Refused, and nothing changed since (the look holds the locks): every fault, named.
-            None if looked => return Err(refusal(conn, request, taken.len()).await?),
+            None if looked => return Err(refusal(conn, store_id, request, taken.len()).await?),
             // Stock can come back between the refused UPDATE and the look (another transaction
             // rolled back): look under the locks, then try the line once more.
             None => {
                 looked = true;
-                if let Some(refused) = faults(conn, request, taken.len()).await? {
+                if let Some(refused) = faults(conn, store_id, request, taken.len()).await? {
                     return Err(refused);
                 }
             }
@@ -204,23 +231,23 @@ pub async fn take_stock(
     Ok(taken)
 }
 
-/// Gives the units of `request` back to their products (a cancelled sale, the goods a credit note
-/// returns), inside the caller's
-/// transaction and in product-id order, the lock order of [`take_stock`], so a cancellation and a
-/// checkout never deadlock. A product that no longer exists takes nothing back. Returns the units
-/// given back (exact: a weighed product's fractions count as they are).
+/// Gives `lines` (product id, quantity) back to store `store_id`, the store they were taken
+/// from: a released or expired reservation, a cancelled sale, the goods a credit note returns.
+/// Inside the caller's transaction and in product-id order, the lock order of [`take_stock`], so
+/// a give-back and a checkout never deadlock; a caller giving back to several stores calls it
+/// store by store in store-id order. A product that no longer exists takes nothing back. Returns
+/// the units given back (exact: a weighed product's fractions count as they are).
 pub async fn give_back(
     conn: &mut AsyncPgConnection,
-    request: &StockRequest,
+    store_id: i64,
+    lines: &[(i64, BigDecimal)],
 ) -> Result<BigDecimal, diesel::result::Error> {
+    let mut lines: Vec<&(i64, BigDecimal)> = lines.iter().collect();
+    lines.sort_by_key(|(product_id, _)| *product_id);
     let mut units = BigDecimal::from(0);
-    for line in request.lines() {
-        let q = line.quantity.decimal();
-        let n = diesel::update(products::table.find(line.product_id))
-            .set((
-                products::stock.eq(products::stock + q),
-                products::version.eq(products::version + 1),
-            ))
+    for (product_id, q) in lines {
+        let n = diesel::update(product_stock::table.find((*product_id, store_id)))
+            .set(product_stock::quantity.eq(product_stock::quantity + q))
             .execute(conn)
             .await?;
         if n == 1 {
@@ -230,13 +257,23 @@ pub async fn give_back(
     Ok(units)
 }
 
+/// The lines of a request as [`give_back`] takes them.
+pub fn lines_of(request: &StockRequest) -> Vec<(i64, BigDecimal)> {
+    request
+        .lines()
+        .iter()
+        .map(|l| (l.product_id, l.quantity.decimal().clone()))
+        .collect()
+}
+
 /// Like [`faults`], for a line refused under the locks: always a refusal.
 async fn refusal(
     conn: &mut AsyncPgConnection,
+    store_id: i64,
     request: &StockRequest,
     refused: usize,
 ) -> Result<StockError, StockError> {
-    Ok(faults(conn, request, refused)
+    Ok(faults(conn, store_id, request, refused)
         .await?
         .unwrap_or(StockError::Refused {
             first: Fault::Unknown(request.lines()[refused].product_id),
@@ -244,44 +281,56 @@ async fn refusal(
         }))
 }
 
-/// Reads the requested products under their locks (product-id order) and names every line at fault
-/// from line `refused` on (the lines before it were taken); `None` when none is.
+/// Reads the store's stock rows of the requested products under their locks (product-id order)
+/// and names every line at fault from line `refused` on (the lines before it were taken); `None`
+/// when none is. A product the store has no row for has 0 there.
 async fn faults(
     conn: &mut AsyncPgConnection,
+    store_id: i64,
     request: &StockRequest,
     refused: usize,
 ) -> Result<Option<StockError>, StockError> {
     let ids: Vec<i64> = request.lines().iter().map(|l| l.product_id).collect();
-    let found: Vec<(i64, String, BigDecimal, bool)> = products::table
-        .filter(products::id.eq_any(&ids))
-        .order(products::id)
+    let held: Vec<(i64, BigDecimal, bool)> = product_stock::table
+        .filter(product_stock::store_id.eq(store_id))
+        .filter(product_stock::product_id.eq_any(&ids))
+        .order(product_stock::product_id)
         .select((
-            products::id,
-            products::sku,
-            products::stock,
-            products::decimal_quantity,
+            product_stock::product_id,
+            product_stock::quantity,
+            product_stock::decimal_quantity,
         ))
         .for_update()
         .load(conn)
         .await?;
+    let found: Vec<(i64, String, bool)> = products::table
+        .filter(products::id.eq_any(&ids))
+        .select((products::id, products::sku, products::decimal_quantity))
+        .load(conn)
+        .await?;
+    let zero = BigDecimal::from(0);
     let mut faults = Vec::new();
     for line in &request.lines()[refused..] {
-        match found.iter().find(|f| f.0 == line.product_id) {
-            None => faults.push(Fault::Unknown(line.product_id)),
-            Some((_, sku, _, false)) if !line.quantity.is_whole() => faults.push(Fault::Whole {
+        let Some((_, sku, product_decimal)) = found.iter().find(|f| f.0 == line.product_id) else {
+            faults.push(Fault::Unknown(line.product_id));
+            continue;
+        };
+        let row = held.iter().find(|h| h.0 == line.product_id);
+        let (stock, decimal) = row.map_or((&zero, *product_decimal), |(_, q, d)| (q, *d));
+        if !decimal && !line.quantity.is_whole() {
+            faults.push(Fault::Whole {
                 product_id: line.product_id,
                 sku: sku.clone(),
                 quantity: line.quantity.clone(),
-            }),
-            Some((_, sku, stock, _)) if stock < line.quantity.decimal() => {
-                faults.push(Fault::Short(Shortage {
-                    product_id: line.product_id,
-                    sku: sku.clone(),
-                    requested: line.quantity.decimal().clone(),
-                    available: stock.clone(),
-                }))
-            }
-            Some(_) => {}
+            });
+        } else if stock < line.quantity.decimal() {
+            faults.push(Fault::Short(Shortage {
+                product_id: line.product_id,
+                sku: sku.clone(),
+                store_id,
+                requested: line.quantity.decimal().clone(),
+                available: stock.clone(),
+            }));
         }
     }
     let mut faults = faults.into_iter();

@@ -705,6 +705,18 @@ pub async fn sale_store(conn: &mut AsyncPgConnection, sale_id: i64) -> Result<St
         .ok_or_else(|| StoreError::NotFound(format!("no sale {sale_id}")))
 }
 
+/// The id of the store a sale was made in (where its stock came from, and goes back to).
+pub async fn sale_store_id(
+    conn: &mut AsyncPgConnection,
+    sale_id: i64,
+) -> Result<i64, diesel::result::Error> {
+    sale_stores::table
+        .find(sale_id)
+        .select(sale_stores::store_id)
+        .first(conn)
+        .await
+}
+
 /// Puts a user in a store (`faena users create --store`, `faena users set-store`).
 pub async fn set_user_store(
     conn: &mut AsyncPgConnection,

@@ -21,7 +21,8 @@ fn refused(rule: Rule, column: Option<&str>) -> QueryError {
     })
 }
 
-const PRODUCT: &str = "INSERT INTO products (sku, name, unit_price, stock) VALUES";
+/// A product with its low-stock threshold (its stock is per store, in `product_stock`).
+const PRODUCT: &str = "INSERT INTO products (sku, name, unit_price, low_stock_threshold) VALUES";
 /// A sale row, for a line to refer to.
 const SALE: &str = "WITH s AS (INSERT INTO sales (seller_id, doc_type, series, correlative, \
     issue_date, customer_doc_type, customer_doc_number, customer_name, subtotal, igv, total) \
@@ -45,7 +46,7 @@ async fn constraint_violations_and_data_exceptions_are_the_callers_fault() -> an
         ),
         (
             format!("{PRODUCT} ('A-2', 'Azúcar', 3.00, -1)"),
-            refused(Rule::Check, Some("stock")),
+            refused(Rule::Check, Some("low_stock_threshold")),
         ),
         (
             format!("{PRODUCT} ('A-1', 'Otro arroz', 4.00, 1)"),
@@ -58,7 +59,7 @@ async fn constraint_violations_and_data_exceptions_are_the_callers_fault() -> an
             refused(Rule::ForeignKey, Some("reservation_id")),
         ),
         (
-            "INSERT INTO products (sku, unit_price, stock) VALUES ('A-3', 1.00, 1)".to_owned(),
+            "INSERT INTO products (sku, unit_price, low_stock_threshold) VALUES ('A-3', 1.00, 1)".to_owned(),
             refused(Rule::NotNull, Some("name")),
         ),
         // NUMERIC(12, 2) holds less than ten thousand million.
@@ -103,7 +104,7 @@ async fn constraint_violations_and_data_exceptions_are_the_callers_fault() -> an
     let QueryError::Refused(check) =
         error_of(&mut conn, &format!("{PRODUCT} ('A-6', 'x', 1, -5)")).await?
     else {
-        anyhow::bail!("a negative stock is a refusal");
+        anyhow::bail!("a negative threshold is a refusal");
     };
     assert_eq!(check.code(), "invalid_value");
     assert!(!check.rule.is_conflict());

@@ -18,7 +18,7 @@ use faena_core::{QueueName, Settings, TaskId};
 use faena_shop::auth::{self, Role, Username};
 use faena_shop::insights::{self, InsightFilter, InsightKind, InsightStatus};
 use faena_shop::sales::{self, CustomerInput, NewSale, SaleItemInput, SaleView, Seller};
-use faena_shop::schema::{console_sessions, products, refresh_tokens, sales as sales_t};
+use faena_shop::schema::{console_sessions, product_stock, refresh_tokens, sales as sales_t};
 use faena_shop::sessions;
 use faena_shop::{reports, shop};
 use faena_testkit::{wait_for, TestDb, TestRedis};
@@ -438,8 +438,9 @@ async fn daily_report_matches_a_count_by_hand_and_a_rerun_replaces_it() -> anyho
 }
 
 async fn set_stock(pool: &PgPool, id: i64, stock: i32) -> anyhow::Result<()> {
-    diesel::update(products::table.find(id))
-        .set(products::stock.eq(BigDecimal::from(stock)))
+    // The main store's, the only store of these tests.
+    diesel::update(product_stock::table.filter(product_stock::product_id.eq(id)))
+        .set(product_stock::quantity.eq(BigDecimal::from(stock)))
         .execute(&mut *pool.get().await?)
         .await?;
     Ok(())

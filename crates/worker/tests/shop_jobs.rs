@@ -36,6 +36,7 @@ async fn release_job_runs_in_the_worker() -> anyhow::Result<()> {
     )
     .await?;
     let req = shop::CheckoutRequest {
+        store_id: None,
         items: vec![shop::CheckoutItem {
             product_id: p.id,
             quantity: faena_shop::quantity::Quantity::whole(4)?,

@@ -207,6 +207,15 @@ async fn two_stores_boletas_carry_their_own_series_and_establishment_codes() -> 
         },
     )
     .await?;
+    // Cusco sells its own stock.
+    shop::adjust_stock(
+        &mut *e.pool.get().await?,
+        p.id,
+        Some(cusco.id),
+        10.into(),
+        None,
+    )
+    .await?;
     let main_sale = boleta(&e, p.id, None).await?;
     let cusco_sale = boleta(&e, p.id, Some(cusco.id)).await?;
     let cusco_again = boleta(&e, p.id, Some(cusco.id)).await?;

@@ -101,8 +101,8 @@ pub struct InsightsQuery {
     /// low_stock, out_of_stock, sales_summary, sunat_deadline, store_insights or
     /// insights_summary; all when absent.
     pub kind: Option<String>,
-    /// Only the insights of this store (its id or code): its `store_insights`. Insights of all
-    /// stores (stock alerts, summaries) have no store.
+    /// Only the insights of this store (its id or code): its `store_insights` and its stock
+    /// alerts. Insights of all stores (summaries, SUNAT deadlines) have no store.
     pub store: Option<String>,
     /// At most this many, newest first (default 100, at most 1000).
     #[param(minimum = 1, maximum = 1000)]

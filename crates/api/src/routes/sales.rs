@@ -28,8 +28,9 @@ use crate::AppState;
         NeedsToken,
         (status = 403, description = "The reservation is another user's (`forbidden`)", body = ErrorBody),
         (status = 404, description = "No such product or reservation (`not_found`)", body = ErrorBody),
-        (status = 409, description = "The reservation is not CONFIRMED or already became a sale \
-            (`conflict`); not enough stock is a 400 (`insufficient_stock`)", body = ErrorBody),
+        (status = 409, description = "The reservation is not CONFIRMED, already became a sale \
+            or holds another store's stock (`conflict`), or the store has not enough stock of \
+            a product (`insufficient_stock`, with `details.shortages`)", body = ErrorBody),
         Unavailable,
     )
 )]

@@ -3,7 +3,9 @@
 
 use actix_web::http::header::{self, ETag, EntityTag};
 use actix_web::{delete, get, patch, post, web, HttpRequest, HttpResponse, HttpResponseBuilder};
+use faena_shop::sales::Seller;
 use faena_shop::shop::{self, CheckoutRequest, NewProduct, Product, ProductPatch, ReservationView};
+use faena_shop::stores::StoreKey;
 use serde::Deserialize;
 
 use crate::auth::{AdminCaller, Caller};
@@ -43,6 +45,10 @@ pub async fn create_product(
 pub struct ListQuery {
     /// At most this many products (1 to 1000, default 100; out-of-range values are clamped).
     limit: Option<i64>,
+    /// Only this store's stock (its id or code): each product's `stock` and `by_store` are that
+    /// store's. Every store's when absent.
+    #[param(example = "principal")]
+    store: Option<String>,
 }
 
 /// Products by id.
@@ -54,6 +60,7 @@ pub struct ListQuery {
         (status = 200, description = "Products by id", body = Vec<Product>),
         BadInput,
         NeedsToken,
+        (status = 404, description = "`store` names no store (`not_found`)", body = ErrorBody),
         Unavailable,
     )
 )]
@@ -64,7 +71,13 @@ pub async fn list_products(
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    Ok(HttpResponse::Ok().json(shop::list_products(&mut *state.db_conn().await?, limit).await?))
+    let store = q
+        .store
+        .as_deref()
+        .map(|raw| StoreKey::parse("store", raw))
+        .transpose()?;
+    let products = shop::list_products(&mut *state.db_conn().await?, limit, store.as_ref()).await?;
+    Ok(HttpResponse::Ok().json(products))
 }
 
 /// One product, with its `version` as a strong `ETag` (`"3"`) to send back in `If-Match` when
@@ -93,7 +106,8 @@ pub async fn get_product(
     Ok(with_etag(HttpResponse::Ok(), &p))
 }
 
-/// Changes a product's name, price or threshold; absent fields stay as they are. With
+/// Changes a product's name, price, threshold or taxation, and with `stock` its stock in one
+/// store (`store_id`, the main store by default); absent fields stay as they are. With
 /// `If-Match: "3"` (or `expected_version: 3`), only if the product is still at version 3.
 #[utoipa::path(
     tag = "shop",
@@ -107,9 +121,10 @@ pub async fn get_product(
         (status = 200, description = "The changed product", body = Product, headers(
             ("ETag" = String, description = "The product's new `version` as a strong ETag"),
         )),
-        (status = 400, description = "The body does not fit (see `JsonBody`), or `If-Match` is \
-            not one strong ETag such as `\"3\"` or `*` (`invalid_header`), or disagrees with \
-            `expected_version` (`invalid_field`)", body = ErrorBody),
+        (status = 400, description = "The body does not fit (see `JsonBody`), `store_id` names \
+            no store (`invalid_field`), or `If-Match` is not one strong ETag such as `\"3\"` or \
+            `*` (`invalid_header`), or disagrees with `expected_version` (`invalid_field`)",
+            body = ErrorBody),
         (status = 413, description = "The body is larger than 256 KiB (`body_too_large`).",
             body = ErrorBody),
         (status = 415, description = "The body is not sent as `Content-Type: application/json` \
@@ -150,10 +165,14 @@ pub struct StockAdjustment {
     /// same as `If-Match: "3"`. Absent: whatever its version.
     #[schema(minimum = 0, example = 3)]
     expected_version: Option<i32>,
+    /// The store whose stock changes; the main store when absent.
+    #[schema(example = 2)]
+    store_id: Option<i64>,
 }
 
-/// Adds (or with a negative delta removes) stock. With `If-Match: "3"` (or
-/// `expected_version: 3`), only if the product is still at version 3.
+/// Adds (or with a negative delta removes) stock in one store (`store_id`, the main store by
+/// default). With `If-Match: "3"` (or `expected_version: 3`), only if the product is still at
+/// version 3.
 #[utoipa::path(
     tag = "shop",
     security(("bearer" = [])),
@@ -166,9 +185,10 @@ pub struct StockAdjustment {
         (status = 200, description = "The product with its new stock", body = Product, headers(
             ("ETag" = String, description = "The product's new `version` as a strong ETag"),
         )),
-        (status = 400, description = "The body does not fit (see `JsonBody`), or `If-Match` is \
-            not one strong ETag such as `\"3\"` or `*` (`invalid_header`), or disagrees with \
-            `expected_version` (`invalid_field`)", body = ErrorBody),
+        (status = 400, description = "The body does not fit (see `JsonBody`), `store_id` names \
+            no store (`invalid_field`), or `If-Match` is not one strong ETag such as `\"3\"` or \
+            `*` (`invalid_header`), or disagrees with `expected_version` (`invalid_field`)",
+            body = ErrorBody),
         (status = 413, description = "The body is larger than 256 KiB (`body_too_large`).",
             body = ErrorBody),
         (status = 415, description = "The body is not sent as `Content-Type: application/json` \
@@ -189,7 +209,14 @@ pub async fn adjust_stock(
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     let expected = expected_version(&req, body.expected_version)?;
-    let p = shop::adjust_stock(&mut *state.db_conn().await?, *id, body.delta, expected).await?;
+    let p = shop::adjust_stock(
+        &mut *state.db_conn().await?,
+        *id,
+        body.store_id,
+        body.delta,
+        expected,
+    )
+    .await?;
     Ok(with_etag(HttpResponse::Ok(), &p))
 }
 
@@ -249,22 +276,27 @@ fn expected_version(req: &HttpRequest, body: Option<i32>) -> Result<Option<i32>,
     }
 }
 
-/// Reserves every item or none for the reservation TTL.
+/// Reserves every item or none for the reservation TTL, from the stock of the caller's store
+/// (an admin may name another with `store_id`).
 #[utoipa::path(
     tag = "shop",
     security(("bearer" = [])),
     request_body = CheckoutRequest,
     responses(
         (status = 201, description = "Reserved", body = ReservationView),
-        (status = 400, description = "The body does not fit (see `JsonBody`), or not enough \
-            stock (`insufficient_stock`, with `details.shortages`)", body = ErrorBody),
+        (status = 400, description = "The body does not fit (see `JsonBody`), or `store_id` \
+            names no store (`invalid_field`)", body = ErrorBody),
         (status = 413, description = "The body is larger than 256 KiB (`body_too_large`).",
             body = ErrorBody),
         (status = 415, description = "The body is not sent as `Content-Type: application/json` \
             (`unsupported_media_type`).", body = ErrorBody),
         NeedsToken,
+        (status = 403, description = "A seller named another store than their own \
+            (`forbidden`)", body = ErrorBody),
         (status = 404, description = "No such product (`not_found`)", body = ErrorBody),
-        (status = 409, description = "The products stayed locked by other checkouts \
+        (status = 409, description = "Not enough stock in the store (`insufficient_stock`, with \
+            `details.shortages`: each product, the store, what was requested and what it has), \
+            the store is disabled (`conflict`), or the products stayed locked by other checkouts \
             (`contention`); try again", body = ErrorBody),
         Unavailable,
     )
@@ -279,7 +311,10 @@ pub async fn checkout(
         &mut *state.db_conn().await?,
         &body,
         state.reservation_ttl,
-        Some(caller.user_id()),
+        Some(&Seller {
+            user_id: caller.user_id().to_owned(),
+            is_admin: caller.is_admin(),
+        }),
     )
     .await?;
     Ok(HttpResponse::Created().json(r))

@@ -1,5 +1,6 @@
 //! Products: `faena products list|add|set` with the same checks as the api (the catálogo 07
-//! affectation, the catálogo 03 unit, ICBPER, decimal quantities). Messages about the shop's
+//! affectation, the catálogo 03 unit, ICBPER, decimal quantities), and the stock per store
+//! (`list --store`, `set --stock N --store CODE`). Messages about the shop's
 //! products are in Spanish, for the shop's staff.
 
 use std::io::Write;
@@ -12,11 +13,15 @@ use crate::exit;
 
 #[derive(Debug, Subcommand)]
 pub enum ProductsCommand {
-    /// Products by id: sku, name, price, stock with its unit, how they are taxed.
+    /// Products by id: sku, name, price, stock with its unit (in all and per store), how they
+    /// are taxed.
     List {
         /// At most this many (1 to 1000).
         #[arg(long, default_value_t = 100)]
         limit: i64,
+        /// Only this store's stock (its code or id).
+        #[arg(long)]
+        store: Option<String>,
     },
     /// Add a product: `faena products add ARR-G --name "Arroz a granel" --price 4.20 --stock
     /// 25.000 --unit-code KGM --decimal-quantity`.
@@ -75,6 +80,12 @@ pub struct SetProduct {
     /// Off is refused while the stock or an ACTIVE reservation has decimals.
     #[arg(long, value_name = "true|false")]
     pub decimal_quantity: Option<bool>,
+    /// The stock of the store --store (the main store by default) from now on.
+    #[arg(long)]
+    pub stock: Option<String>,
+    /// The store whose --stock is set (its code or id); the main store by default.
+    #[arg(long, requires = "stock")]
+    pub store: Option<String>,
 }
 
 /// The option of a product field, as the error names it.
@@ -83,6 +94,7 @@ fn option_of(field: &str) -> String {
         "sku" => "SKU".to_owned(),
         "unit_price" => "--price".to_owned(),
         "low_stock_threshold" => "--threshold".to_owned(),
+        "store_id" => "--store".to_owned(),
         other => format!("--{}", other.replace('_', "-")),
     }
 }
@@ -112,8 +124,18 @@ fn describe(p: &faena_shop::shop::Product) -> String {
     if p.icbper {
         marks.push("bolsa con ICBPER".to_owned());
     }
+    let stores: Vec<String> = p
+        .by_store
+        .iter()
+        .map(|s| format!("{} {}", s.store_code, quantity::format(&s.stock)))
+        .collect();
+    let stores = if stores.is_empty() {
+        "ninguna tienda".to_owned()
+    } else {
+        stores.join(", ")
+    };
     format!(
-        "producto {} ({}) {}: S/ {}, stock {} {}, {}",
+        "producto {} ({}) {}: S/ {}, stock {} {} ({stores}), {}",
         p.id,
         p.sku,
         p.name,
@@ -122,6 +144,14 @@ fn describe(p: &faena_shop::shop::Product) -> String {
         p.unit_code,
         marks.join(", ")
     )
+}
+
+/// A store named by code or id on the command line; the error names `--store`.
+fn store_key(text: &str) -> Result<faena_shop::stores::StoreKey, String> {
+    faena_shop::stores::StoreKey::parse("--store", text).map_err(|e| match e {
+        faena_shop::stores::StoreError::Invalid { message, .. } => format!("--store: {message}"),
+        other => other.to_string(),
+    })
 }
 
 /// `faena products ...`.
@@ -134,8 +164,23 @@ pub(crate) async fn run(
     use faena_shop::shop::{self, NewProduct, ProductPatch, ShopError};
     let mut conn = pg(settings).await?;
     let result = match command {
-        ProductsCommand::List { limit } => {
-            let products = shop::list_products(&mut conn, limit.clamp(1, 1000)).await?;
+        ProductsCommand::List { limit, store } => {
+            let store = match store.as_deref().map(store_key).transpose() {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("faena: {e}");
+                    return Ok(exit::USAGE);
+                }
+            };
+            let products =
+                match shop::list_products(&mut conn, limit.clamp(1, 1000), store.as_ref()).await {
+                    Ok(p) => p,
+                    Err(e @ ShopError::Store(_)) => {
+                        eprintln!("faena: {e}");
+                        return Ok(exit::FAILED);
+                    }
+                    Err(e) => return Err(e.into()),
+                };
             if json {
                 print_json(out, &products)?;
             } else if products.is_empty() {
@@ -183,9 +228,14 @@ pub(crate) async fn run(
                         .as_deref()
                         .map(|t| quantity("--threshold", t))
                         .transpose()?,
+                    s.stock
+                        .as_deref()
+                        .map(|t| quantity("--stock", t))
+                        .transpose()?,
+                    s.store.as_deref().map(store_key).transpose()?,
                 ))
             })();
-            let (unit_price, low_stock_threshold) = match parsed {
+            let (unit_price, low_stock_threshold, stock, store) = match parsed {
                 Ok(v) => v,
                 Err(e) => {
                     eprintln!("faena: {e}");
@@ -200,7 +250,27 @@ pub(crate) async fn run(
                 unit_code: s.unit_code,
                 icbper: s.icbper,
                 decimal_quantity: s.decimal_quantity,
+                stock,
+                store_id: None,
                 expected_version: None,
+            };
+            // A store named by its code is looked up here; the shop checks an id.
+            let patch = match store {
+                Some(faena_shop::stores::StoreKey::Id(id)) => ProductPatch {
+                    store_id: Some(id),
+                    ..patch
+                },
+                Some(key) => match faena_shop::stores::get_store(&mut conn, &key).await {
+                    Ok(store) => ProductPatch {
+                        store_id: Some(store.id),
+                        ..patch
+                    },
+                    Err(e) => {
+                        eprintln!("faena: {e}");
+                        return Ok(exit::FAILED);
+                    }
+                },
+                None => patch,
             };
             shop::update_product(&mut conn, s.id, patch).await
         }
@@ -218,6 +288,7 @@ pub(crate) async fn run(
             e @ (ShopError::NotFound { .. }
             | ShopError::SkuExists(_)
             | ShopError::DecimalStock { .. }
+            | ShopError::Store(_)
             | ShopError::VersionConflict { .. }),
         ) => {
             eprintln!("faena: {e}");
