@@ -43,31 +43,17 @@ impl Broker {
                 places.entry(id).or_default().push(name);
             }
         }
-        let mut cursor = 0u64;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(k.inflight("*"))
-                .arg("COUNT")
-                .arg(1000)
+        // The worker's inflight lists share the queue's slot: on a cluster only its node is scanned.
+        for key in conn.scan(&k.inflight("*"), Some(&k.pending)).await? {
+            let ids: Vec<String> = redis::cmd("LRANGE")
+                .arg(&key)
+                .arg(0)
+                .arg(-1)
                 .query_async(&mut conn)
                 .await?;
-            for key in keys {
-                let ids: Vec<String> = redis::cmd("LRANGE")
-                    .arg(&key)
-                    .arg(0)
-                    .arg(-1)
-                    .query_async(&mut conn)
-                    .await?;
-                for id in ids {
-                    places.entry(id).or_default().push("inflight");
-                }
+            for id in ids {
+                places.entry(id).or_default().push("inflight");
             }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
         }
         let mut problems = Vec::new();
         let mut ids: Vec<&String> = places.keys().collect();

@@ -156,18 +156,25 @@ impl Broker {
             Some(name) => vec![name.clone()],
             None => self.queues().await?,
         };
-        let mut pipe = redis::pipe();
-        for queue in &queues {
-            let k = self.queue_keys(queue);
-            for m in first..end {
-                pipe.hgetall(k.history(m));
-            }
-        }
+        // One group per queue: each queue's minutes share its slot (`query_by_slot`).
+        let groups: Vec<Vec<redis::Cmd>> = queues
+            .iter()
+            .map(|queue| {
+                let k = self.queue_keys(queue);
+                (first..end)
+                    .map(|m| redis::Cmd::hgetall(k.history(m)))
+                    .collect()
+            })
+            .collect();
         let minutes: Vec<BTreeMap<String, u64>> = if queues.is_empty() {
             Vec::new()
         } else {
-            let mut conn = self.conn().await?;
-            pipe.query_async(&mut conn).await?
+            self.query_by_slot(groups, None)
+                .await?
+                .into_iter()
+                .flatten()
+                .map(redis::from_redis_value::<BTreeMap<String, u64>>)
+                .collect::<std::result::Result<_, _>>()?
         };
         let steps = (end - first + step - 1) / step;
         let mut accs: Vec<Acc> = (0..steps).map(|_| Acc::default()).collect();

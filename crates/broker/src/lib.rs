@@ -20,7 +20,6 @@ mod workflow;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::Utc;
 use faena_core::jobs::{Catalog, EnqueueError, EnqueueRequest, NewTask};
@@ -38,8 +37,9 @@ pub use worker_api::{
 };
 pub use workflow::{StepState, WorkflowRecord, WorkflowStarted, WorkflowState, WorkflowStep};
 
-/// The dedicated connection of a blocking wait ([`Broker::blocking_connection`]).
-pub type BlockingConnection = redis::aio::MultiplexedConnection;
+/// The dedicated connection of a blocking wait ([`Broker::blocking_connection`]): to the server,
+/// or on a cluster one that routes the wait to the node of its queue.
+pub type BlockingConnection = faena_core::redis_pool::RedisConnection;
 
 /// Jobs per enqueue script call; large batches are split so no call blocks Redis for long.
 pub const ENQUEUE_CHUNK: usize = 1000;
@@ -74,8 +74,10 @@ impl BrokerError {
 }
 
 /// A Redis that answers but cannot serve now: loading its data after a restart, a replica (after a
-/// failover, until clients find the new primary), out of memory, busy with a script; or Sentinels
-/// that name no primary yet (the old one is down and none is promoted: a failover under way).
+/// failover, until clients find the new primary), out of memory, busy with a script; Sentinels
+/// that name no primary yet (the old one is down and none is promoted: a failover under way); or a
+/// cluster with a slot unserved or a node the client cannot reach (a primary down until its
+/// replica is promoted).
 fn serves_later(e: &redis::RedisError) -> bool {
     use redis::{ErrorKind, ServerErrorKind as S};
     matches!(
@@ -84,9 +86,19 @@ fn serves_later(e: &redis::RedisError) -> bool {
             S::BusyLoading | S::TryAgain | S::ClusterDown | S::MasterDown | S::ReadOnly
         ) | ErrorKind::MasterNameNotFoundBySentinel
             | ErrorKind::NoValidReplicasFoundBySentinel
+            | ErrorKind::ClusterConnectionNotFound
     ) || matches!(
         e.code(),
-        Some("LOADING" | "READONLY" | "MASTERDOWN" | "OOM" | "BUSY" | "NOREPLICAS" | "TRYAGAIN")
+        Some(
+            "LOADING"
+                | "READONLY"
+                | "MASTERDOWN"
+                | "OOM"
+                | "BUSY"
+                | "NOREPLICAS"
+                | "TRYAGAIN"
+                | "CLUSTERDOWN"
+        )
     )
 }
 
@@ -222,6 +234,63 @@ impl Broker {
         Ok(self.shared.clone())
     }
 
+    /// True when Redis is a cluster (`redis+cluster://`).
+    pub fn is_cluster(&self) -> bool {
+        self.target.is_cluster()
+    }
+
+    /// Runs commands grouped by hash slot: every command of a group touches keys of one slot (one
+    /// queue's `{prefix:q:Q}`, or the process-wide `{prefix}`), and the replies come back grouped
+    /// the same way. On one server (or a Sentinel primary) all groups go in one pipeline, one round
+    /// trip; on a cluster each group is a pipeline of its own (the crate sends a pipeline whole to
+    /// one node and refuses one that crosses slots), all sent at once. With `writes`, the writes
+    /// must reach `FAENA_REDIS_MIN_REPLICAS` replicas: a `WAIT` ends the pipeline, or each one on a
+    /// cluster (a `WAIT` vouches only for its own connection's writes, and each node has its own);
+    /// `writes` names them in the error.
+    pub(crate) async fn query_by_slot(
+        &self,
+        groups: Vec<Vec<redis::Cmd>>,
+        writes: Option<&str>,
+    ) -> Result<Vec<Vec<redis::Value>>> {
+        let mut conn = self.conn().await?;
+        if !conn.is_cluster() {
+            let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
+            let mut pipe = redis::pipe();
+            for cmd in groups.into_iter().flatten() {
+                pipe.add_command(cmd);
+            }
+            let waits = writes.is_some() && self.push_wait(&mut pipe);
+            let mut replies: Vec<redis::Value> = scripts::query_pipe(&mut conn, &pipe).await?;
+            if waits {
+                self.check_replicated(replies.pop(), writes.unwrap_or("the write"))?;
+            }
+            let mut replies = replies.into_iter();
+            return Ok(sizes
+                .into_iter()
+                .map(|n| replies.by_ref().take(n).collect())
+                .collect());
+        }
+        let calls = groups.into_iter().map(|group| {
+            let mut conn = conn.clone();
+            async move {
+                if group.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let mut pipe = redis::pipe();
+                for cmd in group {
+                    pipe.add_command(cmd);
+                }
+                let waits = writes.is_some() && self.push_wait(&mut pipe);
+                let mut replies: Vec<redis::Value> = scripts::query_pipe(&mut conn, &pipe).await?;
+                if waits {
+                    self.check_replicated(replies.pop(), writes.unwrap_or("the write"))?;
+                }
+                Ok::<_, BrokerError>(replies)
+            }
+        });
+        futures::future::try_join_all(calls).await
+    }
+
     /// Appends `WAIT min_replicas timeout` to `pipe` when writes must reach replicas
     /// (`FAENA_REDIS_MIN_REPLICAS`); true when it did. In the same pipeline, so it is sent on the
     /// connection that carried the writes (a `WAIT` on another connection would vouch for nothing).
@@ -287,15 +356,16 @@ impl Broker {
         for (i, t) in tasks.iter().enumerate() {
             by_queue.entry(t.queue.clone()).or_default().push(i);
         }
-        let mut pipe = redis::pipe();
         // Registered on every enqueue, in the same round trip: a cache in the process would miss a
         // Redis that restarted empty, and lookups by id and new-queue discovery read this set.
+        // (The set's slot is not the queues': a group of its own.)
         let names: Vec<&str> = by_queue.keys().map(QueueName::as_str).collect();
-        pipe.sadd(&self.global.queues, names).ignore();
+        let mut groups = vec![vec![redis::Cmd::sadd(&self.global.queues, names)]];
         let mut order: Vec<&[usize]> = Vec::new();
         let ttl = self.cfg.idempotency_ttl.as_secs().max(1);
         for (queue, idxs) in &by_queue {
             let k = self.queue_keys(queue);
+            let mut group = Vec::new();
             for chunk in idxs.chunks(ENQUEUE_CHUNK) {
                 let mut cmd =
                     scripts::evalsha(&scripts::ENQUEUE, &[&k.pending, &k.scheduled, &k.stats]);
@@ -311,16 +381,18 @@ impl Broker {
                         .arg(t.idempotency_key.as_deref().unwrap_or(""))
                         .arg(t.owner.as_deref().unwrap_or(""));
                 }
-                pipe.add_command(cmd);
+                group.push(cmd);
                 order.push(chunk);
             }
+            groups.push(group);
         }
-        let waits = self.push_wait(&mut pipe);
-        let mut conn = self.conn().await?;
-        let mut replies: Vec<redis::Value> = scripts::query_pipe(&mut conn, &pipe).await?;
-        if waits {
-            self.check_replicated(replies.pop(), "the enqueue")?;
-        }
+        let replies: Vec<redis::Value> = self
+            .query_by_slot(groups, Some("the enqueue"))
+            .await?
+            .into_iter()
+            .skip(1)
+            .flatten()
+            .collect();
         let replies: Vec<Vec<String>> = redis::from_redis_value(redis::Value::Array(replies))?;
         let mut ids: Vec<TaskId> = tasks.iter().map(|t| t.id).collect();
         for (chunk, reply) in order.into_iter().zip(replies) {
@@ -360,13 +432,18 @@ impl Broker {
             return Ok(None);
         }
         let id = id.to_string();
-        let mut pipe = redis::pipe();
-        for q in &queues {
-            pipe.hgetall(self.queue_keys(q).task(&id));
+        let groups = queues
+            .iter()
+            .map(|q| vec![redis::Cmd::hgetall(self.queue_keys(q).task(&id))])
+            .collect();
+        let replies = self.query_by_slot(groups, None).await?;
+        for reply in replies.into_iter().flatten() {
+            let h: HashMap<String, String> = redis::from_redis_value(reply)?;
+            if let Some(rec) = TaskRecord::from_hash(&id, &h) {
+                return Ok(Some(rec));
+            }
         }
-        let mut conn = self.conn().await?;
-        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
-        Ok(hashes.iter().find_map(|h| TaskRecord::from_hash(&id, h)))
+        Ok(None)
     }
 
     /// Counters of one queue: a handful of O(1) commands in one round trip.
@@ -416,14 +493,14 @@ impl Broker {
 
     /// Pauses a queue: it keeps accepting jobs and starts none until resumed.
     pub async fn pause(&self, queue: &QueueName) -> Result<()> {
-        let mut conn = self.conn().await?;
-        let _: () = redis::pipe()
-            .sadd(&self.global.queues, queue.as_str())
-            .ignore()
-            .set(self.queue_keys(queue).paused, Utc::now().timestamp_millis())
-            .ignore()
-            .query_async(&mut conn)
-            .await?;
+        let groups = vec![
+            vec![redis::Cmd::sadd(&self.global.queues, queue.as_str())],
+            vec![redis::Cmd::set(
+                self.queue_keys(queue).paused,
+                Utc::now().timestamp_millis(),
+            )],
+        ];
+        self.query_by_slot(groups, None).await?;
         Ok(())
     }
 
@@ -575,35 +652,18 @@ impl Broker {
     /// Deletes every key under this broker's prefix. For tests and `faena` dev resets only.
     pub async fn destroy_all_keys(&self) -> Result<u64> {
         let mut conn = self.conn().await?;
-        let pattern = self.global.all_pattern();
-        let mut cursor: u64 = 0;
-        let mut deleted = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut conn)
-                .await?;
-            if !keys.is_empty() {
-                deleted += keys.len() as u64;
-                let _: () = conn.del(keys).await?;
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
+        // On a cluster every primary is scanned; a DEL of many keys is split by slot by the crate.
+        let keys = conn.scan(&self.global.all_pattern(), None).await?;
+        for chunk in keys.chunks(1000) {
+            let _: () = conn.del(chunk).await?;
         }
-        Ok(deleted)
+        Ok(keys.len() as u64)
     }
 
-    /// A connection without a response timeout, for blocking commands (one per fetcher).
+    /// A connection without a response timeout, for blocking commands (one per fetcher). On a
+    /// cluster it routes each command to the node of its key, so a wait on a queue blocks on the
+    /// node that holds the queue.
     pub async fn blocking_connection(&self) -> Result<BlockingConnection> {
-        let cfg = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(None);
-        Ok(self.target.connect(&cfg).await?)
+        Ok(self.target.connect_blocking().await?)
     }
 }

@@ -239,7 +239,7 @@ impl Broker {
     /// [`Broker::blocking_connection`]. Returns true when an id was parked.
     pub async fn wait_for_job(
         &self,
-        conn: &mut redis::aio::MultiplexedConnection,
+        conn: &mut crate::BlockingConnection,
         queue: &QueueName,
         worker: &str,
         timeout: Duration,

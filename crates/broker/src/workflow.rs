@@ -147,9 +147,12 @@ impl Broker {
             }
         };
         let step_ids: Vec<String> = wf.steps.iter().map(|t| t.id.to_string()).collect();
-        let mut pipe = redis::pipe();
-        pipe.sadd(&self.global_keys().queues, wf.queue.as_str())
-            .ignore();
+        // The queue set's slot is not the queue's: a group of its own (`query_by_slot`).
+        let registered = vec![redis::Cmd::sadd(
+            &self.global_keys().queues,
+            wf.queue.as_str(),
+        )];
+        let mut starts = Vec::new();
         let chunks: Vec<(usize, &[NewTask])> = now_steps
             .chunks(ENQUEUE_CHUNK)
             .enumerate()
@@ -182,14 +185,15 @@ impl Broker {
                     .arg(t.run_at.map_or(0, |d| d.timestamp_millis()))
                     .arg(t.owner.as_deref().unwrap_or(""));
             }
-            pipe.add_command(cmd);
+            starts.push(cmd);
         }
-        let waits = self.push_wait(&mut pipe);
-        let mut conn = self.conn().await?;
-        let mut replies: Vec<redis::Value> = scripts::query_pipe(&mut conn, &pipe).await?;
-        if waits {
-            self.check_replicated(replies.pop(), "the workflow's enqueue")?;
-        }
+        let replies: Vec<redis::Value> = self
+            .query_by_slot(vec![registered, starts], Some("the workflow's enqueue"))
+            .await?
+            .into_iter()
+            .skip(1)
+            .flatten()
+            .collect();
         let added: Vec<u64> = redis::from_redis_value(redis::Value::Array(replies))?;
         let total: u64 = added.iter().sum();
         if total != now_steps.len() as u64 {
@@ -211,12 +215,23 @@ impl Broker {
             return Ok(None);
         }
         let wid = id.to_string();
-        let mut pipe = redis::pipe();
-        for q in &queues {
-            pipe.hgetall(format!("{}wf:{wid}", self.queue_keys(q).base));
-        }
+        let groups = queues
+            .iter()
+            .map(|q| {
+                vec![redis::Cmd::hgetall(format!(
+                    "{}wf:{wid}",
+                    self.queue_keys(q).base
+                ))]
+            })
+            .collect();
+        let hashes = self
+            .query_by_slot(groups, None)
+            .await?
+            .into_iter()
+            .flatten()
+            .map(redis::from_redis_value::<HashMap<String, String>>)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
         let mut conn = self.conn().await?;
-        let hashes: Vec<HashMap<String, String>> = pipe.query_async(&mut conn).await?;
         let Some((queue, h)) = queues
             .iter()
             .zip(hashes)

@@ -28,7 +28,8 @@ pub struct Urls {
     /// `DATABASE_URL`: PostgreSQL connection URL.
     database_url: SecretString,
     /// `REDIS_URL`: `redis://` or `rediss://` URL, with a password when the server needs one, or
-    /// `redis+sentinel://host:26379,host:26379/mymaster` to follow a Sentinel-monitored primary.
+    /// `redis+sentinel://host:26379,host:26379/mymaster` to follow a Sentinel-monitored primary, or
+    /// `redis+cluster://host:7000,host:7001` for a Redis Cluster.
     redis_url: SecretString,
 }
 
@@ -472,6 +473,12 @@ impl Settings<OptionalUrls> {
                         value: mask_password(url),
                         expected,
                     }
+                })?;
+            } else if crate::urls::is_cluster_url(url) {
+                crate::urls::ClusterUrl::parse(url).map_err(|expected| SettingsError::Invalid {
+                    name: REDIS_URL,
+                    value: mask_password(url),
+                    expected,
                 })?;
             } else {
                 check_url(REDIS_URL, url, &["redis", "rediss", "redis+unix", "unix"])?;
@@ -935,7 +942,7 @@ mod tests {
     }
 
     #[test]
-    fn a_sentinel_redis_url_is_accepted_and_a_bad_one_named_without_its_password() {
+    fn sentinel_and_cluster_redis_urls_are_accepted_and_a_bad_one_named_without_its_password() {
         let mut v = vars(&BASE);
         v.insert(
             "REDIS_URL".into(),
@@ -953,6 +960,21 @@ mod tests {
         let err = Settings::from_map(&v).map(|_| ()).unwrap_err().to_string();
         assert!(
             err.contains("REDIS_URL") && err.contains("service name") && !err.contains("hunter2"),
+            "{err}"
+        );
+
+        v.insert(
+            "REDIS_URL".into(),
+            "redis+cluster://:hunter2@10.0.0.1:7000,10.0.0.2:7001".into(),
+        );
+        Settings::from_map(&v).expect("a cluster URL is a Redis URL");
+        v.insert(
+            "REDIS_URL".into(),
+            "redis+cluster://:hunter2@10.0.0.1:7000/2".into(),
+        );
+        let err = Settings::from_map(&v).map(|_| ()).unwrap_err().to_string();
+        assert!(
+            err.contains("REDIS_URL") && err.contains("one database") && !err.contains("hunter2"),
             "{err}"
         );
 

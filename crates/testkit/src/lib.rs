@@ -467,6 +467,159 @@ impl SentinelSet {
     }
 }
 
+/// A Redis Cluster on loopback: `primaries` private `redis-server --cluster-enabled yes` processes,
+/// the 16384 slots split evenly between them in order (`CLUSTER ADDSLOTSRANGE`, `CLUSTER MEET`),
+/// each with its data and `nodes.conf` under its own temporary directory. Stopped on drop.
+pub struct ClusterSet {
+    /// The primaries; `nodes[i]` holds the slots `ranges[i]`.
+    pub nodes: Vec<OwnRedis>,
+    /// The first and last slot of each primary.
+    pub ranges: Vec<(u16, u16)>,
+}
+
+async fn cluster_info(url: &str) -> anyhow::Result<String> {
+    let mut c = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    Ok(redis::cmd("CLUSTER")
+        .arg("INFO")
+        .query_async(&mut c)
+        .await?)
+}
+
+impl ClusterSet {
+    /// Starts the primaries, gives each its slots, introduces them and waits until every node
+    /// says `cluster_state:ok` and knows every other.
+    pub async fn start(primaries: usize) -> anyhow::Result<Self> {
+        anyhow::ensure!(primaries > 0, "a cluster needs a primary");
+        let mut nodes = Vec::new();
+        for _ in 0..primaries {
+            let mut n = OwnRedis::unstarted(None)?;
+            // The bus port is port + 10000 by default, which may be taken or past 65535.
+            let bus = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
+            n.extra = [
+                "--cluster-enabled",
+                "yes",
+                "--cluster-port",
+                &bus.to_string(),
+                "--cluster-node-timeout",
+                "2000",
+            ]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+            n.restart().await?;
+            nodes.push((n, bus));
+        }
+        let per = 16384 / primaries;
+        let mut ranges = Vec::new();
+        for i in 0..primaries {
+            let first = i * per;
+            let last = if i + 1 == primaries {
+                16383
+            } else {
+                (i + 1) * per - 1
+            };
+            ranges.push((first as u16, last as u16));
+        }
+        for ((n, _), (first, last)) in nodes.iter().zip(&ranges) {
+            let mut c = redis::Client::open(n.url().as_str())?
+                .get_multiplexed_async_connection()
+                .await?;
+            let _: () = redis::cmd("CLUSTER")
+                .arg("ADDSLOTSRANGE")
+                .arg(*first)
+                .arg(*last)
+                .query_async(&mut c)
+                .await?;
+        }
+        if let Some(((first, _), others)) = nodes.split_first() {
+            let mut c = redis::Client::open(first.url().as_str())?
+                .get_multiplexed_async_connection()
+                .await?;
+            for (n, bus) in others {
+                let _: () = redis::cmd("CLUSTER")
+                    .arg("MEET")
+                    .arg("127.0.0.1")
+                    .arg(n.port)
+                    .arg(*bus)
+                    .query_async(&mut c)
+                    .await?;
+            }
+        }
+        let set = Self {
+            nodes: nodes.into_iter().map(|(n, _)| n).collect(),
+            ranges,
+        };
+        for n in &set.nodes {
+            let url = n.url();
+            wait_for(
+                "every cluster node to know the others and serve every slot",
+                Duration::from_secs(30),
+                || {
+                    let url = url.clone();
+                    async move {
+                        let info = cluster_info(&url).await?;
+                        let ok = info.contains("cluster_state:ok")
+                            && info.contains(&format!("cluster_known_nodes:{primaries}\r"))
+                            && info.contains("cluster_slots_ok:16384");
+                        Ok(ok.then_some(()))
+                    }
+                },
+            )
+            .await?;
+        }
+        Ok(set)
+    }
+
+    /// `redis+cluster://` URL naming every node.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}", hosts.join(","))
+    }
+
+    /// The index in [`ClusterSet::nodes`] of the primary that holds `key`'s slot (asked of the
+    /// cluster with `CLUSTER KEYSLOT`).
+    pub async fn node_of(&self, key: &str) -> anyhow::Result<usize> {
+        // (`first()` would be diesel's `RunQueryDsl::first` here.)
+        let first = self
+            .nodes
+            .iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("no node"))?;
+        let mut c = redis::Client::open(first.url().as_str())?
+            .get_multiplexed_async_connection()
+            .await?;
+        let slot: u16 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(key)
+            .query_async(&mut c)
+            .await?;
+        self.ranges
+            .iter()
+            .position(|(a, b)| (*a..=*b).contains(&slot))
+            .ok_or_else(|| anyhow::anyhow!("slot {slot} is nobody's"))
+    }
+
+    /// How many keys node `i` holds (`DBSIZE` on it alone).
+    pub async fn keys_on(&self, i: usize) -> anyhow::Result<u64> {
+        let n = self
+            .nodes
+            .get(i)
+            .ok_or_else(|| anyhow::anyhow!("no node {i}"))?;
+        let mut c = redis::Client::open(n.url().as_str())?
+            .get_multiplexed_async_connection()
+            .await?;
+        Ok(redis::cmd("DBSIZE").query_async(&mut c).await?)
+    }
+}
+
 impl Drop for OwnRedis {
     fn drop(&mut self) {
         self.stop();
