@@ -10,14 +10,11 @@ mod common;
 #[path = "../../sunat/tests/common/mod.rs"]
 mod sunat_common;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use common::spawn_app;
-use faena_core::QueueName;
-use faena_sunat::sim::{self, SimConfig};
 use faena_testkit::wait_for;
 use serde_json::{json, Value};
 
@@ -637,8 +634,6 @@ const HAND_ICBPER: &str = "1.00";
 const HAND_TOTAL: &str = "59.65";
 const HAND_WORDS: &str = "SON CINCUENTA Y NUEVE CON 65/100 SOLES";
 
-const CERT_PASSWORD: &str = "clave de prueba";
-
 fn child<'a, 'i>(
     n: roxmltree::Node<'a, 'i>,
     local: &str,
@@ -662,61 +657,12 @@ fn run(cmd: &mut Command) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The worker's settings: the api's database and Redis prefix, the test company, the simulator,
-/// a test certificate and a files directory of its own.
-fn worker_settings(
-    app: &common::TestApp,
-    endpoint: &str,
-    cert: &Path,
-    files: &Path,
-) -> anyhow::Result<faena_core::Settings> {
-    let vars: HashMap<String, String> = [
-        ("DATABASE_URL", app.db.url.clone()),
-        ("REDIS_URL", app.redis.url.clone()),
-        ("FAENA_REDIS_PREFIX", app.redis.prefix.clone()),
-        ("FAENA_COMPANY_RUC", "20100066603".into()),
-        ("FAENA_COMPANY_NAME", "Bodega Doña Rosa S.A.C.".into()),
-        ("FAENA_COMPANY_ADDRESS", "Av. Los Próceres 123, Lima".into()),
-        ("SUNAT_SOL_USER", "MODDATOS".into()),
-        ("SUNAT_SOL_PASSWORD", "moddatos".into()),
-        ("SUNAT_CERT_PATH", cert.display().to_string()),
-        ("SUNAT_CERT_PASSWORD", CERT_PASSWORD.into()),
-        ("SUNAT_ENDPOINT", endpoint.into()),
-        ("FAENA_FILES_DIR", files.display().to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    Ok(faena_core::Settings::from_map(&vars)?)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mixed_basket_with_a_weighed_line_is_sold_signed_accepted_and_printed(
 ) -> anyhow::Result<()> {
     let app = spawn_app("basket_end_to_end").await?;
-    let (_, sim) = sim::spawn(SimConfig {
-        bind: "127.0.0.1:0".parse()?,
-        ..SimConfig::default()
-    })
-    .await?;
-    let dir = tempfile::tempdir()?;
-    let cert = faena_sunat::testcert::generate(dir.path(), CERT_PASSWORD)?;
-    let files = dir.path().join("files");
-    let settings = worker_settings(&app, &sim.endpoint(), &cert.p12_path, &files)?;
-    let pool = faena_core::db::create_pool(&app.db.url, 4)?;
-    let broker = app.redis.broker.clone();
-    let worker = faena_worker::spawn(
-        broker.clone(),
-        faena_worker::Handlers::production(pool, broker, &settings),
-        faena_worker::WorkerConfig {
-            queues: vec![QueueName::parse("sunat")?, QueueName::default_queue()],
-            concurrency: 4,
-            stop_timeout: Duration::from_secs(10),
-            upkeep_interval: Duration::from_millis(100),
-            heartbeat_interval: Duration::from_secs(1),
-            unknown_kind_grace: Duration::from_secs(900),
-        },
-    );
+    let sunat = app.sunat_worker().await?;
+    let (cert, files) = (&sunat.cert, &sunat.files);
 
     let mut ids = Vec::new();
     for body in basket_products() {
@@ -884,7 +830,6 @@ async fn a_mixed_basket_with_a_weighed_line_is_sold_signed_accepted_and_printed(
             assert!(pdf.contains(shown), "{stem}: {shown:?} missing in\n{pdf}");
         }
     }
-    worker.shutdown().await;
-    sim.stop().await;
+    sunat.stop().await;
     Ok(())
 }

@@ -584,7 +584,7 @@ pub async fn sale_detail(
 
 /// Units of each sale line credited by the sale's notes that SUNAT did not reject, and their
 /// total, read in the caller's transaction.
-async fn credited_so_far(
+pub(crate) async fn credited_so_far(
     conn: &mut AsyncPgConnection,
     sale_id: i64,
 ) -> Result<(Vec<(i64, BigDecimal)>, BigDecimal), CreditNoteError> {

@@ -309,6 +309,8 @@ diesel::table! {
         sunat_description -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        /// The whole credit note of a cancellation past the voiding window (route CREDIT_NOTE).
+        credit_note_id -> Nullable<Int8>,
     }
 }
 
