@@ -1,3 +1,4 @@
+ALTER TABLE credit_notes DROP COLUMN send_task_id;
 -- A cancellation made with a credit note keeps its note (in credit_notes, with its sale); the
 -- cancellation reads as one SUNAT had nothing to void, which the previous version can show.
 ALTER TABLE sale_cancellations DROP CONSTRAINT sale_cancellations_note_of_action;

@@ -13,3 +13,7 @@ ALTER TABLE sale_cancellations ADD CONSTRAINT sale_cancellations_state_of_action
     CHECK ((sunat_action IN ('NONE', 'CREDIT_NOTE')) = (sunat_state = 'NONE'));
 ALTER TABLE sale_cancellations ADD CONSTRAINT sale_cancellations_note_of_action
     CHECK ((sunat_action = 'CREDIT_NOTE') = (credit_note_id IS NOT NULL));
+
+-- The send job last queued for a credit note (a sale's is in sale_send_jobs), so the
+-- rescue_unsent_sales sweep can tell a note nobody sends from one whose job waits.
+ALTER TABLE credit_notes ADD COLUMN send_task_id TEXT;

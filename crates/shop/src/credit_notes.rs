@@ -584,7 +584,7 @@ pub async fn sale_detail(
 
 /// Units of each sale line credited by the sale's notes that SUNAT did not reject, and their
 /// total, read in the caller's transaction.
-pub(crate) async fn credited_so_far(
+pub(crate) pub(crate) async fn credited_so_far(
     conn: &mut AsyncPgConnection,
     sale_id: i64,
 ) -> Result<(Vec<(i64, BigDecimal)>, BigDecimal), CreditNoteError> {
@@ -846,7 +846,8 @@ pub async fn create(
     get(conn, id).await
 }
 
-/// Queues the note's send to SUNAT through the outbox, in the caller's transaction.
+/// Queues the note's send to SUNAT through the outbox, in the caller's transaction, and records
+/// the job as the note's last (`send_task_id`).
 pub async fn queue_send_in_tx(
     conn: &mut AsyncPgConnection,
     credit_note_id: i64,
@@ -857,7 +858,7 @@ pub async fn queue_send_in_tx(
         args: serde_json::json!({ "credit_note_id": credit_note_id }),
         ..Default::default()
     };
-    faena_core::outbox::enqueue_in_tx(conn, &faena_catalog::catalog(), req, owner)
+    let task = faena_core::outbox::enqueue_in_tx(conn, &faena_catalog::catalog(), req, owner)
         .await
         .map_err(|e| match e {
             faena_core::outbox::OutboxError::Db(e) => CreditNoteError::from(e),
@@ -866,14 +867,36 @@ pub async fn queue_send_in_tx(
                 tracing::error!(credit_note_id, error = %other, "cannot queue the note's send");
                 CreditNoteError::Db(QueryError::Unavailable)
             }
+        })?;
+    // The job last queued for the note: the rescue sweep asks whether it still lives.
+    diesel::update(credit_notes::table.find(credit_note_id))
+        .set(credit_notes::send_task_id.eq(task.to_string()))
+        .execute(conn)
+        .await?;
+    Ok(task)
+}
+
+/// [`queue_send_in_tx`] in a transaction of its own (the rescue sweep's).
+pub async fn queue_send(
+    conn: &mut AsyncPgConnection,
+    credit_note_id: i64,
+    owner: Option<&str>,
+) -> Result<TaskId, CreditNoteError> {
+    let owner = owner.map(str::to_owned);
+    let task = conn
+        .transaction::<TaskId, CreditNoteError, _>(async move |conn| {
+            queue_send_in_tx(conn, credit_note_id, owner.as_deref()).await
         })
+        .await?;
+    faena_core::outbox::committed();
+    Ok(task)
 }
 
 // ---- Sending (the worker's `send_credit_note_to_sunat`) ------------------------------------
 
 /// The name of the Redis lock a send of the note holds while it sends.
 pub fn send_lock(credit_note_id: i64) -> String {
-    format!("credit_note:{credit_note_id}")
+    crate::sendable::Sendable::CreditNote.send_lock(credit_note_id)
 }
 
 /// The note's row.

@@ -877,7 +877,7 @@ pub async fn queue_send_in_tx(
 /// The name of the Redis lock a send of the sale holds from before it marks the sale SENDING
 /// until after it records the outcome (held by the attempt: `task_id:token`).
 pub fn send_lock(sale_id: i64) -> String {
-    format!("sale:{sale_id}")
+    crate::sendable::Sendable::Sale.send_lock(sale_id)
 }
 
 /// [`queue_send_in_tx`] in a transaction of its own.
@@ -1246,63 +1246,3 @@ pub const UNSURE: [&str; 2] = ["unknown", "in_process"];
 /// must go in a Resumen Diario (which the nightly build sends), or SUNAT refused that summary.
 pub const NOT_AUTO_RETRIED: [&str; 3] = ["document_error", "needs_summary", "summary_rejected"];
 
-/// Sales in ERROR whose last attempt is older than `older_than`, not cancelled and not needing a
-/// person, oldest first, at most `limit`. A sale whose last answer was a SOL login failure
-/// (`faena_sunat::outcome::CREDENTIAL_CODES`) is left out while `settings_fingerprint` (of the
-/// settings the sweep would send with) is the one that failure was recorded with, or unknown:
-/// the same login would fail again, and failed logins count against the SOL user.
-pub async fn failed_sales_to_retry(
-    conn: &mut AsyncPgConnection,
-    older_than: chrono::Duration,
-    limit: i64,
-    settings_fingerprint: Option<&str>,
-) -> Result<Vec<(i64, i32)>, SaleError> {
-    use diesel::sql_types::{Array, BigInt, Int4, Int8, Nullable, Text, Timestamptz};
-
-    #[derive(QueryableByName)]
-    struct Due {
-        #[diesel(sql_type = Int8)]
-        id: i64,
-        #[diesel(sql_type = Int4)]
-        sunat_attempts: i32,
-    }
-
-    let before = Utc::now() - older_than;
-    let rows: Vec<Due> = diesel::sql_query(
-        "SELECT s.id, s.sunat_attempts FROM sales s \
-         WHERE s.sunat_status = $1 AND NOT s.is_cancelled AND s.sunat_sent_at < $2 \
-           AND (s.sunat_outcome IS NULL OR s.sunat_outcome <> ALL($3)) \
-           AND NOT (s.sunat_code = ANY($4) AND ($5::text IS NULL OR $5 IS NOT DISTINCT FROM ( \
-                SELECT x.settings_fingerprint FROM sunat_submissions x \
-                WHERE x.sale_id = s.id ORDER BY x.id DESC LIMIT 1))) \
-         ORDER BY s.sunat_sent_at ASC LIMIT $6",
-    )
-    .bind::<Text, _>(SunatStatus::Error)
-    .bind::<Timestamptz, _>(before)
-    .bind::<Array<Text>, _>(&NOT_AUTO_RETRIED[..])
-    .bind::<Array<Text>, _>(&faena_sunat::outcome::CREDENTIAL_CODES[..])
-    .bind::<Nullable<Text>, _>(settings_fingerprint)
-    .bind::<BigInt, _>(limit)
-    .load(conn)
-    .await?;
-    Ok(rows.into_iter().map(|d| (d.id, d.sunat_attempts)).collect())
-}
-
-/// Gives an ERROR sale a new round of retries: its attempt count (the temporary failures the job
-/// allows) restarts; every attempt stays in `sunat_submissions`. It stays ERROR until the job
-/// takes it, so a failed enqueue leaves it for the next sweep.
-pub async fn requeue_failed(conn: &mut AsyncPgConnection, id: i64) -> Result<bool, SaleError> {
-    let n = diesel::update(
-        sales::table
-            .find(id)
-            .filter(sales::sunat_status.eq(SunatStatus::Error))
-            .filter(sales::is_cancelled.eq(false)),
-    )
-    .set((
-        sales::sunat_attempts.eq(0),
-        sales::updated_at.eq(diesel::dsl::now),
-    ))
-    .execute(conn)
-    .await?;
-    Ok(n == 1)
-}

@@ -401,6 +401,8 @@ diesel::table! {
         qr_path -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        /// The send job last queued for the note (`queue_send_in_tx`).
+        send_task_id -> Nullable<Text>,
     }
 }
 
