@@ -204,6 +204,72 @@ async fn a_mixed_basket_sale_adds_up_by_hand() -> anyhow::Result<()> {
         json!({"gravado": "18.99", "exonerado": "6.00", "inafecto": "25.00",
                "gratuito": "5.00", "igv": "3.41", "icbper": "1.00"})
     );
+    assert_eq!(
+        serde_json::to_value(&report.credit_notes_by_affectation)?,
+        json!({"gravado": "0.00", "exonerado": "0.00", "inafecto": "0.00",
+               "gratuito": "0.00", "igv": "0.00", "icbper": "0.00"}),
+        "no note yet"
+    );
+
+    // A credit note of one line of each base (accepted by SUNAT, set here): the report's
+    // credit-notes row splits what it credits the same way, from the note's own lines.
+    // By hand: 1 Inca Kola of the 2 at 10% off: 6.50 - 0.65 = 5.85 -> value 5.85 / 1.18 = 4.957
+    // -> 4.96, IGV 0.89; 1 papaya 3.00 exonerada; the libro 25.00 inafecto; the free llavero at
+    // its referential 5.00; the 2 bags 0.17 + IGV 0.03 and ICBPER 1.00. Gravado 4.96 + 0.17 =
+    // 5.13, IGV 0.89 + 0.03 = 0.92; the note's total 5.13 + 3.00 + 25.00 + 0.92 + 1.00 = 35.05.
+    let id = sale["id"].as_i64().unwrap_or_default();
+    common::sql(
+        &app.db,
+        &format!("UPDATE sales SET sunat_status = 'ACCEPTED' WHERE id = {id}"),
+    )
+    .await?;
+    let (s, note) = app
+        .post(
+            &format!("/api/sales/{id}/credit-notes"),
+            &json!({"reason_code": "07", "description": "Devolución de una línea de cada base",
+                    "items": [{"product_id": ids[4], "quantity": 1},
+                              {"product_id": ids[1], "quantity": 1},
+                              {"product_id": ids[2], "quantity": 1},
+                              {"product_id": ids[3], "quantity": 1},
+                              {"product_id": ids[5], "quantity": 2}]})
+            .to_string(),
+        )
+        .await?;
+    assert_eq!(s, 201, "{note}");
+    assert_eq!(
+        (
+            &note["subtotal"],
+            &note["igv"],
+            &note["icbper"],
+            &note["total"]
+        ),
+        (
+            &json!("33.13"),
+            &json!("0.92"),
+            &json!("1.00"),
+            &json!("35.05")
+        ),
+        "{note}"
+    );
+    let report =
+        faena_shop::reports::compute_daily_report(&mut conn, date, chrono_tz::America::Lima)
+            .await?;
+    assert_eq!(
+        serde_json::to_value(&report.credit_notes_by_affectation)?,
+        json!({"gravado": "5.13", "exonerado": "3.00", "inafecto": "25.00",
+               "gratuito": "5.00", "igv": "0.92", "icbper": "1.00"})
+    );
+    let csv = report.to_csv()?;
+    let row = csv
+        .lines()
+        .find(|l| l.starts_with("credit_notes,"))
+        .unwrap_or_default();
+    assert_eq!(
+        row,
+        "credit_notes,07,nota de crédito,1,0,0,0,1,0,0.00,35.05,0.00,0,0.00,0.00,\
+         5.13,3.00,25.00,5.00,0.92,1.00",
+        "{csv}"
+    );
     Ok(())
 }
 
