@@ -146,32 +146,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// The columns of `sales` that a send to SUNAT reads and writes, with `sunat_send_marker`,
-    /// which `sales` above leaves out: diesel's tables take 32 columns (`sales` has 33), and its
-    /// `64-column-tables` feature more than triples diesel's build time. Only `sales::begin_send`,
-    /// `is_sending` and `finish_send` use it.
-    #[sql_name = "sales"]
-    sale_sends (id) {
-        id -> Int8,
-        is_cancelled -> Bool,
-        sunat_status -> Text,
-        sunat_outcome -> Nullable<Text>,
-        sunat_code -> Nullable<Text>,
-        sunat_description -> Nullable<Text>,
-        sunat_notes -> Jsonb,
-        sunat_attempts -> Int4,
-        sunat_sent_at -> Nullable<Timestamptz>,
-        accepted_at -> Nullable<Timestamptz>,
-        cdr_path -> Nullable<Text>,
-        pdf_path -> Nullable<Text>,
-        qr_path -> Nullable<Text>,
-        updated_at -> Timestamptz,
-        /// The attempt (`task_id:token`) that moved the sale to SENDING.
-        sunat_send_marker -> Nullable<Text>,
-    }
-}
-
-diesel::table! {
     sale_items (id) {
         id -> Int8,
         sale_id -> Int8,

@@ -2,14 +2,15 @@
 //! credit note, as one [`Sendable`]: what differs between them (the table, the job that sends
 //! one and its argument, the lock a send holds, where the send job last queued is recorded,
 //! whether a cancelled row is left alone) is data here, and the queries that find the ones
-//! nobody is sending, take a stuck one back and give a failed one a new round are written once.
+//! nobody is sending, take a stuck one back and give a failed one a new round, and the send's
+//! bookkeeping (begin, check, store the signed file, finish), are written once.
 //!
 //! SQL is built from these `'static` names only (never from input), so each statement has one
 //! shape per document kind and stays prepared.
 
 use chrono::{DateTime, Utc};
-use diesel::sql_types::{Array, BigInt, Int8, Nullable, Text, Timestamptz};
-use diesel::QueryableByName;
+use diesel::sql_types::{Array, BigInt, Bool, Int4, Int8, Jsonb, Nullable, Text, Timestamptz};
+use diesel::{OptionalExtension, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use faena_catalog::{SendCreditNoteArgs, SendSaleArgs};
 use faena_core::db::QueryError;
@@ -40,6 +41,9 @@ struct Spec {
     jobs: &'static str,
     /// Whether the row `d` is cancelled (a cancelled sale is never sent).
     cancelled: &'static str,
+    /// The column that keeps the SHA-256 of signed bytes sent with an unsure outcome, when the
+    /// row keeps it (a sale keeps it in `sunat_submissions`).
+    unsure: Option<&'static str>,
 
     /// The idempotency key of a sweep's retry is `<retry>:<id>:<half hour>`.
     retry: &'static str,
@@ -57,6 +61,7 @@ const SALE: Spec = Spec {
     last_job: "j.task_id",
     jobs: "LEFT JOIN sale_send_jobs j ON j.sale_id = d.id",
     cancelled: "d.is_cancelled",
+    unsure: None,
     retry: "retry-sunat",
     last_fingerprint: "(SELECT x.settings_fingerprint FROM sunat_submissions x \
                        WHERE x.sale_id = d.id ORDER BY x.id DESC LIMIT 1)",
@@ -71,6 +76,7 @@ const CREDIT_NOTE: Spec = Spec {
     last_job: "d.send_task_id",
     jobs: "",
     cancelled: "FALSE",
+    unsure: Some("unsure_sha256"),
     retry: "retry-credit-note",
     last_fingerprint: "$5",
 };
@@ -301,5 +307,198 @@ impl Sendable {
                     }
                 }),
         }
+    }
+}
+
+// ---- The send bookkeeping (the worker's `send_sale_to_sunat`, `send_credit_note_to_sunat`) ----
+
+/// Why a row cannot be sent now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotSendable {
+    /// ACCEPTED or REJECTED (SUNAT has decided), or CONFLICT (a person must look).
+    Done(SunatStatus),
+    /// A cancelled sale.
+    Cancelled,
+}
+
+/// A send's bookkeeping that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SendableError {
+    #[error("no {what} with id {id}")]
+    NotFound { what: &'static str, id: i64 },
+    #[error(transparent)]
+    Db(#[from] QueryError),
+}
+
+impl From<diesel::result::Error> for SendableError {
+    fn from(e: diesel::result::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+#[derive(QueryableByName)]
+struct Attempts {
+    #[diesel(sql_type = Int4)]
+    sunat_attempts: i32,
+}
+
+#[derive(QueryableByName)]
+struct StatusOf {
+    #[diesel(sql_type = Text)]
+    sunat_status: SunatStatus,
+    #[diesel(sql_type = Bool)]
+    cancelled: bool,
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+impl Sendable {
+    /// Marks the row SENDING and counts the attempt, if it may be sent: not cancelled and
+    /// PENDING, ERROR, or SENDING left behind by a worker that died (the caller holds the row's
+    /// send lock, so no one else is sending it). `marker` names the attempt (`task_id:token`, the
+    /// lock's holder): only [`Sendable::finish_send`] with the same marker moves the row out of
+    /// SENDING. Returns the attempt number.
+    pub async fn begin_send(
+        self,
+        conn: &mut AsyncPgConnection,
+        id: i64,
+        marker: &str,
+    ) -> Result<Result<i32, NotSendable>, SendableError> {
+        let s = self.spec();
+        let n: Option<Attempts> = diesel::sql_query(format!(
+            "UPDATE {table} d SET sunat_status = $1, sunat_send_marker = $2, \
+                    sunat_attempts = d.sunat_attempts + 1, sunat_sent_at = now(), updated_at = now() \
+             WHERE d.id = $3 AND NOT {cancelled} AND d.sunat_status IN ($4, $5, $1) \
+             RETURNING d.sunat_attempts",
+            table = s.table,
+            cancelled = s.cancelled,
+        ))
+        .bind::<Text, _>(SunatStatus::Sending)
+        .bind::<Text, _>(marker)
+        .bind::<Int8, _>(id)
+        .bind::<Text, _>(SunatStatus::Pending)
+        .bind::<Text, _>(SunatStatus::Error)
+        .get_result(conn)
+        .await
+        .optional()?;
+        if let Some(n) = n {
+            return Ok(Ok(n.sunat_attempts));
+        }
+        let now: Option<StatusOf> = diesel::sql_query(format!(
+            "SELECT d.sunat_status, {cancelled} AS cancelled FROM {table} d WHERE d.id = $1",
+            table = s.table,
+            cancelled = s.cancelled,
+        ))
+        .bind::<Int8, _>(id)
+        .get_result(conn)
+        .await
+        .optional()?;
+        match now {
+            None => Err(SendableError::NotFound { what: s.what, id }),
+            Some(r) if r.cancelled => Ok(Err(NotSendable::Cancelled)),
+            Some(r) => Ok(Err(NotSendable::Done(r.sunat_status))),
+        }
+    }
+
+    /// Whether the row is still SENDING under this attempt's `marker` (no later attempt took it
+    /// over): checked before an answer's files are written.
+    pub async fn is_sending(
+        self,
+        conn: &mut AsyncPgConnection,
+        id: i64,
+        marker: &str,
+    ) -> Result<bool, SendableError> {
+        let c: Count = diesel::sql_query(format!(
+            "SELECT count(*)::int8 AS n FROM {} \
+             WHERE id = $1 AND sunat_status = $2 AND sunat_send_marker = $3",
+            self.spec().table
+        ))
+        .bind::<Int8, _>(id)
+        .bind::<Text, _>(SunatStatus::Sending)
+        .bind::<Text, _>(marker)
+        .get_result(conn)
+        .await?;
+        Ok(c.n == 1)
+    }
+
+    /// Stores the signed document's digest and path, once: a later call keeps the first.
+    pub async fn store_signed(
+        self,
+        conn: &mut AsyncPgConnection,
+        id: i64,
+        digest_value: &str,
+        xml_path: &str,
+    ) -> Result<(), SendableError> {
+        diesel::sql_query(format!(
+            "UPDATE {} SET digest_value = $1, xml_path = $2 WHERE id = $3 AND xml_path IS NULL",
+            self.spec().table
+        ))
+        .bind::<Text, _>(digest_value)
+        .bind::<Text, _>(xml_path)
+        .bind::<Int8, _>(id)
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
+
+    /// Leaves SENDING for the result's state in one statement (a reader never sees ACCEPTED
+    /// without its files), only if the row is still SENDING under this attempt's `marker` (the
+    /// one [`Sendable::begin_send`] stored): a second or late answer changes nothing. A CDR path
+    /// is stored with any state (a consult may find the CDR of a rejection), the PDF and QR with
+    /// ACCEPTED. `unsure` is the SHA-256 of signed bytes sent with an unknown or in-process
+    /// outcome, for a document that keeps it on its row (a credit note; a sale keeps it in
+    /// `sunat_submissions`): written first, under the same condition, so a crash in between
+    /// leaves it SENDING with the mark, never decided without it. Returns whether it wrote.
+    pub async fn finish_send(
+        self,
+        conn: &mut AsyncPgConnection,
+        id: i64,
+        marker: &str,
+        r: &crate::sales::SendResult,
+        unsure: Option<&str>,
+    ) -> Result<bool, SendableError> {
+        let s = self.spec();
+        if let (Some(column), Some(sha)) = (s.unsure, unsure) {
+            diesel::sql_query(format!(
+                "UPDATE {table} SET {column} = $1 \
+                 WHERE id = $2 AND sunat_status = $3 AND sunat_send_marker = $4",
+                table = s.table,
+            ))
+            .bind::<Text, _>(sha)
+            .bind::<Int8, _>(id)
+            .bind::<Text, _>(SunatStatus::Sending)
+            .bind::<Text, _>(marker)
+            .execute(conn)
+            .await?;
+        }
+        let n = diesel::sql_query(format!(
+            "UPDATE {} SET sunat_status = $1, sunat_outcome = $2, sunat_code = $3, \
+                    sunat_description = $4, sunat_notes = $5, updated_at = now(), \
+                    accepted_at = CASE WHEN $1 = $6 THEN now() ELSE accepted_at END, \
+                    cdr_path = COALESCE($7, cdr_path), \
+                    pdf_path = CASE WHEN $1 = $6 THEN $8 ELSE pdf_path END, \
+                    qr_path = CASE WHEN $1 = $6 THEN $9 ELSE qr_path END \
+             WHERE id = $10 AND sunat_status = $11 AND sunat_send_marker = $12",
+            s.table
+        ))
+        .bind::<Text, _>(r.status)
+        .bind::<Text, _>(&r.outcome)
+        .bind::<Nullable<Text>, _>(&r.code)
+        .bind::<Nullable<Text>, _>(&r.description)
+        .bind::<Jsonb, _>(serde_json::json!(r.notes))
+        .bind::<Text, _>(SunatStatus::Accepted)
+        .bind::<Nullable<Text>, _>(&r.cdr_path)
+        .bind::<Nullable<Text>, _>(&r.pdf_path)
+        .bind::<Nullable<Text>, _>(&r.qr_path)
+        .bind::<Int8, _>(id)
+        .bind::<Text, _>(SunatStatus::Sending)
+        .bind::<Text, _>(marker)
+        .execute(conn)
+        .await?;
+        Ok(n == 1)
     }
 }
