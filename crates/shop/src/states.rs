@@ -42,8 +42,9 @@ macro_rules! text_states {
         )]
         #[diesel(sql_type = Text)]
         // Not `#[serde(rename = $word)]`: utoipa does not read a macro's literal there. Every word
-        // is its variant's name in uppercase; the tests hold serde, utoipa and `as_str` together.
-        #[serde(rename_all = "UPPERCASE")]
+        // is its variant's name in SCREAMING_SNAKE_CASE (`CreditNote` is `CREDIT_NOTE`, which
+        // UPPERCASE would make `CREDITNOTE`); the tests hold serde, utoipa and `as_str` together.
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
         pub enum $name {
             $( $(#[$vmeta])* $variant, )+
         }
