@@ -10,14 +10,11 @@ mod common;
 #[path = "../../sunat/tests/common/mod.rs"]
 mod sunat_common;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use common::spawn_app;
-use faena_core::QueueName;
-use faena_sunat::sim::{self, SimConfig};
 use faena_testkit::wait_for;
 use serde_json::{json, Value};
 
@@ -206,6 +203,72 @@ async fn a_mixed_basket_sale_adds_up_by_hand() -> anyhow::Result<()> {
         serde_json::to_value(&report.by_affectation)?,
         json!({"gravado": "18.99", "exonerado": "6.00", "inafecto": "25.00",
                "gratuito": "5.00", "igv": "3.41", "icbper": "1.00"})
+    );
+    assert_eq!(
+        serde_json::to_value(&report.credit_notes_by_affectation)?,
+        json!({"gravado": "0.00", "exonerado": "0.00", "inafecto": "0.00",
+               "gratuito": "0.00", "igv": "0.00", "icbper": "0.00"}),
+        "no note yet"
+    );
+
+    // A credit note of one line of each base (accepted by SUNAT, set here): the report's
+    // credit-notes row splits what it credits the same way, from the note's own lines.
+    // By hand: 1 Inca Kola of the 2 at 10% off: 6.50 - 0.65 = 5.85 -> value 5.85 / 1.18 = 4.957
+    // -> 4.96, IGV 0.89; 1 papaya 3.00 exonerada; the libro 25.00 inafecto; the free llavero at
+    // its referential 5.00; the 2 bags 0.17 + IGV 0.03 and ICBPER 1.00. Gravado 4.96 + 0.17 =
+    // 5.13, IGV 0.89 + 0.03 = 0.92; the note's total 5.13 + 3.00 + 25.00 + 0.92 + 1.00 = 35.05.
+    let id = sale["id"].as_i64().unwrap_or_default();
+    common::sql(
+        &app.db,
+        &format!("UPDATE sales SET sunat_status = 'ACCEPTED' WHERE id = {id}"),
+    )
+    .await?;
+    let (s, note) = app
+        .post(
+            &format!("/api/sales/{id}/credit-notes"),
+            &json!({"reason_code": "07", "description": "Devolución de una línea de cada base",
+                    "items": [{"product_id": ids[4], "quantity": 1},
+                              {"product_id": ids[1], "quantity": 1},
+                              {"product_id": ids[2], "quantity": 1},
+                              {"product_id": ids[3], "quantity": 1},
+                              {"product_id": ids[5], "quantity": 2}]})
+            .to_string(),
+        )
+        .await?;
+    assert_eq!(s, 201, "{note}");
+    assert_eq!(
+        (
+            &note["subtotal"],
+            &note["igv"],
+            &note["icbper"],
+            &note["total"]
+        ),
+        (
+            &json!("33.13"),
+            &json!("0.92"),
+            &json!("1.00"),
+            &json!("35.05")
+        ),
+        "{note}"
+    );
+    let report =
+        faena_shop::reports::compute_daily_report(&mut conn, date, chrono_tz::America::Lima)
+            .await?;
+    assert_eq!(
+        serde_json::to_value(&report.credit_notes_by_affectation)?,
+        json!({"gravado": "5.13", "exonerado": "3.00", "inafecto": "25.00",
+               "gratuito": "5.00", "igv": "0.92", "icbper": "1.00"})
+    );
+    let csv = report.to_csv()?;
+    let row = csv
+        .lines()
+        .find(|l| l.starts_with("credit_notes,"))
+        .unwrap_or_default();
+    assert_eq!(
+        row,
+        "credit_notes,07,nota de crédito,1,0,0,0,1,0,0.00,35.05,0.00,0,0.00,0.00,\
+         5.13,3.00,25.00,5.00,0.92,1.00",
+        "{csv}"
     );
     Ok(())
 }
@@ -637,8 +700,6 @@ const HAND_ICBPER: &str = "1.00";
 const HAND_TOTAL: &str = "59.65";
 const HAND_WORDS: &str = "SON CINCUENTA Y NUEVE CON 65/100 SOLES";
 
-const CERT_PASSWORD: &str = "clave de prueba";
-
 fn child<'a, 'i>(
     n: roxmltree::Node<'a, 'i>,
     local: &str,
@@ -662,61 +723,12 @@ fn run(cmd: &mut Command) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The worker's settings: the api's database and Redis prefix, the test company, the simulator,
-/// a test certificate and a files directory of its own.
-fn worker_settings(
-    app: &common::TestApp,
-    endpoint: &str,
-    cert: &Path,
-    files: &Path,
-) -> anyhow::Result<faena_core::Settings> {
-    let vars: HashMap<String, String> = [
-        ("DATABASE_URL", app.db.url.clone()),
-        ("REDIS_URL", app.redis.url.clone()),
-        ("FAENA_REDIS_PREFIX", app.redis.prefix.clone()),
-        ("FAENA_COMPANY_RUC", "20100066603".into()),
-        ("FAENA_COMPANY_NAME", "Bodega Doña Rosa S.A.C.".into()),
-        ("FAENA_COMPANY_ADDRESS", "Av. Los Próceres 123, Lima".into()),
-        ("SUNAT_SOL_USER", "MODDATOS".into()),
-        ("SUNAT_SOL_PASSWORD", "moddatos".into()),
-        ("SUNAT_CERT_PATH", cert.display().to_string()),
-        ("SUNAT_CERT_PASSWORD", CERT_PASSWORD.into()),
-        ("SUNAT_ENDPOINT", endpoint.into()),
-        ("FAENA_FILES_DIR", files.display().to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    Ok(faena_core::Settings::from_map(&vars)?)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mixed_basket_with_a_weighed_line_is_sold_signed_accepted_and_printed(
 ) -> anyhow::Result<()> {
     let app = spawn_app("basket_end_to_end").await?;
-    let (_, sim) = sim::spawn(SimConfig {
-        bind: "127.0.0.1:0".parse()?,
-        ..SimConfig::default()
-    })
-    .await?;
-    let dir = tempfile::tempdir()?;
-    let cert = faena_sunat::testcert::generate(dir.path(), CERT_PASSWORD)?;
-    let files = dir.path().join("files");
-    let settings = worker_settings(&app, &sim.endpoint(), &cert.p12_path, &files)?;
-    let pool = faena_core::db::create_pool(&app.db.url, 4)?;
-    let broker = app.redis.broker.clone();
-    let worker = faena_worker::spawn(
-        broker.clone(),
-        faena_worker::Handlers::production(pool, broker, &settings),
-        faena_worker::WorkerConfig {
-            queues: vec![QueueName::parse("sunat")?, QueueName::default_queue()],
-            concurrency: 4,
-            stop_timeout: Duration::from_secs(10),
-            upkeep_interval: Duration::from_millis(100),
-            heartbeat_interval: Duration::from_secs(1),
-            unknown_kind_grace: Duration::from_secs(900),
-        },
-    );
+    let sunat = app.sunat_worker().await?;
+    let (cert, files) = (&sunat.cert, &sunat.files);
 
     let mut ids = Vec::new();
     for body in basket_products() {
@@ -884,7 +896,6 @@ async fn a_mixed_basket_with_a_weighed_line_is_sold_signed_accepted_and_printed(
             assert!(pdf.contains(shown), "{stem}: {shown:?} missing in\n{pdf}");
         }
     }
-    worker.shutdown().await;
-    sim.stop().await;
+    sunat.stop().await;
     Ok(())
 }

@@ -1,9 +1,13 @@
 //! `POST /api/sales/{id}/cancel` over HTTP: owner or admin, the reason checked (400 naming
 //! `reason`), a sale SUNAT never received cancelled here with its stock back, the same answer
-//! twice, an accepted boleta queued for a Resumen Diario, 409 `credit_note_needed` past the
-//! window with nothing changed; `GET /api/sunat/summaries` and its query errors.
+//! twice, an accepted boleta queued for a Resumen Diario; a sale SUNAT accepted, past the voiding
+//! window, cancelled with a whole credit note that a real worker sends to sunat-sim, its stock
+//! back once and the note in `GET /api/sales/{id}`; `GET /api/sunat/summaries` and its query
+//! errors.
 
 mod common;
+
+use std::time::Duration;
 
 use common::spawn_app;
 use faena_shop::auth::Role;
@@ -95,15 +99,9 @@ async fn cancel_a_sale_over_http() -> anyhow::Result<()> {
 
     // Accepted by SUNAT (set here; the worker's tests send for real): a Resumen Diario line.
     let accepted = make().await?;
-    let late = make().await?;
     common::sql(
         &app.db,
-        &format!("UPDATE sales SET sunat_status = 'ACCEPTED' WHERE id IN ({accepted}, {late})"),
-    )
-    .await?;
-    common::sql(
-        &app.db,
-        &format!("UPDATE sales SET issue_date = issue_date - 10 WHERE id = {late}"),
+        &format!("UPDATE sales SET sunat_status = 'ACCEPTED' WHERE id = {accepted}"),
     )
     .await?;
     let (s, b) = cancel(ana.clone(), accepted, reason.clone()).await?;
@@ -112,21 +110,66 @@ async fn cancel_a_sale_over_http() -> anyhow::Result<()> {
         (b["sunat_action"].clone(), b["sunat_state"].clone()),
         (json!("RESUMEN"), json!("QUEUED"))
     );
-    let (s, b) = cancel(ana.clone(), late, reason.clone()).await?;
-    assert_eq!(s, 409, "{b}");
-    assert_eq!(b["error"]["code"], "conflict");
-    assert_eq!(b["error"]["details"]["reason"], "credit_note_needed");
-    assert_eq!(b["error"]["details"]["status"], "ACCEPTED");
-    assert!(
-        b["error"]["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("nota de crédito")),
+    assert_eq!(stock().await?, 10, "its 3 units are back");
+
+    // Credit notes gave units back already: a cancellation gives back only what is left, and
+    // one past the window of a sale credited in full has nothing left to cancel (409).
+    let note = |id: i64, body: Value| {
+        let app = &app;
+        async move {
+            app.post(&format!("/api/sales/{id}/credit-notes"), &body.to_string())
+                .await
+        }
+    };
+    let partial = make().await?;
+    let full = make().await?;
+    common::sql(
+        &app.db,
+        &format!("UPDATE sales SET sunat_status = 'ACCEPTED' WHERE id IN ({partial}, {full})"),
+    )
+    .await?;
+    common::sql(
+        &app.db,
+        &format!("UPDATE sales SET issue_date = issue_date - 10 WHERE id = {full}"),
+    )
+    .await?;
+    assert_eq!(stock().await?, 4);
+    let (s, b) = note(
+        partial,
+        json!({"reason_code": "07", "description": "Devolvió una",
+               "items": [{"product_id": pid, "quantity": 1}]}),
+    )
+    .await?;
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = note(
+        full,
+        json!({"reason_code": "06", "description": "Devolvió todo"}),
+    )
+    .await?;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(stock().await?, 4 + 1 + 3);
+    let (s, b) = cancel(ana.clone(), partial, reason.clone()).await?;
+    assert_eq!((s, &b["sunat_action"]), (200, &json!("RESUMEN")), "{b}");
+    assert_eq!(stock().await?, 10, "the 2 units its note left");
+    let (s, b) = cancel(ana.clone(), full, reason.clone()).await?;
+    assert_eq!(
+        (
+            s,
+            &b["error"]["details"]["reason"],
+            &b["error"]["details"]["status"]
+        ),
+        (409, &json!("credited_in_full"), &json!("ACCEPTED")),
         "{b}"
     );
+    assert_eq!(stock().await?, 10, "nothing changed");
+    let (_, v) = app.get(&format!("/api/sales/{full}")).await?;
     assert_eq!(
-        stock().await?,
-        10 - 3 - 3 + 3,
-        "the late sale kept its units"
+        (
+            &v["is_cancelled"],
+            &v["credit_notes"].as_array().map(Vec::len)
+        ),
+        (&json!(false), &Some(1)),
+        "{v}"
     );
 
     let (s, list) = app.get("/api/sunat/summaries").await?;
@@ -143,5 +186,152 @@ async fn cancel_a_sale_over_http() -> anyhow::Result<()> {
         (400, json!("state")),
         "{b}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_past_the_window_is_cancelled_with_a_credit_note_sunat_accepts() -> anyhow::Result<()>
+{
+    let app = spawn_app("cancel_note").await?;
+    let sunat = app.sunat_worker().await?;
+    let ana = app.user_token("ana", Role::Seller).await?;
+    let (s, p) = app
+        .post(
+            "/api/products",
+            r#"{"sku":"CN-2","name":"Leche","unit_price":"2.50","stock":10}"#,
+        )
+        .await?;
+    assert_eq!(s, 201, "{p}");
+    let pid = p["id"].as_i64().unwrap_or_default();
+    let stock = || async {
+        let (_, p) = app.get(&format!("/api/products/{pid}")).await?;
+        Ok::<Value, anyhow::Error>(p["stock"].clone())
+    };
+    let body = json!({"items": [{"product_id": pid, "quantity": 4}], "send": true}).to_string();
+    let (s, sale) = app
+        .send_as(Some(&ana), Method::POST, "/api/sales", Some(&body))
+        .await?;
+    assert_eq!(s, 201, "{sale}");
+    let id = sale["id"].as_i64().unwrap_or_default();
+    let path = format!("/api/sales/{id}");
+    let status = |v: &Value| v["sunat"]["status"].as_str().map(str::to_owned);
+    let sent = faena_testkit::wait_for(
+        "the sale to be decided",
+        Duration::from_secs(60),
+        || async {
+            let (_, v) = app.get(&path).await?;
+            Ok(matches!(
+                status(&v).as_deref(),
+                Some("ACCEPTED" | "REJECTED" | "ERROR" | "CONFLICT")
+            )
+            .then_some(v))
+        },
+    )
+    .await?;
+    assert_eq!(status(&sent).as_deref(), Some("ACCEPTED"), "{sent}");
+    assert_eq!(stock().await?, 6);
+    // Issued 10 days ago: past the 6th day, a baja or an RC line would reach SUNAT too late.
+    common::sql(
+        &app.db,
+        &format!("UPDATE sales SET issue_date = issue_date - 10 WHERE id = {id}"),
+    )
+    .await?;
+
+    let cancel = |token: String, reason: &'static str| {
+        let (app, path) = (&app, &path);
+        async move {
+            app.send_as(
+                Some(&token),
+                Method::POST,
+                &format!("{path}/cancel"),
+                Some(&json!({ "reason": reason }).to_string()),
+            )
+            .await
+        }
+    };
+    let (s, first) = cancel(ana.clone(), "Cliente devolvió la leche").await?;
+    assert_eq!(s, 200, "{first}");
+    assert_eq!(
+        (
+            &first["sunat_action"],
+            &first["sunat_state"],
+            &first["credit_note"]["number"],
+            &first["credit_note"]["status"],
+            &first["sunat_label"],
+        ),
+        (
+            &json!("CREDIT_NOTE"),
+            &json!("NONE"),
+            &json!("BC01-1"),
+            &json!("PENDING"),
+            &json!("Anulada con una nota de crédito; su envío a SUNAT está en curso"),
+        ),
+        "{first}"
+    );
+    assert_eq!(stock().await?, 10, "the 4 units back, by the note alone");
+
+    // The note, queued with the cancellation, is sent by the worker and accepted by sunat-sim.
+    let done = faena_testkit::wait_for(
+        "the note to be decided",
+        Duration::from_secs(60),
+        || async {
+            let (_, v) = app.get(&path).await?;
+            Ok(matches!(
+                v["credit_notes"][0]["sunat"]["status"].as_str(),
+                Some("ACCEPTED" | "REJECTED" | "ERROR" | "CONFLICT")
+            )
+            .then_some(v))
+        },
+    )
+    .await?;
+    let note = &done["credit_notes"][0];
+    assert_eq!(
+        (
+            &note["sunat"]["status"],
+            &note["number"],
+            &note["reason_code"],
+            &note["description"],
+            &note["total"],
+            &note["items"][0]["quantity"],
+        ),
+        (
+            &json!("ACCEPTED"),
+            &json!("BC01-1"),
+            &json!("01"),
+            &json!("Cliente devolvió la leche"),
+            &json!("10.00"),
+            &json!("4"),
+        ),
+        "{done}"
+    );
+    assert_eq!(done["credit_notes"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        (
+            &done["is_cancelled"],
+            &done["sunat"]["status"],
+            &done["credited"],
+            &done["remaining"]
+        ),
+        (
+            &json!(true),
+            &json!("ACCEPTED"),
+            &json!("10.00"),
+            &json!("0.00")
+        ),
+        "the receipt stays accepted, credited in full: {done}"
+    );
+    assert_eq!(sunat.sim.state.calls_for("20100066603-07-BC01-1.zip"), 1);
+
+    // Twice: the same cancellation, its note's state as it is now; no second note, no stock.
+    let mut expected = first.clone();
+    expected["credit_note"]["status"] = json!("ACCEPTED");
+    expected["sunat_label"] = json!("Anulada con una nota de crédito aceptada por SUNAT");
+    assert_eq!(done["cancellation"], expected);
+    let (s, again) = cancel(app.admin_token.clone(), "Otro motivo").await?;
+    assert_eq!((s, &again), (200, &expected));
+    assert_eq!(stock().await?, 10, "given back once");
+    let (_, after) = app.get(&path).await?;
+    assert_eq!(after["credit_notes"].as_array().map(Vec::len), Some(1));
+    sunat.stop().await;
     Ok(())
 }

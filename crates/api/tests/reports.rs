@@ -120,7 +120,7 @@ async fn daily_report_as_json_and_csv_and_insights_for_admins_only() -> anyhow::
         "{csv}"
     );
     assert_eq!(numbers(lines[5]), numbers(lines[1]), "{csv}");
-    // No credit note that day: every column 0 (its split columns stay 0.00).
+    // No credit note that day: every column 0, its split too.
     assert_eq!(
         lines[6], "credit_notes,07,nota de crédito,0,0,0,0,0,0,0.00,0.00,0.00,0,0.00,0.00,0.00,0.00,0.00,0.00,0.00,0.00",
         "{csv}"

@@ -522,7 +522,8 @@ async fn sales_cancel_and_sunat_summaries() -> anyhow::Result<()> {
         "{}",
         text(&o)
     );
-    // Accepted more than 6 days ago: a credit note is needed; exit 1, nothing changed.
+    // Accepted more than 6 days ago: cancelled with a whole credit note, which gives its 2 units
+    // back (the cancellation gives none of its own).
     for sql in [
         format!("UPDATE sales SET sunat_status = 'ACCEPTED' WHERE id = {late}"),
         format!("UPDATE sales SET issue_date = issue_date - 10 WHERE id = {late}"),
@@ -534,8 +535,28 @@ async fn sales_cancel_and_sunat_summaries() -> anyhow::Result<()> {
         &r,
         &["sales", "cancel", &late, "--reason", "Cliente devolvió"],
     )?;
-    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(text(&o).contains("nota de crédito"), "{}", text(&o));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains(&format!(
+            "venta {late} anulada: Anulada con una nota de crédito; su envío a SUNAT está en curso \
+             (nota de crédito BC01-1, en cola para SUNAT)"
+        )),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        faena_shop::shop::get_product(&mut conn, p.id).await?.stock,
+        10,
+        "the late sale's 2 units back, once"
+    );
+    let o = faena(&db, &r, &["sales", "show", &late])?;
+    assert!(
+        text(&o).contains("SUNAT: CREDIT_NOTE NONE")
+            && text(&o).contains("con la nota de crédito BC01-1 (PENDING)")
+            && text(&o).contains("nota de crédito BC01-1 del"),
+        "{}",
+        text(&o)
+    );
 
     let o = faena(&db, &r, &["sunat", "summaries"])?;
     assert!(o.status.success(), "{}", text(&o));

@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 use crate::quantity::Quantity;
 use crate::sales::{self, NotSendable, SaleItem, SaleRow, SaleView, SendResult};
 use crate::schema::{credit_note_items, credit_notes, sale_items, sales as sales_table};
+use crate::sendable::Sendable;
 use crate::states::SunatStatus;
 use crate::stock::{give_back, lines_of, StockRequest};
 
@@ -584,7 +585,7 @@ pub async fn sale_detail(
 
 /// Units of each sale line credited by the sale's notes that SUNAT did not reject, and their
 /// total, read in the caller's transaction.
-async fn credited_so_far(
+pub(crate) async fn credited_so_far(
     conn: &mut AsyncPgConnection,
     sale_id: i64,
 ) -> Result<(Vec<(i64, BigDecimal)>, BigDecimal), CreditNoteError> {
@@ -848,7 +849,8 @@ pub async fn create(
     get(conn, id).await
 }
 
-/// Queues the note's send to SUNAT through the outbox, in the caller's transaction.
+/// Queues the note's send to SUNAT through the outbox, in the caller's transaction, and records
+/// the job as the note's last (`send_task_id`).
 pub async fn queue_send_in_tx(
     conn: &mut AsyncPgConnection,
     credit_note_id: i64,
@@ -859,7 +861,7 @@ pub async fn queue_send_in_tx(
         args: serde_json::json!({ "credit_note_id": credit_note_id }),
         ..Default::default()
     };
-    faena_core::outbox::enqueue_in_tx(conn, &faena_catalog::catalog(), req, owner)
+    let task = faena_core::outbox::enqueue_in_tx(conn, &faena_catalog::catalog(), req, owner)
         .await
         .map_err(|e| match e {
             faena_core::outbox::OutboxError::Db(e) => CreditNoteError::from(e),
@@ -868,14 +870,36 @@ pub async fn queue_send_in_tx(
                 tracing::error!(credit_note_id, error = %other, "cannot queue the note's send");
                 CreditNoteError::Db(QueryError::Unavailable)
             }
+        })?;
+    // The job last queued for the note: the rescue sweep asks whether it still lives.
+    diesel::update(credit_notes::table.find(credit_note_id))
+        .set(credit_notes::send_task_id.eq(task.to_string()))
+        .execute(conn)
+        .await?;
+    Ok(task)
+}
+
+/// [`queue_send_in_tx`] in a transaction of its own (the rescue sweep's).
+pub async fn queue_send(
+    conn: &mut AsyncPgConnection,
+    credit_note_id: i64,
+    owner: Option<&str>,
+) -> Result<TaskId, CreditNoteError> {
+    let owner = owner.map(str::to_owned);
+    let task = conn
+        .transaction::<TaskId, CreditNoteError, _>(async move |conn| {
+            queue_send_in_tx(conn, credit_note_id, owner.as_deref()).await
         })
+        .await?;
+    faena_core::outbox::committed();
+    Ok(task)
 }
 
 // ---- Sending (the worker's `send_credit_note_to_sunat`) ------------------------------------
 
 /// The name of the Redis lock a send of the note holds while it sends.
 pub fn send_lock(credit_note_id: i64) -> String {
-    format!("credit_note:{credit_note_id}")
+    crate::sendable::Sendable::CreditNote.send_lock(credit_note_id)
 }
 
 /// The note's row.
@@ -959,36 +983,26 @@ fn build_document(
     Ok(n)
 }
 
-/// Marks the note SENDING and counts the attempt, if it may be sent: PENDING, ERROR, or SENDING
-/// left behind by a worker that died (the caller holds the note's lock). `marker` names the
-/// attempt; only [`finish_send`] with it moves the note out of SENDING. Returns the attempt.
+fn note_send_error(e: crate::sendable::SendableError) -> CreditNoteError {
+    match e {
+        crate::sendable::SendableError::NotFound { what, id } => {
+            CreditNoteError::NotFound { what, id }
+        }
+        crate::sendable::SendableError::Db(q) => CreditNoteError::Db(q),
+    }
+}
+
+/// Marks the note SENDING and counts the attempt, if it may be sent (PENDING, ERROR, or SENDING
+/// left by a dead worker): [`crate::sendable::Sendable::begin_send`].
 pub async fn begin_send(
     conn: &mut AsyncPgConnection,
     id: i64,
     marker: &str,
 ) -> Result<Result<i32, NotSendable>, CreditNoteError> {
-    let n: Option<i32> = diesel::update(credit_notes::table.find(id).filter(
-        credit_notes::sunat_status.eq_any([
-            SunatStatus::Pending,
-            SunatStatus::Error,
-            SunatStatus::Sending,
-        ]),
-    ))
-    .set((
-        credit_notes::sunat_status.eq(SunatStatus::Sending),
-        credit_notes::sunat_send_marker.eq(marker),
-        credit_notes::sunat_attempts.eq(credit_notes::sunat_attempts + 1),
-        credit_notes::sunat_sent_at.eq(diesel::dsl::now),
-        credit_notes::updated_at.eq(diesel::dsl::now),
-    ))
-    .returning(credit_notes::sunat_attempts)
-    .get_result(conn)
-    .await
-    .optional()?;
-    match n {
-        Some(n) => Ok(Ok(n)),
-        None => Ok(Err(NotSendable::Done(row(conn, id).await?.sunat_status))),
-    }
+    Sendable::CreditNote
+        .begin_send(conn, id, marker)
+        .await
+        .map_err(note_send_error)
 }
 
 /// Whether the note is still SENDING under this attempt's `marker`.
@@ -997,40 +1011,27 @@ pub async fn is_sending(
     id: i64,
     marker: &str,
 ) -> Result<bool, CreditNoteError> {
-    let n: i64 = credit_notes::table
-        .find(id)
-        .filter(credit_notes::sunat_status.eq(SunatStatus::Sending))
-        .filter(credit_notes::sunat_send_marker.eq(marker))
-        .count()
-        .get_result(conn)
-        .await?;
-    Ok(n == 1)
+    Sendable::CreditNote
+        .is_sending(conn, id, marker)
+        .await
+        .map_err(note_send_error)
 }
 
-/// Stores the signed note's digest and path, once: a later call keeps the first.
+/// Stores the signed note's digest and path, once.
 pub async fn store_signed(
     conn: &mut AsyncPgConnection,
     id: i64,
     digest_value: &str,
     xml_path: &str,
 ) -> Result<(), CreditNoteError> {
-    diesel::update(
-        credit_notes::table
-            .find(id)
-            .filter(credit_notes::xml_path.is_null()),
-    )
-    .set((
-        credit_notes::digest_value.eq(digest_value),
-        credit_notes::xml_path.eq(xml_path),
-    ))
-    .execute(conn)
-    .await?;
-    Ok(())
+    Sendable::CreditNote
+        .store_signed(conn, id, digest_value, xml_path)
+        .await
+        .map_err(note_send_error)
 }
 
-/// Leaves SENDING for the result's state in one statement, only if the note is still SENDING
-/// under `marker`; `unsure` records the signed bytes of a send whose outcome is unknown (kept
-/// until another unsure send replaces it). Returns whether it wrote.
+/// Leaves SENDING for the result's state, only under `marker`; `unsure` records the signed
+/// bytes of a send whose outcome is unknown ([`crate::sendable::Sendable::finish_send`]).
 pub async fn finish_send(
     conn: &mut AsyncPgConnection,
     id: i64,
@@ -1038,39 +1039,10 @@ pub async fn finish_send(
     r: &SendResult,
     unsure: Option<&str>,
 ) -> Result<bool, CreditNoteError> {
-    let notes = serde_json::json!(r.notes);
-    let ours = credit_notes::table
-        .find(id)
-        .filter(credit_notes::sunat_status.eq(SunatStatus::Sending))
-        .filter(credit_notes::sunat_send_marker.eq(marker));
-    let common = (
-        credit_notes::sunat_status.eq(r.status),
-        credit_notes::sunat_outcome.eq(&r.outcome),
-        credit_notes::sunat_code.eq(&r.code),
-        credit_notes::sunat_description.eq(&r.description),
-        credit_notes::sunat_notes.eq(&notes),
-        credit_notes::updated_at.eq(diesel::dsl::now),
-    );
-    let n = if r.status == SunatStatus::Accepted {
-        diesel::update(ours)
-            .set((
-                common,
-                credit_notes::accepted_at.eq(Some(Utc::now())),
-                credit_notes::cdr_path.eq(&r.cdr_path),
-                credit_notes::pdf_path.eq(&r.pdf_path),
-                credit_notes::qr_path.eq(&r.qr_path),
-            ))
-            .execute(conn)
-            .await?
-    } else if let Some(sha) = unsure {
-        diesel::update(ours)
-            .set((common, credit_notes::unsure_sha256.eq(sha)))
-            .execute(conn)
-            .await?
-    } else {
-        diesel::update(ours).set(common).execute(conn).await?
-    };
-    Ok(n == 1)
+    Sendable::CreditNote
+        .finish_send(conn, id, marker, r, unsure)
+        .await
+        .map_err(note_send_error)
 }
 
 #[cfg(test)]

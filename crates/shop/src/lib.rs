@@ -19,6 +19,7 @@ pub mod reports;
 pub mod retention;
 pub mod sales;
 pub mod schema;
+pub mod sendable;
 pub mod sessions;
 pub mod shop;
 pub mod states;
@@ -27,7 +28,6 @@ pub mod store_insights;
 pub mod stores;
 pub mod summaries;
 pub mod terms;
-pub mod unsent;
 
 /// The application's jobs: their args and the kind catalog (crate `faena-catalog`).
 pub use faena_catalog as jobs;

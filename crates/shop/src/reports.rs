@@ -8,7 +8,8 @@
 //! voided (`total_voided`). `total_billed` sums the receipts' totals, `total_accepted` only
 //! the ACCEPTED ones; money is exact (`NUMERIC` to [`BigDecimal`]). `success_pct` is accepted / receipts * 100,
 //! rounded half up to 2 decimals ("0.00" for a day without receipts). The day's credit notes
-//! (by their own issue date) are counted apart the same way, their totals being what they credit.
+//! (by their own issue date) are counted apart the same way, their totals being what they credit,
+//! and split by base like the sales, from their own lines' amounts.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -236,6 +237,11 @@ pub struct DailyReport {
     /// Absent (zeros) in reports made before credit notes existed.
     #[serde(default)]
     pub credit_notes: ReceiptCounts,
+    /// What the day's credit notes credit (every note counted in `credit_notes.total_billed`),
+    /// split by the base of the sale lines they credit, from the notes' own line amounts.
+    /// Absent (zeros) in reports made before it existed.
+    #[serde(default)]
+    pub credit_notes_by_affectation: TaxSplit,
 }
 
 #[derive(QueryableByName)]
@@ -357,19 +363,22 @@ struct Splits {
     by_store: BTreeMap<i64, TaxSplit>,
 }
 
+/// The base of a sale line `i` ([`TaxSplit`]'s fields), in SQL: free, else by its IGV
+/// affectation (catálogo 07: 1x gravado, 2x exonerado, 3x inafecto).
+const BASE_OF_LINE: &str = "CASE WHEN i.free THEN 'gratuito' \
+                                 WHEN i.igv_affectation LIKE '1%' THEN 'gravado' \
+                                 WHEN i.igv_affectation LIKE '2%' THEN 'exonerado' \
+                                 ELSE 'inafecto' END";
+
 async fn tax_split(conn: &mut AsyncPgConnection, date: NaiveDate) -> Result<Splits, ReportError> {
-    let sums: Vec<BaseSum> = diesel::sql_query(
-        "SELECT s.store_id, s.seller_id, s.doc_type, \
-                CASE WHEN i.free THEN 'gratuito' \
-                     WHEN i.igv_affectation LIKE '1%' THEN 'gravado' \
-                     WHEN i.igv_affectation LIKE '2%' THEN 'exonerado' \
-                     ELSE 'inafecto' END AS base, \
+    let sums: Vec<BaseSum> = diesel::sql_query(format!(
+        "SELECT s.store_id, s.seller_id, s.doc_type, {BASE_OF_LINE} AS base, \
                 COALESCE(sum(i.value), 0) AS value, COALESCE(sum(i.igv), 0) AS igv, \
                 COALESCE(sum(i.icbper_amount), 0) AS icbper \
          FROM sale_items i JOIN sales s ON s.id = i.sale_id \
          WHERE s.issue_date = $1 AND NOT s.is_cancelled \
-         GROUP BY 1, 2, 3, 4",
-    )
+         GROUP BY 1, 2, 3, 4"
+    ))
     .bind::<Date, _>(date)
     .load(conn)
     .await?;
@@ -394,6 +403,32 @@ async fn tax_split(conn: &mut AsyncPgConnection, date: NaiveDate) -> Result<Spli
             .add(b);
     }
     Ok(splits)
+}
+
+/// What the credit notes issued on `date` credit, split by the base of the sale lines they
+/// credit: each credited line's stored value, IGV and ICBPER (its share of the sale line, the
+/// amounts its XML states), so the split adds up to the notes' totals.
+async fn credit_note_split(
+    conn: &mut AsyncPgConnection,
+    date: NaiveDate,
+) -> Result<TaxSplit, ReportError> {
+    let sums: Vec<BaseSum> = diesel::sql_query(format!(
+        "SELECT 0::int8 AS store_id, '' AS seller_id, '' AS doc_type, {BASE_OF_LINE} AS base, \
+                COALESCE(sum(c.value), 0) AS value, COALESCE(sum(c.igv), 0) AS igv, \
+                COALESCE(sum(c.icbper_amount), 0) AS icbper \
+         FROM credit_note_items c JOIN credit_notes n ON n.id = c.credit_note_id \
+              JOIN sale_items i ON i.id = c.sale_item_id \
+         WHERE n.issue_date = $1 \
+         GROUP BY 4"
+    ))
+    .bind::<Date, _>(date)
+    .load(conn)
+    .await?;
+    let mut split = TaxSplit::default();
+    for b in &sums {
+        split.add(b);
+    }
+    Ok(split)
 }
 
 /// A stored daily report.
@@ -494,9 +529,11 @@ pub async fn compute_daily_report(
         })
         .collect();
     let credit_notes = credit_note_counts(conn, date).await?;
+    let credit_notes_by_affectation = credit_note_split(conn, date).await?;
     Ok(DailyReport {
         by_store,
         credit_notes,
+        credit_notes_by_affectation,
         sunat_deadlines,
         by_affectation: splits.day,
         date,
@@ -605,14 +642,14 @@ impl DailyReport {
         for st in &self.by_store {
             row("store", &st.code, &st.name, &st.counts, &st.by_affectation).map_err(corrupt)?;
         }
-        // What the day's credit notes credit: total_billed issued, total_accepted accepted; its
-        // split columns stay 0.00 (notes are not split by base yet).
+        // What the day's credit notes credit: total_billed issued, total_accepted accepted, and
+        // its split by the base of the lines they credit.
         row(
             "credit_notes",
             "07",
             "nota de crédito",
             &self.credit_notes,
-            &TaxSplit::default(),
+            &self.credit_notes_by_affectation,
         )
         .map_err(corrupt)?;
         let bytes = w.into_inner().map_err(|e| ReportError::Corrupt {

@@ -23,9 +23,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::quantity::{self, Quantity};
 use crate::schema::{
-    products, reservation_items, reservations, sale_items, sale_send_jobs, sale_sends, sales,
-    series_counters, sunat_submissions,
+    products, reservation_items, reservations, sale_items, sale_send_jobs, sales, series_counters,
+    sunat_submissions,
 };
+use crate::sendable::Sendable;
 use crate::states::ReservationStatus;
 pub use crate::states::SunatStatus;
 use crate::stock::{take_stock, BadLines, Fault, ProductTaxation, StockError, StockRequest, Taken};
@@ -902,7 +903,7 @@ pub async fn queue_send_in_tx(
 /// The name of the Redis lock a send of the sale holds from before it marks the sale SENDING
 /// until after it records the outcome (held by the attempt: `task_id:token`).
 pub fn send_lock(sale_id: i64) -> String {
-    format!("sale:{sale_id}")
+    crate::sendable::Sendable::Sale.send_lock(sale_id)
 }
 
 /// [`queue_send_in_tx`] in a transaction of its own.
@@ -1076,87 +1077,51 @@ pub fn check_sendable(row: &SaleRow) -> Result<(), String> {
     }
 }
 
-/// Why a sale cannot be sent now.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum NotSendable {
-    /// ACCEPTED or REJECTED (SUNAT has decided), or CONFLICT (a person must look).
-    Done(SunatStatus),
-    Cancelled,
+pub use crate::sendable::NotSendable;
+
+fn sale_send_error(e: crate::sendable::SendableError) -> SaleError {
+    match e {
+        crate::sendable::SendableError::NotFound { what, id } => SaleError::NotFound { what, id },
+        crate::sendable::SendableError::Db(q) => SaleError::Db(q),
+    }
 }
 
-/// Marks the sale SENDING and counts the attempt, if it may be sent: not cancelled and PENDING,
-/// ERROR, or SENDING left behind by a worker that died (the caller holds the sale's lock, so no
-/// one else is sending it). `marker` names the attempt (`task_id:token`, the lock's holder): only
-/// [`finish_send`] with the same marker moves the sale out of SENDING. Returns the attempt number.
+/// Marks the sale SENDING and counts the attempt, if it may be sent (not cancelled; PENDING,
+/// ERROR, or SENDING left by a dead worker): [`crate::sendable::Sendable::begin_send`].
 pub async fn begin_send(
     conn: &mut AsyncPgConnection,
     id: i64,
     marker: &str,
 ) -> Result<Result<i32, NotSendable>, SaleError> {
-    let n: Option<i32> = diesel::update(
-        sale_sends::table
-            .find(id)
-            .filter(sale_sends::is_cancelled.eq(false))
-            .filter(sale_sends::sunat_status.eq_any([
-                SunatStatus::Pending,
-                SunatStatus::Error,
-                SunatStatus::Sending,
-            ])),
-    )
-    .set((
-        sale_sends::sunat_status.eq(SunatStatus::Sending),
-        sale_sends::sunat_send_marker.eq(marker),
-        sale_sends::sunat_attempts.eq(sale_sends::sunat_attempts + 1),
-        sale_sends::sunat_sent_at.eq(diesel::dsl::now),
-        sale_sends::updated_at.eq(diesel::dsl::now),
-    ))
-    .returning(sale_sends::sunat_attempts)
-    .get_result(conn)
-    .await
-    .optional()?;
-    if let Some(n) = n {
-        return Ok(Ok(n));
-    }
-    let row = sale_row(conn, id).await?;
-    Ok(Err(if row.is_cancelled {
-        NotSendable::Cancelled
-    } else {
-        NotSendable::Done(row.sunat_status)
-    }))
+    Sendable::Sale
+        .begin_send(conn, id, marker)
+        .await
+        .map_err(sale_send_error)
 }
 
-/// Whether the sale is still SENDING under this attempt's `marker` (no later attempt took it
-/// over): checked before an answer's files are written.
+/// Whether the sale is still SENDING under this attempt's `marker`.
 pub async fn is_sending(
     conn: &mut AsyncPgConnection,
     id: i64,
     marker: &str,
 ) -> Result<bool, SaleError> {
-    let n: i64 = sale_sends::table
-        .find(id)
-        .filter(sale_sends::sunat_status.eq(SunatStatus::Sending))
-        .filter(sale_sends::sunat_send_marker.eq(marker))
-        .count()
-        .get_result(conn)
-        .await?;
-    Ok(n == 1)
+    Sendable::Sale
+        .is_sending(conn, id, marker)
+        .await
+        .map_err(sale_send_error)
 }
 
-/// Stores the signed document's digest and path, once: a later call keeps the first.
+/// Stores the signed document's digest and path, once.
 pub async fn store_signed(
     conn: &mut AsyncPgConnection,
     id: i64,
     digest_value: &str,
     xml_path: &str,
 ) -> Result<(), SaleError> {
-    diesel::update(sales::table.find(id).filter(sales::xml_path.is_null()))
-        .set((
-            sales::digest_value.eq(digest_value),
-            sales::xml_path.eq(xml_path),
-        ))
-        .execute(conn)
-        .await?;
-    Ok(())
+    Sendable::Sale
+        .store_signed(conn, id, digest_value, xml_path)
+        .await
+        .map_err(sale_send_error)
 }
 
 /// One attempt, as recorded in `sunat_submissions`.
@@ -1204,45 +1169,19 @@ pub struct SendResult {
     pub qr_path: Option<String>,
 }
 
-/// Leaves SENDING for the result's state, in one statement (a reader never sees ACCEPTED
-/// without its files), and only if the sale is still SENDING under this attempt's `marker` (the
-/// one [`begin_send`] stored). A second or late answer therefore changes nothing: it cannot
-/// overwrite ACCEPTED, clear a stored CDR, or undo the state of a later attempt. Returns whether
-/// it wrote.
+/// Leaves SENDING for the result's state, only under this attempt's `marker`
+/// ([`crate::sendable::Sendable::finish_send`]; a sale's unsure sends are in
+/// `sunat_submissions`). Returns whether it wrote.
 pub async fn finish_send(
     conn: &mut AsyncPgConnection,
     id: i64,
     marker: &str,
     r: &SendResult,
 ) -> Result<bool, SaleError> {
-    let notes = serde_json::json!(r.notes);
-    let ours = sale_sends::table
-        .find(id)
-        .filter(sale_sends::sunat_status.eq(SunatStatus::Sending))
-        .filter(sale_sends::sunat_send_marker.eq(marker));
-    let common = (
-        sale_sends::sunat_status.eq(r.status),
-        sale_sends::sunat_outcome.eq(&r.outcome),
-        sale_sends::sunat_code.eq(&r.code),
-        sale_sends::sunat_description.eq(&r.description),
-        sale_sends::sunat_notes.eq(&notes),
-        sale_sends::updated_at.eq(diesel::dsl::now),
-    );
-    let n = if r.status == SunatStatus::Accepted {
-        diesel::update(ours)
-            .set((
-                common,
-                sale_sends::accepted_at.eq(Some(Utc::now())),
-                sale_sends::cdr_path.eq(&r.cdr_path),
-                sale_sends::pdf_path.eq(&r.pdf_path),
-                sale_sends::qr_path.eq(&r.qr_path),
-            ))
-            .execute(conn)
-            .await?
-    } else {
-        diesel::update(ours).set(common).execute(conn).await?
-    };
-    Ok(n == 1)
+    Sendable::Sale
+        .finish_send(conn, id, marker, r, None)
+        .await
+        .map_err(sale_send_error)
 }
 
 /// Whether an earlier attempt of the sale sent these very signed bytes (`signed_sha256`) and got
@@ -1270,64 +1209,3 @@ pub const UNSURE: [&str; 2] = ["unknown", "in_process"];
 /// Outcome classes that a retry cannot fix without a person: the document must change, or it
 /// must go in a Resumen Diario (which the nightly build sends), or SUNAT refused that summary.
 pub const NOT_AUTO_RETRIED: [&str; 3] = ["document_error", "needs_summary", "summary_rejected"];
-
-/// Sales in ERROR whose last attempt is older than `older_than`, not cancelled and not needing a
-/// person, oldest first, at most `limit`. A sale whose last answer was a SOL login failure
-/// (`faena_sunat::outcome::CREDENTIAL_CODES`) is left out while `settings_fingerprint` (of the
-/// settings the sweep would send with) is the one that failure was recorded with, or unknown:
-/// the same login would fail again, and failed logins count against the SOL user.
-pub async fn failed_sales_to_retry(
-    conn: &mut AsyncPgConnection,
-    older_than: chrono::Duration,
-    limit: i64,
-    settings_fingerprint: Option<&str>,
-) -> Result<Vec<(i64, i32)>, SaleError> {
-    use diesel::sql_types::{Array, BigInt, Int4, Int8, Nullable, Text, Timestamptz};
-
-    #[derive(QueryableByName)]
-    struct Due {
-        #[diesel(sql_type = Int8)]
-        id: i64,
-        #[diesel(sql_type = Int4)]
-        sunat_attempts: i32,
-    }
-
-    let before = Utc::now() - older_than;
-    let rows: Vec<Due> = diesel::sql_query(
-        "SELECT s.id, s.sunat_attempts FROM sales s \
-         WHERE s.sunat_status = $1 AND NOT s.is_cancelled AND s.sunat_sent_at < $2 \
-           AND (s.sunat_outcome IS NULL OR s.sunat_outcome <> ALL($3)) \
-           AND NOT (s.sunat_code = ANY($4) AND ($5::text IS NULL OR $5 IS NOT DISTINCT FROM ( \
-                SELECT x.settings_fingerprint FROM sunat_submissions x \
-                WHERE x.sale_id = s.id ORDER BY x.id DESC LIMIT 1))) \
-         ORDER BY s.sunat_sent_at ASC LIMIT $6",
-    )
-    .bind::<Text, _>(SunatStatus::Error)
-    .bind::<Timestamptz, _>(before)
-    .bind::<Array<Text>, _>(&NOT_AUTO_RETRIED[..])
-    .bind::<Array<Text>, _>(&faena_sunat::outcome::CREDENTIAL_CODES[..])
-    .bind::<Nullable<Text>, _>(settings_fingerprint)
-    .bind::<BigInt, _>(limit)
-    .load(conn)
-    .await?;
-    Ok(rows.into_iter().map(|d| (d.id, d.sunat_attempts)).collect())
-}
-
-/// Gives an ERROR sale a new round of retries: its attempt count (the temporary failures the job
-/// allows) restarts; every attempt stays in `sunat_submissions`. It stays ERROR until the job
-/// takes it, so a failed enqueue leaves it for the next sweep.
-pub async fn requeue_failed(conn: &mut AsyncPgConnection, id: i64) -> Result<bool, SaleError> {
-    let n = diesel::update(
-        sales::table
-            .find(id)
-            .filter(sales::sunat_status.eq(SunatStatus::Error))
-            .filter(sales::is_cancelled.eq(false)),
-    )
-    .set((
-        sales::sunat_attempts.eq(0),
-        sales::updated_at.eq(diesel::dsl::now),
-    ))
-    .execute(conn)
-    .await?;
-    Ok(n == 1)
-}

@@ -163,32 +163,6 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// The columns of `sales` that a send to SUNAT reads and writes, with `sunat_send_marker`,
-    /// which `sales` above leaves out: diesel's tables take 32 columns (`sales` has 33), and its
-    /// `64-column-tables` feature more than triples diesel's build time. Only `sales::begin_send`,
-    /// `is_sending` and `finish_send` use it.
-    #[sql_name = "sales"]
-    sale_sends (id) {
-        id -> Int8,
-        is_cancelled -> Bool,
-        sunat_status -> Text,
-        sunat_outcome -> Nullable<Text>,
-        sunat_code -> Nullable<Text>,
-        sunat_description -> Nullable<Text>,
-        sunat_notes -> Jsonb,
-        sunat_attempts -> Int4,
-        sunat_sent_at -> Nullable<Timestamptz>,
-        accepted_at -> Nullable<Timestamptz>,
-        cdr_path -> Nullable<Text>,
-        pdf_path -> Nullable<Text>,
-        qr_path -> Nullable<Text>,
-        updated_at -> Timestamptz,
-        /// The attempt (`task_id:token`) that moved the sale to SENDING.
-        sunat_send_marker -> Nullable<Text>,
-    }
-}
-
-diesel::table! {
     sale_items (id) {
         id -> Int8,
         sale_id -> Int8,
@@ -324,6 +298,8 @@ diesel::table! {
         sunat_description -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        /// The whole credit note of a cancellation past the voiding window (route CREDIT_NOTE).
+        credit_note_id -> Nullable<Int8>,
     }
 }
 
@@ -414,6 +390,8 @@ diesel::table! {
         qr_path -> Nullable<Text>,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        /// The send job last queued for the note (`queue_send_in_tx`).
+        send_task_id -> Nullable<Text>,
     }
 }
 

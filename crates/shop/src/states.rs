@@ -42,8 +42,9 @@ macro_rules! text_states {
         )]
         #[diesel(sql_type = Text)]
         // Not `#[serde(rename = $word)]`: utoipa does not read a macro's literal there. Every word
-        // is its variant's name in uppercase; the tests hold serde, utoipa and `as_str` together.
-        #[serde(rename_all = "UPPERCASE")]
+        // is its variant's name in SCREAMING_SNAKE_CASE (`CreditNote` is `CREDIT_NOTE`, which
+        // UPPERCASE would make `CREDITNOTE`); the tests hold serde, utoipa and `as_str` together.
+        #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
         pub enum $name {
             $( $(#[$vmeta])* $variant, )+
         }
@@ -194,13 +195,18 @@ text_states! {
         Baja = "BAJA",
         /// A line with status 3 of a Resumen Diario (an accepted boleta).
         Resumen = "RESUMEN",
+        /// A whole credit note (catálogo 09 code 01), made in the cancelling transaction: an
+        /// accepted receipt past the voiding window. The note's own SUNAT state says where it
+        /// stands; the cancellation's [`VoidState`] stays NONE.
+        CreditNote = "CREDIT_NOTE",
     }
 }
 
 text_states! {
     /// Where a cancellation stands at SUNAT (`sale_cancellations.sunat_state`):
     /// QUEUED -> CARRIED -> VOIDED | FAILED, QUEUED -> FAILED past the 7 days; NONE when SUNAT
-    /// has nothing to void.
+    /// has nothing to void, or when a credit note carries the cancellation (route CREDIT_NOTE:
+    /// the note's own SUNAT state says where it stands).
     VoidState ("cancellation state") {
         None = "NONE",
         /// Waits for the nightly `build_sunat_summaries`.
@@ -224,6 +230,26 @@ impl VoidState {
             Self::Voided => "Anulada y dada de baja en SUNAT",
             Self::Failed => {
                 "Anulada en Faena, pero SUNAT no la dio de baja: emita una nota de crédito"
+            }
+        }
+    }
+}
+
+impl VoidRoute {
+    /// How a cancellation by credit note stands, in Spanish, from its note's SUNAT state.
+    pub const fn credit_note_label(note: SunatStatus) -> &'static str {
+        match note {
+            SunatStatus::Pending | SunatStatus::Sending | SunatStatus::Error => {
+                "Anulada con una nota de crédito; su envío a SUNAT está en curso"
+            }
+            SunatStatus::Accepted | SunatStatus::Voided => {
+                "Anulada con una nota de crédito aceptada por SUNAT"
+            }
+            SunatStatus::Rejected => {
+                "Anulada en Faena, pero SUNAT rechazó la nota de crédito: necesita revisión"
+            }
+            SunatStatus::Conflict => {
+                "Anulada con una nota de crédito en conflicto en SUNAT: necesita revisión"
             }
         }
     }
@@ -276,6 +302,18 @@ mod tests {
         labels.dedup();
         assert_eq!(labels.len(), SunatStatus::ALL.len());
         assert!(SunatStatus::Conflict.label().starts_with("Conflicto"));
+    }
+
+    #[test]
+    fn cancellation_routes_and_states_round_trip_through_their_words() {
+        round_trips(VoidRoute::ALL, VoidRoute::as_str);
+        round_trips(VoidState::ALL, VoidState::as_str);
+        let words: Vec<_> = VoidRoute::ALL.iter().map(|s| s.as_str()).collect();
+        assert_eq!(words, ["NONE", "BAJA", "RESUMEN", "CREDIT_NOTE"]);
+        assert_eq!(
+            VoidRoute::credit_note_label(SunatStatus::Accepted),
+            "Anulada con una nota de crédito aceptada por SUNAT"
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub use faena_sunat::{SummaryId, SummaryKind};
 use serde::Serialize;
 
 use crate::schema::{
-    sale_cancellations, sales, summary_counters, sunat_summaries, sunat_summary_lines,
+    credit_notes, sale_cancellations, sales, summary_counters, sunat_summaries, sunat_summary_lines,
 };
 use crate::states::{SummaryState, SunatStatus, VoidRoute, VoidState};
 
@@ -231,6 +231,19 @@ pub struct CancellationRow {
     pub sunat_description: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub credit_note_id: Option<i64>,
+}
+
+/// The credit note that carries a cancellation past the voiding window, as its cancellation
+/// shows it (the whole note is in the sale's `credit_notes`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct CancellationNote {
+    pub id: i64,
+    /// SERIES-CORRELATIVE, as printed.
+    #[schema(example = "BC01-1")]
+    pub number: String,
+    /// The note's SUNAT state.
+    pub status: SunatStatus,
 }
 
 /// A sale's cancellation, as the api and the CLI show it.
@@ -242,9 +255,11 @@ pub struct CancellationView {
     /// The user id of who cancelled it (`cli` for `faena sales cancel`).
     pub cancelled_by: String,
     pub cancelled_at: DateTime<Utc>,
-    /// How SUNAT learns of it: NONE (it holds nothing to void), BAJA or RESUMEN.
+    /// How SUNAT learns of it: NONE (it holds nothing to void), BAJA, RESUMEN, or CREDIT_NOTE
+    /// (a whole credit note, past the voiding window).
     pub sunat_action: VoidRoute,
-    /// NONE, QUEUED (waits for the nightly summary), CARRIED, VOIDED or FAILED.
+    /// NONE, QUEUED (waits for the nightly summary), CARRIED, VOIDED or FAILED; NONE for
+    /// CREDIT_NOTE, whose note has its own state (`credit_note.status`).
     pub sunat_state: VoidState,
     /// The state in Spanish, for the shop's staff.
     #[schema(example = "Anulada; la baja sale con el resumen de esta noche")]
@@ -252,36 +267,65 @@ pub struct CancellationView {
     /// SUNAT's code and text once it answered (or 2957 when it was too late).
     pub sunat_code: Option<String>,
     pub sunat_description: Option<String>,
+    /// The credit note that carries it (route CREDIT_NOTE), with the note's SUNAT state.
+    pub credit_note: Option<CancellationNote>,
 }
 
-impl From<CancellationRow> for CancellationView {
-    fn from(r: CancellationRow) -> Self {
+impl CancellationView {
+    fn of(r: CancellationRow, credit_note: Option<CancellationNote>) -> Self {
+        let sunat_label = match &credit_note {
+            Some(n) => VoidRoute::credit_note_label(n.status),
+            None => r.sunat_state.label(),
+        };
         Self {
             sale_id: r.sale_id,
             reason: r.reason,
             cancelled_by: r.cancelled_by,
             cancelled_at: r.created_at,
             sunat_action: r.sunat_action,
-            sunat_label: r.sunat_state.label(),
+            sunat_label,
             sunat_state: r.sunat_state,
             sunat_code: r.sunat_code,
             sunat_description: r.sunat_description,
+            credit_note,
         }
     }
 }
 
-/// The cancellation of a sale, if any.
+/// The cancellation of a sale, if any, with its credit note's state.
 pub async fn cancellation_of(
     conn: &mut AsyncPgConnection,
     sale_id: i64,
 ) -> Result<Option<CancellationView>, diesel::result::Error> {
-    Ok(sale_cancellations::table
+    let Some(row) = sale_cancellations::table
         .find(sale_id)
         .select(CancellationRow::as_select())
         .first(conn)
         .await
         .optional()?
-        .map(CancellationView::from))
+    else {
+        return Ok(None);
+    };
+    let note = match row.credit_note_id {
+        Some(id) => {
+            let (series, correlative, status): (String, i64, SunatStatus) = credit_notes::table
+                .find(id)
+                .select((
+                    credit_notes::series,
+                    credit_notes::correlative,
+                    credit_notes::sunat_status,
+                ))
+                .first(conn)
+                .await?;
+            Some(CancellationNote {
+                id,
+                number: format!("{series}-{correlative}"),
+                status,
+            })
+        }
+        None => None,
+    };
+    Ok(Some(CancellationView::of(row, note)))
 }
 
 /// Every summary that carried the sale, oldest first.

@@ -188,12 +188,9 @@ async fn a_send_is_unsure_only_after_an_unknown_outcome_of_the_same_bytes() -> a
 
 /// The ids the sweep would resend with settings `fingerprint`, in id order.
 async fn due(conn: &mut AsyncPgConnection, fingerprint: Option<&str>) -> anyhow::Result<Vec<i64>> {
-    let mut ids: Vec<i64> =
-        sales::failed_sales_to_retry(conn, chrono::Duration::hours(1), 50, fingerprint)
-            .await?
-            .into_iter()
-            .map(|(id, _)| id)
-            .collect();
+    let mut ids: Vec<i64> = faena_shop::sendable::Sendable::Sale
+        .failed_to_retry(conn, chrono::Duration::hours(1), 50, fingerprint)
+        .await?;
     ids.sort_unstable();
     Ok(ids)
 }

@@ -20,11 +20,8 @@ use serde::{Deserialize, Serialize};
 use crate::document::{
     is_text_of, Company, Customer, CustomerDocType, DocumentError, DocumentType, Line, Series,
 };
-use crate::taxation::{
-    self, amount_in_words, icbper_on, igv_rate_on, DocumentTotals, LineAmounts, TaxError,
-    FREE_LEGEND,
-};
-use crate::ubl::{self, NS_CAC, NS_CBC, NS_DS, NS_EXT};
+use crate::taxation::{self, icbper_on, igv_rate_on, DocumentTotals, LineAmounts, TaxError};
+use crate::ubl;
 use crate::xml::{decimal, Xml};
 
 /// The namespace of the `CreditNote` root.
@@ -368,38 +365,15 @@ pub fn credit_note_xml(note: &CreditNote) -> Result<String, DocumentError> {
     let amounts = note.amounts()?;
     let totals = DocumentTotals::of(&amounts);
 
-    w.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    w.raw(&format!(
-        "<CreditNote xmlns=\"{NS_CREDIT_NOTE}\" xmlns:cac=\"{NS_CAC}\" xmlns:cbc=\"{NS_CBC}\" xmlns:ds=\"{NS_DS}\" xmlns:ext=\"{NS_EXT}\">\n"
-    ));
-    w.open("ext:UBLExtensions");
-    w.open("ext:UBLExtension");
-    w.indent();
-    w.raw("<ext:ExtensionContent></ext:ExtensionContent>\n");
-    w.close("ext:UBLExtension");
-    w.close("ext:UBLExtensions");
-
-    w.leaf("cbc:UBLVersionID", &[], "2.1");
-    w.leaf("cbc:CustomizationID", &[], "2.0");
-    w.leaf("cbc:ID", &[], &note.id());
-    w.leaf(
-        "cbc:IssueDate",
-        &[],
-        &note.issue_date.format("%Y-%m-%d").to_string(),
+    ubl::write_opening(
+        &mut w,
+        "CreditNote",
+        NS_CREDIT_NOTE,
+        &note.id(),
+        note.issue_date,
+        note.issue_time,
     );
-    w.leaf(
-        "cbc:IssueTime",
-        &[],
-        &note.issue_time.format("%H:%M:%S").to_string(),
-    );
-    w.leaf(
-        "cbc:Note",
-        &[("languageLocaleID", "1000")],
-        &amount_in_words(&totals.total, cur),
-    );
-    if amounts.iter().any(|a| a.is_free()) {
-        w.leaf("cbc:Note", &[("languageLocaleID", "1002")], FREE_LEGEND);
-    }
+    ubl::write_legends(&mut w, cur, &totals.total, &amounts);
     w.leaf("cbc:DocumentCurrencyCode", &[], cur);
 
     // What it modifies and why (2128, 2172, 2136, 2135), then the reference (2524, 2116, 2399).
@@ -431,14 +405,7 @@ pub fn credit_note_xml(note: &CreditNote) -> Result<String, DocumentError> {
         );
         taxation::write_line_value(&mut w, cur, a);
         taxation::write_line_tax_total(&mut w, cur, a);
-        w.open("cac:Item");
-        w.leaf("cbc:Description", &[], &c.line.description);
-        if let Some(code) = c.line.sunat_code() {
-            w.open("cac:SellersItemIdentification");
-            w.leaf("cbc:ID", &[], code);
-            w.close("cac:SellersItemIdentification");
-        }
-        w.close("cac:Item");
+        ubl::write_item(&mut w, &c.line);
         // The value per unit after the line's discount: a note has no line AllowanceCharge.
         let price = if a.is_free() {
             BigDecimal::zero()

@@ -1,8 +1,11 @@
 //! The UBL 2.1 `Invoice` XML of a boleta (03) or factura (01), in the element order SUNAT and the
 //! OASIS schema expect, with an empty `ext:ExtensionContent` where the signature goes.
 
-use crate::document::{Company, Customer, DocumentError, DocumentType, Receipt};
-use crate::taxation::{self, amount_in_words, DocumentTotals, FREE_LEGEND};
+use bigdecimal::BigDecimal;
+use chrono::{NaiveDate, NaiveTime};
+
+use crate::document::{Company, Customer, DocumentError, DocumentType, Line, Receipt};
+use crate::taxation::{self, amount_in_words, DocumentTotals, LineAmounts, FREE_LEGEND};
 use crate::xml::Xml;
 pub use crate::xml::{decimal, escape_attr, escape_text};
 
@@ -24,45 +27,20 @@ pub fn invoice_xml(receipt: &Receipt) -> Result<String, DocumentError> {
     let totals = DocumentTotals::of(&amounts);
     let company = &receipt.company;
 
-    w.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    w.raw(&format!(
-        "<Invoice xmlns=\"{NS_INVOICE}\" xmlns:cac=\"{NS_CAC}\" xmlns:cbc=\"{NS_CBC}\" xmlns:ds=\"{NS_DS}\" xmlns:ext=\"{NS_EXT}\">\n"
-    ));
-    w.open("ext:UBLExtensions");
-    w.open("ext:UBLExtension");
-    w.indent();
-    w.raw("<ext:ExtensionContent></ext:ExtensionContent>\n");
-    w.close("ext:UBLExtension");
-    w.close("ext:UBLExtensions");
-
-    w.leaf("cbc:UBLVersionID", &[], "2.1");
-    w.leaf("cbc:CustomizationID", &[], "2.0");
-    w.leaf("cbc:ID", &[], &receipt.id());
-    w.leaf(
-        "cbc:IssueDate",
-        &[],
-        &receipt.issue_date.format("%Y-%m-%d").to_string(),
-    );
-    w.leaf(
-        "cbc:IssueTime",
-        &[],
-        &receipt.issue_time.format("%H:%M:%S").to_string(),
+    write_opening(
+        &mut w,
+        "Invoice",
+        NS_INVOICE,
+        &receipt.id(),
+        receipt.issue_date,
+        receipt.issue_time,
     );
     w.leaf(
         "cbc:InvoiceTypeCode",
         &[("listID", "0101")],
         receipt.doc_type.code(),
     );
-    // Legends (catálogo 52): the amount in words, and the free-transfer legend when a line is
-    // free (2416 asks for a free total above 0 with it, which a free line makes).
-    w.leaf(
-        "cbc:Note",
-        &[("languageLocaleID", "1000")],
-        &amount_in_words(&totals.total, cur),
-    );
-    if amounts.iter().any(|a| a.is_free()) {
-        w.leaf("cbc:Note", &[("languageLocaleID", "1002")], FREE_LEGEND);
-    }
+    write_legends(&mut w, cur, &totals.total, &amounts);
     w.leaf("cbc:DocumentCurrencyCode", &[], cur);
 
     // cac:Signature: who signed and where the ds:Signature is.
@@ -89,15 +67,7 @@ pub fn invoice_xml(receipt: &Receipt) -> Result<String, DocumentError> {
             &decimal(&line.quantity, 0, taxation::QUANTITY_DECIMALS),
         );
         taxation::write_line_taxes(&mut w, cur, a);
-        w.open("cac:Item");
-        w.leaf("cbc:Description", &[], &line.description);
-        // Left out when SUNAT would observe it (4269); see `Line::sunat_code`.
-        if let Some(code) = line.sunat_code() {
-            w.open("cac:SellersItemIdentification");
-            w.leaf("cbc:ID", &[], code);
-            w.close("cac:SellersItemIdentification");
-        }
-        w.close("cac:Item");
+        write_item(&mut w, line);
         w.open("cac:Price");
         w.leaf(
             "cbc:PriceAmount",
@@ -109,6 +79,70 @@ pub fn invoice_xml(receipt: &Receipt) -> Result<String, DocumentError> {
     }
     w.raw("</Invoice>\n");
     Ok(w.out)
+}
+
+/// The start of every UBL 2.1 document Faena signs (an `Invoice`, a `CreditNote`): the XML
+/// declaration, the root element `root` of namespace `ns` with the prefixes, the empty
+/// `ext:ExtensionContent` where the signature goes, then `cbc:UBLVersionID` 2.1,
+/// `cbc:CustomizationID` 2.0, `cbc:ID`, `cbc:IssueDate` and `cbc:IssueTime`.
+pub(crate) fn write_opening(
+    w: &mut Xml,
+    root: &str,
+    ns: &str,
+    id: &str,
+    issue_date: NaiveDate,
+    issue_time: NaiveTime,
+) {
+    w.raw("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    w.raw(&format!(
+        "<{root} xmlns=\"{ns}\" xmlns:cac=\"{NS_CAC}\" xmlns:cbc=\"{NS_CBC}\" xmlns:ds=\"{NS_DS}\" xmlns:ext=\"{NS_EXT}\">\n"
+    ));
+    w.open("ext:UBLExtensions");
+    w.open("ext:UBLExtension");
+    w.indent();
+    w.raw("<ext:ExtensionContent></ext:ExtensionContent>\n");
+    w.close("ext:UBLExtension");
+    w.close("ext:UBLExtensions");
+
+    w.leaf("cbc:UBLVersionID", &[], "2.1");
+    w.leaf("cbc:CustomizationID", &[], "2.0");
+    w.leaf("cbc:ID", &[], id);
+    w.leaf(
+        "cbc:IssueDate",
+        &[],
+        &issue_date.format("%Y-%m-%d").to_string(),
+    );
+    w.leaf(
+        "cbc:IssueTime",
+        &[],
+        &issue_time.format("%H:%M:%S").to_string(),
+    );
+}
+
+/// The legends (catálogo 52): the amount in words, and the free-transfer legend when a line is
+/// free (2416 asks for a free total above 0 with it, which a free line makes).
+pub(crate) fn write_legends(w: &mut Xml, cur: &str, total: &BigDecimal, amounts: &[LineAmounts]) {
+    w.leaf(
+        "cbc:Note",
+        &[("languageLocaleID", "1000")],
+        &amount_in_words(total, cur),
+    );
+    if amounts.iter().any(|a| a.is_free()) {
+        w.leaf("cbc:Note", &[("languageLocaleID", "1002")], FREE_LEGEND);
+    }
+}
+
+/// A line's `cac:Item`: its description and its code, left out when SUNAT would observe it
+/// (4269; see `Line::sunat_code`).
+pub(crate) fn write_item(w: &mut Xml, line: &Line) {
+    w.open("cac:Item");
+    w.leaf("cbc:Description", &[], &line.description);
+    if let Some(code) = line.sunat_code() {
+        w.open("cac:SellersItemIdentification");
+        w.leaf("cbc:ID", &[], code);
+        w.close("cac:SellersItemIdentification");
+    }
+    w.close("cac:Item");
 }
 
 /// `cac:Signature`: who signed (the issuer) and where the `ds:Signature` is. Every document

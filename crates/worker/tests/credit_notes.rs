@@ -3,7 +3,8 @@
 //! signed XML that validates against the UBL 2.1 CreditNote schema and verifies with xmlsec1,
 //! a CDR and a PDF; a second note above what is left is refused (nothing changes: stock, notes,
 //! the series' counter); a whole note credits what is left to the cent; a note of a sale SUNAT
-//! has not accepted is refused.
+//! has not accepted is refused; a note left SENDING by a dead attempt is taken back and sent by
+//! the rescue sweep, and one in ERROR by the retry sweep (not one refused at the SOL login).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -376,5 +377,134 @@ async fn a_sale_sunat_has_not_accepted_gets_no_note() -> anyhow::Result<()> {
         Err(CreditNoteError::NotFound { what: "sale", .. }) => {}
         other => panic!("{other:?}"),
     }
+    Ok(())
+}
+
+/// Runs a sweep (`rescue_unsent_sales`, `retry_failed_sunat_sends`) on the worker; its result.
+async fn sweep(e: &Env, kind: &str, args: serde_json::Value) -> anyhow::Result<serde_json::Value> {
+    let id = e
+        .redis
+        .broker
+        .enqueue(faena_core::jobs::EnqueueRequest {
+            kind: kind.into(),
+            args,
+            ..Default::default()
+        })
+        .await?;
+    let rec = wait_for("the sweep to end", Duration::from_secs(20), || async {
+        Ok(e.redis.broker.task(&id).await?.filter(|t| {
+            matches!(
+                t.state,
+                faena_broker::TaskState::Succeeded | faena_broker::TaskState::Dead
+            )
+        }))
+    })
+    .await?;
+    anyhow::ensure!(
+        rec.state == faena_broker::TaskState::Succeeded,
+        "{kind} failed: {:?}",
+        rec.error
+    );
+    Ok(rec.result.unwrap_or_default())
+}
+
+async fn accepted(e: &Env, id: i64) -> anyhow::Result<CreditNoteView> {
+    wait_for(
+        "the note to be accepted",
+        Duration::from_secs(40),
+        || async {
+            let n = credit_notes::get(&mut *e.pool.get().await?, id).await?;
+            Ok((n.sunat.status == SunatStatus::Accepted).then_some(n))
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notes_left_sending_or_in_error_are_rescued_and_sent() -> anyhow::Result<()> {
+    use diesel_async::RunQueryDsl;
+    let e = env("cn_rescue").await?;
+    let w = worker(&e);
+    let (s, inka, pan) = accepted_sale(&e).await?;
+    // Four notes whose send jobs never reach Redis (their outbox rows dropped, as a purge would).
+    let stuck = note(&e, s.id, "07", &[(inka, 1)]).await?;
+    let failed = note(&e, s.id, "07", &[(inka, 1)]).await?;
+    let login = note(&e, s.id, "07", &[(pan, 1)]).await?;
+    let busy = note(&e, s.id, "07", &[(pan, 1)]).await?;
+    let mut conn = e.pool.get().await?;
+    diesel::sql_query("DELETE FROM faena_outbox")
+        .execute(&mut *conn)
+        .await?;
+    // stuck: SENDING under an attempt that died; busy: SENDING, its lock held by a live attempt.
+    for n in [&stuck, &busy] {
+        credit_notes::begin_send(&mut conn, n.id, "a-dead-attempt:1")
+            .await?
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    }
+    assert!(
+        e.redis
+            .broker
+            .acquire_lock(
+                &credit_notes::send_lock(busy.id),
+                "someone:1",
+                Duration::from_secs(60)
+            )
+            .await?
+    );
+    // failed: ERROR when its retries ran out, two hours ago; login: ERROR at SUNAT's SOL login
+    // (0102), which the same settings would only repeat.
+    for (id, outcome, code) in [
+        (failed.id, "retryable", "0109"),
+        (login.id, "config_error", "0102"),
+    ] {
+        diesel::sql_query(format!(
+            "UPDATE credit_notes SET sunat_status = 'ERROR', sunat_outcome = '{outcome}', \
+             sunat_code = '{code}', sunat_attempts = 4, \
+             sunat_sent_at = now() - interval '2 hours' WHERE id = {id}"
+        ))
+        .execute(&mut *conn)
+        .await?;
+    }
+
+    // The rescue takes the stuck note back and queues its send; the busy one is left alone.
+    let r = sweep(
+        &e,
+        "rescue_unsent_sales",
+        serde_json::json!({"older_than_secs": 0}),
+    )
+    .await?;
+    assert_eq!(
+        (&r["credit_notes"], &r["queued"], &r["taken_back"]),
+        (
+            &serde_json::json!({"queued": [stuck.id], "taken_back": [stuck.id]}),
+            &serde_json::json!([]),
+            &serde_json::json!([])
+        ),
+        "{r}"
+    );
+    relay(&e).await?;
+    let n = accepted(&e, stuck.id).await?;
+    assert_eq!(n.sunat.attempts, 2, "the dead attempt and the rescued one");
+
+    // The ERROR sweep gives the failed note a new round; the login failure waits for a person.
+    let r = sweep(&e, "retry_failed_sunat_sends", serde_json::json!({})).await?;
+    assert_eq!(
+        (&r["requeued"], &r["sale_ids"], &r["credit_note_ids"]),
+        (
+            &serde_json::json!(0),
+            &serde_json::json!([]),
+            &serde_json::json!([failed.id])
+        ),
+        "{r}"
+    );
+    let n = accepted(&e, failed.id).await?;
+    assert_eq!(n.sunat.attempts, 1, "its attempts started again");
+    let row = |id| {
+        let pool = e.pool.clone();
+        async move { Ok::<_, anyhow::Error>(credit_notes::row(&mut *pool.get().await?, id).await?) }
+    };
+    assert_eq!(row(login.id).await?.sunat_status, SunatStatus::Error);
+    assert_eq!(row(busy.id).await?.sunat_status, SunatStatus::Sending);
+    w.shutdown().await;
     Ok(())
 }

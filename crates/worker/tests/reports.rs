@@ -928,6 +928,148 @@ async fn cleanup_deletes_old_files_of_decided_sales_only() -> anyhow::Result<()>
     Ok(())
 }
 
+/// A credit note's file paths, as stored.
+async fn note_paths(pool: &PgPool, id: i64) -> anyhow::Result<[Option<String>; 4]> {
+    use faena_shop::schema::credit_notes as n;
+    let (xml, cdr, qr, pdf) = n::table
+        .find(id)
+        .select((n::xml_path, n::cdr_path, n::qr_path, n::pdf_path))
+        .first(&mut *pool.get().await?)
+        .await?;
+    Ok([xml, cdr, qr, pdf])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_treats_credit_notes_like_receipts() -> anyhow::Result<()> {
+    let e = env("rep_clean_notes").await?;
+    let p = product(&e.pool, "N", "5.90", 1000, 1).await?;
+    let case = |status, issued_days_ago, cancelled_days_ago, xml_goes, pdf_goes| FileCase {
+        status,
+        issued_days_ago,
+        cancelled_days_ago,
+        xml_goes,
+        pdf_goes,
+    };
+    // The receipts' ages (180 days for XML/CDR/QR, 90 for the PDFs of cancelled sales), with the
+    // note's issue time and its sale's cancellation; a note SUNAT has not decided keeps all.
+    let cases = [
+        case("ACCEPTED", 200, None, true, false),
+        case("ACCEPTED", 10, None, false, false),
+        case("ERROR", 200, None, false, false),
+        case("PENDING", 300, Some(200), false, false),
+        case("REJECTED", 181, None, true, false),
+        case("ACCEPTED", 100, Some(95), false, true),
+        case("ACCEPTED", 100, Some(30), false, false),
+    ];
+    let now = Utc::now();
+    let (mut ids, mut keep, mut gone) = (Vec::new(), Vec::new(), Vec::new());
+    let mut bytes = 0u64;
+    for (n, c) in cases.iter().enumerate() {
+        let s = sale(&e.pool, "7", false, &[(p.id, 1)]).await?;
+        let stem = format!("20100066603-07-BC01-{}", n + 1);
+        let files = [
+            (format!("xml/{stem}.xml"), 900 + n),
+            (format!("xml/{stem}.zip"), 250 + n),
+            (format!("cdr/R-{stem}.zip"), 150 + n),
+            (format!("pdf/{stem}.png"), 40 + n),
+            (format!("pdf/{stem}.pdf"), 3000 + n),
+        ];
+        for (i, (rel, size)) in files.iter().enumerate() {
+            put(&e.files, rel, *size)?;
+            if (i < 4 && c.xml_goes) || (i == 4 && c.pdf_goes) {
+                bytes += *size as u64;
+                gone.push(rel.clone());
+            } else {
+                keep.push(rel.clone());
+            }
+        }
+        diesel::update(sales_t::table.find(s.id))
+            .set((
+                sales_t::sunat_status.eq("ACCEPTED"),
+                sales_t::is_cancelled.eq(c.cancelled_days_ago.is_some()),
+                sales_t::cancelled_at.eq(c
+                    .cancelled_days_ago
+                    .map(|d| now - chrono::Duration::days(d))),
+            ))
+            .execute(&mut *e.pool.get().await?)
+            .await?;
+        let issued = now - chrono::Duration::days(c.issued_days_ago);
+        let id: i64 = diesel::sql_query(
+            "INSERT INTO credit_notes (sale_id, created_by, series, correlative, issue_date, \
+                 issued_at, reason_code, description, subtotal, igv, total, sunat_status, \
+                 xml_path, cdr_path, qr_path, pdf_path) \
+             VALUES ($1, '7', 'BC01', $2, $3, $4, '07', 'Devolución', 5.00, 0.90, 5.90, $5, \
+                 $6, $7, $8, $9) RETURNING id",
+        )
+        .bind::<diesel::sql_types::Int8, _>(s.id)
+        .bind::<diesel::sql_types::Int8, _>(i64::try_from(n)? + 1)
+        .bind::<diesel::sql_types::Date, _>(issued.date_naive())
+        .bind::<diesel::sql_types::Timestamptz, _>(issued)
+        .bind::<diesel::sql_types::Text, _>(c.status)
+        .bind::<diesel::sql_types::Text, _>(&files[0].0)
+        .bind::<diesel::sql_types::Text, _>(&files[2].0)
+        .bind::<diesel::sql_types::Text, _>(&files[3].0)
+        .bind::<diesel::sql_types::Text, _>(&files[4].0)
+        .get_result::<NoteId>(&mut *e.pool.get().await?)
+        .await?
+        .id;
+        ids.push(id);
+    }
+    assert_eq!(
+        gone.len(),
+        2 * 4 + 1,
+        "two notes lose XML/zip/CDR/QR, one a PDF"
+    );
+
+    let dry = e.run("cleanup_old_files", json!({"dry_run": true})).await?;
+    assert_eq!(
+        (
+            &dry["files"],
+            &dry["bytes"],
+            &dry["credit_notes"],
+            &dry["sales"]
+        ),
+        (&json!(gone.len()), &json!(bytes), &json!(3), &json!(0)),
+        "{dry}"
+    );
+    for rel in keep.iter().chain(&gone) {
+        assert!(e.files.join(rel).exists(), "a dry run deleted {rel}");
+    }
+    let real = e.run("cleanup_old_files", json!({})).await?;
+    for k in ["files", "bytes", "credit_notes", "by_kind"] {
+        assert_eq!(real[k], dry[k], "{k}: {real} vs {dry}");
+    }
+    assert_eq!(real["missing"], 0);
+    for rel in &gone {
+        assert!(!e.files.join(rel).exists(), "{rel} should be deleted");
+    }
+    for rel in &keep {
+        assert!(e.files.join(rel).exists(), "{rel} should be kept");
+    }
+    for (id, c) in ids.iter().zip(&cases) {
+        let [xml, cdr, qr, pdf] = note_paths(&e.pool, *id).await?;
+        assert_eq!(
+            (xml.is_none(), cdr.is_none(), qr.is_none(), pdf.is_none()),
+            (c.xml_goes, c.xml_goes, c.xml_goes, c.pdf_goes),
+            "note {id} {c:?}"
+        );
+    }
+    let again = e.run("cleanup_old_files", json!({})).await?;
+    assert_eq!(
+        (&again["files"], &again["credit_notes"]),
+        (&json!(0), &json!(0)),
+        "{again}"
+    );
+    e.stop().await;
+    Ok(())
+}
+
+#[derive(diesel::QueryableByName)]
+struct NoteId {
+    #[diesel(sql_type = diesel::sql_types::Int8)]
+    id: i64,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cleanup_expired_tokens_keeps_valid_ones_and_deletes_expired_sessions() -> anyhow::Result<()>
 {

@@ -1,7 +1,8 @@
 //! Cancellations, the Resumen Diario and the Comunicación de Baja through a real worker (with the
 //! outbox relay), PostgreSQL, Redis and the SUNAT simulator: each row of the cancellation table
-//! ends in its final state (local cancels, a baja and an RC status 3 that SUNAT accepts, 409s for
-//! a receipt past the window, one being sent, one with an unsure outcome and a CONFLICT); a
+//! ends in its final state (local cancels, a baja and an RC status 3 that SUNAT accepts, a whole
+//! credit note for a receipt past the window that SUNAT accepts, 409s for one being sent, one
+//! with an unsure outcome and a CONFLICT); a
 //! ticket that answers 98 three times is polled with snoozes, then applied; a Resumen Diario
 //! carries a boleta answered 1079 to ACCEPTED; two builds make one summary per document; an
 //! unsure factura is settled by getStatusCdr without a resend; cleanup_old_files deletes a decided
@@ -238,6 +239,7 @@ async fn cancel_sale(e: &Env, id: i64) -> Result<CancellationView, CancelError> 
         },
         now,
         today,
+        &faena_shop::credit_notes::NoteDefaults::default(),
     )
     .await
 }
@@ -318,7 +320,7 @@ async fn every_row_of_the_cancellation_table_ends_in_its_final_state() -> anyhow
     let factura = sent(&e, true, None, "ACCEPTED").await?;
     // 3. Accepted boleta: a Resumen Diario line with status 3.
     let boleta = sent(&e, false, None, "ACCEPTED").await?;
-    // 4. Accepted, past the window: a credit note is needed.
+    // 4. Accepted, past the window: a whole credit note carries the cancellation.
     let old = sent(&e, false, None, "ACCEPTED").await?;
     // 5. CONFLICT: a person must look.
     let conflict = sent(&e, false, Some(Scenario::AlreadyRegistered), "CONFLICT").await?;
@@ -372,9 +374,14 @@ async fn every_row_of_the_cancellation_table_ends_in_its_final_state() -> anyhow
         (VoidRoute::Resumen, VoidState::Queued)
     );
     assert_eq!(cancel_sale(&e, boleta.id).await?, rc, "twice, the same");
+    let by_note = cancel_sale(&e, old.id).await?;
     assert_eq!(
-        refusal(cancel_sale(&e, old.id).await),
-        ("credit_note_needed", "ACCEPTED".into())
+        (
+            by_note.sunat_action,
+            by_note.sunat_state,
+            by_note.credit_note.as_ref().map(|n| n.number.as_str())
+        ),
+        (VoidRoute::CreditNote, VoidState::None, Some("BC01-1"))
     );
     assert_eq!(
         refusal(cancel_sale(&e, conflict.id).await),
@@ -388,9 +395,10 @@ async fn every_row_of_the_cancellation_table_ends_in_its_final_state() -> anyhow
         refusal(cancel_sale(&e, sending.id).await),
         ("sunat_pending", "SENDING".into())
     );
-    // Four cancelled, 4 units each, back in stock; the refused ones kept theirs.
-    assert_eq!(stock(&e).await?, before + 4 * 4);
-    for s in [&old, &conflict, &unsure, &sending] {
+    // Five cancelled, 4 units each, back in stock once (the old sale's by its note); the
+    // refused ones kept theirs.
+    assert_eq!(stock(&e).await?, before + 5 * 4);
+    for s in [&conflict, &unsure, &sending] {
         let v = sale(&e, s.id).await?;
         assert!(!v.is_cancelled && v.cancellation.is_none(), "{}", v.number);
     }
@@ -408,6 +416,57 @@ async fn every_row_of_the_cancellation_table_ends_in_its_final_state() -> anyhow
         rec.result.unwrap_or_default()["skipped"],
         "the sale is cancelled"
     );
+
+    // The old sale's note is sent (sendBill, a B-series note within its 5 days) and accepted;
+    // the sale stays ACCEPTED at SUNAT, credited in full.
+    let note_id = by_note.credit_note.as_ref().map_or(0, |n| n.id);
+    let note = wait_for(
+        "the note to be accepted",
+        Duration::from_secs(40),
+        || async {
+            let n = faena_shop::credit_notes::get(&mut *e.pool.get().await?, note_id).await?;
+            Ok((n.sunat.status == faena_shop::sales::SunatStatus::Accepted).then_some(n))
+        },
+    )
+    .await?;
+    assert_eq!(
+        (
+            note.reason_code.as_str(),
+            faena_shop::money::format(&note.total)
+        ),
+        ("01", "10.00".to_owned())
+    );
+    let v = faena_shop::credit_notes::sale_detail(&mut *e.pool.get().await?, old.id).await?;
+    assert_eq!(v.sale.sunat.status.as_str(), "ACCEPTED");
+    assert_eq!(
+        (
+            v.credit_notes.len(),
+            faena_shop::money::format(&v.remaining)
+        ),
+        (1, "0.00".to_owned())
+    );
+    let c = v.sale.cancellation.expect("cancelled");
+    assert_eq!(
+        (
+            c.credit_note.as_ref().map(|n| n.status.as_str()),
+            c.sunat_label
+        ),
+        (
+            Some("ACCEPTED"),
+            "Anulada con una nota de crédito aceptada por SUNAT"
+        )
+    );
+    // Twice: the same cancellation (its note's state as it is now), no second note.
+    assert_eq!(cancel_sale(&e, old.id).await?, c);
+    assert_eq!(
+        (c.reason.as_str(), c.cancelled_at, c.sunat_action),
+        (
+            by_note.reason.as_str(),
+            by_note.cancelled_at,
+            by_note.sunat_action
+        )
+    );
+    assert_eq!(stock(&e).await?, before + 5 * 4, "the note gave back once");
 
     // The nightly build (for today here) makes one RA and one RC; SUNAT accepts both.
     let report = build(&e).await?;

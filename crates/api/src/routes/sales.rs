@@ -215,7 +215,9 @@ pub async fn queue_send(
 
 /// Cancels a sale: its stock comes back, and SUNAT is told what the decision table says (a
 /// Comunicación de Baja for an accepted factura, a Resumen Diario line with status 3 for an
-/// accepted boleta, nothing when SUNAT holds nothing to void). Cancelling again answers the same.
+/// accepted boleta, past SUNAT's voiding window a whole credit note (catálogo 09 code 01) made
+/// and queued with the cancellation, nothing when SUNAT holds nothing to void). Cancelling again
+/// answers the same.
 #[utoipa::path(
     tag = "sales",
     security(("bearer" = [])),
@@ -227,8 +229,9 @@ pub async fn queue_send(
         NeedsOwner,
         (status = 404, description = "No such sale (`not_found`)", body = ErrorBody),
         (status = 409, description = "Not cancellable now (`conflict`; `details.reason`: \
-            `credit_note_needed` past SUNAT's window, `sunat_pending` while SUNAT's answer is \
-            awaited, `sunat_conflict`, `already_voided`; `details.status`)", body = ErrorBody),
+            `credited_in_full` past SUNAT's window when earlier credit notes left nothing, \
+            `sunat_pending` while SUNAT's answer is awaited, `sunat_conflict`, `already_voided`; \
+            `details.status`)", body = ErrorBody),
         Unavailable,
     )
 )]
@@ -245,9 +248,16 @@ pub async fn cancel(
     });
     let now = chrono::Utc::now();
     let today = now.with_timezone(&state.sale_defaults.tz).date_naive();
-    let done =
-        faena_shop::cancel::cancel(&mut *state.db_conn().await?, *id, &who, &body, now, today)
-            .await?;
+    let done = faena_shop::cancel::cancel(
+        &mut *state.db_conn().await?,
+        *id,
+        &who,
+        &body,
+        now,
+        today,
+        &state.note_defaults,
+    )
+    .await?;
     Ok(HttpResponse::Ok().json(done))
 }
 

@@ -160,6 +160,85 @@ impl TestApp {
     }
 }
 
+/// The password of the certificates [`TestApp::sunat_worker`] makes.
+pub const CERT_PASSWORD: &str = "clave de prueba";
+
+/// A worker with the production handlers on a test app's database and Redis prefix, sending to
+/// a sunat-sim of its own with a test certificate and a files directory of its own; the app's
+/// outbox relay hands it what the api queues.
+pub struct SunatWorker {
+    pub sim: faena_sunat::sim::SimHandle,
+    pub worker: faena_worker::WorkerHandle,
+    pub cert: faena_sunat::testcert::TestCert,
+    pub files: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl SunatWorker {
+    /// Stops the worker (its running jobs end first) and the simulator.
+    pub async fn stop(self) {
+        self.worker.shutdown().await;
+        self.sim.stop().await;
+    }
+}
+
+impl TestApp {
+    /// Starts a [`SunatWorker`] for this app.
+    pub async fn sunat_worker(&self) -> anyhow::Result<SunatWorker> {
+        use std::time::Duration;
+        let (_, sim) = faena_sunat::sim::spawn(faena_sunat::sim::SimConfig {
+            bind: "127.0.0.1:0".parse()?,
+            ..faena_sunat::sim::SimConfig::default()
+        })
+        .await?;
+        let dir = tempfile::tempdir()?;
+        let cert = faena_sunat::testcert::generate(dir.path(), CERT_PASSWORD)?;
+        let files = dir.path().join("files");
+        let vars: HashMap<String, String> = [
+            ("DATABASE_URL", self.db.url.clone()),
+            ("REDIS_URL", self.redis.url.clone()),
+            ("FAENA_REDIS_PREFIX", self.redis.prefix.clone()),
+            ("FAENA_COMPANY_RUC", "20100066603".into()),
+            ("FAENA_COMPANY_NAME", "Bodega Doña Rosa S.A.C.".into()),
+            ("FAENA_COMPANY_ADDRESS", "Av. Los Próceres 123, Lima".into()),
+            ("SUNAT_SOL_USER", "MODDATOS".into()),
+            ("SUNAT_SOL_PASSWORD", "moddatos".into()),
+            ("SUNAT_CERT_PATH", cert.p12_path.display().to_string()),
+            ("SUNAT_CERT_PASSWORD", CERT_PASSWORD.into()),
+            ("SUNAT_ENDPOINT", sim.endpoint()),
+            ("FAENA_FILES_DIR", files.display().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let settings = faena_core::Settings::from_map(&vars)?;
+        let pool = faena_core::db::create_pool(&self.db.url, 4)?;
+        let broker = self.redis.broker.clone();
+        let worker = faena_worker::spawn(
+            broker.clone(),
+            faena_worker::Handlers::production(pool, broker, &settings),
+            faena_worker::WorkerConfig {
+                queues: vec![
+                    faena_core::QueueName::parse("sunat")?,
+                    faena_core::QueueName::default_queue(),
+                ],
+                concurrency: 4,
+                stop_timeout: Duration::from_secs(10),
+                upkeep_interval: Duration::from_millis(100),
+                heartbeat_interval: Duration::from_secs(1),
+                unknown_kind_grace: Duration::from_secs(900),
+            },
+        );
+        Ok(SunatWorker {
+            sim,
+            worker,
+            cert,
+            files,
+            _dir: dir,
+        })
+    }
+}
+
 pub async fn spawn_app_with(label: &str, redis_url: Option<&str>) -> anyhow::Result<TestApp> {
     let db = TestDb::new(label).await?;
     let redis = TestRedis::new(label)?;

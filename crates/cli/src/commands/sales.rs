@@ -60,6 +60,15 @@ fn parse_item(s: &str) -> Result<faena_shop::credit_notes::CreditItemInput, Stri
     })
 }
 
+/// Where credit notes take their series (the same settings as the api's).
+fn note_defaults(settings: &CliSettings) -> faena_shop::credit_notes::NoteDefaults {
+    faena_shop::credit_notes::NoteDefaults {
+        factura_series: settings.sunat.factura_note_series.clone(),
+        boleta_series: settings.sunat.boleta_note_series.clone(),
+        tz: settings.tz,
+    }
+}
+
 /// `faena sales ...`.
 pub(crate) async fn run(
     settings: &CliSettings,
@@ -197,6 +206,13 @@ pub(crate) async fn run(
                         _ => String::new(),
                     }
                 )?;
+                if let Some(n) = &c.credit_note {
+                    writeln!(
+                        out,
+                        "              con la nota de crédito {} ({})",
+                        n.number, n.status
+                    )?;
+                }
             } else if sale.is_cancelled {
                 writeln!(out, "anulada")?;
             }
@@ -279,11 +295,7 @@ pub(crate) async fn run(
                 description,
                 items,
             };
-            let defaults = credit_notes::NoteDefaults {
-                factura_series: settings.sunat.factura_note_series.clone(),
-                boleta_series: settings.sunat.boleta_note_series.clone(),
-                tz: settings.tz,
-            };
+            let defaults = note_defaults(settings);
             let made = match credit_notes::CreditRequest::parse(&input) {
                 Ok(req) => credit_notes::create(&mut conn, id, "cli", &req, &defaults).await,
                 Err(e) => Err(e),
@@ -309,7 +321,7 @@ pub(crate) async fn run(
             } else {
                 writeln!(
                     out,
-                    "nota de crédito {} de la venta {id}: {} {}, S/ {}; las unidades volvieron                      al stock y su envío a SUNAT está en cola",
+                    "nota de crédito {} de la venta {id}: {} {}, S/ {}; las unidades volvieron al stock y su envío a SUNAT está en cola",
                     note.number,
                     note.reason_code,
                     note.reason_label,
@@ -332,12 +344,28 @@ pub(crate) async fn run(
             let now = chrono::Utc::now();
             let today = now.with_timezone(&settings.tz).date_naive();
             let req = CancelRequest { reason };
-            match cancel::cancel(&mut conn, id, &Canceller::Operator, &req, now, today).await {
+            let notes = note_defaults(settings);
+            match cancel::cancel(
+                &mut conn,
+                id,
+                &Canceller::Operator,
+                &req,
+                now,
+                today,
+                &notes,
+            )
+            .await
+            {
                 Ok(c) => {
+                    let note = c
+                        .credit_note
+                        .as_ref()
+                        .map(|n| format!(" (nota de crédito {}, en cola para SUNAT)", n.number))
+                        .unwrap_or_default();
                     say(
                         out,
                         json,
-                        format!("venta {id} anulada: {}", c.sunat_label),
+                        format!("venta {id} anulada: {}{note}", c.sunat_label),
                         serde_json::to_value(&c)?,
                     )?;
                     Ok(exit::OK)

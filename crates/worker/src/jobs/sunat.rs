@@ -1,5 +1,6 @@
 //! The SUNAT jobs: `send_sale_to_sunat` (sign once, send, classify, retry what is temporary,
-//! store CDR, PDF and QR) and `retry_failed_sunat_sends` (beat's half-hourly sweep of ERROR sales).
+//! store CDR, PDF and QR) and `retry_failed_sunat_sends` (beat's half-hourly sweep of ERROR sales
+//! and credit notes).
 //!
 //! At most one send of a sale is in flight anywhere: the job holds the broker lock `sale:<id>`
 //! while it sends, and moves the sale to SENDING with a conditional update that records the
@@ -21,6 +22,7 @@ use faena_core::Settings;
 use faena_shop::files::{write_atomic, ReceiptFiles};
 use faena_shop::jobs::{RetryFailedSendsArgs, SendSaleArgs};
 use faena_shop::sales::{self, NewSubmission, NotSendable, SaleRow, SendResult, SunatStatus};
+use faena_shop::sendable::Sendable;
 use faena_shop::stores;
 use faena_sunat::document::{Company, Customer, CustomerDocType, DocumentType, Receipt};
 use faena_sunat::{printable, Client, Outcome, Ruc, Series, Signer, SunatConfig};
@@ -622,32 +624,32 @@ impl SunatJobs {
         Ok(receipt)
     }
 
+    /// Gives sales and credit notes in ERROR that a retry may fix a new round of retries.
     async fn retry_failed(&self, a: RetryFailedSendsArgs) -> Result<Value, JobError> {
         let limit = i64::from(a.limit.unwrap_or(50).clamp(1, 1000));
         let older = chrono::Duration::seconds(
             i64::try_from(a.older_than_secs.unwrap_or(3600)).unwrap_or(3600),
         );
         let mut conn = self.db.get().await.map_err(db_err)?;
-        // A sale refused at the SOL login is resent only once the settings differ.
+        // A document refused at the SOL login is resent only once the settings differ.
         let fingerprint = self.ready.as_ref().ok().map(|r| r.fingerprint.as_str());
-        let due = sales::failed_sales_to_retry(&mut conn, older, limit, fingerprint)
-            .await
-            .map_err(db_err)?;
-        let mut requeued = Vec::new();
+        let mut requeued: Vec<(Sendable, i64)> = Vec::new();
         let mut reqs = Vec::new();
-        for (id, _) in due {
-            if sales::requeue_failed(&mut conn, id).await.map_err(db_err)? {
-                requeued.push(id);
-                reqs.push(EnqueueRequest {
-                    kind: "send_sale_to_sunat".into(),
-                    args: json!({ "sale_id": id }),
-                    // One retry per sale per sweep, even if the sweep itself runs twice.
-                    idempotency_key: Some(format!(
-                        "retry-sunat:{id}:{}",
-                        Utc::now().timestamp() / 1800
-                    )),
-                    ..Default::default()
-                });
+        for doc in Sendable::ALL {
+            let due = doc
+                .failed_to_retry(&mut conn, older, limit, fingerprint)
+                .await
+                .map_err(db_err)?;
+            for id in due {
+                if doc.requeue_failed(&mut conn, id).await.map_err(db_err)? {
+                    requeued.push((doc, id));
+                    reqs.push(EnqueueRequest {
+                        kind: doc.job_kind().into(),
+                        args: doc.job_args(id),
+                        idempotency_key: Some(doc.retry_key(id, Utc::now())),
+                        ..Default::default()
+                    });
+                }
             }
         }
         if !reqs.is_empty() {
@@ -656,7 +658,21 @@ impl SunatJobs {
                 .await
                 .map_err(|e| JobError::Retry(anyhow::anyhow!("enqueue: {e}")))?;
         }
-        tracing::info!(count = requeued.len(), "re-enqueued sales in ERROR");
-        Ok(json!({ "requeued": requeued.len(), "sale_ids": requeued }))
+        let ids = |kind: Sendable| -> Vec<i64> {
+            requeued
+                .iter()
+                .filter(|(d, _)| *d == kind)
+                .map(|(_, id)| *id)
+                .collect()
+        };
+        let (sale_ids, note_ids) = (ids(Sendable::Sale), ids(Sendable::CreditNote));
+        tracing::info!(
+            sales = sale_ids.len(),
+            credit_notes = note_ids.len(),
+            "re-enqueued documents in ERROR"
+        );
+        Ok(json!({
+            "requeued": sale_ids.len(), "sale_ids": sale_ids, "credit_note_ids": note_ids,
+        }))
     }
 }
