@@ -16,6 +16,7 @@ pub mod insights;
 pub mod money;
 pub mod quantity;
 pub mod reports;
+pub mod resend;
 pub mod retention;
 pub mod sales;
 pub mod schema;

@@ -27,6 +27,7 @@ use crate::schema::{
     sunat_submissions,
 };
 use crate::sendable::Sendable;
+pub use crate::sendable::{SendResult, NOT_AUTO_RETRIED};
 use crate::states::ReservationStatus;
 pub use crate::states::SunatStatus;
 use crate::stock::{take_stock, BadLines, Fault, ProductTaxation, StockError, StockRequest, Taken};
@@ -108,7 +109,7 @@ impl SaleError {
                         .iter()
                         .position(|i| i.product_id == product_id)
                         .map_or_else(|| "items".to_owned(), |i| format!("items[{i}].quantity")),
-                    crate::shop::whole_units_message(product_id, &sku, &quantity),
+                    crate::stock::whole_units_message(product_id, &sku, &quantity),
                 ),
                 Fault::Short(s) => Self::InsufficientStock {
                     product_id: s.product_id,
@@ -1155,20 +1156,6 @@ pub async fn record_submission(
     Ok(())
 }
 
-/// The state a send leaves the sale in.
-#[derive(Debug, Clone, Default)]
-pub struct SendResult {
-    /// PENDING (a retry is due), ACCEPTED, REJECTED, ERROR or CONFLICT.
-    pub status: SunatStatus,
-    pub outcome: String,
-    pub code: Option<String>,
-    pub description: Option<String>,
-    pub notes: Vec<String>,
-    pub cdr_path: Option<String>,
-    pub pdf_path: Option<String>,
-    pub qr_path: Option<String>,
-}
-
 /// Leaves SENDING for the result's state, only under this attempt's `marker`
 /// ([`crate::sendable::Sendable::finish_send`]; a sale's unsure sends are in
 /// `sunat_submissions`). Returns whether it wrote.
@@ -1205,7 +1192,3 @@ pub async fn sent_unsure_before(
 
 /// Outcome classes after which SUNAT may hold the document without our knowing.
 pub const UNSURE: [&str; 2] = ["unknown", "in_process"];
-
-/// Outcome classes that a retry cannot fix without a person: the document must change, or it
-/// must go in a Resumen Diario (which the nightly build sends), or SUNAT refused that summary.
-pub const NOT_AUTO_RETRIED: [&str; 3] = ["document_error", "needs_summary", "summary_rejected"];

@@ -221,7 +221,7 @@ impl Sendable {
     }
 
     /// Rows in ERROR whose last attempt is older than `older_than`, not cancelled and not
-    /// needing a person ([`crate::sales::NOT_AUTO_RETRIED`]), oldest first, at most `limit`. A
+    /// needing a person ([`NOT_AUTO_RETRIED`]), oldest first, at most `limit`. A
     /// row whose last answer was a SOL login failure (`faena_sunat::outcome::CREDENTIAL_CODES`)
     /// is left out while `settings_fingerprint` (of the settings the sweep would send with) is
     /// the one that failure was recorded with, or unknown: the same login would fail again, and
@@ -249,7 +249,7 @@ impl Sendable {
         ))
         .bind::<Text, _>(SunatStatus::Error)
         .bind::<Timestamptz, _>(before)
-        .bind::<Array<Text>, _>(&crate::sales::NOT_AUTO_RETRIED[..])
+        .bind::<Array<Text>, _>(&NOT_AUTO_RETRIED[..])
         .bind::<Array<Text>, _>(&faena_sunat::outcome::CREDENTIAL_CODES[..])
         .bind::<Nullable<Text>, _>(settings_fingerprint)
         .bind::<BigInt, _>(limit)
@@ -278,35 +278,6 @@ impl Sendable {
         .execute(conn)
         .await?;
         Ok(n == 1)
-    }
-
-    /// Queues a send of row `id` through the outbox in a transaction of its own, recording the
-    /// job as the row's last (`sales::queue_send`, `credit_notes::queue_send`).
-    pub async fn queue_send(
-        self,
-        conn: &mut AsyncPgConnection,
-        id: i64,
-    ) -> Result<faena_core::TaskId, QueryError> {
-        match self {
-            Self::Sale => crate::sales::queue_send(conn, id, None)
-                .await
-                .map_err(|e| match e {
-                    crate::sales::SaleError::Db(q) => q,
-                    other => {
-                        tracing::error!(sale_id = id, error = %other, "cannot queue the sale's send");
-                        QueryError::Unavailable
-                    }
-                }),
-            Self::CreditNote => crate::credit_notes::queue_send(conn, id, None)
-                .await
-                .map_err(|e| match e {
-                    crate::credit_notes::CreditNoteError::Db(q) => q,
-                    other => {
-                        tracing::error!(credit_note_id = id, error = %other, "cannot queue the note's send");
-                        QueryError::Unavailable
-                    }
-                }),
-        }
     }
 }
 
@@ -458,7 +429,7 @@ impl Sendable {
         conn: &mut AsyncPgConnection,
         id: i64,
         marker: &str,
-        r: &crate::sales::SendResult,
+        r: &SendResult,
         unsure: Option<&str>,
     ) -> Result<bool, SendableError> {
         let s = self.spec();
@@ -502,3 +473,21 @@ impl Sendable {
         Ok(n == 1)
     }
 }
+
+/// The state a send leaves the sale in.
+#[derive(Debug, Clone, Default)]
+pub struct SendResult {
+    /// PENDING (a retry is due), ACCEPTED, REJECTED, ERROR or CONFLICT.
+    pub status: SunatStatus,
+    pub outcome: String,
+    pub code: Option<String>,
+    pub description: Option<String>,
+    pub notes: Vec<String>,
+    pub cdr_path: Option<String>,
+    pub pdf_path: Option<String>,
+    pub qr_path: Option<String>,
+}
+
+/// Outcome classes that a retry cannot fix without a person: the document must change, or it
+/// must go in a Resumen Diario (which the nightly build sends), or SUNAT refused that summary.
+pub const NOT_AUTO_RETRIED: [&str; 3] = ["document_error", "needs_summary", "summary_rejected"];

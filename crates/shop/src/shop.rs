@@ -1269,14 +1269,7 @@ fn refused(
     whole.unwrap_or(ShopError::InsufficientStock(shortages))
 }
 
-/// What to do about a quantity with decimals of a product sold in whole units.
-pub fn whole_units_message(product_id: i64, sku: &str, quantity: &Quantity) -> String {
-    format!(
-        "{quantity} has decimals, but product {product_id} ({sku}) is sold in whole units: give a \
-         whole quantity (decimals are for products with decimal_quantity, sold by weight or \
-         measure)"
-    )
-}
+pub use crate::stock::whole_units_message;
 
 /// A reservation with its items.
 pub async fn get_reservation(

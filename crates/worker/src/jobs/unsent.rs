@@ -116,7 +116,9 @@ async fn rescue_kind(
         .map_err(db_err)?
     {
         if !lives(conn, broker, s.task_id.as_deref()).await? {
-            let task = doc.queue_send(conn, s.id).await.map_err(db_err)?;
+            let task = faena_shop::resend::queue_send(doc, conn, s.id)
+                .await
+                .map_err(db_err)?;
             tracing::warn!(what, id = s.id, task_id = %task, "PENDING {what} had no live send job: queued one");
             done.queued.push(s.id);
         }
@@ -144,7 +146,7 @@ async fn rescue_kind(
                 "SENDING {what} had no attempt sending it (its worker died or its job ended without an outcome): back to PENDING");
             done.taken_back.push(s.id);
             if !lives(conn, broker, s.task_id.as_deref()).await? {
-                doc.queue_send(conn, s.id).await.map_err(db_err)?;
+                faena_shop::resend::queue_send(doc, conn, s.id).await.map_err(db_err)?;
                 done.queued.push(s.id);
             }
             Ok(())
