@@ -340,6 +340,15 @@ async fn faults(
     }))
 }
 
+/// What to do about a quantity with decimals of a product sold in whole units.
+pub fn whole_units_message(product_id: i64, sku: &str, quantity: &Quantity) -> String {
+    format!(
+        "{quantity} has decimals, but product {product_id} ({sku}) is sold in whole units: give a \
+         whole quantity (decimals are for products with decimal_quantity, sold by weight or \
+         measure)"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,13 +383,4 @@ mod tests {
             })
         );
     }
-}
-
-/// What to do about a quantity with decimals of a product sold in whole units.
-pub fn whole_units_message(product_id: i64, sku: &str, quantity: &Quantity) -> String {
-    format!(
-        "{quantity} has decimals, but product {product_id} ({sku}) is sold in whole units: give a \
-         whole quantity (decimals are for products with decimal_quantity, sold by weight or \
-         measure)"
-    )
 }

@@ -588,11 +588,7 @@ impl ClusterSet {
     /// cluster with `CLUSTER KEYSLOT`).
     pub async fn node_of(&self, key: &str) -> anyhow::Result<usize> {
         // (`first()` would be diesel's `RunQueryDsl::first` here.)
-        let first = self
-            .nodes
-            .iter()
-            .next()
-            .ok_or_else(|| anyhow::anyhow!("no node"))?;
+        let first = <[_]>::first(&self.nodes).ok_or_else(|| anyhow::anyhow!("no node"))?;
         let mut c = redis::Client::open(first.url().as_str())?
             .get_multiplexed_async_connection()
             .await?;
