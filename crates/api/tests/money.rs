@@ -42,7 +42,10 @@ async fn money_has_two_decimals_in_every_answer_and_in_csv() -> anyhow::Result<(
     // A product stored free before prices had to be above zero: PostgreSQL's 0.00 has no scale.
     common::sql(
         &app.db,
-        "INSERT INTO products (sku, name, unit_price, stock) VALUES ('OLD', 'old', 0.00, 1)",
+        "WITH p AS (INSERT INTO products (sku, name, unit_price) VALUES ('OLD', 'old', 0.00) \
+         RETURNING id, decimal_quantity) \
+         INSERT INTO product_stock (product_id, store_id, decimal_quantity, quantity) \
+         SELECT p.id, s.id, p.decimal_quantity, 1 FROM p, stores s WHERE s.establishment_code = '0000'",
     )
     .await?;
     let (_, list) = app.get("/api/products").await?;

@@ -339,7 +339,10 @@ async fn a_sale_of_a_product_without_a_price_is_refused_in_our_words() -> anyhow
     // Stored before prices had to be above zero (its sale answered 503 with PostgreSQL's text).
     common::sql(
         &app.db,
-        "INSERT INTO products (sku, name, unit_price, stock) VALUES ('REGALO', 'Regalo', 0.00, 5)",
+        "WITH p AS (INSERT INTO products (sku, name, unit_price) VALUES ('REGALO', 'Regalo', 0.00) \
+         RETURNING id, decimal_quantity) \
+         INSERT INTO product_stock (product_id, store_id, decimal_quantity, quantity) \
+         SELECT p.id, s.id, p.decimal_quantity, 5 FROM p, stores s WHERE s.establishment_code = '0000'",
     )
     .await?;
     let free = product_id(&app, "REGALO").await?;

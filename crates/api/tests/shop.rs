@@ -500,7 +500,10 @@ async fn a_product_cannot_be_free() -> anyhow::Result<()> {
     // One stored before the rule can be renamed, and priced.
     common::sql(
         &app.db,
-        "INSERT INTO products (sku, name, unit_price, stock) VALUES ('OLD', 'old', 0.00, 1)",
+        "WITH p AS (INSERT INTO products (sku, name, unit_price) VALUES ('OLD', 'old', 0.00) \
+         RETURNING id, decimal_quantity) \
+         INSERT INTO product_stock (product_id, store_id, decimal_quantity, quantity) \
+         SELECT p.id, s.id, p.decimal_quantity, 1 FROM p, stores s WHERE s.establishment_code = '0000'",
     )
     .await?;
     let (_, list) = app.get("/api/products").await?;

@@ -419,6 +419,15 @@ async fn refresh_starts_the_fan_out_and_a_worker_completes_it() -> anyhow::Resul
     let app = spawn_app("stores_refresh").await?;
     let lima = add_store(&app, "lima", "0001", 2).await?;
     let pid = product(&app).await?;
+    // Stock is per store: Lima gets its own.
+    common::sql(
+        &app.db,
+        &format!(
+            "INSERT INTO product_stock (product_id, store_id, decimal_quantity, quantity) \
+             SELECT id, {lima}, decimal_quantity, 10 FROM products WHERE id = {pid}"
+        ),
+    )
+    .await?;
     let (s, b) = app
         .post(
             "/api/sales",
