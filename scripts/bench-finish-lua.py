@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Redis's own time for finish.lua per outcome (docs/benchmarks.md, fifth session).
 
-Usage: scripts/bench-finish-lua.py PORT ROUNDS NAME=FILE [NAME=FILE ...]
+Usage: scripts/bench-finish-lua.py PORT ROUNDS NAME=FILE[@8] [NAME=FILE[@8] ...]
+`@8`: the script takes 8 values per outcome (the job's kind and latency bucket after the 6 of
+before; since the sixth session), otherwise 6.
 Each FILE is a whole finish script as the broker sends it (for today's tree:
 `cat crates/broker/src/lua/{workflow,history,finish}.lua > /tmp/new.lua`; for an older commit,
 `git show REV:crates/broker/src/lua/finish.lua`). Needs a redis-server of its own on PORT (it is
@@ -17,6 +19,7 @@ import redis
 N, BATCH = 60000, 50
 port, rounds = int(sys.argv[1]), int(sys.argv[2])
 variants = [a.split("=", 1) for a in sys.argv[3:]]
+variants = [(name, path.split("@")[0], path.endswith("@8")) for name, path in variants]
 r = redis.Redis(port=port)
 kp = "{bench:q:default}:"
 keys = [kp + k for k in ("leased", "scheduled", "dead", "stats", "pending")]
@@ -37,9 +40,9 @@ def setup():
     p.execute()
 
 
-results = {name: [] for name, _ in variants}
+results = {name: [] for name, _, _ in variants}
 for _ in range(rounds):
-    for name, path in variants:
+    for name, path, eight in variants:
         sha = r.script_load(open(path).read())
         setup()
         r.config_resetstat()
@@ -48,6 +51,8 @@ for _ in range(rounds):
             args = [now, 3600, 86400, kp]
             for i in range(s, min(N, s + BATCH)):
                 args += [str(10**15 + i), i + 1, "S", "null", "", 0]
+                if eight:
+                    args += ["noop", 49]
             out = r.evalsha(sha, len(keys), *keys, *args)
             assert int(out[0]) == min(N, s + BATCH) - s, out
         results[name].append(r.info("commandstats")["cmdstat_evalsha"]["usec"] / N)

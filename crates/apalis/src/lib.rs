@@ -136,6 +136,7 @@ const META_QUEUE: &str = "faena.queue";
 const META_ATTEMPT: &str = "faena.attempt";
 const META_MAX_ATTEMPTS: &str = "faena.max_attempts";
 const META_ENQUEUED_AT: &str = "faena.enqueued_at_ms";
+const META_LATENCY: &str = "faena.latency_ms";
 const META_ERROR: &str = "faena.error";
 const META_ERROR_CLASS: &str = "faena.error_class";
 const META_RESULT: &str = "faena.result";
@@ -171,12 +172,24 @@ pub struct FaenaJob {
     pub max_attempts: u32,
     /// When the job was enqueued (ms since the epoch).
     pub enqueued_at_ms: i64,
+    /// Its enqueue-to-start latency (ms), as [`LeasedJob::latency_ms`].
+    #[serde(default)]
+    pub latency_ms: u64,
 }
 
 impl FaenaJob {
     /// True when a failure of this attempt makes the job DEAD.
     pub fn is_last_attempt(&self) -> bool {
         self.attempt >= self.max_attempts
+    }
+
+    /// This attempt's outcome, to record.
+    fn outcome(&self, kind: OutcomeKind) -> Outcome {
+        let lease = Lease {
+            id: self.id,
+            token: self.token,
+        };
+        Outcome::of(lease, &self.kind, self.latency_ms, kind)
     }
 }
 
@@ -190,6 +203,7 @@ impl From<&LeasedJob> for FaenaJob {
             attempt: j.attempt,
             max_attempts: j.max_attempts,
             enqueued_at_ms: j.enqueued_at_ms,
+            latency_ms: j.latency_ms,
         }
     }
 }
@@ -218,6 +232,8 @@ impl Metadata for FaenaJob {
             attempt: u32::try_from(num(META_ATTEMPT)?).map_err(|_| MissingFaenaJob)?,
             max_attempts: u32::try_from(num(META_MAX_ATTEMPTS)?).map_err(|_| MissingFaenaJob)?,
             enqueued_at_ms: num(META_ENQUEUED_AT)?,
+            // Absent in metadata written before it existed: no latency.
+            latency_ms: num(META_LATENCY).map_or(0, |ms| u64::try_from(ms).unwrap_or(0)),
         })
     }
 
@@ -229,6 +245,7 @@ impl Metadata for FaenaJob {
         store.replace(META_ATTEMPT, self.attempt.to_string());
         store.replace(META_MAX_ATTEMPTS, self.max_attempts.to_string());
         store.replace(META_ENQUEUED_AT, self.enqueued_at_ms.to_string());
+        store.replace(META_LATENCY, self.latency_ms.to_string());
         Ok(())
     }
 }
@@ -586,11 +603,12 @@ fn undecodable(job: &LeasedJob, error: String) -> Outcome {
         error,
         class: ErrorClass::Decode,
     };
-    Outcome {
-        id: job.id,
-        token: job.token,
-        kind: consume::decide_outcome(None, job.attempt, job.max_attempts, end),
-    }
+    job.outcome(consume::decide_outcome(
+        None,
+        job.attempt,
+        job.max_attempts,
+        end,
+    ))
 }
 
 /// Builds the apalis task of a leased job, or the DEAD outcome of a job whose args cannot be used.
@@ -888,13 +906,7 @@ where
                     Ok(r) => r.map_err(Into::into),
                 };
             let kind = outcome_of(&job, spec, &res);
-            shared
-                .record(vec![Outcome {
-                    id: job.id,
-                    token: job.token,
-                    kind,
-                }])
-                .await;
+            shared.record(vec![job.outcome(kind)]).await;
             res
         })
     }

@@ -21,7 +21,7 @@ use apalis_core::task::status::Status;
 use apalis_core::task::task_id::TaskId as ApalisTaskId;
 use apalis_core::worker::builder::WorkerBuilder;
 use faena_apalis::{FaenaBackend, FaenaConfig, FaenaJob};
-use faena_broker::{Broker, Fetch, Outcome, OutcomeKind, TaskState, WorkerRegistration};
+use faena_broker::{Broker, Fetch, OutcomeKind, TaskState, WorkerRegistration};
 use faena_core::jobs::EnqueueRequest;
 use faena_core::QueueName;
 use faena_testkit::{wait_for, TestRedis};
@@ -406,14 +406,10 @@ async fn listing_and_metrics_report_the_queue() -> anyhow::Result<()> {
     broker
         .finish(
             &queue,
-            &[Outcome {
-                id: dead_id,
-                token: doomed[0].token,
-                kind: OutcomeKind::Dead {
-                    error: "broken".into(),
-                    class: faena_core::jobs::ErrorClass::Permanent,
-                },
-            }],
+            &[doomed[0].outcome(OutcomeKind::Dead {
+                error: "broken".into(),
+                class: faena_core::jobs::ErrorClass::Permanent,
+            })],
         )
         .await?;
     let here = WorkerRegistration::new(vec![queue.clone()], 4);

@@ -69,10 +69,8 @@ async fn run_batch(
     let done: Vec<Outcome> = jobs
         .iter()
         .zip(outcomes)
-        .map(|(j, code)| Outcome {
-            id: j.id,
-            token: j.token,
-            kind: match code {
+        .map(|(j, code)| {
+            j.outcome(match code {
                 'S' => OutcomeKind::Succeeded {
                     result: "null".into(),
                 },
@@ -85,7 +83,7 @@ async fn run_batch(
                     error: "boom".into(),
                     class: ErrorClass::Permanent,
                 },
-            },
+            })
         })
         .collect();
     let report = broker.finish(queue, &done).await?;
@@ -331,10 +329,8 @@ async fn a_week_of_one_busy_queue_stays_under_the_documented_bound() -> anyhow::
         let done: Vec<Outcome> = jobs
             .iter()
             .zip([0, 1, 2, 3])
-            .map(|(j, i)| Outcome {
-                id: j.id,
-                token: j.token,
-                kind: match i {
+            .map(|(j, i)| {
+                j.outcome(match i {
                     0 | 1 => OutcomeKind::Succeeded {
                         result: "null".into(),
                     },
@@ -347,7 +343,7 @@ async fn a_week_of_one_busy_queue_stays_under_the_documented_bound() -> anyhow::
                         error: "boom".into(),
                         class: ErrorClass::Permanent,
                     },
-                },
+                })
             })
             .collect();
         broker.finish(&queue, &done).await?;

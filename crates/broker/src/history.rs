@@ -20,8 +20,15 @@ pub const RETENTION: chrono::Duration = chrono::Duration::days(7);
 /// The most minutes one query may read (the retention, plus the minute being written).
 pub const MAX_MINUTES: i64 = 7 * 24 * 60 + 1;
 
-/// The latency buckets per octave (`history.lua`: `floor(4 * log2(ms + 1))`).
+/// The latency buckets per octave (`floor(4 * log2(ms + 1))`).
 const BUCKETS_PER_OCTAVE: f64 = 4.0;
+
+/// The history's bucket of an enqueue-to-start latency of `ms` milliseconds: a quarter of an
+/// octave, `floor(4 * log2(ms + 1))`. The worker computes it when it leases a job and sends it with
+/// the outcome (`history.lua` counts it), so the broker's finish script does no arithmetic for it.
+pub fn latency_bucket(ms: u64) -> u32 {
+    (BUCKETS_PER_OCTAVE * ((ms + 1) as f64).log2()).floor() as u32
+}
 
 /// The largest latency (ms) bucket `b` holds: bucket b holds `ms` with
 /// `b <= 4 * log2(ms + 1) < b + 1`, so every value in it is below `2^((b+1)/4) - 1`.
@@ -226,15 +233,10 @@ impl Broker {
 mod tests {
     use super::*;
 
-    /// The bucket `history.lua` computes for `ms`.
-    fn bucket_of(ms: u64) -> u32 {
-        (BUCKETS_PER_OCTAVE * ((ms + 1) as f64).log2()).floor() as u32
-    }
-
     #[test]
     fn a_bucket_bound_holds_every_latency_of_the_bucket_within_a_fifth() {
         for ms in [0u64, 1, 2, 3, 7, 10, 99, 100, 1000, 4321, 60_000, 3_600_000] {
-            let upper = bucket_upper_ms(bucket_of(ms));
+            let upper = bucket_upper_ms(latency_bucket(ms));
             assert!(upper >= ms, "{ms} ms is above its bucket's bound {upper}");
             assert!(
                 (upper as f64) <= (ms as f64) * 1.19 + 1.0,

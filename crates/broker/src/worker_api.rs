@@ -57,6 +57,9 @@ pub struct LeasedJob {
     pub max_attempts: u32,
     /// When it was enqueued (ms since the epoch).
     pub enqueued_at_ms: i64,
+    /// Its enqueue-to-start latency (ms): from when it became due (enqueued, or its `next_run_at`
+    /// for a delayed job or a retry) to this lease, on the worker's clock (never negative).
+    pub latency_ms: u64,
 }
 
 /// The answer of a fetch.
@@ -88,13 +91,18 @@ pub enum OutcomeKind {
     },
 }
 
-/// The outcome of one attempt of one job.
+/// The outcome of one attempt of one job. Made by [`LeasedJob::outcome`], which carries what the
+/// queue's history counts it under.
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub id: TaskId,
     /// The token of the lease the attempt ran under; a stale one is not recorded.
     pub token: LeaseToken,
     pub kind: OutcomeKind,
+    /// The job's kind, as its lease had it (the history's per-kind counters).
+    pub job_kind: String,
+    /// The history's latency bucket of the attempt ([`crate::history::latency_bucket`]).
+    pub latency_bucket: u32,
 }
 
 /// What [`Broker::finish`] recorded.
@@ -114,6 +122,25 @@ impl LeasedJob {
         Lease {
             id: self.id,
             token: self.token,
+        }
+    }
+
+    /// This attempt's outcome, to give [`Broker::finish`].
+    pub fn outcome(&self, kind: OutcomeKind) -> Outcome {
+        Outcome::of(self.lease(), &self.kind, self.latency_ms, kind)
+    }
+}
+
+impl Outcome {
+    /// The outcome `kind` of the attempt holding `lease` of a job of `job_kind` that started
+    /// `latency_ms` after it was due (the facts its [`LeasedJob`] has).
+    pub fn of(lease: Lease, job_kind: &str, latency_ms: u64, kind: OutcomeKind) -> Self {
+        Self {
+            id: lease.id,
+            token: lease.token,
+            kind,
+            job_kind: job_kind.to_owned(),
+            latency_bucket: crate::history::latency_bucket(latency_ms),
         }
     }
 }
@@ -207,12 +234,12 @@ impl Broker {
             _ => {}
         }
         let flat: Vec<redis::Value> = redis::from_redis_value(reply)?;
-        let mut jobs = Vec::with_capacity(flat.len() / 7);
+        let mut jobs = Vec::with_capacity(flat.len() / 8);
         let text = |v: &redis::Value| -> String {
             redis::from_redis_value_ref::<String>(v).unwrap_or_default()
         };
         let num = |v: &redis::Value| -> i64 { redis::from_redis_value_ref::<i64>(v).unwrap_or(0) };
-        for c in flat.chunks_exact(7) {
+        for c in flat.chunks_exact(8) {
             let raw = text(&c[0]);
             let Ok(id) = TaskId::parse(&raw) else {
                 // Only an enqueue writes ids; one that does not parse is foreign data. Its lease
@@ -229,6 +256,9 @@ impl Broker {
                 max_attempts: num(&c[4]) as u32,
                 enqueued_at_ms: num(&c[5]),
                 token: LeaseToken(num(&c[6]) as u64),
+                // Started at `now` (fetch.lua writes it as started_at); due at the later of
+                // enqueued_at and next_run_at.
+                latency_ms: (now - num(&c[5]).max(num(&c[7]))).max(0) as u64,
             });
         }
         Ok(Fetch::Jobs(jobs))
@@ -305,7 +335,9 @@ impl Broker {
                 .arg(code)
                 .arg(text)
                 .arg(class)
-                .arg(at);
+                .arg(at)
+                .arg(&o.job_kind)
+                .arg(o.latency_bucket);
         }
         let mut conn = self.conn().await?;
         let reply: Vec<String> = if self.cfg.min_replicas == 0 {

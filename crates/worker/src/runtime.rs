@@ -413,7 +413,7 @@ async fn fetcher(shared: Arc<Shared>, q: QueueName, acks: mpsc::UnboundedSender<
 /// Runs one attempt and decides its outcome.
 async fn execute(shared: &Shared, job: LeasedJob) -> Outcome {
     let span = info_span!("job", task_id = %job.id, kind = %job.kind, queue = %job.queue, attempt = job.attempt);
-    let (id, token) = (job.id, job.token);
+    let (lease, latency_ms) = (job.lease(), job.latency_ms);
     let (kind_name, queue) = (job.kind.clone(), job.queue.clone());
     let started = std::time::Instant::now();
     let mut trace = AttemptTrace::start(&job);
@@ -426,7 +426,7 @@ async fn execute(shared: &Shared, job: LeasedJob) -> Outcome {
     };
     trace.ended(label);
     faena_core::metrics::job_finished(&kind_name, queue.as_str(), label, started.elapsed());
-    Outcome { id, token, kind }
+    Outcome::of(lease, &kind_name, latency_ms, kind)
 }
 
 /// The life of one attempt as log events of target `faena::attempt` at debug level: `attempt

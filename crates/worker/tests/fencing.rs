@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use faena_broker::{Broker, Fetch, Outcome, OutcomeKind, TaskState};
+use faena_broker::{Broker, Fetch, OutcomeKind, TaskState};
 use faena_core::jobs::{EnqueueRequest, SleepArgs};
 use faena_core::{QueueName, TaskId};
 use faena_testkit::{wait_for, TestRedis};
@@ -144,24 +144,16 @@ async fn a_stale_attempt_can_neither_finish_renew_nor_give_back() -> anyhow::Res
 
     // A wakes up: its renewal is refused, its success and its failure are ignored, its give-back too.
     assert_eq!(r.broker.renew(&q, &[a.lease()]).await?, vec![id]);
-    let success = Outcome {
-        id,
-        token: a.token,
-        kind: OutcomeKind::Succeeded {
-            result: "\"from A\"".into(),
-        },
-    };
+    let success = a.outcome(OutcomeKind::Succeeded {
+        result: "\"from A\"".into(),
+    });
     let report = r.broker.finish(&q, &[success]).await?;
     assert_eq!(report.succeeded, 0);
     assert_eq!(report.stale, vec![(id, Some(b.token))]);
-    let failure = Outcome {
-        id,
-        token: a.token,
-        kind: OutcomeKind::Dead {
-            error: "A gave up".into(),
-            class: faena_core::jobs::ErrorClass::Permanent,
-        },
-    };
+    let failure = a.outcome(OutcomeKind::Dead {
+        error: "A gave up".into(),
+        class: faena_core::jobs::ErrorClass::Permanent,
+    });
     assert_eq!(r.broker.finish(&q, &[failure]).await?.stale.len(), 1);
     assert_eq!(r.broker.release(&q, "worker-a", &[a.lease()]).await?, 0);
     let rec = record(&r.broker, &id).await?;
@@ -174,13 +166,9 @@ async fn a_stale_attempt_can_neither_finish_renew_nor_give_back() -> anyhow::Res
 
     // B's attempt is the live one.
     assert!(r.broker.renew(&q, &[b.lease()]).await?.is_empty());
-    let done = Outcome {
-        id,
-        token: b.token,
-        kind: OutcomeKind::Succeeded {
-            result: "\"from B\"".into(),
-        },
-    };
+    let done = b.outcome(OutcomeKind::Succeeded {
+        result: "\"from B\"".into(),
+    });
     assert_eq!(r.broker.finish(&q, &[done]).await?.succeeded, 1);
     let rec = record(&r.broker, &id).await?;
     assert_eq!(rec.state, TaskState::Succeeded);
@@ -232,13 +220,9 @@ async fn a_worker_whose_lease_was_taken_stops_that_job_without_acknowledging() -
             .await?;
             let rec = record(&r.broker, &id).await?;
             assert_eq!((rec.state, rec.attempts), (TaskState::Running, 2));
-            let done = Outcome {
-                id,
-                token: thief.token,
-                kind: OutcomeKind::Succeeded {
-                    result: "\"thief\"".into(),
-                },
-            };
+            let done = thief.outcome(OutcomeKind::Succeeded {
+                result: "\"thief\"".into(),
+            });
             assert_eq!(r.broker.finish(&q, &[done]).await?.succeeded, 1);
             let rec = record(&r.broker, &id).await?;
             assert_eq!(rec.result, Some(json!("thief")));

@@ -6,8 +6,9 @@
 -- KEYS[5] stats hash
 -- ARGV[1] now (ms, the caller's clock: started_at), ARGV[2] lease (ms; the deadline is on Redis's clock,
 -- like every lease deadline, so the hosts' clocks never decide a lease), ARGV[3] N, ARGV[4] worker id, ARGV[5] key prefix of the queue
--- Returns 'PAUSED', or 7 values per leased job: id, kind, args, attempts (this one included),
--- max_attempts, enqueued_at, token
+-- Returns 'PAUSED', or 8 values per leased job: id, kind, args, attempts (this one included),
+-- max_attempts, enqueued_at, token, next_run_at (when a delayed job or a retry became due; '' for
+-- none: the worker's history latency starts at the later of the two)
 if redis.call('EXISTS', KEYS[4]) == 1 then
   local parked = redis.call('LRANGE', KEYS[3], 0, -1)
   for i = #parked, 1, -1 do redis.call('LPUSH', KEYS[1], parked[i]) end
@@ -28,7 +29,8 @@ local token = redis.call('HINCRBY', KEYS[5], 'lease_seq', #ids) - #ids
 local out = {}
 for _, id in ipairs(ids) do
   local rk = kp .. 't:' .. id
-  local v = redis.call('HMGET', rk, 'state', 'kind', 'args', 'attempts', 'max_attempts', 'enqueued_at')
+  local v = redis.call('HMGET', rk, 'state', 'kind', 'args', 'attempts', 'max_attempts', 'enqueued_at',
+    'next_run_at')
   -- A cancelled job, or one whose record is gone, is dropped here: cancel never scans the list.
   -- (A record without attempts is foreign or half-written: dropped too, never a failed script.)
   if v[1] == 'PENDING' and tonumber(v[4]) then
@@ -39,6 +41,7 @@ for _, id in ipairs(ids) do
     redis.call('ZADD', KEYS[2], deadline, id)
     out[#out+1] = id; out[#out+1] = v[2]; out[#out+1] = v[3]
     out[#out+1] = attempts; out[#out+1] = v[5]; out[#out+1] = v[6]; out[#out+1] = token
+    out[#out+1] = v[7] or ''
   elseif v[1] == 'CANCELLED' then
     -- The id has left the pending list: a retry must push it again.
     redis.call('HSET', rk, 'queued', '')

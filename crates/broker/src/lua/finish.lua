@@ -1,7 +1,8 @@
 -- Record the outcomes of a batch of attempts.
 -- KEYS[1] leased zset, KEYS[2] scheduled zset, KEYS[3] dead zset, KEYS[4] stats hash, KEYS[5] pending list
 -- ARGV[1] now (ms), ARGV[2] result ttl (s), ARGV[3] dead ttl (s), ARGV[4] key prefix of the queue,
--- then 6 values per outcome: id, token, code, text, class, at (ms)
+-- then 8 values per outcome: id, token, code, text, class, at (ms), the job's kind and its
+-- enqueue-to-start latency bucket (history.lua; '' for none), both as the worker's lease had them
 --   code S = succeeded (text = result), R = retry at `at`, D = dead, Z = snooze until `at` (attempt given back)
 -- Fencing: an outcome applies only when its token is the record's, i.e. it comes from the job's latest
 -- lease. A stale one (a paused worker whose job was leased again) changes nothing and is counted
@@ -15,13 +16,11 @@ local now, rttl, dttl, kp = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local s, r, d = 0, 0, 0
 local stale = {}
 local wfq = {} -- tasks of a workflow that reached a final state (workflows block below)
-for i = 5, #ARGV, 6 do
+for i = 5, #ARGV, 8 do
   local id, token, code, text, class, at = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], ARGV[i+4], ARGV[i+5]
   local rk = kp .. 't:' .. id
-  -- token, state, workflow, then what history.lua notes: kind, enqueued_at, next_run_at,
-  -- started_at (one read per outcome).
-  local v = redis.call('HMGET', rk, 'token', 'state', 'wf', 'kind', 'enqueued_at', 'next_run_at',
-    'started_at')
+  -- token, state, workflow (one read per outcome; history's kind and latency come with the outcome)
+  local v = redis.call('HMGET', rk, 'token', 'state', 'wf')
   if v[1] ~= token then
     stale[#stale+1] = id; stale[#stale+1] = v[1] or ''
   else
@@ -30,7 +29,7 @@ for i = 5, #ARGV, 6 do
     if code == 'S' then
       if st == 'RUNNING' or st == 'PENDING' or st == 'SCHEDULED' then
         if st == 'SCHEDULED' then redis.call('ZREM', KEYS[2], id) end
-        history_note(v[4], v[5], v[6], v[7], 'S', true) -- history (issue 18)
+        history_note(ARGV[i+6], 'S', tonumber(ARGV[i+7])) -- history (issue 18)
         -- An empty next_run_at reads as "none" (cheaper than an HDEL).
         redis.call('HSET', rk, 'state', 'SUCCEEDED', 'finished_at', now, 'result', text, 'next_run_at', '')
         redis.call('EXPIRE', rk, rttl)
@@ -39,7 +38,7 @@ for i = 5, #ARGV, 6 do
       end
     elseif held == 1 then
       if code == 'R' then
-        history_note(v[4], v[5], v[6], v[7], 'R', true) -- history (issue 18)
+        history_note(ARGV[i+6], 'R', tonumber(ARGV[i+7])) -- history (issue 18)
         local h = attempt_fields(rk)
         redis.call('HSET', rk, 'state', 'SCHEDULED', 'next_run_at', at, 'error', text, 'error_class', class,
           'at:' .. token, attempt_entry(h, 'R', now, class, text))
@@ -50,7 +49,7 @@ for i = 5, #ARGV, 6 do
         redis.call('HINCRBY', rk, 'attempts', -1)
         redis.call('ZADD', KEYS[2], at, id)
       else
-        history_note(v[4], v[5], v[6], v[7], 'D', true) -- history (issue 18)
+        history_note(ARGV[i+6], 'D', tonumber(ARGV[i+7])) -- history (issue 18)
         local h = attempt_fields(rk)
         redis.call('HSET', rk, 'state', 'DEAD', 'finished_at', now, 'error', text, 'error_class', class, 'next_run_at', '',
           'at:' .. token, attempt_entry(h, 'D', now, class, text))

@@ -8,13 +8,15 @@
 -- distinct field, one EXPIRE), so a batch of a thousand outcomes of one kind costs a handful of writes.
 -- Each hash lives 7 days and 1 hour.
 local HISTORY_TTL = 608400
-local LN2 = math.log(2)
 -- kind -> {succeeded, failed, retried, dead, {latency bucket -> count}}
 local history = {}
 -- Notes the outcome `code` of an attempt of `kind`: S succeeded, R retried (failed), D dead
--- (failed). With `latency`, also its enqueue-to-start time: `started` minus when it became due
--- (`enq`, or `nra` for a delayed job or a retry), all in ms as the record holds them.
-local function history_note(kind, enq, nra, started, code, latency)
+-- (failed). With `bucket` (a number), also its enqueue-to-start latency bucket. The worker computes
+-- the bucket when it leases the job (`LeasedJob::latency_bucket`: started_at minus when the job
+-- became due, its enqueued_at or its next_run_at for a delayed job or a retry) and sends it with
+-- the outcome, so finish reads no time of the record; an attempt whose lease expired (maintain) has
+-- no latency noted.
+local function history_note(kind, code, bucket)
   kind = kind or '?'
   local c = history[kind]
   if not c then c = {0, 0, 0, 0, {}}; history[kind] = c end
@@ -24,15 +26,9 @@ local function history_note(kind, enq, nra, started, code, latency)
     c[2] = c[2] + 1
     if code == 'R' then c[3] = c[3] + 1 else c[4] = c[4] + 1 end
   end
-  if latency then
-    local st = tonumber(started)
-    if st then
-      local ms = st - math.max(tonumber(enq) or 0, tonumber(nra) or 0)
-      if ms < 0 then ms = 0 end
-      local b = math.floor(4 * math.log(ms + 1) / LN2)
-      local l = c[5]
-      l[b] = (l[b] or 0) + 1
-    end
+  if bucket then
+    local l = c[5]
+    l[bucket] = (l[bucket] or 0) + 1
   end
 end
 -- The record's fields an attempt's entry needs: {kind, enqueued_at, next_run_at, started_at, worker,
