@@ -1276,16 +1276,6 @@ pub async fn get_reservation(
     conn: &mut AsyncPgConnection,
     id: i64,
 ) -> Result<ReservationView, ShopError> {
-    let row: ReservationRow = reservations::table
-        .find(id)
-        .select(ReservationRow::as_select())
-        .first(conn)
-        .await
-        .optional()?
-        .ok_or(ShopError::NotFound {
-            what: "reservation",
-            id,
-        })?;
     type ItemRow = (
         i64,
         String,
@@ -1295,7 +1285,10 @@ pub async fn get_reservation(
         Option<BigDecimal>,
         Option<BigDecimal>,
     );
-    let rows: Vec<ItemRow> = reservation_items::table
+    let reservation = reservations::table
+        .find(id)
+        .select(ReservationRow::as_select());
+    let items = reservation_items::table
         .inner_join(products::table)
         .filter(reservation_items::reservation_id.eq(id))
         .order(reservation_items::product_id)
@@ -1307,9 +1300,17 @@ pub async fn get_reservation(
             reservation_items::free,
             reservation_items::discount_percent,
             reservation_items::discount_amount,
-        ))
-        .load(conn)
-        .await?;
+        ));
+    // Both reads pipelined on the connection: one round trip (a checkout answers with this).
+    let shared: &AsyncPgConnection = conn;
+    let (row, rows): (Option<ReservationRow>, Vec<ItemRow>) = futures::try_join!(
+        async { reservation.first(&mut { shared }).await.optional() },
+        items.load(&mut { shared }),
+    )?;
+    let row = row.ok_or(ShopError::NotFound {
+        what: "reservation",
+        id,
+    })?;
     let mut items = Vec::with_capacity(rows.len());
     for (product_id, sku, quantity, unit_code, free, percent, amount) in rows {
         // Stored by a checkout, so above 0 with at most 3 decimals (`NUMERIC(13, 3)`).
