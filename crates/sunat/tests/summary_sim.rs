@@ -401,14 +401,15 @@ async fn a_1079_credit_note_of_a_boleta_reaches_sunat_in_a_resumen_diario() {
         .await
         .expect("ticket");
     let TicketStatus::Done {
-        status_code,
-        cdr,
-        ..
+        status_code, cdr, ..
     } = client.get_status(&ticket).await.expect("getStatus")
     else {
         panic!("no pending polls were asked for");
     };
-    assert_eq!((status_code.as_str(), cdr.response_code.as_str()), ("0", "0"));
+    assert_eq!(
+        (status_code.as_str(), cdr.response_code.as_str()),
+        ("0", "0")
+    );
     assert!(
         cdr.notes.iter().any(|n| n.starts_with("4028")),
         "{:?}",

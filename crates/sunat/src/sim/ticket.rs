@@ -453,7 +453,7 @@ fn check_daily(
             return Err(("0305", format!("La linea de {doc_id} no tiene TotalAmount")));
         };
         let total: BigDecimal = match total_node.text().map(str::trim).map(str::parse::<BigDecimal>) {
-            Some(Ok(t)) if t >= BigDecimal::from(0) => t,
+            Some(Ok(t)) if t.sign() != bigdecimal::num_bigint::Sign::Minus => t,
             _ => {
                 return Err((
                     "2251",
