@@ -111,11 +111,7 @@ impl Application {
                 login_max_failures: settings.auth.login_max_failures,
                 login_max_failures_per_address: settings.auth.login_max_failures_per_address,
                 cors_origins: settings.cors_origins.clone(),
-                note_defaults: faena_shop::credit_notes::NoteDefaults {
-                    factura_series: settings.sunat.factura_note_series.clone(),
-                    boleta_series: settings.sunat.boleta_note_series.clone(),
-                    tz: settings.tz,
-                },
+                note_defaults: faena_shop::credit_notes::NoteDefaults { tz: settings.tz },
                 files_dir: settings.files_dir.clone(),
                 sale_defaults: faena_shop::sales::SaleDefaults {
                     boleta_series: settings.sunat.boleta_series.clone(),
@@ -144,16 +140,25 @@ impl Application {
 }
 
 /// Applies `FAENA_BOLETA_SERIES` / `FAENA_FACTURA_SERIES` to the main store while it has issued
-/// nothing of that type, and says what it did (`docs/decisions.md`).
+/// nothing of that type, and `FAENA_BOLETA_NOTE_SERIES` / `FAENA_FACTURA_NOTE_SERIES` while it
+/// has issued no credit note of that type, and says what it did (`docs/decisions.md`).
 async fn adopt_series_settings(db: &PgPool, settings: &Settings) -> anyhow::Result<()> {
     use faena_shop::stores::SeriesSetting;
     let mut conn = db.get().await?;
-    let done = faena_shop::stores::adopt_series_settings(
+    let mut done = faena_shop::stores::adopt_series_settings(
         &mut conn,
         &settings.sunat.boleta_series,
         &settings.sunat.factura_series,
     )
     .await?;
+    done.extend(
+        faena_shop::stores::adopt_note_series_settings(
+            &mut conn,
+            &settings.sunat.boleta_note_series,
+            &settings.sunat.factura_note_series,
+        )
+        .await?,
+    );
     for d in done {
         match d {
             SeriesSetting::Adopted { variable, from, to } => tracing::info!(
@@ -172,7 +177,8 @@ async fn adopt_series_settings(db: &PgPool, settings: &Settings) -> anyhow::Resu
                 setting,
                 store_series,
                 "the main store already issued on its own series, which stays; change a store's \
-                 series with `faena stores set {store_code} --boleta-series|--factura-series`"
+                 series with `faena stores set {store_code} --boleta-series|--factura-series|\
+                 --boleta-note-series|--factura-note-series`"
             ),
             SeriesSetting::Refused {
                 variable,

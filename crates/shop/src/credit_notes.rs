@@ -4,10 +4,12 @@
 //!
 //! A note is made in one transaction that locks the sale's row (so two notes of one sale are
 //! made one after the other and each sees what the other took), checks the sale (ACCEPTED by
-//! SUNAT, not cancelled), credits the whole of what is left of the sale or chosen lines with
-//! their units (never more than what is left of a line, and so never more than what is left of
-//! the sale: 409 with the amount left), returns those units to stock through
-//! [`crate::stock::give_back`], takes the next correlative of the note's series from
+//! SUNAT; not cancelled, unless SUNAT refused to void it: then only a whole note 01 or 02, which
+//! returns no units), credits the whole of what is left of the sale or chosen lines with their
+//! units (never more than what is left of a line, and so never more than what is left of the
+//! sale: 409 with the amount left), returns those units to stock through
+//! [`crate::stock::give_back`], takes the next correlative of the note's series (its sale's
+//! store's note series) from
 //! `series_counters`, stores the note and its lines, and queues its send through the outbox.
 //!
 //! What is left of a sale is its lines less the units and amounts of its notes that SUNAT did not
@@ -36,9 +38,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::quantity::Quantity;
 use crate::sales::{self, NotSendable, SaleItem, SaleRow, SaleView, SendResult};
-use crate::schema::{credit_note_items, credit_notes, sale_items, sales as sales_table};
+use crate::schema::{
+    credit_note_items, credit_notes, sale_cancellations, sale_items, sales as sales_table,
+};
 use crate::sendable::Sendable;
-use crate::states::SunatStatus;
+use crate::states::{SunatStatus, VoidState};
 use crate::stock::{give_back, lines_of, StockRequest};
 
 /// A credit note that cannot be made. Each variant has a stable [`CreditNoteError::code`].
@@ -95,6 +99,15 @@ impl From<sales::SaleError> for CreditNoteError {
                 message: other.to_string(),
             },
         }
+    }
+}
+
+fn store_error(e: crate::stores::StoreError) -> CreditNoteError {
+    use crate::stores::StoreError;
+    match e {
+        StoreError::Db(q) => CreditNoteError::Db(q),
+        StoreError::Invalid { field, message } => CreditNoteError::Invalid { field, message },
+        other => invalid("series", other.to_string()),
     }
 }
 
@@ -257,47 +270,22 @@ fn parse_items(items: &[CreditItemInput]) -> Result<StockRequest, CreditNoteErro
     })
 }
 
-/// Where notes take their series and dates.
+/// Where notes take their dates. Their series is the note series of the store the sale was
+/// made in (`stores.boleta_note_series` / `factura_note_series`; the main store's follow
+/// `FAENA_BOLETA_NOTE_SERIES` / `FAENA_FACTURA_NOTE_SERIES` until it issues its first note of
+/// that type, `stores::adopt_note_series_settings`).
 #[derive(Debug, Clone)]
 pub struct NoteDefaults {
-    /// `FAENA_FACTURA_NOTE_SERIES` (FC01) and `FAENA_BOLETA_NOTE_SERIES` (BC01).
-    pub factura_series: String,
-    pub boleta_series: String,
     /// The business time zone: the issue date is today there.
     pub tz: chrono_tz::Tz,
 }
 
 impl Default for NoteDefaults {
-    /// FC01, BC01 and America/Lima: the settings' defaults.
+    /// America/Lima: the settings' default.
     fn default() -> Self {
         Self {
-            factura_series: "FC01".into(),
-            boleta_series: "BC01".into(),
             tz: chrono_tz::America::Lima,
         }
-    }
-}
-
-impl NoteDefaults {
-    /// The series of a note of a `doc`.
-    fn series(&self, doc: DocumentType) -> Result<Series, CreditNoteError> {
-        let name = match doc {
-            DocumentType::Factura => &self.factura_series,
-            DocumentType::Boleta => &self.boleta_series,
-        };
-        // The settings checked it at start; a library caller may pass anything.
-        let series = Series::parse(name).map_err(|e| invalid("series", e.to_string()))?;
-        if series.document_type() != doc {
-            return Err(invalid(
-                "series",
-                format!(
-                    "a note of a {} needs a series starting with {}, not {series}",
-                    doc.name(),
-                    doc.series_letter()
-                ),
-            ));
-        }
-        Ok(series)
     }
 }
 
@@ -616,7 +604,9 @@ struct Next {
 /// the note and queues its send through the outbox. Returns the note's id; after the commit,
 /// call `faena_core::outbox::committed()`. `created_by` is the user (or `cli`) who made it, and
 /// owns the send job. A cancelled sale is refused, so a cancellation that issues a whole note
-/// ([`CreditRequest::whole`]) calls this before it marks the sale cancelled, in its transaction.
+/// ([`CreditRequest::whole`]) calls this before it marks the sale cancelled, in its transaction;
+/// except a sale whose cancellation SUNAT refused to void (FAILED): it takes a whole note of
+/// reason 01 or 02, which returns no units (the cancellation did).
 pub async fn create_in_tx(
     conn: &mut AsyncPgConnection,
     sale_id: i64,
@@ -636,14 +626,47 @@ pub async fn create_in_tx(
             id: sale_id,
         })?;
     let number = format!("{}-{}", sale.series, sale.correlative);
+    // A cancelled sale whose void SUNAT refused (its baja or Resumen Diario line FAILED) is still
+    // valid at SUNAT: only a whole note that annuls it (01 or 02) may follow, and its units are
+    // back in stock already (the cancellation returned them).
+    let mut stock_back_already = false;
     if sale.is_cancelled {
-        return Err(CreditNoteError::NotCreditable {
-            message: format!(
-                "sale {sale_id} ({number}) is cancelled: there is nothing left to credit"
-            ),
-            status: sale.sunat_status,
-            is_cancelled: true,
-        });
+        let void_refused = sale_cancellations::table
+            .find(sale_id)
+            .select(sale_cancellations::sunat_state)
+            .first::<VoidState>(conn)
+            .await
+            .optional()?
+            == Some(VoidState::Failed);
+        let annuls = req.credited == Credited::Whole
+            && matches!(
+                req.reason,
+                CreditReason::Cancellation | CreditReason::WrongRuc
+            );
+        if !void_refused {
+            return Err(CreditNoteError::NotCreditable {
+                message: format!(
+                    "la venta {sale_id} ({number}) está anulada: no queda nada que acreditar \
+                     (sale {sale_id} is cancelled: there is nothing left to credit)"
+                ),
+                status: sale.sunat_status,
+                is_cancelled: true,
+            });
+        }
+        if !annuls {
+            return Err(CreditNoteError::NotCreditable {
+                message: format!(
+                    "la venta {sale_id} ({number}) está anulada y SUNAT rechazó su baja: solo \
+                     cabe una nota de crédito por todo lo que queda, motivo 01 (anulación de la \
+                     operación) o 02 (anulación por error en el RUC), sin `items` (sale \
+                     {sale_id} is cancelled and SUNAT refused its void: only a whole note, \
+                     reason 01 or 02)"
+                ),
+                status: sale.sunat_status,
+                is_cancelled: true,
+            });
+        }
+        stock_back_already = true;
     }
     if sale.sunat_status != SunatStatus::Accepted {
         return Err(CreditNoteError::NotCreditable {
@@ -658,7 +681,11 @@ pub async fn create_in_tx(
         });
     }
     let doc = DocumentType::parse(&sale.doc_type).map_err(|e| invalid("sale", e.to_string()))?;
-    let series = defaults.series(doc)?;
+    // The note series of the store the sale was made in.
+    let store = crate::stores::sale_store(conn, sale_id)
+        .await
+        .map_err(store_error)?;
+    let series = store.note_series_for(doc).map_err(store_error)?;
     let items = sales::sale_items(conn, sale_id).await?;
     let (units, credited_total) = credited_so_far(conn, sale_id).await?;
     let remaining = &sale.total - &credited_total;
@@ -771,7 +798,7 @@ pub async fn create_in_tx(
         })?;
         back.push((product, units));
     }
-    if !back.is_empty() {
+    if !back.is_empty() && !stock_back_already {
         let request = StockRequest::parse(back)
             .map_err(|e| invalid("items", format!("cannot return the units: {e:?}")))?;
         // Back to the store the sale took them from.

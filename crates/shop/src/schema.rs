@@ -349,6 +349,7 @@ diesel::table! {
         igv -> Numeric,
         total -> Numeric,
         outcome -> Nullable<Text>,
+        credit_note_id -> Nullable<Int8>,
     }
 }
 

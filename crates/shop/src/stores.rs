@@ -135,6 +135,27 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The store's series of credit notes of its `doc`s (`boleta_note_series` for boletas,
+    /// `factura_note_series` for facturas): a note of a sale is issued on the series of the
+    /// store the sale was made in.
+    pub fn note_series_for(&self, doc: DocumentType) -> Result<Series, StoreError> {
+        let own = match doc {
+            DocumentType::Boleta => &self.boleta_note_series,
+            DocumentType::Factura => &self.factura_note_series,
+        };
+        Series::parse_for(own, doc).map_err(|e| {
+            StoreError::Conflict(format!(
+                "store {} has no valid series for notes of its {}s ({e}): fix it with \
+                 PATCH /api/stores/{}",
+                self.code,
+                doc.name(),
+                self.code
+            ))
+        })
+    }
+}
+
 /// A new store (`POST /api/stores`, `faena stores add`). Every series is required: series are
 /// unique across stores.
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
@@ -344,6 +365,10 @@ async fn check_series_free(
          UNION ALL \
          SELECT DISTINCT s.series, st.code FROM sales s JOIN stores st ON st.id = s.store_id \
          WHERE s.store_id IS DISTINCT FROM $1 AND s.series = ANY($2) \
+         UNION ALL \
+         SELECT DISTINCT n.series, st.code FROM credit_notes n JOIN sales s ON s.id = n.sale_id \
+         JOIN stores st ON st.id = s.store_id \
+         WHERE s.store_id IS DISTINCT FROM $1 AND n.series = ANY($2) \
          LIMIT 1",
     )
     .bind::<diesel::sql_types::Nullable<BigInt>, _>(store_id)
@@ -357,7 +382,7 @@ async fn check_series_free(
             .find(|(_, s)| *s == t.series)
             .map_or("boleta_series", |(f, _)| f);
         return Err(StoreError::Conflict(format!(
-            "field `{field}`: {} belongs to store {} (its series or its sales'); series are \
+            "field `{field}`: {} belongs to store {} (its series, its sales' or its notes'); series are \
              unique across stores: choose another",
             t.series, t.code
         )));
@@ -512,6 +537,28 @@ async fn check_establishment_free(
         )));
     }
     Ok(())
+}
+
+/// Whether the store has issued any credit note of its `doc`s.
+async fn has_notes(
+    conn: &mut AsyncPgConnection,
+    store_id: i64,
+    doc: DocumentType,
+) -> Result<bool, StoreError> {
+    #[derive(QueryableByName)]
+    struct Any {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        found: bool,
+    }
+    let r: Any = diesel::sql_query(
+        "SELECT EXISTS (SELECT 1 FROM credit_notes n JOIN sales s ON s.id = n.sale_id \
+         WHERE s.store_id = $1 AND s.doc_type = $2) AS found",
+    )
+    .bind::<BigInt, _>(store_id)
+    .bind::<Text, _>(doc.code())
+    .get_result(conn)
+    .await?;
+    Ok(r.found)
 }
 
 /// Whether the store has made any sale (of `doc`, when given).
@@ -783,15 +830,62 @@ pub async fn adopt_series_settings(
     boleta: &str,
     factura: &str,
 ) -> Result<Vec<SeriesSetting>, StoreError> {
+    adopt(
+        conn,
+        [
+            (DocumentType::Boleta, false, "FAENA_BOLETA_SERIES", boleta),
+            (
+                DocumentType::Factura,
+                false,
+                "FAENA_FACTURA_SERIES",
+                factura,
+            ),
+        ],
+    )
+    .await
+}
+
+/// [`adopt_series_settings`] for the note series (`FAENA_BOLETA_NOTE_SERIES`,
+/// `FAENA_FACTURA_NOTE_SERIES`): while the main store has issued no credit note of a type, its
+/// note series of that type follows the setting; once it did, the store's rules.
+pub async fn adopt_note_series_settings(
+    conn: &mut AsyncPgConnection,
+    boleta_note: &str,
+    factura_note: &str,
+) -> Result<Vec<SeriesSetting>, StoreError> {
+    adopt(
+        conn,
+        [
+            (
+                DocumentType::Boleta,
+                true,
+                "FAENA_BOLETA_NOTE_SERIES",
+                boleta_note,
+            ),
+            (
+                DocumentType::Factura,
+                true,
+                "FAENA_FACTURA_NOTE_SERIES",
+                factura_note,
+            ),
+        ],
+    )
+    .await
+}
+
+/// Each setting `(doc, of notes, variable, value)` applied to the main store.
+async fn adopt(
+    conn: &mut AsyncPgConnection,
+    settings: [(DocumentType, bool, &'static str, &str); 2],
+) -> Result<Vec<SeriesSetting>, StoreError> {
     let mut out = Vec::new();
-    for (doc, variable, setting) in [
-        (DocumentType::Boleta, "FAENA_BOLETA_SERIES", boleta),
-        (DocumentType::Factura, "FAENA_FACTURA_SERIES", factura),
-    ] {
+    for (doc, notes, variable, setting) in settings {
         let main = main_store(conn).await?;
-        let current = match doc {
-            DocumentType::Boleta => main.boleta_series.clone(),
-            DocumentType::Factura => main.factura_series.clone(),
+        let current = match (doc, notes) {
+            (DocumentType::Boleta, false) => main.boleta_series.clone(),
+            (DocumentType::Factura, false) => main.factura_series.clone(),
+            (DocumentType::Boleta, true) => main.boleta_note_series.clone(),
+            (DocumentType::Factura, true) => main.factura_note_series.clone(),
         };
         let wanted = match Series::parse_for(setting, doc) {
             Ok(s) => s.as_str().to_owned(),
@@ -807,7 +901,12 @@ pub async fn adopt_series_settings(
         if wanted == current {
             continue;
         }
-        if has_sales(conn, main.id, Some(doc)).await? {
+        let issued = if notes {
+            has_notes(conn, main.id, doc).await?
+        } else {
+            has_sales(conn, main.id, Some(doc)).await?
+        };
+        if issued {
             out.push(SeriesSetting::Ignored {
                 variable,
                 setting: wanted,
@@ -816,13 +915,21 @@ pub async fn adopt_series_settings(
             });
             continue;
         }
-        let patch = match doc {
-            DocumentType::Boleta => StorePatch {
+        let patch = match (doc, notes) {
+            (DocumentType::Boleta, false) => StorePatch {
                 boleta_series: Some(wanted.clone()),
                 ..Default::default()
             },
-            DocumentType::Factura => StorePatch {
+            (DocumentType::Factura, false) => StorePatch {
                 factura_series: Some(wanted.clone()),
+                ..Default::default()
+            },
+            (DocumentType::Boleta, true) => StorePatch {
+                boleta_note_series: Some(wanted.clone()),
+                ..Default::default()
+            },
+            (DocumentType::Factura, true) => StorePatch {
+                factura_note_series: Some(wanted.clone()),
                 ..Default::default()
             },
         };

@@ -5,8 +5,9 @@
 //! summary carried, and what the api and the CLI show of them.
 //!
 //! What waits: cancellations QUEUED for a baja (facturas) or an RC line with status 3 (boletas),
-//! and boletas answered 1079 (past their sendBill window: only an RC line with status 1 takes
-//! them). The jobs that sign, send and poll are the worker's (`jobs/summaries.rs`).
+//! and boletas and credit notes of boletas answered 1079 (past their sendBill window: only an RC
+//! line with status 1 takes them; a note's line is of type 07 and names its boleta). The jobs
+//! that sign, send and poll are the worker's (`jobs/summaries.rs`).
 
 use std::collections::BTreeMap;
 
@@ -125,10 +126,11 @@ pub struct LineRow {
     #[serde(skip)]
     pub summary_id: i64,
     pub line_no: i32,
+    /// The sale, or for a credit note's line the boleta the note modifies.
     pub sale_id: i64,
-    /// 1 (inform a boleta SUNAT does not have) or 3 (void).
+    /// 1 (inform a document SUNAT does not have) or 3 (void).
     pub condition_code: String,
-    /// 01 (factura) or 03 (boleta).
+    /// 01 (factura), 03 (boleta) or 07 (credit note of a boleta).
     pub doc_type: String,
     pub series: String,
     pub correlative: i64,
@@ -143,6 +145,8 @@ pub struct LineRow {
     pub total: BigDecimal,
     /// accepted or rejected once SUNAT answered the summary; null before.
     pub outcome: Option<String>,
+    /// The credit note a line of type 07 informs; null for a sale's line.
+    pub credit_note_id: Option<i64>,
 }
 
 /// A summary as the api lists it.
@@ -336,6 +340,7 @@ pub async fn carried(
     let rows: Vec<(SummaryRow, String, Option<String>)> = sunat_summary_lines::table
         .inner_join(sunat_summaries::table)
         .filter(sunat_summary_lines::sale_id.eq(sale_id))
+        .filter(sunat_summary_lines::credit_note_id.is_null())
         .order(sunat_summaries::id.asc())
         .select((
             SummaryRow::as_select(),
@@ -470,7 +475,7 @@ pub struct BuildReport {
 struct Candidate {
     #[diesel(sql_type = Int8)]
     sale_id: i64,
-    /// RESUMEN, BAJA, or ADD (a 1079 boleta).
+    /// RESUMEN, BAJA, ADD (a 1079 boleta) or NOTE (a 1079 credit note of a boleta).
     #[diesel(sql_type = Text)]
     purpose: String,
     #[diesel(sql_type = Text)]
@@ -487,7 +492,14 @@ struct Candidate {
     igv: BigDecimal,
     #[diesel(sql_type = diesel::sql_types::Numeric)]
     total: BigDecimal,
+    #[diesel(sql_type = diesel::sql_types::Nullable<Int8>)]
+    credit_note_id: Option<i64>,
 }
+
+/// The purpose of a candidate that is a credit note (an RC line of type 07, status 1).
+const NOTE: &str = "NOTE";
+/// The purpose of a candidate that is a 1079 boleta (an RC line of type 03, status 1).
+const ADD: &str = "ADD";
 
 #[derive(QueryableByName)]
 struct IdRow {
@@ -500,7 +512,8 @@ struct IdRow {
 const BUILD_LOCK: i64 = 0x0066_6165_6e61_3135; // "faena15"
 
 /// Builds the summaries of what waits, into summaries generated `today` (the date in their IDs):
-/// every cancellation QUEUED before `through` and every boleta answered 1079 before it. Voids
+/// every cancellation QUEUED before `through`, every boleta answered 1079 before it and every
+/// credit note of a boleta answered 1079 before it (a line of type 07 naming its boleta). Voids
 /// past SUNAT's 7 days (counted from the document's issue date to `today`) become FAILED instead.
 /// One summary per kind and issue date of the documents (SUNAT wants one `ReferenceDate`), at
 /// most [`MAX_LINES`] lines each, numbered from `summary_counters`; each is queued for
@@ -541,18 +554,29 @@ pub async fn build(
 
             let candidates: Vec<Candidate> = diesel::sql_query(
                 "SELECT s.id AS sale_id, c.sunat_action AS purpose, s.doc_type, s.series, \
-                        s.correlative, s.issue_date, s.subtotal, s.igv, s.total \
+                        s.correlative, s.issue_date, s.subtotal, s.igv, s.total, \
+                        NULL::BIGINT AS credit_note_id \
                  FROM sale_cancellations c JOIN sales s ON s.id = c.sale_id \
                  WHERE c.sunat_state = $1 AND c.created_at < $2 AND s.sunat_status = $3 \
                  UNION ALL \
                  SELECT s.id, 'ADD', s.doc_type, s.series, s.correlative, s.issue_date, \
-                        s.subtotal, s.igv, s.total \
+                        s.subtotal, s.igv, s.total, NULL::BIGINT \
                  FROM sales s \
                  WHERE s.doc_type = '03' AND s.sunat_status = $4 AND s.sunat_outcome = $5 \
                    AND NOT s.is_cancelled AND s.sunat_sent_at < $2 \
                    AND NOT EXISTS (SELECT 1 FROM sunat_summary_lines l WHERE l.sale_id = s.id \
+                       AND l.credit_note_id IS NULL \
                        AND l.condition_code = '1' AND l.outcome IS DISTINCT FROM 'rejected') \
-                 ORDER BY 6, 1",
+                 UNION ALL \
+                 SELECT n.sale_id, 'NOTE', '07', n.series, n.correlative, n.issue_date, \
+                        n.subtotal, n.igv, n.total, n.id \
+                 FROM credit_notes n JOIN sales s ON s.id = n.sale_id \
+                 WHERE s.doc_type = '03' AND n.sunat_status = $4 AND n.sunat_outcome = $5 \
+                   AND n.sunat_sent_at < $2 \
+                   AND NOT EXISTS (SELECT 1 FROM sunat_summary_lines l \
+                       WHERE l.credit_note_id = n.id \
+                       AND l.condition_code = '1' AND l.outcome IS DISTINCT FROM 'rejected') \
+                 ORDER BY 6, 3, 1, 10",
             )
             .bind::<Text, _>(VoidState::Queued)
             .bind::<Timestamptz, _>(through)
@@ -645,13 +669,18 @@ async fn insert_summary(
                 sunat_summary_lines::summary_id.eq(id),
                 sunat_summary_lines::line_no.eq(i32::try_from(i + 1).unwrap_or(i32::MAX)),
                 sunat_summary_lines::sale_id.eq(c.sale_id),
-                sunat_summary_lines::condition_code.eq(if c.purpose == "ADD" { "1" } else { "3" }),
+                sunat_summary_lines::condition_code.eq(if c.purpose == ADD || c.purpose == NOTE {
+                    "1"
+                } else {
+                    "3"
+                }),
                 sunat_summary_lines::doc_type.eq(&c.doc_type),
                 sunat_summary_lines::series.eq(&c.series),
                 sunat_summary_lines::correlative.eq(c.correlative),
                 sunat_summary_lines::subtotal.eq(&c.subtotal),
                 sunat_summary_lines::igv.eq(&c.igv),
                 sunat_summary_lines::total.eq(&c.total),
+                sunat_summary_lines::credit_note_id.eq(c.credit_note_id),
             )
         })
         .collect();
@@ -661,7 +690,7 @@ async fn insert_summary(
         .await?;
     let voids: Vec<i64> = lines
         .iter()
-        .filter(|c| c.purpose != "ADD")
+        .filter(|c| c.purpose != ADD && c.purpose != NOTE)
         .map(|c| c.sale_id)
         .collect();
     diesel::update(
@@ -872,11 +901,19 @@ pub async fn count_poll(conn: &mut AsyncPgConnection, id: i64) -> Result<i32, Su
     Ok(n.unwrap_or(0))
 }
 
-/// A 1079 boleta's printed files, when its Resumen Diario is accepted.
+/// A 1079 boleta's or credit note's printed files, when its Resumen Diario is accepted.
 #[derive(Debug, Clone, Default)]
 pub struct Printed {
     pub pdf_path: Option<String>,
     pub qr_path: Option<String>,
+}
+
+/// What the worker printed for an accepted Resumen Diario: its 1079 boletas by sale id and its
+/// 1079 credit notes by note id.
+#[derive(Debug, Clone, Default)]
+pub struct Prints {
+    pub sales: BTreeMap<i64, Printed>,
+    pub notes: BTreeMap<i64, Printed>,
 }
 
 /// SUNAT's last word on a summary.
@@ -909,17 +946,21 @@ pub struct Applied {
     pub voided: Vec<i64>,
     pub accepted: Vec<i64>,
     pub failed: Vec<i64>,
+    /// Credit notes of boletas the summary informed: ACCEPTED, or `summary_rejected`.
+    pub accepted_notes: Vec<i64>,
+    pub failed_notes: Vec<i64>,
 }
 
 /// Applies SUNAT's answer to the summary and to every document it carried, in one transaction,
 /// once (only from PENDING or SENT): accepted, its voided sales become VOIDED and their
-/// cancellations VOIDED, its 1079 boletas ACCEPTED (with the summary's CDR and `printed`);
-/// rejected, its cancellations become FAILED and its 1079 boletas `summary_rejected`.
+/// cancellations VOIDED, its 1079 boletas and credit notes ACCEPTED (with the summary's CDR and
+/// `printed`); rejected, its cancellations become FAILED and its 1079 boletas and notes
+/// `summary_rejected`.
 pub async fn decide(
     conn: &mut AsyncPgConnection,
     id: i64,
     decision: &Decision,
-    printed: &BTreeMap<i64, Printed>,
+    printed: &Prints,
 ) -> Result<Applied, SummaryError> {
     let decision = decision.clone();
     let printed = printed.clone();
@@ -975,25 +1016,31 @@ pub async fn decide(
         } else {
             "rejected"
         };
-        let lines: Vec<(i64, String)> = diesel::update(
+        let lines: Vec<(i64, String, Option<i64>)> = diesel::update(
             sunat_summary_lines::table.filter(sunat_summary_lines::summary_id.eq(id)),
         )
         .set(sunat_summary_lines::outcome.eq(outcome))
         .returning((
             sunat_summary_lines::sale_id,
             sunat_summary_lines::condition_code,
+            sunat_summary_lines::credit_note_id,
         ))
         .get_results(conn)
         .await?;
         let voids: Vec<i64> = lines
             .iter()
-            .filter(|(_, c)| c == "3")
-            .map(|(s, _)| *s)
+            .filter(|(_, c, n)| c == "3" && n.is_none())
+            .map(|(s, _, _)| *s)
             .collect();
         let adds: Vec<i64> = lines
             .iter()
-            .filter(|(_, c)| c == "1")
-            .map(|(s, _)| *s)
+            .filter(|(_, c, n)| c == "1" && n.is_none())
+            .map(|(s, _, _)| *s)
+            .collect();
+        let notes: Vec<i64> = lines
+            .iter()
+            .filter(|(_, c, _)| c == "1")
+            .filter_map(|(_, _, n)| *n)
             .collect();
         let cancellation_state = if state == SummaryState::Accepted {
             VoidState::Voided
@@ -1026,8 +1073,33 @@ pub async fn decide(
             .returning(sales::id)
             .get_results(conn)
             .await?;
+            for note_id in notes {
+                let p = printed.notes.get(&note_id).cloned().unwrap_or_default();
+                let n = diesel::update(
+                    credit_notes::table
+                        .find(note_id)
+                        .filter(credit_notes::sunat_status.eq(SunatStatus::Error))
+                        .filter(credit_notes::sunat_outcome.eq(NEEDS_SUMMARY)),
+                )
+                .set((
+                    credit_notes::sunat_status.eq(SunatStatus::Accepted),
+                    credit_notes::sunat_outcome.eq("accepted"),
+                    credit_notes::sunat_code.eq(&code),
+                    credit_notes::sunat_description.eq(&description),
+                    credit_notes::accepted_at.eq(Some(Utc::now())),
+                    credit_notes::cdr_path.eq(&cdr_path),
+                    credit_notes::pdf_path.eq(&p.pdf_path),
+                    credit_notes::qr_path.eq(&p.qr_path),
+                    credit_notes::updated_at.eq(diesel::dsl::now),
+                ))
+                .execute(conn)
+                .await?;
+                if n == 1 {
+                    applied.accepted_notes.push(note_id);
+                }
+            }
             for sale_id in adds {
-                let p = printed.get(&sale_id).cloned().unwrap_or_default();
+                let p = printed.sales.get(&sale_id).cloned().unwrap_or_default();
                 let n = diesel::update(
                     sales::table
                         .find(sale_id)
@@ -1069,6 +1141,21 @@ pub async fn decide(
             .get_results(conn)
             .await?;
             applied.failed.extend(failed_adds);
+            applied.failed_notes = diesel::update(
+                credit_notes::table
+                    .filter(credit_notes::id.eq_any(&notes))
+                    .filter(credit_notes::sunat_status.eq(SunatStatus::Error))
+                    .filter(credit_notes::sunat_outcome.eq(NEEDS_SUMMARY)),
+            )
+            .set((
+                credit_notes::sunat_outcome.eq(SUMMARY_REJECTED),
+                credit_notes::sunat_code.eq(&code),
+                credit_notes::sunat_description.eq(&description),
+                credit_notes::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning(credit_notes::id)
+            .get_results(conn)
+            .await?;
         }
         Ok(applied)
     })

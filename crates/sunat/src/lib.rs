@@ -36,7 +36,7 @@ pub use prepare::{
 };
 pub use sign::{verify, SignError, Signed, Signer, Verified, VerifyError};
 pub use summary::{
-    DailySummary, LineStatus, SummaryError, SummaryId, SummaryKind, SummaryLine, VoidedDocuments,
-    VoidedLine,
+    DailySummary, LineStatus, ModifiedDocument, SummaryError, SummaryId, SummaryKind, SummaryLine,
+    VoidedDocuments, VoidedLine,
 };
 pub use taxation::{Affectation, Discount, TaxError, TaxScheme, UnitCode};

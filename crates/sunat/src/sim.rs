@@ -69,10 +69,15 @@
 //! registry, and answers a ticket. `getStatus` answers 98 for the summary's `pending_polls`, then
 //! 0 with the CDR, or 99 with a CDR carrying the first line error: RA 2308 (not a factura), 2105
 //! (not registered), 2398 (rejected), 2323 (already voided), 2348 (repeated), 2957 (more than 7
-//! days); RC 2241 (not a boleta), 2282 (status 1 for a registered boleta), 2663 (status 3 for one
-//! SUNAT does not have), 2987 (already voided or rejected), 3094 (repeated), 2957; an ID used
-//! before, 2223 (RC) / 2324 (RA). An unknown ticket is fault 0127. An accepted summary voids its
-//! documents (a later sendBill gets 1032) or registers its status-1 boletas (1033).
+//! days); RC 2241 (not a boleta or a B-series note), 2251 (a TotalAmount below 0), 2282 (status 1
+//! for a registered document), 2663 (status 3 for one SUNAT does not have), 2987 (already voided
+//! or rejected), 3094 (repeated), 2957, and for a credit note (07) of a boleta: 2524 (no
+//! `cac:BillingReference`), 2583 / 2513 (the referenced type missing, or not 03), 2920 (not a
+//! boleta number), 2989 (a boleta SUNAT does not hold, nor an earlier line of the summary), 2990
+//! (a voided or rejected boleta), and observation 4028 when the note is above what is left of the
+//! boleta; 2582 for a reference on a boleta's line; an ID used before, 2223 (RC) / 2324 (RA). An
+//! unknown ticket is fault 0127. An accepted summary voids its documents (a later sendBill gets
+//! 1032) or registers its status-1 boletas and notes (1033), a note's total taken off its boleta.
 //! `getStatusCdr` (on any path; [`SimHandle::consult_endpoint`]) answers 0001 accepted, 0002
 //! rejected or 0003 voided with the stored CDR, 0011 unknown, 0009 a type other than 01/07/08,
 //! 0010 a series not starting with F.
@@ -282,6 +287,12 @@ pub struct Calls {
     pub total: u64,
     /// sendBill calls per `fileName` (a request too broken to name its file counts under "").
     pub calls: BTreeMap<String, u64>,
+}
+
+/// The registry key of a document: its sendBill zip name (`RUC-TT-SERIE-NUMERO.zip`), also for
+/// a document a summary informs or voids.
+fn doc_key(ruc: &str, doc_type: &str, series: &str, number: &str) -> String {
+    format!("{ruc}-{doc_type}-{series}-{number}.zip")
 }
 
 /// A document's state in the simulated registry ("listado" of SUNAT's rules).

@@ -1,5 +1,6 @@
 //! SUNAT's two UBL 2.0 summaries, sent with `sendSummary` and answered with a ticket: the
-//! Resumen Diario (RC, `SummaryDocuments`: boletas added, or voided with status 3) and the
+//! Resumen Diario (RC, `SummaryDocuments`: boletas added, or voided with status 3, and credit
+//! notes of boletas added with their `cac:BillingReference` to the boleta) and the
 //! Comunicación de Baja (RA, `VoidedDocuments`: facturas voided inside their window). Both are
 //! signed like a receipt (the same `Signer`, in `prepare.rs`) and zipped as `RUC-RC-YYYYMMDD-N.zip`.
 
@@ -194,9 +195,29 @@ impl LineStatus {
     }
 }
 
-/// One boleta in a Resumen Diario.
+/// The boleta a credit note of a Resumen Diario modifies (`cac:BillingReference/
+/// cac:InvoiceDocumentReference`, V/RD 11: required on a 07 line, refused on a 03 one, 2582).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModifiedDocument {
+    /// Always a boleta here: a note of a factura goes by `sendBill` (2513 otherwise).
+    pub doc_type: DocumentType,
+    pub series: Series,
+    pub correlative: i64,
+}
+
+impl ModifiedDocument {
+    /// `SERIE-CORRELATIVO`.
+    pub fn id(&self) -> String {
+        format!("{}-{}", self.series, self.correlative)
+    }
+}
+
+/// One document in a Resumen Diario: a boleta (03), or a credit note (07) of a boleta when
+/// `modifies` names that boleta.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SummaryLine {
+    /// The boleta family the line belongs to: `Boleta` for a boleta and for a note of one (its
+    /// series starts with B).
     pub doc_type: DocumentType,
     pub series: Series,
     pub correlative: i64,
@@ -204,11 +225,23 @@ pub struct SummaryLine {
     pub status: LineStatus,
     /// ISO 4217, "PEN".
     pub currency: String,
-    /// The boleta's own totals (gravado, IGV, total), as its Invoice XML states them.
+    /// The document's own totals (gravado, IGV, total), as its Invoice or CreditNote XML states
+    /// them.
     pub totals: Totals,
+    /// For a credit note: the boleta it modifies. `None` for a boleta.
+    #[serde(default)]
+    pub modifies: Option<ModifiedDocument>,
 }
 
 impl SummaryLine {
+    /// `cbc:DocumentTypeCode`: 07 for a credit note, else the document's own type (03).
+    pub fn type_code(&self) -> &'static str {
+        match self.modifies {
+            Some(_) => crate::credit_note::CREDIT_NOTE_TYPE,
+            None => self.doc_type.code(),
+        }
+    }
+
     /// `SERIE-CORRELATIVO`.
     pub fn document_id(&self) -> String {
         format!("{}-{}", self.series, self.correlative)
@@ -293,7 +326,8 @@ fn check_correlative(index: usize, correlative: i64) -> Result<(), SummaryError>
 }
 
 impl DailySummary {
-    /// Only boletas (03), each once, amounts consistent, one issue date.
+    /// Only boletas (03) and credit notes (07) of boletas, each once, amounts consistent, one
+    /// issue date.
     pub fn validate(&self) -> Result<(), SummaryError> {
         check_header(
             &self.id,
@@ -312,8 +346,19 @@ impl DailySummary {
                     why: "facturas are voided with a Comunicación de Baja (SUNAT 2241)",
                 });
             }
+            if let Some(m) = &l.modifies {
+                if m.doc_type != DocumentType::Boleta {
+                    return Err(SummaryError::WrongDocumentType {
+                        index,
+                        kind: "Resumen Diario",
+                        doc: "credit note of a factura",
+                        why: "a Resumen Diario carries notes of boletas only (SUNAT 2513)",
+                    });
+                }
+                check_correlative(index, m.correlative)?;
+            }
             check_correlative(index, l.correlative)?;
-            if !seen.insert(l.document_id()) {
+            if !seen.insert((l.type_code(), l.document_id())) {
                 return Err(SummaryError::Duplicate {
                     index,
                     id: l.document_id(),
@@ -433,12 +478,22 @@ pub fn summary_xml(s: &DailySummary) -> Result<String, SummaryError> {
         let cur = l.currency.as_str();
         w.open("sac:SummaryDocumentsLine");
         w.leaf("cbc:LineID", &[], &(i + 1).to_string());
-        w.leaf("cbc:DocumentTypeCode", &[], l.doc_type.code());
+        w.leaf("cbc:DocumentTypeCode", &[], l.type_code());
         w.leaf("cbc:ID", &[], &l.document_id());
         w.open("cac:AccountingCustomerParty");
         w.leaf("cbc:CustomerAssignedAccountID", &[], &l.customer.doc_number);
         w.leaf("cbc:AdditionalAccountID", &[], l.customer.doc_type.code());
         w.close("cac:AccountingCustomerParty");
+        // The boleta a note modifies, in the schema's place (after the customer, before the
+        // status; greenter's summary.xml.twig).
+        if let Some(m) = &l.modifies {
+            w.open("cac:BillingReference");
+            w.open("cac:InvoiceDocumentReference");
+            w.leaf("cbc:ID", &[], &m.id());
+            w.leaf("cbc:DocumentTypeCode", &[], m.doc_type.code());
+            w.close("cac:InvoiceDocumentReference");
+            w.close("cac:BillingReference");
+        }
         w.open("cac:Status");
         w.leaf("cbc:ConditionCode", &[], l.status.code());
         w.close("cac:Status");

@@ -68,6 +68,7 @@ fn rc(number: u32, issued: NaiveDate, lines: &[(&Receipt, LineStatus)]) -> Daily
                 status: *status,
                 currency: r.currency.clone(),
                 totals: r.totals().expect("the test receipts add up"),
+                modifies: None,
             })
             .collect(),
     }
@@ -345,5 +346,80 @@ async fn a_summary_with_a_wrong_password_or_a_mismatched_id_is_a_fault() {
         .await
         .expect_err("the zip's entry is named after RC-20250315-1");
     assert_eq!(err.code(), Some("0161"), "{err:?}");
+    sim.stop().await;
+}
+
+/// A line informing credit note `series-correlative` of `total` that modifies `boleta`.
+fn note_line(boleta: &Receipt, series: &str, correlative: i64, total: &str) -> SummaryLine {
+    let mut totals = boleta.totals().expect("the test receipts add up");
+    let total: bigdecimal::BigDecimal = total.parse().expect("a decimal");
+    // All of it gravado at 18%: value = total / 1.18, to the cent.
+    let value = (&total / bigdecimal::BigDecimal::from(118) * bigdecimal::BigDecimal::from(100))
+        .with_scale_round(2, bigdecimal::RoundingMode::HalfUp);
+    totals.igv = &total - &value;
+    totals.taxes = totals.igv.clone();
+    totals.gravada = value.clone();
+    totals.subtotal = value;
+    totals.total = total;
+    SummaryLine {
+        doc_type: DocumentType::Boleta,
+        series: faena_sunat::Series::parse(series).expect("valid test fixture"),
+        correlative,
+        customer: boleta.customer.clone(),
+        status: LineStatus::Add,
+        currency: boleta.currency.clone(),
+        totals,
+        modifies: Some(faena_sunat::ModifiedDocument {
+            doc_type: DocumentType::Boleta,
+            series: boleta.series.clone(),
+            correlative: boleta.correlative,
+        }),
+    }
+}
+
+#[tokio::test]
+async fn a_1079_credit_note_of_a_boleta_reaches_sunat_in_a_resumen_diario() {
+    let sim = start().await;
+    let client = client(&sim, true);
+    let boleta = common::boleta(9);
+    let day = date(2025, 3, 21);
+    // A note of a boleta SUNAT does not hold: 2989, nothing registered.
+    let mut s = rc(1, day, &[(&boleta, LineStatus::Add)]);
+    s.lines = vec![note_line(&boleta, "BC01", 1, "5.00")];
+    let p = prepare_summary(&s, signer()).expect("summary prepares");
+    let (_, status, code, _) = send_and_poll(&client, &p.file_name, &p.zip).await;
+    assert_eq!((status.as_str(), code.as_str()), ("99", "2989"));
+
+    // The boleta informed by an earlier line of the same summary: both are taken, and the note
+    // above what is left of the boleta is only an observation (4028).
+    let mut s = rc(2, day, &[(&boleta, LineStatus::Add)]);
+    s.lines.push(note_line(&boleta, "BC01", 1, "5.00"));
+    s.lines.push(note_line(&boleta, "BC01", 2, "9.00"));
+    let p = prepare_summary(&s, signer()).expect("summary prepares");
+    let ticket = client
+        .send_summary(&p.file_name, &p.zip)
+        .await
+        .expect("ticket");
+    let TicketStatus::Done {
+        status_code, cdr, ..
+    } = client.get_status(&ticket).await.expect("getStatus")
+    else {
+        panic!("no pending polls were asked for");
+    };
+    assert_eq!(
+        (status_code.as_str(), cdr.response_code.as_str()),
+        ("0", "0")
+    );
+    assert!(
+        cdr.notes.iter().any(|n| n.starts_with("4028")),
+        "{:?}",
+        cdr.notes
+    );
+    // The note is registered: informing it again is 2282.
+    let mut s = rc(3, day, &[(&boleta, LineStatus::Add)]);
+    s.lines = vec![note_line(&boleta, "BC01", 1, "5.00")];
+    let p = prepare_summary(&s, signer()).expect("summary prepares");
+    let (_, status, code, _) = send_and_poll(&client, &p.file_name, &p.zip).await;
+    assert_eq!((status.as_str(), code.as_str()), ("99", "2282"));
     sim.stop().await;
 }

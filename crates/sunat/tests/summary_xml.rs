@@ -7,8 +7,8 @@ use std::path::Path;
 
 use chrono::NaiveDate;
 use faena_sunat::{
-    prepare_summary, prepare_voided, verify, DailySummary, DocumentType, LineStatus, Series,
-    SummaryId, SummaryKind, SummaryLine, VoidedDocuments, VoidedLine,
+    prepare_summary, prepare_voided, verify, DailySummary, DocumentType, LineStatus,
+    ModifiedDocument, Series, SummaryId, SummaryKind, SummaryLine, VoidedDocuments, VoidedLine,
 };
 
 fn date(y: i32, m: u32, d: u32) -> NaiveDate {
@@ -20,7 +20,8 @@ fn xsd20(root: &str) -> std::path::PathBuf {
         .join(format!("tests/data/xsd/2.0/maindoc/UBL-{root}-2.0.xsd"))
 }
 
-/// Two boletas of 2025-03-14: B001-7 voided (status 3), B001-8 added after a 1079 (status 1).
+/// Two boletas of 2025-03-14: B001-7 voided (status 3), B001-8 added after a 1079 (status 1),
+/// and a credit note of B001-7 added after a 1079 (type 07, status 1).
 fn daily() -> DailySummary {
     let b7 = common::boleta(7);
     let mut b8 = common::boleta(8);
@@ -39,8 +40,35 @@ fn daily() -> DailySummary {
                 status,
                 currency: r.currency.clone(),
                 totals: r.totals().expect("the test receipts add up"),
+                modifies: None,
             })
+            .chain(std::iter::once(note_of_b7()))
             .collect(),
+    }
+}
+
+/// A credit note BC01-3 of boleta B001-7, as a Resumen Diario informs it after 1079.
+fn note_of_b7() -> SummaryLine {
+    let b7 = common::boleta(7);
+    let mut totals = b7.totals().expect("the test receipts add up");
+    totals.gravada = "5.00".parse().expect("decimal");
+    totals.subtotal = "5.00".parse().expect("decimal");
+    totals.igv = "0.90".parse().expect("decimal");
+    totals.taxes = "0.90".parse().expect("decimal");
+    totals.total = "5.90".parse().expect("decimal");
+    SummaryLine {
+        doc_type: DocumentType::Boleta,
+        series: Series::parse("BC01").expect("valid test fixture"),
+        correlative: 3,
+        customer: b7.customer.clone(),
+        status: LineStatus::Add,
+        currency: b7.currency.clone(),
+        totals,
+        modifies: Some(ModifiedDocument {
+            doc_type: DocumentType::Boleta,
+            series: b7.series.clone(),
+            correlative: b7.correlative,
+        }),
     }
 }
 
@@ -96,14 +124,29 @@ fn a_daily_summary_validates_and_its_signature_verifies() {
             .filter_map(|n| n.text().map(str::to_owned))
             .collect()
     };
-    assert_eq!(texts("ConditionCode"), ["3", "1"]);
-    assert_eq!(texts("TotalAmount"), ["10.50", "10.50"]);
+    assert_eq!(texts("ConditionCode"), ["3", "1", "1"]);
+    assert_eq!(texts("TotalAmount"), ["10.50", "10.50", "5.90"]);
+    // The note's line: type 07, its own number, and the boleta it modifies.
+    assert_eq!(texts("DocumentTypeCode"), ["03", "03", "07", "03"]);
+    let reference = doc
+        .descendants()
+        .find(|n| n.tag_name().name() == "InvoiceDocumentReference")
+        .expect("the note's BillingReference");
+    assert_eq!(
+        reference
+            .children()
+            .filter_map(|n| n.text())
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>(),
+        ["B001-7", "03"]
+    );
     assert_eq!(texts("ReferenceDate"), ["2025-03-14"]);
     assert_eq!(texts("IssueDate"), ["2025-03-15"]);
     assert_eq!(texts("CustomizationID"), ["1.1"]);
     assert_eq!(
         texts("CustomerAssignedAccountID"),
-        ["20100066603", "46027897", "00000000"]
+        ["20100066603", "46027897", "00000000", "46027897"]
     );
 }
 
@@ -133,6 +176,16 @@ fn wrong_summaries_are_refused_with_a_stable_code() {
     let mut s = daily();
     s.lines[1].correlative = 7;
     assert_eq!(s.validate().unwrap_err().code(), "summary.duplicate");
+
+    // A note of a factura has no place in a Resumen Diario.
+    let mut s = daily();
+    if let Some(m) = s.lines[2].modifies.as_mut() {
+        m.doc_type = DocumentType::Factura;
+    }
+    assert_eq!(
+        s.validate().unwrap_err().code(),
+        "summary.wrong_document_type"
+    );
 
     let mut s = daily();
     s.reference_date = date(2025, 3, 16);

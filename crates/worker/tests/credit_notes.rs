@@ -487,11 +487,20 @@ async fn notes_left_sending_or_in_error_are_rescued_and_sent() -> anyhow::Result
     assert_eq!(n.sunat.attempts, 2, "the dead attempt and the rescued one");
 
     // The ERROR sweep gives the failed note a new round; the login failure waits for a person.
+    // `requeued` counts the note: every document it queued again, not only sales.
     let r = sweep(&e, "retry_failed_sunat_sends", serde_json::json!({})).await?;
     assert_eq!(
-        (&r["requeued"], &r["sale_ids"], &r["credit_note_ids"]),
         (
+            &r["requeued"],
+            &r["sales"],
+            &r["credit_notes"],
+            &r["sale_ids"],
+            &r["credit_note_ids"]
+        ),
+        (
+            &serde_json::json!(1),
             &serde_json::json!(0),
+            &serde_json::json!(1),
             &serde_json::json!([]),
             &serde_json::json!([failed.id])
         ),

@@ -1,6 +1,7 @@
 //! Stores through a real worker, PostgreSQL, Redis and the SUNAT simulator: two stores' boletas
 //! take their own series and carry their own establishment code in a signed XML that SUNAT's
-//! schema accepts and whose signature verifies; the hourly insights fan-out over three stores, one
+//! schema accepts and whose signature verifies, and their credit notes take each store's own note
+//! series (in the signed CreditNote); the hourly insights fan-out over three stores, one
 //! of whose jobs fails, runs its callback once and the all-stores summary names the failed store.
 
 use std::collections::HashMap;
@@ -159,8 +160,15 @@ fn run(cmd: &mut Command) -> anyhow::Result<(bool, String)> {
 
 /// The signed receipt validates against SUNAT's UBL 2.1 schema and its signature verifies.
 fn assert_schema_and_signature(xml: &Path, cert_pem: &Path) -> anyhow::Result<()> {
-    let xsd = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../sunat/tests/data/xsd/2.1/maindoc/UBL-Invoice-2.1.xsd");
+    assert_valid(xml, cert_pem, "Invoice")
+}
+
+/// The signed document validates against SUNAT's UBL 2.1 schema of `root` (Invoice,
+/// CreditNote) and its signature verifies.
+fn assert_valid(xml: &Path, cert_pem: &Path, root: &str) -> anyhow::Result<()> {
+    let xsd = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+        "../sunat/tests/data/xsd/2.1/maindoc/UBL-{root}-2.1.xsd"
+    ));
     let (ok, out) = run(Command::new("xmllint")
         .arg("--noout")
         .arg("--schema")
@@ -272,6 +280,123 @@ async fn two_stores_boletas_carry_their_own_series_and_establishment_codes() -> 
             "{xml}"
         );
         assert_schema_and_signature(&path, &e.cert_pem)?;
+    }
+    Ok(())
+}
+
+/// Queues `kind` for each id (its `arg`: `sale_id` or `credit_note_id`).
+async fn send_all(e: &Env, kind: &str, arg: &str, ids: &[i64]) -> anyhow::Result<()> {
+    for id in ids {
+        e.redis
+            .broker
+            .enqueue(EnqueueRequest {
+                kind: kind.into(),
+                args: json!({ arg: id }),
+                ..Default::default()
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_stores_notes_take_their_own_note_series() -> anyhow::Result<()> {
+    use faena_shop::credit_notes::{self, CreditRequest, NoteDefaults};
+    use faena_sunat::CreditReason;
+    let e = env("stores_notes").await?;
+    let cusco = add_store(&e, "cusco", "0002", 5).await?;
+    let p = shop::create_product(
+        &mut *e.pool.get().await?,
+        shop::NewProduct {
+            sku: "INKA-500".into(),
+            name: "Inca Kola 500 ml".into(),
+            unit_price: "2.50".parse()?,
+            stock: 100.into(),
+            low_stock_threshold: 1.into(),
+            igv_affectation: "10".into(),
+            unit_code: "NIU".into(),
+            icbper: false,
+            decimal_quantity: false,
+        },
+    )
+    .await?;
+    shop::adjust_stock(
+        &mut *e.pool.get().await?,
+        p.id,
+        Some(cusco.id),
+        10.into(),
+        None,
+    )
+    .await?;
+    let main_sale = boleta(&e, p.id, None).await?;
+    let cusco_sale = boleta(&e, p.id, Some(cusco.id)).await?;
+    let w = worker(
+        &e,
+        Handlers::production(e.pool.clone(), e.redis.broker.clone(), &e.settings),
+    );
+    send_all(
+        &e,
+        "send_sale_to_sunat",
+        "sale_id",
+        &[main_sale.id, cusco_sale.id],
+    )
+    .await?;
+    for s in [&main_sale, &cusco_sale] {
+        wait_for(
+            "the sale to be accepted",
+            Duration::from_secs(40),
+            || async {
+                let v = sales::get_sale(&mut *e.pool.get().await?, s.id).await?;
+                Ok((v.sunat.status == sales::SunatStatus::Accepted).then_some(()))
+            },
+        )
+        .await?;
+    }
+    // A whole return of each: the main store's note on BC01 (the settings' default), Cusco's on
+    // its own BC05, each series with its own correlatives.
+    let mut notes = Vec::new();
+    for s in [&main_sale, &cusco_sale] {
+        notes.push(
+            credit_notes::create(
+                &mut *e.pool.get().await?,
+                s.id,
+                "7",
+                &CreditRequest::whole(CreditReason::TotalReturn, "Devolución total")?,
+                &NoteDefaults::default(),
+            )
+            .await?,
+        );
+    }
+    assert_eq!(
+        notes.iter().map(|n| n.number.as_str()).collect::<Vec<_>>(),
+        ["BC01-1", "BC05-1"]
+    );
+    let ids: Vec<i64> = notes.iter().map(|n| n.id).collect();
+    send_all(&e, "send_credit_note_to_sunat", "credit_note_id", &ids).await?;
+    let mut sent = Vec::new();
+    for id in &ids {
+        sent.push(
+            wait_for(
+                "the note to be accepted",
+                Duration::from_secs(40),
+                || async {
+                    let n = credit_notes::get(&mut *e.pool.get().await?, *id).await?;
+                    Ok((n.sunat.status == sales::SunatStatus::Accepted).then_some(n))
+                },
+            )
+            .await?,
+        );
+    }
+    w.shutdown().await;
+    for (note, (number, modifies)) in sent
+        .iter()
+        .zip([("BC01-1", "B001-1"), ("BC05-1", "B005-1")])
+    {
+        let path = e.files.join(note.files.xml.as_deref().unwrap_or("-"));
+        let xml = std::fs::read_to_string(&path)?;
+        assert_eq!(element(&xml, "cbc:ID"), Some(number), "{xml}");
+        assert_eq!(element(&xml, "cbc:ReferenceID"), Some(modifies), "{xml}");
+        assert_valid(&path, &e.cert_pem, "CreditNote")?;
     }
     Ok(())
 }

@@ -4,7 +4,8 @@
 //! credit note for a receipt past the window that SUNAT accepts, 409s for one being sent, one
 //! with an unsure outcome and a CONFLICT); a
 //! ticket that answers 98 three times is polled with snoozes, then applied; a Resumen Diario
-//! carries a boleta answered 1079 to ACCEPTED; two builds make one summary per document; an
+//! carries a boleta answered 1079 to ACCEPTED, and a credit note of a boleta answered 1079 (a
+//! line of type 07 naming its boleta); two builds make one summary per document and per note; an
 //! unsure factura is settled by getStatusCdr without a resend; cleanup_old_files deletes a decided
 //! summary's XML and CDR at the receipts' age; a refused Resumen Diario applies nothing.
 
@@ -13,6 +14,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use diesel::{OptionalExtension, QueryDsl};
 use diesel_async::RunQueryDsl;
 use faena_broker::{Broker, TaskState};
 use faena_core::db::PgPool;
@@ -606,6 +608,178 @@ async fn a_resumen_diario_carries_a_1079_boleta_to_accepted() -> anyhow::Result<
     Ok(())
 }
 
+/// Waits until the credit note's SUNAT status is `status`.
+async fn note_in(
+    e: &Env,
+    id: i64,
+    status: &str,
+) -> anyhow::Result<faena_shop::credit_notes::CreditNoteView> {
+    wait_for(
+        "the note's SUNAT status",
+        Duration::from_secs(40),
+        || async {
+            let n = faena_shop::credit_notes::get(&mut *e.pool.get().await?, id).await?;
+            Ok((n.sunat.status.as_str() == status).then_some(n))
+        },
+    )
+    .await
+}
+
+/// A credit note of 1 unit of an accepted boleta, answered 1079 by SUNAT (its sendBill window
+/// is over): it waits in ERROR for a Resumen Diario.
+async fn late_note_of(
+    e: &Env,
+    boleta: &SaleView,
+) -> anyhow::Result<faena_shop::credit_notes::CreditNoteView> {
+    use faena_shop::credit_notes::{self, CreditItemInput, CreditRequest, NewCreditNote};
+    let req = CreditRequest::parse(&NewCreditNote {
+        reason_code: "07".into(),
+        description: "Devolución de una unidad".into(),
+        items: Some(vec![CreditItemInput {
+            product_id: e.product,
+            quantity: faena_shop::quantity::Quantity::whole(1)?,
+        }]),
+    })?;
+    let mut conn = e.pool.get().await?;
+    // The note's number is the next of its series: tell the simulator to answer it 1079.
+    let next: i64 = faena_shop::schema::series_counters::table
+        .find("BC01")
+        .select(faena_shop::schema::series_counters::last_correlative)
+        .first::<i64>(&mut conn)
+        .await
+        .optional()?
+        .unwrap_or(0)
+        + 1;
+    e.sim.state.set_scenario(ScenarioRequest {
+        series: "BC01".into(),
+        correlative: next,
+        scenario: Scenario::Fault1079,
+        times: 1,
+    });
+    let n = credit_notes::create(
+        &mut conn,
+        boleta.id,
+        "7",
+        &req,
+        &credit_notes::NoteDefaults::default(),
+    )
+    .await?;
+    anyhow::ensure!(
+        n.correlative == next,
+        "note {} is not BC01-{next}",
+        n.number
+    );
+    let n = note_in(e, n.id, "ERROR").await?;
+    anyhow::ensure!(
+        n.sunat.outcome.as_deref() == Some("needs_summary")
+            && n.sunat.code.as_deref() == Some("1079"),
+        "{:?}",
+        n.sunat
+    );
+    Ok(n)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumen_diario_carries_a_1079_credit_note_of_a_boleta_to_accepted() -> anyhow::Result<()>
+{
+    let e = env("rc1079note").await?;
+    let w = worker(&e);
+    let boleta = sent(&e, false, None, "ACCEPTED").await?;
+    let note = late_note_of(&e, &boleta).await?;
+    let report = build(&e).await?;
+    assert_eq!(
+        report["built"].as_array().map(Vec::len),
+        Some(1),
+        "{report}"
+    );
+    let all = decided(&e).await?;
+    assert_eq!(all[0].state, SummaryState::Accepted, "{:?}", all[0]);
+    assert_eq!(all[0].lines.len(), 1);
+    let line = &all[0].lines[0];
+    assert_eq!(line.doc_type, "07");
+    assert_eq!(line.condition_code, "1");
+    assert_eq!(line.credit_note_id, Some(note.id));
+    assert_eq!(line.sale_id, boleta.id);
+    assert_eq!(
+        (line.series.as_str(), line.correlative),
+        ("BC01", note.correlative)
+    );
+    assert_eq!(line.total, note.total);
+    // What was sent: a line of type 07 with its reference to the boleta, signed.
+    let xml = std::fs::read(e.files.join(all[0].xml_path.as_deref().unwrap_or("-")))?;
+    faena_sunat::verify(&xml)?;
+    let text = String::from_utf8(xml)?;
+    let reference = text
+        .split_once("<cac:BillingReference>")
+        .and_then(|(_, rest)| rest.split_once("</cac:BillingReference>"))
+        .map(|(inside, _)| inside)
+        .ok_or_else(|| anyhow::anyhow!("no BillingReference in {text}"))?;
+    let boleta_id = format!("<cbc:ID>{}-{}</cbc:ID>", boleta.series, boleta.correlative);
+    assert!(reference.contains(&boleta_id), "{reference}");
+    assert!(
+        reference.contains("<cbc:DocumentTypeCode>03</cbc:DocumentTypeCode>"),
+        "{reference}"
+    );
+    assert!(
+        text.contains("<cbc:DocumentTypeCode>07</cbc:DocumentTypeCode>"),
+        "{text}"
+    );
+    // The note is ACCEPTED with the summary's CDR and printed; the boleta is untouched.
+    let n = note_in(&e, note.id, "ACCEPTED").await?;
+    assert!(n.sunat.accepted_at.is_some());
+    assert_eq!(n.files.cdr, all[0].cdr_path);
+    let pdf = e.files.join(n.files.pdf.as_deref().unwrap_or("-"));
+    assert!(
+        std::fs::read(&pdf)?.starts_with(b"%PDF"),
+        "{}",
+        pdf.display()
+    );
+    let v = sale(&e, boleta.id).await?;
+    assert_eq!(v.sunat.status.as_str(), "ACCEPTED");
+    assert!(v.summaries.is_empty(), "{:?}", v.summaries);
+    w.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn building_twice_makes_one_summary_per_credit_note() -> anyhow::Result<()> {
+    let e = env("build_twice_note").await?;
+    let w = worker(&e);
+    let boleta = sent(&e, false, None, "ACCEPTED").await?;
+    let late = sent(&e, false, Some(Scenario::Fault1079), "ERROR").await?;
+    let note = late_note_of(&e, &boleta).await?;
+    let (r1, r2) = tokio::join!(build(&e), build(&e));
+    let r3 = build(&e).await?;
+    let built: usize = [r1?, r2?, r3]
+        .iter()
+        .map(|r| r["built"].as_array().map_or(0, Vec::len))
+        .sum();
+    assert_eq!(built, 1);
+    let all = decided(&e).await?;
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].state, SummaryState::Accepted, "{:?}", all[0]);
+    let lines: Vec<_> = all[0]
+        .lines
+        .iter()
+        .map(|l| (l.doc_type.clone(), l.sale_id, l.credit_note_id))
+        .collect();
+    // The boleta's line before the note's.
+    assert_eq!(
+        lines,
+        [
+            ("03".to_owned(), late.id, None),
+            ("07".to_owned(), boleta.id, Some(note.id))
+        ]
+    );
+    note_in(&e, note.id, "ACCEPTED").await?;
+    sale_in(&e, late.id, "ACCEPTED").await?;
+    let r4 = build(&e).await?;
+    assert_eq!(r4["built"], json!([]), "{r4}");
+    assert_eq!(all_summaries(&e).await?.len(), 1);
+    w.shutdown().await;
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn building_twice_makes_one_summary_per_document() -> anyhow::Result<()> {
     let e = env("build_twice").await?;
@@ -767,6 +941,95 @@ async fn a_refused_resumen_diario_applies_nothing_and_says_so() -> anyhow::Resul
     );
     let r = build(&e).await?;
     assert_eq!(r["built"], json!([]), "{r}");
+    w.shutdown().await;
+    Ok(())
+}
+
+/// A credit note of `sale_id` for `reason` (whole, or `items` units of the product).
+async fn note_for(
+    e: &Env,
+    sale_id: i64,
+    reason: &str,
+    items: Option<i64>,
+) -> Result<faena_shop::credit_notes::CreditNoteView, faena_shop::credit_notes::CreditNoteError> {
+    use faena_shop::credit_notes::{self, CreditItemInput, CreditRequest, NewCreditNote};
+    let req = CreditRequest::parse(&NewCreditNote {
+        reason_code: reason.into(),
+        description: "Anulación de la operación".into(),
+        items: items.map(|q| {
+            vec![CreditItemInput {
+                product_id: e.product,
+                quantity: faena_shop::quantity::Quantity::whole(q).expect("a test quantity"),
+            }]
+        }),
+    })?;
+    let mut conn = e.pool.get().await.expect("a connection");
+    credit_notes::create(
+        &mut conn,
+        sale_id,
+        "7",
+        &req,
+        &credit_notes::NoteDefaults::default(),
+    )
+    .await
+}
+
+fn not_creditable(
+    r: Result<faena_shop::credit_notes::CreditNoteView, faena_shop::credit_notes::CreditNoteError>,
+) -> (bool, String) {
+    match r {
+        Err(faena_shop::credit_notes::CreditNoteError::NotCreditable {
+            is_cancelled,
+            message,
+            ..
+        }) => (is_cancelled, message),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_sale_whose_void_sunat_refused_takes_a_whole_note_01_or_02(
+) -> anyhow::Result<()> {
+    let e = env("note_after_refused").await?;
+    let w = worker(&e);
+    let refused = sent(&e, false, None, "ACCEPTED").await?;
+    cancel_sale(&e, refused.id).await?;
+    e.sim.state.set_summary(SummaryRequest {
+        summary_id: format!("RC-{}-1", today().format("%Y%m%d")),
+        pending_polls: 0,
+        scenario: Some(sim::SummaryScenario::Rejection),
+    });
+    build(&e).await?;
+    decided(&e).await?;
+    let c = sale(&e, refused.id).await?.cancellation.expect("cancelled");
+    assert_eq!(c.sunat_state, VoidState::Failed);
+    // A cancellation still waiting for its summary: the sale takes no note.
+    let queued = sent(&e, false, None, "ACCEPTED").await?;
+    cancel_sale(&e, queued.id).await?;
+    let (cancelled, message) = not_creditable(note_for(&e, queued.id, "01", None).await);
+    assert!(cancelled, "{message}");
+    assert!(message.contains("anulada"), "{message}");
+
+    let before = stock(&e).await?;
+    // Only a whole note that annuls it: not chosen lines, not a return (06).
+    let (_, message) = not_creditable(note_for(&e, refused.id, "07", Some(1)).await);
+    assert!(
+        message.contains("01") && message.contains("02"),
+        "{message}"
+    );
+    not_creditable(note_for(&e, refused.id, "06", None).await);
+    let note = note_for(&e, refused.id, "01", None).await?;
+    assert_eq!(note.total, refused.total);
+    // The cancellation gave the units back already: the note gives nothing more.
+    assert_eq!(stock(&e).await?, before);
+    // SUNAT still holds the boleta: it accepts the note.
+    let n = note_in(&e, note.id, "ACCEPTED").await?;
+    assert_eq!(n.reason_code, "01");
+    // Nothing is left to credit.
+    assert!(matches!(
+        note_for(&e, refused.id, "02", None).await,
+        Err(faena_shop::credit_notes::CreditNoteError::Exceeds { .. })
+    ));
     w.shutdown().await;
     Ok(())
 }

@@ -60,13 +60,9 @@ fn parse_item(s: &str) -> Result<faena_shop::credit_notes::CreditItemInput, Stri
     })
 }
 
-/// Where credit notes take their series (the same settings as the api's).
+/// Where credit notes take their dates (their series is the sale's store's).
 fn note_defaults(settings: &CliSettings) -> faena_shop::credit_notes::NoteDefaults {
-    faena_shop::credit_notes::NoteDefaults {
-        factura_series: settings.sunat.factura_note_series.clone(),
-        boleta_series: settings.sunat.boleta_note_series.clone(),
-        tz: settings.tz,
-    }
+    faena_shop::credit_notes::NoteDefaults { tz: settings.tz }
 }
 
 /// `faena sales ...`.

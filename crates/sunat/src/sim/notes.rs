@@ -162,7 +162,7 @@ pub(super) fn check(root: Node<'_, '_>, name: &FileName, state: &SimState) -> No
         );
     }
     let number = number.trim_start_matches('0');
-    let key = super::ticket::doc_key(&name.ruc, tt, series, number);
+    let key = super::doc_key(&name.ruc, tt, series, number);
     let s = state.lock();
     let registered = s.registered.get(&key).copied();
     let facts = s.facts.get(&key).cloned();

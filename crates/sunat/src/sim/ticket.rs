@@ -12,11 +12,14 @@ use std::collections::{HashMap, HashSet};
 
 use actix_web::{web, HttpResponse};
 use base64::Engine as _;
+use bigdecimal::BigDecimal;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use super::notes::Facts;
 use super::{
-    cdr_zip, client_fault, Fault, Registry, Request, Shared, SimState, B64, NS_CAC, NS_SOAP_ENV,
+    cdr_zip, client_fault, doc_key, Fault, Registry, Request, Shared, SimState, State, B64, NS_CAC,
+    NS_SOAP_ENV,
 };
 use crate::archive;
 use crate::document::{DocumentType, Ruc, Series};
@@ -92,18 +95,23 @@ fn soap_ok(inner: &str) -> HttpResponse {
         ))
 }
 
-/// The registry key of a document: its sendBill zip name.
-pub(super) fn doc_key(ruc: &str, doc_type: &str, series: &str, number: &str) -> String {
-    format!("{ruc}-{doc_type}-{series}-{number}.zip")
-}
-
 /// A line's error: SUNAT's code and text.
 type LineError = (&'static str, String);
 
 /// What the summary's lines do when it is accepted.
 enum Effect {
     Void(String),
-    Register(String),
+    /// A boleta informed with status 1, with what the registry keeps of it (its notes are
+    /// checked against its total).
+    Register(String, Facts),
+    /// A credit note of a boleta informed with status 1: registered, and its total taken off
+    /// what is left of the boleta (`original`).
+    Credit {
+        key: String,
+        original: String,
+        total: BigDecimal,
+        facts: Facts,
+    },
 }
 
 pub(super) fn send_summary(shared: &Shared, request: Request) -> HttpResponse {
@@ -245,8 +253,10 @@ fn check_summary(state: &SimState, request: &Request) -> Result<HttpResponse, Fa
         })
     } else {
         match id.kind {
-            SummaryKind::Voided => check_voided(root, &ruc, late, &s.registered),
-            SummaryKind::Daily => check_daily(root, &ruc, late, &s.registered),
+            SummaryKind::Voided => {
+                check_voided(root, &ruc, late, &s.registered).map(|effects| (effects, Vec::new()))
+            }
+            SummaryKind::Daily => check_daily(root, &ruc, late, reference_date, &s),
         }
     };
     let checked = match (checked, scenario) {
@@ -257,15 +267,28 @@ fn check_summary(state: &SimState, request: &Request) -> Result<HttpResponse, Fa
         )),
         (other, _) => other,
     };
+    let mut observations = Vec::new();
     let (status_code, code, description) = match checked {
-        Ok(effects) => {
+        Ok((effects, notes)) => {
+            observations = notes;
             for effect in effects {
                 match effect {
                     Effect::Void(key) => {
                         s.registered.insert(key, Registry::Voided);
                     }
-                    Effect::Register(key) => {
-                        s.registered.insert(key, Registry::Accepted);
+                    Effect::Register(key, facts) => {
+                        s.registered.insert(key.clone(), Registry::Accepted);
+                        s.facts.insert(key, facts);
+                    }
+                    Effect::Credit {
+                        key,
+                        original,
+                        total,
+                        facts,
+                    } => {
+                        s.registered.insert(key.clone(), Registry::Accepted);
+                        s.facts.insert(key, facts);
+                        *s.credited.entry(original).or_default() += total;
                     }
                 }
             }
@@ -277,8 +300,15 @@ fn check_summary(state: &SimState, request: &Request) -> Result<HttpResponse, Fa
         }
         Err((code, text)) => ("99", code, text),
     };
-    let zip = cdr_zip(&ruc, &id.to_string(), stem, code, &description, &[])
-        .map_err(|e| Fault::client("0200", &e.to_string()))?;
+    let zip = cdr_zip(
+        &ruc,
+        &id.to_string(),
+        stem,
+        code,
+        &description,
+        &observations,
+    )
+    .map_err(|e| Fault::client("0200", &e.to_string()))?;
     s.tickets.next += 1;
     let ticket = format!("{}", 1_700_000_000_000_u64 + s.tickets.next);
     s.tickets.by_ticket.insert(
@@ -378,16 +408,27 @@ fn check_voided(
     Ok(effects)
 }
 
-/// A Resumen Diario's lines: boletas (03), status 1 for a boleta SUNAT does not have, status 3
-/// for one it accepted inside the window, each document and status once.
+/// A Resumen Diario's lines: boletas (03) and credit notes (07) of boletas; status 1 for a
+/// document SUNAT does not have, status 3 for one it accepted inside the window, each document
+/// and status once. A note must name, in `cac:BillingReference`, a boleta SUNAT holds (or one an
+/// earlier line of this summary informs) that is neither voided nor rejected (V/RD 11: 2524,
+/// 2583, 2513, 2920, 2989, 2990); a `cac:BillingReference` on a boleta's line is 2582. A note
+/// for more than what is left of its boleta is observation 4028, as by `sendBill`. Returns the
+/// effects and the observations.
 fn check_daily(
     root: roxmltree::Node<'_, '_>,
     ruc: &str,
     late: bool,
-    registry: &HashMap<String, Registry>,
-) -> Result<Vec<Effect>, LineError> {
+    reference_date: NaiveDate,
+    state: &State,
+) -> Result<(Vec<Effect>, Vec<String>), LineError> {
+    let registry = &state.registered;
     let mut effects = Vec::new();
+    let mut observations = Vec::new();
     let mut seen = HashSet::new();
+    // Boletas this summary informs, with their totals, and what its notes took of each.
+    let mut informed: HashMap<String, BigDecimal> = HashMap::new();
+    let mut credited_here: HashMap<String, BigDecimal> = HashMap::new();
     for line in lines(root, "SummaryDocumentsLine") {
         let tt = super::cbc_text(line, "DocumentTypeCode").unwrap_or("");
         let doc_id = super::cbc_text(line, "ID").unwrap_or("");
@@ -397,7 +438,7 @@ fn check_daily(
             .find(|n| n.has_tag_name((NS_CAC, "Status")))
             .and_then(|st| super::cbc_text(st, "ConditionCode"))
             .unwrap_or("");
-        if tt != "03" || Series::parse_for(series, DocumentType::Boleta).is_err() {
+        if !["03", "07"].contains(&tt) || Series::parse_for(series, DocumentType::Boleta).is_err() {
             return Err((
                 "2241",
                 format!(
@@ -405,9 +446,51 @@ fn check_daily(
                 ),
             ));
         }
-        if sac_text(line, "TotalAmount").is_none() {
+        let total_node = line
+            .children()
+            .find(|n| n.has_tag_name((NS_SAC, "TotalAmount")));
+        let Some(total_node) = total_node else {
             return Err(("0305", format!("La linea de {doc_id} no tiene TotalAmount")));
-        }
+        };
+        let total: BigDecimal = match total_node.text().map(str::trim).map(str::parse::<BigDecimal>) {
+            Some(Ok(t)) if t.sign() != bigdecimal::num_bigint::Sign::Minus => t,
+            _ => {
+                return Err((
+                    "2251",
+                    format!(
+                        "El dato ingresado en TotalAmount de {doc_id} debe ser numerico mayor o igual a cero"
+                    ),
+                ))
+            }
+        };
+        let facts = Facts {
+            total: total.clone(),
+            currency: total_node.attribute("currencyID").unwrap_or("").to_owned(),
+            issue_date: reference_date,
+        };
+        let reference = line
+            .children()
+            .filter(|n| n.has_tag_name((NS_CAC, "BillingReference")))
+            .flat_map(|b| b.children())
+            .find(|n| n.has_tag_name((NS_CAC, "InvoiceDocumentReference")));
+        // A note's boleta: its registry key, checked before the note's own state.
+        let original = if tt == "07" {
+            if status == "3" {
+                None
+            } else {
+                Some(note_reference(reference, ruc, doc_id, registry, &informed)?)
+            }
+        } else {
+            if reference.is_some() {
+                return Err((
+                    "2582",
+                    format!(
+                        "Solo se debe incluir el tag de Comprobante de referencia cuando se trata de una nota de credito o debito ({doc_id})"
+                    ),
+                ));
+            }
+            None
+        };
         let key = doc_key(ruc, tt, series, number);
         if !seen.insert(key.clone()) {
             return Err((
@@ -428,7 +511,37 @@ fn check_daily(
             "1" if registered.is_some() => {
                 return Err(("2282", format!("El documento {doc_id} ya fue informado")))
             }
-            "1" => effects.push(Effect::Register(key)),
+            "1" => match original {
+                Some(original) => {
+                    // What is left of the boleta: its total less the notes SUNAT took before
+                    // and those earlier in this summary.
+                    let boleta_total = state
+                        .facts
+                        .get(&original)
+                        .map(|f| f.total.clone())
+                        .or_else(|| informed.get(&original).cloned());
+                    let before = state.credited.get(&original).cloned().unwrap_or_default()
+                        + credited_here.get(&original).cloned().unwrap_or_default();
+                    if let Some(boleta_total) = boleta_total {
+                        if total > &boleta_total - &before {
+                            observations.push(format!(
+                                "4028 - El monto total de la nota de credito {doc_id} debe ser menor o igual al monto de la boleta"
+                            ));
+                        }
+                    }
+                    *credited_here.entry(original.clone()).or_default() += &total;
+                    effects.push(Effect::Credit {
+                        key,
+                        original,
+                        total,
+                        facts,
+                    });
+                }
+                None => {
+                    informed.insert(key.clone(), total);
+                    effects.push(Effect::Register(key, facts));
+                }
+            },
             "3" if registered.is_none() => {
                 return Err((
                     "2663",
@@ -453,7 +566,65 @@ fn check_daily(
     if effects.is_empty() {
         return Err(("0305", "El resumen diario no tiene lineas".to_owned()));
     }
-    Ok(effects)
+    Ok((effects, observations))
+}
+
+/// The boleta a note's line modifies, as its registry key: the reference must be there (2524),
+/// name a boleta (2583, 2513) by a boleta number (2920), and SUNAT must hold that boleta, or an
+/// earlier line of the summary inform it (2989), neither voided nor rejected (2990).
+fn note_reference(
+    reference: Option<roxmltree::Node<'_, '_>>,
+    ruc: &str,
+    doc_id: &str,
+    registry: &HashMap<String, Registry>,
+    informed: &HashMap<String, BigDecimal>,
+) -> Result<String, LineError> {
+    let Some(reference) = reference else {
+        return Err((
+            "2524",
+            format!("Debe indicar el documento afectado por la nota {doc_id}"),
+        ));
+    };
+    let Some(rt) = super::cbc_text(reference, "DocumentTypeCode").filter(|t| !t.is_empty()) else {
+        return Err((
+            "2583",
+            format!("Debe consignar tipo de documento que modifica la nota {doc_id}"),
+        ));
+    };
+    if rt != "03" {
+        return Err((
+            "2513",
+            format!("La nota {doc_id} de un resumen diario modifica una boleta (03), no {rt}"),
+        ));
+    }
+    let rid = super::cbc_text(reference, "ID").unwrap_or("");
+    let (rseries, rnumber) = rid.split_once('-').unwrap_or((rid, ""));
+    let number_ok = (1..=8).contains(&rnumber.len())
+        && rnumber.bytes().all(|b| b.is_ascii_digit())
+        && rnumber.trim_start_matches('0') == rnumber;
+    if Series::parse_for(rseries, DocumentType::Boleta).is_err() || !number_ok {
+        return Err((
+            "2920",
+            format!("Dato no cumple con formato de acuerdo al tipo de documento: {rid}"),
+        ));
+    }
+    let key = doc_key(ruc, rt, rseries, rnumber);
+    match registry.get(&key) {
+        Some(Registry::Accepted) => Ok(key),
+        Some(Registry::Voided | Registry::Rejected) => Err((
+            "2990",
+            format!(
+                "El comprobante (electronico) {rid} a la que hace referencia la nota {doc_id}, se encuentra anulado o rechazada."
+            ),
+        )),
+        None if informed.contains_key(&key) => Ok(key),
+        None => Err((
+            "2989",
+            format!(
+                "El comprobante (electronico) {rid} a la que hace referencia la nota {doc_id}, no se encuentra informado."
+            ),
+        )),
+    }
 }
 
 pub(super) fn get_status(shared: &Shared, request: &Request) -> HttpResponse {

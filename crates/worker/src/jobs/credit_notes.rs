@@ -9,7 +9,8 @@
 //! and every retry sends those bytes. A 1033 or 1032 is read as our own earlier send only when an
 //! earlier send of these very bytes had an unknown or in-process outcome (the note's
 //! `unsure_sha256`); otherwise the note is CONFLICT. A note of a boleta past its 5 days gets 1079
-//! (`needs_summary`) and stays ERROR: the Resumen Diario that would carry it is not built yet.
+//! (`needs_summary`) and stays ERROR until the nightly Resumen Diario carries it (a line of type
+//! 07 with its boleta; `jobs/summaries.rs`), whose acceptance makes it ACCEPTED.
 
 use std::path::PathBuf;
 use std::sync::Arc;

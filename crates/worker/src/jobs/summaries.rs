@@ -9,22 +9,22 @@
 //! reached SUNAT makes a later "ID already presented" (2223, 2324) an ERROR for a person, never
 //! an acceptance.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use faena_core::jobs::JobError;
 use faena_core::Settings;
+use faena_shop::credit_notes;
 use faena_shop::files::{write_atomic, ReceiptFiles};
 use faena_shop::jobs::{BuildSunatSummariesArgs, PollSunatTicketArgs, SendSunatSummaryArgs};
 use faena_shop::sales;
 use faena_shop::states::SummaryState;
-use faena_shop::summaries::{self, Decision, Printed, SummaryRow};
+use faena_shop::summaries::{self, Decision, LineRow, Printed, Prints, SummaryRow};
 use faena_sunat::document::{DocumentType, Series};
 use faena_sunat::{
-    printable, DailySummary, LineStatus, Outcome, SummaryId, SummaryKind, SummaryLine,
-    TicketStatus, VoidedDocuments, VoidedLine,
+    printable, CreditNote, DailySummary, LineStatus, ModifiedDocument, Outcome, SummaryId,
+    SummaryKind, SummaryLine, TicketStatus, VoidedDocuments, VoidedLine,
 };
 use serde_json::{json, Value};
 
@@ -145,8 +145,8 @@ impl SummaryJobs {
         result
     }
 
-    /// The summary's document: the RC lines with each boleta's own totals, or the RA lines
-    /// with each cancellation's reason.
+    /// The summary's document: the RC lines with each boleta's or credit note's own totals (a
+    /// note's line names its boleta), or the RA lines with each cancellation's reason.
     async fn document(
         &self,
         conn: &mut faena_core::db::PooledConnection,
@@ -159,6 +159,33 @@ impl SummaryJobs {
             SummaryKind::Daily => {
                 let mut out = Vec::with_capacity(lines.len());
                 for l in &lines {
+                    if let Some(note_id) = l.credit_note_id {
+                        let note = match self.note(conn, ready, note_id).await? {
+                            Ok(n) => n,
+                            Err(e) => {
+                                return Ok(Err(format!("{}-{}: {e}", l.series, l.correlative)))
+                            }
+                        };
+                        let totals = match note.totals() {
+                            Ok(t) => t,
+                            Err(e) => return Ok(Err(format!("{}: {e}", note.id()))),
+                        };
+                        out.push(SummaryLine {
+                            doc_type: note.original.doc_type,
+                            series: note.series.clone(),
+                            correlative: note.correlative,
+                            customer: note.customer.clone(),
+                            status: LineStatus::Add,
+                            currency: note.currency.clone(),
+                            totals,
+                            modifies: Some(ModifiedDocument {
+                                doc_type: note.original.doc_type,
+                                series: note.original.series.clone(),
+                                correlative: note.original.correlative,
+                            }),
+                        });
+                        continue;
+                    }
                     let sale = sales::sale_row(conn, l.sale_id).await.map_err(db_err)?;
                     let items = sales::sale_items(conn, l.sale_id).await.map_err(db_err)?;
                     let receipt = match self.sunat.receipt(&ready.company, &sale, &items) {
@@ -181,6 +208,7 @@ impl SummaryJobs {
                         },
                         currency: receipt.currency.clone(),
                         totals,
+                        modifies: None,
                     });
                 }
                 let s = DailySummary {
@@ -262,7 +290,7 @@ impl SummaryJobs {
                             code: None,
                             description: format!("no se pudo armar el resumen: {why}"),
                         };
-                        summaries::decide(&mut conn, id, &d, &BTreeMap::new())
+                        summaries::decide(&mut conn, id, &d, &Prints::default())
                             .await
                             .map_err(db_err)?;
                         return Err(JobError::Permanent(anyhow::anyhow!(
@@ -357,7 +385,7 @@ impl SummaryJobs {
                                 cdr_path: None,
                             }
                         };
-                        let applied = summaries::decide(&mut conn, id, &d, &BTreeMap::new())
+                        let applied = summaries::decide(&mut conn, id, &d, &Prints::default())
                             .await
                             .map_err(db_err)?;
                         Ok(
@@ -441,7 +469,7 @@ impl SummaryJobs {
                 let printed = if accepted {
                     self.print_added(&mut conn, ready, id).await?
                 } else {
-                    BTreeMap::new()
+                    Prints::default()
                 };
                 let applied = summaries::decide(&mut conn, id, &decision, &printed)
                     .await
@@ -460,7 +488,7 @@ impl SummaryJobs {
                             "SUNAT no conoce el ticket {ticket} de {summary_id}: consulte el resumen en SUNAT SOL"
                         ),
                     };
-                    summaries::decide(&mut conn, id, &d, &BTreeMap::new())
+                    summaries::decide(&mut conn, id, &d, &Prints::default())
                         .await
                         .map_err(db_err)?;
                     return Err(JobError::Permanent(anyhow::anyhow!(
@@ -482,17 +510,74 @@ impl SummaryJobs {
         }
     }
 
-    /// The PDF and QR of each boleta an accepted Resumen Diario informs (status 1), printed as a
-    /// boleta accepted by sendBill is, before the state changes.
+    /// A credit note as SUNAT receives it (its CreditNote document), or why it cannot be built.
+    async fn note(
+        &self,
+        conn: &mut faena_core::db::PooledConnection,
+        ready: &Ready,
+        note_id: i64,
+    ) -> Result<Result<CreditNote, String>, JobError> {
+        let row = credit_notes::row(conn, note_id).await.map_err(db_err)?;
+        Ok(
+            credit_notes::document(conn, &row, &ready.company, self.sunat.tz)
+                .await
+                .map_err(db_err)?
+                .map_err(|e| e.to_string()),
+        )
+    }
+
+    /// The PDF and QR of a credit note an accepted Resumen Diario informs, printed as a note
+    /// accepted by sendBill is (with the digest of the XML it signed before its 1079).
+    async fn print_note(
+        &self,
+        conn: &mut faena_core::db::PooledConnection,
+        ready: &Ready,
+        l: &LineRow,
+        note_id: i64,
+    ) -> Result<Option<Printed>, JobError> {
+        let row = credit_notes::row(conn, note_id).await.map_err(db_err)?;
+        let (Ok(note), Some(digest)) = (
+            self.note(conn, ready, note_id).await?,
+            row.digest_value.as_deref(),
+        ) else {
+            tracing::warn!(
+                credit_note_id = note_id,
+                line = l.line_no,
+                "cannot print a credit note the Resumen Diario informs (no signed XML or document)"
+            );
+            return Ok(None);
+        };
+        let files = ReceiptFiles::of_credit_note(&note);
+        let printed = printable::credit_note_pdf(&note, digest, &[])
+            .and_then(|pdf| Ok((pdf, printable::credit_note_qr_png(&note, digest)?)))
+            .map_err(|e| JobError::Retry(anyhow::anyhow!("cannot print the note: {e}")))?;
+        for (rel, bytes) in [(files.pdf(), printed.0), (files.qr(), printed.1)] {
+            write_atomic(&self.sunat.files_dir.join(&rel), &bytes)
+                .map_err(|e| JobError::Retry(anyhow::anyhow!("cannot write {rel}: {e}")))?;
+        }
+        Ok(Some(Printed {
+            pdf_path: Some(files.pdf()),
+            qr_path: Some(files.qr()),
+        }))
+    }
+
+    /// The PDF and QR of each boleta and credit note an accepted Resumen Diario informs (status
+    /// 1), printed as one accepted by sendBill is, before the state changes.
     async fn print_added(
         &self,
         conn: &mut faena_core::db::PooledConnection,
         ready: &Ready,
         id: i64,
-    ) -> Result<BTreeMap<i64, Printed>, JobError> {
-        let mut out = BTreeMap::new();
+    ) -> Result<Prints, JobError> {
+        let mut out = Prints::default();
         for l in summaries::lines(conn, id).await.map_err(db_err)? {
             if l.condition_code != "1" {
+                continue;
+            }
+            if let Some(note_id) = l.credit_note_id {
+                if let Some(p) = self.print_note(conn, ready, &l, note_id).await? {
+                    out.notes.insert(note_id, p);
+                }
                 continue;
             }
             let sale = sales::sale_row(conn, l.sale_id).await.map_err(db_err)?;
@@ -511,7 +596,7 @@ impl SummaryJobs {
                 write_atomic(&self.sunat.files_dir.join(&rel), &bytes)
                     .map_err(|e| JobError::Retry(anyhow::anyhow!("cannot write {rel}: {e}")))?;
             }
-            out.insert(
+            out.sales.insert(
                 l.sale_id,
                 Printed {
                     pdf_path: Some(files.pdf()),

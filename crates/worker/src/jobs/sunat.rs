@@ -671,8 +671,10 @@ impl SunatJobs {
             credit_notes = note_ids.len(),
             "re-enqueued documents in ERROR"
         );
+        // `requeued` counts every document queued again, sales and credit notes alike.
         Ok(json!({
-            "requeued": sale_ids.len(), "sale_ids": sale_ids, "credit_note_ids": note_ids,
+            "requeued": requeued.len(), "sales": sale_ids.len(), "credit_notes": note_ids.len(),
+            "sale_ids": sale_ids, "credit_note_ids": note_ids,
         }))
     }
 }
