@@ -553,10 +553,11 @@ fn parse_customer(input: Option<&CustomerInput>, doc: DocumentType) -> Result<Cu
     Ok(customer)
 }
 
+/// A `SELECT nextval(...) AS id`: a row's id taken before the locks its transaction will hold.
 #[derive(QueryableByName)]
-struct NextId {
+pub(crate) struct NextId {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
-    id: i64,
+    pub(crate) id: i64,
 }
 
 #[derive(QueryableByName)]

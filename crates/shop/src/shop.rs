@@ -26,7 +26,7 @@ use faena_sunat::taxation::{
 use serde::{Deserialize, Serialize};
 
 use crate::quantity::{self, Quantity};
-use crate::sales::Seller;
+use crate::sales::{NextId, Seller};
 use crate::schema::{product_stock, products, reservation_items, reservations, stores};
 pub use crate::states::ReservationStatus;
 pub use crate::stock::Shortage;
@@ -1142,24 +1142,29 @@ pub async fn checkout(
         let terms_tx = terms_of.clone();
         let result = conn
             .transaction::<i64, CheckoutTx, _>(async move |conn| {
-                diesel::sql_query("SET LOCAL lock_timeout = '2s'")
-                    .execute(conn)
-                    .await?;
+                // The reservation's id and the lock timeout in one round trip, before any lock:
+                // once the stock's rows are locked (a hot product's checkouts queue on its row),
+                // only the two inserts, sent together, and the commit remain.
+                let lock_timeout = diesel::sql_query("SET LOCAL lock_timeout = '2s'");
+                let next_id = diesel::sql_query(
+                    "SELECT nextval(pg_get_serial_sequence('reservations', 'id')) AS id",
+                );
+                let (_, NextId { id }) = futures::try_join!(
+                    lock_timeout.execute(&mut &*conn),
+                    next_id.get_result::<NextId>(&mut &*conn),
+                )?;
                 let taken = take_stock(conn, store_id, &request_tx).await?;
                 for t in &taken {
                     if let Some((index, terms)) = terms_tx.get(&t.product_id) {
                         check_terms(t, terms, *index).map_err(CheckoutTx::Terms)?;
                     }
                 }
-                let id: i64 = diesel::insert_into(reservations::table)
-                    .values((
-                        reservations::user_id.eq(user_tx),
-                        reservations::expires_at.eq(expires_at),
-                        reservations::store_id.eq(store_id),
-                    ))
-                    .returning(reservations::id)
-                    .get_result(conn)
-                    .await?;
+                let insert_reservation = diesel::insert_into(reservations::table).values((
+                    reservations::id.eq(id),
+                    reservations::user_id.eq(user_tx),
+                    reservations::expires_at.eq(expires_at),
+                    reservations::store_id.eq(store_id),
+                ));
                 let rows: Vec<_> = request_tx
                     .lines()
                     .iter()
@@ -1177,10 +1182,11 @@ pub async fn checkout(
                         )
                     })
                     .collect();
-                diesel::insert_into(reservation_items::table)
-                    .values(rows)
-                    .execute(conn)
-                    .await?;
+                let insert_items = diesel::insert_into(reservation_items::table).values(rows);
+                futures::try_join!(
+                    insert_reservation.execute(&mut &*conn),
+                    insert_items.execute(&mut &*conn),
+                )?;
                 Ok(id)
             })
             .await;

@@ -676,16 +676,21 @@ pub async fn store_for_sale(
     is_admin: bool,
     requested: Option<i64>,
 ) -> Result<Store, StoreError> {
-    // The seller's store in one query (a sale's hot path: it runs before every sale); a seller
-    // without a users row (an api token) sells in the main store.
-    let own: Option<Store> = match user_id.parse::<i64>() {
+    // The seller's store, or the main one for a seller without a users row (an api token), in one
+    // query: a sale's and a checkout's hot path runs it before every transaction.
+    let own = match user_id.parse::<i64>() {
         Ok(id) => stores::table
             .filter(
-                stores::id.nullable().eq(users::table
-                    .find(id)
-                    .select(users::store_id.nullable())
-                    .single_value()),
+                stores::id
+                    .nullable()
+                    .eq(users::table
+                        .find(id)
+                        .select(users::store_id.nullable())
+                        .single_value())
+                    .or(stores::establishment_code.eq(MAIN_ESTABLISHMENT).nullable()),
             )
+            // The seller's own first: the main store only when the seller has none.
+            .order(stores::establishment_code.eq(MAIN_ESTABLISHMENT).asc())
             .select(Store::as_select())
             .first(conn)
             .await
