@@ -321,23 +321,34 @@ impl Broker {
             .arg(self.cfg.result_ttl.as_secs())
             .arg(self.cfg.dead_ttl.as_secs())
             .arg(&k.base);
-        for o in outcomes {
-            let (code, text, class, at): (&str, &str, &str, i64) = match &o.kind {
-                OutcomeKind::Succeeded { result } => ("S", result, "", 0),
-                OutcomeKind::Retry { error, class, at } => {
-                    ("R", error, class.as_str(), at.timestamp_millis())
-                }
-                OutcomeKind::Dead { error, class } => ("D", error, class.as_str(), 0),
-                OutcomeKind::Snooze { until } => ("Z", "", "", until.timestamp_millis()),
-            };
-            cmd.arg(o.id)
-                .arg(o.token)
-                .arg(code)
-                .arg(text)
-                .arg(class)
-                .arg(at)
-                .arg(&o.job_kind)
-                .arg(o.latency_bucket);
+        // Grouped by the job's kind and latency bucket: finish.lua counts the history once per
+        // group (a batch of one kind of short jobs is a few groups), not once per outcome.
+        let mut sorted: Vec<&Outcome> = outcomes.iter().collect();
+        sorted.sort_by(|a, b| {
+            (a.job_kind.as_str(), a.latency_bucket).cmp(&(b.job_kind.as_str(), b.latency_bucket))
+        });
+        for group in sorted.chunk_by(|a, b| {
+            a.job_kind == b.job_kind && a.latency_bucket == b.latency_bucket
+        }) {
+            cmd.arg(&group[0].job_kind)
+                .arg(group[0].latency_bucket)
+                .arg(group.len());
+            for o in group {
+                let (code, text, class, at): (&str, &str, &str, i64) = match &o.kind {
+                    OutcomeKind::Succeeded { result } => ("S", result, "", 0),
+                    OutcomeKind::Retry { error, class, at } => {
+                        ("R", error, class.as_str(), at.timestamp_millis())
+                    }
+                    OutcomeKind::Dead { error, class } => ("D", error, class.as_str(), 0),
+                    OutcomeKind::Snooze { until } => ("Z", "", "", until.timestamp_millis()),
+                };
+                cmd.arg(o.id)
+                    .arg(o.token)
+                    .arg(code)
+                    .arg(text)
+                    .arg(class)
+                    .arg(at);
+            }
         }
         let mut conn = self.conn().await?;
         let reply: Vec<String> = if self.cfg.min_replicas == 0 {

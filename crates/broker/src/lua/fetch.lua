@@ -8,7 +8,8 @@
 -- like every lease deadline, so the hosts' clocks never decide a lease), ARGV[3] N, ARGV[4] worker id, ARGV[5] key prefix of the queue
 -- Returns 'PAUSED', or 8 values per leased job: id, kind, args, attempts (this one included),
 -- max_attempts, enqueued_at, token, next_run_at (when a delayed job or a retry became due; '' for
--- none: the worker's history latency starts at the later of the two)
+-- none: the worker's history latency starts at the later of the two). A leased job's next_run_at is
+-- cleared: a RUNNING job has no next run.
 if redis.call('EXISTS', KEYS[4]) == 1 then
   local parked = redis.call('LRANGE', KEYS[3], 0, -1)
   for i = #parked, 1, -1 do redis.call('LPUSH', KEYS[1], parked[i]) end
@@ -36,8 +37,15 @@ for _, id in ipairs(ids) do
   if v[1] == 'PENDING' and tonumber(v[4]) then
     local attempts = tonumber(v[4]) + 1
     token = token + 1
-    redis.call('HSET', rk, 'state', 'RUNNING', 'attempts', attempts, 'started_at', now, 'worker', worker,
-      'token', token, 'queued', '')
+    if v[7] and v[7] ~= '' then
+      -- A delayed job or a retry: it runs now, so it has no next run any more (an empty next_run_at
+      -- reads as none). Cleared here, where it is read anyway, so finish writes nothing for it.
+      redis.call('HSET', rk, 'state', 'RUNNING', 'attempts', attempts, 'started_at', now, 'worker', worker,
+        'token', token, 'queued', '', 'next_run_at', '')
+    else
+      redis.call('HSET', rk, 'state', 'RUNNING', 'attempts', attempts, 'started_at', now, 'worker', worker,
+        'token', token, 'queued', '')
+    end
     redis.call('ZADD', KEYS[2], deadline, id)
     out[#out+1] = id; out[#out+1] = v[2]; out[#out+1] = v[3]
     out[#out+1] = attempts; out[#out+1] = v[5]; out[#out+1] = v[6]; out[#out+1] = token

@@ -3,32 +3,33 @@
 -- ms since the epoch / 60000 on the caller's clock; `keys::QueueKeys::history`). Fields:
 -- `<kind>|s` succeeded, `<kind>|r` retried, `<kind>|d` dead, `<kind>|f` failed (= r + d), and
 -- `<kind>|l<b>` attempts whose enqueue-to-start latency fell in bucket b = floor(4 * log2(ms + 1))
--- (a quarter of an octave: percentiles within 19 %). A script notes each outcome in a Lua table of
--- numbers per kind (no string is built per outcome) and writes the table once (one HINCRBY per
+-- (a quarter of an octave: percentiles within 19 %). A script adds each group of outcomes to a Lua
+-- table of numbers per kind (nothing per outcome) and writes the table once (one HINCRBY per
 -- distinct field, one EXPIRE), so a batch of a thousand outcomes of one kind costs a handful of writes.
 -- Each hash lives 7 days and 1 hour.
 local HISTORY_TTL = 608400
--- kind -> {succeeded, failed, retried, dead, {latency bucket -> count}}
+-- kind -> {succeeded, failed, retried, dead, {latency bucket (string) -> count}}
 local history = {}
--- Notes the outcome `code` of an attempt of `kind`: S succeeded, R retried (failed), D dead
--- (failed). With `bucket` (a number), also its enqueue-to-start latency bucket. The worker computes
--- the bucket when it leases the job (`LeasedJob::latency_bucket`: started_at minus when the job
--- became due, its enqueued_at or its next_run_at for a delayed job or a retry) and sends it with
--- the outcome, so finish reads no time of the record; an attempt whose lease expired (maintain) has
--- no latency noted.
-local function history_note(kind, code, bucket)
+-- Adds `s` succeeded, `r` retried and `d` dead attempts of `kind` (failed = r + d). With `bucket` (a
+-- bucket number as a string; '' or nil for none), also counts all of them in that enqueue-to-start
+-- latency bucket. finish.lua calls it once per group of outcomes the worker sent together (same
+-- kind and bucket: `Broker::finish` groups them), so the history costs a call per group, not per
+-- outcome; the worker computed the bucket when it leased the job (`history::latency_bucket`:
+-- started_at minus when the job became due, its enqueued_at or its next_run_at for a delayed job or
+-- a retry), so neither script reads a time of the record for it. An attempt whose lease expired
+-- (maintain) has no latency noted. The bucket stays a string: it is only a field name's suffix, and
+-- Lua's `tonumber` of a string (strtod) costs more than the rest of the counting.
+local function history_add(kind, bucket, s, r, d)
   kind = kind or '?'
   local c = history[kind]
   if not c then c = {0, 0, 0, 0, {}}; history[kind] = c end
-  if code == 'S' then
-    c[1] = c[1] + 1
-  else
-    c[2] = c[2] + 1
-    if code == 'R' then c[3] = c[3] + 1 else c[4] = c[4] + 1 end
-  end
-  if bucket then
+  c[1] = c[1] + s
+  c[2] = c[2] + r + d
+  c[3] = c[3] + r
+  c[4] = c[4] + d
+  if bucket and bucket ~= '' then
     local l = c[5]
-    l[bucket] = (l[bucket] or 0) + 1
+    l[bucket] = (l[bucket] or 0) + s + r + d
   end
 end
 -- The record's fields an attempt's entry needs: {kind, enqueued_at, next_run_at, started_at, worker,

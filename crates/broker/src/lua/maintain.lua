@@ -45,7 +45,7 @@ for _, id in ipairs(expired) do
     local msg = 'lease expired: worker ' .. tostring(v[4]) .. ' stopped renewing it (killed or stuck)'
     if tonumber(v[2]) >= tonumber(v[3]) then
       local h = attempt_fields(rk)
-      history_note(h[1], 'D') -- history (issue 18)
+      history_add(h[1], nil, 0, 0, 1) -- history (issue 18)
       redis.call('HSET', rk, 'state', 'DEAD', 'finished_at', now, 'error', msg, 'error_class', 'lease_expired',
         'at:' .. tostring(v[6]), attempt_entry(h, 'D', now, 'lease_expired', msg))
       redis.call('ZADD', KEYS[4], now, id)
@@ -57,7 +57,7 @@ for _, id in ipairs(expired) do
       -- workflows: end
     else
       local h = attempt_fields(rk)
-      history_note(h[1], 'R') -- history (issue 18)
+      history_add(h[1], nil, 0, 1, 0) -- history (issue 18)
       redis.call('HSET', rk, 'state', 'PENDING', 'error', msg, 'error_class', 'lease_expired', 'queued', 1,
         'at:' .. tostring(v[6]), attempt_entry(h, 'R', now, 'lease_expired', msg))
       redis.call('RPUSH', KEYS[1], id)

@@ -31,4 +31,6 @@ for i = at + 1 + r, #ARGV, 7 do
   added = added + 1
 end
 if added > 0 then redis.call('HINCRBY', KEYS[3], 'enqueued', added) end
+-- The queue carries workflow steps from now on: finish.lua reads each outcome's `wf` only then.
+redis.call('HSET', KEYS[3], 'workflows', 1)
 return added
