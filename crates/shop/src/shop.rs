@@ -387,6 +387,44 @@ struct ReservationRow {
     store_id: i64,
 }
 
+/// A reserved line as stored.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = reservation_items, check_for_backend(diesel::pg::Pg))]
+struct StoredItem {
+    product_id: i64,
+    quantity: BigDecimal,
+    free: bool,
+    discount_percent: Option<BigDecimal>,
+    discount_amount: Option<BigDecimal>,
+}
+
+impl StoredItem {
+    /// The line as answered, with its product's `sku` and `unit_code`.
+    fn view(
+        self,
+        reservation: i64,
+        sku: String,
+        unit_code: String,
+    ) -> Result<ReservedItem, ShopError> {
+        // Stored by a checkout, so above 0 with at most 3 decimals (`NUMERIC(13, 3)`).
+        let quantity = Quantity::from_decimal(&self.quantity).map_err(|e| {
+            tracing::error!(reservation, product_id = self.product_id, error = %e, "a stored quantity does not parse");
+            ShopError::Db(QueryError::Unavailable)
+        })?;
+        Ok(ReservedItem {
+            product_id: self.product_id,
+            sku,
+            quantity,
+            unit_code,
+            discount: DiscountInput::from_columns(
+                self.discount_percent.as_ref(),
+                self.discount_amount.as_ref(),
+            ),
+            free: self.free,
+        })
+    }
+}
+
 /// What the release job did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct ReleaseReport {
@@ -1141,30 +1179,30 @@ pub async fn checkout(
         let user_tx = user.clone();
         let terms_tx = terms_of.clone();
         let result = conn
-            .transaction::<i64, CheckoutTx, _>(async move |conn| {
-                // The reservation's id and the lock timeout in one round trip, before any lock:
+            .transaction::<ReservationView, CheckoutTx, _>(async move |conn| {
+                // The reservation's id and the lock timeout in one statement, before any lock:
                 // once the stock's rows are locked (a hot product's checkouts queue on its row),
                 // only the two inserts, sent together, and the commit remain.
-                let lock_timeout = diesel::sql_query("SET LOCAL lock_timeout = '2s'");
-                let next_id = diesel::sql_query(
-                    "SELECT nextval(pg_get_serial_sequence('reservations', 'id')) AS id",
-                );
-                let (_, NextId { id }) = futures::try_join!(
-                    lock_timeout.execute(&mut &*conn),
-                    next_id.get_result::<NextId>(&mut &*conn),
-                )?;
+                let NextId { id } = diesel::sql_query(
+                    "SELECT nextval(pg_get_serial_sequence('reservations', 'id')) AS id, \
+                     set_config('lock_timeout', '2s', true) AS lock_timeout",
+                )
+                .get_result::<NextId>(conn)
+                .await?;
                 let taken = take_stock(conn, store_id, &request_tx).await?;
                 for t in &taken {
                     if let Some((index, terms)) = terms_tx.get(&t.product_id) {
                         check_terms(t, terms, *index).map_err(CheckoutTx::Terms)?;
                     }
                 }
-                let insert_reservation = diesel::insert_into(reservations::table).values((
-                    reservations::id.eq(id),
-                    reservations::user_id.eq(user_tx),
-                    reservations::expires_at.eq(expires_at),
-                    reservations::store_id.eq(store_id),
-                ));
+                let insert_reservation = diesel::insert_into(reservations::table)
+                    .values((
+                        reservations::id.eq(id),
+                        reservations::user_id.eq(user_tx),
+                        reservations::expires_at.eq(expires_at),
+                        reservations::store_id.eq(store_id),
+                    ))
+                    .returning(ReservationRow::as_returning());
                 let rows: Vec<_> = request_tx
                     .lines()
                     .iter()
@@ -1182,16 +1220,34 @@ pub async fn checkout(
                         )
                     })
                     .collect();
-                let insert_items = diesel::insert_into(reservation_items::table).values(rows);
-                futures::try_join!(
-                    insert_reservation.execute(&mut &*conn),
-                    insert_items.execute(&mut &*conn),
+                let insert_items = diesel::insert_into(reservation_items::table)
+                    .values(rows)
+                    .returning(StoredItem::as_returning());
+                let (row, stored): (ReservationRow, Vec<StoredItem>) = futures::try_join!(
+                    insert_reservation.get_result(&mut &*conn),
+                    insert_items.get_results(&mut &*conn),
                 )?;
-                Ok(id)
+                // The answer is the reservation as inserted (RETURNING), with each product's sku
+                // and unit as the take read them: reading it back would cost two more queries.
+                let items = stored
+                    .into_iter()
+                    .map(|item| {
+                        let product = taken.iter().find(|t| t.product_id == item.product_id);
+                        let sku = product.map(|t| t.sku.clone()).unwrap_or_default();
+                        let unit = product
+                            .map(|t| t.taxation.unit_code.clone())
+                            .unwrap_or_default();
+                        item.view(id, sku, unit)
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(CheckoutTx::Terms)?;
+                let mut items: Vec<ReservedItem> = items;
+                items.sort_by_key(|i| i.product_id);
+                Ok(reservation_view(row, items))
             })
             .await;
         match result {
-            Ok(id) => return get_reservation(conn, id).await,
+            Ok(view) => return Ok(view),
             Err(CheckoutTx::Terms(e)) => return Err(e),
             Err(CheckoutTx::Stock(StockError::Refused { first, rest })) => {
                 return Err(refused(std::iter::once(first).chain(rest), position))
@@ -1282,15 +1338,6 @@ pub async fn get_reservation(
     conn: &mut AsyncPgConnection,
     id: i64,
 ) -> Result<ReservationView, ShopError> {
-    type ItemRow = (
-        i64,
-        String,
-        BigDecimal,
-        String,
-        bool,
-        Option<BigDecimal>,
-        Option<BigDecimal>,
-    );
     let reservation = reservations::table
         .find(id)
         .select(ReservationRow::as_select());
@@ -1298,18 +1345,10 @@ pub async fn get_reservation(
         .inner_join(products::table)
         .filter(reservation_items::reservation_id.eq(id))
         .order(reservation_items::product_id)
-        .select((
-            reservation_items::product_id,
-            products::sku,
-            reservation_items::quantity,
-            products::unit_code,
-            reservation_items::free,
-            reservation_items::discount_percent,
-            reservation_items::discount_amount,
-        ));
-    // Both reads pipelined on the connection: one round trip (a checkout answers with this).
+        .select((StoredItem::as_select(), products::sku, products::unit_code));
+    // Both reads pipelined on the connection: one round trip.
     let shared: &AsyncPgConnection = conn;
-    let (row, rows): (Option<ReservationRow>, Vec<ItemRow>) = futures::try_join!(
+    let (row, rows): (Option<ReservationRow>, Vec<(StoredItem, String, String)>) = futures::try_join!(
         async { reservation.first(&mut { shared }).await.optional() },
         items.load(&mut { shared }),
     )?;
@@ -1317,23 +1356,16 @@ pub async fn get_reservation(
         what: "reservation",
         id,
     })?;
-    let mut items = Vec::with_capacity(rows.len());
-    for (product_id, sku, quantity, unit_code, free, percent, amount) in rows {
-        // Stored by a checkout, so above 0 with at most 3 decimals (`NUMERIC(13, 3)`).
-        let quantity = Quantity::from_decimal(&quantity).map_err(|e| {
-            tracing::error!(reservation = id, product_id, error = %e, "a stored quantity does not parse");
-            ShopError::Db(QueryError::Unavailable)
-        })?;
-        items.push(ReservedItem {
-            product_id,
-            sku,
-            quantity,
-            unit_code,
-            discount: DiscountInput::from_columns(percent.as_ref(), amount.as_ref()),
-            free,
-        });
-    }
-    Ok(ReservationView {
+    let items = rows
+        .into_iter()
+        .map(|(item, sku, unit)| item.view(id, sku, unit))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(reservation_view(row, items))
+}
+
+/// A reservation's answer from its row and its lines.
+fn reservation_view(row: ReservationRow, items: Vec<ReservedItem>) -> ReservationView {
+    ReservationView {
         reservation_id: row.id,
         user_id: row.user_id,
         store_id: row.store_id,
@@ -1343,7 +1375,7 @@ pub async fn get_reservation(
         confirmed_at: row.confirmed_at,
         released_at: row.released_at,
         items,
-    })
+    }
 }
 
 /// ACTIVE and not expired becomes CONFIRMED. Otherwise `Expired` (410) or `WrongState` (409).

@@ -17,11 +17,11 @@
 //! Quantities are exact decimals (`NUMERIC(13, 3)`): a fraction is taken only from a product sold
 //! by weight or measure (`decimal_quantity`, which the stock row carries in step with the
 //! product), checked in the same conditional `UPDATE` that takes it, so a line costs one
-//! statement whatever it holds (`CHECK (decimal_quantity OR quantity = trunc(quantity))` backs it).
+//! statement whatever it holds (`CHECK (decimal_quantity OR quantity = trunc(quantity))` backs it),
+//! after one read of the products' descriptions for the whole request.
 
 use bigdecimal::BigDecimal;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Numeric};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use serde::Serialize;
 
@@ -154,33 +154,8 @@ pub struct Taken {
     pub taxation: ProductTaxation,
 }
 
-/// What the take of one line answers: the product as it is now.
-#[derive(QueryableByName)]
-struct TakenRow {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    sku: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    name: String,
-    #[diesel(sql_type = Numeric)]
-    unit_price: BigDecimal,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    igv_affectation: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    unit_code: String,
-    #[diesel(sql_type = Bool)]
-    icbper: bool,
-}
-
-/// One line's take: the store's row of the product, if it holds the quantity (and takes its
-/// fraction), with the product's description read (not locked) in the same statement.
-const TAKE: &str = "UPDATE product_stock s SET quantity = s.quantity - $3 \
-    FROM products p \
-    WHERE s.product_id = $1 AND s.store_id = $2 AND p.id = s.product_id \
-      AND s.quantity >= $3 AND (s.decimal_quantity OR $4) \
-    RETURNING p.sku, p.name, p.unit_price, p.igv_affectation, p.unit_code, p.icbper";
-
 /// Takes the stock of every line from store `store_id`, in product-id order, inside the caller's
-/// transaction: one conditional `UPDATE ... WHERE quantity >= q RETURNING` per line, each taking
+/// transaction: the products read once, then one conditional `UPDATE ... WHERE quantity >= q` per line, each taking
 /// its stock row's lock in that order (two callers never deadlock, none oversells), never the
 /// product's row. A store without a row for a product has none of it. When a line is refused, the
 /// rows are read again under their locks to name every line at fault, and the caller's
@@ -191,36 +166,65 @@ pub async fn take_stock(
     request: &StockRequest,
 ) -> Result<Vec<Taken>, StockError> {
     let lines = request.lines();
+    // The products as they are now, read once and before any lock (a product's row is never
+    // locked by a take; its stock row is what is taken). Every statement here is a prepared one
+    // the connection keeps (diesel's statement cache), so a hot product's queue holds the row for
+    // one short UPDATE, not a join planned each time.
+    let ids: Vec<i64> = lines.iter().map(|l| l.product_id).collect();
+    let described: Vec<(i64, String, String, BigDecimal, ProductTaxation)> = products::table
+        .filter(products::id.eq_any(&ids))
+        .select((
+            products::id,
+            products::sku,
+            products::name,
+            products::unit_price,
+            ProductTaxation::as_select(),
+        ))
+        .load(conn)
+        .await?;
     let mut taken = Vec::with_capacity(lines.len());
     let mut looked = false;
     while let Some(line) = lines.get(taken.len()) {
-        // A fraction only from a product sold by weight: `decimal_quantity OR $whole`.
-        let row: Option<TakenRow> = diesel::sql_query(TAKE)
-            .bind::<BigInt, _>(line.product_id)
-            .bind::<BigInt, _>(store_id)
-            .bind::<Numeric, _>(line.quantity.decimal())
-            .bind::<Bool, _>(line.quantity.is_whole())
-            .get_result(conn)
-            .await
-            .optional()?;
-        match row {
-            Some(r) => taken.push(Taken {
+        let q = line.quantity.decimal();
+        // A fraction only from a product sold by weight (`decimal_quantity`); a whole quantity
+        // from any. Two statements rather than `decimal_quantity OR $whole`, each prepared once.
+        let row = product_stock::table
+            .filter(product_stock::product_id.eq(line.product_id))
+            .filter(product_stock::store_id.eq(store_id))
+            .filter(product_stock::quantity.ge(q));
+        let left = product_stock::quantity.eq(product_stock::quantity - q);
+        let took: Option<i64> = if line.quantity.is_whole() {
+            diesel::update(row)
+                .set(left)
+                .returning(product_stock::product_id)
+                .get_result(conn)
+                .await
+                .optional()?
+        } else {
+            diesel::update(row.filter(product_stock::decimal_quantity))
+                .set(left)
+                .returning(product_stock::product_id)
+                .get_result(conn)
+                .await
+                .optional()?
+        };
+        let product = described.iter().find(|d| d.0 == line.product_id);
+        match (took, product) {
+            (Some(_), Some((_, sku, name, unit_price, taxation))) => taken.push(Taken {
                 product_id: line.product_id,
-                sku: r.sku,
-                name: r.name,
-                unit_price: r.unit_price,
+                sku: sku.clone(),
+                name: name.clone(),
+                unit_price: unit_price.clone(),
                 quantity: line.quantity.clone(),
-                taxation: ProductTaxation {
-                    igv_affectation: r.igv_affectation,
-                    unit_code: r.unit_code,
-                    icbper: r.icbper,
-                },
+                taxation: taxation.clone(),
             }),
+            // Taken, but the product was deleted after it was read: named as unknown.
+            (Some(_), None) => return Err(refusal(conn, store_id, request, taken.len()).await?),
             // Refused, and nothing changed since (the look holds the locks): every fault, named.
-            None if looked => return Err(refusal(conn, store_id, request, taken.len()).await?),
+            (None, _) if looked => return Err(refusal(conn, store_id, request, taken.len()).await?),
             // Stock can come back between the refused UPDATE and the look (another transaction
             // rolled back): look under the locks, then try the line once more.
-            None => {
+            (None, _) => {
                 looked = true;
                 if let Some(refused) = faults(conn, store_id, request, taken.len()).await? {
                     return Err(refused);
