@@ -432,3 +432,83 @@ async fn min_replicas_refuses_to_acknowledge_what_no_replica_holds() -> anyhow::
     );
     Ok(())
 }
+
+/// `next_run_at` is when a job runs next: a retry sets it, the lease of its next attempt clears
+/// it (fetch.lua), and nothing writes it back, so the record of a retried job that then succeeded
+/// has none; a batch of outcomes of two kinds and two latencies is recorded whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_sets_next_run_at_and_its_next_lease_clears_it() -> anyhow::Result<()> {
+    use faena_broker::{Fetch, OutcomeKind};
+    use faena_core::jobs::ErrorClass;
+    let r = TestRedis::new("nextrun")?;
+    let q = QueueName::default_queue();
+    let ids = r
+        .broker
+        .enqueue_many(vec![req("noop", json!({})), req("sleep", json!({"ms": 1}))])
+        .await?;
+    let Fetch::Jobs(jobs) = r.broker.fetch(&q, "w-test", 10).await? else {
+        anyhow::bail!("the queue is not paused");
+    };
+    assert_eq!(jobs.len(), 2);
+    let noop = jobs
+        .iter()
+        .find(|j| j.id == ids[0])
+        .context("the noop job")?;
+    let sleep = jobs
+        .iter()
+        .find(|j| j.id == ids[1])
+        .context("the sleep job")?;
+    // One retry due at once, one success, in one finish call (two groups of the history).
+    let report = r
+        .broker
+        .finish(
+            &q,
+            &[
+                noop.outcome(OutcomeKind::Retry {
+                    error: "try again".into(),
+                    class: ErrorClass::Retryable,
+                    at: Utc::now() - chrono::Duration::seconds(1),
+                }),
+                sleep.outcome(OutcomeKind::Succeeded {
+                    result: "null".into(),
+                }),
+            ],
+        )
+        .await?;
+    assert_eq!((report.succeeded, report.retried, report.dead), (1, 1, 0));
+    let retried = state_of(&r, &ids[0]).await?.context("the retried record")?;
+    assert_eq!(retried.state, TaskState::Scheduled);
+    assert!(retried.next_run_at.is_some(), "a retry sets next_run_at");
+    let done = state_of(&r, &ids[1])
+        .await?
+        .context("the succeeded record")?;
+    assert_eq!(done.state, TaskState::Succeeded);
+    assert_eq!(done.next_run_at, None);
+
+    // Due: upkeep makes it PENDING, the next fetch leases it and clears next_run_at.
+    r.broker.maintain(&q, 100).await?;
+    let Fetch::Jobs(again) = r.broker.fetch(&q, "w-test", 10).await? else {
+        anyhow::bail!("the queue is not paused");
+    };
+    let second = again.first().context("the retried job leased again")?;
+    assert_eq!((second.id, second.attempt), (ids[0], 2));
+    let running = state_of(&r, &ids[0]).await?.context("the running record")?;
+    assert_eq!(running.state, TaskState::Running);
+    assert_eq!(running.next_run_at, None, "a RUNNING job has no next run");
+    let report = r
+        .broker
+        .finish(
+            &q,
+            &[second.outcome(OutcomeKind::Succeeded {
+                result: "null".into(),
+            })],
+        )
+        .await?;
+    assert_eq!(report.succeeded, 1);
+    let done = state_of(&r, &ids[0]).await?.context("the record")?;
+    assert_eq!(done.state, TaskState::Succeeded);
+    assert_eq!(done.next_run_at, None);
+    let stats = r.broker.stats(&q).await?;
+    assert_eq!((stats.succeeded, stats.retried), (2, 1));
+    Ok(())
+}
