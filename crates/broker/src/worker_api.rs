@@ -327,9 +327,9 @@ impl Broker {
         sorted.sort_by(|a, b| {
             (a.job_kind.as_str(), a.latency_bucket).cmp(&(b.job_kind.as_str(), b.latency_bucket))
         });
-        for group in sorted.chunk_by(|a, b| {
-            a.job_kind == b.job_kind && a.latency_bucket == b.latency_bucket
-        }) {
+        for group in
+            sorted.chunk_by(|a, b| a.job_kind == b.job_kind && a.latency_bucket == b.latency_bucket)
+        {
             cmd.arg(&group[0].job_kind)
                 .arg(group[0].latency_bucket)
                 .arg(group.len());
