@@ -1034,7 +1034,12 @@ async fn tour(
         .send_keys("0 25 * * *")
         .await?;
     browser.find(Locator::Id("save")).await?.click().await?;
-    let error = browser.find(Locator::Id("form-error")).await?;
+    // The answer is a new page: wait for it rather than read the one the click left.
+    let error = browser
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Id("form-error"))
+        .await?;
     assert_eq!(
         error.attr("data-code").await?.as_deref(),
         Some("invalid_schedule")

@@ -560,12 +560,6 @@ pub(crate) struct NextId {
     pub(crate) id: i64,
 }
 
-#[derive(QueryableByName)]
-struct Next {
-    #[diesel(sql_type = diesel::sql_types::Int8)]
-    last_correlative: i64,
-}
-
 /// Creates a sale: validates, takes stock (from `items`) or uses a CONFIRMED reservation, takes
 /// the next correlative of the series, all in one transaction.
 pub async fn create_sale(
@@ -794,12 +788,17 @@ pub async fn create_sale(
             // lock). The three statements go out together, pipelined on the connection (PostgreSQL
             // runs them in order; the sale reads the correlative the UPSERT just wrote), so the
             // stretch holds one round trip and the commit, not four (docs/benchmarks.md).
-            let counter = diesel::sql_query(
-                "INSERT INTO series_counters (series, last_correlative) VALUES ($1, 1) \
-                 ON CONFLICT (series) DO UPDATE SET last_correlative = series_counters.last_correlative + 1 \
-                 RETURNING last_correlative",
-            )
-            .bind::<diesel::sql_types::Text, _>(series.as_str());
+            // Through the query builder, so the connection keeps it prepared: raw SQL would be
+            // planned on every sale, inside the stretch that holds the counter.
+            let counter = diesel::insert_into(series_counters::table)
+                .values((
+                    series_counters::series.eq(series.as_str()),
+                    series_counters::last_correlative.eq(1i64),
+                ))
+                .on_conflict(series_counters::series)
+                .do_update()
+                .set(series_counters::last_correlative.eq(series_counters::last_correlative + 1i64))
+                .returning(series_counters::last_correlative);
             let correlative = series_counters::table
                 .find(series.as_str())
                 .select(series_counters::last_correlative)
@@ -856,12 +855,12 @@ pub async fn create_sale(
             let insert_items = diesel::insert_into(sale_items::table)
                 .values(rows)
                 .returning(SaleItem::as_returning());
-            let (next, row, mut items): (Next, SaleRow, Vec<SaleItem>) = futures::try_join!(
+            let (next, row, mut items): (i64, SaleRow, Vec<SaleItem>) = futures::try_join!(
                 counter.get_result(&mut &*conn),
                 insert_sale.get_result(&mut &*conn),
                 insert_items.get_results(&mut &*conn),
             )?;
-            debug_assert_eq!(next.last_correlative, row.correlative);
+            debug_assert_eq!(next, row.correlative);
             stores::record_sale_store(conn, id, &store).await?;
             // The answer is the sale as inserted (RETURNING): a new sale has no submission,
             // cancellation or summary yet, so reading it back would cost six queries for nothing.
