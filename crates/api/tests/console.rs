@@ -979,8 +979,11 @@ async fn tour(
     shot(browser, "tarea-muerta").await?;
     broken.store(false, Ordering::SeqCst);
     browser.find(Locator::Id("retry")).await?.click().await?;
+    // The confirmation is the page the retry's POST answers: wait for it.
     browser
-        .find(Locator::Id("confirm-yes"))
+        .wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Id("confirm-yes"))
         .await?
         .click()
         .await?;
