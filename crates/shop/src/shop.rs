@@ -1229,7 +1229,7 @@ pub async fn checkout(
                 )?;
                 // The answer is the reservation as inserted (RETURNING), with each product's sku
                 // and unit as the take read them: reading it back would cost two more queries.
-                let items = stored
+                let mut items = stored
                     .into_iter()
                     .map(|item| {
                         let product = taken.iter().find(|t| t.product_id == item.product_id);
@@ -1239,9 +1239,8 @@ pub async fn checkout(
                             .unwrap_or_default();
                         item.view(id, sku, unit)
                     })
-                    .collect::<Result<Vec<_>, _>>()
+                    .collect::<Result<Vec<ReservedItem>, _>>()
                     .map_err(CheckoutTx::Terms)?;
-                let mut items: Vec<ReservedItem> = items;
                 items.sort_by_key(|i| i.product_id);
                 Ok(reservation_view(row, items))
             })

@@ -193,24 +193,18 @@ pub async fn take_stock(
             .filter(product_stock::store_id.eq(store_id))
             .filter(product_stock::quantity.ge(q));
         let left = product_stock::quantity.eq(product_stock::quantity - q);
-        let took: Option<i64> = if line.quantity.is_whole() {
-            diesel::update(row)
-                .set(left)
-                .returning(product_stock::product_id)
-                .get_result(conn)
-                .await
-                .optional()?
+        let updated = if line.quantity.is_whole() {
+            diesel::update(row).set(left).execute(conn).await?
         } else {
             diesel::update(row.filter(product_stock::decimal_quantity))
                 .set(left)
-                .returning(product_stock::product_id)
-                .get_result(conn)
-                .await
-                .optional()?
+                .execute(conn)
+                .await?
         };
+        let took = updated == 1;
         let product = described.iter().find(|d| d.0 == line.product_id);
         match (took, product) {
-            (Some(_), Some((_, sku, name, unit_price, taxation))) => taken.push(Taken {
+            (true, Some((_, sku, name, unit_price, taxation))) => taken.push(Taken {
                 product_id: line.product_id,
                 sku: sku.clone(),
                 name: name.clone(),
@@ -219,12 +213,14 @@ pub async fn take_stock(
                 taxation: taxation.clone(),
             }),
             // Taken, but the product was deleted after it was read: named as unknown.
-            (Some(_), None) => return Err(refusal(conn, store_id, request, taken.len()).await?),
+            (true, None) => return Err(refusal(conn, store_id, request, taken.len()).await?),
             // Refused, and nothing changed since (the look holds the locks): every fault, named.
-            (None, _) if looked => return Err(refusal(conn, store_id, request, taken.len()).await?),
+            (false, _) if looked => {
+                return Err(refusal(conn, store_id, request, taken.len()).await?)
+            }
             // Stock can come back between the refused UPDATE and the look (another transaction
             // rolled back): look under the locks, then try the line once more.
-            (None, _) => {
+            (false, _) => {
                 looked = true;
                 if let Some(refused) = faults(conn, store_id, request, taken.len()).await? {
                     return Err(refused);
