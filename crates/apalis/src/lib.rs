@@ -1038,7 +1038,9 @@ pub fn queue_statistics(s: &QueueStats) -> Vec<Statistic> {
 
 /// True when a registered worker consumes `queue` (a worker that names no queue consumes them all).
 fn consumes(w: &WorkerInfo, queue: &str) -> bool {
-    w.queues.is_empty() || w.queues.iter().any(|q| q == queue)
+    // A worker naming `orders` consumes its partitions `orders.1`, ... too.
+    let base = queue.split_once('.').map_or(queue, |(base, _)| base);
+    w.queues.is_empty() || w.queues.iter().any(|q| q == queue || q == base)
 }
 
 fn running_worker(w: &WorkerInfo, queue: String) -> RunningWorker {
@@ -1069,7 +1071,7 @@ impl<Args> FaenaBackend<Args> {
                 let more = self
                     .shared
                     .broker
-                    .list(q, state, want - records.len())
+                    .list_one(q, state, want - records.len())
                     .await?;
                 records.extend(more);
             }

@@ -160,7 +160,8 @@ impl Broker {
         }
         let step = i64::from(q.step_minutes.max(1));
         let queues = match &q.queue {
-            Some(name) => vec![name.clone()],
+            // A partitioned queue's history adds up its partitions'.
+            Some(name) => self.expand(name).await?,
             None => self.queues().await?,
         };
         // One group per queue: each queue's minutes share its slot (`query_by_slot`).

@@ -63,6 +63,8 @@ pub struct GlobalKeys {
     pub queues: String,
     /// Zset of worker ids scored by their last heartbeat (ms).
     pub workers: String,
+    /// Hash of queue name -> partitions, for the queues that have more than one.
+    pub partitions: String,
     prefix: String,
 }
 
@@ -71,6 +73,7 @@ impl GlobalKeys {
         Self {
             queues: format!("{{{prefix}}}:queues"),
             workers: format!("{{{prefix}}}:workers"),
+            partitions: format!("{{{prefix}}}:partitions"),
             prefix: prefix.to_owned(),
         }
     }

@@ -11,6 +11,7 @@ pub mod consume;
 pub mod history;
 pub mod keys;
 mod leases;
+pub mod partitions;
 pub mod record;
 pub mod relay;
 mod scripts;
@@ -154,6 +155,8 @@ pub struct Broker {
     cfg: Arc<BrokerSettings>,
     catalog: Catalog,
     global: Arc<GlobalKeys>,
+    /// The partition counts of partitioned queues, as last read (`partitions.rs`).
+    parts: Arc<partitions::PartitionCache>,
     /// The caller's clock (ms): the system's, or one a test or a simulation sets
     /// ([`Broker::with_manual_clock`]).
     clock: Option<Arc<AtomicI64>>,
@@ -187,6 +190,7 @@ impl Broker {
             shared,
             target,
             global: Arc::new(GlobalKeys::new(&cfg.prefix)),
+            parts: Arc::default(),
             cfg: Arc::new(cfg),
             catalog,
             clock: None,
@@ -350,10 +354,15 @@ impl Broker {
 
     /// Enqueues validated tasks, grouped by queue, in chunks of [`ENQUEUE_CHUNK`] pipelined together.
     /// Returns the ids in the order of `tasks`.
-    pub async fn enqueue_prepared(&self, tasks: Vec<NewTask>) -> Result<Vec<TaskId>> {
+    /// A job of a partitioned queue goes to one of its partitions (`partitions.rs`).
+    pub async fn enqueue_prepared(&self, mut tasks: Vec<NewTask>) -> Result<Vec<TaskId>> {
         let now = self.now_ms();
+        let counts = self.partition_counts().await?;
         let mut by_queue: HashMap<QueueName, Vec<usize>> = HashMap::new();
-        for (i, t) in tasks.iter().enumerate() {
+        for (i, t) in tasks.iter_mut().enumerate() {
+            if !counts.is_empty() {
+                t.queue = self.place(&counts, &t.queue, t.idempotency_key.as_deref());
+            }
             by_queue.entry(t.queue.clone()).or_default().push(i);
         }
         // Registered on every enqueue, in the same round trip: a cache in the process would miss a
@@ -482,6 +491,26 @@ impl Broker {
         })
     }
 
+    /// Counters of a queue as a whole: the sums over its partitions (paused when one is), under
+    /// its own name; the counters of one partition for a `Q.N` name.
+    pub async fn total_stats(&self, queue: &QueueName) -> Result<QueueStats> {
+        let mut total = self.stats(queue).await?;
+        for q in self.expand(queue).await?.iter().skip(1) {
+            let s = self.stats(q).await?;
+            total.paused |= s.paused;
+            total.pending += s.pending;
+            total.scheduled += s.scheduled;
+            total.running += s.running;
+            total.dead += s.dead;
+            total.succeeded += s.succeeded;
+            total.failed += s.failed;
+            total.retried += s.retried;
+            total.enqueued += s.enqueued;
+            total.stale += s.stale;
+        }
+        Ok(total)
+    }
+
     /// Stats of every known queue.
     pub async fn all_stats(&self) -> Result<Vec<QueueStats>> {
         let mut out = Vec::new();
@@ -492,22 +521,28 @@ impl Broker {
     }
 
     /// Pauses a queue: it keeps accepting jobs and starts none until resumed.
+    /// Every partition of a partitioned queue is paused (one partition, when named as `Q.N`).
     pub async fn pause(&self, queue: &QueueName) -> Result<()> {
-        let groups = vec![
-            vec![redis::Cmd::sadd(&self.global.queues, queue.as_str())],
-            vec![redis::Cmd::set(
-                self.queue_keys(queue).paused,
-                Utc::now().timestamp_millis(),
-            )],
-        ];
+        let parts = self.expand(queue).await?;
+        let names: Vec<&str> = parts.iter().map(QueueName::as_str).collect();
+        let mut groups = vec![vec![redis::Cmd::sadd(&self.global.queues, names)]];
+        let at = Utc::now().timestamp_millis();
+        for q in &parts {
+            groups.push(vec![redis::Cmd::set(self.queue_keys(q).paused, at)]);
+        }
         self.query_by_slot(groups, None).await?;
         Ok(())
     }
 
-    /// Resumes a paused queue.
+    /// Resumes a paused queue (every partition of it).
     pub async fn resume(&self, queue: &QueueName) -> Result<()> {
-        let mut conn = self.conn().await?;
-        let _: () = conn.del(self.queue_keys(queue).paused).await?;
+        let groups = self
+            .expand(queue)
+            .await?
+            .iter()
+            .map(|q| vec![redis::Cmd::del(self.queue_keys(q).paused)])
+            .collect();
+        self.query_by_slot(groups, None).await?;
         Ok(())
     }
 
@@ -545,7 +580,18 @@ impl Broker {
 
     /// Puts up to `limit` DEAD tasks of a queue back to PENDING (oldest first); returns
     /// `(looked at, retried)`. Call it again until it looks at 0 to retry them all.
+    /// Each partition of a partitioned queue gets up to `limit`.
     pub async fn retry_dead(&self, queue: &QueueName, limit: usize) -> Result<(u64, u64)> {
+        let (mut looked, mut retried) = (0, 0);
+        for q in self.expand(queue).await? {
+            let (l, r) = self.retry_dead_in(&q, limit).await?;
+            looked += l;
+            retried += r;
+        }
+        Ok((looked, retried))
+    }
+
+    async fn retry_dead_in(&self, queue: &QueueName, limit: usize) -> Result<(u64, u64)> {
         let k = self.queue_keys(queue);
         let mut conn = self.conn().await?;
         let ids: Vec<String> = conn.zrange(&k.dead, 0, limit.max(1) as isize - 1).await?;
@@ -585,7 +631,27 @@ impl Broker {
 
     /// Lists up to `limit` tasks of a queue in a state that has an index (pending, scheduled,
     /// running, dead), oldest first.
+    /// A partitioned queue's are listed partition by partition, up to `limit` in all.
     pub async fn list(
+        &self,
+        queue: &QueueName,
+        state: TaskState,
+        limit: usize,
+    ) -> Result<Vec<TaskRecord>> {
+        let mut out = Vec::new();
+        for q in self.expand(queue).await? {
+            if out.len() >= limit.max(1) {
+                break;
+            }
+            let left = limit.max(1) - out.len();
+            out.extend(self.list_one(&q, state, left).await?);
+        }
+        Ok(out)
+    }
+
+    /// Lists the tasks of exactly the broker queue `queue` names (one partition of a partitioned
+    /// queue), for loops over [`Broker::queues`], which name every partition already.
+    pub async fn list_one(
         &self,
         queue: &QueueName,
         state: TaskState,
@@ -623,7 +689,16 @@ impl Broker {
 
     /// Removes pending and scheduled jobs, or DEAD jobs, of a queue; returns how many.
     /// Works in chunks of 1000 ids so it never blocks Redis for long.
+    /// Every partition of a partitioned queue is purged.
     pub async fn purge(&self, queue: &QueueName, target: PurgeTarget) -> Result<u64> {
+        let mut removed = 0;
+        for q in self.expand(queue).await? {
+            removed += self.purge_in(&q, target).await?;
+        }
+        Ok(removed)
+    }
+
+    async fn purge_in(&self, queue: &QueueName, target: PurgeTarget) -> Result<u64> {
         let k = self.queue_keys(queue);
         let mut conn = self.conn().await?;
         let mut removed = 0u64;

@@ -111,7 +111,10 @@ impl Broker {
 
     /// Stores a validated workflow and enqueues the tasks that start now (a chain's first step,
     /// every member of a group), in chunks of [`ENQUEUE_CHUNK`] pipelined together.
-    pub async fn enqueue_workflow(&self, wf: NewWorkflow) -> Result<WorkflowStarted> {
+    /// A workflow of a partitioned queue lives whole in one partition (its scripts touch one slot).
+    pub async fn enqueue_workflow(&self, mut wf: NewWorkflow) -> Result<WorkflowStarted> {
+        let counts = self.partition_counts().await?;
+        wf.queue = self.place(&counts, &wf.queue, None);
         let now = now_ms();
         let k = self.queue_keys(&wf.queue);
         let task_ids = wf.task_ids();

@@ -47,6 +47,36 @@ async fn migrate_is_idempotent_and_check_infra_reports() -> anyhow::Result<()> {
     let o = faena(&db, &r, &["queue", "pause", "default", "--json"])?;
     let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
     assert_eq!(v, serde_json::json!({"queue": "default", "paused": true}));
+    // A queue spread over 4 partitions: said in JSON and in words; shrinking it is refused.
+    let o = faena(
+        &db,
+        &r,
+        &["queue", "create", "orders", "--partitions", "4", "--json"],
+    )?;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    assert_eq!(
+        v,
+        serde_json::json!({"queue": "orders", "partitions": 4, "previous": 1})
+    );
+    let o = faena(&db, &r, &["queue", "create", "orders", "--partitions", "4"])?;
+    assert!(
+        text(&o).contains("already has 4 partitions"),
+        "{}",
+        text(&o)
+    );
+    let o = faena(&db, &r, &["queue", "create", "orders", "--partitions", "2"])?;
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("cannot go down to 2"), "{}", text(&o));
+    let o = faena(&db, &r, &["queues", "--json"])?;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout)?;
+    let listed: Vec<&str> = v
+        .as_array()
+        .map(|a| a.iter().filter_map(|q| q["queue"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        listed,
+        ["default", "orders", "orders.1", "orders.2", "orders.3"]
+    );
     let o = faena(&db, &r, &["check-infra"])?;
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("All systems operational"), "{}", text(&o));

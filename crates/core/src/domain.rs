@@ -72,7 +72,9 @@ impl From<TaskId> for String {
     }
 }
 
-/// A queue name: 1 to 64 characters of `[a-z0-9_-]`, so it is safe inside Redis key names and URLs.
+/// A queue name: 1 to 64 characters of `[a-z0-9_-]`, so it is safe inside Redis key names and URLs,
+/// optionally followed by `.N`, partition N (1 to [`MAX_PARTITIONS`] - 1) of a partitioned queue.
+/// Partition 0 of a queue is the queue itself, so partitioning a queue never moves its jobs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct QueueName(String);
@@ -81,13 +83,25 @@ impl QueueName {
     /// The queue used when neither the enqueue nor the job kind names one.
     pub const DEFAULT: &'static str = "default";
 
-    /// Parses a queue name.
+    /// Parses a queue name (`orders`) or the name of one of its partitions (`orders.3`).
     pub fn parse(s: &str) -> Result<Self, DomainError> {
-        let ok = !s.is_empty()
-            && s.len() <= 64
-            && s.bytes()
+        let (base, part) = match s.split_once('.') {
+            Some((base, n)) => (base, Some(n)),
+            None => (s, None),
+        };
+        let base_ok = !base.is_empty()
+            && base.len() <= 64
+            && base
+                .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
-        if ok {
+        // `.N` with no sign, no leading zero, 1 <= N < MAX_PARTITIONS (`.0` is the queue itself).
+        let part_ok = part.is_none_or(|n| {
+            !n.starts_with('0')
+                && n.bytes().all(|b| b.is_ascii_digit())
+                && n.parse::<u16>()
+                    .is_ok_and(|n| (1..MAX_PARTITIONS).contains(&n))
+        });
+        if base_ok && part_ok {
             Ok(Self(s.to_owned()))
         } else {
             Err(DomainError::InvalidQueueName(s.to_owned()))
@@ -103,7 +117,48 @@ impl QueueName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The queue this name belongs to: `orders` for `orders.3` and for `orders`.
+    pub fn base(&self) -> &str {
+        self.0.split_once('.').map_or(&self.0, |(base, _)| base)
+    }
+
+    /// Which partition of its queue this name is: 0 for the queue itself.
+    pub fn partition_index(&self) -> u16 {
+        self.0
+            .split_once('.')
+            .and_then(|(_, n)| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// True for `orders.3`, false for `orders`.
+    pub fn is_partition(&self) -> bool {
+        self.0.contains('.')
+    }
+
+    /// Partition `i` of this name's queue: the queue itself for 0, `<queue>.<i>` otherwise.
+    /// `i` must be below [`MAX_PARTITIONS`] (callers take it modulo the queue's partitions).
+    pub fn partition(&self, i: u16) -> Self {
+        debug_assert!(
+            i < MAX_PARTITIONS,
+            "partition {i} of at most {MAX_PARTITIONS}"
+        );
+        match i {
+            0 => Self(self.base().to_owned()),
+            i => Self(format!("{}.{i}", self.base())),
+        }
+    }
+
+    /// Every partition of this name's queue when it has `n` of them: the queue itself first.
+    pub fn partitions(&self, n: u16) -> Vec<Self> {
+        (0..n.clamp(1, MAX_PARTITIONS))
+            .map(|i| self.partition(i))
+            .collect()
+    }
 }
+
+/// The most partitions a queue may have (`faena queue create --partitions N`).
+pub const MAX_PARTITIONS: u16 = 64;
 
 impl fmt::Display for QueueName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -138,7 +193,7 @@ pub enum DomainError {
         "`{0}` is not a task id: expected a 26-character ULID such as 01JD6Z8Y3K0000000000000000"
     )]
     InvalidTaskId(String),
-    #[error("`{0}` is not a queue name: use 1 to 64 characters of a-z, 0-9, `_` or `-`")]
+    #[error("`{0}` is not a queue name: use 1 to 64 characters of a-z, 0-9, `_` or `-` (a partition of a queue adds `.N`, N from 1 to 63)")]
     InvalidQueueName(String),
 }
 
@@ -157,6 +212,42 @@ mod tests {
         assert!(QueueName::parse("").is_err());
         assert!(QueueName::parse("a{b}").is_err());
         assert!(QueueName::parse(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn partition_names_are_the_queue_then_dot_n() -> Result<(), DomainError> {
+        let q = QueueName::parse("orders")?;
+        assert_eq!(q.partition(0), q);
+        assert_eq!(q.partition(3).as_str(), "orders.3");
+        assert_eq!(QueueName::parse("orders.3")?.base(), "orders");
+        assert_eq!(QueueName::parse("orders.3")?.partition_index(), 3);
+        assert_eq!(q.partition_index(), 0);
+        assert_eq!(
+            QueueName::parse("orders.3")?.partition(1).as_str(),
+            "orders.1"
+        );
+        assert_eq!(
+            q.partitions(3)
+                .iter()
+                .map(QueueName::as_str)
+                .collect::<Vec<_>>(),
+            ["orders", "orders.1", "orders.2"]
+        );
+        assert_eq!(q.partitions(0), [q.clone()], "a queue is at least itself");
+        for bad in [
+            "orders.0",
+            "orders.01",
+            "orders.64",
+            "orders.",
+            ".1",
+            "orders.1.2",
+            "orders.-1",
+            "orders.x",
+        ] {
+            assert!(QueueName::parse(bad).is_err(), "{bad}");
+        }
+        assert!(QueueName::parse("orders.63").is_ok());
+        Ok(())
     }
 
     #[test]

@@ -21,7 +21,7 @@ pub mod telemetry;
 pub mod urls;
 pub mod workflow;
 
-pub use domain::{QueueName, TaskId};
+pub use domain::{QueueName, TaskId, MAX_PARTITIONS};
 pub use settings::Settings;
 
 /// The version every process reports (`/api/health`, `faena --version`).

@@ -184,15 +184,19 @@ async fn run(shared: Arc<Shared>, queues: Vec<QueueName>, dynamic: bool, config:
     let mut ackers = JoinSet::new();
     let mut started: HashSet<QueueName> = HashSet::new();
     let mut ack_senders = Vec::new();
+    // A partitioned queue is consumed in every partition, each with its own fetcher; partitions
+    // added later start at a heartbeat. (Redis down now: the queues themselves, partitions later.)
     for q in &queues {
-        start_queue(
-            &shared,
-            q.clone(),
-            &mut tasks,
-            &mut ackers,
-            &mut ack_senders,
-        );
-        started.insert(q.clone());
+        let parts = shared
+            .broker
+            .expand(q)
+            .await
+            .unwrap_or_else(|_| vec![q.clone()]);
+        for p in parts {
+            if started.insert(p.clone()) {
+                start_queue(&shared, p, &mut tasks, &mut ackers, &mut ack_senders);
+            }
+        }
     }
     // Upkeep, heartbeats, lease renewal and (when dynamic) discovery of new queues share one loop.
     let mut stop = shared.stop.clone();
@@ -228,14 +232,15 @@ async fn run(shared: Arc<Shared>, queues: Vec<QueueName>, dynamic: bool, config:
                         faena_core::metrics::queue_depth(q.as_str(), st.pending, st.scheduled, st.running, st.dead, st.paused);
                     }
                 }
-                if dynamic {
-                    if let Ok(all) = shared.broker.queues().await {
-                        for q in all {
-                            if started.insert(q.clone()) {
-                                info!(queue = %q, "consuming a new queue");
-                                start_queue(&shared, q, &mut tasks, &mut ackers, &mut ack_senders);
-                            }
-                        }
+                let found = if dynamic {
+                    shared.broker.queues().await.ok()
+                } else {
+                    partitions_of(&shared.broker, &queues).await
+                };
+                for q in found.unwrap_or_default() {
+                    if started.insert(q.clone()) {
+                        info!(queue = %q, "consuming a new queue");
+                        start_queue(&shared, q, &mut tasks, &mut ackers, &mut ack_senders);
                     }
                 }
             }
@@ -288,6 +293,15 @@ async fn run(shared: Arc<Shared>, queues: Vec<QueueName>, dynamic: bool, config:
         warn!(error = %e, "could not deregister");
     }
     info!(worker = %w.id, "worker stopped");
+}
+
+/// Every partition of the named queues, as Redis has them now (`None` when it cannot say).
+async fn partitions_of(broker: &Broker, queues: &[QueueName]) -> Option<Vec<QueueName>> {
+    let mut all = Vec::new();
+    for q in queues {
+        all.extend(broker.expand(q).await.ok()?);
+    }
+    Some(all)
 }
 
 fn start_queue(

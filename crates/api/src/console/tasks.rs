@@ -104,13 +104,20 @@ pub async fn list(
     };
     let kind = q.tipo.as_deref().filter(|s| !s.is_empty());
     let mut rows: Vec<TaskRecord> = Vec::new();
-    for queue in queues
-        .iter()
-        .filter(|x| chosen.as_ref().is_none_or(|c| c == *x))
-    {
+    // A chosen queue is listed in every partition; without one, every broker queue is listed
+    // (partitions are in the queue set already).
+    let listed = match &chosen {
+        Some(c) => state
+            .broker
+            .expand(c)
+            .await
+            .map_err(|e| v.fail(ApiError::from(e)))?,
+        None => queues.clone(),
+    };
+    for queue in &listed {
         let found = state
             .broker
-            .list(queue, st, LIST_LIMIT)
+            .list_one(queue, st, LIST_LIMIT)
             .await
             .map_err(|e| v.fail(ApiError::from(e)))?;
         rows.extend(
@@ -441,7 +448,7 @@ pub async fn purge(
     if !a.form.is_on("confirmado") {
         let stats = state
             .broker
-            .stats(&q)
+            .total_stats(&q)
             .await
             .map_err(|e| v.fail(ApiError::from(e)))?;
         let (n, msg) = match target {

@@ -1,4 +1,4 @@
-//! Queue commands: `faena queues`, `faena queue pause|resume`, `faena workers`,
+//! Queue commands: `faena queues`, `faena queue pause|resume|create`, `faena workers`,
 //! `faena inspect active|scheduled|stats` and `faena purge`.
 
 use std::io::Write;
@@ -12,8 +12,18 @@ use crate::exit;
 
 #[derive(Debug, Subcommand)]
 pub enum QueueCommand {
+    /// Pauses a queue (every partition of it): it accepts jobs and starts none until resumed.
     Pause { queue: String },
+    /// Resumes a paused queue.
     Resume { queue: String },
+    /// Creates a queue, or gives an existing one more partitions.
+    Create {
+        queue: String,
+        /// Spread the queue's jobs over N partitions (N Redis Cluster slots, so up to N nodes);
+        /// from 1 to 64, and never fewer than it has.
+        #[arg(long, default_value_t = 1)]
+        partitions: u16,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,7 +69,7 @@ pub(crate) async fn queues(
     Ok(exit::OK)
 }
 
-/// `faena queue pause|resume`.
+/// `faena queue pause|resume|create`.
 pub(crate) async fn pause_resume(
     settings: &CliSettings,
     command: QueueCommand,
@@ -75,6 +85,26 @@ pub(crate) async fn pause_resume(
                 json,
                 format!("queue {q} paused: it accepts jobs and starts none until resumed"),
                 serde_json::json!({ "queue": q, "paused": true }),
+            )?;
+        }
+        QueueCommand::Create {
+            queue: q,
+            partitions,
+        } => {
+            let had = b.set_partitions(&queue(&q)?, partitions).await?;
+            let text = match (had, partitions) {
+                (_, 1) => format!("queue {q} created"),
+                (h, n) if h == n => format!("queue {q} already has {n} partitions"),
+                (h, n) => format!(
+                    "queue {q} has {n} partitions ({h} before): producers spread its jobs over them within {}s, and workers consuming it start on the new ones at their next heartbeat",
+                    faena_broker::partitions::REFRESH.as_secs()
+                ),
+            };
+            say(
+                out,
+                json,
+                text,
+                serde_json::json!({ "queue": q, "partitions": partitions, "previous": had }),
             )?;
         }
         QueueCommand::Resume { queue: q } => {
@@ -167,7 +197,7 @@ pub(crate) async fn inspect(
     };
     let mut all = Vec::new();
     for q in b.queues().await? {
-        all.extend(b.list(&q, state, 1000).await?);
+        all.extend(b.list_one(&q, state, 1000).await?);
     }
     if json {
         print_json(out, &all)?;
@@ -217,7 +247,7 @@ pub(crate) async fn purge(
 ) -> anyhow::Result<u8> {
     let q = queue(q)?;
     let b = broker(settings)?;
-    let s = b.stats(&q).await?;
+    let s = b.total_stats(&q).await?;
     let (target, count) = if state == "dead" {
         (faena_broker::PurgeTarget::Dead, s.dead)
     } else {

@@ -277,7 +277,7 @@ pub(crate) async fn run(
             id: None, queue: q, ..
         } => {
             let q = queue(&q)?;
-            let total = b.stats(&q).await?.dead;
+            let total = b.total_stats(&q).await?.dead;
             let bar = progress(total, "retrying DEAD jobs");
             let mut retried = 0;
             // Bounded: each pass removes what it looked at from the dead set.
