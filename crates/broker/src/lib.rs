@@ -78,13 +78,20 @@ impl BrokerError {
 /// failover, until clients find the new primary), out of memory, busy with a script; Sentinels
 /// that name no primary yet (the old one is down and none is promoted: a failover under way); or a
 /// cluster with a slot unserved or a node the client cannot reach (a primary down until its
-/// replica is promoted).
+/// replica is promoted), or whose slots moved while the call was redirected (`MOVED`/`ASK` left
+/// after the crate's retries: its slot map is being rebuilt during a failover).
 fn serves_later(e: &redis::RedisError) -> bool {
     use redis::{ErrorKind, ServerErrorKind as S};
     matches!(
         e.kind(),
         ErrorKind::Server(
-            S::BusyLoading | S::TryAgain | S::ClusterDown | S::MasterDown | S::ReadOnly
+            S::BusyLoading
+                | S::TryAgain
+                | S::ClusterDown
+                | S::MasterDown
+                | S::ReadOnly
+                | S::Moved
+                | S::Ask
         ) | ErrorKind::MasterNameNotFoundBySentinel
             | ErrorKind::NoValidReplicasFoundBySentinel
             | ErrorKind::ClusterConnectionNotFound

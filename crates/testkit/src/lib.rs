@@ -458,6 +458,29 @@ impl SentinelSet {
         anyhow::bail!("no Sentinel names a primary")
     }
 
+    /// Each data node's port and what `ROLE` says of it (its role, and for a replica the primary
+    /// it follows and its link state), for a failing test's message.
+    pub async fn describe(&self) -> String {
+        let mut out = Vec::new();
+        for n in &self.nodes {
+            let role = async {
+                let mut c = redis::Client::open(n.url().as_str())?
+                    .get_multiplexed_async_connection()
+                    .await?;
+                let v: redis::Value = redis::cmd("ROLE").query_async(&mut c).await?;
+                Ok::<_, anyhow::Error>(format!("{v:?}"))
+            };
+            let said = tokio::time::timeout(Duration::from_secs(2), role)
+                .await
+                .map_or_else(
+                    |_| "no answer in 2 s".to_owned(),
+                    |r| r.unwrap_or_else(|e| e.to_string()),
+                );
+            out.push(format!("{}: {said}", n.port));
+        }
+        out.join("; ")
+    }
+
     /// The data node listening on `port`.
     pub fn node_mut(&mut self, port: u16) -> anyhow::Result<&mut OwnRedis> {
         self.nodes
@@ -469,12 +492,20 @@ impl SentinelSet {
 
 /// A Redis Cluster on loopback: `primaries` private `redis-server --cluster-enabled yes` processes,
 /// the 16384 slots split evenly between them in order (`CLUSTER ADDSLOTSRANGE`, `CLUSTER MEET`),
-/// each with its data and `nodes.conf` under its own temporary directory. Stopped on drop.
+/// each with its data and `nodes.conf` under its own temporary directory, and optionally replicas
+/// of each (`CLUSTER REPLICATE`). Nodes declare a peer failed after 2 s (`cluster-node-timeout`).
+/// Stopped on drop.
+///
+/// A *shard* is one slot range with its primary and replicas: `nodes[i]`, `replicas[i]` and
+/// `ranges[i]` at first. After a failover the primary of shard `i` is another process: ask
+/// [`ClusterSet::primary_port`].
 pub struct ClusterSet {
-    /// The primaries; `nodes[i]` holds the slots `ranges[i]`.
+    /// The primaries as started; `nodes[i]` holds the slots `ranges[i]` until a failover.
     pub nodes: Vec<OwnRedis>,
-    /// The first and last slot of each primary.
+    /// The first and last slot of each shard.
     pub ranges: Vec<(u16, u16)>,
+    /// The replicas started for each shard (`replicas[i]` replicate `nodes[i]`).
+    pub replicas: Vec<Vec<OwnRedis>>,
 }
 
 async fn cluster_info(url: &str) -> anyhow::Result<String> {
@@ -487,29 +518,90 @@ async fn cluster_info(url: &str) -> anyhow::Result<String> {
         .await?)
 }
 
+/// One server's answer to a command without arguments after `words` (`CLUSTER MYID`, `ROLE`...).
+async fn ask<T: redis::FromRedisValue>(url: &str, words: &[&str]) -> anyhow::Result<T> {
+    let mut c = redis::Client::open(url)?
+        .get_multiplexed_async_connection()
+        .await?;
+    let mut cmd = redis::cmd(words[0]);
+    for w in &words[1..] {
+        cmd.arg(*w);
+    }
+    Ok(cmd.query_async(&mut c).await?)
+}
+
+/// A `redis-server` of a cluster, not started: its own bus port (the default, port + 10000, may be
+/// taken or past 65535) and a short node timeout so a failover takes a few seconds.
+fn cluster_node() -> anyhow::Result<(OwnRedis, u16)> {
+    let mut n = OwnRedis::unstarted(None)?;
+    let bus = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    n.extra = [
+        "--cluster-enabled",
+        "yes",
+        "--cluster-port",
+        &bus.to_string(),
+        "--cluster-node-timeout",
+        "2000",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    Ok((n, bus))
+}
+
+/// A line of `CLUSTER NODES`: `id addr flags master ping pong epoch link slot...`.
+struct NodeLine {
+    port: u16,
+    flags: Vec<String>,
+    epoch: u64,
+    slots: Vec<(u16, u16)>,
+}
+
+fn parse_nodes(text: &str) -> Vec<NodeLine> {
+    text.lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let addr = f.get(1)?.split('@').next()?;
+            let port = addr.rsplit(':').next()?.parse().ok()?;
+            let flags = f.get(2)?.split(',').map(str::to_owned).collect();
+            let epoch = f.get(6)?.parse().ok()?;
+            let slots = f
+                .iter()
+                .skip(8)
+                .filter(|s| !s.starts_with('['))
+                .filter_map(|s| match s.split_once('-') {
+                    Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+                    None => s.parse().ok().map(|a| (a, a)),
+                })
+                .collect();
+            Some(NodeLine {
+                port,
+                flags,
+                epoch,
+                slots,
+            })
+        })
+        .collect()
+}
+
 impl ClusterSet {
     /// Starts the primaries, gives each its slots, introduces them and waits until every node
     /// says `cluster_state:ok` and knows every other.
     pub async fn start(primaries: usize) -> anyhow::Result<Self> {
+        Self::start_with_replicas(primaries, 0).await
+    }
+
+    /// Like [`ClusterSet::start`], with `replicas` replicas of each primary: started with
+    /// `--cluster-enabled yes`, introduced with `CLUSTER MEET`, then `CLUSTER REPLICATE`; waits
+    /// until every node says `cluster_state:ok` and knows every other, and every replica's link to
+    /// its primary is up (so a `WAIT 1` on each primary is answered).
+    pub async fn start_with_replicas(primaries: usize, replicas: usize) -> anyhow::Result<Self> {
         anyhow::ensure!(primaries > 0, "a cluster needs a primary");
         let mut nodes = Vec::new();
         for _ in 0..primaries {
-            let mut n = OwnRedis::unstarted(None)?;
-            // The bus port is port + 10000 by default, which may be taken or past 65535.
-            let bus = std::net::TcpListener::bind("127.0.0.1:0")?
-                .local_addr()?
-                .port();
-            n.extra = [
-                "--cluster-enabled",
-                "yes",
-                "--cluster-port",
-                &bus.to_string(),
-                "--cluster-node-timeout",
-                "2000",
-            ]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
+            let (mut n, bus) = cluster_node()?;
             n.restart().await?;
             nodes.push((n, bus));
         }
@@ -535,11 +627,21 @@ impl ClusterSet {
                 .query_async(&mut c)
                 .await?;
         }
+        let mut reps = Vec::new();
+        for _ in 0..primaries {
+            let mut shard = Vec::new();
+            for _ in 0..replicas {
+                let (mut n, bus) = cluster_node()?;
+                n.restart().await?;
+                shard.push((n, bus));
+            }
+            reps.push(shard);
+        }
         if let Some(((first, _), others)) = nodes.split_first() {
             let mut c = redis::Client::open(first.url().as_str())?
                 .get_multiplexed_async_connection()
                 .await?;
-            for (n, bus) in others {
+            for (n, bus) in others.iter().chain(reps.iter().flatten()) {
                 let _: () = redis::cmd("CLUSTER")
                     .arg("MEET")
                     .arg("127.0.0.1")
@@ -549,11 +651,33 @@ impl ClusterSet {
                     .await?;
             }
         }
+        let total = primaries * (1 + replicas);
         let set = Self {
             nodes: nodes.into_iter().map(|(n, _)| n).collect(),
             ranges,
+            replicas: reps
+                .into_iter()
+                .map(|shard| shard.into_iter().map(|(n, _)| n).collect())
+                .collect(),
         };
-        for n in &set.nodes {
+        // A replica can follow its primary once it knows it (the handshake after MEET).
+        for (primary, shard) in set.nodes.iter().zip(&set.replicas) {
+            let id: String = ask(&primary.url(), &["CLUSTER", "MYID"]).await?;
+            for r in shard {
+                let url = r.url();
+                wait_for(
+                    "a replica to know its primary",
+                    Duration::from_secs(30),
+                    || async {
+                        let nodes: String = ask(&url, &["CLUSTER", "NODES"]).await?;
+                        Ok(nodes.contains(&id).then_some(()))
+                    },
+                )
+                .await?;
+                let _: () = ask(&url, &["CLUSTER", "REPLICATE", &id]).await?;
+            }
+        }
+        for n in set.nodes.iter().chain(set.replicas.iter().flatten()) {
             let url = n.url();
             wait_for(
                 "every cluster node to know the others and serve every slot",
@@ -563,7 +687,7 @@ impl ClusterSet {
                     async move {
                         let info = cluster_info(&url).await?;
                         let ok = info.contains("cluster_state:ok")
-                            && info.contains(&format!("cluster_known_nodes:{primaries}\r"))
+                            && info.contains(&format!("cluster_known_nodes:{total}\r"))
                             && info.contains("cluster_slots_ok:16384");
                         Ok(ok.then_some(()))
                     }
@@ -571,48 +695,157 @@ impl ClusterSet {
             )
             .await?;
         }
+        for r in set.replicas.iter().flatten() {
+            set.wait_replica_linked(r.port, Duration::from_secs(30))
+                .await?;
+        }
         Ok(set)
     }
 
-    /// `redis+cluster://` URL naming every node.
+    /// Waits until the node on `port` is a replica whose link to its primary is up
+    /// (`master_link_status:up`: the initial sync is done and it takes the primary's writes).
+    pub async fn wait_replica_linked(&self, port: u16, deadline: Duration) -> anyhow::Result<()> {
+        let url = self.node(port)?.url();
+        wait_for("a replica's link to its primary", deadline, || async {
+            let info: String = ask(&url, &["INFO", "replication"]).await?;
+            Ok(
+                (info.contains("role:slave") && info.contains("master_link_status:up"))
+                    .then_some(()),
+            )
+        })
+        .await
+    }
+
+    /// `redis+cluster://` URL naming every node (primaries and replicas).
     pub fn url(&self) -> String {
         let hosts: Vec<String> = self
-            .nodes
-            .iter()
+            .all()
             .map(|n| format!("127.0.0.1:{}", n.port))
             .collect();
         format!("redis+cluster://{}", hosts.join(","))
     }
 
-    /// The index in [`ClusterSet::nodes`] of the primary that holds `key`'s slot (asked of the
-    /// cluster with `CLUSTER KEYSLOT`).
+    fn all(&self) -> impl Iterator<Item = &OwnRedis> {
+        self.nodes.iter().chain(self.replicas.iter().flatten())
+    }
+
+    /// The node (primary or replica) listening on `port`.
+    pub fn node(&self, port: u16) -> anyhow::Result<&OwnRedis> {
+        self.all()
+            .find(|n| n.port == port)
+            .ok_or_else(|| anyhow::anyhow!("no node of the cluster listens on {port}"))
+    }
+
+    /// The node (primary or replica) listening on `port`, to kill or restart it.
+    pub fn node_mut(&mut self, port: u16) -> anyhow::Result<&mut OwnRedis> {
+        self.nodes
+            .iter_mut()
+            .chain(self.replicas.iter_mut().flatten())
+            .find(|n| n.port == port)
+            .ok_or_else(|| anyhow::anyhow!("no node of the cluster listens on {port}"))
+    }
+
+    /// `CLUSTER NODES` as the first running node that answers sees it.
+    async fn cluster_nodes(&self) -> anyhow::Result<Vec<NodeLine>> {
+        for n in self.all().filter(|n| n.child.is_some()) {
+            if let Ok(text) = ask::<String>(&n.url(), &["CLUSTER", "NODES"]).await {
+                return Ok(parse_nodes(&text));
+            }
+        }
+        anyhow::bail!("no node of the cluster answers")
+    }
+
+    /// The port of the node that serves shard `i`'s slots now, as a running node sees the cluster
+    /// (a primary not flagged failed; after a failover, its promoted replica: of two claims, the
+    /// one with the newer configuration epoch, as the cluster itself decides).
+    pub async fn primary_port(&self, i: usize) -> anyhow::Result<u16> {
+        let (first, _) = *self
+            .ranges
+            .get(i)
+            .ok_or_else(|| anyhow::anyhow!("no shard {i}"))?;
+        self.cluster_nodes()
+            .await?
+            .into_iter()
+            .filter(|l| {
+                l.flags.iter().any(|f| f == "master")
+                    && !l.flags.iter().any(|f| f == "fail" || f == "fail?")
+                    && l.slots.iter().any(|(a, b)| (*a..=*b).contains(&first))
+            })
+            .max_by_key(|l| l.epoch)
+            .map(|l| l.port)
+            .ok_or_else(|| anyhow::anyhow!("no live primary serves shard {i}"))
+    }
+
+    /// `kill -9` of shard `i`'s primary now; returns its port.
+    pub async fn kill9_primary(&mut self, i: usize) -> anyhow::Result<u16> {
+        let port = self.primary_port(i).await?;
+        self.node_mut(port)?.kill9()?;
+        Ok(port)
+    }
+
+    /// Waits until a replica of shard `i` other than `old` answers `ROLE` as a primary and every
+    /// running node says `cluster_state:ok` (the failed primary's slots are served again); returns
+    /// the new primary's port.
+    pub async fn wait_promoted(
+        &self,
+        i: usize,
+        old: u16,
+        deadline: Duration,
+    ) -> anyhow::Result<u16> {
+        wait_for("a replica promoted to primary", deadline, || async {
+            let Ok(port) = self.primary_port(i).await else {
+                return Ok(None);
+            };
+            if port == old {
+                return Ok(None);
+            }
+            let role: Vec<redis::Value> = ask(&self.node(port)?.url(), &["ROLE"]).await?;
+            let is_primary =
+                matches!(<[_]>::first(&role), Some(redis::Value::BulkString(b)) if b == b"master");
+            if !is_primary {
+                return Ok(None);
+            }
+            for n in self.all().filter(|n| n.child.is_some()) {
+                if !cluster_info(&n.url()).await?.contains("cluster_state:ok") {
+                    return Ok(None);
+                }
+            }
+            Ok(Some(port))
+        })
+        .await
+    }
+
+    /// The index of the shard whose slots hold `key` (asked of the cluster with `CLUSTER KEYSLOT`).
     pub async fn node_of(&self, key: &str) -> anyhow::Result<usize> {
-        // (`first()` would be diesel's `RunQueryDsl::first` here.)
-        let first = <[_]>::first(&self.nodes).ok_or_else(|| anyhow::anyhow!("no node"))?;
-        let mut c = redis::Client::open(first.url().as_str())?
-            .get_multiplexed_async_connection()
-            .await?;
-        let slot: u16 = redis::cmd("CLUSTER")
-            .arg("KEYSLOT")
-            .arg(key)
-            .query_async(&mut c)
-            .await?;
+        let slot: u16 = self.slot_of(key).await?;
         self.ranges
             .iter()
             .position(|(a, b)| (*a..=*b).contains(&slot))
             .ok_or_else(|| anyhow::anyhow!("slot {slot} is nobody's"))
     }
 
-    /// How many keys node `i` holds (`DBSIZE` on it alone).
+    async fn slot_of(&self, key: &str) -> anyhow::Result<u16> {
+        for n in self.all().filter(|n| n.child.is_some()) {
+            if let Ok(slot) = ask(&n.url(), &["CLUSTER", "KEYSLOT", key]).await {
+                return Ok(slot);
+            }
+        }
+        anyhow::bail!("no node of the cluster answers")
+    }
+
+    /// How many keys shard `i` holds (`DBSIZE` on its primary alone: [`ClusterSet::nodes`]`[i]`
+    /// while it runs, else the one serving the shard now).
     pub async fn keys_on(&self, i: usize) -> anyhow::Result<u64> {
         let n = self
             .nodes
             .get(i)
             .ok_or_else(|| anyhow::anyhow!("no node {i}"))?;
-        let mut c = redis::Client::open(n.url().as_str())?
-            .get_multiplexed_async_connection()
-            .await?;
-        Ok(redis::cmd("DBSIZE").query_async(&mut c).await?)
+        let url = if n.child.is_some() {
+            n.url()
+        } else {
+            self.node(self.primary_port(i).await?)?.url()
+        };
+        ask(&url, &["DBSIZE"]).await
     }
 }
 
