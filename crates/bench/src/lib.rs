@@ -1,6 +1,7 @@
 //! `faena-bench`: the load generator behind `just bench`. It measures the broker against the Redis of
-//! REDIS_URL under its own key prefix (deleted at the end) and prints one line per measurement: here
-//! the broker and one worker process; the shop, SUNAT signing and beat measurements in their modules.
+//! REDIS_URL (or of `--redis-url`: one server, Sentinel or a cluster) under its own key prefix
+//! (deleted at the end) and prints one line per measurement: here the broker and one worker process;
+//! the shop, SUNAT signing and beat measurements in their modules.
 
 mod beat;
 mod hist;
@@ -9,6 +10,7 @@ mod shop;
 mod signing;
 mod workflows;
 
+use std::collections::HashMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -61,11 +63,32 @@ pub struct Args {
     /// The worker binary (default: next to this one).
     #[arg(long)]
     worker_bin: Option<std::path::PathBuf>,
+    /// Redis to measure, instead of REDIS_URL's (for this process and the worker processes it
+    /// starts): `redis://`, `redis+sentinel://` or `redis+cluster://host:port,host:port,...`.
+    #[arg(long, value_name = "URL")]
+    redis_url: Option<String>,
+    /// Partitions of the bench's queue (`default`), set before the first enqueue: with more than
+    /// one, its jobs spread over that many slots (on a cluster, over the nodes) and the worker
+    /// consumes every partition.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=i64::from(faena_core::MAX_PARTITIONS)))]
+    partitions: u16,
+}
+
+/// The settings from the environment (and `.env`, as every process reads them), with REDIS_URL
+/// replaced by `--redis-url` when given.
+fn settings(redis_url: Option<&str>) -> anyhow::Result<Settings> {
+    let Some(url) = redis_url else {
+        return Ok(Settings::from_env()?);
+    };
+    let _ = dotenvy::dotenv();
+    let mut vars: HashMap<String, String> = std::env::vars().collect();
+    vars.insert("REDIS_URL".into(), url.to_owned());
+    Ok(Settings::from_map(&vars)?)
 }
 
 /// Runs every measurement, then deletes the bench's Redis keys (also when a measurement failed).
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let settings = Settings::from_env()?;
+    let settings = settings(args.redis_url.as_deref())?;
     faena_core::db::run_migrations(settings.database_url()).await?;
     let prefix = format!(
         "bench_{}",
@@ -110,7 +133,7 @@ async fn wait_succeeded(
 ) -> anyhow::Result<Instant> {
     let start = Instant::now();
     loop {
-        if b.stats(q).await?.succeeded >= n {
+        if b.total_stats(q).await?.succeeded >= n {
             return Ok(Instant::now());
         }
         anyhow::ensure!(start.elapsed() < limit, "timed out waiting for {n} jobs");
@@ -128,11 +151,35 @@ async fn measure(
     prefix: &str,
 ) -> anyhow::Result<()> {
     println!(
-        "faena-bench {} | {} cores | redis {}",
+        "faena-bench {} | {} cores | redis {}{}{}",
         faena_core::VERSION,
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        faena_core::settings::mask_password(settings.redis_url())
+        faena_core::settings::mask_password(settings.redis_url()),
+        if args.partitions > 1 {
+            format!(" | {} partitions", args.partitions)
+        } else {
+            String::new()
+        },
+        match settings.broker.min_replicas {
+            0 => String::new(),
+            n => format!(" | FAENA_REDIS_MIN_REPLICAS={n}"),
+        }
     );
+    if args.partitions > 1 {
+        b.set_partitions(q, args.partitions).await?;
+        if b.is_cluster() {
+            // Where the partitions landed: the hash tags (and so the slots) depend on the prefix.
+            let mut slots = Vec::new();
+            for p in q.partitions(args.partitions) {
+                let slot = b.queue_slot(&p).await?.unwrap_or_default();
+                slots.push(format!("{p} {slot}"));
+            }
+            println!(
+                "partition slots: {} (CLUSTER SLOTS says which node serves each)",
+                slots.join(", ")
+            );
+        }
+    }
 
     // 1. Batch enqueue.
     let reqs: Vec<_> = (0..args.jobs).map(noop).collect();
@@ -155,6 +202,7 @@ async fn measure(
     };
     let mut cmd = Command::new(&exe);
     cmd.args(["--queues", q.as_str()])
+        .env("REDIS_URL", settings.redis_url())
         .env("FAENA_REDIS_PREFIX", prefix)
         .env("FAENA_LOG", "warn")
         .stdout(Stdio::null());
@@ -167,7 +215,7 @@ async fn measure(
         .with_context(|| format!("cannot start {}", exe.display()))?;
     let pid = worker.id();
     let first = loop {
-        if b.stats(q).await?.succeeded > 0 {
+        if b.total_stats(q).await?.succeeded > 0 {
             break Instant::now();
         }
         anyhow::ensure!(
@@ -251,6 +299,7 @@ async fn measure(
     );
     outbox::measure(
         b,
+        settings.redis_url(),
         prefix,
         &exe,
         args.outbox_backlog,

@@ -24,6 +24,7 @@ fn noop(i: usize) -> faena_core::jobs::EnqueueRequest {
 /// outbox with a worker process relaying and running them.
 pub(crate) async fn measure(
     b: &Broker,
+    redis_url: &str,
     prefix: &str,
     worker: &std::path::Path,
     backlog: usize,
@@ -70,6 +71,7 @@ pub(crate) async fn measure(
     let mut child = Command::new(worker)
         .args(["--queues", "default"])
         .env("DATABASE_URL", &db.url)
+        .env("REDIS_URL", redis_url)
         .env("FAENA_REDIS_PREFIX", prefix)
         .env("FAENA_LOG", "warn")
         .stdout(Stdio::null())

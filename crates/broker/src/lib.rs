@@ -258,13 +258,51 @@ impl Broker {
     /// must reach `FAENA_REDIS_MIN_REPLICAS` replicas: a `WAIT` ends the pipeline, or each one on a
     /// cluster (a `WAIT` vouches only for its own connection's writes, and each node has its own);
     /// `writes` names them in the error.
+    ///
+    /// Writes that wait go on a pooled connection of their own ([`Broker::waiting`]).
     pub(crate) async fn query_by_slot(
         &self,
         groups: Vec<Vec<redis::Cmd>>,
         writes: Option<&str>,
     ) -> Result<Vec<Vec<redis::Value>>> {
-        let mut conn = self.conn().await?;
-        if !conn.is_cluster() {
+        if writes.is_some() && self.cfg.min_replicas > 0 {
+            return self
+                .waiting(|conn| self.by_slot(conn, groups, writes))
+                .await;
+        }
+        self.by_slot(self.conn().await?, groups, writes).await
+    }
+
+    /// Runs `f` on a connection of the pool: a client blocked in `WAIT` holds back every later
+    /// command of its connection, so a write that waits for replicas must not be sent on the
+    /// shared one (every fetch, outcome and enqueue of the process would queue behind it). A
+    /// connection that failed is dropped, not given back.
+    pub(crate) async fn waiting<T, F, Fut>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(faena_core::redis_pool::RedisConnection) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let pooled = self.pool.get().await?;
+        let result = f(pooled.clone()).await;
+        if matches!(
+            result,
+            Err(BrokerError::Unavailable(_) | BrokerError::Redis(_))
+        ) {
+            faena_core::redis_pool::discard(pooled);
+        }
+        result
+    }
+
+    async fn by_slot<C>(
+        &self,
+        mut conn: C,
+        groups: Vec<Vec<redis::Cmd>>,
+        writes: Option<&str>,
+    ) -> Result<Vec<Vec<redis::Value>>>
+    where
+        C: redis::aio::ConnectionLike + Clone + Send,
+    {
+        if !self.is_cluster() {
             let sizes: Vec<usize> = groups.iter().map(Vec::len).collect();
             let mut pipe = redis::pipe();
             for cmd in groups.into_iter().flatten() {

@@ -109,6 +109,21 @@ impl Broker {
         Ok(had)
     }
 
+    /// The Redis Cluster hash slot `queue` (one partition) lives in, as the cluster computes it
+    /// (`CLUSTER KEYSLOT`); `None` when Redis is not a cluster.
+    pub async fn queue_slot(&self, queue: &QueueName) -> Result<Option<u16>> {
+        if !self.is_cluster() {
+            return Ok(None);
+        }
+        let mut conn = self.conn().await?;
+        let slot: u16 = redis::cmd("CLUSTER")
+            .arg("KEYSLOT")
+            .arg(self.queue_keys(queue).pending)
+            .query_async(&mut conn)
+            .await?;
+        Ok(Some(slot))
+    }
+
     /// Forgets the counts read, so the next use reads them again.
     fn invalidate_partitions(&self) {
         if let Ok(mut w) = self.parts.read.write() {

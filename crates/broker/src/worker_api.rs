@@ -350,17 +350,20 @@ impl Broker {
                     .arg(at);
             }
         }
-        let mut conn = self.conn().await?;
         let reply: Vec<String> = if self.cfg.min_replicas == 0 {
-            scripts::run(&mut conn, &cmd).await?
+            scripts::run(&mut self.conn().await?, &cmd).await?
         } else {
+            // On a connection of its own: the `WAIT` would hold back the shared one.
             let mut pipe = redis::pipe();
             pipe.add_command(cmd);
             self.push_wait(&mut pipe);
-            let (reply, acked): (Vec<String>, redis::Value) =
-                scripts::query_pipe(&mut conn, &pipe).await?;
-            self.check_replicated(Some(acked), "the outcome")?;
-            reply
+            self.waiting(|mut conn| async move {
+                let (reply, acked): (Vec<String>, redis::Value) =
+                    scripts::query_pipe(&mut conn, &pipe).await?;
+                self.check_replicated(Some(acked), "the outcome")?;
+                Ok(reply)
+            })
+            .await?
         };
         let num = |i: usize| reply.get(i).and_then(|v| v.parse().ok()).unwrap_or(0);
         let stale = reply

@@ -624,8 +624,9 @@ impl ConnectionLike for RedisConnection {
     }
 }
 
-/// Makes the pool's connections: to the server, to the primary the Sentinels name, or (clones of)
-/// the process's cluster connection.
+/// Makes the pool's connections: to the server, to the primary the Sentinels name, or to a
+/// cluster. Each is a connection of its own (never the process's shared one), so a command that
+/// blocks its connection (`WAIT`) holds back nobody else's.
 pub struct RedisManager {
     target: RedisTarget,
     config: AsyncConnectionConfig,
@@ -644,7 +645,18 @@ impl managed::Manager for RedisManager {
     type Error = RedisError;
 
     async fn create(&self) -> Result<RedisConnection, RedisError> {
-        self.target.connect(&self.config).await
+        match &self.target {
+            RedisTarget::Cluster(c) => Ok(RedisConnection::Cluster(
+                c.short
+                    .get_async_connection_with_config(
+                        ClusterConfig::new()
+                            .set_connection_timeout(CONNECT_TIMEOUT)
+                            .set_response_timeout(RESPONSE_TIMEOUT),
+                    )
+                    .await?,
+            )),
+            _ => self.target.connect(&self.config).await,
+        }
     }
 
     async fn recycle(&self, conn: &mut RedisConnection, _: &Metrics) -> RecycleResult<RedisError> {
@@ -698,6 +710,12 @@ pub fn create_pool_for(target: RedisTarget, size: usize) -> Result<Pool, String>
         })
         .build()
         .map_err(|e| e.to_string())
+}
+
+/// Drops a pooled connection instead of giving it back: after an error it may be broken or, under
+/// Sentinel, on a replica, and the next caller should not be the one to find out.
+pub fn discard(conn: PooledConnection) {
+    drop(managed::Object::take(conn));
 }
 
 /// The target a pool connects to (the broker builds its other connections from it).

@@ -433,6 +433,43 @@ async fn min_replicas_refuses_to_acknowledge_what_no_replica_holds() -> anyhow::
     Ok(())
 }
 
+/// A write waiting for replicas holds its own connection: while one enqueue is blocked in `WAIT`
+/// (no replica will ever answer here), the same broker's other commands are answered at once
+/// instead of queueing behind it on the shared connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_waiting_for_replicas_holds_back_no_other_command() -> anyhow::Result<()> {
+    let r = TestRedis::with("wait_own_conn", |c| {
+        c.min_replicas = 1;
+        c.replica_timeout = Duration::from_secs(30);
+    })?;
+    let q = QueueName::default_queue();
+    let broker = r.broker.clone();
+    let mut waiting = tokio::spawn(async move { broker.enqueue(req("noop", json!({}))).await });
+    // The enqueue is written and blocked in WAIT once its job is pending.
+    let plain = r.same_prefix()?;
+    wait_for("the enqueue written", Duration::from_secs(10), || async {
+        Ok((plain.stats(&q).await?.pending == 1).then_some(()))
+    })
+    .await?;
+    // Then the waiting broker itself answers a read, and a fetch, while the WAIT goes on.
+    for _ in 0..3 {
+        tokio::select! {
+            biased;
+            done = &mut waiting => anyhow::bail!("the enqueue ended before the read: {done:?}"),
+            stats = r.broker.stats(&q) => assert_eq!(stats?.pending, 1),
+        }
+    }
+    tokio::select! {
+        biased;
+        done = &mut waiting => anyhow::bail!("the enqueue ended before the fetch: {done:?}"),
+        fetched = r.broker.fetch(&q, "w-test", 1) => {
+            assert!(matches!(fetched?, faena_broker::Fetch::Jobs(j) if j.len() == 1));
+        }
+    }
+    waiting.abort();
+    Ok(())
+}
+
 /// `next_run_at` is when a job runs next: a retry sets it, the lease of its next attempt clears
 /// it (fetch.lua), and nothing writes it back, so the record of a retried job that then succeeded
 /// has none; a batch of outcomes of two kinds and two latencies is recorded whole.
