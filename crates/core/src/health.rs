@@ -83,10 +83,14 @@ pub async fn check_database(pool: &PgPool) -> DependencyHealth {
 pub async fn check_redis(pool: &crate::redis_pool::Pool) -> DependencyHealth {
     timed(async {
         let mut conn = pool.get().await.map_err(|e| e.to_string())?;
-        let pong: String = redis::cmd("PING")
-            .query_async(&mut *conn)
-            .await
-            .map_err(|e| e.to_string())?;
+        let pong: String = match redis::cmd("PING").query_async(&mut *conn).await {
+            Ok(pong) => pong,
+            Err(e) => {
+                // Not given back: the pool skips its own check of a connection used moments ago.
+                crate::redis_pool::discard(conn);
+                return Err(e.to_string());
+            }
+        };
         if pong == "PONG" {
             Ok(())
         } else {

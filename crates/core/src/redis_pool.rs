@@ -659,7 +659,12 @@ impl managed::Manager for RedisManager {
         }
     }
 
-    async fn recycle(&self, conn: &mut RedisConnection, _: &Metrics) -> RecycleResult<RedisError> {
+    async fn recycle(&self, conn: &mut RedisConnection, m: &Metrics) -> RecycleResult<RedisError> {
+        // A connection given back moments ago is taken as it is: its users drop one that failed
+        // (`discard`), and a round trip per checkout would double the cost of a waiting write.
+        if m.last_used() < RECHECK_AFTER {
+            return Ok(());
+        }
         let conn = match conn {
             // The crate's cluster connection reconnects to its nodes and follows the slots by
             // itself; a PING would reach every primary and fail while one fails over.
@@ -711,6 +716,10 @@ pub fn create_pool_for(target: RedisTarget, size: usize) -> Result<Pool, String>
         .build()
         .map_err(|e| e.to_string())
 }
+
+/// How long a pooled connection may sit unused before its next checkout checks it (`PING`, or
+/// under Sentinel `ROLE`).
+const RECHECK_AFTER: Duration = Duration::from_secs(1);
 
 /// Drops a pooled connection instead of giving it back: after an error it may be broken or, under
 /// Sentinel, on a replica, and the next caller should not be the one to find out.
