@@ -1167,28 +1167,48 @@ pub async fn checkout(
         .collect();
     let expires_at = Utc::now()
         + chrono::Duration::from_std(ttl).unwrap_or_else(|_| chrono::Duration::minutes(15));
-    // As a sale's: the caller's store, or the one an admin names.
-    let store = match caller {
-        Some(c) => store_rules::store_for_sale(conn, &c.user_id, c.is_admin, req.store_id).await?,
-        None => store_rules::store_for_sale(conn, "", true, req.store_id).await?,
+    // As a sale's: the caller's store, or the one an admin names (read in the transaction).
+    let (seller, is_admin) = match caller {
+        Some(c) => (c.user_id.clone(), c.is_admin),
+        None => (String::new(), true),
     };
-    let store_id = store.id;
+    let requested_store = req.store_id;
     let user = caller.map(|c| c.user_id.clone());
     for attempt in 0..MAX_TRIES {
         let request_tx = request.clone();
         let user_tx = user.clone();
         let terms_tx = terms_of.clone();
+        let seller_tx = seller.as_str();
         let result = conn
             .transaction::<ReservationView, CheckoutTx, _>(async move |conn| {
                 // The reservation's id and the lock timeout in one statement, before any lock:
                 // once the stock's rows are locked (a hot product's checkouts queue on its row),
                 // only the two inserts, sent together, and the commit remain.
-                let NextId { id } = diesel::sql_query(
-                    "SELECT nextval(pg_get_serial_sequence('reservations', 'id')) AS id, \
-                     set_config('lock_timeout', '2s', true) AS lock_timeout",
-                )
-                .get_result::<NextId>(conn)
-                .await?;
+                // The caller's store goes out with them (pipelined: one round trip).
+                let shared: &AsyncPgConnection = conn;
+                let (mut id_on, mut store_on) = (shared, shared);
+                let (NextId { id }, store) = futures::try_join!(
+                    async {
+                        diesel::sql_query(
+                            "SELECT nextval(pg_get_serial_sequence('reservations', 'id')) AS id, \
+                             set_config('lock_timeout', '2s', true) AS lock_timeout",
+                        )
+                        .get_result::<NextId>(&mut id_on)
+                        .await
+                        .map_err(CheckoutTx::from)
+                    },
+                    async {
+                        store_rules::store_for_sale(
+                            &mut store_on,
+                            seller_tx,
+                            is_admin,
+                            requested_store,
+                        )
+                        .await
+                        .map_err(|e| CheckoutTx::Terms(e.into()))
+                    },
+                )?;
+                let store_id = store.id;
                 let taken = take_stock(conn, store_id, &request_tx).await?;
                 for t in &taken {
                     if let Some((index, terms)) = terms_tx.get(&t.product_id) {

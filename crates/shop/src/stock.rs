@@ -171,35 +171,34 @@ pub async fn take_stock(
     // the connection keeps (diesel's statement cache), so a hot product's queue holds the row for
     // one short UPDATE, not a join planned each time.
     let ids: Vec<i64> = lines.iter().map(|l| l.product_id).collect();
-    let described: Vec<(i64, String, String, BigDecimal, ProductTaxation)> = products::table
-        .filter(products::id.eq_any(&ids))
-        .select((
-            products::id,
-            products::sku,
-            products::name,
-            products::unit_price,
-            ProductTaxation::as_select(),
-        ))
-        .load(conn)
-        .await?;
+    let Some(first) = lines.first() else {
+        return Ok(Vec::new());
+    };
+    // The read and the first line's take go out together, in one round trip (the connection
+    // runs them in order): the read needs no lock, and a one-line sale or checkout then waits for
+    // its stock row once, not after a round trip of its own.
+    let shared: &AsyncPgConnection = conn;
+    let (mut read_on, mut take_on) = (shared, shared);
+    let (described, first_took): (Vec<Described>, usize) = futures::try_join!(
+        products::table
+            .filter(products::id.eq_any(&ids))
+            .select((
+                products::id,
+                products::sku,
+                products::name,
+                products::unit_price,
+                ProductTaxation::as_select(),
+            ))
+            .load(&mut read_on),
+        take_line(&mut take_on, store_id, first),
+    )?;
+    let mut first_took = Some(first_took);
     let mut taken = Vec::with_capacity(lines.len());
     let mut looked = false;
     while let Some(line) = lines.get(taken.len()) {
-        let q = line.quantity.decimal();
-        // A fraction only from a product sold by weight (`decimal_quantity`); a whole quantity
-        // from any. Two statements rather than `decimal_quantity OR $whole`, each prepared once.
-        let row = product_stock::table
-            .filter(product_stock::product_id.eq(line.product_id))
-            .filter(product_stock::store_id.eq(store_id))
-            .filter(product_stock::quantity.ge(q));
-        let left = product_stock::quantity.eq(product_stock::quantity - q);
-        let updated = if line.quantity.is_whole() {
-            diesel::update(row).set(left).execute(conn).await?
-        } else {
-            diesel::update(row.filter(product_stock::decimal_quantity))
-                .set(left)
-                .execute(conn)
-                .await?
+        let updated = match first_took.take() {
+            Some(n) => n,
+            None => take_line(conn, store_id, line).await?,
         };
         let took = updated == 1;
         let product = described.iter().find(|d| d.0 == line.product_id);
@@ -229,6 +228,33 @@ pub async fn take_stock(
         }
     }
     Ok(taken)
+}
+
+/// A product as a take reads it: id, sku, name, unit price, taxation.
+type Described = (i64, String, String, BigDecimal, ProductTaxation);
+
+/// Takes one line's quantity from its product's stock row in `store_id`, if the row holds that
+/// much: 1 row updated, or 0 when it does not (or the product is not sold by weight and the
+/// quantity is a fraction). Two statements rather than `decimal_quantity OR $whole`, each prepared
+/// once per connection.
+async fn take_line<C>(conn: &mut C, store_id: i64, line: &StockLine) -> QueryResult<usize>
+where
+    C: diesel_async::AsyncConnectionCore<Backend = diesel::pg::Pg> + Send,
+{
+    let q = line.quantity.decimal();
+    let row = product_stock::table
+        .filter(product_stock::product_id.eq(line.product_id))
+        .filter(product_stock::store_id.eq(store_id))
+        .filter(product_stock::quantity.ge(q));
+    let left = product_stock::quantity.eq(product_stock::quantity - q);
+    if line.quantity.is_whole() {
+        diesel::update(row).set(left).execute(conn).await
+    } else {
+        diesel::update(row.filter(product_stock::decimal_quantity))
+            .set(left)
+            .execute(conn)
+            .await
+    }
 }
 
 /// Gives `lines` (product id, quantity) back to store `store_id`, the store they were taken

@@ -418,10 +418,10 @@ pub async fn active_stores(conn: &mut AsyncPgConnection) -> Result<Vec<Store>, S
 }
 
 /// The store named by `key`, if any.
-pub async fn find_store(
-    conn: &mut AsyncPgConnection,
-    key: &StoreKey,
-) -> Result<Option<Store>, StoreError> {
+pub async fn find_store<C>(conn: &mut C, key: &StoreKey) -> Result<Option<Store>, StoreError>
+where
+    C: diesel_async::AsyncConnectionCore<Backend = diesel::pg::Pg> + Send,
+{
     let q = stores::table.select(Store::as_select());
     Ok(match key {
         StoreKey::Id(id) => q.find(*id).first(conn).await.optional()?,
@@ -437,7 +437,10 @@ pub async fn get_store(conn: &mut AsyncPgConnection, key: &StoreKey) -> Result<S
 }
 
 /// The main store (establishment "0000").
-pub async fn main_store(conn: &mut AsyncPgConnection) -> Result<Store, StoreError> {
+pub async fn main_store<C>(conn: &mut C) -> Result<Store, StoreError>
+where
+    C: diesel_async::AsyncConnectionCore<Backend = diesel::pg::Pg> + Send,
+{
     stores::table
         .filter(stores::establishment_code.eq(MAIN_ESTABLISHMENT))
         .select(Store::as_select())
@@ -670,12 +673,18 @@ pub async fn update_store(
 /// A seller may name only their own store (403 otherwise); an admin any. A `user_id` that names
 /// no user (a sale made by code, not through the api) sells in the main store. A disabled store
 /// cannot sell (409).
-pub async fn store_for_sale(
-    conn: &mut AsyncPgConnection,
+///
+/// Generic over the connection so a caller can send it together with another statement on one
+/// connection (`&AsyncPgConnection` pipelines).
+pub async fn store_for_sale<C>(
+    conn: &mut C,
     user_id: &str,
     is_admin: bool,
     requested: Option<i64>,
-) -> Result<Store, StoreError> {
+) -> Result<Store, StoreError>
+where
+    C: diesel_async::AsyncConnectionCore<Backend = diesel::pg::Pg> + Send,
+{
     // The seller's store, or the main one for a seller without a users row (an api token), in one
     // query: a sale's and a checkout's hot path runs it before every transaction.
     let own = match user_id.parse::<i64>() {
