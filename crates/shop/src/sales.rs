@@ -797,10 +797,11 @@ pub async fn create_sale(
                     ),
                 ));
             }
-            // From here to the commit, sales of this series wait for this one (the counter's row
-            // lock). The three statements go out together, pipelined on the connection (PostgreSQL
-            // runs them in order; the sale reads the correlative the UPSERT just wrote), so the
-            // stretch holds one round trip and the commit, not four (docs/benchmarks.md).
+            // From the counter's UPSERT to the commit, sales of this series wait for this one (the
+            // counter's row lock). The three statements go out together, pipelined on the
+            // connection (PostgreSQL runs them in order; the sale reads the correlative the UPSERT
+            // just wrote), so the stretch holds one statement, the sale's insert and the commit
+            // (docs/benchmarks.md).
             // Through the query builder, so the connection keeps it prepared: raw SQL would be
             // planned on every sale, inside the stretch that holds the counter.
             let counter = diesel::insert_into(series_counters::table)
@@ -868,10 +869,12 @@ pub async fn create_sale(
             let insert_items = diesel::insert_into(sale_items::table)
                 .values(rows)
                 .returning(SaleItem::as_returning());
-            let (next, row, mut items): (i64, SaleRow, Vec<SaleItem>) = futures::try_join!(
+            // The lines first: they need no counter (their reference to the sale is checked at
+            // commit, migration 002400), so the counter is held for the sale's row alone.
+            let (mut items, next, row): (Vec<SaleItem>, i64, SaleRow) = futures::try_join!(
+                insert_items.get_results(&mut &*conn),
                 counter.get_result(&mut &*conn),
                 insert_sale.get_result(&mut &*conn),
-                insert_items.get_results(&mut &*conn),
             )?;
             debug_assert_eq!(next, row.correlative);
             stores::record_sale_store(conn, id, &store).await?;
