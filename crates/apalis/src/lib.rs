@@ -1179,14 +1179,7 @@ impl<Args> Metrics for FaenaBackend<Args> {
         let workers = broker.workers().await?;
         let mut sum = QueueStats::default();
         for s in &all {
-            sum.pending += s.pending;
-            sum.scheduled += s.scheduled;
-            sum.running += s.running;
-            sum.dead += s.dead;
-            sum.succeeded += s.succeeded;
-            sum.failed += s.failed;
-            sum.retried += s.retried;
-            sum.enqueued += s.enqueued;
+            sum.add(s);
         }
         let mut out = queue_statistics(&sum);
         // PAUSED of a sum means nothing: count paused queues instead.

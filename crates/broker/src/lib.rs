@@ -541,17 +541,7 @@ impl Broker {
     pub async fn total_stats(&self, queue: &QueueName) -> Result<QueueStats> {
         let mut total = self.stats(queue).await?;
         for q in self.expand(queue).await?.iter().skip(1) {
-            let s = self.stats(q).await?;
-            total.paused |= s.paused;
-            total.pending += s.pending;
-            total.scheduled += s.scheduled;
-            total.running += s.running;
-            total.dead += s.dead;
-            total.succeeded += s.succeeded;
-            total.failed += s.failed;
-            total.retried += s.retried;
-            total.enqueued += s.enqueued;
-            total.stale += s.stale;
+            total.add(&self.stats(q).await?);
         }
         Ok(total)
     }

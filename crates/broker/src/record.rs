@@ -292,6 +292,23 @@ pub struct QueueStats {
     pub stale: u64,
 }
 
+impl QueueStats {
+    /// Adds `other`'s sizes and counters to these (a queue's partitions, or every queue); paused
+    /// when either is. The name stays this one's.
+    pub fn add(&mut self, other: &QueueStats) {
+        self.paused |= other.paused;
+        self.pending += other.pending;
+        self.scheduled += other.scheduled;
+        self.running += other.running;
+        self.dead += other.dead;
+        self.succeeded += other.succeeded;
+        self.failed += other.failed;
+        self.retried += other.retried;
+        self.enqueued += other.enqueued;
+        self.stale += other.stale;
+    }
+}
+
 /// A live worker process, from the registry.
 #[derive(Debug, Clone, Serialize)]
 pub struct WorkerInfo {
