@@ -186,16 +186,12 @@ async fn run(shared: Arc<Shared>, queues: Vec<QueueName>, dynamic: bool, config:
     let mut ack_senders = Vec::new();
     // A partitioned queue is consumed in every partition, each with its own fetcher; partitions
     // added later start at a heartbeat. (Redis down now: the queues themselves, partitions later.)
-    for q in &queues {
-        let parts = shared
-            .broker
-            .expand(q)
-            .await
-            .unwrap_or_else(|_| vec![q.clone()]);
-        for p in parts {
-            if started.insert(p.clone()) {
-                start_queue(&shared, p, &mut tasks, &mut ackers, &mut ack_senders);
-            }
+    let first = partitions_of(&shared.broker, &queues)
+        .await
+        .unwrap_or_else(|| queues.clone());
+    for q in first {
+        if started.insert(q.clone()) {
+            start_queue(&shared, q, &mut tasks, &mut ackers, &mut ack_senders);
         }
     }
     // Upkeep, heartbeats, lease renewal and (when dynamic) discovery of new queues share one loop.

@@ -486,9 +486,20 @@ async fn a_killed_primary_loses_no_acknowledged_job_of_a_partitioned_queue() -> 
         },
     )
     .await?;
+    // No attempt failed on the shards that stayed up, and none died anywhere. On the killed
+    // shard an attempt leased by the old primary may have failed (its lease taken back once it
+    // expired while the promoted shard, with no replica yet, acknowledged no outcome): the job ran
+    // again, which the check of every second run below allows only for jobs first started there
+    // before the kill.
+    let mut failed_on_killed = 0;
     for q in &queues {
         let s = r.broker.stats(q).await?;
-        assert_eq!((s.failed, s.dead), (0, 0), "{q}: {s:?}");
+        assert_eq!(s.dead, 0, "{q}: {s:?}");
+        if on_killed.contains(q.as_str()) {
+            failed_on_killed += s.failed;
+        } else {
+            assert_eq!(s.failed, 0, "{q} is on a shard that stayed up: {s:?}");
+        }
     }
     // Each acknowledged job is recorded as succeeded (its outcome reached the promoted replica,
     // or was recorded again there): its state read in the partition it ran in, one pipeline per
@@ -563,8 +574,8 @@ async fn a_killed_primary_loses_no_acknowledged_job_of_a_partitioned_queue() -> 
         "cluster failover: {FAILOVER_N} jobs ({acked_at_kill} acknowledged and {ran_before_kill} run \
          at the kill of {old}); {new} promoted in {promoted_in:?}, {old} a replica again after \
          {replica_back_in:?}; enqueued in {enqueued_in:?} (calls sent again: {:?}), drained in \
-         {drained_in:?}; {twice} ran twice, {unacked_ran} unacknowledged ids ran ({keys_run_under_two_ids} \
-         keys under two ids)",
+         {drained_in:?}; {twice} ran twice, {failed_on_killed} attempts failed on the killed shard, \
+         {unacked_ran} unacknowledged ids ran ({keys_run_under_two_ids} keys under two ids)",
         produced.retried
     );
     Ok(())

@@ -267,13 +267,14 @@ async fn a_partitioned_queue_spreads_its_jobs_and_a_worker_drains_every_partitio
     .await?;
     assert_eq!(got, want, "no run counted twice");
 
-    // Purge empties every partition.
+    // Purge empties every partition (with the worker stopped: a fetcher blocked on an empty
+    // partition parks a job pushed there even while the queue is paused, out of the pending list).
+    worker.shutdown().await;
     r.broker.pause(&q).await?;
     r.broker
         .enqueue_many((0..12).map(|i| noop("orders", i, None)).collect())
         .await?;
     assert_eq!(r.broker.purge(&q, PurgeTarget::Pending).await?, 12);
-    worker.shutdown().await;
     for p in r.broker.expand(&q).await? {
         let st = r.broker.stats(&p).await?;
         assert_eq!((st.pending, st.running, st.dead), (0, 0, 0), "{p}");
